@@ -1,0 +1,453 @@
+"""The debtor ledger: segments, clients, contacts, invoices, payments and the timeline.
+
+Models hold fields, choices and the database constraints that keep the ledger honest. Every
+write goes through ``accounts.services``; reads with logic live in ``accounts.selectors``.
+"""
+
+import zoneinfo
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+MONEY = {"max_digits": 14, "decimal_places": 2}
+ZERO = Decimal("0.00")
+
+currency_validator = RegexValidator(r"^[A-Z]{3}$", _("Use un código de moneda ISO 4217 de tres letras (MXN, EUR, USD)."))
+country_validator = RegexValidator(r"^[A-Z]{2}$", _("Use un código de país ISO 3166 de dos letras (MX, ES, US)."))
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(_("«%(tz)s» no es una zona horaria válida."), params={"tz": value})
+
+
+def _currency_check(name: str, field: str = "currency") -> models.CheckConstraint:
+    return models.CheckConstraint(condition=Q(**{f"{field}__regex": r"^[A-Z]{3}$"}), name=name)
+
+
+class Language(models.TextChoices):
+    ES = "es", _("Español")
+    EN = "en", _("Inglés")
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", _("Correo electrónico")
+    SMS = "sms", _("SMS")
+    WHATSAPP = "whatsapp", _("WhatsApp")
+    PHONE = "phone", _("Teléfono")
+    LETTER = "letter", _("Carta")
+
+
+class Segment(models.Model):
+    """A group of clients that share a dunning ladder (policy)."""
+
+    code = models.SlugField(_("código"), max_length=40, unique=True)
+    name = models.CharField(_("nombre"), max_length=80, unique=True)
+    description = models.TextField(_("descripción"), blank=True)
+    # Used by the worklist to rank clients: a key account weighs more than a sporadic one.
+    priority_weight = models.PositiveSmallIntegerField(_("peso de prioridad"), default=1)
+    position = models.PositiveSmallIntegerField(_("orden"), default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+        verbose_name = _("segmento")
+        verbose_name_plural = _("segmentos")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BusinessGroup(models.Model):
+    """Companies controlled by the same owners (seed 000: check before negotiating)."""
+
+    name = models.CharField(_("nombre"), max_length=160, unique=True)
+    notes = models.TextField(_("notas"), blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("grupo empresarial")
+        verbose_name_plural = _("grupos empresariales")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ClientKind(models.TextChoices):
+    COMPANY = "company", _("Empresa")
+    PERSON = "person", _("Persona física")
+
+
+class ClientStatus(models.TextChoices):
+    ACTIVE = "active", _("Activo")
+    IN_COLLECTION = "in_collection", _("En cobranza")
+    AGENCY = "agency", _("En agencia de cobranza")
+    LEGAL = "legal", _("En vía judicial")
+    WRITTEN_OFF = "written_off", _("Castigado")
+
+
+class Client(models.Model):
+    Kind = ClientKind
+    Status = ClientStatus
+
+    legal_name = models.CharField(_("razón social"), max_length=200)
+    trade_name = models.CharField(_("nombre comercial"), max_length=200, blank=True)
+    tax_id = models.CharField(_("RFC / NIF"), max_length=32, blank=True)
+    kind = models.CharField(_("tipo"), max_length=10, choices=ClientKind.choices, default=ClientKind.COMPANY)
+    segment = models.ForeignKey(
+        Segment, on_delete=models.PROTECT, related_name="clients", verbose_name=_("segmento")
+    )
+    collector = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_clients",
+        verbose_name=_("gestor asignado"),
+    )
+    credit_limit = models.DecimalField(_("límite de crédito"), **MONEY, default=ZERO, validators=[MinValueValidator(0)])
+    payment_terms_days = models.PositiveSmallIntegerField(_("plazo de pago (días)"), default=30)
+    currency = models.CharField(_("moneda"), max_length=3, default="MXN", validators=[currency_validator])
+    language = models.CharField(_("idioma"), max_length=2, choices=Language.choices, default=Language.ES)
+    time_zone = models.CharField(
+        _("zona horaria"), max_length=64, default="America/Mexico_City", validators=[validate_time_zone]
+    )
+    country = models.CharField(_("país"), max_length=2, default="MX", validators=[country_validator])
+    business_group = models.ForeignKey(
+        BusinessGroup,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="clients",
+        verbose_name=_("grupo empresarial"),
+    )
+    client_since = models.DateField(_("cliente desde"), null=True, blank=True)
+    status = models.CharField(_("estado"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    address = models.TextField(_("dirección postal"), blank=True)
+    notes = models.TextField(_("notas"), blank=True)
+    created_at = models.DateTimeField(_("creado"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("actualizado"), default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["legal_name", "id"]
+        verbose_name = _("cliente")
+        verbose_name_plural = _("clientes")
+        constraints = [
+            models.UniqueConstraint(fields=["tax_id"], condition=~Q(tax_id=""), name="client_tax_id_unique"),
+            models.CheckConstraint(condition=Q(credit_limit__gte=0), name="client_credit_limit_gte_0"),
+            _currency_check("client_currency_iso"),
+            models.CheckConstraint(condition=Q(country__regex=r"^[A-Z]{2}$"), name="client_country_iso"),
+            models.CheckConstraint(condition=Q(kind__in=ClientKind.values), name="client_kind_valid"),
+            models.CheckConstraint(condition=Q(status__in=ClientStatus.values), name="client_status_valid"),
+            models.CheckConstraint(condition=Q(language__in=Language.values), name="client_language_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["collector", "legal_name"], name="client_collector_name"),
+            models.Index(fields=["segment", "legal_name"], name="client_segment_name"),
+            models.Index(fields=["status"], name="client_status"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        return self.trade_name or self.legal_name
+
+
+class ContactRole(models.TextChoices):
+    BILLING = "billing", _("Facturación / cuentas por pagar")
+    PRIMARY = "primary", _("Contacto principal")
+    GUARANTOR = "guarantor", _("Aval")
+    BACKUP = "backup", _("Contacto de respaldo")
+
+
+class Contact(models.Model):
+    Role = ContactRole
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="contacts", verbose_name=_("cliente"))
+    role = models.CharField(_("rol"), max_length=10, choices=Role.choices, default=Role.BILLING)
+    name = models.CharField(_("nombre"), max_length=160)
+    position = models.CharField(_("puesto"), max_length=120, blank=True)
+    email = models.EmailField(_("correo electrónico"), blank=True)
+    phone = models.CharField(_("teléfono"), max_length=32, blank=True)
+    whatsapp = models.CharField(_("WhatsApp"), max_length=32, blank=True)
+    preferred_channel = models.CharField(
+        _("canal preferido"), max_length=10, choices=Channel.choices, default=Channel.EMAIL
+    )
+    opt_out_email = models.BooleanField(_("no enviar correos"), default=False)
+    opt_out_sms = models.BooleanField(_("no enviar SMS"), default=False)
+    opt_out_whatsapp = models.BooleanField(_("no enviar WhatsApp"), default=False)
+    opt_out_phone = models.BooleanField(_("no llamar"), default=False)
+    opt_out_letter = models.BooleanField(_("no enviar cartas"), default=False)
+    is_active = models.BooleanField(_("activo"), default=True)
+    notes = models.TextField(_("notas"), blank=True)
+    created_at = models.DateTimeField(_("creado"), default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["client", "role", "name"]
+        verbose_name = _("contacto")
+        verbose_name_plural = _("contactos")
+        constraints = [
+            models.CheckConstraint(condition=Q(role__in=ContactRole.values), name="contact_role_valid"),
+            models.CheckConstraint(condition=Q(preferred_channel__in=Channel.values), name="contact_channel_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_role_display()})"
+
+    def opted_out(self, channel: str) -> bool:
+        return bool(getattr(self, f"opt_out_{channel}", False))
+
+
+class InvoiceStatus(models.TextChoices):
+    OPEN = "open", _("Pendiente")
+    PARTIALLY_PAID = "partially_paid", _("Pago parcial")
+    PAID = "paid", _("Pagada")
+    DISPUTED = "disputed", _("En disputa")
+    WRITTEN_OFF = "written_off", _("Castigada")
+    CANCELLED = "cancelled", _("Cancelada")
+
+
+class Invoice(models.Model):
+    Status = InvoiceStatus
+
+    # Statuses derived from the payments; the others are set by a person and stick.
+    PAYMENT_STATUSES = (Status.OPEN, Status.PARTIALLY_PAID, Status.PAID)
+    # Statuses in which the open balance is still owed.
+    COLLECTIBLE_STATUSES = (Status.OPEN, Status.PARTIALLY_PAID, Status.DISPUTED)
+
+    number = models.CharField(_("folio"), max_length=40, unique=True)
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="invoices", verbose_name=_("cliente"))
+    issue_date = models.DateField(_("fecha de emisión"))
+    due_date = models.DateField(_("fecha de vencimiento"))
+    currency = models.CharField(_("moneda"), max_length=3, validators=[currency_validator])
+    amount = models.DecimalField(_("importe"), **MONEY, validators=[MinValueValidator(Decimal("0.01"))])
+    amount_paid = models.DecimalField(_("pagado"), **MONEY, default=ZERO, editable=False)
+    # Stored by the database from the two columns above, so it can never drift from them.
+    open_balance = models.GeneratedField(
+        expression=F("amount") - F("amount_paid"),
+        output_field=models.DecimalField(**MONEY),
+        db_persist=True,
+        verbose_name=_("saldo"),
+    )
+    status = models.CharField(_("estado"), max_length=16, choices=Status.choices, default=Status.OPEN)
+    external_ref = models.CharField(_("referencia externa"), max_length=80, blank=True)
+    description = models.CharField(_("concepto"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("creada"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("actualizada"), default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["due_date", "id"]
+        verbose_name = _("factura")
+        verbose_name_plural = _("facturas")
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="invoice_amount_gt_0"),
+            models.CheckConstraint(
+                condition=Q(amount_paid__gte=0) & Q(amount_paid__lte=F("amount")), name="invoice_paid_within_amount"
+            ),
+            models.CheckConstraint(condition=Q(due_date__gte=F("issue_date")), name="invoice_due_after_issue"),
+            _currency_check("invoice_currency_iso"),
+            models.CheckConstraint(condition=Q(status__in=InvoiceStatus.values), name="invoice_status_valid"),
+            # Payment-derived statuses must agree with the money.
+            models.CheckConstraint(
+                condition=~Q(status="open") | Q(amount_paid=0), name="invoice_open_means_unpaid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="partially_paid") | (Q(amount_paid__gt=0) & Q(amount_paid__lt=F("amount"))),
+                name="invoice_partial_means_partial",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="paid") | Q(amount_paid=F("amount")), name="invoice_paid_means_settled"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["client", "due_date"], name="invoice_client_due"),
+            # The planner and aging read open invoices by due date.
+            models.Index(
+                fields=["due_date"],
+                name="invoice_collectible_due",
+                condition=Q(status__in=["open", "partially_paid", "disputed"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    def days_overdue(self, today=None) -> int:
+        today = today or timezone.localdate()
+        return max((today - self.due_date).days, 0)
+
+
+class PaymentMethod(models.TextChoices):
+    TRANSFER = "transfer", _("Transferencia")
+    CASH = "cash", _("Efectivo")
+    CARD = "card", _("Tarjeta")
+    CHECK = "check", _("Cheque")
+    DIRECT_DEBIT = "direct_debit", _("Domiciliación")
+    OTHER = "other", _("Otro")
+
+
+class Payment(models.Model):
+    Method = PaymentMethod
+
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="payments", verbose_name=_("cliente"))
+    received_on = models.DateField(_("fecha de pago"))
+    amount = models.DecimalField(_("importe"), **MONEY, validators=[MinValueValidator(Decimal("0.01"))])
+    currency = models.CharField(_("moneda"), max_length=3, validators=[currency_validator])
+    method = models.CharField(_("forma de pago"), max_length=16, choices=Method.choices, default=Method.TRANSFER)
+    # Bank or provider reference: unique when given, so a file or webhook delivered twice
+    # records one payment.
+    reference = models.CharField(_("referencia"), max_length=80, blank=True)
+    # What is not applied to invoices stays here as client credit until it is applied.
+    unallocated = models.DecimalField(_("saldo a favor"), **MONEY, default=ZERO, editable=False)
+    notes = models.TextField(_("notas"), blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("registrado por"),
+    )
+    created_at = models.DateTimeField(_("registrado"), default=timezone.now, editable=False)
+    invoices = models.ManyToManyField(Invoice, through="PaymentAllocation", related_name="payments")
+
+    class Meta:
+        ordering = ["-received_on", "-id"]
+        verbose_name = _("pago")
+        verbose_name_plural = _("pagos")
+        constraints = [
+            models.UniqueConstraint(fields=["reference"], condition=~Q(reference=""), name="payment_reference_unique"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_gt_0"),
+            models.CheckConstraint(
+                condition=Q(unallocated__gte=0) & Q(unallocated__lte=F("amount")), name="payment_unallocated_within"
+            ),
+            _currency_check("payment_currency_iso"),
+            models.CheckConstraint(condition=Q(method__in=PaymentMethod.values), name="payment_method_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["client", "-received_on"], name="payment_client_date"),
+            models.Index(fields=["client"], name="payment_client_credit", condition=Q(unallocated__gt=0)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.received_on} {self.amount} {self.currency}"
+
+
+class PaymentAllocation(models.Model):
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="allocations")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="allocations")
+    amount = models.DecimalField(_("importe aplicado"), **MONEY)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("aplicación de pago")
+        verbose_name_plural = _("aplicaciones de pago")
+        constraints = [
+            models.UniqueConstraint(fields=["payment", "invoice"], name="allocation_payment_invoice_unique"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="allocation_amount_gt_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.payment_id} → {self.invoice_id}: {self.amount}"
+
+
+class InteractionKind(models.TextChoices):
+    CALL = "call", _("Llamada")
+    EMAIL = "email", _("Correo electrónico")
+    SMS = "sms", _("SMS")
+    WHATSAPP = "whatsapp", _("WhatsApp")
+    LETTER = "letter", _("Carta")
+    VISIT = "visit", _("Visita")
+    NOTE = "note", _("Nota")
+    SYSTEM = "system", _("Evento del sistema")
+
+
+class InteractionDirection(models.TextChoices):
+    OUTBOUND = "outbound", _("Saliente")
+    INBOUND = "inbound", _("Entrante")
+    INTERNAL = "internal", _("Interna")
+
+
+class InteractionOutcome(models.TextChoices):
+    NONE = "", _("—")
+    REACHED = "reached", _("Contactado")
+    NO_ANSWER = "no_answer", _("No contesta")
+    LEFT_MESSAGE = "left_message", _("Se dejó recado")
+    PROMISE = "promise", _("Promesa de pago")
+    PLAN_REQUEST = "plan_request", _("Solicita plan de pagos")
+    DISPUTE = "dispute", _("Reclamación / disputa")
+    REFUSED = "refused", _("Se niega a pagar")
+    WRONG_CONTACT = "wrong_contact", _("Contacto equivocado")
+    PAID = "paid", _("Pago recibido")
+    SENT = "sent", _("Enviado")
+    FAILED = "failed", _("Envío fallido")
+
+
+class Interaction(models.Model):
+    """One entry of the client's timeline. Append-only: a correction is a new entry."""
+
+    Kind = InteractionKind
+    Direction = InteractionDirection
+    Outcome = InteractionOutcome
+
+    client = models.ForeignKey(
+        Client, on_delete=models.PROTECT, related_name="interactions", verbose_name=_("cliente")
+    )
+    kind = models.CharField(_("tipo"), max_length=10, choices=Kind.choices)
+    direction = models.CharField(
+        _("dirección"), max_length=10, choices=Direction.choices, default=Direction.OUTBOUND
+    )
+    outcome = models.CharField(_("resultado"), max_length=16, choices=Outcome.choices, blank=True, default="")
+    contact = models.ForeignKey(
+        Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("contacto")
+    )
+    summary = models.CharField(_("resumen"), max_length=255)
+    body = models.TextField(_("detalle"), blank=True)
+    # Null author means the system (planner, workers, imports) wrote it.
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("autor"),
+    )
+    occurred_at = models.DateTimeField(_("fecha y hora"), default=timezone.now)
+    next_action_on = models.DateField(_("próxima acción"), null=True, blank=True)
+    invoices = models.ManyToManyField(Invoice, blank=True, related_name="interactions", verbose_name=_("facturas"))
+    corrects = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="corrections",
+        verbose_name=_("corrige a"),
+    )
+    created_at = models.DateTimeField(_("registrada"), default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        verbose_name = _("interacción")
+        verbose_name_plural = _("interacciones")
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=InteractionKind.values), name="interaction_kind_valid"),
+            models.CheckConstraint(condition=Q(direction__in=InteractionDirection.values), name="interaction_direction_valid"),
+            models.CheckConstraint(condition=Q(outcome__in=InteractionOutcome.values), name="interaction_outcome_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["client", "-occurred_at"], name="interaction_client_time"),
+            models.Index(fields=["next_action_on"], name="interaction_next_action", condition=Q(next_action_on__isnull=False)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.summary}"
+
+    def save(self, *args, **kwargs):
+        # The database refuses UPDATE too (migration trigger on PostgreSQL); this gives a
+        # clear error earlier, and on SQLite.
+        if self.pk is not None and not self._state.adding:
+            raise ValidationError(_("El historial es de solo anexado: registre una corrección como nueva entrada."))
+        super().save(*args, **kwargs)

@@ -1,0 +1,338 @@
+"""Reads with logic: who sees which clients, balances, aging, the timeline.
+
+Aging buckets have exactly one definition (``BUCKETS`` and ``aging_bucket``), used by the
+client list filter, the client page and the portfolio summary alike. Every function here
+costs a fixed number of queries, whatever the number of rows (tests assert it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    DecimalField,
+    Exists,
+    IntegerField,
+    Min,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .models import MONEY, ZERO, Client, Interaction, Invoice, Payment, PaymentAllocation
+from .roles import is_collector, is_manager
+
+
+@dataclass(frozen=True)
+class Bucket:
+    code: str
+    label: str
+    min_days: int | None  # days past due, inclusive; None = no lower bound
+    max_days: int | None  # inclusive; None = no upper bound
+
+
+BUCKETS: tuple[Bucket, ...] = (
+    Bucket("current", _("Al corriente"), None, 0),
+    Bucket("1_30", _("1–30 días"), 1, 30),
+    Bucket("31_60", _("31–60 días"), 31, 60),
+    Bucket("61_90", _("61–90 días"), 61, 90),
+    Bucket("91_120", _("91–120 días"), 91, 120),
+    Bucket("120_plus", _("Más de 120 días"), 121, None),
+)
+BUCKETS_BY_CODE = {b.code: b for b in BUCKETS}
+OVERDUE_BUCKETS = tuple(b for b in BUCKETS if b.code != "current")
+
+
+def bucket_for_days(days: int) -> Bucket:
+    for bucket in BUCKETS:
+        if (bucket.min_days is None or days >= bucket.min_days) and (bucket.max_days is None or days <= bucket.max_days):
+            return bucket
+    raise AssertionError(days)
+
+
+def due_range(bucket: Bucket, today: dt.date, field: str = "due_date") -> Q:
+    """The due dates that fall in ``bucket`` on ``today``, as a filter on ``field``."""
+    q = Q()
+    if bucket.min_days is not None:  # at least min_days overdue → due on or before today - min
+        q &= Q(**{f"{field}__lte": today - dt.timedelta(days=bucket.min_days)})
+    if bucket.max_days is not None:
+        q &= Q(**{f"{field}__gte": today - dt.timedelta(days=bucket.max_days)})
+    return q
+
+
+def aging_bucket(today: dt.date, field: str = "due_date") -> Case:
+    """SQL expression giving an invoice's bucket code; dates computed here, not in SQL,
+    so the expression is the same on every database and uses the due-date index."""
+    whens = []
+    for bucket in reversed(BUCKETS):  # oldest first: the first matching WHEN wins
+        if bucket.min_days is None:
+            continue
+        whens.append(When(**{f"{field}__lte": today - dt.timedelta(days=bucket.min_days)}, then=Value(bucket.code)))
+    return Case(*whens, default=Value("current"), output_field=CharField())
+
+
+COLLECTIBLE = Q(status__in=Invoice.COLLECTIBLE_STATUSES) & Q(open_balance__gt=0)
+
+
+# --- visibility ------------------------------------------------------------------------
+
+
+def clients_visible_to(user) -> QuerySet[Client]:
+    """Managers and administrators see every client; a collector sees their own."""
+    if is_manager(user):
+        return Client.objects.all()
+    if is_collector(user):
+        return Client.objects.filter(collector=user)
+    return Client.objects.none()
+
+
+# --- client list -----------------------------------------------------------------------
+
+SORTS = {
+    "name": ("legal_name", "id"),
+    "-name": ("-legal_name", "-id"),
+    "-balance": ("-open_balance_total", "legal_name", "id"),
+    "balance": ("open_balance_total", "legal_name", "id"),
+    "-overdue": ("-overdue_total", "legal_name", "id"),
+    "overdue": ("overdue_total", "legal_name", "id"),
+    "oldest": ("oldest_due", "legal_name", "id"),  # most days overdue first
+    "-oldest": ("-oldest_due", "legal_name", "id"),
+    "segment": ("segment__position", "legal_name", "id"),
+}
+
+
+def _client_sum(field_filter: Q) -> Subquery:
+    """Sum of open balances of a client's collectible invoices in the client's currency."""
+    rows = (
+        Invoice.objects.filter(COLLECTIBLE, field_filter, client=OuterRef("pk"), currency=OuterRef("currency"))
+        .order_by()
+        .values("client")
+        .annotate(total=Sum("open_balance"))
+        .values("total")
+    )
+    return Coalesce(Subquery(rows, output_field=DecimalField(**MONEY)), Value(ZERO), output_field=DecimalField(**MONEY))
+
+
+def with_balances(qs: QuerySet[Client], today: dt.date) -> QuerySet[Client]:
+    oldest = (
+        Invoice.objects.filter(COLLECTIBLE, client=OuterRef("pk"))
+        .order_by()
+        .values("client")
+        .annotate(d=Min("due_date"))
+        .values("d")
+    )
+    other_currency = Invoice.objects.filter(COLLECTIBLE, client=OuterRef("pk")).exclude(currency=OuterRef("currency"))
+    return qs.annotate(
+        open_balance_total=_client_sum(Q()),
+        overdue_total=_client_sum(Q(due_date__lt=today)),
+        oldest_due=Subquery(oldest),
+        has_other_currency=Exists(other_currency),
+    )
+
+
+def client_list(
+    *,
+    user,
+    q: str = "",
+    segment: int | None = None,
+    collector: int | str | None = None,
+    status: str = "",
+    bucket: str = "",
+    sort: str = "name",
+    today: dt.date | None = None,
+) -> QuerySet[Client]:
+    """The client list with its search, filters and sort. ``collector="none"`` means
+    unassigned. ``bucket`` filters by the client's oldest collectible invoice."""
+    today = today or timezone.localdate()
+    qs = clients_visible_to(user).select_related("segment", "collector")
+    q = (q or "").strip()
+    if q:
+        by_invoice = Invoice.objects.filter(client=OuterRef("pk"), number__iexact=q)
+        qs = qs.filter(
+            Q(legal_name__icontains=q) | Q(trade_name__icontains=q) | Q(tax_id__iexact=q) | Q(tax_id__istartswith=q)
+            | Exists(by_invoice)
+        )
+    if segment:
+        qs = qs.filter(segment_id=segment)
+    if collector == "none":
+        qs = qs.filter(collector__isnull=True)
+    elif collector:
+        qs = qs.filter(collector_id=collector)
+    if status:
+        qs = qs.filter(status=status)
+    qs = with_balances(qs, today)
+    if bucket in BUCKETS_BY_CODE:
+        qs = qs.filter(due_range(BUCKETS_BY_CODE[bucket], today, field="oldest_due"), oldest_due__isnull=False)
+    return qs.order_by(*SORTS.get(sort, SORTS["name"]))
+
+
+# --- one client ------------------------------------------------------------------------
+
+
+@dataclass
+class CurrencySummary:
+    currency: str
+    open_balance: Decimal
+    overdue: Decimal
+    buckets: list[tuple[Bucket, Decimal, int]]  # (bucket, amount, count)
+    credit: Decimal  # unallocated payments in this currency
+
+    @property
+    def net(self) -> Decimal:
+        return self.open_balance - self.credit
+
+
+@dataclass
+class ClientSummary:
+    currencies: list[CurrencySummary]
+    credit_limit: Decimal
+    credit_used_pct: Decimal | None  # share of the limit used, in the client's currency
+    max_days_overdue: int
+    invoice_count_open: int
+
+    @property
+    def main(self) -> CurrencySummary | None:
+        return self.currencies[0] if self.currencies else None
+
+
+def client_summary(client: Client, today: dt.date | None = None) -> ClientSummary:
+    """Balances by currency and aging bucket, client credit and credit-limit use (2 queries)."""
+    today = today or timezone.localdate()
+    rows = (
+        Invoice.objects.filter(COLLECTIBLE, client=client)
+        .annotate(bucket=aging_bucket(today))
+        .values("currency", "bucket")
+        .annotate(total=Sum("open_balance"), n=Count("id"), oldest=Min("due_date"))
+        .order_by()
+    )
+    credits = dict(
+        Payment.objects.filter(client=client, unallocated__gt=0)
+        .values("currency")
+        .annotate(total=Sum("unallocated"))
+        .order_by()
+        .values_list("currency", "total")
+    )
+    per: dict[str, dict[str, tuple[Decimal, int]]] = {}
+    oldest = None
+    count = 0
+    for row in rows:
+        per.setdefault(row["currency"], {})[row["bucket"]] = (row["total"], row["n"])
+        count += row["n"]
+        if row["bucket"] != "current":
+            oldest = row["oldest"] if oldest is None else min(oldest, row["oldest"])
+    currencies = []
+    for cur in sorted(set(per) | set(credits), key=lambda c: (c != client.currency, c)):
+        data = per.get(cur, {})
+        buckets = [(b, data.get(b.code, (ZERO, 0))[0], data.get(b.code, (ZERO, 0))[1]) for b in BUCKETS]
+        open_balance = sum((amt for _b, amt, _n in buckets), ZERO)
+        overdue = sum((amt for b, amt, _n in buckets if b.code != "current"), ZERO)
+        currencies.append(CurrencySummary(cur, open_balance, overdue, buckets, credits.get(cur, ZERO)))
+    main_open = next((c.open_balance for c in currencies if c.currency == client.currency), ZERO)
+    used = (main_open / client.credit_limit * 100).quantize(Decimal("0.1")) if client.credit_limit > 0 else None
+    return ClientSummary(
+        currencies=currencies,
+        credit_limit=client.credit_limit,
+        credit_used_pct=used,
+        max_days_overdue=(today - oldest).days if oldest else 0,
+        invoice_count_open=count,
+    )
+
+
+def client_invoices(client: Client, today: dt.date | None = None, *, include_closed: bool = True) -> QuerySet[Invoice]:
+    """A client's invoices with days overdue and aging bucket computed in SQL."""
+    today = today or timezone.localdate()
+    qs = Invoice.objects.filter(client=client)
+    if not include_closed:
+        qs = qs.filter(COLLECTIBLE)
+    return qs.annotate(bucket=aging_bucket(today)).order_by(
+        Case(When(COLLECTIBLE, then=Value(0)), default=Value(1), output_field=IntegerField()), "due_date", "id"
+    )
+
+
+def client_payments(client: Client) -> QuerySet[Payment]:
+    return (
+        Payment.objects.filter(client=client)
+        .select_related("recorded_by")
+        .prefetch_related(
+            Prefetch("allocations", queryset=PaymentAllocation.objects.select_related("invoice").order_by("invoice__due_date"))
+        )
+    )
+
+
+def client_timeline(client: Client, *, kind: str = "") -> QuerySet[Interaction]:
+    qs = Interaction.objects.filter(client=client).select_related("author", "contact")
+    if kind:
+        qs = qs.filter(kind=kind)
+    return qs.prefetch_related(Prefetch("invoices", queryset=Invoice.objects.only("id", "number", "client_id")))
+
+
+def open_invoices_for_allocation(client: Client, currency: str | None = None) -> QuerySet[Invoice]:
+    """Invoices a payment can be applied to, oldest due first."""
+    qs = Invoice.objects.filter(client=client, open_balance__gt=0).exclude(status=Invoice.Status.CANCELLED)
+    if currency:
+        qs = qs.filter(currency=currency)
+    return qs.order_by("due_date", "id")
+
+
+# --- portfolio -------------------------------------------------------------------------
+
+
+@dataclass
+class PortfolioRow:
+    currency: str
+    total: Decimal
+    overdue: Decimal
+    buckets: list[tuple[Bucket, Decimal, int]]
+    clients_overdue: int
+
+
+def portfolio_aging(*, user, today: dt.date | None = None) -> list[PortfolioRow]:
+    """Receivables by currency and aging bucket over the clients the user sees (2 queries)."""
+    today = today or timezone.localdate()
+    invoices = Invoice.objects.filter(COLLECTIBLE, client__in=clients_visible_to(user).values("pk"))
+    rows = (
+        invoices.annotate(bucket=aging_bucket(today))
+        .values("currency", "bucket")
+        .annotate(total=Sum("open_balance"), n=Count("id"))
+        .order_by()
+    )
+    overdue_clients = dict(
+        invoices.filter(due_date__lt=today)
+        .values("currency")
+        .annotate(n=Count("client", distinct=True))
+        .order_by()
+        .values_list("currency", "n")
+    )
+    per: dict[str, dict[str, tuple[Decimal, int]]] = {}
+    for row in rows:
+        per.setdefault(row["currency"], {})[row["bucket"]] = (row["total"], row["n"])
+    result = []
+    for cur, data in sorted(per.items(), key=lambda kv: -sum(v[0] for v in kv[1].values())):
+        buckets = [(b, *data.get(b.code, (ZERO, 0))) for b in BUCKETS]
+        total = sum((amt for _b, amt, _n in buckets), ZERO)
+        overdue = sum((amt for b, amt, _n in buckets if b.code != "current"), ZERO)
+        result.append(PortfolioRow(cur, total, overdue, buckets, overdue_clients.get(cur, 0)))
+    return result
+
+
+def upcoming_next_actions(*, user, today: dt.date | None = None, limit: int = 10) -> QuerySet[Interaction]:
+    """Interactions whose next action date is due, for the clients the user sees."""
+    today = today or timezone.localdate()
+    return (
+        Interaction.objects.filter(next_action_on__lte=today, client__in=clients_visible_to(user).values("pk"))
+        .select_related("client", "author")
+        .order_by("next_action_on", "-occurred_at")[:limit]
+    )

@@ -1,0 +1,60 @@
+"""Test data built through the services, so tests exercise the same paths as users.
+
+``make_*`` helpers take only what a test cares about and fill the rest with plausible
+values. The named cast (admin, gerente, gestora, gestor) lives in conftest fixtures.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from decimal import Decimal
+
+from django.contrib.auth.models import Group, User
+
+from accounts import services
+from accounts.models import Client, Invoice, Segment
+from accounts.roles import GROUP_NAMES, Role
+
+_seq = itertools.count(1)
+
+PASSWORD = "Cobranza-2026!"
+
+
+def make_user(username: str, role: str | None, *, first_name: str = "", last_name: str = "") -> User:
+    user = User.objects.create_user(
+        username=username, password=PASSWORD, first_name=first_name, last_name=last_name,
+        email=f"{username}@example.com",
+    )
+    if role is not None:
+        user.groups.add(Group.objects.get(name=GROUP_NAMES[Role(role)]))
+    if role == Role.ADMIN:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    return user
+
+
+def segment(code: str = "regular") -> Segment:
+    return Segment.objects.get(code=code)
+
+
+def make_client(*, by: User, collector: User | None = None, segment_code: str = "regular", **fields) -> Client:
+    n = next(_seq)
+    fields.setdefault("legal_name", f"Cliente de Prueba {n} S.A. de C.V.")
+    fields.setdefault("tax_id", f"TST{n:06d}AB{n % 10}")
+    return services.client_create(by=by, segment=segment(segment_code), collector=collector, **fields)
+
+
+def make_invoice(
+    *, by: User, client: Client, amount: str | Decimal = "1000.00", due_in_days: int | None = None,
+    due_date: dt.date | None = None, issue_date: dt.date | None = None, number: str | None = None, **fields,
+) -> Invoice:
+    today = dt.date.today()
+    if due_date is None:
+        due_date = today + dt.timedelta(days=due_in_days if due_in_days is not None else 30)
+    if issue_date is None:
+        issue_date = min(due_date, today) - dt.timedelta(days=client.payment_terms_days)
+    return services.invoice_create(
+        by=by, client=client, number=number or f"F-{next(_seq):07d}", issue_date=issue_date,
+        due_date=due_date, amount=Decimal(amount), **fields,
+    )
