@@ -66,7 +66,17 @@ class AllocationInline(admin.TabularInline):
 
 @admin.register(Invoice)
 class InvoiceAdmin(ReadOnlyAdmin):
-    list_display = ("number", "client", "issue_date", "due_date", "amount", "amount_paid", "open_balance", "currency", "status")
+    list_display = (
+        "number",
+        "client",
+        "issue_date",
+        "due_date",
+        "amount",
+        "amount_paid",
+        "open_balance",
+        "currency",
+        "status",
+    )
     list_filter = ("status", "currency")
     search_fields = ("number", "external_ref", "client__legal_name")
     date_hierarchy = "due_date"

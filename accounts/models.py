@@ -18,7 +18,9 @@ from django.utils.translation import gettext_lazy as _
 MONEY = {"max_digits": 14, "decimal_places": 2}
 ZERO = Decimal("0.00")
 
-currency_validator = RegexValidator(r"^[A-Z]{3}$", _("Use un código de moneda ISO 4217 de tres letras (MXN, EUR, USD)."))
+currency_validator = RegexValidator(
+    r"^[A-Z]{3}$", _("Use un código de moneda ISO 4217 de tres letras (MXN, EUR, USD).")
+)
 country_validator = RegexValidator(r"^[A-Z]{2}$", _("Use un código de país ISO 3166 de dos letras (MX, ES, US)."))
 
 
@@ -99,9 +101,7 @@ class Client(models.Model):
     trade_name = models.CharField(_("nombre comercial"), max_length=200, blank=True)
     tax_id = models.CharField(_("RFC / NIF"), max_length=32, blank=True)
     kind = models.CharField(_("tipo"), max_length=10, choices=ClientKind.choices, default=ClientKind.COMPANY)
-    segment = models.ForeignKey(
-        Segment, on_delete=models.PROTECT, related_name="clients", verbose_name=_("segmento")
-    )
+    segment = models.ForeignKey(Segment, on_delete=models.PROTECT, related_name="clients", verbose_name=_("segmento"))
     collector = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -255,9 +255,7 @@ class Invoice(models.Model):
             _currency_check("invoice_currency_iso"),
             models.CheckConstraint(condition=Q(status__in=InvoiceStatus.values), name="invoice_status_valid"),
             # Payment-derived statuses must agree with the money.
-            models.CheckConstraint(
-                condition=~Q(status="open") | Q(amount_paid=0), name="invoice_open_means_unpaid"
-            ),
+            models.CheckConstraint(condition=~Q(status="open") | Q(amount_paid=0), name="invoice_open_means_unpaid"),
             models.CheckConstraint(
                 condition=~Q(status="partially_paid") | (Q(amount_paid__gt=0) & Q(amount_paid__lt=F("amount"))),
                 name="invoice_partial_means_partial",
@@ -397,13 +395,9 @@ class Interaction(models.Model):
     Direction = InteractionDirection
     Outcome = InteractionOutcome
 
-    client = models.ForeignKey(
-        Client, on_delete=models.PROTECT, related_name="interactions", verbose_name=_("cliente")
-    )
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="interactions", verbose_name=_("cliente"))
     kind = models.CharField(_("tipo"), max_length=10, choices=Kind.choices)
-    direction = models.CharField(
-        _("dirección"), max_length=10, choices=Direction.choices, default=Direction.OUTBOUND
-    )
+    direction = models.CharField(_("dirección"), max_length=10, choices=Direction.choices, default=Direction.OUTBOUND)
     outcome = models.CharField(_("resultado"), max_length=16, choices=Outcome.choices, blank=True, default="")
     contact = models.ForeignKey(
         Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("contacto")
@@ -423,7 +417,11 @@ class Interaction(models.Model):
     next_action_on = models.DateField(_("próxima acción"), null=True, blank=True)
     invoices = models.ManyToManyField(Invoice, blank=True, related_name="interactions", verbose_name=_("facturas"))
     corrects = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="corrections",
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="corrections",
         verbose_name=_("corrige a"),
     )
     created_at = models.DateTimeField(_("registrada"), default=timezone.now, editable=False)
@@ -434,12 +432,18 @@ class Interaction(models.Model):
         verbose_name_plural = _("interacciones")
         constraints = [
             models.CheckConstraint(condition=Q(kind__in=InteractionKind.values), name="interaction_kind_valid"),
-            models.CheckConstraint(condition=Q(direction__in=InteractionDirection.values), name="interaction_direction_valid"),
-            models.CheckConstraint(condition=Q(outcome__in=InteractionOutcome.values), name="interaction_outcome_valid"),
+            models.CheckConstraint(
+                condition=Q(direction__in=InteractionDirection.values), name="interaction_direction_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(outcome__in=InteractionOutcome.values), name="interaction_outcome_valid"
+            ),
         ]
         indexes = [
             models.Index(fields=["client", "-occurred_at"], name="interaction_client_time"),
-            models.Index(fields=["next_action_on"], name="interaction_next_action", condition=Q(next_action_on__isnull=False)),
+            models.Index(
+                fields=["next_action_on"], name="interaction_next_action", condition=Q(next_action_on__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:

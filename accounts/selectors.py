@@ -58,7 +58,9 @@ OVERDUE_BUCKETS = tuple(b for b in BUCKETS if b.code != "current")
 
 def bucket_for_days(days: int) -> Bucket:
     for bucket in BUCKETS:
-        if (bucket.min_days is None or days >= bucket.min_days) and (bucket.max_days is None or days <= bucket.max_days):
+        if (bucket.min_days is None or days >= bucket.min_days) and (
+            bucket.max_days is None or days <= bucket.max_days
+        ):
             return bucket
     raise AssertionError(days)
 
@@ -162,7 +164,10 @@ def client_list(
     if q:
         by_invoice = Invoice.objects.filter(client=OuterRef("pk"), number__iexact=q)
         qs = qs.filter(
-            Q(legal_name__icontains=q) | Q(trade_name__icontains=q) | Q(tax_id__iexact=q) | Q(tax_id__istartswith=q)
+            Q(legal_name__icontains=q)
+            | Q(trade_name__icontains=q)
+            | Q(tax_id__iexact=q)
+            | Q(tax_id__istartswith=q)
             | Exists(by_invoice)
         )
     if segment:
@@ -267,7 +272,10 @@ def client_payments(client: Client) -> QuerySet[Payment]:
         Payment.objects.filter(client=client)
         .select_related("recorded_by")
         .prefetch_related(
-            Prefetch("allocations", queryset=PaymentAllocation.objects.select_related("invoice").order_by("invoice__due_date"))
+            Prefetch(
+                "allocations",
+                queryset=PaymentAllocation.objects.select_related("invoice").order_by("invoice__due_date"),
+            )
         )
     )
 

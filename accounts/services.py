@@ -76,9 +76,23 @@ def _full_clean(obj, *, exclude: Sequence[str] = ()) -> None:
 # --- clients -------------------------------------------------------------------------------
 
 CLIENT_FIELDS = (
-    "legal_name", "trade_name", "tax_id", "kind", "segment", "collector", "credit_limit",
-    "payment_terms_days", "currency", "language", "time_zone", "country", "business_group",
-    "client_since", "status", "address", "notes",
+    "legal_name",
+    "trade_name",
+    "tax_id",
+    "kind",
+    "segment",
+    "collector",
+    "credit_limit",
+    "payment_terms_days",
+    "currency",
+    "language",
+    "time_zone",
+    "country",
+    "business_group",
+    "client_since",
+    "status",
+    "address",
+    "notes",
 )
 
 
@@ -171,11 +185,7 @@ def clients_assign_collector(
         raise ValidationError({"collector": _("El usuario elegido no es gestor de cobranza.")})
     ids = list(client_ids)
     with transaction.atomic():
-        to_change = list(
-            Client.objects.filter(pk__in=ids)
-            .exclude(collector=collector)
-            .values_list("pk", flat=True)
-        )
+        to_change = list(Client.objects.filter(pk__in=ids).exclude(collector=collector).values_list("pk", flat=True))
         if not to_change:
             return 0
         Client.objects.filter(pk__in=to_change).update(collector=collector, updated_at=timezone.now())
@@ -196,9 +206,20 @@ def clients_assign_collector(
 # --- contacts ------------------------------------------------------------------------------
 
 CONTACT_FIELDS = (
-    "role", "name", "position", "email", "phone", "whatsapp", "preferred_channel",
-    "opt_out_email", "opt_out_sms", "opt_out_whatsapp", "opt_out_phone", "opt_out_letter",
-    "is_active", "notes",
+    "role",
+    "name",
+    "position",
+    "email",
+    "phone",
+    "whatsapp",
+    "preferred_channel",
+    "opt_out_email",
+    "opt_out_sms",
+    "opt_out_whatsapp",
+    "opt_out_phone",
+    "opt_out_letter",
+    "is_active",
+    "notes",
 )
 
 
@@ -212,8 +233,10 @@ def contact_create(*, by: AbstractBaseUser | None, client: Client, name: str, **
     with transaction.atomic():
         contact.save()
         _system_event(
-            client=client, by=by,
-            summary=_("Nuevo contacto: %(name)s (%(role)s)") % {"name": contact.name, "role": contact.get_role_display()},
+            client=client,
+            by=by,
+            summary=_("Nuevo contacto: %(name)s (%(role)s)")
+            % {"name": contact.name, "role": contact.get_role_display()},
         )
     return contact
 
@@ -233,7 +256,11 @@ def contact_update(*, by: AbstractBaseUser | None, contact: Contact, **changes) 
         contact.save(update_fields=changed)
         opt_outs = [Contact._meta.get_field(f).verbose_name for f in changed if f.startswith("opt_out_") and changes[f]]
         summary = _("Contacto actualizado: %(name)s") % {"name": contact.name}
-        body = (_("Se registró la baja de: %(channels)s") % {"channels": ", ".join(map(str, opt_outs))}) if opt_outs else ""
+        body = (
+            (_("Se registró la baja de: %(channels)s") % {"channels": ", ".join(map(str, opt_outs))})
+            if opt_outs
+            else ""
+        )
         _system_event(client=contact.client, by=by, summary=summary, body=body)
     return contact
 
@@ -283,9 +310,15 @@ def invoice_create(
             # Concurrent insert of the same number: report it on the field, like full_clean.
             raise ValidationError({"number": _("Ya existe una factura con este folio.")}) from exc
         _system_event(
-            client=client, by=by, invoices=[invoice],
+            client=client,
+            by=by,
+            invoices=[invoice],
             summary=_("Factura %(number)s emitida por %(amount)s, vence el %(due)s")
-            % {"number": invoice.number, "amount": money_str(invoice.amount, invoice.currency), "due": invoice.due_date},
+            % {
+                "number": invoice.number,
+                "amount": money_str(invoice.amount, invoice.currency),
+                "due": invoice.due_date,
+            },
         )
     return invoice
 
@@ -317,7 +350,9 @@ def invoice_set_status(*, by: AbstractBaseUser | None, invoice: Invoice, status:
         invoice.updated_at = timezone.now()
         invoice.save(update_fields=["status", "updated_at"])
         _system_event(
-            client=invoice.client, by=by, invoices=[invoice],
+            client=invoice.client,
+            by=by,
+            invoices=[invoice],
             summary=_("Factura %(number)s: %(old)s → %(new)s")
             % {"number": invoice.number, "old": old_label, "new": invoice.get_status_display()},
             body=reason.strip(),
@@ -398,8 +433,15 @@ def payment_record(
     currency = (currency or client.currency).upper()
     reference = reference.strip()
     payment = Payment(
-        client=client, received_on=received_on, amount=amount, currency=currency, method=method,
-        reference=reference, unallocated=amount, notes=notes, recorded_by=_author(by),
+        client=client,
+        received_on=received_on,
+        amount=amount,
+        currency=currency,
+        method=method,
+        reference=reference,
+        unallocated=amount,
+        notes=notes,
+        recorded_by=_author(by),
     )
     _full_clean(payment, exclude=["reference"] if reference else ())
     if received_on > timezone.localdate() + dt.timedelta(days=1):
@@ -430,9 +472,7 @@ def payment_record(
             _check_requested(invoices, wanted, currency)
         else:
             invoices = list(
-                invoices_qs.filter(
-                    currency=currency, status__in=[Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID]
-                )
+                invoices_qs.filter(currency=currency, status__in=[Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID])
             )
         try:
             with transaction.atomic():
@@ -450,7 +490,9 @@ def payment_record(
         payment.save(update_fields=["unallocated"])
         payment.created = True
         _system_event(
-            client=client, by=by, invoices=touched,
+            client=client,
+            by=by,
+            invoices=touched,
             summary=_payment_summary(payment, new_allocations),
             body=notes,
         )
@@ -478,7 +520,9 @@ def _check_requested(invoices: Sequence[Invoice], wanted: dict[int, Decimal], cu
             errors.append(_("La factura %(id)s no es de este cliente.") % {"id": invoice_id})
             continue
         if inv.currency != currency:
-            errors.append(_("La factura %(n)s está en %(c)s, no en %(p)s.") % {"n": inv.number, "c": inv.currency, "p": currency})
+            errors.append(
+                _("La factura %(n)s está en %(c)s, no en %(p)s.") % {"n": inv.number, "c": inv.currency, "p": currency}
+            )
         if inv.status == Invoice.Status.CANCELLED:
             errors.append(_("La factura %(n)s está cancelada.") % {"n": inv.number})
         if req_amount > inv.amount - inv.amount_paid:
@@ -506,9 +550,7 @@ def client_apply_credit(*, by: AbstractBaseUser | None, client: Client) -> Decim
     applied = ZERO
     with transaction.atomic():
         payments = list(
-            Payment.objects.select_for_update()
-            .filter(client=client, unallocated__gt=0)
-            .order_by("received_on", "id")
+            Payment.objects.select_for_update().filter(client=client, unallocated__gt=0).order_by("received_on", "id")
         )
         if not payments:
             return ZERO
@@ -534,7 +576,9 @@ def client_apply_credit(*, by: AbstractBaseUser | None, client: Client) -> Decim
         if touched:
             Invoice.objects.bulk_update(list(touched.values()), ["amount_paid", "status", "updated_at"])
             _system_event(
-                client=client, by=by, invoices=list(touched.values()),
+                client=client,
+                by=by,
+                invoices=list(touched.values()),
                 summary=_("Saldo a favor aplicado: %(amount)s") % {"amount": money_str(applied, client.currency)},
             )
     return applied
@@ -574,9 +618,17 @@ def interaction_log(
     if errors:
         raise ValidationError(errors)
     entry = Interaction(
-        client=client, kind=kind, direction=direction, outcome=outcome or "", summary=summary.strip()[:255],
-        body=body, contact=contact, author=_author(by), occurred_at=occurred_at,
-        next_action_on=next_action_on, corrects=corrects,
+        client=client,
+        kind=kind,
+        direction=direction,
+        outcome=outcome or "",
+        summary=summary.strip()[:255],
+        body=body,
+        contact=contact,
+        author=_author(by),
+        occurred_at=occurred_at,
+        next_action_on=next_action_on,
+        corrects=corrects,
     )
     _full_clean(entry)
     with transaction.atomic():

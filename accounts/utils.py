@@ -9,8 +9,18 @@ from django.utils import translation
 # In Spanish, a currency reads best in the format of the country that issues it
 # (1.234,50 € in Spain, $1,234.50 in Mexico); other currencies use the language default.
 SPANISH_LOCALE_BY_CURRENCY = {
-    "EUR": "es_ES", "MXN": "es_MX", "COP": "es_CO", "ARS": "es_AR", "CLP": "es_CL", "PEN": "es_PE",
-    "UYU": "es_UY", "GTQ": "es_GT", "DOP": "es_DO", "CRC": "es_CR", "BOB": "es_BO", "PYG": "es_PY",
+    "EUR": "es_ES",
+    "MXN": "es_MX",
+    "COP": "es_CO",
+    "ARS": "es_AR",
+    "CLP": "es_CL",
+    "PEN": "es_PE",
+    "UYU": "es_UY",
+    "GTQ": "es_GT",
+    "DOP": "es_DO",
+    "CRC": "es_CR",
+    "BOB": "es_BO",
+    "PYG": "es_PY",
 }
 
 

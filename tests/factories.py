@@ -23,7 +23,10 @@ PASSWORD = "Cobranza-2026!"
 
 def make_user(username: str, role: str | None, *, first_name: str = "", last_name: str = "") -> User:
     user = User.objects.create_user(
-        username=username, password=PASSWORD, first_name=first_name, last_name=last_name,
+        username=username,
+        password=PASSWORD,
+        first_name=first_name,
+        last_name=last_name,
         email=f"{username}@example.com",
     )
     if role is not None:
@@ -46,8 +49,15 @@ def make_client(*, by: User, collector: User | None = None, segment_code: str = 
 
 
 def make_invoice(
-    *, by: User, client: Client, amount: str | Decimal = "1000.00", due_in_days: int | None = None,
-    due_date: dt.date | None = None, issue_date: dt.date | None = None, number: str | None = None, **fields,
+    *,
+    by: User,
+    client: Client,
+    amount: str | Decimal = "1000.00",
+    due_in_days: int | None = None,
+    due_date: dt.date | None = None,
+    issue_date: dt.date | None = None,
+    number: str | None = None,
+    **fields,
 ) -> Invoice:
     today = dt.date.today()
     if due_date is None:
@@ -55,6 +65,11 @@ def make_invoice(
     if issue_date is None:
         issue_date = min(due_date, today) - dt.timedelta(days=client.payment_terms_days)
     return services.invoice_create(
-        by=by, client=client, number=number or f"F-{next(_seq):07d}", issue_date=issue_date,
-        due_date=due_date, amount=Decimal(amount), **fields,
+        by=by,
+        client=client,
+        number=number or f"F-{next(_seq):07d}",
+        issue_date=issue_date,
+        due_date=due_date,
+        amount=Decimal(amount),
+        **fields,
     )

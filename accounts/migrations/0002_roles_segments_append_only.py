@@ -5,27 +5,60 @@ from django.db import migrations
 GROUPS = {
     # Collectors work their own clients: contacts, payments, interactions.
     "Gestor de cobranza": [
-        "view_client", "view_contact", "add_contact", "change_contact", "view_invoice",
-        "view_payment", "add_payment", "view_interaction", "add_interaction", "view_segment",
+        "view_client",
+        "view_contact",
+        "add_contact",
+        "change_contact",
+        "view_invoice",
+        "view_payment",
+        "add_payment",
+        "view_interaction",
+        "add_interaction",
+        "view_segment",
         "view_businessgroup",
     ],
     # Managers see and work everything, and maintain clients and invoices.
     "Gerente": [
-        "view_client", "add_client", "change_client", "view_contact", "add_contact", "change_contact",
-        "view_invoice", "add_invoice", "change_invoice", "view_payment", "add_payment",
-        "view_interaction", "add_interaction", "view_segment", "view_businessgroup",
-        "add_businessgroup", "change_businessgroup",
+        "view_client",
+        "add_client",
+        "change_client",
+        "view_contact",
+        "add_contact",
+        "change_contact",
+        "view_invoice",
+        "add_invoice",
+        "change_invoice",
+        "view_payment",
+        "add_payment",
+        "view_interaction",
+        "add_interaction",
+        "view_segment",
+        "view_businessgroup",
+        "add_businessgroup",
+        "change_businessgroup",
     ],
 }
 
 SEGMENTS = [
-    ("cuenta-clave", "Cuenta clave", 4,
-     "Clientes estratégicos por volumen y antigüedad: trato personal, recordatorios suaves y llamada temprana."),
+    (
+        "cuenta-clave",
+        "Cuenta clave",
+        4,
+        "Clientes estratégicos por volumen y antigüedad: trato personal, recordatorios suaves y llamada temprana.",
+    ),
     ("regular", "Regular", 2, "Clientes habituales con historial de pago aceptable: escalamiento estándar."),
-    ("esporadico", "Esporádico", 1,
-     "Ventas puntuales: recordatorios más rápidos y firmes, sin relación de largo plazo que proteger."),
-    ("alto-riesgo", "Alto riesgo", 3,
-     "Atrasos crónicos o negligentes: seguimiento estrecho, contacto con el aval y escalamiento rápido."),
+    (
+        "esporadico",
+        "Esporádico",
+        1,
+        "Ventas puntuales: recordatorios más rápidos y firmes, sin relación de largo plazo que proteger.",
+    ),
+    (
+        "alto-riesgo",
+        "Alto riesgo",
+        3,
+        "Atrasos crónicos o negligentes: seguimiento estrecho, contacto con el aval y escalamiento rápido.",
+    ),
 ]
 
 
@@ -44,14 +77,13 @@ def forwards(apps, schema_editor):
         group, _ = Group.objects.get_or_create(name=name)
         group.permissions.set(Permission.objects.filter(content_type__app_label="accounts", codename__in=codenames))
     admin_group, _ = Group.objects.get_or_create(name="Administrador")
-    admin_group.permissions.set(
-        Permission.objects.filter(content_type__app_label__in=["accounts", "cobranza", "auth"])
-    )
+    admin_group.permissions.set(Permission.objects.filter(content_type__app_label__in=["accounts", "cobranza", "auth"]))
 
     Segment = apps.get_model("accounts", "Segment")
     for position, (code, name, weight, description) in enumerate(SEGMENTS):
         Segment.objects.get_or_create(
-            code=code, defaults={"name": name, "priority_weight": weight, "description": description, "position": position}
+            code=code,
+            defaults={"name": name, "priority_weight": weight, "description": description, "position": position},
         )
 
 
