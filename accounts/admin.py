@@ -7,6 +7,7 @@ keep balances and the append-only history consistent.
 from django.contrib import admin
 
 from .models import BusinessGroup, Client, Contact, Interaction, Invoice, Payment, PaymentAllocation, Segment
+from .roles import is_admin
 
 
 @admin.register(Segment)
@@ -101,3 +102,14 @@ class InteractionAdmin(ReadOnlyAdmin):
     list_filter = ("kind", "direction", "outcome")
     search_fields = ("summary", "client__legal_name")
     raw_id_fields = ("client", "contact", "corrects")
+
+
+def _administrators_only(request) -> bool:
+    # The admin is where administrators configure; membership of the Administrador group
+    # grants it, without having to keep Django's is_staff flag in sync by hand.
+    return request.user.is_active and is_admin(request.user)
+
+
+admin.site.has_permission = _administrators_only
+admin.site.site_header = "Morosos — administración"
+admin.site.site_title = "Morosos"

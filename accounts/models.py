@@ -138,7 +138,12 @@ class Client(models.Model):
         verbose_name = _("cliente")
         verbose_name_plural = _("clientes")
         constraints = [
-            models.UniqueConstraint(fields=["tax_id"], condition=~Q(tax_id=""), name="client_tax_id_unique"),
+            models.UniqueConstraint(
+                fields=["tax_id"],
+                condition=~Q(tax_id=""),
+                name="client_tax_id_unique",
+                violation_error_message=_("Ya existe un cliente con este RFC / NIF."),
+            ),
             models.CheckConstraint(condition=Q(credit_limit__gte=0), name="client_credit_limit_gte_0"),
             _currency_check("client_currency_iso"),
             models.CheckConstraint(condition=Q(country__regex=r"^[A-Z]{2}$"), name="client_country_iso"),
@@ -321,7 +326,12 @@ class Payment(models.Model):
         verbose_name = _("pago")
         verbose_name_plural = _("pagos")
         constraints = [
-            models.UniqueConstraint(fields=["reference"], condition=~Q(reference=""), name="payment_reference_unique"),
+            models.UniqueConstraint(
+                fields=["reference"],
+                condition=~Q(reference=""),
+                name="payment_reference_unique",
+                violation_error_message=_("Ya existe un pago con esta referencia."),
+            ),
             models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_gt_0"),
             models.CheckConstraint(
                 condition=Q(unallocated__gte=0) & Q(unallocated__lte=F("amount")), name="payment_unallocated_within"

@@ -344,3 +344,57 @@ def upcoming_next_actions(*, user, today: dt.date | None = None, limit: int = 10
         .select_related("client", "author")
         .order_by("next_action_on", "-occurred_at")[:limit]
     )
+
+
+# --- UI helpers (read-only, added for the browser pages) --------------------------------
+
+
+def collectors() -> QuerySet:
+    """Active users in the collector group: the choices for assigning a client."""
+    from django.contrib.auth import get_user_model
+
+    from .roles import GROUP_NAMES, Role
+
+    return (
+        get_user_model()
+        .objects.filter(is_active=True, groups__name=GROUP_NAMES[Role.COLLECTOR])
+        .order_by("first_name", "last_name", "username")
+        .distinct()
+    )
+
+
+def business_group_members(*, client: Client, user, today: dt.date | None = None) -> QuerySet[Client]:
+    """The other clients of ``client``'s business group with their balances (one query).
+    ``visible`` says whether ``user`` may open each one: a collector sees the names of the
+    whole group (seed 000: check the companies of the same owners) but works only their own."""
+    if client.business_group_id is None:
+        return Client.objects.none()
+    today = today or timezone.localdate()
+    if is_manager(user):
+        visible = Value(True)
+    else:
+        visible = Case(When(collector_id=user.pk, then=Value(True)), default=Value(False))
+    qs = Client.objects.filter(business_group_id=client.business_group_id).exclude(pk=client.pk)
+    return with_balances(qs, today).annotate(visible=visible).order_by("legal_name", "id")
+
+
+def client_contacts(client: Client, *, active_only: bool = False) -> QuerySet:
+    """A client's contacts: active first, then primary, billing, guarantor, backup."""
+    from .models import ContactRole
+
+    order = [ContactRole.PRIMARY, ContactRole.BILLING, ContactRole.GUARANTOR, ContactRole.BACKUP]
+    qs = client.contacts.all()
+    if active_only:
+        qs = qs.filter(is_active=True)
+    role_rank = Case(*(When(role=r, then=Value(i)) for i, r in enumerate(order)), output_field=IntegerField())
+    return qs.order_by("-is_active", role_rank, "name", "id")
+
+
+def contacts_visible_to(user) -> QuerySet:
+    from .models import Contact
+
+    return Contact.objects.filter(client__in=clients_visible_to(user).values("pk")).select_related("client")
+
+
+def invoices_visible_to(user) -> QuerySet[Invoice]:
+    return Invoice.objects.filter(client__in=clients_visible_to(user).values("pk")).select_related("client")

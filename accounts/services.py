@@ -420,9 +420,10 @@ def payment_record(
 ) -> Payment:
     """Record a payment and apply it to invoices.
 
-    Without ``allocations`` the money goes to the client's collectible invoices in the same
+    With ``allocations=None`` the money goes to the client's collectible invoices in the same
     currency, oldest due date first (disputed invoices are skipped: they wait for their
-    resolution). Whatever is not applied stays on the payment as client credit.
+    resolution); an explicit list applies just those amounts, and an empty list none.
+    Whatever is not applied stays on the payment as client credit.
 
     A payment whose ``reference`` was already recorded for the same client, amount and
     currency is returned as is (``payment.created`` is False): a file or webhook delivered
@@ -448,7 +449,7 @@ def payment_record(
         raise ValidationError({"received_on": _("La fecha de pago no puede estar en el futuro.")})
 
     wanted = None
-    if allocations:
+    if allocations is not None:  # an empty list: keep the whole payment as client credit
         wanted = {}
         for req in allocations:
             req_amount = to_money(req.amount)
@@ -543,17 +544,17 @@ def _payment_summary(payment: Payment, allocations: Sequence[PaymentAllocation])
     return text
 
 
-def client_apply_credit(*, by: AbstractBaseUser | None, client: Client) -> Decimal:
-    """Apply the client's unallocated payments to its collectible invoices, oldest first.
-    Returns the amount applied."""
+def client_apply_credit(*, by: AbstractBaseUser | None, client: Client) -> dict[str, Decimal]:
+    """Apply the client's unallocated payments to its collectible invoices in the same
+    currency, oldest first. Returns the amount applied per currency."""
     ensure_can_work(by, client)
-    applied = ZERO
+    applied: dict[str, Decimal] = {}
     with transaction.atomic():
         payments = list(
             Payment.objects.select_for_update().filter(client=client, unallocated__gt=0).order_by("received_on", "id")
         )
         if not payments:
-            return ZERO
+            return applied
         touched: dict[int, Invoice] = {}
         for payment in payments:
             invoices = list(
@@ -568,18 +569,19 @@ def client_apply_credit(*, by: AbstractBaseUser | None, client: Client) -> Decim
             allocations = _apply(payment, invoices, None)
             if not allocations:
                 continue
-            applied += before - payment.unallocated
+            applied[payment.currency] = applied.get(payment.currency, ZERO) + before - payment.unallocated
             for alloc in allocations:
                 touched[alloc.invoice.pk] = alloc.invoice
             _merge_allocations(payment, allocations)
             payment.save(update_fields=["unallocated"])
         if touched:
             Invoice.objects.bulk_update(list(touched.values()), ["amount_paid", "status", "updated_at"])
+            amounts = ", ".join(money_str(amount, currency) for currency, amount in sorted(applied.items()))
             _system_event(
                 client=client,
                 by=by,
                 invoices=list(touched.values()),
-                summary=_("Saldo a favor aplicado: %(amount)s") % {"amount": money_str(applied, client.currency)},
+                summary=_("Saldo a favor aplicado: %(amount)s") % {"amount": amounts},
             )
     return applied
 

@@ -1,1 +1,19 @@
-urlpatterns = []
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("clientes/", views.client_list, name="client_list"),
+    path("clientes/reasignar/", views.client_bulk_assign, name="client_bulk_assign"),
+    path("clientes/nuevo/", views.client_create, name="client_create"),
+    path("clientes/<int:pk>/", views.client_detail, name="client_detail"),
+    path("clientes/<int:pk>/editar/", views.client_edit, name="client_edit"),
+    path("clientes/<int:pk>/aplicar-saldo-a-favor/", views.client_apply_credit, name="client_apply_credit"),
+    path("clientes/<int:pk>/pagos/nuevo/", views.payment_create, name="payment_create"),
+    path("clientes/<int:pk>/gestiones/nueva/", views.interaction_create, name="interaction_create"),
+    path("clientes/<int:pk>/contactos/nuevo/", views.contact_create, name="contact_create"),
+    path("clientes/<int:pk>/facturas/nueva/", views.invoice_create, name="invoice_create"),
+    path("contactos/<int:pk>/editar/", views.contact_edit, name="contact_edit"),
+    path("facturas/<int:pk>/estado/", views.invoice_status, name="invoice_status"),
+]

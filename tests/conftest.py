@@ -18,6 +18,18 @@ def _real_postgresql(django_db_setup, django_db_blocker):
         )
 
 
+@pytest.fixture(autouse=True)
+def _web_settings(settings):
+    # The suite runs with production settings (DEBUG off). Those redirect http to https
+    # and serve hashed static files from a manifest built by collectstatic; the test
+    # client and the live server speak plain http, without a build.
+    settings.SECURE_SSL_REDIRECT = False
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 @pytest.fixture
 def admin_user(db):
     return make_user("admin", "admin", first_name="Ana", last_name="Administradora")

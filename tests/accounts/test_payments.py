@@ -66,7 +66,7 @@ def test_credit_is_applied_to_a_later_invoice_on_request(client_with_invoices, g
     later = make_invoice(by=gerente, client=client, amount="150.00", due_in_days=30)
     applied = services.client_apply_credit(by=gestora, client=client)
     later.refresh_from_db()
-    assert applied == Decimal("150.00")
+    assert applied == {"MXN": Decimal("150.00")}
     assert later.status == Invoice.Status.PAID
     assert Payment.objects.get(client=client).unallocated == Decimal("50.00")
     _assert_ledger_consistent(client)
@@ -88,6 +88,17 @@ def test_manual_allocation_goes_where_the_user_says(client_with_invoices, gestor
     assert mid.amount_paid == Decimal("50.00")
     assert new.status == Invoice.Status.PAID
     assert Payment.objects.get(client=client).unallocated == Decimal("50.00")
+    _assert_ledger_consistent(client)
+
+
+def test_an_empty_allocation_list_keeps_everything_as_credit(client_with_invoices, gestora):
+    client, old, *_ = client_with_invoices
+    payment = services.payment_record(
+        by=gestora, client=client, amount=Decimal("250.00"), received_on=TODAY, allocations=[]
+    )
+    assert payment.unallocated == Decimal("250.00")
+    old.refresh_from_db()
+    assert old.amount_paid == 0
     _assert_ledger_consistent(client)
 
 

@@ -1,0 +1,164 @@
+/* Morosos: small progressive enhancements. Every page works without this file. */
+(function () {
+  "use strict";
+
+
+  // --- htmx: keep filter URLs short (drop empty parameters) -----------------------------
+  document.addEventListener("htmx:configRequest", (evt) => {
+    if (evt.detail.verb !== "get" || !evt.detail.formData) return;
+    const fd = evt.detail.formData;
+    for (const [key, value] of Array.from(fd.entries())) {
+      if (value === "") fd.delete(key);
+    }
+  });
+
+  // After a sort or page link, the filter form must keep the new sort for the next search.
+  document.addEventListener("htmx:pushedIntoHistory", (evt) => {
+    const form = document.getElementById("client-filters");
+    if (!form || !form.elements.sort) return;
+    const params = new URL(evt.detail.path, window.location.origin).searchParams;
+    form.elements.sort.value = params.get("sort") || "";
+  });
+
+  // The language switch returns to the page as it is now (htmx may have changed the URL).
+  document.addEventListener("submit", (evt) => {
+    const next = evt.target.querySelector('input[name="next"][data-current-url]');
+    if (next) next.value = window.location.pathname + window.location.search + window.location.hash;
+  });
+
+  // --- client list: bulk selection --------------------------------------------------------
+  function refreshBulk() {
+    const boxes = document.querySelectorAll('input[name="clients"][form="bulk-assign"]');
+    const checked = Array.from(boxes).filter((b) => b.checked).length;
+    document.querySelectorAll("[data-selected-count]").forEach((el) => (el.textContent = checked));
+    document.querySelectorAll("[data-bulk-submit]").forEach((el) => (el.disabled = checked === 0));
+    const all = document.querySelector("[data-select-all]");
+    if (all) {
+      all.checked = boxes.length > 0 && checked === boxes.length;
+      all.indeterminate = checked > 0 && checked < boxes.length;
+    }
+    document.querySelectorAll(".bulk-bar").forEach((bar) => bar.classList.toggle("has-selection", checked > 0));
+  }
+
+  document.addEventListener("change", (evt) => {
+    const target = evt.target;
+    if (target.matches("[data-select-all]")) {
+      document
+        .querySelectorAll('input[name="clients"][form="bulk-assign"]')
+        .forEach((b) => (b.checked = target.checked));
+      refreshBulk();
+    } else if (target.matches('input[name="clients"]')) {
+      refreshBulk();
+    }
+  });
+  document.addEventListener("htmx:afterSettle", refreshBulk);
+
+  // --- client detail: tabs follow the URL hash ---------------------------------------------
+  function showTabFromHash() {
+    const id = window.location.hash.slice(1);
+    if (!id || !window.bootstrap) return;
+    const button = document.querySelector(`[data-bs-target="#${CSS.escape(id)}"]`);
+    if (button) window.bootstrap.Tab.getOrCreateInstance(button).show();
+  }
+  document.addEventListener("shown.bs.tab", (evt) => {
+    const target = evt.target.getAttribute("data-bs-target");
+    if (target && target.startsWith("#")) history.replaceState(history.state, "", target);
+  });
+  window.addEventListener("hashchange", showTabFromHash);
+  document.addEventListener("click", (evt) => {
+    const link = evt.target.closest("[data-show-tab]");
+    if (!link) return;
+    evt.preventDefault();
+    history.replaceState(history.state, "", `#${link.dataset.showTab}`);
+    showTabFromHash();
+    document.getElementById(link.dataset.showTab).closest(".card").scrollIntoView({ behavior: "smooth" });
+  });
+
+  // --- invoice status dialog ----------------------------------------------------------------
+  document.addEventListener("click", (evt) => {
+    const link = evt.target.closest("[data-invoice-status]");
+    const modalEl = document.getElementById("invoice-status-modal");
+    if (!link || !modalEl || !window.bootstrap) return;
+    evt.preventDefault();
+    const form = modalEl.querySelector("form");
+    form.action = link.dataset.url;
+    form.elements.status.value = link.dataset.invoiceStatus;
+    form.elements.reason.value = "";
+    modalEl.querySelector("[data-invoice-number]").textContent = link.dataset.number;
+    window.bootstrap.Modal.getOrCreateInstance(modalEl).show();
+    modalEl.addEventListener("shown.bs.modal", () => form.elements.reason.focus(), { once: true });
+  });
+
+  // --- payment form: manual allocation ------------------------------------------------------
+  function setupPaymentForm(form) {
+    const manual = form.querySelector("[data-manual-allocations]");
+    const autoHelp = form.querySelector("[data-auto-help]");
+    const amountInput = form.elements.amount;
+    const currencyInput = form.elements.currency;
+    const toNumber = (v) => {
+      const n = parseFloat(String(v || "").replace(",", "."));
+      return Number.isFinite(n) ? n : 0;
+    };
+
+    function mode() {
+      const checked = form.querySelector('input[name="mode"]:checked');
+      return checked ? checked.value : "auto";
+    }
+
+    // Same format as the server's money filter (the currency's own country in Spanish).
+    function money(value) {
+      const locale = form.dataset.moneyLocale || document.documentElement.lang || "es";
+      const currency = (currencyInput.value || "").trim().toUpperCase();
+      try {
+        return new Intl.NumberFormat(locale, { style: "currency", currency }).format(value);
+      } catch (e) {
+        return new Intl.NumberFormat(locale, { minimumFractionDigits: 2, maximumFractionDigits: 2 }).format(value);
+      }
+    }
+
+    function update() {
+      const isManual = mode() === "manual";
+      if (manual) manual.hidden = !isManual;
+      if (autoHelp) autoHelp.hidden = isManual;
+      const currency = (currencyInput.value || "").trim().toUpperCase();
+      let total = 0;
+      form.querySelectorAll("tr[data-currency]").forEach((row) => {
+        const other = currency && row.dataset.currency !== currency;
+        row.classList.toggle("other-currency", other);
+        const input = row.querySelector("[data-allocation]");
+        total += toNumber(input.value);
+      });
+      const amount = toNumber(amountInput.value);
+      const totalEl = form.querySelector("[data-allocated-total]");
+      const remainingEl = form.querySelector("[data-remaining]");
+      if (totalEl) {
+        totalEl.textContent = money(total);
+        totalEl.classList.toggle("text-danger", total > amount);
+      }
+      if (remainingEl) remainingEl.textContent = money(Math.max(amount - total, 0));
+    }
+
+    form.addEventListener("input", update);
+    form.addEventListener("change", update);
+    form.addEventListener("click", (evt) => {
+      const btn = evt.target.closest("[data-fill]");
+      if (!btn) return;
+      const input = document.getElementById(btn.dataset.fill);
+      const balance = toNumber(btn.dataset.amount);
+      let allocated = 0;
+      form.querySelectorAll("[data-allocation]").forEach((i) => {
+        if (i !== input) allocated += toNumber(i.value);
+      });
+      const left = Math.max(toNumber(amountInput.value) - allocated, 0);
+      input.value = (amountInput.value ? Math.min(balance, left) : balance).toFixed(2);
+      update();
+    });
+    update();
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    document.querySelectorAll("[data-payment-form]").forEach(setupPaymentForm);
+    showTabFromHash();
+    refreshBulk();
+  });
+})();
