@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Runtime state of the embedded defaults (SQLite file, Celery folder queue, beat schedule).
 VAR_DIR = Path(os.environ.get("MOROSOS_VAR_DIR") or BASE_DIR / "var")
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 env = environ.Env()
 env_file = BASE_DIR / ".env"

@@ -1,0 +1,141 @@
+# Morosos developer commands. `make` alone lists them.
+#
+# A new developer needs two:
+#   make run    creates .venv and installs what is missing, migrates, seeds the demo data,
+#               then runs web + Celery worker + Celery beat in one foreground command (Ctrl-C stops all)
+#   make test   installs the dev tools, Chromium and gettext when missing, makes sure PostgreSQL
+#               and Redis answer, then runs the whole pytest suite against them
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules --no-print-directory
+
+PYTHON ?= python3.11
+VENV ?= .venv
+CONSTRAINTS := requirements/constraints.txt
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+MANAGE := $(PY) manage.py
+VAR_DIR := $(or $(MOROSOS_VAR_DIR),var)
+
+PORT ?= 8000
+DEMO_PASSWORD := morosos-demo
+PYTEST_ARGS ?=
+LOCALES := --locale es --locale en
+
+# The one foreground command of `make run`: web, worker and beat from Procfile.dev.
+# `--env /dev/null`: honcho would otherwise load .env *over* the environment, so
+# `DATABASE_URL=... make run` would lose to .env; settings.py reads .env itself, below the environment.
+RUN_CMD := honcho --procfile Procfile.dev --env /dev/null start
+
+.PHONY: help run test lint fmt migrate seed messages lock clean services install install-dev
+
+help: ## Show this list
+	@echo "Morosos — make targets:"
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo
+	@echo "Quick start: 'make run' (app at http://127.0.0.1:$(PORT)/), 'make test' (whole suite)."
+
+# --- Run ---------------------------------------------------------------------------------
+
+# The development server needs DEBUG on; migrate/seed default to it (an existing value wins).
+run: export DJANGO_DEBUG = 1
+migrate seed messages: export DJANGO_DEBUG ?= 1
+run: export PORT := $(PORT)
+run: export PATH := $(abspath $(VENV))/bin:$(PATH)
+run: export VIRTUAL_ENV := $(abspath $(VENV))
+
+run: $(VENV)/.installed-run $(VAR_DIR)/.collectstatic ## Set up what is missing, then web + worker + beat (Ctrl-C stops all)
+	@mkdir -p $(VAR_DIR)  # SQLite file and beat schedule live here, whatever the broker
+	$(MANAGE) migrate --noinput
+	$(MANAGE) seed_demo --if-empty
+	@echo
+	@echo "  Morosos: http://127.0.0.1:$(PORT)/   (login: http://127.0.0.1:$(PORT)/cuenta/entrar/)"
+	@echo "  Database: $(if $(DATABASE_URL),DATABASE_URL,SQLite in $(VAR_DIR)/)   Broker: $(if $(CELERY_BROKER_URL),CELERY_BROKER_URL,files in $(VAR_DIR)/celery/)"
+	@echo
+	@echo "  Demo logins (password: $(DEMO_PASSWORD))"
+	@echo "    admin     Administrador"
+	@echo "    gerente   Gerente"
+	@echo "    gestor1   Gestor de cobranza"
+	@echo "    gestor2   Gestor de cobranza"
+	@echo "    gestor3   Gestor de cobranza"
+	@echo
+	@echo "  Starting web, worker and beat; Ctrl-C stops all three."
+	@echo
+	$(RUN_CMD)
+
+migrate: $(VENV)/.installed-run ## Apply database migrations
+	$(MANAGE) migrate --noinput
+
+seed: $(VENV)/.installed-run ## Load the demo data when the database is empty
+	$(MANAGE) seed_demo --if-empty
+
+# --- Test and lint -----------------------------------------------------------------------
+
+# The suite runs on real PostgreSQL and Redis; a value already in the environment wins.
+test: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/morosos
+test: export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/15
+
+test: $(VENV)/.installed-dev ## Whole test suite on PostgreSQL + Redis, browser tests in Chromium (PYTEST_ARGS=... to narrow)
+	@bash scripts/ensure_chromium.sh
+	@bash scripts/ensure_services.sh
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+services: ## Start the local PostgreSQL and Redis if they are stopped
+	@bash scripts/ensure_services.sh
+
+lint: $(VENV)/.installed-dev ## ruff check
+	$(VENV)/bin/ruff check .
+
+fmt: $(VENV)/.installed-dev ## ruff format + ruff's safe fixes (import order, etc.)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# --- Maintenance -------------------------------------------------------------------------
+
+messages: $(VENV)/.installed-run ## Update locale/*/LC_MESSAGES/django.po and compile the .mo files (committed)
+	@command -v msgfmt >/dev/null || { echo "error: gettext is missing: apt-get install -y gettext" >&2; exit 1; }
+	$(MANAGE) makemessages $(LOCALES) --no-obsolete --ignore 'var/*' --ignore 'static/*' --ignore 'tests/*' --ignore 'node_modules/*' --ignore 'build/*'
+	$(MANAGE) compilemessages $(LOCALES) --ignore .venv --ignore var --ignore node_modules --ignore build
+
+lock: ## Re-resolve the whole dependency tree from pyproject.toml into requirements/constraints.txt
+	@tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	echo "Resolving in a throw-away virtualenv..."; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/pip" install --quiet --disable-pip-version-check --upgrade pip; \
+	"$$tmp/venv/bin/pip" install --quiet --disable-pip-version-check -e '.[dev]'; \
+	{ echo "# The whole dependency tree, pinned: pip install -c requirements/constraints.txt -e '.[dev]'"; \
+	  echo "# Generated by \`make lock\` from pyproject.toml (direct pins there); do not edit by hand."; \
+	  "$$tmp/venv/bin/pip" freeze --all --exclude-editable | grep -vE '^(setuptools|wheel)=='; \
+	} > $(CONSTRAINTS).new; \
+	mv $(CONSTRAINTS).new $(CONSTRAINTS); \
+	echo "Wrote $(CONSTRAINTS); the next make run/test reinstalls from it."
+
+clean: ## Delete runtime state in var/ (SQLite database, Celery queue, static files)
+	rm -rf $(VAR_DIR)
+
+# --- Environment -------------------------------------------------------------------------
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or pass PYTHON=/path/to/python3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet -c $(CONSTRAINTS) pip
+
+# Stamps: reinstall only when pyproject.toml or the constraints change.
+$(VENV)/.installed-run: pyproject.toml $(CONSTRAINTS) | $(PY)
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(CONSTRAINTS) | $(PY)
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e '.[dev]'
+	@touch $@ $(VENV)/.installed-run
+
+install: $(VENV)/.installed-run ## Create .venv and install the app (pinned by requirements/constraints.txt)
+
+install-dev: $(VENV)/.installed-dev ## Same, plus the test and lint tools
+
+# collectstatic only when the installed packages or static/ changed since the last run.
+$(VAR_DIR)/.collectstatic: $(VENV)/.installed-run $(shell find static -type f 2>/dev/null)
+	$(MANAGE) collectstatic --noinput --verbosity 0
+	@mkdir -p $(@D) && touch $@
