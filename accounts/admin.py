@@ -5,6 +5,7 @@ keep balances and the append-only history consistent.
 """
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from .models import BusinessGroup, Client, Contact, Interaction, Invoice, Payment, PaymentAllocation, Segment
 from .roles import is_admin
@@ -111,5 +112,5 @@ def _administrators_only(request) -> bool:
 
 
 admin.site.has_permission = _administrators_only
-admin.site.site_header = "Morosos — administración"
+admin.site.site_header = _("Morosos — administración")
 admin.site.site_title = "Morosos"

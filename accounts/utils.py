@@ -32,7 +32,7 @@ def money_locale(currency: str = "", language: str | None = None) -> str:
 
 
 def money_str(amount, currency: str, language: str | None = None) -> str:
-    """`1234.5, "MXN"` → `$1,234.50` (es), `MX$1,234.50` (en); `1234.5, "EUR"` → `1234,50 €` (es)."""
+    """`1234.5, "MXN"` → `$1,234.50` (es), `MX$1,234.50` (en); `1234.5, "EUR"` → `1.234,50 €` (es)."""
     if amount is None:
         return ""
     return format_currency(Decimal(amount), currency, locale=money_locale(currency, language))

@@ -1,7 +1,11 @@
+import importlib
 import os
 
 import pytest
+from django.conf import settings
 from django.db import connection
+from django.db.migrations.loader import MigrationLoader
+from django.test.utils import override_settings
 
 from tests.factories import make_user
 
@@ -18,16 +22,53 @@ def _real_postgresql(django_db_setup, django_db_blocker):
         )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _plain_http():
+    """The suite runs with production settings (DEBUG off). Those redirect http to https,
+    mark cookies secure and serve hashed static files from a manifest built by collectstatic;
+    the test client and the live server speak plain http, without a build. Session-wide,
+    because the live server builds its middleware once, before any per-test override."""
+    override = override_settings(
+        SECURE_SSL_REDIRECT=False,
+        SESSION_COOKIE_SECURE=False,
+        CSRF_COOKIE_SECURE=False,
+        STORAGES={
+            **settings.STORAGES,
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        },
+    )
+    override.enable()
+    yield
+    override.disable()
+
+
+REFERENCE_DATA_MIGRATION = ("accounts", "0002_roles_segments_append_only")
+
+
+def restore_reference_data() -> None:
+    """Re-run the data migration (staff groups, default segments) on its own historical
+    models. A transactional test ends with a flush that empties every table, migration data
+    included, and pytest-django runs those tests after the others."""
+    app, name = REFERENCE_DATA_MIGRATION
+    migration = importlib.import_module(f"{app}.migrations.{name}")
+    state = MigrationLoader(connection).project_state(REFERENCE_DATA_MIGRATION)
+    migration.forwards(state.apps, None)
+
+
+def _is_transactional(request) -> bool:
+    if {"transactional_db", "live_server"} & set(request.fixturenames):
+        return True
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        return False
+    return bool(marker.kwargs.get("transaction") or (marker.args and marker.args[0]))
+
+
 @pytest.fixture(autouse=True)
-def _web_settings(settings):
-    # The suite runs with production settings (DEBUG off). Those redirect http to https
-    # and serve hashed static files from a manifest built by collectstatic; the test
-    # client and the live server speak plain http, without a build.
-    settings.SECURE_SSL_REDIRECT = False
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
+def _reference_data(request):
+    if _is_transactional(request):
+        request.getfixturevalue("transactional_db")
+        restore_reference_data()
 
 
 @pytest.fixture
