@@ -318,7 +318,7 @@ def invoice_create(
             % {
                 "number": invoice.number,
                 "amount": money_str(invoice.amount, invoice.currency),
-                "due": invoice.due_date,
+                "due": date_format(invoice.due_date, "SHORT_DATE_FORMAT"),
             },
         )
     return invoice
