@@ -1,0 +1,171 @@
+"""The dunning planner: which ladder steps are due, recorded once, in a few SQL statements.
+
+For every collectible invoice of a client whose policy is active, the *current* step is the
+highest step whose day (due date + offset) has come. It is planned when no notice has listed
+that invoice at that step or a later one. Invoices are grouped per client and step into one
+Notice for the day; the unique constraints (client, step, day) and (invoice, step) make a
+second planner — concurrent or repeated — insert nothing.
+
+Rules in the SQL, so they hold for a million invoices without a Python loop:
+- a pre-due reminder (negative offset) is stale once the invoice is overdue;
+- an invoice skipped past several steps (imported late, planner down) gets only the latest;
+- paused clients, held invoices, disputed, paid, cancelled and written-off invoices, balances
+  under the policy's tolerance, and steps whose minimum overdue amount the client's invoices
+  at that step do not reach are left out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.models import Client, Invoice
+
+from .models import ClientDunning, InvoiceHold, Notice, NoticeItem, Policy, PolicyStep
+
+CANDIDATES = "cobranza_plan_candidates"
+
+
+def _step_day(vendor: str) -> str:
+    """SQL for the day a step falls due for an invoice: due date + offset in days."""
+    if vendor == "postgresql":
+        return "(i.due_date + s.offset_days)"
+    if vendor == "sqlite":
+        return "date(i.due_date, s.offset_days || ' days')"
+    raise NotImplementedError(vendor)
+
+
+def _candidate_sql(vendor: str) -> str:
+    t = {
+        "client": Client._meta.db_table,
+        "invoice": Invoice._meta.db_table,
+        "dunning": ClientDunning._meta.db_table,
+        "policy": Policy._meta.db_table,
+        "step": PolicyStep._meta.db_table,
+        "hold": InvoiceHold._meta.db_table,
+        "item": NoticeItem._meta.db_table,
+        "step_day": _step_day(vendor),
+    }
+    return """
+    WITH effective AS (
+        SELECT c.id AS client_id, COALESCE(cd.policy_id, sp.id) AS policy_id
+        FROM {client} c
+        LEFT JOIN {dunning} cd ON cd.client_id = c.id
+        LEFT JOIN {policy} sp ON sp.segment_id = c.segment_id
+        WHERE c.status <> 'written_off'
+          AND (cd.paused_until IS NULL OR cd.paused_until < %(today)s)
+    ),
+    due AS (
+        SELECT i.id AS invoice_id, i.client_id, s.id AS step_id, s.position, s.policy_id,
+               s.min_overdue_amount, i.open_balance, i.due_date,
+               ROW_NUMBER() OVER (PARTITION BY i.id ORDER BY s.position DESC) AS rank
+        FROM {invoice} i
+        JOIN effective e ON e.client_id = i.client_id
+        JOIN {policy} p ON p.id = e.policy_id AND p.is_active
+        JOIN {step} s ON s.policy_id = p.id AND s.is_active
+        WHERE i.status IN ('open', 'partially_paid')
+          AND i.open_balance > 0
+          AND i.open_balance >= p.tolerance
+          AND {step_day} <= %(today)s
+          AND NOT (s.offset_days < 0 AND i.due_date < %(today)s)
+          AND NOT EXISTS (
+              SELECT 1 FROM {hold} h
+              WHERE h.invoice_id = i.id AND (h.until IS NULL OR h.until >= %(today)s)
+          )
+    )
+    SELECT d.invoice_id, d.client_id, d.step_id, d.min_overdue_amount, d.open_balance, d.due_date
+    FROM due d
+    WHERE d.rank = 1
+      AND NOT EXISTS (
+          SELECT 1 FROM {item} ni JOIN {step} s2 ON s2.id = ni.step_id
+          WHERE ni.invoice_id = d.invoice_id AND s2.policy_id = d.policy_id AND s2.position >= d.position
+      )
+    """.format(**t)
+
+
+@dataclass
+class PlanResult:
+    today: dt.date
+    notices: int = 0
+    items: int = 0
+    by_channel: dict[str, int] = field(default_factory=dict)
+    dry_run: bool = False
+
+    def as_dict(self) -> dict:
+        return {
+            "today": self.today.isoformat(),
+            "dry_run": self.dry_run,
+            "notices_planned": self.notices,
+            "invoices_listed": self.items,
+            "by_channel": dict(sorted(self.by_channel.items())),
+        }
+
+
+def plan(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = False) -> PlanResult:
+    """Record every notice due on ``today``. With ``dry_run`` nothing is written (the
+    transaction is rolled back) and the result says what would have been planned."""
+    now = now or timezone.now()
+    vendor = connection.vendor
+    result = PlanResult(today=today, dry_run=dry_run)
+    params = {"today": today, "now": now}
+    notice_t, item_t, step_t = Notice._meta.db_table, NoticeItem._meta.db_table, PolicyStep._meta.db_table
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {CANDIDATES}")
+            cur.execute(f"CREATE TEMPORARY TABLE {CANDIDATES} AS {_candidate_sql(vendor)}", params)
+            # One notice per client and step, when the invoices at that step reach the
+            # step's minimum amount. Approval steps wait for a person.
+            cur.execute(
+                f"""
+                INSERT INTO {notice_t} (client_id, step_id, channel, planned_for, scheduled_at, status,
+                    recipient, language, subject, body, attempts, deferrals, message_id, provider_ref,
+                    reason, created_at, updated_at)
+                SELECT c.client_id, c.step_id, s.channel, %(today)s, %(now)s,
+                       CASE WHEN s.requires_approval THEN 'awaiting_approval' ELSE 'planned' END,
+                       '', cl.language, '', '', 0, 0, '', '', '', %(now)s, %(now)s
+                FROM {CANDIDATES} c
+                JOIN {step_t} s ON s.id = c.step_id
+                JOIN {Client._meta.db_table} cl ON cl.id = c.client_id
+                WHERE true  -- SQLite needs a WHERE before ON CONFLICT in INSERT ... SELECT
+                GROUP BY c.client_id, c.step_id, s.channel, s.requires_approval, s.min_overdue_amount, cl.language
+                HAVING SUM(c.open_balance) >= s.min_overdue_amount
+                ON CONFLICT (client_id, step_id, planned_for) DO NOTHING
+                """,
+                params,
+            )
+            result.notices = max(cur.rowcount, 0)
+            cur.execute(
+                f"""
+                INSERT INTO {item_t} (notice_id, invoice_id, step_id, open_balance, days_overdue)
+                SELECT n.id, c.invoice_id, c.step_id, c.open_balance, {_days_between(vendor)}
+                FROM {CANDIDATES} c
+                JOIN {notice_t} n ON n.client_id = c.client_id AND n.step_id = c.step_id
+                                 AND n.planned_for = %(today)s
+                WHERE n.status IN ('planned', 'awaiting_approval')
+                ON CONFLICT (invoice_id, step_id) DO NOTHING
+                """,
+                params,
+            )
+            result.items = max(cur.rowcount, 0)
+            cur.execute(
+                f"""
+                SELECT n.channel, COUNT(*) FROM {notice_t} n
+                WHERE n.planned_for = %(today)s AND n.created_at = %(now)s
+                GROUP BY n.channel
+                """,
+                params,
+            )
+            result.by_channel = {channel: count for channel, count in cur.fetchall()}
+            cur.execute(f"DROP TABLE IF EXISTS {CANDIDATES}")
+        if dry_run:
+            transaction.set_rollback(True)
+    return result
+
+
+def _days_between(vendor: str) -> str:
+    if vendor == "postgresql":
+        return "(%(today)s::date - c.due_date)"
+    return "CAST(julianday(%(today)s) - julianday(c.due_date) AS INTEGER)"
