@@ -61,6 +61,10 @@ run: $(VENV)/.installed-run $(VAR_DIR)/.collectstatic ## Set up what is missing,
 	@echo "    gestor2   Gestor de cobranza"
 	@echo "    gestor3   Gestor de cobranza"
 	@echo
+	@echo "  Reminders: the worker plans today's notices when it starts, then beat every hour."
+	@echo "    emails -> $(VAR_DIR)/mail/   SMS and WhatsApp -> $(VAR_DIR)/outbox/   letters (PDF) -> $(VAR_DIR)/media/cartas/"
+	@echo "    (or: $(MANAGE) run_dunning --dry-run  to see what goes out today without sending)"
+	@echo
 	@echo "  Starting web, worker and beat; Ctrl-C stops all three."
 	@echo
 	$(RUN_CMD)

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.db import connection, transaction
+from django.db.models import Count, Sum
 from django.utils import timezone
 
 from accounts.models import Client, Invoice
@@ -50,14 +52,7 @@ def _candidate_sql(vendor: str) -> str:
         "step_day": _step_day(vendor),
     }
     return """
-    WITH effective AS (
-        SELECT c.id AS client_id, COALESCE(cd.policy_id, sp.id) AS policy_id
-        FROM {client} c
-        LEFT JOIN {dunning} cd ON cd.client_id = c.id
-        LEFT JOIN {policy} sp ON sp.segment_id = c.segment_id
-        WHERE c.status <> 'written_off'
-          AND (cd.paused_until IS NULL OR cd.paused_until < %(today)s)
-    ),
+    WITH {effective},
     due AS (
         SELECT i.id AS invoice_id, i.client_id, s.id AS step_id, s.position, s.policy_id,
                s.min_overdue_amount, i.open_balance, i.due_date,
@@ -83,7 +78,25 @@ def _candidate_sql(vendor: str) -> str:
           SELECT 1 FROM {item} ni JOIN {step} s2 ON s2.id = ni.step_id
           WHERE ni.invoice_id = d.invoice_id AND s2.policy_id = d.policy_id AND s2.position >= d.position
       )
-    """.format(**t)
+    """.format(effective=effective_cte(), **t)
+
+
+def effective_cte() -> str:
+    """``effective AS (...)``: each client the ladder may act on (not written off, not paused
+    on %(today)s) with its effective policy — its own, else its segment's."""
+    t = {
+        "client": Client._meta.db_table,
+        "dunning": ClientDunning._meta.db_table,
+        "policy": Policy._meta.db_table,
+    }
+    return """effective AS (
+        SELECT c.id AS client_id, COALESCE(cd.policy_id, sp.id) AS policy_id
+        FROM {client} c
+        LEFT JOIN {dunning} cd ON cd.client_id = c.id
+        LEFT JOIN {policy} sp ON sp.segment_id = c.segment_id
+        WHERE c.status <> 'written_off'
+          AND (cd.paused_until IS NULL OR cd.paused_until < %(today)s)
+    )""".format(**t)
 
 
 @dataclass
@@ -93,6 +106,8 @@ class PlanResult:
     items: int = 0
     by_channel: dict[str, int] = field(default_factory=dict)
     dry_run: bool = False
+    # With ``detail``: one row per planned notice (client, step, channel, invoices, totals).
+    rows: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
@@ -104,9 +119,10 @@ class PlanResult:
         }
 
 
-def plan(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = False) -> PlanResult:
+def plan(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = False, detail: int = 0) -> PlanResult:
     """Record every notice due on ``today``. With ``dry_run`` nothing is written (the
-    transaction is rolled back) and the result says what would have been planned."""
+    transaction is rolled back) and the result says what would have been planned.
+    ``detail=N`` also returns the first N planned notices as rows (for the browser)."""
     now = now or timezone.now()
     vendor = connection.vendor
     result = PlanResult(today=today, dry_run=dry_run)
@@ -160,9 +176,42 @@ def plan(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = Fals
             )
             result.by_channel = {channel: count for channel, count in cur.fetchall()}
             cur.execute(f"DROP TABLE IF EXISTS {CANDIDATES}")
+        if detail:
+            result.rows = _rows(today=today, now=now, limit=detail)
         if dry_run:
             transaction.set_rollback(True)
     return result
+
+
+def _rows(*, today: dt.date, now: dt.datetime, limit: int) -> list[dict]:
+    """The notices this run planned, biggest amounts first: two queries, whatever the count."""
+    notices = list(
+        Notice.objects.filter(planned_for=today, created_at=now)
+        .select_related("client", "client__collector", "step", "step__policy")
+        .annotate(invoice_count=Count("items"), amount=Sum("items__open_balance"))
+        .order_by("-amount", "client__legal_name")[:limit]
+    )
+    totals: dict[int, dict[str, Decimal]] = {}
+    for notice_id, currency, amount in (
+        NoticeItem.objects.filter(notice__in=[n.pk for n in notices])
+        .values_list("notice_id", "invoice__currency")
+        .annotate(total=Sum("open_balance"))
+        .values_list("notice_id", "invoice__currency", "total")
+    ):
+        totals.setdefault(notice_id, {})[currency] = amount
+    return [
+        {
+            "client": n.client,
+            "step": n.step,
+            "policy": n.step.policy,
+            "channel": n.channel,
+            "status": n.status,
+            "language": n.language,
+            "invoice_count": n.invoice_count,
+            "totals": dict(sorted(totals.get(n.pk, {}).items())),
+        }
+        for n in notices
+    ]
 
 
 def _days_between(vendor: str) -> str:

@@ -3,6 +3,8 @@
 import os
 
 from celery import Celery
+from celery.schedules import crontab
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "morosos.settings")
 
@@ -10,6 +12,20 @@ app = Celery("morosos")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-# Filled in by the apps' issues (hourly dunning planner, nightly classification, weekly
-# digest); every entry names a task by its stable `name=`.
-app.conf.beat_schedule = {}
+# Every entry names a task by its stable `name=`. The planner re-derives what is due from the
+# database, so a missed or repeated tick loses or duplicates nothing.
+app.conf.beat_schedule = {
+    "plan-dunning-hourly": {"task": "cobranza.plan_dunning", "schedule": crontab(minute=5)},
+    "enqueue-due-notices": {"task": "cobranza.enqueue_due", "schedule": 60.0},
+}
+
+
+@worker_ready.connect
+def _plan_on_start(sender, **kwargs):
+    """With DUNNING_PLAN_ON_WORKER_START (on in development), a starting worker plans today's
+    notices at once instead of waiting for the next hourly tick: `make run` shows reminders
+    going out within a minute. Planning twice is harmless (the planner records each notice once)."""
+    from django.conf import settings
+
+    if getattr(settings, "DUNNING_PLAN_ON_WORKER_START", False):
+        sender.app.send_task("cobranza.plan_dunning")

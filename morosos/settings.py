@@ -147,7 +147,9 @@ CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
 
 # --- Email ------------------------------------------------------------------------------
-_email = env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
+# Development writes each email to a file under var/mail (the console would drown in the demo's
+# reminders); production defaults to an SMTP server on localhost.
+_email = env.email_url("EMAIL_URL", default=f"filemail://{VAR_DIR / 'mail'}" if DEBUG else "smtp://localhost:25")
 vars().update(_email)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Morosos <cobranza@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
@@ -178,6 +180,32 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- Dunning ----------------------------------------------------------------------------
+COMPANY_NAME = env.str("COMPANY_NAME", default="Morosos")
+COLLECTIONS_EMAIL = env.str("COLLECTIONS_EMAIL", default="")
+COLLECTIONS_PHONE = env.str("COLLECTIONS_PHONE", default="")
+# Base URL of the debtor self-service page that reminders link to (empty: no link).
+SELF_SERVICE_URL = env.str("SELF_SERVICE_URL", default="")
+# Contact-rule preset used when a client's country has none (MX, ES, US ship as presets).
+DUNNING_DEFAULT_COUNTRY = env.str("DUNNING_DEFAULT_COUNTRY", default="MX")
+# Right-hand side of the deterministic Message-ID of reminder emails.
+DUNNING_MESSAGE_ID_DOMAIN = env.str("DUNNING_MESSAGE_ID_DOMAIN", default="")
+# SMS and WhatsApp backends, like EMAIL_BACKEND: cobranza.channels.FileBackend (writes
+# var/outbox/<channel>.jsonl), .ConsoleBackend, or .HTTPBackend with *_URL and *_TOKEN.
+DUNNING_SMS_BACKEND = env.str("DUNNING_SMS_BACKEND", default="cobranza.channels.FileBackend")
+DUNNING_SMS_URL = env.str("DUNNING_SMS_URL", default="")
+DUNNING_SMS_TOKEN = env.str("DUNNING_SMS_TOKEN", default="")
+DUNNING_WHATSAPP_BACKEND = env.str("DUNNING_WHATSAPP_BACKEND", default="cobranza.channels.FileBackend")
+DUNNING_WHATSAPP_URL = env.str("DUNNING_WHATSAPP_URL", default="")
+DUNNING_WHATSAPP_TOKEN = env.str("DUNNING_WHATSAPP_TOKEN", default="")
+# A worker's claim on a notice expires after this; a dead worker's notices are then taken over.
+DUNNING_LEASE_SECONDS = env.int("DUNNING_LEASE_SECONDS", default=600)
+# Days after the last step of a ladder before an unpaid client escalates to "in collection".
+DUNNING_ESCALATION_GRACE_DAYS = env.int("DUNNING_ESCALATION_GRACE_DAYS", default=7)
+# A starting Celery worker plans today's notices at once (besides the hourly beat tick).
+DUNNING_PLAN_ON_WORKER_START = env.bool("DUNNING_PLAN_ON_WORKER_START", default=DEBUG)
+DUNNING_OUTBOX_DIR = env.path("DUNNING_OUTBOX_DIR", default=VAR_DIR / "outbox")
 
 # --- Security ---------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -9,6 +9,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("cuenta/", include("accounts.urls_auth")),
+    path("cobranza/", include("cobranza.urls")),
     path("", include("accounts.urls")),
 ]
 

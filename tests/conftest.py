@@ -42,17 +42,22 @@ def _plain_http():
     override.disable()
 
 
-REFERENCE_DATA_MIGRATION = ("accounts", "0002_roles_segments_append_only")
+# Data migrations whose `forwards(apps, schema_editor)` creates reference data, in order.
+REFERENCE_DATA_MIGRATIONS = [
+    ("accounts", "0002_roles_segments_append_only"),  # staff groups, default segments
+    ("cobranza", "0002_contact_rule_presets"),  # contact rules MX/ES/US, holidays
+    ("cobranza", "0003_default_ladders"),  # message templates, segment ladders
+]
 
 
 def restore_reference_data() -> None:
-    """Re-run the data migration (staff groups, default segments) on its own historical
-    models. A transactional test ends with a flush that empties every table, migration data
-    included, and pytest-django runs those tests after the others."""
-    app, name = REFERENCE_DATA_MIGRATION
-    migration = importlib.import_module(f"{app}.migrations.{name}")
-    state = MigrationLoader(connection).project_state(REFERENCE_DATA_MIGRATION)
-    migration.forwards(state.apps, None)
+    """Re-run the data migrations on their own historical models. A transactional test ends
+    with a flush that empties every table, migration data included, and pytest-django runs
+    those tests after the others."""
+    loader = MigrationLoader(connection)
+    for app, name in REFERENCE_DATA_MIGRATIONS:
+        migration = importlib.import_module(f"{app}.migrations.{name}")
+        migration.forwards(loader.project_state((app, name)).apps, None)
 
 
 def _is_transactional(request) -> bool:
@@ -62,6 +67,18 @@ def _is_transactional(request) -> bool:
     if marker is None:
         return False
     return bool(marker.kwargs.get("transaction") or (marker.args and marker.args[0]))
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Each test starts in the site's default language: a test (or a request handled in this
+    thread) that activated English must not change what the next test sees."""
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture(autouse=True)

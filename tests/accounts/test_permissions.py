@@ -134,8 +134,6 @@ def project_routes():
     return found
 
 
-
-
 @pytest.fixture
 def world(admin_user, gerente, gestora, gestor, nobody):
     """One client of each collector, with an invoice, a contact and client credit."""

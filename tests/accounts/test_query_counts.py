@@ -29,8 +29,6 @@ DETAIL_MAX = 14  # + client, timeline count and page + its invoices, summary (2)
 HOME_MAX = 6  # + aging (2), next actions
 
 
-
-
 def _count(client, url, **params) -> int:
     with CaptureQueriesContext(connection) as ctx:
         response = client.get(url, params)

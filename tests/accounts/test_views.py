@@ -20,8 +20,6 @@ pytestmark = pytest.mark.django_db
 TODAY = timezone.localdate()
 
 
-
-
 def _days_ago(n: int) -> dt.date:
     return TODAY - dt.timedelta(days=n)
 

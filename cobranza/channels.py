@@ -1,0 +1,168 @@
+"""Channel backends, chosen by settings in the style of Django's EMAIL_BACKEND.
+
+``DUNNING_SMS_BACKEND`` / ``DUNNING_WHATSAPP_BACKEND`` name a class with
+``send(message: OutgoingMessage) -> SendResult``. Email goes through Django's own email
+backends (SMTP in production, Mailpit in compose, console in development).
+
+Backends raise ``TransientSendError`` for what may work later (connection refused, 4xx SMTP,
+HTTP 5xx, timeouts) and ``PermanentSendError`` for what never will (bad address, HTTP 4xx);
+the dispatcher retries the first with backoff and records the second.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import smtplib
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.core.mail import EmailMessage, get_connection
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+log = logging.getLogger(__name__)
+
+
+class SendError(Exception):
+    pass
+
+
+class TransientSendError(SendError):
+    """Try again later."""
+
+
+class PermanentSendError(SendError):
+    """Retrying cannot help."""
+
+
+@dataclass
+class OutgoingMessage:
+    notice_id: int
+    channel: str
+    recipient: str
+    subject: str
+    body: str
+    message_id: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class SendResult:
+    provider_ref: str = ""
+
+
+# --- email -------------------------------------------------------------------------------
+
+
+def send_email(message: OutgoingMessage) -> SendResult:
+    headers = {"Message-ID": message.message_id, **message.headers}
+    email = EmailMessage(
+        subject=message.subject,
+        body=message.body,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[message.recipient],
+        headers=headers,
+    )
+    try:
+        connection = get_connection(fail_silently=False, timeout=getattr(settings, "DUNNING_EMAIL_TIMEOUT", 20))
+        sent = connection.send_messages([email])
+    except smtplib.SMTPRecipientsRefused as exc:
+        codes = [code for code, _msg in exc.recipients.values()]
+        if codes and all(400 <= code < 500 for code in codes):
+            raise TransientSendError(f"SMTP recipient deferred: {codes}") from exc
+        raise PermanentSendError(f"SMTP recipient refused: {codes}") from exc
+    except smtplib.SMTPResponseException as exc:
+        if 400 <= exc.smtp_code < 500:
+            raise TransientSendError(f"SMTP {exc.smtp_code}") from exc
+        raise PermanentSendError(f"SMTP {exc.smtp_code}") from exc
+    except (smtplib.SMTPException, OSError) as exc:  # connection refused, reset, timeout
+        raise TransientSendError(f"SMTP unavailable: {type(exc).__name__}") from exc
+    if sent != 1:
+        raise TransientSendError("the email backend reported nothing sent")
+    return SendResult(provider_ref=message.message_id)
+
+
+# --- SMS / WhatsApp ----------------------------------------------------------------------
+
+
+class FileBackend:
+    """Appends each message as a JSON line to ``<outbox>/<channel>.jsonl`` (the default:
+    lets a developer or a test read exactly what would have been sent)."""
+
+    def __init__(self, outbox: str | Path | None = None):
+        self.outbox = Path(outbox or getattr(settings, "DUNNING_OUTBOX_DIR", settings.VAR_DIR / "outbox"))
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        self.outbox.mkdir(parents=True, exist_ok=True)
+        record = {**asdict(message), "at": timezone.now().isoformat()}
+        path = self.outbox / f"{message.channel}.jsonl"
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return SendResult(provider_ref=f"file:{path.name}:{message.notice_id}")
+
+
+class ConsoleBackend:
+    def send(self, message: OutgoingMessage) -> SendResult:
+        log.info("%s to %s: %s", message.channel, message.recipient, message.body)
+        return SendResult(provider_ref=f"console:{message.notice_id}")
+
+
+class HTTPBackend:
+    """A provider adapter over HTTP: POSTs JSON ``{to, body, reference}`` with a bearer
+    token to ``DUNNING_<CHANNEL>_URL``. Most SMS and WhatsApp gateways take this shape; a
+    provider with another one gets its own small subclass overriding ``payload``."""
+
+    def __init__(self, channel: str):
+        prefix = f"DUNNING_{channel.upper()}"
+        self.url = getattr(settings, f"{prefix}_URL", "")
+        self.token = getattr(settings, f"{prefix}_TOKEN", "")
+        self.timeout = getattr(settings, f"{prefix}_TIMEOUT", 15)
+        if not self.url:
+            raise PermanentSendError(f"{prefix}_URL is not configured")
+
+    def payload(self, message: OutgoingMessage) -> dict:
+        return {"to": message.recipient, "body": message.body, "reference": message.message_id}
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        request = urllib.request.Request(  # noqa: S310 - the URL is the operator's own setting
+            self.url,
+            data=json.dumps(self.payload(message)).encode(),
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {self.token}",
+                "Idempotency-Key": message.message_id,
+            },
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                body = response.read(65536)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 429 or exc.code >= 500:
+                raise TransientSendError(f"HTTP {exc.code}") from exc
+            raise PermanentSendError(f"HTTP {exc.code}") from exc
+        except (TimeoutError, urllib.error.URLError, OSError) as exc:
+            raise TransientSendError(f"provider unreachable: {type(exc).__name__}") from exc
+        try:
+            ref = str(json.loads(body or b"{}").get("id", ""))
+        except (ValueError, AttributeError):
+            ref = ""
+        return SendResult(provider_ref=ref)
+
+
+def _backend(channel: str):
+    path = getattr(settings, f"DUNNING_{channel.upper()}_BACKEND", "cobranza.channels.FileBackend")
+    cls = import_string(path)
+    return cls(channel) if cls is HTTPBackend or issubclass(cls, HTTPBackend) else cls()
+
+
+def send(message: OutgoingMessage) -> SendResult:
+    if message.channel == "email":
+        return send_email(message)
+    if message.channel in ("sms", "whatsapp"):
+        return _backend(message.channel).send(message)
+    raise PermanentSendError(f"no backend sends {message.channel}")

@@ -1,0 +1,457 @@
+"""Dispatch: claim a notice, re-check it, send it, record it. At most once.
+
+1. **Claim** with one conditional UPDATE (``planned`` and due, or ``sending`` with an expired
+   lease) — two workers can never both win the same notice.
+2. **Re-check** against the current state: invoices paid, disputed or held since planning,
+   client paused or written off, contact opted out, contact rules (quiet hours, holidays,
+   frequency caps). Anything that stops the send is recorded; a deferral moves
+   ``scheduled_at`` to the next allowed moment and the notice waits — never dropped.
+3. **Render and store** the message (recipient, subject, body, Message-ID) and mark the moment
+   the send starts, committed *before* any network I/O.
+4. **Send** outside any transaction; then mark ``sent`` and write the timeline.
+
+A worker killed between 3 and 4 leaves a notice whose send may or may not have happened. It is
+never sent again blindly (that is how customers get duplicates): it is marked failed as
+"interrupted" and a task asks a person to check. Transient provider errors are retried with
+exponential backoff by rescheduling the notice in the database, so losing Redis loses nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Prefetch, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts import services as ledger
+from accounts.models import Client, Contact, Interaction, Invoice
+
+from . import channels, contact_rules, letters, messaging
+from .models import (
+    MESSAGE_CHANNELS,
+    CollectorTask,
+    InvoiceHold,
+    Notice,
+    NoticeItem,
+    StepChannel,
+    TaskKind,
+)
+
+log = logging.getLogger(__name__)
+
+
+def lease() -> dt.timedelta:
+    """How long a claim holds before another worker may take the notice over."""
+    return dt.timedelta(seconds=settings.DUNNING_LEASE_SECONDS)
+
+
+MAX_ATTEMPTS = 6
+
+# Which timeline kind records a sent message of each channel.
+INTERACTION_KIND = {
+    StepChannel.EMAIL: Interaction.Kind.EMAIL,
+    StepChannel.SMS: Interaction.Kind.SMS,
+    StepChannel.WHATSAPP: Interaction.Kind.WHATSAPP,
+    StepChannel.LETTER: Interaction.Kind.LETTER,
+}
+# Contacts that automated reminders may reach, in order of preference. Guarantors are
+# contacted by a person, never by the robot (and never revealed the debt by mistake).
+AUTOMATED_ROLES = (Contact.Role.BILLING, Contact.Role.PRIMARY, Contact.Role.BACKUP)
+ADDRESS_FIELD = {"email": "email", "sms": "phone", "whatsapp": "whatsapp"}
+TASK_FOR_CHANNEL = {
+    StepChannel.CALL: TaskKind.CALL,
+    StepChannel.REVIEW: TaskKind.REVIEW,
+    StepChannel.AGENCY: TaskKind.AGENCY,
+    StepChannel.LEGAL: TaskKind.LEGAL,
+}
+STATUS_FOR_HANDOFF = {StepChannel.AGENCY: Client.Status.AGENCY, StepChannel.LEGAL: Client.Status.LEGAL}
+
+
+class Outcome:
+    SENT = "sent"
+    DEFERRED = "deferred"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    RETRY = "retry"
+    NOT_CLAIMED = "not_claimed"
+
+
+@dataclass
+class DispatchResult:
+    outcome: str
+    reason: str = ""
+
+
+def claim(notice_id: int, *, now: dt.datetime) -> bool:
+    """Take the notice for this worker: planned and due, or abandoned by a dead worker."""
+    won = (
+        Notice.objects.filter(pk=notice_id)
+        .filter(
+            Q(status=Notice.Status.PLANNED, scheduled_at__lte=now)
+            | Q(status=Notice.Status.SENDING, lease_until__lt=now)
+        )
+        .update(status=Notice.Status.SENDING, lease_until=now + lease(), attempts=F("attempts") + 1, updated_at=now)
+    )
+    return won == 1
+
+
+def due_notice_ids(*, now: dt.datetime, limit: int = 500) -> list[int]:
+    return list(
+        Notice.objects.filter(
+            Q(status=Notice.Status.PLANNED, scheduled_at__lte=now)
+            | Q(status=Notice.Status.SENDING, lease_until__lt=now)
+        )
+        .order_by("scheduled_at", "id")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+def _load(notice_id: int) -> Notice:
+    return (
+        Notice.objects.select_related(
+            "client", "client__collector", "client__dunning", "step", "step__policy", "step__template"
+        )
+        .prefetch_related(
+            Prefetch(
+                "items",
+                queryset=NoticeItem.objects.select_related("invoice").order_by("invoice__due_date", "invoice_id"),
+            ),
+            Prefetch("client__contacts", queryset=Contact.objects.filter(is_active=True).order_by("id")),
+        )
+        .get(pk=notice_id)
+    )
+
+
+def _still_due_items(notice: Notice, today: dt.date) -> list[NoticeItem]:
+    """The items whose invoice still calls for this notice (re-read now, not at planning)."""
+    tolerance = notice.step.policy.tolerance
+    held = set(
+        InvoiceHold.objects.filter(invoice__in=[i.invoice_id for i in notice.items.all()])
+        .filter(Q(until__isnull=True) | Q(until__gte=today))
+        .values_list("invoice_id", flat=True)
+    )
+    return [
+        item
+        for item in notice.items.all()
+        if item.invoice.status in (Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID)
+        and item.invoice.open_balance >= max(tolerance, 0)
+        and item.invoice.open_balance > 0
+        and item.invoice_id not in held
+    ]
+
+
+def _client_stop(notice: Notice, today: dt.date) -> str:
+    client = notice.client
+    if client.status == Client.Status.WRITTEN_OFF:
+        return _("Cliente castigado: no se envían avisos.")
+    dunning = getattr(client, "dunning", None)
+    if dunning is not None and dunning.paused_until and dunning.paused_until >= today:
+        return _("Cliente en pausa hasta el %(date)s: %(reason)s") % {
+            "date": dunning.paused_until.isoformat(),
+            "reason": dunning.pause_reason,
+        }
+    return ""
+
+
+def choose_contact(client: Client, channel: str) -> Contact | None:
+    """The best reachable contact for an automated message on ``channel``."""
+    field = ADDRESS_FIELD.get(channel)
+    candidates = [
+        c
+        for c in client.contacts.all()
+        if c.is_active
+        and c.role in AUTOMATED_ROLES
+        and not c.opted_out(channel)
+        and (field is None or getattr(c, field))
+    ]
+    if channel == StepChannel.LETTER:
+        candidates = [c for c in candidates if not c.opted_out("letter")]
+    rank = {role: i for i, role in enumerate(AUTOMATED_ROLES)}
+    candidates.sort(key=lambda c: (c.preferred_channel != channel, rank[c.role], c.pk))
+    return candidates[0] if candidates else None
+
+
+def _message_id(notice: Notice) -> str:
+    domain = getattr(settings, "DUNNING_MESSAGE_ID_DOMAIN", "") or settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1]
+    return f"<notice-{notice.pk}.{notice.planned_for:%Y%m%d}@{domain.strip('<> ')}>"
+
+
+def _finish(notice: Notice, status: str, reason: str, *, now: dt.datetime, **fields) -> None:
+    Notice.objects.filter(pk=notice.pk, status=Notice.Status.SENDING).update(
+        status=status, reason=reason[:255], lease_until=None, updated_at=now, **fields
+    )
+
+
+def _timeline(notice: Notice, *, kind: str, direction: str, outcome: str, summary: str, body: str = "", invoices=()):
+    ledger.interaction_log(
+        by=None,
+        client=notice.client,
+        kind=kind,
+        direction=direction,
+        outcome=outcome,
+        summary=summary,
+        body=body,
+        contact=notice.contact,
+        invoices=list(invoices),
+    )
+
+
+def _task(notice: Notice, kind: str, title: str, *, due_on: dt.date, assigned_to=None) -> CollectorTask:
+    task, _created = CollectorTask.objects.get_or_create(
+        notice=notice,
+        kind=kind,
+        defaults={
+            "client": notice.client,
+            "title": title[:255],
+            "assigned_to": assigned_to or notice.client.collector,
+            "due_on": due_on,
+        },
+    )
+    return task
+
+
+def _step_label(notice: Notice) -> str:
+    return f"{notice.step.name} ({notice.get_channel_display()})"
+
+
+def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResult:
+    """Claim, re-check, send and record one notice. Safe to call any number of times."""
+    now = now or timezone.now()
+    if not claim(notice_id, now=now):
+        return DispatchResult(Outcome.NOT_CLAIMED)
+    notice = _load(notice_id)
+    today = timezone.localdate(now)
+
+    if notice.message_id:
+        # A previous worker stored the message and started sending, then died (retries and
+        # deferrals clear message_id): it may have gone out. Do not send it a second time;
+        # ask a person to check.
+        reason = _("Envío interrumpido: no se sabe si salió. Verifique antes de reenviar.")
+        _finish(notice, Notice.Status.FAILED, reason, now=now)
+        _task(
+            notice,
+            TaskKind.REVIEW,
+            _("Verificar aviso interrumpido: %(step)s") % {"step": _step_label(notice)},
+            due_on=today,
+        )
+        _timeline(
+            notice,
+            kind=Interaction.Kind.SYSTEM,
+            direction=Interaction.Direction.INTERNAL,
+            outcome=Interaction.Outcome.FAILED,
+            summary=f"{_step_label(notice)}: {reason}",
+        )
+        return DispatchResult(Outcome.FAILED, reason)
+
+    stop = _client_stop(notice, today)
+    items = _still_due_items(notice, today) if not stop else []
+    if not stop and not items:
+        stop = _("Las facturas del aviso ya no están pendientes (pagadas, en disputa o retenidas).")
+    if stop:
+        _finish(notice, Notice.Status.SKIPPED, stop, now=now)
+        _timeline(
+            notice,
+            kind=Interaction.Kind.SYSTEM,
+            direction=Interaction.Direction.INTERNAL,
+            outcome="",
+            summary=f"{_step_label(notice)} — {_('omitido')}: {stop}",
+            invoices=[i.invoice for i in notice.items.all()],
+        )
+        return DispatchResult(Outcome.SKIPPED, stop)
+
+    invoices = [i.invoice for i in items]
+    if notice.channel in TASK_FOR_CHANNEL:
+        return _dispatch_task(notice, invoices, now=now, today=today)
+
+    contact = choose_contact(notice.client, notice.channel)
+    if contact is None:
+        reason = _("Sin contacto que acepte %(channel)s: se pidió al gestor conseguir uno.") % {
+            "channel": notice.get_channel_display()
+        }
+        _finish(notice, Notice.Status.SKIPPED, reason, now=now)
+        _task(
+            notice,
+            TaskKind.FIND_CONTACT,
+            _("Conseguir un contacto para %(channel)s") % {"channel": notice.get_channel_display()},
+            due_on=today,
+        )
+        _timeline(
+            notice,
+            kind=Interaction.Kind.SYSTEM,
+            direction=Interaction.Direction.INTERNAL,
+            outcome="",
+            summary=f"{_step_label(notice)} — {reason}",
+            invoices=invoices,
+        )
+        return DispatchResult(Outcome.SKIPPED, reason)
+
+    decision = contact_rules.decide(client=notice.client, channel=notice.channel, at=now)
+    if not decision.allowed:
+        Notice.objects.filter(pk=notice.pk, status=Notice.Status.SENDING).update(
+            status=Notice.Status.PLANNED,
+            scheduled_at=decision.send_at,
+            deferrals=F("deferrals") + 1,
+            attempts=F("attempts") - 1,
+            reason=decision.reason[:255],
+            lease_until=None,
+            updated_at=now,
+        )
+        _timeline(
+            notice,
+            kind=Interaction.Kind.SYSTEM,
+            direction=Interaction.Direction.INTERNAL,
+            outcome="",
+            summary=_("%(step)s aplazado hasta %(when)s: %(reason)s")
+            % {
+                "step": _step_label(notice),
+                "when": timezone.localtime(decision.send_at, contact_rules.client_time_zone(notice.client)).strftime(
+                    "%Y-%m-%d %H:%M"
+                ),
+                "reason": decision.reason,
+            },
+            invoices=invoices,
+        )
+        return DispatchResult(Outcome.DEFERRED, decision.reason)
+
+    notice.contact = contact
+    try:
+        rendered = messaging.render_notice(notice, items=items, today=today)
+    except messaging.TemplateRenderError as exc:
+        reason = _("La plantilla no se pudo generar: %(error)s") % {"error": exc}
+        _finish(notice, Notice.Status.FAILED, reason, now=now)
+        _timeline(
+            notice,
+            kind=Interaction.Kind.SYSTEM,
+            direction=Interaction.Direction.INTERNAL,
+            outcome=Interaction.Outcome.FAILED,
+            summary=f"{_step_label(notice)}: {reason}",
+            invoices=invoices,
+        )
+        return DispatchResult(Outcome.FAILED, reason)
+
+    recipient = (
+        contact.email
+        if notice.channel == StepChannel.EMAIL
+        else getattr(contact, ADDRESS_FIELD.get(notice.channel, "email"), "")
+        if notice.channel != StepChannel.LETTER
+        else (notice.client.address or contact.name)
+    )
+    message_id = _message_id(notice)
+    # Committed before the network: from here on a crash means "may have been sent".
+    stored = Notice.objects.filter(pk=notice.pk, status=Notice.Status.SENDING).update(
+        contact=contact,
+        recipient=recipient[:254],
+        subject=rendered.subject[:255],
+        body=rendered.body,
+        message_id=message_id,
+        updated_at=now,
+    )
+    if not stored:
+        return DispatchResult(Outcome.NOT_CLAIMED)
+
+    try:
+        if notice.channel == StepChannel.LETTER:
+            result = letters.store_letter(notice, rendered)
+        else:
+            result = channels.send(
+                channels.OutgoingMessage(
+                    notice_id=notice.pk,
+                    channel=notice.channel,
+                    recipient=recipient,
+                    subject=rendered.subject,
+                    body=rendered.body,
+                    message_id=message_id,
+                )
+            )
+    except channels.TransientSendError as exc:
+        return _retry_later(notice, str(exc), now=now, invoices=invoices)
+    except channels.PermanentSendError as exc:
+        reason = _("Envío rechazado: %(error)s") % {"error": exc}
+        _finish(notice, Notice.Status.FAILED, reason, now=now, message_id="", body=rendered.body)
+        _timeline(
+            notice,
+            kind=Interaction.Kind.SYSTEM,
+            direction=Interaction.Direction.INTERNAL,
+            outcome=Interaction.Outcome.FAILED,
+            summary=f"{_step_label(notice)}: {reason}",
+            invoices=invoices,
+        )
+        return DispatchResult(Outcome.FAILED, reason)
+
+    sent_at = timezone.now()
+    _finish(notice, Notice.Status.SENT, "", now=sent_at, sent_at=sent_at, provider_ref=result.provider_ref[:255])
+    _timeline(
+        notice,
+        kind=INTERACTION_KIND[notice.channel],
+        direction=Interaction.Direction.OUTBOUND,
+        outcome=Interaction.Outcome.SENT,
+        summary=f"{_step_label(notice)} → {recipient}"[:255],
+        body=(f"{rendered.subject}\n\n" if rendered.subject else "") + rendered.body,
+        invoices=invoices,
+    )
+    return DispatchResult(Outcome.SENT)
+
+
+def _retry_later(notice: Notice, error: str, *, now: dt.datetime, invoices) -> DispatchResult:
+    attempts = Notice.objects.values_list("attempts", flat=True).get(pk=notice.pk)
+    if attempts >= MAX_ATTEMPTS:
+        reason = _("Fallo tras %(n)s intentos: %(error)s") % {"n": attempts, "error": error}
+        _finish(notice, Notice.Status.FAILED, reason, now=now, message_id="")
+        _timeline(
+            notice,
+            kind=Interaction.Kind.SYSTEM,
+            direction=Interaction.Direction.INTERNAL,
+            outcome=Interaction.Outcome.FAILED,
+            summary=f"{_step_label(notice)}: {reason}",
+            invoices=invoices,
+        )
+        return DispatchResult(Outcome.FAILED, reason)
+    # 2, 4, 8, 16 … minutes: the provider gets time to recover.
+    backoff = dt.timedelta(minutes=2**attempts)
+    Notice.objects.filter(pk=notice.pk, status=Notice.Status.SENDING).update(
+        status=Notice.Status.PLANNED,
+        scheduled_at=now + backoff,
+        lease_until=None,
+        message_id="",
+        reason=(_("Reintento programado: %(error)s") % {"error": error})[:255],
+        updated_at=now,
+    )
+    return DispatchResult(Outcome.RETRY, error)
+
+
+def _dispatch_task(notice: Notice, invoices, *, now: dt.datetime, today: dt.date) -> DispatchResult:
+    """Call, review and hand-off steps become work for a person (and, for hand-offs, a
+    change of the client's status)."""
+    kind = TASK_FOR_CHANNEL[notice.channel]
+    numbers = ", ".join(inv.number for inv in invoices)
+    title = f"{notice.step.name}: {numbers}"
+    with transaction.atomic():
+        _task(notice, kind, title, due_on=today)
+        new_status = STATUS_FOR_HANDOFF.get(notice.channel)
+        if new_status and notice.client.status != new_status:
+            ledger.client_update(by=None, client=notice.client, status=new_status)
+        _finish(notice, Notice.Status.SENT, "", now=now, sent_at=now)
+    _timeline(
+        notice,
+        kind=Interaction.Kind.SYSTEM,
+        direction=Interaction.Direction.INTERNAL,
+        outcome="",
+        summary=_("%(step)s: tarea creada para %(who)s")
+        % {
+            "step": _step_label(notice),
+            "who": (notice.client.collector.get_full_name() or notice.client.collector.username)
+            if notice.client.collector
+            else _("el equipo de cobranza"),
+        },
+        invoices=invoices,
+    )
+    return DispatchResult(Outcome.SENT)
+
+
+def is_message_channel(channel: str) -> bool:
+    return channel in MESSAGE_CHANNELS

@@ -1,0 +1,59 @@
+"""One dunning run: plan what is due, then dispatch what may go out now.
+
+Used by ``manage.py run_dunning`` (inline, with a summary) and by the Celery beat tasks
+(plan, then enqueue one dispatch task per due notice).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.utils import timezone
+
+from . import dispatch, escalation, planner
+
+
+def default_now(today: dt.date | None) -> dt.datetime:
+    """``--today`` time travel runs at 10:00 in the company's time zone, inside every
+    preset's contact hours; without it, now."""
+    if today is None:
+        return timezone.now()
+    return dt.datetime.combine(today, dt.time(10, 0), tzinfo=ZoneInfo(settings.TIME_ZONE))
+
+
+def run(*, today: dt.date | None = None, now: dt.datetime | None = None, dry_run: bool = False) -> dict:
+    now = now or default_now(today)
+    today = today or timezone.localdate(now)
+    planned = planner.plan(today=today, now=now, dry_run=dry_run)
+    escalated = escalation.escalate(today=today, now=now, dry_run=dry_run)
+    outcomes: Counter[str] = Counter()
+    reasons: Counter[tuple[str, str]] = Counter()
+    if not dry_run:
+        # Loop until nothing due is left: a deferred notice moves to the future, so this ends.
+        while ids := dispatch.due_notice_ids(now=now):
+            progressed = False
+            for notice_id in ids:
+                result = dispatch.dispatch(notice_id, now=now)
+                if result.outcome == dispatch.Outcome.NOT_CLAIMED:
+                    continue
+                progressed = True
+                outcomes[result.outcome] += 1
+                if result.reason:
+                    reasons[(result.outcome, result.reason)] += 1
+            if not progressed:
+                break
+    return {
+        "today": today.isoformat(),
+        "now": now.isoformat(),
+        "dry_run": dry_run,
+        "planned": planned.as_dict(),
+        "escalated": len(escalated),
+        "dispatched": {key: outcomes.get(key, 0) for key in ("sent", "deferred", "skipped", "failed", "retry")},
+        "reasons": [
+            {"outcome": outcome, "reason": reason, "count": count}
+            for (outcome, reason), count in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+        ],
+    }

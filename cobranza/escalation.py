@@ -1,0 +1,156 @@
+"""Escalation: the ladder ran to its end and the client still owes.
+
+A client escalates when one of its invoices is still collectible ``DUNNING_ESCALATION_GRACE_DAYS``
+after the day of its policy's last active step (due date + last offset + grace), and the
+ladder actually acted on that invoice (it is listed on at least one notice of that policy).
+Steps skipped for a minimum amount or cancelled by a manager do not hold escalation back: the
+ladder's time is over either way.
+
+Escalating moves the client from *active* to *in collection* (a person takes over), writes
+the reason in the client's timeline and opens two tasks: one for the assigned collector and
+one for the managers' queue (unassigned). Hand-off steps (agency, legal) already changed the
+status, so those clients are not active and do not escalate again.
+
+Set-based: one statement finds and flips the clients (``UPDATE … WHERE status = 'active'``),
+so two planners running at once escalate each client once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from accounts.models import Client, ClientStatus, Interaction, Invoice
+
+from .models import CollectorTask, InvoiceHold, NoticeItem, Policy, PolicyStep, TaskKind
+from .planner import effective_cte
+
+
+def grace_days() -> int:
+    return int(getattr(settings, "DUNNING_ESCALATION_GRACE_DAYS", 7))
+
+
+def _day_sql(vendor: str) -> str:
+    """SQL for the day escalation is due for an invoice."""
+    if vendor == "postgresql":
+        return "(i.due_date + ls.last_offset + %(grace)s)"
+    if vendor == "sqlite":
+        return "date(i.due_date, (ls.last_offset + %(grace)s) || ' days')"
+    raise NotImplementedError(vendor)
+
+
+def _escalating_sql(vendor: str) -> str:
+    t = {
+        "client": Client._meta.db_table,
+        "invoice": Invoice._meta.db_table,
+        "policy": Policy._meta.db_table,
+        "step": PolicyStep._meta.db_table,
+        "hold": InvoiceHold._meta.db_table,
+        "item": NoticeItem._meta.db_table,
+        "day": _day_sql(vendor),
+    }
+    return """
+    WITH {effective},
+    last_step AS (
+        SELECT policy_id, MAX(offset_days) AS last_offset FROM {step} WHERE is_active GROUP BY policy_id
+    )
+    SELECT DISTINCT i.client_id
+    FROM {invoice} i
+    JOIN effective e ON e.client_id = i.client_id
+    JOIN {client} c ON c.id = i.client_id AND c.status = 'active'
+    JOIN {policy} p ON p.id = e.policy_id AND p.is_active
+    JOIN last_step ls ON ls.policy_id = p.id
+    WHERE i.status IN ('open', 'partially_paid')
+      AND i.open_balance > 0
+      AND i.open_balance >= p.tolerance
+      AND {day} <= %(today)s
+      AND NOT EXISTS (
+          SELECT 1 FROM {hold} h
+          WHERE h.invoice_id = i.id AND (h.until IS NULL OR h.until >= %(today)s)
+      )
+      AND EXISTS (
+          SELECT 1 FROM {item} ni JOIN {step} s ON s.id = ni.step_id
+          WHERE ni.invoice_id = i.id AND s.policy_id = p.id
+      )
+    """.format(effective=effective_cte(), **t)
+
+
+def escalate(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = False) -> list[int]:
+    """Escalate every client whose ladder ended unpaid; returns their ids."""
+    now = now or timezone.now()
+    params = {"today": today, "grace": grace_days()}
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute(_escalating_sql(connection.vendor), params)
+            candidates = [row[0] for row in cur.fetchall()]
+        if dry_run or not candidates:
+            return candidates
+        # The conditional update is the claim: a concurrent run flips (and returns) none of these.
+        escalated = []
+        for chunk_start in range(0, len(candidates), 1000):
+            chunk = candidates[chunk_start : chunk_start + 1000]
+            with connection.cursor() as cur:
+                cur.execute(
+                    f"UPDATE {Client._meta.db_table} SET status = %s, updated_at = %s "
+                    f"WHERE status = %s AND id IN ({', '.join(['%s'] * len(chunk))}) RETURNING id",
+                    [ClientStatus.IN_COLLECTION, now, ClientStatus.ACTIVE, *chunk],
+                )
+                escalated.extend(row[0] for row in cur.fetchall())
+        if escalated:
+            _record(escalated, today=today, now=now)
+    return escalated
+
+
+def _record(client_ids: list[int], *, today: dt.date, now: dt.datetime) -> None:
+    """Timeline entries and tasks for the escalated clients, in bulk (same transaction)."""
+    grace = grace_days()
+    clients = Client.objects.filter(pk__in=client_ids).select_related("collector")
+    with translation.override(settings.LANGUAGE_CODE):
+        summary = _("Escalamiento: la escalera de cobranza terminó sin pago; el cliente pasa a «En cobranza».")
+        body = _(
+            "Pasaron %(days)s días desde el último paso automático de su política y sigue con saldo vencido. "
+            "Se crearon tareas para el gestor y para el gerente."
+        ) % {"days": grace}
+        collector_title = _("Escalamiento: decidir el siguiente paso con el cliente")
+        manager_title = _("Escalamiento: revisar la cuenta (la escalera terminó sin pago)")
+    Interaction.objects.bulk_create(
+        Interaction(
+            client=client,
+            kind=Interaction.Kind.SYSTEM,
+            direction=Interaction.Direction.INTERNAL,
+            summary=summary,
+            body=body,
+            occurred_at=min(now, timezone.now()),
+        )
+        for client in clients
+    )
+    tasks = []
+    for client in clients:
+        name = client.trade_name or client.legal_name
+        if client.collector_id:
+            tasks.append(
+                CollectorTask(
+                    client=client,
+                    kind=TaskKind.ESCALATION,
+                    title=f"{collector_title}: {name}"[:255],
+                    assigned_to_id=client.collector_id,
+                    due_on=today,
+                    created_at=now,
+                )
+            )
+        # The managers' queue: unassigned, seen by every manager.
+        tasks.append(
+            CollectorTask(
+                client=client,
+                kind=TaskKind.ESCALATION,
+                title=f"{manager_title}: {name}"[:255],
+                assigned_to=None,
+                due_on=today,
+                created_at=now,
+            )
+        )
+    CollectorTask.objects.bulk_create(tasks)

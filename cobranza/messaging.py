@@ -1,0 +1,996 @@
+"""Message templates: a safe template language, its placeholders, validation and rendering.
+
+Templates are written by managers in the product, so the language is Django's template syntax
+run by a dedicated :class:`~django.template.Engine` that can reach nothing but the context we
+give it: no loaders (no files), no ``{% load %}`` / ``{% include %}`` / ``{% extends %}`` /
+``{% debug %}``, a short list of tags and filters, and a context made of plain values (never
+model instances). Output is plain text (text/plain email, SMS, WhatsApp, the body of a letter
+that ``letters.py`` escapes into its own HTML), so autoescaping is off.
+
+A broken template must be caught when it is saved, not when a reminder is sent:
+:func:`validate_template_text` compiles it, refuses forbidden tags, checks every variable
+against :data:`PLACEHOLDERS` (statically, including ``{% if %}`` and ``{% for %}``, which
+Django resolves silently) and renders it against :func:`sample_context`. Rendering a saved
+template therefore does not fail; if it somehow does, :class:`TemplateRenderError` tells the
+dispatcher to record a permanent failure instead of retrying.
+
+Layout niceties, so a manager can write readable templates: a line holding only tags (``{% for
+f in facturas %}``) leaves no blank line behind, trailing spaces are dropped and runs of blank
+lines collapse into one. Money and dates print in the language of the text actually rendered
+(a Spanish fallback text for an English client reads "$1,234.50" and "2 de marzo de 2026").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+import zoneinfo
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
+from email.utils import parseaddr
+
+from django.conf import settings
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.db.models import Prefetch
+from django.template import Context, Engine, Library, TemplateSyntaxError, defaultfilters, defaulttags
+from django.template.base import FilterExpression, Lexer, Node, TokenType, Variable, VariableNode
+from django.template.defaulttags import FilterNode, FirstOfNode, ForNode, IfNode, NowNode, WithNode
+from django.utils import formats, timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from accounts.models import Client, Contact, Invoice, Language
+from accounts.utils import money_str
+
+from .models import MessageTemplate, MessageTemplateText, Notice, NoticeItem, StepChannel
+
+# --- channel limits ----------------------------------------------------------------------
+
+# Three concatenated GSM-7 segments (153 characters each, plus margin); with accents the
+# provider switches to UCS-2 and bills more segments, but the text still arrives whole.
+SMS_MAX_CHARS = 480
+# Meta's limit for the body of a WhatsApp message template.
+WHATSAPP_MAX_CHARS = 1024
+# Plain text everywhere: emails are text/plain and letters.py escapes the body into its HTML.
+AUTOESCAPE_BY_CHANNEL = {
+    StepChannel.EMAIL: False,
+    StepChannel.SMS: False,
+    StepChannel.WHATSAPP: False,
+    StepChannel.LETTER: False,
+}
+FALLBACK_LANGUAGE = Language.ES
+
+
+class TemplateRenderError(Exception):
+    """A template could not be rendered. Permanent: retrying produces the same error."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    body: str
+    # The language of the text used (the client's, or the fallback).
+    language: str = FALLBACK_LANGUAGE
+
+
+# --- the template language ---------------------------------------------------------------
+
+register = Library()
+
+ALLOWED_TAGS = ("if", "for", "with", "comment", "firstof", "now", "spaceless", "filter", "verbatim", "templatetag")
+# Tags that only continue or close an allowed one.
+_INNER_TAGS = frozenset(
+    {"elif", "else", "endif", "empty", "endfor", "endwith", "endcomment", "endspaceless", "endfilter", "endverbatim"}
+)
+# Named in the error message, so a manager pasting a web template understands the refusal.
+FORBIDDEN_TAGS = frozenset(
+    {
+        "load",
+        "include",
+        "extends",
+        "block",
+        "debug",
+        "ssi",
+        "url",
+        "csrf_token",
+        "static",
+        "autoescape",
+        "cycle",
+        "lorem",
+        "regroup",
+        "widthratio",
+        "ifchanged",
+        "resetcycle",
+        "querystring",
+        "partial",
+        "partialdef",
+    }
+)
+# Formatting filters that cannot read outside the context nor allocate unbounded memory
+# (ljust/center/floatformat with huge arguments could).
+ALLOWED_FILTERS = (
+    "default",
+    "default_if_none",
+    "upper",
+    "lower",
+    "title",
+    "capfirst",
+    "length",
+    "pluralize",
+    "yesno",
+    "join",
+    "first",
+    "last",
+    "slice",
+    "truncatechars",
+    "truncatewords",
+    "wordwrap",
+    "add",
+    "divisibleby",
+)
+
+for _name in ALLOWED_TAGS:
+    register.tag(_name, defaulttags.register.tags[_name])
+for _name in ALLOWED_FILTERS:
+    register.filters[_name] = defaultfilters.register.filters[_name]
+
+
+def _active_language() -> str:
+    return (translation.get_language() or settings.LANGUAGE_CODE).split("-")[0]
+
+
+@register.filter(name="money", is_safe=False)
+def money_filter(value, currency=None):
+    """``{{ f.saldo|money }}`` or ``{{ importe|money:"EUR" }}``: amount with its currency,
+    formatted for the language of the message. Never raises (a template must not crash)."""
+    if isinstance(value, Money):
+        return value.format(currency or value["moneda"])
+    if value in (None, ""):
+        return ""
+    try:
+        return money_str(Decimal(str(value)), currency or settings.DEFAULT_CURRENCY, _active_language())
+    except (InvalidOperation, ValueError, TypeError, AttributeError, KeyError):
+        return str(value)
+
+
+@register.filter(name="date", expects_localtime=True, is_safe=False)
+def date_filter(value, arg=None):
+    """``{{ f.vencimiento|date }}`` → "2 de marzo de 2026" / "March 2, 2026";
+    ``|date:"SHORT_DATE_FORMAT"`` → "02/03/2026" / "03/02/2026"; or a format string."""
+    if value in (None, ""):
+        return ""
+    try:
+        return formats.date_format(value, arg or "DATE_FORMAT")
+    except (AttributeError, TypeError, ValueError):
+        return ""
+
+
+SENTINEL = "\x00⟦%s⟧\x00"
+_SENTINEL_RE = re.compile("\x00⟦(.*?)⟧\x00")
+
+
+def _make_engine(*, autoescape: bool, string_if_invalid: str = "", debug: bool = False) -> Engine:
+    engine = Engine(
+        dirs=[],
+        app_dirs=False,
+        loaders=[],
+        libraries={},
+        builtins=[],
+        autoescape=autoescape,
+        string_if_invalid=string_if_invalid,
+        debug=debug,
+    )
+    # Engine always prepends Django's default builtins (every tag and filter, {% load %} and
+    # {% include %} among them); replace them with the whitelist. No libraries: nothing to load.
+    engine.template_builtins = [register]
+    engine.template_libraries = {}
+    return engine
+
+
+@functools.cache
+def _engine(autoescape: bool, validating: bool) -> Engine:
+    if validating:
+        return _make_engine(autoescape=autoescape, string_if_invalid=SENTINEL, debug=True)
+    return _make_engine(autoescape=autoescape)
+
+
+_TAG = r"(?:\{%.*?%\}|\{#.*?#\})"
+_TAG_ONLY_LINE = re.compile(rf"^[ \t]*({_TAG}(?:[ \t]*{_TAG})*)[ \t]*\r?\n", re.MULTILINE)
+
+
+def _trim_tag_lines(source: str) -> str:
+    """A line holding only tags or comments produces no output line (Jinja's trim_blocks)."""
+    return _TAG_ONLY_LINE.sub(r"\1", source)
+
+
+@functools.lru_cache(maxsize=512)
+def _compile(source: str, autoescape: bool, validating: bool = False, trim: bool = True):
+    return _engine(autoescape, validating).from_string(_trim_tag_lines(source) if trim else source)
+
+
+def _tidy_body(text: str) -> str:
+    text = "\n".join(line.rstrip() for line in text.replace("\r\n", "\n").split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _tidy_subject(text: str) -> str:
+    # One line: a newline in a subject is a header injection (and Django refuses it).
+    return " ".join(text.split())
+
+
+# --- the context: values that print well -------------------------------------------------
+
+
+class Record(dict):
+    """A group of values that prints as its main text: ``{{ cliente }}`` is the name,
+    ``{{ cliente.razon_social }}`` a field. A dict, so lookups never reach Python attributes."""
+
+    def __init__(self, text="", /, **fields):
+        super().__init__(fields)
+        self._text = text
+
+    def __str__(self) -> str:
+        return str(self._text)
+
+    def __bool__(self) -> bool:
+        return bool(str(self._text))
+
+
+class Money(dict):
+    """An amount and its currency; prints as "$1,234.50" / "1.234,50 €" / "MX$1,234.50"
+    according to the language the message is rendered in."""
+
+    def __init__(self, cantidad, moneda: str):
+        super().__init__(cantidad=Decimal(cantidad), moneda=moneda)
+
+    def format(self, currency: str | None = None) -> str:
+        return money_str(self["cantidad"], currency or self["moneda"], _active_language())
+
+    def __str__(self) -> str:
+        return self.format()
+
+    def __bool__(self) -> bool:
+        return True
+
+
+class ByLanguage:
+    """A text per language, printed in the language of the message (for data, not UI)."""
+
+    def __init__(self, texts: Mapping[str, str]):
+        self.texts = dict(texts)
+
+    def __str__(self) -> str:
+        return self.texts.get(_active_language()) or self.texts.get(FALLBACK_LANGUAGE) or ""
+
+    def __bool__(self) -> bool:
+        return any(self.texts.values())
+
+
+class TotalText:
+    """The per-currency totals in one phrase: "$12,500.00 y USD1,250.00"."""
+
+    AND = {"es": " y ", "en": " and "}
+
+    def __init__(self, totals: Sequence[Money]):
+        self.totals = list(totals)
+
+    def __str__(self) -> str:
+        parts = [str(t) for t in self.totals]
+        if len(parts) <= 1:
+            return "".join(parts)
+        conjunction = self.AND.get(_active_language(), self.AND["es"])
+        return ", ".join(parts[:-1]) + conjunction + parts[-1]
+
+    def __bool__(self) -> bool:
+        return bool(self.totals)
+
+
+COLLECTIONS_TEAM = {"es": "Equipo de cobranza", "en": "Collections team"}
+
+
+class MessageContext(dict):
+    """The variables of one message, and the language they were built for."""
+
+    def __init__(self, values: Mapping, *, language: str):
+        super().__init__(values)
+        self.language = language
+
+
+# --- placeholders ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Field:
+    """A documented context variable: its fields, and whether it is a list of them."""
+
+    description: str
+    fields: Mapping[str, Field] | None = None
+    many: bool = False
+    example: str = ""
+
+    def item(self) -> Field:
+        return replace(self, many=False)
+
+    def as_dict(self) -> dict:
+        return {
+            "description": str(self.description),
+            "many": self.many,
+            "example": self.example,
+            "fields": {name: f.as_dict() for name, f in (self.fields or {}).items()},
+        }
+
+
+class _Any:
+    """A value the static check cannot type (a loop with several variables, a filtered value)."""
+
+
+ANY = _Any()
+
+_MONEY_FIELDS = {
+    "cantidad": Field(gettext_lazy("la cantidad sin formato (número)")),
+    "moneda": Field(gettext_lazy("código ISO de la moneda"), example="MXN"),
+}
+
+
+def _money_field(description) -> Field:
+    return Field(description, fields=_MONEY_FIELDS, example="$1,234.50")
+
+
+PLACEHOLDERS: dict[str, Field] = {
+    "cliente": Field(
+        gettext_lazy("el cliente: se muestra con su nombre comercial o, si no tiene, su razón social"),
+        fields={
+            "nombre": Field(gettext_lazy("nombre comercial o razón social")),
+            "razon_social": Field(gettext_lazy("razón social")),
+            "nombre_comercial": Field(gettext_lazy("nombre comercial (puede estar vacío)")),
+            "rfc": Field(gettext_lazy("RFC / NIF")),
+        },
+        example="{{ cliente }}",
+    ),
+    "contacto": Field(
+        gettext_lazy("la persona a quien se dirige el mensaje; vacío si no hay contacto"),
+        fields={
+            "nombre": Field(gettext_lazy("nombre")),
+            "puesto": Field(gettext_lazy("puesto (puede estar vacío)")),
+        },
+        example="{{ contacto|default:cliente }}",
+    ),
+    "facturas": Field(
+        gettext_lazy("todas las facturas del cliente en este paso, de la más antigua a la más reciente"),
+        many=True,
+        fields={
+            "numero": Field(gettext_lazy("folio")),
+            "concepto": Field(gettext_lazy("concepto (puede estar vacío)")),
+            "importe": _money_field(gettext_lazy("importe original con moneda")),
+            "saldo": _money_field(gettext_lazy("saldo pendiente con moneda")),
+            "moneda": Field(gettext_lazy("código ISO de la moneda")),
+            "emision": Field(gettext_lazy("fecha de emisión")),
+            "vencimiento": Field(gettext_lazy("fecha de vencimiento")),
+            "dias_vencida": Field(gettext_lazy("días de atraso (0 si aún no vence)")),
+            "dias_para_vencer": Field(gettext_lazy("días que faltan para el vencimiento (0 si ya venció)")),
+        },
+        example="{% for f in facturas %}{{ f.numero }}: {{ f.saldo }}, {{ f.vencimiento }}{% endfor %}",
+    ),
+    "total": Field(
+        gettext_lazy("el total pendiente, uno por moneda"),
+        many=True,
+        fields=_MONEY_FIELDS,
+        example="{% for t in total %}{{ t }}{% endfor %}",
+    ),
+    "total_texto": Field(gettext_lazy("el total pendiente en una frase («$12,500.00 y USD1,250.00»)")),
+    "dias_max_vencida": Field(gettext_lazy("días de atraso de la factura más antigua")),
+    "gestor": Field(
+        gettext_lazy("el gestor de cobranza asignado (o el equipo de cobranza)"),
+        fields={
+            "nombre": Field(gettext_lazy("nombre")),
+            "correo": Field(gettext_lazy("correo electrónico")),
+            "telefono": Field(gettext_lazy("teléfono de cobranza (puede estar vacío)")),
+        },
+    ),
+    "empresa": Field(gettext_lazy("el nombre de nuestra empresa")),
+    "enlace_pago": Field(gettext_lazy("enlace para consultar y pagar en línea (puede estar vacío)")),
+    "hoy": Field(gettext_lazy("la fecha de hoy")),
+}
+
+_FORLOOP = Field(
+    "forloop",
+    fields={
+        "counter": Field(""),
+        "counter0": Field(""),
+        "revcounter": Field(""),
+        "revcounter0": Field(""),
+        "first": Field(""),
+        "last": Field(""),
+        "parentloop": ANY,  # type: ignore[dict-item]
+    },
+)
+# Filters that keep a list a list (so ``{% for f in facturas|slice:":5" %}`` stays typed).
+_LIST_FILTERS = frozenset({"slice"})
+
+
+def placeholder_help() -> list[dict]:
+    """The documented variables for the template editor's help panel."""
+    return [{"name": name, **f.as_dict()} for name, f in PLACEHOLDERS.items()]
+
+
+# --- building contexts -------------------------------------------------------------------
+
+
+def company_name() -> str:
+    return getattr(settings, "COMPANY_NAME", "Morosos")
+
+
+def payment_link(*, client: Client | None, notice: Notice | None = None) -> str:
+    """Where the debtor can see and pay the account: ``SELF_SERVICE_URL`` plus a signed
+    per-notice token. A placeholder until the self-service portal defines its own links."""
+    base = getattr(settings, "SELF_SERVICE_URL", "")
+    if not base:
+        return ""
+    if client is None:
+        return base
+    token = signing.Signer(salt="morosos.enlace-pago").sign(f"{client.pk}-{notice.pk if notice else 0}")
+    return f"{base.rstrip('/')}/{token}"
+
+
+def _client_today(client: Client | None) -> dt.date:
+    try:
+        tz = zoneinfo.ZoneInfo(client.time_zone) if client is not None else None
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        tz = None
+    return timezone.localdate(timezone=tz)
+
+
+def _invoice_of(item) -> Invoice:
+    # A NoticeItem (or anything with .invoice) or an Invoice itself.
+    return item if hasattr(item, "due_date") else item.invoice
+
+
+def _factura(invoice: Invoice, today: dt.date) -> Record:
+    days = (today - invoice.due_date).days
+    return Record(
+        invoice.number,
+        numero=invoice.number,
+        concepto=invoice.description or "",
+        importe=Money(invoice.amount, invoice.currency),
+        saldo=Money(invoice.open_balance, invoice.currency),
+        moneda=invoice.currency,
+        emision=invoice.issue_date,
+        vencimiento=invoice.due_date,
+        dias_vencida=max(days, 0),
+        dias_para_vencer=max(-days, 0),
+    )
+
+
+def _collector_record(collector) -> Record:
+    phone = getattr(settings, "COLLECTIONS_PHONE", "")
+    email = getattr(settings, "COLLECTIONS_EMAIL", "") or parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
+    if collector is None:
+        team = ByLanguage(COLLECTIONS_TEAM)
+        return Record(team, nombre=team, correo=email, telefono=phone)
+    name = (collector.get_full_name() if hasattr(collector, "get_full_name") else "") or collector.get_username()
+    return Record(name, nombre=name, correo=collector.email or email, telefono=getattr(collector, "phone", "") or phone)
+
+
+def _context_from(
+    *,
+    cliente: Record,
+    contacto: Record,
+    facturas: list[Record],
+    collector_record: Record,
+    enlace: str,
+    today: dt.date,
+    language: str,
+) -> MessageContext:
+    facturas = sorted(facturas, key=lambda f: (f["vencimiento"], f["numero"]))
+    sums: dict[str, Decimal] = {}
+    for f in facturas:
+        sums[f["moneda"]] = sums.get(f["moneda"], Decimal("0")) + f["saldo"]["cantidad"]
+    # The largest amount first: it is the one that matters to the reader.
+    totals = [Money(amount, currency) for currency, amount in sorted(sums.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return MessageContext(
+        {
+            "cliente": cliente,
+            "contacto": contacto,
+            "facturas": facturas,
+            "total": totals,
+            "total_texto": TotalText(totals),
+            "dias_max_vencida": max((f["dias_vencida"] for f in facturas), default=0),
+            "gestor": collector_record,
+            "empresa": company_name(),
+            "enlace_pago": enlace,
+            "hoy": today,
+        },
+        language=language,
+    )
+
+
+def _client_record(client: Client) -> Record:
+    return Record(
+        client.display_name,
+        nombre=client.display_name,
+        razon_social=client.legal_name,
+        nombre_comercial=client.trade_name or "",
+        rfc=client.tax_id or "",
+    )
+
+
+def _contact_record(contact: Contact | None) -> Record:
+    if contact is None:
+        return Record("", nombre="", puesto="")
+    return Record(contact.name, nombre=contact.name, puesto=contact.position or "")
+
+
+def build_context(
+    *,
+    client: Client,
+    contact: Contact | None,
+    items: Iterable,
+    language: str,
+    collector=None,
+    today: dt.date | None = None,
+    link: str | None = None,
+) -> MessageContext:
+    """The variables of a message to ``client``. ``items`` are NoticeItems (with their invoice
+    loaded) or Invoices; balances are the invoices' current ones and days are counted to
+    ``today`` (default: today in the client's time zone). No queries if relations are loaded."""
+    today = today or _client_today(client)
+    return _context_from(
+        cliente=_client_record(client),
+        contacto=_contact_record(contact),
+        facturas=[_factura(_invoice_of(item), today) for item in items],
+        collector_record=_collector_record(collector),
+        enlace=payment_link(client=client) if link is None else link,
+        today=today,
+        language=language,
+    )
+
+
+_SAMPLE = {
+    "es": {
+        "cliente": ("Comercializadora del Bajío", "Comercializadora del Bajío, S.A. de C.V.", "CBA0102037Q1"),
+        "contacto": ("María Fernanda López Ortega", "Gerente de cuentas por pagar"),
+        "gestor": ("Lucía Ramírez Salgado", "lucia.ramirez@example.com", "+52 55 5123 4567"),
+        "concepto": "Suministro de material de empaque",
+    },
+    "en": {
+        "cliente": ("Northwind Trading", "Northwind Trading LLC", "NWT0102037Q1"),
+        "contacto": ("Mary Elizabeth Johnson", "Accounts payable manager"),
+        "gestor": ("Lucy Ramirez Salgado", "lucy.ramirez@example.com", "+1 210 555 0147"),
+        "concepto": "Packaging supplies",
+    },
+}
+SAMPLE_TOKEN = "1042-77:Xk3dQp9sLm2VbR8tYwZ4nH6jKe0"
+
+
+def _sample_link() -> str:
+    # As long as a real link, so the SMS length check is honest.
+    base = getattr(settings, "SELF_SERVICE_URL", "") or "https://pagos.example.com/cuenta"
+    return f"{base.rstrip('/')}/{SAMPLE_TOKEN}"
+
+
+def sample_context(language: str = FALLBACK_LANGUAGE, *, offset_days: int = 15, today: dt.date | None = None):
+    """Realistic data for previews and validation: three invoices in two currencies (one
+    partly paid), ``offset_days`` past due (negative: not yet due), a collector, a link."""
+    sample = _SAMPLE.get(language, _SAMPLE[FALLBACK_LANGUAGE])
+    today = today or timezone.localdate()
+    spread = (0, 2, 4) if offset_days >= 0 else (0, 0, 0)
+    rows = [
+        ("F-2026-00871", "12500.00", "12500.00", "MXN"),
+        ("F-2026-00912", "8320.50", "4320.50", "MXN"),
+        ("F-2026-00955", "1250.00", "1250.00", "USD"),
+    ]
+    facturas = []
+    for (number, amount, balance, currency), extra in zip(rows, reversed(spread), strict=True):
+        due = today - dt.timedelta(days=offset_days + extra)
+        days = (today - due).days
+        facturas.append(
+            Record(
+                number,
+                numero=number,
+                concepto=sample["concepto"],
+                importe=Money(amount, currency),
+                saldo=Money(balance, currency),
+                moneda=currency,
+                emision=due - dt.timedelta(days=30),
+                vencimiento=due,
+                dias_vencida=max(days, 0),
+                dias_para_vencer=max(-days, 0),
+            )
+        )
+    trade, legal, tax_id = sample["cliente"]
+    name, position = sample["contacto"]
+    collector_name, email, phone = sample["gestor"]
+    return _context_from(
+        cliente=Record(trade, nombre=trade, razon_social=legal, nombre_comercial=trade, rfc=tax_id),
+        contacto=Record(name, nombre=name, puesto=position),
+        facturas=facturas,
+        collector_record=Record(collector_name, nombre=collector_name, correo=email, telefono=phone),
+        enlace=_sample_link(),
+        today=today,
+        language=language,
+    )
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+
+def pick_text(template: MessageTemplate, language: str) -> MessageTemplateText:
+    """The template's text in ``language``, else Spanish, else any (uses prefetched texts)."""
+    texts = {t.language: t for t in template.texts.all()}
+    for candidate in (language, FALLBACK_LANGUAGE):
+        if candidate in texts:
+            return texts[candidate]
+    if texts:
+        return texts[sorted(texts)[0]]
+    raise TemplateRenderError(_("La plantilla «%(name)s» no tiene ningún texto.") % {"name": template.name})
+
+
+def render_text(*, channel: str, subject: str, body: str, language: str, context: Mapping) -> Rendered:
+    """Render one subject and body in ``language``. Raises TemplateRenderError, nothing else."""
+    autoescape = AUTOESCAPE_BY_CHANNEL.get(channel, False)
+    try:
+        with translation.override(language):
+            ctx = Context(dict(context), autoescape=autoescape)
+            rendered_subject = _compile(subject or "", autoescape).render(ctx) if subject else ""
+            rendered_body = _compile(body or "", autoescape).render(ctx)
+    except TemplateRenderError:
+        raise
+    except Exception as exc:  # a template must never crash a worker: report it as permanent
+        raise TemplateRenderError(f"{type(exc).__name__}: {exc}") from exc
+    return Rendered(subject=_tidy_subject(rendered_subject), body=_tidy_body(rendered_body), language=language)
+
+
+def render(*, template: MessageTemplate, language: str, context: Mapping) -> Rendered:
+    """Render ``template`` in ``language`` (falling back to Spanish, then to any text)."""
+    text = pick_text(template, language)
+    return render_text(
+        channel=template.channel, subject=text.subject, body=text.body, language=text.language, context=context
+    )
+
+
+def _load_for_render(notice_id: int) -> Notice:
+    return (
+        Notice.objects.select_related("client", "client__collector", "contact", "step__template")
+        .prefetch_related(
+            Prefetch(
+                "items", queryset=NoticeItem.objects.select_related("invoice").order_by("invoice__due_date", "id")
+            ),
+            "step__template__texts",
+        )
+        .get(pk=notice_id)
+    )
+
+
+def render_notice(notice: Notice, *, items: Sequence | None = None, today: dt.date | None = None) -> Rendered:
+    """The message of a notice: its client, contact, collector and all its invoices.
+
+    Without ``items`` the notice is re-read with everything it needs (three queries, however
+    many invoices). The dispatcher passes the items still due at send time, on a notice it
+    loaded with its relations; then only the template's texts are read (one query)."""
+    if items is None:
+        notice = _load_for_render(notice.pk)
+        items = list(notice.items.all())
+    template = notice.step.template
+    if template is None:
+        raise TemplateRenderError(_("El paso «%(step)s» no tiene plantilla de mensaje.") % {"step": notice.step.name})
+    client = notice.client
+    context = build_context(
+        client=client,
+        contact=notice.contact,
+        items=items,
+        language=notice.language,
+        collector=client.collector,
+        today=today,
+        link=payment_link(client=client, notice=notice),
+    )
+    return render(template=template, language=notice.language or client.language, context=context)
+
+
+AUTOMATED_CONTACT_ROLES = (Contact.Role.BILLING, Contact.Role.PRIMARY, Contact.Role.BACKUP)
+
+
+def client_preview_context(client: Client, *, language: str | None = None, today: dt.date | None = None):
+    """The context a message to ``client`` would have today: its open (not disputed)
+    invoices, its billing contact, its collector. A fixed number of queries."""
+    invoices = list(
+        Invoice.objects.filter(
+            client=client,
+            status__in=[Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID],
+            open_balance__gt=0,
+        ).order_by("due_date", "number")
+    )
+    contacts = list(client.contacts.filter(is_active=True, role__in=AUTOMATED_CONTACT_ROLES).order_by("id"))
+    contacts.sort(key=lambda c: AUTOMATED_CONTACT_ROLES.index(c.role))
+    return build_context(
+        client=client,
+        contact=contacts[0] if contacts else None,
+        items=invoices,
+        language=language or client.language,
+        collector=client.collector,
+        today=today,
+    )
+
+
+def preview_for_client(
+    template: MessageTemplate, client: Client, language: str | None = None, *, today: dt.date | None = None
+) -> Rendered:
+    """The live preview of a saved template against a real client's open invoices."""
+    context = client_preview_context(client, language=language, today=today)
+    return render(template=template, language=language or client.language, context=context)
+
+
+@dataclass
+class Preview:
+    """What the template editor shows: the rendered draft, or why it cannot be saved."""
+
+    rendered: Rendered | None
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def preview_draft(
+    *,
+    channel: str,
+    subject: str,
+    body: str,
+    language: str,
+    client: Client | None = None,
+    today: dt.date | None = None,
+) -> Preview:
+    """Validate and render an unsaved text (for the editor's live preview): against a real
+    client's open invoices when given, otherwise against the sample data. Never raises."""
+    try:
+        validate_template_text(channel=channel, subject=subject, body=body, language=language)
+    except ValidationError as exc:
+        return Preview(rendered=None, errors={k: [str(m) for m in v] for k, v in exc.message_dict.items()})
+    context = (
+        client_preview_context(client, language=language, today=today)
+        if client is not None
+        else sample_context(language, today=today)
+    )
+    try:
+        return Preview(
+            rendered=render_text(channel=channel, subject=subject, body=body, language=language, context=context)
+        )
+    except TemplateRenderError as exc:
+        return Preview(rendered=None, errors={"body": [str(exc)]})
+
+
+# --- validation --------------------------------------------------------------------------
+
+
+class _Checker:
+    """Walks a compiled template and checks every variable against PLACEHOLDERS, with the
+    names bound by {% for %}, {% with %} and ``as`` in scope."""
+
+    def __init__(self):
+        self.errors: list[str] = []
+
+    def error(self, message: str) -> None:
+        if message not in self.errors:
+            self.errors.append(message)
+
+    def nodelist(self, nodes: Iterable[Node], scope: dict) -> None:
+        scope = dict(scope)  # names set with "as" live until the end of the enclosing block
+        for node in nodes:
+            self.node(node, scope)
+
+    def node(self, node: Node, scope: dict) -> None:
+        if isinstance(node, VariableNode):
+            self.expression(node.filter_expression, scope)
+        elif isinstance(node, IfNode):
+            for condition, nodes in node.conditions_nodelists:
+                if condition is not None:
+                    self.condition(condition, scope)
+                self.nodelist(nodes, scope)
+        elif isinstance(node, ForNode):
+            sequence = self.expression(node.sequence, scope)
+            inner = {**scope, "forloop": _FORLOOP}
+            if len(node.loopvars) > 1 or sequence is ANY or sequence is None:
+                item = ANY
+            elif sequence.many:
+                item = sequence.item()
+            else:
+                self.error(
+                    _("«%(name)s» no es una lista: no se puede recorrer con {%% for %%}.")
+                    % {"name": node.sequence.token}
+                )
+                item = ANY
+            for name in node.loopvars:
+                inner[name] = item
+            self.nodelist(node.nodelist_loop, inner)
+            self.nodelist(node.nodelist_empty, scope)
+        elif isinstance(node, WithNode):
+            inner = dict(scope)
+            for name, expression in node.extra_context.items():
+                inner[name] = self.expression(expression, scope) or ANY
+            self.nodelist(node.nodelist, inner)
+        elif isinstance(node, FilterNode):
+            self.expression(node.filter_expr, {**scope, "var": ANY})
+            self.nodelist(node.nodelist, scope)
+        elif isinstance(node, FirstOfNode):
+            for expression in node.vars:
+                self.expression(expression, scope)
+            if node.asvar:
+                scope[node.asvar] = ANY
+        elif isinstance(node, NowNode):
+            if node.asvar:
+                scope[node.asvar] = ANY
+        else:
+            for attr in getattr(node, "child_nodelists", ()):
+                self.nodelist(getattr(node, attr, None) or [], scope)
+
+    def condition(self, condition, scope: dict) -> None:
+        value = getattr(condition, "value", None)
+        if isinstance(value, FilterExpression):  # a TemplateLiteral: one operand
+            self.expression(value, scope)
+            return
+        for operand in (getattr(condition, "first", None), getattr(condition, "second", None)):
+            if operand is not None:
+                self.condition(operand, scope)
+
+    def expression(self, expression: FilterExpression, scope: dict):
+        for _func, args in expression.filters:
+            for is_lookup, arg in args:
+                if is_lookup:
+                    self.variable(arg, scope)
+        var = expression.var
+        base = self.variable(var, scope) if isinstance(var, Variable) else ANY
+        if not expression.filters or base is None:
+            return base
+        names = {getattr(func, "_filter_name", "") for func, _args in expression.filters}
+        if isinstance(base, Field) and base.many and names <= _LIST_FILTERS:
+            return base
+        return ANY
+
+    def variable(self, var: Variable, scope: dict):
+        if var.lookups is None:  # a literal
+            return ANY
+        root, *rest = var.lookups
+        node = scope[root] if root in scope else PLACEHOLDERS.get(root)
+        if node is None:
+            self.error(
+                _("Variable desconocida: «{{ %(name)s }}». Disponibles: %(available)s.")
+                % {"name": var.var, "available": ", ".join(PLACEHOLDERS)}
+            )
+            return None
+        path = root
+        for bit in rest:
+            if node is ANY:
+                return ANY
+            if node.many and bit.isdigit():
+                node = node.item()
+            elif not node.many and node.fields and bit in node.fields:
+                node = node.fields[bit]
+            else:
+                available = ", ".join(node.fields or ()) if not node.many else _("un número de posición")
+                self.error(
+                    _("«%(path)s» no tiene el dato «%(field)s» (en «{{ %(name)s }}»).%(hint)s")
+                    % {
+                        "path": path,
+                        "field": bit,
+                        "name": var.var,
+                        "hint": (" " + _("Datos disponibles: %(fields)s.") % {"fields": available})
+                        if available
+                        else "",
+                    }
+                )
+                return None
+            path = f"{path}.{bit}"
+        return node
+
+
+def _tag_errors(source: str) -> list[str]:
+    errors = []
+    for token in Lexer(source).tokenize():
+        if token.token_type != TokenType.BLOCK:
+            continue
+        bits = token.contents.split()
+        name = bits[0] if bits else ""
+        if not name or name in ALLOWED_TAGS or name in _INNER_TAGS:
+            continue
+        if name in FORBIDDEN_TAGS:
+            errors.append(
+                _("La etiqueta {%% %(tag)s %%} no está permitida en las plantillas de mensajes (línea %(line)s).")
+                % {"tag": name, "line": token.lineno}
+            )
+        else:
+            errors.append(
+                _("Etiqueta desconocida {%% %(tag)s %%} (línea %(line)s). Se permiten: %(allowed)s.")
+                % {"tag": name, "line": token.lineno, "allowed": ", ".join(ALLOWED_TAGS)}
+            )
+    return errors
+
+
+def _compile_errors(source: str, autoescape: bool):
+    """Compile ``source`` for validation: (template, errors)."""
+    errors = _tag_errors(source)
+    if errors:
+        return None, errors
+    try:
+        # Untrimmed, so line numbers in errors are the editor's; trimming changes only spaces.
+        template = _compile(source, autoescape, True, False)
+    except TemplateSyntaxError as exc:
+        line = getattr(exc, "template_debug", {}).get("line")
+        if line:
+            return None, [_("Error de sintaxis en la línea %(line)s: %(error)s") % {"line": line, "error": exc}]
+        return None, [_("Error de sintaxis: %(error)s") % {"error": exc}]
+    checker = _Checker()
+    checker.nodelist(template.nodelist, {})
+    return _compile(source, autoescape, True, True), checker.errors
+
+
+def validate_template_text(*, channel: str, subject: str, body: str, language: str = FALLBACK_LANGUAGE) -> None:
+    """Raise ``ValidationError({"subject": [...], "body": [...]})`` unless the text compiles,
+    uses only allowed tags and documented variables, renders against the sample data, and
+    fits its channel (email needs a subject; SMS and WhatsApp have a length limit)."""
+    errors: dict[str, list[str]] = {}
+    autoescape = AUTOESCAPE_BY_CHANNEL.get(channel, False)
+    compiled = {}
+    for name, source in (("subject", subject or ""), ("body", body or "")):
+        if not source.strip():
+            continue
+        template, problems = _compile_errors(source, autoescape)
+        if problems:
+            errors[name] = problems
+        else:
+            compiled[name] = template
+    if channel == StepChannel.EMAIL and not (subject or "").strip():
+        errors.setdefault("subject", []).append(_("Un correo necesita un asunto."))
+    if not (body or "").strip():
+        errors.setdefault("body", []).append(_("Escriba el texto del mensaje."))
+    if channel not in AUTOESCAPE_BY_CHANNEL:
+        errors.setdefault("body", []).append(_("Canal sin mensajes: %(channel)s.") % {"channel": channel})
+
+    if compiled:
+        context = sample_context(language)
+        for name, template in compiled.items():
+            try:
+                with translation.override(language):
+                    output = template.render(Context(dict(context), autoescape=autoescape))
+            except Exception as exc:  # reported to the editor, never raised at send time
+                errors.setdefault(name, []).append(
+                    _("No se pudo generar con los datos de ejemplo: %(error)s") % {"error": exc}
+                )
+                continue
+            missing = sorted(set(_SENTINEL_RE.findall(output)))
+            if missing:
+                errors.setdefault(name, []).append(
+                    _("Variables que no se pueden resolver: %(names)s.") % {"names": ", ".join(missing)}
+                )
+                continue
+            if name != "body":
+                continue
+            length = len(_tidy_body(output))
+            limit = {StepChannel.SMS: SMS_MAX_CHARS, StepChannel.WHATSAPP: WHATSAPP_MAX_CHARS}.get(channel)
+            if limit and length > limit:
+                errors.setdefault("body", []).append(
+                    _(
+                        "Con los datos de ejemplo el mensaje tiene %(length)d caracteres; "
+                        "el máximo para %(channel)s es %(limit)d."
+                    )
+                    % {"length": length, "channel": StepChannel(channel).label, "limit": limit}
+                )
+    if errors:
+        raise ValidationError(errors)
+
+
+def validate_template(template: MessageTemplate) -> None:
+    """Validate every text of a saved template; errors are keyed "<language>.subject"/"body"."""
+    errors: dict[str, list[str]] = {}
+    for text in template.texts.all():
+        try:
+            validate_template_text(
+                channel=template.channel, subject=text.subject, body=text.body, language=text.language
+            )
+        except ValidationError as exc:
+            for key, messages in exc.message_dict.items():
+                errors[f"{text.language}.{key}"] = messages
+    if errors:
+        raise ValidationError(errors)

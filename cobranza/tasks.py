@@ -1,0 +1,35 @@
+"""Celery tasks: thin wrappers with stable names; the work is in engine/dispatch."""
+
+from celery import shared_task
+from django.db import transaction
+from django.utils import timezone
+
+from . import dispatch, escalation, planner
+
+
+@shared_task(name="cobranza.plan_dunning", time_limit=1800, soft_time_limit=1700)
+def plan_dunning() -> dict:
+    """Hourly: record the notices due today, escalate ladders that ended unpaid, then hand
+    the due notices to the workers."""
+    now = timezone.now()
+    today = timezone.localdate(now)
+    result = planner.plan(today=today, now=now)
+    escalated = escalation.escalate(today=today, now=now)
+    enqueue_due.delay()
+    return {**result.as_dict(), "escalated": len(escalated)}
+
+
+@shared_task(name="cobranza.enqueue_due", time_limit=120)
+def enqueue_due(limit: int = 2000) -> int:
+    """Every minute: one dispatch task per notice that may go out now (a notice enqueued
+    twice is claimed once)."""
+    ids = dispatch.due_notice_ids(now=timezone.now(), limit=limit)
+    with transaction.atomic():
+        for notice_id in ids:
+            dispatch_notice.delay_on_commit(notice_id)
+    return len(ids)
+
+
+@shared_task(name="cobranza.dispatch_notice", time_limit=120, soft_time_limit=100, acks_late=True)
+def dispatch_notice(notice_id: int) -> str:
+    return dispatch.dispatch(notice_id).outcome

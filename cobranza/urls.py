@@ -1,0 +1,10 @@
+"""The collections app's pages, under /cobranza/ (URL names in the ``cobranza`` namespace)."""
+
+from django.urls import include, path
+
+app_name = "cobranza"
+
+urlpatterns = [
+    path("", include("cobranza.urls_policies")),
+    path("", include("cobranza.urls_ops")),
+]
