@@ -12,6 +12,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# WeasyPrint (dunning letters as PDF) needs Pango and a font; nothing else is native.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
+
 # Dependencies in their own layer, so a code change does not reinstall them. The direct ones
 # come from pyproject.toml; requirements/constraints.txt pins the whole tree (same as `make run`).
 # The project itself is not pip-installed: it runs from /app (PYTHONPATH).

@@ -48,6 +48,7 @@ run: export VIRTUAL_ENV := $(abspath $(VENV))
 
 run: $(VENV)/.installed-run $(VAR_DIR)/.collectstatic ## Set up what is missing, then web + worker + beat (Ctrl-C stops all)
 	@mkdir -p $(VAR_DIR)  # SQLite file and beat schedule live here, whatever the broker
+	@bash scripts/ensure_pango.sh || echo "warning: without Pango the dunning letters (PDF) fail; the rest works" >&2
 	$(MANAGE) migrate --noinput
 	$(MANAGE) seed_demo --if-empty
 	@echo
@@ -83,6 +84,7 @@ test: export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/15
 
 test: $(VENV)/.installed-dev ## Whole test suite on PostgreSQL + Redis, browser tests in Chromium (PYTEST_ARGS=... to narrow)
 	@bash scripts/ensure_chromium.sh
+	@bash scripts/ensure_pango.sh
 	@bash scripts/ensure_services.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
