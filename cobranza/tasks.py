@@ -19,7 +19,7 @@ def plan_dunning() -> dict:
     return {**result.as_dict(), "escalated": len(escalated)}
 
 
-@shared_task(name="cobranza.enqueue_due", time_limit=120)
+@shared_task(name="cobranza.enqueue_due", time_limit=120, soft_time_limit=100)
 def enqueue_due(limit: int = 2000) -> int:
     """Every minute: one dispatch task per notice that may go out now (a notice enqueued
     twice is claimed once)."""

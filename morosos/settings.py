@@ -149,8 +149,11 @@ CRISPY_TEMPLATE_PACK = "bootstrap5"
 # --- Email ------------------------------------------------------------------------------
 # Development writes each email to a file under var/mail (the console would drown in the demo's
 # reminders); production defaults to an SMTP server on localhost.
-_email = env.email_url("EMAIL_URL", default=f"filemail://{VAR_DIR / 'mail'}" if DEBUG else "smtp://localhost:25")
+_email = env.email_url("EMAIL_URL", default="filemail://" if DEBUG else "smtp://localhost:25")
 vars().update(_email)
+if EMAIL_BACKEND == "django.core.mail.backends.filebased.EmailBackend":  # noqa: F821 - set just above
+    # The folder is its own variable: a path inside a URL loses its leading slash.
+    EMAIL_FILE_PATH = env.path("EMAIL_FILE_PATH", default=VAR_DIR / "mail")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Morosos <cobranza@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
