@@ -241,6 +241,16 @@ class Notice(models.Model):
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # Letters: when a person printed the PDF for mailing (null: still to print).
+    printed_at = models.DateTimeField(_("impresa"), null=True, blank=True)
+    printed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("impresa por"),
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     invoices = models.ManyToManyField(Invoice, through="NoticeItem", related_name="notices")

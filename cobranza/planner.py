@@ -17,6 +17,7 @@ Rules in the SQL, so they hold for a million invoices without a Python loop:
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -149,10 +150,13 @@ def plan(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = Fals
                 GROUP BY c.client_id, c.step_id, s.channel, s.requires_approval, s.min_overdue_amount, cl.language
                 HAVING SUM(c.open_balance) >= s.min_overdue_amount
                 ON CONFLICT (client_id, step_id, planned_for) DO NOTHING
+                RETURNING id, channel
                 """,
                 params,
             )
-            result.notices = max(cur.rowcount, 0)
+            # Only the rows this run inserted come back: a notice planned earlier is not counted.
+            inserted = cur.fetchall()
+            result.notices = len(inserted)
             cur.execute(
                 f"""
                 INSERT INTO {item_t} (notice_id, invoice_id, step_id, open_balance, days_overdue)
@@ -166,27 +170,19 @@ def plan(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = Fals
                 params,
             )
             result.items = max(cur.rowcount, 0)
-            cur.execute(
-                f"""
-                SELECT n.channel, COUNT(*) FROM {notice_t} n
-                WHERE n.planned_for = %(today)s AND n.created_at = %(now)s
-                GROUP BY n.channel
-                """,
-                params,
-            )
-            result.by_channel = {channel: count for channel, count in cur.fetchall()}
+            result.by_channel = dict(Counter(channel for _id, channel in inserted))
             cur.execute(f"DROP TABLE IF EXISTS {CANDIDATES}")
         if detail:
-            result.rows = _rows(today=today, now=now, limit=detail)
+            result.rows = _rows([notice_id for notice_id, _channel in inserted], limit=detail)
         if dry_run:
             transaction.set_rollback(True)
     return result
 
 
-def _rows(*, today: dt.date, now: dt.datetime, limit: int) -> list[dict]:
+def _rows(notice_ids: list[int], *, limit: int) -> list[dict]:
     """The notices this run planned, biggest amounts first: two queries, whatever the count."""
     notices = list(
-        Notice.objects.filter(planned_for=today, created_at=now)
+        Notice.objects.filter(pk__in=notice_ids)
         .select_related("client", "client__collector", "step", "step__policy")
         .annotate(invoice_count=Count("items"), amount=Sum("items__open_balance"))
         .order_by("-amount", "client__legal_name")[:limit]

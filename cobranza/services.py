@@ -14,7 +14,7 @@ from accounts import services as ledger
 from accounts.models import Client, Interaction, Invoice
 from accounts.services import ensure_can_work, ensure_manager
 
-from .models import ClientDunning, InvoiceHold, Notice, Policy
+from .models import ClientDunning, CollectorTask, InvoiceHold, Notice, Policy, StepChannel, TaskKind, TaskStatus
 
 
 def _note(*, by, client: Client, summary: str, body: str = "", invoices=()) -> None:
@@ -74,8 +74,13 @@ def client_set_policy(*, by: AbstractBaseUser | None, client: Client, policy: Po
 def invoice_hold(*, by: AbstractBaseUser | None, invoice: Invoice, until: dt.date | None, reason: str) -> InvoiceHold:
     """Keep one invoice out of the ladder (until a date, or until released)."""
     ensure_can_work(by, invoice.client)
+    errors = {}
     if not reason.strip():
-        raise ValidationError({"reason": _("Indique el motivo.")})
+        errors["reason"] = _("Indique el motivo.")
+    if until is not None and until < timezone.localdate():
+        errors["until"] = _("La fecha ya pasó: elija hoy o una fecha futura, o deje la retención sin fecha.")
+    if errors:
+        raise ValidationError(errors)
     with transaction.atomic():
         hold, _created = InvoiceHold.objects.update_or_create(
             invoice=invoice,
@@ -136,3 +141,74 @@ def notice_cancel(*, by: AbstractBaseUser | None, notice: Notice, reason: str) -
     notice.refresh_from_db()
     _note(by=by, client=notice.client, summary=_("Aviso cancelado: %(step)s") % {"step": notice.step.name}, body=reason)
     return notice
+
+
+def notice_retry(*, by: AbstractBaseUser | None, notice: Notice) -> Notice:
+    """Put a failed notice back in the queue: ``planned`` and due now, so the dispatcher
+    sends it on its next pass. Attempts are kept (the history of the failure stays visible).
+
+    An interrupted send (the worker died after storing the message) may have gone out: a
+    manager retries it only after checking, so the stored Message-ID is cleared here —
+    otherwise the dispatcher would take the notice for interrupted again."""
+    ensure_manager(by)
+    now = timezone.now()
+    with transaction.atomic():
+        previous = (
+            Notice.objects.select_for_update()
+            .filter(pk=notice.pk, status=Notice.Status.FAILED)
+            .values_list("reason", flat=True)
+            .first()
+        )
+        if previous is None:
+            raise ValidationError(_("Solo se puede reintentar un aviso fallido."))
+        Notice.objects.filter(pk=notice.pk).update(
+            status=Notice.Status.PLANNED,
+            scheduled_at=now,
+            lease_until=None,
+            message_id="",
+            reason="",
+            updated_at=now,
+        )
+        # The "check the interrupted send" task is answered by this decision.
+        CollectorTask.objects.filter(notice=notice, kind=TaskKind.REVIEW, status=TaskStatus.OPEN).update(
+            status=TaskStatus.DONE, completed_at=now, completed_by=by if by and by.is_authenticated else None
+        )
+        notice.refresh_from_db()
+        _note(
+            by=by,
+            client=notice.client,
+            summary=_("Aviso fallido enviado de nuevo a la cola: %(step)s") % {"step": notice.step.name},
+            body=_("Motivo del fallo: %(reason)s") % {"reason": previous} if previous else "",
+        )
+    return notice
+
+
+def letters_mark_printed(*, by: AbstractBaseUser | None, notice_ids: list[int]) -> int:
+    """Record that the PDFs of these letter notices were printed for mailing. Only letters
+    that were produced (sent) and not yet printed change; returns how many did."""
+    notice_ids = [int(pk) for pk in notice_ids]
+    if not notice_ids:
+        raise ValidationError(_("Seleccione al menos una carta."))
+    now = timezone.now()
+    with transaction.atomic():
+        letters = list(
+            Notice.objects.select_for_update(of=("self",))
+            .select_related("client", "step")
+            .filter(
+                pk__in=notice_ids,
+                channel=StepChannel.LETTER,
+                status=Notice.Status.SENT,
+                printed_at__isnull=True,
+            )
+            .order_by("pk")
+        )
+        for letter in letters:
+            ensure_can_work(by, letter.client)
+        Notice.objects.filter(pk__in=[n.pk for n in letters]).update(
+            printed_at=now,
+            printed_by=by if by is not None and by.is_authenticated else None,
+            updated_at=now,
+        )
+        for letter in letters:
+            _note(by=by, client=letter.client, summary=_("Carta impresa: %(step)s") % {"step": letter.step.name})
+    return len(letters)

@@ -1,4 +1,5 @@
-"""The collections app's pages, under /cobranza/ (URL names in the ``cobranza`` namespace)."""
+"""The collections app's pages, under /cobranza/ (URL names in the ``cobranza`` namespace).
+Each area has its own URL module."""
 
 from django.urls import include, path
 

@@ -149,9 +149,19 @@ def _spanish_labels() -> list[str]:
 PEOPLE = ("Ana Administradora", "Gabriela Gerente", "Lucía Gestora", "Mario Gestor")
 
 
+def _data_names() -> list[str]:
+    """Names that are data the business writes in its own language (the shipped ladders and
+    templates are Spanish data, like segment names): not interface labels."""
+    from cobranza.models import MessageTemplate, Policy, PolicyStep
+
+    names = [*Policy.objects.values_list("name", flat=True), *PolicyStep.objects.values_list("name", flat=True)]
+    names += MessageTemplate.objects.values_list("name", flat=True)
+    return sorted(set(names), key=len, reverse=True)
+
+
 def leftover_spanish(html: str) -> list[str]:
     text = visible_text(html)
-    for name in PEOPLE:
+    for name in (*PEOPLE, *_data_names()):
         text = text.replace(name, "")
     return [label for label in _spanish_labels() if re.search(rf"(?<!\w){re.escape(label)}(?!\w)", text)]
 

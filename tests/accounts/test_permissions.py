@@ -14,8 +14,11 @@ from urllib.parse import urlparse
 import pytest
 from django.test import Client as HttpClient
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
 from accounts import services
+from cobranza import letters, services_policies
+from cobranza.models import MessageTemplate, Notice, Policy, PolicyStep
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db
@@ -99,6 +102,38 @@ CASES: dict[str, Case] = {
     "invoice_create": _manager_page("client"),
     "contact_edit": _staff_page("contact"),
     "invoice_status": _manager_page("invoice"),
+    # Dunning operations (cobranza/urls_ops.py).
+    "cobranza:outbox": _manager_page(),
+    "cobranza:notice_list": _staff_page(),
+    "cobranza:notice_detail": _staff_page("notice"),
+    "cobranza:notice_retry": _manager_page("notice", method="post"),
+    "cobranza:approvals": _manager_page(),
+    "cobranza:approval_decide": _manager_page(method="post"),
+    "cobranza:letters": _staff_page(),
+    "cobranza:letter_pdf": _staff_page("letter"),
+    # Selecting another collector's letters is a form error (redirect with a message), not a 404.
+    "cobranza:letters_mark_printed": _staff_page(method="post", data={"notices": "{letter}"}),
+    "cobranza:client_pause": _staff_page("client", method="post"),
+    "cobranza:client_policy": _manager_page("client", method="post"),
+    "cobranza:invoice_hold": _staff_page("invoice", method="post"),
+    "cobranza:invoice_release": _staff_page("invoice", method="post"),
+    # Dunning policies, ladders and message templates (cobranza/urls_policies.py): managers only.
+    "cobranza:policy_list": _manager_page(),
+    "cobranza:policy_create": _manager_page(),
+    "cobranza:policy_edit": _manager_page("policy"),
+    "cobranza:step_create": _manager_page("policy"),
+    "cobranza:step_edit": _manager_page("step"),
+    "cobranza:step_delete": _manager_page("spare_step", method="post"),
+    "cobranza:step_move": _manager_page("step", method="post", data={"direction": "up"}),
+    "cobranza:template_list": _manager_page(),
+    "cobranza:template_create": _manager_page(),
+    "cobranza:template_edit": _manager_page("template"),
+    # The live preview answers with an HTML fragment (200), not a redirect.
+    "cobranza:template_preview": Case(
+        expect={**_manager_page(method="post").expect, "manager": 200, "admin": 200},
+        method="post",
+        data={"body_es": "Hola {{ cliente }}"},
+    ),
 }
 
 
@@ -135,7 +170,7 @@ def project_routes():
 
 
 @pytest.fixture
-def world(admin_user, gerente, gestora, gestor, nobody):
+def world(admin_user, gerente, gestora, gestor, nobody, settings, tmp_path):
     """One client of each collector, with an invoice, a contact and client credit."""
     today = dt.date.today()
     mine = make_client(by=gerente, collector=gestora)
@@ -153,7 +188,40 @@ def world(admin_user, gerente, gestora, gestor, nobody):
         "admin": admin_user,
         "no_role": nobody,
     }
-    return {"client": mine, "invoice": invoice, "contact": contact, "other": gestor, "users": users}
+    policy = Policy.objects.get(segment__code="regular")  # reference data (cobranza 0003)
+    spare_step = services_policies.step_create(
+        by=gerente, policy=policy, name="Sobrante", offset_days=90, channel="call"
+    )
+    # A notice and a letter (with its PDF on disk) on the owner's client.
+    settings.MEDIA_ROOT = tmp_path
+    notice = Notice.objects.create(
+        client=mine, step=policy.steps.get(position=1), channel="email", planned_for=today, scheduled_at=timezone.now()
+    )
+    letter_step = PolicyStep.objects.filter(channel="letter").first()
+    letter = Notice.objects.create(
+        client=mine,
+        step=letter_step,
+        channel="letter",
+        planned_for=today,
+        scheduled_at=timezone.now(),
+        status="sent",
+        sent_at=timezone.now(),
+    )
+    letters.letter_path(letter).parent.mkdir(parents=True, exist_ok=True)
+    letters.letter_path(letter).write_bytes(b"%PDF-1.7 test")
+    return {
+        "client": mine,
+        "invoice": invoice,
+        "notice": notice,
+        "letter": letter,
+        "contact": contact,
+        "other": gestor,
+        "users": users,
+        "policy": policy,
+        "step": policy.steps.get(position=2),
+        "spare_step": spare_step,
+        "template": MessageTemplate.objects.get(code="aviso-vencimiento"),
+    }
 
 
 def _request(http: HttpClient, name: str, case: Case, world) -> tuple[str, object]:

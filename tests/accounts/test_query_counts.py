@@ -24,8 +24,8 @@ TODAY = timezone.localdate()
 
 # Ceilings: session + user + roles (3), then the page's own reads.
 LIST_MAX = 7  # + segments, collectors (managers), count, page
-DETAIL_MAX = 14  # + client, timeline count and page + its invoices, summary (2), invoices,
-# payments + allocations, contacts, business group
+DETAIL_MAX = 19  # + client, timeline count and page + its invoices, summary (2), invoices,
+# payments + allocations, contacts, business group, + the dunning panel of cobranza (5)
 HOME_MAX = 6  # + aging (2), next actions
 
 
