@@ -294,6 +294,12 @@ class PaymentMethod(models.TextChoices):
     CHECK = "check", _("Cheque")
     DIRECT_DEBIT = "direct_debit", _("Domiciliación")
     OTHER = "other", _("Otro")
+    # Not money received: they settle part of an invoice (collections metrics leave them out).
+    CREDIT_NOTE = "credit_note", _("Nota de crédito")
+    DISCOUNT = "discount", _("Descuento negociado")
+
+
+NON_CASH_METHODS = (PaymentMethod.CREDIT_NOTE, PaymentMethod.DISCOUNT)
 
 
 class Payment(models.Model):
@@ -398,6 +404,20 @@ class InteractionOutcome(models.TextChoices):
     FAILED = "failed", _("Envío fallido")
 
 
+class NonPaymentReason(models.TextChoices):
+    """Why the client has not paid, as heard in the contact (seed 000: find the reason first)."""
+
+    NONE = "", _("—")
+    FORGOT = "forgot", _("Olvido")
+    NOT_RECEIVED = "not_received", _("No recibió la factura")
+    CASH_FLOW = "cash_flow", _("Falta de liquidez")
+    WAITING_CUSTOMERS = "waiting", _("Espera cobrar a sus clientes")
+    COMPLAINT = "complaint", _("Inconformidad con el producto o servicio")
+    PAYMENT_PROCESS = "process", _("Trámite interno de pago (aprobaciones, fechas de pago)")
+    NO_WILL = "no_will", _("No tiene intención de pagar")
+    OTHER = "other", _("Otro motivo")
+
+
 class Interaction(models.Model):
     """One entry of the client's timeline. Append-only: a correction is a new entry."""
 
@@ -424,6 +444,14 @@ class Interaction(models.Model):
         verbose_name=_("autor"),
     )
     occurred_at = models.DateTimeField(_("fecha y hora"), default=timezone.now)
+    nonpayment_reason = models.CharField(
+        _("motivo del impago"),
+        max_length=12,
+        choices=NonPaymentReason.choices,
+        blank=True,
+        default="",
+        db_default="",  # rows inserted by SQL (bulk loads) need no value
+    )
     next_action_on = models.DateField(_("próxima acción"), null=True, blank=True)
     invoices = models.ManyToManyField(Invoice, blank=True, related_name="interactions", verbose_name=_("facturas"))
     corrects = models.ForeignKey(
@@ -442,6 +470,9 @@ class Interaction(models.Model):
         verbose_name_plural = _("interacciones")
         constraints = [
             models.CheckConstraint(condition=Q(kind__in=InteractionKind.values), name="interaction_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(nonpayment_reason__in=NonPaymentReason.values), name="interaction_nonpayment_reason_valid"
+            ),
             models.CheckConstraint(
                 condition=Q(direction__in=InteractionDirection.values), name="interaction_direction_valid"
             ),

@@ -328,6 +328,40 @@ def invoice_create(
 MANUAL_STATUSES = (Invoice.Status.DISPUTED, Invoice.Status.WRITTEN_OFF, Invoice.Status.CANCELLED)
 
 
+def invoices_set_disputed(
+    *, by: AbstractBaseUser | None, client: Client, invoices: Sequence[Invoice], disputed: bool, reason: str
+) -> list[Invoice]:
+    """Put a client's open invoices in dispute (out of collection) or take them out of it
+    (back to their payment-derived status). Unlike ``invoice_set_status`` a collector may do
+    this for their own client: a complaint is opened where it is heard."""
+    ensure_can_work(by, client)
+    if not reason.strip():
+        raise ValidationError({"reason": _("Indique el motivo.")})
+    if any(inv.client_id != client.pk for inv in invoices):
+        raise ValidationError({"invoices": _("Alguna factura no pertenece a este cliente.")})
+    with transaction.atomic():
+        locked = list(Invoice.objects.select_for_update().filter(pk__in=[inv.pk for inv in invoices]).order_by("pk"))
+        changed = []
+        now = timezone.now()
+        for invoice in locked:
+            if disputed and invoice.status in (Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID):
+                invoice.status = Invoice.Status.DISPUTED
+            elif not disputed and invoice.status == Invoice.Status.DISPUTED:
+                invoice.status = _payment_status(invoice.amount, invoice.amount_paid)
+            else:
+                continue
+            invoice.updated_at = now
+            changed.append(invoice)
+        Invoice.objects.bulk_update(changed, ["status", "updated_at"])
+        if changed:
+            numbers = ", ".join(inv.number for inv in changed)
+            summary = (
+                _("Facturas en disputa: %(list)s") if disputed else _("Facturas fuera de disputa: %(list)s")
+            ) % {"list": numbers}
+            _system_event(client=client, by=by, invoices=changed, summary=summary[:255], body=reason.strip())
+    return changed
+
+
 def invoice_set_status(*, by: AbstractBaseUser | None, invoice: Invoice, status: str, reason: str) -> Invoice:
     """Dispute, write off or cancel an invoice, or return it to its payment-derived status
     (``status="open"``). A reason is mandatory: it goes to the timeline."""
@@ -604,6 +638,7 @@ def interaction_log(
     next_action_on: dt.date | None = None,
     invoices: Iterable[Invoice] = (),
     corrects: Interaction | None = None,
+    nonpayment_reason: str = "",
 ) -> Interaction:
     """Add an entry to the client's timeline (never edits one: corrections are new rows)."""
     ensure_can_work(by, client)
@@ -631,6 +666,7 @@ def interaction_log(
         author=_author(by),
         occurred_at=occurred_at,
         next_action_on=next_action_on,
+        nonpayment_reason=nonpayment_reason or "",
         corrects=corrects,
     )
     _full_clean(entry)

@@ -35,6 +35,8 @@ from . import channels, contact_rules, letters, messaging
 from .models import (
     MESSAGE_CHANNELS,
     CollectorTask,
+    Commitment,
+    CommitmentStatus,
     InvoiceHold,
     Notice,
     NoticeItem,
@@ -130,10 +132,17 @@ def _load(notice_id: int) -> Notice:
 def _still_due_items(notice: Notice, today: dt.date) -> list[NoticeItem]:
     """The items whose invoice still calls for this notice (re-read now, not at planning)."""
     tolerance = notice.step.policy.tolerance
+    invoice_ids = [i.invoice_id for i in notice.items.all()]
     held = set(
-        InvoiceHold.objects.filter(invoice__in=[i.invoice_id for i in notice.items.all()])
+        InvoiceHold.objects.filter(invoice__in=invoice_ids)
         .filter(Q(until__isnull=True) | Q(until__gte=today))
         .values_list("invoice_id", flat=True)
+    )
+    # A promise, plan or extension agreed after planning stops the send too.
+    held |= set(
+        Commitment.invoices.through.objects.filter(
+            invoice_id__in=invoice_ids, commitment__status=CommitmentStatus.OPEN
+        ).values_list("invoice_id", flat=True)
     )
     return [
         item
@@ -251,7 +260,10 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
     stop = _client_stop(notice, today)
     items = _still_due_items(notice, today) if not stop else []
     if not stop and not items:
-        stop = _("Las facturas del aviso ya no están pendientes (pagadas, en disputa o retenidas).")
+        stop = _(
+            "Las facturas del aviso ya no están pendientes (pagadas, en disputa, retenidas o con un compromiso "
+            "de pago vigente)."
+        )
     if stop:
         _finish(notice, Notice.Status.SKIPPED, stop, now=now)
         _timeline(

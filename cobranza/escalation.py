@@ -2,7 +2,8 @@
 
 A client escalates when one of its invoices is still collectible ``DUNNING_ESCALATION_GRACE_DAYS``
 after the day of its policy's last active step (due date + last offset + grace), and the
-ladder actually acted on that invoice (it is listed on at least one notice of that policy).
+ladder actually acted on that invoice (it is listed on at least one notice of that policy),
+and it is not under an open promise, plan or extension.
 Steps skipped for a minimum amount or cancelled by a manager do not hold escalation back: the
 ladder's time is over either way.
 
@@ -27,7 +28,7 @@ from django.utils.translation import gettext as _
 from accounts.models import Client, ClientStatus, Interaction, Invoice
 
 from .models import CollectorTask, InvoiceHold, NoticeItem, Policy, PolicyStep, TaskKind
-from .planner import effective_cte
+from .planner import effective_cte, open_commitment_sql
 
 
 def grace_days() -> int:
@@ -76,7 +77,8 @@ def _escalating_sql(vendor: str) -> str:
           SELECT 1 FROM {item} ni JOIN {step} s ON s.id = ni.step_id
           WHERE ni.invoice_id = i.id AND s.policy_id = p.id
       )
-    """.format(effective=effective_cte(), **t)
+      AND NOT {in_commitment}
+    """.format(effective=effective_cte(), in_commitment=open_commitment_sql("i"), **t)
 
 
 def escalate(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = False) -> list[int]:

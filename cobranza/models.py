@@ -82,6 +82,18 @@ class MessageTemplateText(models.Model):
         return f"{self.template} ({self.language})"
 
 
+class Profile(models.TextChoices):
+    """The five kinds of late payer (seed 003), plus the good payer (seed 000)."""
+
+    GOOD = "good", _("Buen pagador")
+    CASUAL = "casual", _("Atraso casual")
+    INTENTIONAL = "intentional", _("Moroso con intención")
+    NEGLIGENT = "negligent", _("Negligente")
+    CIRCUMSTANTIAL = "circumstantial", _("Moroso por circunstancias")
+    CHRONIC = "chronic", _("Crónico")
+    NEW = "new", _("Sin historial suficiente")
+
+
 class Policy(models.Model):
     """A dunning ladder. Each segment has one; a client may have its own."""
 
@@ -100,6 +112,12 @@ class Policy(models.Model):
         _("saldo mínimo para actuar"), **MONEY, default=Decimal("1.00"), validators=[MinValueValidator(0)]
     )
     is_active = models.BooleanField(_("activa"), default=True)
+    # Optional: the ladder for clients of this delinquency profile (it wins over the segment's;
+    # a client's own policy wins over both).
+    # db_default: reference-data migrations written before this field insert policies too.
+    profile = models.CharField(
+        _("perfil de morosidad"), max_length=14, choices=Profile.choices, blank=True, default="", db_default=""
+    )
     updated_at = models.DateTimeField(_("actualizada"), default=timezone.now)
 
     class Meta:
@@ -108,6 +126,7 @@ class Policy(models.Model):
         verbose_name_plural = _("políticas de cobranza")
         constraints = [
             models.CheckConstraint(condition=Q(tolerance__gte=0), name="policy_tolerance_gte_0"),
+            models.UniqueConstraint(fields=["profile"], condition=~Q(profile=""), name="policy_one_per_profile"),
         ]
 
     def __str__(self) -> str:
@@ -344,6 +363,12 @@ class TaskKind(models.TextChoices):
     FIND_CONTACT = "find_contact", _("Conseguir un contacto")
     ESCALATION = "escalation", _("Escalamiento: la escalera terminó sin pago")
     APPROVAL = "approval", _("Aprobar un aviso")
+    BROKEN_PROMISE = "broken_promise", _("Promesa incumplida")
+    PLAN_MISSED = "plan_missed", _("Cuota de un plan incumplida")
+    DISPUTE = "dispute", _("Resolver una disputa")
+    DISCOUNT = "discount", _("Aprobar un descuento")
+    FOLLOW_UP = "follow_up", _("Seguimiento acordado")
+    GOOD_PAYER_LOST = "good_payer", _("Perdió la condición de buen pagador")
 
 
 class TaskStatus(models.TextChoices):
@@ -361,6 +386,8 @@ class CollectorTask(models.Model):
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="tasks", verbose_name=_("cliente"))
     kind = models.CharField(_("tipo"), max_length=14, choices=TaskKind.choices)
     notice = models.ForeignKey(Notice, on_delete=models.CASCADE, null=True, blank=True, related_name="tasks")
+    commitment = models.ForeignKey("Commitment", on_delete=models.CASCADE, null=True, blank=True, related_name="tasks")
+    dispute = models.ForeignKey("Dispute", on_delete=models.CASCADE, null=True, blank=True, related_name="tasks")
     title = models.CharField(_("tarea"), max_length=255)
     assigned_to = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -389,6 +416,12 @@ class CollectorTask(models.Model):
             models.UniqueConstraint(
                 fields=["notice", "kind"], condition=Q(notice__isnull=False), name="task_once_per_notice_kind"
             ),
+            # A broken promise or a missed installment opens one task, however often it is judged.
+            models.UniqueConstraint(
+                fields=["commitment", "kind", "due_on"],
+                condition=Q(commitment__isnull=False),
+                name="task_once_per_commitment_kind_day",
+            ),
         ]
         indexes = [
             models.Index(fields=["assigned_to", "due_on"], name="task_open_by_user", condition=Q(status="open")),
@@ -396,3 +429,425 @@ class CollectorTask(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+# --- The collector's workspace: commitments, disputes, discounts, fees, profiles, hand-offs -------
+
+
+class CommitmentKind(models.TextChoices):
+    PROMISE = "promise", _("Promesa de pago")
+    PLAN = "plan", _("Plan de pagos")
+    EXTENSION = "extension", _("Prórroga")
+
+
+class CommitmentStatus(models.TextChoices):
+    OPEN = "open", _("Vigente")
+    KEPT = "kept", _("Cumplida")
+    PARTIAL = "partial", _("Cumplida en parte")
+    BROKEN = "broken", _("Incumplida")
+    CANCELLED = "cancelled", _("Cancelada")
+
+
+class Commitment(models.Model):
+    """What the client agreed to pay, and when: a promise to pay (one or several dates), a
+    payment plan (*fraccionamiento*: installments with rules for a missed one) or a term
+    extension (one new date). While it is open and in good standing, reminders pause for its
+    invoices; each installment is judged the day after its date (plus the grace days) against
+    the payments applied to those invoices since the commitment was made."""
+
+    Kind = CommitmentKind
+    Status = CommitmentStatus
+
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="commitments", verbose_name=_("cliente"))
+    kind = models.CharField(_("tipo"), max_length=10, choices=CommitmentKind.choices)
+    status = models.CharField(
+        _("estado"), max_length=10, choices=CommitmentStatus.choices, default=CommitmentStatus.OPEN
+    )
+    currency = models.CharField(_("moneda"), max_length=3)
+    total = models.DecimalField(_("importe comprometido"), **MONEY, validators=[MinValueValidator(Decimal("0.01"))])
+    # Payments applied to the invoices on or after this day count towards the commitment.
+    made_on = models.DateField(_("acordada el"))
+    invoices = models.ManyToManyField(Invoice, related_name="commitments", verbose_name=_("facturas"))
+    contact = models.ForeignKey(
+        Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("acordada con")
+    )
+    # Plan rules: days of tolerance after each date, and missed installments that end the plan.
+    grace_days = models.PositiveSmallIntegerField(_("días de tolerancia"), default=0)
+    missed_allowed = models.PositiveSmallIntegerField(_("cuotas incumplidas toleradas"), default=0)
+    missed_count = models.PositiveSmallIntegerField(_("cuotas incumplidas"), default=0)
+    paid_amount = models.DecimalField(_("pagado a la fecha"), **MONEY, default=ZERO)
+    notes = models.TextField(_("notas"), blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name=_("registrada por"),
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    resolved_on = models.DateField(_("resuelta el"), null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-made_on", "-id"]
+        verbose_name = _("compromiso de pago")
+        verbose_name_plural = _("compromisos de pago")
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=CommitmentKind.values), name="commitment_kind_valid"),
+            models.CheckConstraint(condition=Q(status__in=CommitmentStatus.values), name="commitment_status_valid"),
+            models.CheckConstraint(condition=Q(total__gt=0), name="commitment_total_gt_0"),
+            models.CheckConstraint(
+                condition=Q(status="open") | Q(resolved_on__isnull=False), name="commitment_resolved_has_date"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["client"], name="commitment_open", condition=Q(status="open")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} · {self.client} · {self.total} {self.currency}"
+
+
+class InstallmentStatus(models.TextChoices):
+    PENDING = "pending", _("Pendiente")
+    KEPT = "kept", _("Pagada")
+    PARTIAL = "partial", _("Pagada en parte")
+    MISSED = "missed", _("Incumplida")
+    CANCELLED = "cancelled", _("Cancelada")
+
+
+class Installment(models.Model):
+    """One date and amount of a commitment (a promise has one or a few; a plan has many)."""
+
+    Status = InstallmentStatus
+
+    commitment = models.ForeignKey(Commitment, on_delete=models.CASCADE, related_name="installments")
+    number = models.PositiveSmallIntegerField(_("número"))
+    due_on = models.DateField(_("fecha"))
+    amount = models.DecimalField(_("importe"), **MONEY, validators=[MinValueValidator(Decimal("0.01"))])
+    status = models.CharField(
+        _("estado"), max_length=10, choices=InstallmentStatus.choices, default=InstallmentStatus.PENDING
+    )
+    # Of this installment, how much the payments covered when it was judged.
+    covered = models.DecimalField(_("cubierto"), **MONEY, default=ZERO)
+    judged_on = models.DateField(_("evaluada el"), null=True, blank=True)
+    reminded_at = models.DateTimeField(_("recordada"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["commitment", "number"]
+        verbose_name = _("cuota")
+        verbose_name_plural = _("cuotas")
+        constraints = [
+            models.UniqueConstraint(fields=["commitment", "number"], name="installment_number_unique"),
+            models.UniqueConstraint(fields=["commitment", "due_on"], name="installment_date_unique"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="installment_amount_gt_0"),
+            models.CheckConstraint(condition=Q(status__in=InstallmentStatus.values), name="installment_status_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["due_on"], name="installment_pending_due", condition=Q(status="pending")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.commitment_id} #{self.number} {self.due_on}"
+
+
+class LadderBump(models.Model):
+    """A broken commitment resumes the ladder one step firmer, today: the planner treats
+    ``step`` as due for ``invoice`` from ``since`` on, whatever its offset says."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="ladder_bumps")
+    step = models.ForeignKey(PolicyStep, on_delete=models.CASCADE, related_name="+")
+    since = models.DateField()
+    commitment = models.ForeignKey(Commitment, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        verbose_name = _("reanudación de la escalera")
+        verbose_name_plural = _("reanudaciones de la escalera")
+        constraints = [models.UniqueConstraint(fields=["invoice", "step"], name="bump_once_per_invoice_step")]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id} → {self.step_id} ({self.since})"
+
+
+class DisputeReason(models.TextChoices):
+    PRODUCT = "product", _("Producto defectuoso o incompleto")
+    SERVICE = "service", _("Servicio no prestado o deficiente")
+    PRICE = "price", _("Precio o importe incorrecto")
+    DELIVERY = "delivery", _("Entrega no recibida o tardía")
+    DUPLICATE = "duplicate", _("Factura duplicada")
+    ALREADY_PAID = "already_paid", _("Dice que ya pagó")
+    OTHER = "other", _("Otro")
+
+
+class DisputeStatus(models.TextChoices):
+    OPEN = "open", _("Abierta")
+    RESOLVED = "resolved", _("Resuelta")
+
+
+class DisputeResolution(models.TextChoices):
+    CREDIT_NOTE = "credit_note", _("Nota de crédito")
+    ADJUSTMENT = "adjustment", _("Ajuste del importe")
+    REJECTED = "rejected", _("Rechazada: se cobra completa")
+
+
+class Dispute(models.Model):
+    """A complaint that withholds payment (seed 003's *moroso por circunstancias*): its
+    invoices are disputed — out of the ladder — until it is resolved."""
+
+    Reason = DisputeReason
+    Status = DisputeStatus
+    Resolution = DisputeResolution
+
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="disputes", verbose_name=_("cliente"))
+    invoices = models.ManyToManyField(Invoice, related_name="disputes", verbose_name=_("facturas"))
+    reason = models.CharField(_("motivo"), max_length=14, choices=DisputeReason.choices)
+    description = models.TextField(_("descripción"))
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="owned_disputes",
+        verbose_name=_("responsable"),
+    )
+    status = models.CharField(_("estado"), max_length=10, choices=DisputeStatus.choices, default=DisputeStatus.OPEN)
+    opened_on = models.DateField(_("abierta el"))
+    opened_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    resolution = models.CharField(_("resolución"), max_length=12, choices=DisputeResolution.choices, blank=True)
+    resolution_amount = models.DecimalField(_("importe acreditado"), **MONEY, default=ZERO)
+    resolution_notes = models.TextField(_("notas de la resolución"), blank=True)
+    resolved_on = models.DateField(_("resuelta el"), null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-opened_on", "-id"]
+        verbose_name = _("disputa")
+        verbose_name_plural = _("disputas")
+        constraints = [
+            models.CheckConstraint(condition=Q(reason__in=DisputeReason.values), name="dispute_reason_valid"),
+            models.CheckConstraint(condition=Q(status__in=DisputeStatus.values), name="dispute_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status="open", resolution="")
+                | Q(status="resolved", resolved_on__isnull=False) & ~Q(resolution=""),
+                name="dispute_resolution_consistent",
+            ),
+            models.CheckConstraint(condition=Q(resolution_amount__gte=0), name="dispute_amount_gte_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client} · {self.get_reason_display()}"
+
+
+class DiscountStatus(models.TextChoices):
+    REQUESTED = "requested", _("Pendiente de aprobación")
+    APPLIED = "applied", _("Aplicado")
+    REJECTED = "rejected", _("Rechazado")
+
+
+class Discount(models.Model):
+    """A negotiated discount on an invoice (e.g. for paying now). Above the segment's
+    threshold a manager approves it; applied, it settles that part of the invoice as a
+    non-cash payment (method "discount"), so balances and collections stay truthful."""
+
+    Status = DiscountStatus
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="discounts", verbose_name=_("factura"))
+    amount = models.DecimalField(_("descuento"), **MONEY, validators=[MinValueValidator(Decimal("0.01"))])
+    reason = models.CharField(_("motivo"), max_length=255)
+    status = models.CharField(_("estado"), max_length=10, choices=DiscountStatus.choices)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    requested_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_notes = models.CharField(_("notas de la decisión"), max_length=255, blank=True)
+    payment = models.OneToOneField(
+        "accounts.Payment", on_delete=models.PROTECT, null=True, blank=True, related_name="discount"
+    )
+
+    class Meta:
+        ordering = ["-requested_at"]
+        verbose_name = _("descuento negociado")
+        verbose_name_plural = _("descuentos negociados")
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="discount_amount_gt_0"),
+            models.CheckConstraint(condition=Q(status__in=DiscountStatus.values), name="discount_status_valid"),
+            models.CheckConstraint(
+                condition=~Q(status="applied") | Q(payment__isnull=False), name="discount_applied_has_payment"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invoice} −{self.amount}"
+
+
+class LateFeeRule(models.Model):
+    """Surcharges (*recargos*) agreed in advance, per segment: a fixed fee once an invoice is
+    late beyond the grace days, and/or simple interest on the open principal — never on
+    fees, never compounded."""
+
+    segment = models.OneToOneField(Segment, on_delete=models.CASCADE, related_name="late_fee_rule")
+    is_active = models.BooleanField(_("activo"), default=False)
+    grace_days = models.PositiveSmallIntegerField(_("días de gracia"), default=0)
+    fixed_fee = models.DecimalField(_("cargo fijo por factura"), **MONEY, default=ZERO)
+    # Percent of the open principal per 30 days late (pro rata per day).
+    monthly_rate = models.DecimalField(
+        _("interés mensual (%)"), max_digits=6, decimal_places=3, default=Decimal("0.000")
+    )
+    # No more than this share of the invoice amount in fees and interest together (0: no cap).
+    max_percent = models.DecimalField(_("tope (% de la factura)"), max_digits=6, decimal_places=2, default=ZERO)
+    # Discounts above this amount need a manager's approval.
+    discount_approval_over = models.DecimalField(_("descuentos que requieren aprobación desde"), **MONEY, default=ZERO)
+
+    class Meta:
+        verbose_name = _("regla de recargos")
+        verbose_name_plural = _("reglas de recargos")
+        constraints = [
+            models.CheckConstraint(condition=Q(fixed_fee__gte=0), name="fee_fixed_gte_0"),
+            models.CheckConstraint(condition=Q(monthly_rate__gte=0), name="fee_rate_gte_0"),
+            models.CheckConstraint(condition=Q(max_percent__gte=0), name="fee_cap_gte_0"),
+            models.CheckConstraint(condition=Q(discount_approval_over__gte=0), name="fee_discount_gte_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.segment}"
+
+
+class LateFeeKind(models.TextChoices):
+    FIXED = "fixed", _("Cargo fijo por atraso")
+    INTEREST = "interest", _("Interés moratorio")
+
+
+class LateFee(models.Model):
+    """A surcharge on one invoice, shown apart from the principal. The interest row is
+    recomputed nightly (simple interest to date); a waived fee stays with its reason."""
+
+    Kind = LateFeeKind
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="late_fees", verbose_name=_("factura"))
+    kind = models.CharField(_("tipo"), max_length=8, choices=LateFeeKind.choices)
+    amount = models.DecimalField(_("importe"), **MONEY, default=ZERO)
+    computed_on = models.DateField(_("calculado al"))
+    waived = models.BooleanField(_("condonado"), default=False)
+    waived_reason = models.CharField(_("motivo de la condonación"), max_length=255, blank=True)
+    waived_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    waived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("recargo")
+        verbose_name_plural = _("recargos")
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "kind"], name="late_fee_once_per_kind"),
+            models.CheckConstraint(condition=Q(kind__in=LateFeeKind.values), name="late_fee_kind_valid"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="late_fee_amount_gte_0"),
+            models.CheckConstraint(condition=~Q(waived=True) | ~Q(waived_reason=""), name="late_fee_waiver_reason"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invoice} · {self.get_kind_display()} {self.amount}"
+
+
+class ClientProfile(models.Model):
+    """The client's delinquency profile, computed nightly from its history with the
+    evidence kept; a collector may override it with a reason."""
+
+    client = models.OneToOneField(Client, on_delete=models.CASCADE, related_name="profile")
+    computed = models.CharField(_("perfil calculado"), max_length=14, choices=Profile.choices, default=Profile.NEW)
+    evidence = models.JSONField(_("evidencia"), default=dict)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    override = models.CharField(_("perfil asignado"), max_length=14, choices=Profile.choices, blank=True)
+    override_reason = models.CharField(_("motivo"), max_length=255, blank=True)
+    override_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    override_at = models.DateTimeField(null=True, blank=True)
+    # Good-payer standing (seed 000): when it was gained and lost, to notify the loss once.
+    good_payer_since = models.DateField(_("buen pagador desde"), null=True, blank=True)
+    good_payer_lost_on = models.DateField(_("dejó de ser buen pagador"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("perfil de morosidad")
+        verbose_name_plural = _("perfiles de morosidad")
+        constraints = [
+            models.CheckConstraint(condition=Q(computed__in=Profile.values), name="profile_computed_valid"),
+            models.CheckConstraint(
+                condition=Q(override="") | ~Q(override_reason=""), name="profile_override_needs_reason"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client}: {self.effective}"
+
+    @property
+    def effective(self) -> str:
+        return self.override or self.computed
+
+
+class HandOffKind(models.TextChoices):
+    AGENCY = "agency", _("Agencia de cobranza")
+    LEGAL = "legal", _("Vía judicial")
+
+
+class HandOffStatus(models.TextChoices):
+    OPEN = "open", _("En curso")
+    RECOVERED = "recovered", _("Recuperado")
+    CLOSED = "closed", _("Cerrado sin recuperar")
+    RETURNED = "returned", _("Devuelto a cobranza interna")
+
+
+class HandOff(models.Model):
+    """A case sent to a collection agency or to legal: the case file, its progress and what
+    it recovered."""
+
+    Kind = HandOffKind
+    Status = HandOffStatus
+
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="handoffs", verbose_name=_("cliente"))
+    kind = models.CharField(_("tipo"), max_length=8, choices=HandOffKind.choices)
+    agency = models.CharField(_("agencia o despacho"), max_length=160, blank=True)
+    status = models.CharField(_("estado"), max_length=10, choices=HandOffStatus.choices, default=HandOffStatus.OPEN)
+    opened_on = models.DateField(_("enviado el"))
+    opened_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    currency = models.CharField(_("moneda"), max_length=3)
+    amount = models.DecimalField(_("importe enviado"), **MONEY)
+    invoices = models.ManyToManyField(Invoice, related_name="handoffs", verbose_name=_("facturas"))
+    case_file = models.CharField(_("expediente"), max_length=255, blank=True)
+    notes = models.TextField(_("notas"), blank=True)
+    closed_on = models.DateField(_("cerrado el"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_on", "-id"]
+        verbose_name = _("envío a agencia o jurídico")
+        verbose_name_plural = _("envíos a agencia o jurídico")
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=HandOffKind.values), name="handoff_kind_valid"),
+            models.CheckConstraint(condition=Q(status__in=HandOffStatus.values), name="handoff_status_valid"),
+            models.UniqueConstraint(
+                fields=["client", "kind"], condition=Q(status="open"), name="handoff_one_open_per_kind"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client} → {self.get_kind_display()} ({self.opened_on})"
+
+
+class HandOffUpdate(models.Model):
+    """Progress of a hand-off: a note from the agency or lawyer, or money recovered."""
+
+    handoff = models.ForeignKey(HandOff, on_delete=models.CASCADE, related_name="updates")
+    on = models.DateField(_("fecha"))
+    note = models.TextField(_("nota"), blank=True)
+    recovered = models.DecimalField(_("recuperado"), **MONEY, default=ZERO)
+    payment = models.ForeignKey("accounts.Payment", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-on", "-id"]
+        constraints = [models.CheckConstraint(condition=Q(recovered__gte=0), name="handoff_update_recovered_gte_0")]
+
+    def __str__(self) -> str:
+        return f"{self.handoff_id} {self.on}"

@@ -9,9 +9,10 @@ second planner — concurrent or repeated — insert nothing.
 Rules in the SQL, so they hold for a million invoices without a Python loop:
 - a pre-due reminder (negative offset) is stale once the invoice is overdue;
 - an invoice skipped past several steps (imported late, planner down) gets only the latest;
-- paused clients, held invoices, disputed, paid, cancelled and written-off invoices, balances
-  under the policy's tolerance, and steps whose minimum overdue amount the client's invoices
-  at that step do not reach are left out.
+- a broken commitment's ``LadderBump`` makes the next step due today, whatever its offset;
+- paused clients, held invoices, invoices under an open promise, plan or extension, disputed,
+  paid, cancelled and written-off invoices, balances under the policy's tolerance, and steps
+  whose minimum overdue amount the client's invoices at that step do not reach are left out.
 """
 
 from __future__ import annotations
@@ -27,7 +28,17 @@ from django.utils import timezone
 
 from accounts.models import Client, Invoice
 
-from .models import ClientDunning, InvoiceHold, Notice, NoticeItem, Policy, PolicyStep
+from .models import (
+    ClientDunning,
+    ClientProfile,
+    Commitment,
+    InvoiceHold,
+    LadderBump,
+    Notice,
+    NoticeItem,
+    Policy,
+    PolicyStep,
+)
 
 CANDIDATES = "cobranza_plan_candidates"
 
@@ -50,7 +61,9 @@ def _candidate_sql(vendor: str) -> str:
         "step": PolicyStep._meta.db_table,
         "hold": InvoiceHold._meta.db_table,
         "item": NoticeItem._meta.db_table,
+        "bump": LadderBump._meta.db_table,
         "step_day": _step_day(vendor),
+        "in_commitment": open_commitment_sql("i"),
     }
     return """
     WITH {effective},
@@ -65,8 +78,14 @@ def _candidate_sql(vendor: str) -> str:
         WHERE i.status IN ('open', 'partially_paid')
           AND i.open_balance > 0
           AND i.open_balance >= p.tolerance
-          AND {step_day} <= %(today)s
+          AND ({step_day} <= %(today)s OR EXISTS (
+              -- a broken promise made this step (or a later one) due today: one step firmer
+              SELECT 1 FROM {bump} b JOIN {step} bs ON bs.id = b.step_id
+              WHERE b.invoice_id = i.id AND b.since <= %(today)s
+                AND bs.policy_id = s.policy_id AND bs.position >= s.position
+          ))
           AND NOT (s.offset_days < 0 AND i.due_date < %(today)s)
+          AND NOT {in_commitment}
           AND NOT EXISTS (
               SELECT 1 FROM {hold} h
               WHERE h.invoice_id = i.id AND (h.until IS NULL OR h.until >= %(today)s)
@@ -84,20 +103,56 @@ def _candidate_sql(vendor: str) -> str:
 
 def effective_cte() -> str:
     """``effective AS (...)``: each client the ladder may act on (not written off, not paused
-    on %(today)s) with its effective policy — its own, else its segment's."""
+    on %(today)s) with its effective policy — its own, else its profile's (when that policy
+    is active), else its segment's."""
     t = {
         "client": Client._meta.db_table,
         "dunning": ClientDunning._meta.db_table,
         "policy": Policy._meta.db_table,
+        "profile": ClientProfile._meta.db_table,
     }
     return """effective AS (
-        SELECT c.id AS client_id, COALESCE(cd.policy_id, sp.id) AS policy_id
+        SELECT c.id AS client_id, COALESCE(cd.policy_id, pp.id, sp.id) AS policy_id
         FROM {client} c
         LEFT JOIN {dunning} cd ON cd.client_id = c.id
+        LEFT JOIN {profile} cp ON cp.client_id = c.id
+        LEFT JOIN {policy} pp ON pp.profile <> '' AND pp.is_active
+                             AND pp.profile = COALESCE(NULLIF(cp.override, ''), cp.computed)
         LEFT JOIN {policy} sp ON sp.segment_id = c.segment_id
         WHERE c.status <> 'written_off'
           AND (cd.paused_until IS NULL OR cd.paused_until < %(today)s)
     )""".format(**t)
+
+
+def open_commitment_sql(invoice_alias: str) -> str:
+    """SQL condition: the invoice is in an open commitment (promise, plan, extension)."""
+    return (
+        f"EXISTS (SELECT 1 FROM {Commitment.invoices.through._meta.db_table} ci "
+        f"JOIN {Commitment._meta.db_table} cm ON cm.id = ci.commitment_id "
+        f"WHERE ci.invoice_id = {invoice_alias}.id AND cm.status = 'open')"
+    )
+
+
+def effective_policy_of(client_ids) -> dict[int, int | None]:
+    """The effective policy id of each client (own > profile's > segment's), pauses ignored."""
+    clients = Client.objects.filter(pk__in=list(client_ids)).values_list("pk", "segment_id")
+    own = dict(
+        ClientDunning.objects.filter(client_id__in=[c for c, _s in clients], policy__isnull=False).values_list(
+            "client_id", "policy_id"
+        )
+    )
+    profiles = {
+        cid: (override or computed)
+        for cid, override, computed in ClientProfile.objects.filter(client_id__in=[c for c, _s in clients]).values_list(
+            "client_id", "override", "computed"
+        )
+    }
+    by_profile = dict(Policy.objects.filter(is_active=True).exclude(profile="").values_list("profile", "pk"))
+    by_segment = dict(Policy.objects.filter(segment__isnull=False).values_list("segment_id", "pk"))
+    return {
+        cid: own.get(cid) or by_profile.get(profiles.get(cid, "")) or by_segment.get(segment_id)
+        for cid, segment_id in clients
+    }
 
 
 @dataclass

@@ -4,7 +4,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from . import dispatch, escalation, planner
+from . import commitments, dispatch, escalation, planner
 
 
 @shared_task(name="cobranza.plan_dunning", time_limit=1800, soft_time_limit=1700)
@@ -33,3 +33,16 @@ def enqueue_due(limit: int = 2000) -> int:
 @shared_task(name="cobranza.dispatch_notice", time_limit=120, soft_time_limit=100, acks_late=True)
 def dispatch_notice(notice_id: int) -> str:
     return dispatch.dispatch(notice_id).outcome
+
+
+@shared_task(name="cobranza.judge_commitments", time_limit=1800, soft_time_limit=1700)
+def judge_commitments() -> dict:
+    """Nightly: promises, plans and extensions whose dates passed are kept, partly kept or
+    broken; broken ones resume the ladder one step firmer."""
+    return commitments.judge(today=timezone.localdate())
+
+
+@shared_task(name="cobranza.remind_installments", time_limit=900, soft_time_limit=840)
+def remind_installments() -> dict:
+    """Hourly: the installment reminders whose day has come and whose contact hours allow."""
+    return commitments.remind_installments(now=timezone.now())

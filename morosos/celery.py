@@ -17,6 +17,10 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     "plan-dunning-hourly": {"task": "cobranza.plan_dunning", "schedule": crontab(minute=5)},
     "enqueue-due-notices": {"task": "cobranza.enqueue_due", "schedule": 60.0},
+    # Promises and installments are judged the day after their date: early each morning,
+    # before the 06:05 planning run picks up the ladders they resume.
+    "judge-commitments-nightly": {"task": "cobranza.judge_commitments", "schedule": crontab(hour=5, minute=30)},
+    "remind-installments-hourly": {"task": "cobranza.remind_installments", "schedule": crontab(minute=20)},
 }
 
 

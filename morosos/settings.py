@@ -206,6 +206,11 @@ DUNNING_WHATSAPP_TOKEN = env.str("DUNNING_WHATSAPP_TOKEN", default="")
 DUNNING_LEASE_SECONDS = env.int("DUNNING_LEASE_SECONDS", default=600)
 # Days after the last step of a ladder before an unpaid client escalates to "in collection".
 DUNNING_ESCALATION_GRACE_DAYS = env.int("DUNNING_ESCALATION_GRACE_DAYS", default=7)
+# Payment plans: days of tolerance after each installment date, missed installments tolerated
+# before the plan is broken, and how many days before each date the debtor gets a reminder.
+PLAN_GRACE_DAYS = env.int("PLAN_GRACE_DAYS", default=3)
+PLAN_MISSED_ALLOWED = env.int("PLAN_MISSED_ALLOWED", default=1)
+PLAN_REMINDER_DAYS_BEFORE = env.int("PLAN_REMINDER_DAYS_BEFORE", default=3)
 # A starting Celery worker plans today's notices at once (besides the hourly beat tick).
 DUNNING_PLAN_ON_WORKER_START = env.bool("DUNNING_PLAN_ON_WORKER_START", default=DEBUG)
 DUNNING_OUTBOX_DIR = env.path("DUNNING_OUTBOX_DIR", default=VAR_DIR / "outbox")
