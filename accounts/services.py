@@ -355,9 +355,9 @@ def invoices_set_disputed(
         Invoice.objects.bulk_update(changed, ["status", "updated_at"])
         if changed:
             numbers = ", ".join(inv.number for inv in changed)
-            summary = (
-                _("Facturas en disputa: %(list)s") if disputed else _("Facturas fuera de disputa: %(list)s")
-            ) % {"list": numbers}
+            summary = (_("Facturas en disputa: %(list)s") if disputed else _("Facturas fuera de disputa: %(list)s")) % {
+                "list": numbers
+            }
             _system_event(client=client, by=by, invoices=changed, summary=summary[:255], body=reason.strip())
     return changed
 

@@ -24,7 +24,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import selectors, services
-from .extensions import client_panels
+from .extensions import client_panels, outcome_form_url
 from .forms import (
     BulkAssignForm,
     ClientFilterForm,
@@ -279,6 +279,7 @@ def client_detail(request, pk):
             "group_members": selectors.business_group_members(client=client, user=request.user),
             "can_manage": manager,
             "panels": client_panels(request, client),
+            "outcome_url": outcome_form_url(client),
             "active_tab": "historial" if (kind or "tpage" in request.GET) else _tab(request.GET.get("tab")),
         },
     )

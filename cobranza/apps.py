@@ -7,10 +7,21 @@ class CobranzaConfig(AppConfig):
     verbose_name = _("Cobranza")
 
     def ready(self):
-        # accounts never imports cobranza: the client page gets the dunning panel through
-        # this hook (accounts.extensions).
-        from accounts.extensions import register_client_panel
+        # accounts never imports cobranza: the client page gets cobranza's panels, and
+        # seed_demo its demo state, through hooks (accounts.extensions).
+        from django.urls import reverse
 
-        from .views_ops import client_panel
+        from accounts.extensions import register_client_panel, register_demo_step, register_outcome_form
 
-        register_client_panel(client_panel)
+        from . import demo
+        from .views_handoffs import client_panel as handoff_panel
+        from .views_ops import client_panel as dunning_panel
+        from .views_profiles import profile_panel
+        from .views_workspace import workspace_panel
+
+        # The client page, top to bottom: who the client is as a payer (profile, protocol,
+        # fees), what was agreed (promises, plans, disputes), the ladder, hand-offs.
+        for panel in (profile_panel, workspace_panel, dunning_panel, handoff_panel):
+            register_client_panel(panel)
+        register_demo_step(demo.seed)
+        register_outcome_form(lambda client: reverse("cobranza:log_outcome", args=[client.pk]))

@@ -58,7 +58,17 @@ ZERO = Decimal("0.00")
 OPEN_INVOICE = (Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID)
 
 
-def _note(*, by, client: Client, summary: str, body: str = "", invoices=(), outcome: str = "") -> None:
+def _stamp(day: dt.date | None, hour: int = 12) -> dt.datetime | None:
+    """When a timeline entry about ``day`` happened: now for today, or that day at ``hour``
+    (local time) when the work is about a past day (the demo seeds history as of --today)."""
+    if day is None or day >= timezone.localdate():
+        return None  # now
+    return dt.datetime.combine(day, dt.time(hour), tzinfo=timezone.get_current_timezone())
+
+
+def _note(
+    *, by, client: Client, summary: str, body: str = "", invoices=(), outcome: str = "", on: dt.date | None = None
+) -> None:
     ledger.interaction_log(
         by=by,
         client=client,
@@ -68,6 +78,7 @@ def _note(*, by, client: Client, summary: str, body: str = "", invoices=(), outc
         summary=summary[:255],
         body=body,
         invoices=list(invoices),
+        occurred_at=_stamp(on),
     )
 
 
@@ -112,10 +123,19 @@ def commitment_create(
         errors.setdefault("installments", []).append(_("Hay dos cuotas con la misma fecha."))
 
     if invoices is None:
-        chosen = list(client.invoices.filter(status__in=OPEN_INVOICE, currency=client.currency, open_balance__gt=0))
+        # Default: every open invoice in the client's currency not already under a commitment.
+        owed_here = client.invoices.filter(status__in=OPEN_INVOICE, currency=client.currency, open_balance__gt=0)
+        chosen = list(owed_here.exclude(commitments__status=CommitmentStatus.OPEN))
+        if not chosen:
+            busy = sorted(owed_here.filter(commitments__status=CommitmentStatus.OPEN).values_list("number", flat=True))
+            if busy:
+                errors.setdefault("invoices", []).append(
+                    _("Ya hay un compromiso vigente para: %(list)s. Cancélelo o espere a que se resuelva.")
+                    % {"list": ", ".join(busy)}
+                )
     else:
         chosen = list(invoices)
-    if not chosen:
+    if not chosen and "invoices" not in errors:
         errors.setdefault("invoices", []).append(_("Elija al menos una factura pendiente."))
     if any(inv.client_id != client.pk for inv in chosen):
         errors.setdefault("invoices", []).append(_("Alguna factura no pertenece a este cliente."))
@@ -190,6 +210,7 @@ def commitment_create(
             % {"list": ", ".join(inv.number for inv in locked)}
             + (f"\n{notes.strip()}" if notes.strip() else ""),
             invoices=locked,
+            on=today,
         )
     return commitment
 
@@ -245,7 +266,7 @@ def _paid_by_cutoff(installment_ids: list[int]) -> dict[int, Decimal]:
         JOIN {pay_t} p ON p.id = pa.payment_id
         WHERE i.id IN ({placeholders}) AND p.received_on >= c.made_on AND p.received_on <= {cutoff}
         GROUP BY i.id
-    """  # noqa: S608 - table names from model metadata; values are parameters
+    """
     with connection.cursor() as cur:
         cur.execute(sql, installment_ids)
         return {row[0]: Decimal(row[1]) for row in cur.fetchall()}
@@ -393,7 +414,7 @@ def _end(commitment: Commitment, status: str, *, today: dt.date) -> None:
                 "total": total,
             }
             outcome = ""
-    _note(by=None, client=client, summary=summary, invoices=invoices, outcome=outcome)
+    _note(by=None, client=client, summary=summary, invoices=invoices, outcome=outcome, on=today)
     if status in (CommitmentStatus.BROKEN, CommitmentStatus.PARTIAL):
         bumped = bump_ladder(
             invoices=[i for i in invoices if i.status in OPEN_INVOICE], today=today, commitment=commitment

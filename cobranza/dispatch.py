@@ -23,6 +23,7 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Prefetch, Q
 from django.utils import timezone
@@ -31,7 +32,7 @@ from django.utils.translation import gettext as _
 from accounts import services as ledger
 from accounts.models import Client, Contact, Interaction, Invoice
 
-from . import channels, contact_rules, letters, messaging
+from . import channels, contact_rules, handoffs, letters, messaging
 from .models import (
     MESSAGE_CHANNELS,
     CollectorTask,
@@ -158,6 +159,10 @@ def _client_stop(notice: Notice, today: dt.date) -> str:
     client = notice.client
     if client.status == Client.Status.WRITTEN_OFF:
         return _("Cliente castigado: no se envían avisos.")
+    if client.status in (Client.Status.AGENCY, Client.Status.LEGAL) and notice.channel not in STATUS_FOR_HANDOFF:
+        return _("El cliente está %(status)s: la gestión ya no la hacen nuestros recordatorios.") % {
+            "status": client.get_status_display().lower()
+        }
     dunning = getattr(client, "dunning", None)
     if dunning is not None and dunning.paused_until and dunning.paused_until >= today:
         return _("Cliente en pausa hasta el %(date)s: %(reason)s") % {
@@ -442,12 +447,28 @@ def _dispatch_task(notice: Notice, invoices, *, now: dt.datetime, today: dt.date
     kind = TASK_FOR_CHANNEL[notice.channel]
     numbers = ", ".join(inv.number for inv in invoices)
     title = f"{notice.step.name}: {numbers}"
-    with transaction.atomic():
-        _task(notice, kind, title, due_on=today)
-        new_status = STATUS_FOR_HANDOFF.get(notice.channel)
-        if new_status and notice.client.status != new_status:
-            ledger.client_update(by=None, client=notice.client, status=new_status)
-        _finish(notice, Notice.Status.SENT, "", now=now, sent_at=now)
+    try:
+        with transaction.atomic():
+            _task(notice, kind, title, due_on=today)
+            if notice.channel in STATUS_FOR_HANDOFF:
+                # The case file (PDF + CSV), the hand-off record and the client's new status.
+                handoffs.open_for_notice(notice)
+                new_status = STATUS_FOR_HANDOFF[notice.channel]
+                if notice.client.status != new_status:
+                    ledger.client_update(by=None, client=notice.client, status=new_status)
+            _finish(notice, Notice.Status.SENT, "", now=now, sent_at=now)
+    except ValidationError as exc:
+        reason = _("No se pudo abrir el envío: %(error)s") % {"error": "; ".join(exc.messages)}
+        _finish(notice, Notice.Status.FAILED, reason, now=now)
+        _timeline(
+            notice,
+            kind=Interaction.Kind.SYSTEM,
+            direction=Interaction.Direction.INTERNAL,
+            outcome=Interaction.Outcome.FAILED,
+            summary=f"{_step_label(notice)}: {reason}",
+            invoices=invoices,
+        )
+        return DispatchResult(Outcome.FAILED, reason)
     _timeline(
         notice,
         kind=Interaction.Kind.SYSTEM,

@@ -84,7 +84,7 @@ def _escalating_sql(vendor: str) -> str:
 def escalate(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = False) -> list[int]:
     """Escalate every client whose ladder ended unpaid; returns their ids."""
     now = now or timezone.now()
-    params = {"today": today, "grace": grace_days()}
+    params = {"today": connection.ops.adapt_datefield_value(today), "grace": grace_days()}
     with transaction.atomic():
         with connection.cursor() as cur:
             cur.execute(_escalating_sql(connection.vendor), params)
@@ -99,7 +99,12 @@ def escalate(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = 
                 cur.execute(
                     f"UPDATE {Client._meta.db_table} SET status = %s, updated_at = %s "
                     f"WHERE status = %s AND id IN ({', '.join(['%s'] * len(chunk))}) RETURNING id",
-                    [ClientStatus.IN_COLLECTION, now, ClientStatus.ACTIVE, *chunk],
+                    [
+                        ClientStatus.IN_COLLECTION,
+                        connection.ops.adapt_datetimefield_value(now),
+                        ClientStatus.ACTIVE,
+                        *chunk,
+                    ],
                 )
                 escalated.extend(row[0] for row in cur.fetchall())
         if escalated:

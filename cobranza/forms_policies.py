@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.forms import add_service_errors as _add_errors
 from accounts.models import MONEY, Language, Segment
 
-from .models import MESSAGE_CHANNELS, MessageTemplate, Policy, PolicyStep, StepChannel, Tone
+from .models import MESSAGE_CHANNELS, MessageTemplate, Policy, PolicyStep, Profile, StepChannel, Tone
 from .services_policies import MAX_POSITION, TextDraft
 
 
@@ -74,6 +74,16 @@ class PolicyForm(forms.Form):
             "Sin segmento, la política se asigna cliente por cliente."
         ),
     )
+    profile = forms.ChoiceField(
+        label=_label(Policy, "profile"),
+        required=False,
+        choices=[("", _("Ninguno: la siguen su segmento o clientes elegidos"))]
+        + [(value, label) for value, label in Profile.choices if value != Profile.NEW],
+        help_text=_(
+            "Opcional: los clientes con este perfil de morosidad siguen esta escalera en lugar de la de su "
+            "segmento (una política propia del cliente gana sobre ambas)."
+        ),
+    )
     tolerance = forms.DecimalField(
         label=_label(Policy, "tolerance"),
         min_value=Decimal("0"),
@@ -96,6 +106,7 @@ class PolicyForm(forms.Form):
                     "name": instance.name,
                     "description": instance.description,
                     "segment": instance.segment_id,
+                    "profile": instance.profile,
                     "tolerance": instance.tolerance,
                     "is_active": instance.is_active,
                 },
@@ -108,6 +119,7 @@ class PolicyForm(forms.Form):
         self.helper = _helper(
             Row(Column("name", css_class="col-md-7"), Column("segment", css_class="col-md-5")),
             "description",
+            "profile",
             Row(
                 Column("tolerance", css_class="col-md-5"),
                 Column(Field("is_active", wrapper_class="mt-md-4 pt-md-2"), css_class="col-md-7"),
@@ -115,7 +127,8 @@ class PolicyForm(forms.Form):
         )
 
     def changes(self) -> dict:
-        return {name: self.cleaned_data[name] for name in ("name", "description", "segment", "tolerance", "is_active")}
+        fields = ("name", "description", "segment", "profile", "tolerance", "is_active")
+        return {name: self.cleaned_data[name] for name in fields}
 
 
 # --- steps ---------------------------------------------------------------------------------

@@ -102,9 +102,9 @@ def _candidate_sql(vendor: str) -> str:
 
 
 def effective_cte() -> str:
-    """``effective AS (...)``: each client the ladder may act on (not written off, not paused
-    on %(today)s) with its effective policy — its own, else its profile's (when that policy
-    is active), else its segment's."""
+    """``effective AS (...)``: each client the ladder may act on (not written off, not with an
+    agency or in legal, not paused on %(today)s) with its effective policy — its own, else its
+    profile's (when that policy is active), else its segment's."""
     t = {
         "client": Client._meta.db_table,
         "dunning": ClientDunning._meta.db_table,
@@ -119,7 +119,9 @@ def effective_cte() -> str:
         LEFT JOIN {policy} pp ON pp.profile <> '' AND pp.is_active
                              AND pp.profile = COALESCE(NULLIF(cp.override, ''), cp.computed)
         LEFT JOIN {policy} sp ON sp.segment_id = c.segment_id
-        WHERE c.status <> 'written_off'
+        -- Written off: nothing to collect. With an agency or in legal: they contact the client now;
+        -- our reminders would be a second voice (and the ladder's later steps wait for them).
+        WHERE c.status NOT IN ('written_off', 'agency', 'legal')
           AND (cd.paused_until IS NULL OR cd.paused_until < %(today)s)
     )""".format(**t)
 
@@ -182,7 +184,12 @@ def plan(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = Fals
     now = now or timezone.now()
     vendor = connection.vendor
     result = PlanResult(today=today, dry_run=dry_run)
-    params = {"today": today, "now": now}
+    # Adapted like the ORM does: on SQLite an aware datetime passed raw would be stored as local
+    # time with an offset, which then compares wrongly (as text) with the ORM's UTC values.
+    params = {
+        "today": connection.ops.adapt_datefield_value(today),
+        "now": connection.ops.adapt_datetimefield_value(now),
+    }
     notice_t, item_t, step_t = Notice._meta.db_table, NoticeItem._meta.db_table, PolicyStep._meta.db_table
     with transaction.atomic():
         with connection.cursor() as cur:

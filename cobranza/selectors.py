@@ -14,7 +14,20 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Count, IntegerField, Max, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models import (
+    Count,
+    Exists,
+    IntegerField,
+    Max,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -24,7 +37,11 @@ from accounts.selectors import clients_visible_to
 from . import planner
 from .models import (
     ClientDunning,
+    ClientProfile,
+    Commitment,
+    CommitmentStatus,
     InvoiceHold,
+    LadderBump,
     Notice,
     NoticeItem,
     NoticeStatus,
@@ -398,10 +415,11 @@ class ClientDunningPanel:
     notices: list[Notice]
     today: dt.date
     policies: list[Policy] | None = None  # the choices for an own policy (managers only)
+    profile_policy: Policy | None = None  # the ladder of the client's delinquency profile
 
     @property
     def policy(self) -> Policy | None:
-        return self.own_policy or self.segment_policy
+        return self.own_policy or self.profile_policy or self.segment_policy
 
     @property
     def paused(self) -> bool:
@@ -447,7 +465,16 @@ def client_dunning_panel(
         segment_policy = next((p for p in policies if p.segment_id == client.segment_id), None)
     else:
         segment_policy = Policy.objects.filter(segment_id=client.segment_id).first()
-    policy = own or segment_policy
+    # Own > the profile's ladder (when there is an active one) > the segment's: as the planner.
+    effective_profile = ClientProfile.objects.filter(client=client).annotate(
+        effective=Coalesce(NullIf("override", Value("")), "computed")
+    )
+    profile_policy = (
+        Policy.objects.filter(is_active=True, profile=Subquery(effective_profile.values("effective")[:1]))
+        .exclude(profile="")
+        .first()
+    )
+    policy = own or profile_policy or segment_policy
 
     steps: list[PolicyStep] = []
     invoices = Invoice.objects.filter(
@@ -462,7 +489,23 @@ def client_dunning_panel(
             .annotate(top=Max("step__position"))
             .values("top")
         )
-        invoices = invoices.annotate(reached=Subquery(reached, output_field=IntegerField()))
+        # A broken promise's bump makes a later step due today (planner: one step firmer).
+        bumped = (
+            LadderBump.objects.filter(invoice=OuterRef("pk"), step__policy=policy, since__lte=today)
+            .order_by()
+            .values("invoice")
+            .annotate(top=Max("step__position"))
+            .values("top")
+        )
+        invoices = invoices.annotate(
+            reached=Subquery(reached, output_field=IntegerField()),
+            bumped=Subquery(bumped, output_field=IntegerField()),
+            promised=Exists(
+                Commitment.invoices.through.objects.filter(
+                    invoice_id=OuterRef("pk"), commitment__status=CommitmentStatus.OPEN
+                )
+            ),
+        )
     by_position = {s.position: s for s in steps}
 
     paused_until = dunning.paused_until if dunning and dunning.paused_until and dunning.paused_until >= today else None
@@ -482,6 +525,12 @@ def client_dunning_panel(
         rows.append(row)
         if client.status == Client.Status.WRITTEN_OFF:
             row.note = _("Cliente castigado: no se envían avisos.")
+        elif client.status in (Client.Status.AGENCY, Client.Status.LEGAL):
+            row.note = _("El cliente está %(status)s: nuestros recordatorios se detienen.") % {
+                "status": client.get_status_display().lower()
+            }
+        elif getattr(invoice, "promised", False):
+            row.note = _("Con un compromiso de pago vigente: sin recordatorios mientras se cumpla.")
         elif invoice.status == Invoice.Status.DISPUTED:
             row.note = _("En disputa: fuera de la escalera hasta resolverla.")
         elif policy is None:
@@ -498,9 +547,13 @@ def client_dunning_panel(
                 start = max(start, paused_until + dt.timedelta(days=1))
             if hold_active:
                 start = max(start, hold.until + dt.timedelta(days=1))
-            row.next_step, row.next_on = next_step_for(
-                due_date=invoice.due_date, steps=steps, reached_position=reached_position, start=start
-            )
+            bumped_position = getattr(invoice, "bumped", None) or 0
+            if bumped_position > reached_position and bumped_position in by_position:
+                row.next_step, row.next_on = by_position[bumped_position], start
+            else:
+                row.next_step, row.next_on = next_step_for(
+                    due_date=invoice.due_date, steps=steps, reached_position=reached_position, start=start
+                )
             if row.next_step is None:
                 row.note = _("Escalera terminada: no quedan pasos.")
 
@@ -519,4 +572,5 @@ def client_dunning_panel(
         notices=notices,
         today=today,
         policies=policies,
+        profile_policy=profile_policy,
     )

@@ -44,7 +44,7 @@ from .models import (
     Tone,
 )
 
-POLICY_FIELDS = ("name", "description", "segment", "tolerance", "is_active")
+POLICY_FIELDS = ("name", "description", "segment", "profile", "tolerance", "is_active")
 STEP_FIELDS = (
     "position",
     "name",
@@ -105,6 +105,13 @@ def _policy_errors(policy: Policy) -> None:
         _merge(errors, exc)
     if policy.name and Policy.objects.filter(name__iexact=policy.name).exclude(pk=policy.pk).exists():
         errors.setdefault("name", []).append(_("Ya existe una política con este nombre."))
+    if policy.profile:
+        taken = Policy.objects.filter(profile=policy.profile).exclude(pk=policy.pk).first()
+        if taken is not None:
+            errors.setdefault("profile", []).append(
+                _("El perfil «%(profile)s» ya tiene la política «%(policy)s»: cada perfil tiene una sola.")
+                % {"profile": policy.get_profile_display(), "policy": taken.name}
+            )
     if policy.segment_id is not None:
         other = Policy.objects.filter(segment_id=policy.segment_id).exclude(pk=policy.pk).first()
         if other is not None:
@@ -126,6 +133,8 @@ def _save_policy(policy: Policy, **kwargs) -> None:
         name = _constraint_name(exc)
         if "segment" in name:
             raise ValidationError({"segment": _("Este segmento ya tiene una política.")}) from exc
+        if "profile" in name:
+            raise ValidationError({"profile": _("Este perfil ya tiene una política.")}) from exc
         if "tolerance" in name:
             raise ValidationError({"tolerance": _("El saldo mínimo no puede ser negativo.")}) from exc
         raise ValidationError({"name": _("Ya existe una política con este nombre.")}) from exc
@@ -139,6 +148,7 @@ def policy_create(
     description: str = "",
     tolerance: Decimal = Decimal("1.00"),
     is_active: bool = True,
+    profile: str = "",
 ) -> Policy:
     """A new ladder, empty: steps are added with ``step_create``."""
     ensure_manager(by)
@@ -146,6 +156,7 @@ def policy_create(
         name=(name or "").strip(),
         description=(description or "").strip(),
         segment=segment,
+        profile=profile or "",
         tolerance=tolerance,
         is_active=is_active,
         updated_at=timezone.now(),

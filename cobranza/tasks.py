@@ -4,7 +4,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from . import commitments, dispatch, escalation, planner
+from . import commitments, dispatch, escalation, fees, planner, profiles
 
 
 @shared_task(name="cobranza.plan_dunning", time_limit=1800, soft_time_limit=1700)
@@ -46,3 +46,15 @@ def judge_commitments() -> dict:
 def remind_installments() -> dict:
     """Hourly: the installment reminders whose day has come and whose contact hours allow."""
     return commitments.remind_installments(now=timezone.now())
+
+
+@shared_task(name="cobranza.compute_profiles", time_limit=3600, soft_time_limit=3500)
+def compute_profiles() -> dict:
+    """Nightly, after the commitments are judged (so last night's broken promises count)."""
+    return profiles.compute_profiles(today=timezone.localdate())
+
+
+@shared_task(name="cobranza.accrue_late_fees", time_limit=3600, soft_time_limit=3500)
+def accrue_late_fees() -> dict:
+    """Nightly: fixed fees due and interest to date, in set-based SQL."""
+    return fees.accrue_late_fees(today=timezone.localdate())

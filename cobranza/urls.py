@@ -8,4 +8,8 @@ app_name = "cobranza"
 urlpatterns = [
     path("", include("cobranza.urls_policies")),
     path("", include("cobranza.urls_ops")),
+    path("", include("cobranza.urls_worklist")),
+    path("", include("cobranza.urls_workspace")),
+    path("", include("cobranza.urls_profiles")),
+    path("", include("cobranza.urls_handoffs")),
 ]

@@ -21,6 +21,8 @@ app.conf.beat_schedule = {
     # before the 06:05 planning run picks up the ladders they resume.
     "judge-commitments-nightly": {"task": "cobranza.judge_commitments", "schedule": crontab(hour=5, minute=30)},
     "remind-installments-hourly": {"task": "cobranza.remind_installments", "schedule": crontab(minute=20)},
+    "compute-profiles-nightly": {"task": "cobranza.compute_profiles", "schedule": crontab(hour=5, minute=40)},
+    "accrue-late-fees-nightly": {"task": "cobranza.accrue_late_fees", "schedule": crontab(hour=5, minute=50)},
 }
 
 

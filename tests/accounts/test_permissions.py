@@ -17,8 +17,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from accounts import services
-from cobranza import letters, services_policies
-from cobranza.models import MessageTemplate, Notice, Policy, PolicyStep
+from cobranza import commitments, disputes, handoffs, letters, services_policies
+from cobranza.models import CollectorTask, Discount, LateFee, MessageTemplate, Notice, Policy, PolicyStep
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db
@@ -117,6 +117,37 @@ CASES: dict[str, Case] = {
     "cobranza:client_policy": _manager_page("client", method="post"),
     "cobranza:invoice_hold": _staff_page("invoice", method="post"),
     "cobranza:invoice_release": _staff_page("invoice", method="post"),
+    # The collector's day (cobranza/urls_worklist.py): worklist and calendar for any staff
+    # member (a collector sees only their own); reassigning is for managers; a task of
+    # another collector's client is a 404.
+    "cobranza:worklist": _staff_page(),
+    "cobranza:calendar": _staff_page(),
+    "cobranza:worklist_reassign": _manager_page(method="post", data={"clients": "{client}", "collector": "{other}"}),
+    "cobranza:task_done": _staff_page("task", method="post"),
+    # Delinquency profiles, late fees and discounts (cobranza/urls_profiles.py).
+    "cobranza:profile_list": _manager_page(),
+    # Empty posts are form errors: a redirect with a message (302), never a 500.
+    "cobranza:profile_override": _staff_page("client", method="post"),
+    "cobranza:fee_rules": _manager_page(),
+    "cobranza:fee_waive": _staff_page("late_fee", method="post"),
+    "cobranza:discount_request": _staff_page("invoice", method="post"),
+    "cobranza:discounts": _manager_page(),
+    "cobranza:discount_decide": _manager_page("discount", method="post"),
+    # The collector's workspace (cobranza/urls_workspace.py): log an outcome, promises, plans,
+    # extensions and disputes. Own clients only; a dispute is resolved by its owner or a manager.
+    "cobranza:log_outcome": _staff_page("client"),
+    "cobranza:commitment_create": _staff_page("client"),
+    "cobranza:plan_preview": _staff_page("client"),
+    "cobranza:dispute_open": _staff_page("client"),
+    "cobranza:commitment_cancel": _staff_page("commitment"),
+    "cobranza:dispute_resolve": _staff_page("dispute"),
+    # Hand-offs to a collection agency or to legal (cobranza/urls_handoffs.py).
+    "cobranza:handoff_list": _staff_page(),
+    "cobranza:handoff_detail": _staff_page("handoff"),
+    "cobranza:handoff_create": _manager_page("client"),
+    "cobranza:handoff_update": _staff_page("handoff"),
+    "cobranza:handoff_close": _manager_page("handoff"),
+    "cobranza:handoff_file": _staff_page("handoff"),
     # Dunning policies, ladders and message templates (cobranza/urls_policies.py): managers only.
     "cobranza:policy_list": _manager_page(),
     "cobranza:policy_create": _manager_page(),
@@ -209,7 +240,37 @@ def world(admin_user, gerente, gestora, gestor, nobody, settings, tmp_path):
     )
     letters.letter_path(letter).parent.mkdir(parents=True, exist_ok=True)
     letters.letter_path(letter).write_bytes(b"%PDF-1.7 test")
+    # A promise and a dispute on the owner's client (the workspace's commitment and dispute pages).
+    promised = make_invoice(by=gerente, client=mine, amount="300.00", due_date=today - dt.timedelta(days=5))
+    disputed = make_invoice(by=gerente, client=mine, amount="200.00", due_date=today - dt.timedelta(days=5))
+    commitment = commitments.commitment_create(
+        by=gerente,
+        client=mine,
+        kind="promise",
+        installments=[(today + dt.timedelta(days=3), Decimal("300.00"))],
+        invoices=[promised],
+    )
+    # The owner of the dispute is the client's collector (gestora): she and managers may resolve it.
+    dispute = disputes.dispute_open(
+        by=gerente, client=mine, invoices=[disputed], reason="price", description="Precio incorrecto"
+    )
+    # An open call task on the owner's client, assigned to her (the ladder's call step).
+    task = CollectorTask.objects.create(client=mine, kind="call", title="Llamar", assigned_to=gestora, due_on=today)
+    # A client of the owner sent to an agency (case file on disk, under MEDIA_ROOT).
+    handed = make_client(by=gerente, collector=gestora)
+    make_invoice(by=gerente, client=handed, amount="700.00", due_date=today - dt.timedelta(days=120))
+    handoff = handoffs.handoff_open(by=gerente, client=handed, kind="agency", agency="Agencia de prueba")
+    late_fee = LateFee.objects.create(invoice=invoice, kind="fixed", amount=Decimal("10.00"), computed_on=today)
+    discount = Discount.objects.create(
+        invoice=invoice, amount=Decimal("5.00"), reason="Pronto pago", status="requested", requested_by=gestora
+    )
     return {
+        "commitment": commitment,
+        "dispute": dispute,
+        "late_fee": late_fee,
+        "discount": discount,
+        "task": task,
+        "handoff": handoff,
         "client": mine,
         "invoice": invoice,
         "notice": notice,

@@ -719,3 +719,28 @@ def test_after_saving_the_editor_keeps_the_preview_client(client, gerente, marti
     )
     assert response.status_code == 302
     assert response.url == reverse("cobranza:template_edit", args=[template.pk]) + f"?cliente={martillo.pk}&idioma=en"
+
+
+def test_a_manager_gives_a_delinquency_profile_its_own_ladder(client, gerente):
+    from django.urls import reverse
+
+    from cobranza.models import Policy
+
+    client.force_login(gerente)
+    data = {
+        "name": "Escalera de negligentes",
+        "description": "",
+        "segment": "",
+        "profile": "negligent",
+        "tolerance": "1.00",
+        "is_active": "on",
+    }
+    response = client.post(reverse("cobranza:policy_create"), data)
+    assert response.status_code == 302
+    assert Policy.objects.get(name="Escalera de negligentes").profile == "negligent"
+    # A second ladder for the same profile is a field error, nothing saved.
+    response = client.post(reverse("cobranza:policy_create"), {**data, "name": "Otra"})
+    assert response.status_code == 200
+    assert "profile" in response.context["form"].errors
+    assert not Policy.objects.filter(name="Otra").exists()
+    assert "Perfil" in client.get(reverse("cobranza:policy_list")).content.decode()

@@ -29,7 +29,7 @@ from django.core.management import call_command
 from accounts import services as ledger
 from accounts.models import Client, Interaction
 from cobranza import services
-from cobranza.models import CollectorTask, Notice, TaskKind
+from cobranza.models import CollectorTask, HandOff, Notice, TaskKind
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -264,6 +264,12 @@ def test_ninety_days_of_dunning(portfolio, gerente, gestora, smtp, outbox):
     letter = Notice.objects.get(client=clients["D"], channel="letter")
     assert (outbox / "media" / "cartas").is_dir()
     assert [p.name for p in (outbox / "media" / "cartas").iterdir()] == [f"aviso-{letter.pk}-20260628.pdf"]
+
+    # The legal hand-off opened a case with its file (PDF and CSV beside it).
+    (case,) = HandOff.objects.filter(client=clients["D"])
+    assert case.kind == "legal" and case.status == "open" and case.opened_on == day(7, 9)
+    assert case.amount == Decimal("8000.00") and list(case.invoices.values_list("number", flat=True)) == ["D1"]
+    assert case.case_file.endswith(".pdf") and (outbox / "media" / case.case_file).is_file()
 
     # Every notice left its trace in the client's timeline.
     assert Interaction.objects.filter(client=clients["B"], kind="email", direction="outbound").count() == 5

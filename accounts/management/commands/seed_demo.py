@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone, translation
 
 from accounts import demo
+from accounts.extensions import demo_steps
 from accounts.models import Client
 
 
@@ -71,6 +72,12 @@ class Command(BaseCommand):
                 )
             except RuntimeError as exc:
                 raise CommandError(str(exc)) from exc
+
+            # Other apps' demo state on top of the ledger (accounts.extensions).
+            for step in demo_steps():
+                line = step(today=today, seed=options["seed"], stdout=self.stdout.write)
+                if line:
+                    self.stdout.write(f"  {line}")
 
         self.stdout.write(self.style.SUCCESS(f"Done in {summary.elapsed:.1f} s: {summary.line()}."))
         self.stdout.write("  payer profiles: " + _counts(summary.profiles))

@@ -1,0 +1,174 @@
+"""Demo state of the collections app, on top of ``seed_demo``'s ledger (registered in
+``CobranzaConfig.ready`` through ``accounts.extensions.register_demo_step``).
+
+Deterministic for a seed. It gives every demo page something true to show:
+- a Dispute record (owner, reason, invoices) for each client the ledger seeded with
+  disputed invoices, with its task;
+- promises to pay — open ones whose date is coming, past ones the judge settles as kept or
+  broken against the seeded payments — and a few payment plans with one installment due;
+- the nightly jobs run once: commitments judged (broken ones resume their ladder with a task)
+  and delinquency profiles computed.
+Only a sample of clients gets commitments (at most ``MAX_COMMITMENTS``), through the same
+services the staff use, so a 100,000-client seed stays quick.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from decimal import ROUND_DOWN, Decimal
+
+from django.db import transaction
+from django.db.models import Sum
+
+from accounts.models import Client, Invoice
+
+from . import commitments
+from .models import CollectorTask, Commitment, Dispute, DisputeReason, TaskKind
+
+MAX_COMMITMENTS = 120
+CENT = Decimal("0.01")
+DEMO_REASONS = (
+    (DisputeReason.PRODUCT, "Mercancía dañada en la entrega; el cliente envió fotos."),
+    (DisputeReason.DELIVERY, "Faltan piezas del pedido según su recepción de almacén."),
+    (DisputeReason.PRICE, "El precio facturado no coincide con la cotización aceptada."),
+    (DisputeReason.SERVICE, "El servicio quedó incompleto: falta la segunda visita técnica."),
+)
+
+
+def seed(*, today: dt.date, seed: int, stdout=None) -> str:
+    rng = random.Random(seed * 7919 + 17)
+    with transaction.atomic():
+        disputes = _disputes(rng, today)
+        made = _commitments(rng, today)
+    # Like the ledger's, the seeded history ends yesterday: last night's judgement.
+    judged = commitments.judge(today=today - dt.timedelta(days=1))
+    profiles = _profiles(today)
+    return (
+        f"cobranza: {disputes} disputas, {made['promise']} promesas ({made['open']} vigentes), "
+        f"{made['plan']} planes de pagos; juicio: {judged['kept'] + judged['paid_off']} cumplidas, "
+        f"{judged['broken']} incumplidas; {profiles} perfiles calculados"
+    )
+
+
+def _disputes(rng: random.Random, today: dt.date) -> int:
+    """One Dispute per client with disputed invoices (the ledger seeded the status only)."""
+    by_client: dict[int, list[Invoice]] = {}
+    for inv in Invoice.objects.filter(status=Invoice.Status.DISPUTED, disputes__isnull=True).order_by(
+        "client_id", "pk"
+    ):
+        by_client.setdefault(inv.client_id, []).append(inv)
+    collectors = dict(Client.objects.filter(pk__in=by_client).values_list("pk", "collector_id"))
+    rows = []
+    for client_id, invoices in by_client.items():
+        reason, text = rng.choice(DEMO_REASONS)
+        opened = max(inv.updated_at.date() for inv in invoices)
+        rows.append(
+            (
+                Dispute(
+                    client_id=client_id,
+                    reason=reason,
+                    description=text,
+                    owner_id=collectors.get(client_id),
+                    opened_on=min(opened, today),
+                ),
+                invoices,
+            )
+        )
+    Dispute.objects.bulk_create([d for d, _ in rows])
+    through = Dispute.invoices.through
+    through.objects.bulk_create(
+        [through(dispute_id=d.pk, invoice_id=inv.pk) for d, invoices in rows for inv in invoices]
+    )
+    CollectorTask.objects.bulk_create(
+        [
+            CollectorTask(
+                client_id=d.client_id,
+                kind=TaskKind.DISPUTE,
+                dispute=d,
+                title=f"Resolver la disputa: {d.get_reason_display()} ({', '.join(i.number for i in invoices)})"[:255],
+                assigned_to_id=d.owner_id,
+                due_on=today,
+            )
+            for d, invoices in rows
+        ]
+    )
+    return len(rows)
+
+
+def _commitments(rng: random.Random, today: dt.date) -> dict[str, int]:
+    """Promises and plans for a sample of clients with overdue invoices."""
+    overdue = (
+        Invoice.objects.filter(
+            status__in=(Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID),
+            due_date__lt=today - dt.timedelta(days=5),
+            client__status=Client.Status.ACTIVE,
+            open_balance__gt=0,
+        )
+        .exclude(commitments__isnull=False)
+        .values("client_id", "currency")
+        .annotate(owed=Sum("open_balance"))
+        .order_by("client_id", "currency")
+    )
+    candidates = {}
+    for row in overdue:
+        candidates.setdefault(row["client_id"], row)  # one currency per client
+    chosen = sorted(candidates)
+    rng.shuffle(chosen)
+    chosen = chosen[: min(MAX_COMMITMENTS, max(5, len(chosen) // 8))]
+    clients = Client.objects.in_bulk(chosen)
+    made = {"promise": 0, "open": 0, "plan": 0}
+    for n, client_id in enumerate(chosen):
+        client, row = clients[client_id], candidates[client_id]
+        invoices = list(
+            client.invoices.filter(
+                status__in=(Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID),
+                currency=row["currency"],
+                due_date__lt=today - dt.timedelta(days=5),
+                open_balance__gt=0,
+            )
+        )
+        owed = row["owed"]
+        kind = n % 3
+        if kind == 0:  # promised recently, date still to come
+            made_on = today - dt.timedelta(days=rng.randint(1, 3))
+            amount = (owed * Decimal(rng.choice(("1", "1", "0.5")))).quantize(CENT, ROUND_DOWN)
+            plan = [(today + dt.timedelta(days=rng.randint(1, 10)), amount)]
+            made["open"] += 1
+        elif kind == 1:  # promised weeks ago: the judge says kept or broken
+            made_on = today - dt.timedelta(days=rng.randint(15, 30))
+            plan = [(made_on + dt.timedelta(days=rng.randint(5, 10)), owed.quantize(CENT, ROUND_DOWN))]
+        else:  # a payment plan over four months, started a month ago
+            made_on = today - dt.timedelta(days=35)
+            share = (owed / 4).quantize(CENT, ROUND_DOWN)
+            plan = [(made_on + dt.timedelta(days=5 + 30 * k), share) for k in range(3)]
+            plan.append((made_on + dt.timedelta(days=95), owed - share * 3))
+        if any(amount <= 0 for _d, amount in plan):
+            continue
+        commitments.commitment_create(
+            by=None,
+            client=client,
+            kind="plan" if kind == 2 else "promise",
+            installments=plan,
+            invoices=invoices,
+            contact=client.contacts.filter(is_active=True).order_by("pk").first(),
+            made_on=made_on,
+            notes="Acordado por teléfono con el área de pagos.",
+        )
+        made["plan" if kind == 2 else "promise"] += 1
+    return made
+
+
+def _profiles(today: dt.date) -> int:
+    from . import profiles
+
+    result = profiles.compute_profiles(today=today)
+    return int(result.get("clients", 0)) if isinstance(result, dict) else 0
+
+
+def counts() -> dict[str, int]:
+    """For tests and the seed summary."""
+    return {
+        "disputes": Dispute.objects.count(),
+        "commitments": Commitment.objects.count(),
+    }

@@ -1,0 +1,215 @@
+"""Late fees and interest (*recargos*), agreed in advance per segment (seed 004).
+
+``accrue_late_fees`` runs nightly, in two set-based statements, for every invoice that is
+open or partially paid (disputed, paid, written-off and cancelled invoices are left alone),
+whose client is not written off and whose segment has an *active* ``LateFeeRule``:
+
+- **Fixed fee**, once per invoice, when it is more than ``grace_days`` overdue:
+  ``INSERT … ON CONFLICT DO NOTHING`` — a second run, or a later one, adds nothing.
+- **Interest**, simple, recomputed each day on the open principal (never on fees, never
+  compounded): ``open balance × monthly_rate / 100 × (days overdue − grace_days) / 30``,
+  rounded to cents. ``INSERT … ON CONFLICT DO UPDATE`` keeps one row per invoice with the
+  amount to date; running twice the same day writes the same amount.
+- **Cap**: when ``max_percent`` > 0, fixed fee + interest ≤ ``max_percent`` % of the invoice
+  amount (the fixed fee first, interest takes what is left). A waived fixed fee still counts
+  against the cap, so waiving one charge never makes another grow.
+- A **waived** row is never changed again (the upsert's ``WHERE NOT waived``).
+
+Fees are shown apart from the principal: they are not added to the invoice's balance and
+payments do not settle them. When an invoice is paid or disputed its rows stay as they were
+on the last day it accrued.
+
+The first time an invoice gets its fixed fee, the client's timeline says so (one entry per
+invoice, written in bulk); daily interest updates are not written to the timeline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from accounts.models import Client, Interaction, Invoice, Segment
+from accounts.services import ensure_can_work, ensure_manager, to_money
+from accounts.utils import money_str
+
+from .models import LateFee, LateFeeKind, LateFeeRule
+
+
+def _days(vendor: str) -> str:
+    if vendor == "postgresql":
+        return "(%(today)s - i.due_date)"
+    if vendor == "sqlite":
+        return "CAST(julianday(%(today)s) - julianday(i.due_date) AS INTEGER)"
+    raise NotImplementedError(vendor)
+
+
+def _eligible_cte(vendor: str) -> str:
+    """``eligible AS (...)``: the invoices that accrue today, with their rule and cap."""
+    days = _days(vendor)
+    return f"""eligible AS (
+        SELECT i.id AS invoice_id, i.amount, i.open_balance, {days} AS days,
+               r.grace_days, r.fixed_fee, r.monthly_rate,
+               CASE WHEN r.max_percent > 0 THEN ROUND(i.amount * r.max_percent / 100.0, 2) END AS cap
+        FROM {Invoice._meta.db_table} i
+        JOIN {Client._meta.db_table} c ON c.id = i.client_id
+        JOIN {LateFeeRule._meta.db_table} r ON r.segment_id = c.segment_id AND r.is_active
+        WHERE i.status IN ('open', 'partially_paid')
+          AND i.open_balance > 0
+          AND c.status <> 'written_off'
+          AND i.due_date < %(today)s
+          AND {days} > r.grace_days
+    )"""  # noqa: S608 - table names from model metadata; values are parameters
+
+
+def _fixed_sql(vendor: str) -> str:
+    fee = LateFee._meta.db_table
+    # INSERT first, WITH inside: Python's sqlite3 reports a rowcount only for statements that
+    # start with INSERT/UPDATE/DELETE.
+    return f"""
+    INSERT INTO {fee} (invoice_id, kind, amount, computed_on, waived, waived_reason)
+    WITH {_eligible_cte(vendor)}
+    SELECT invoice_id, 'fixed',
+           CASE WHEN cap IS NOT NULL AND cap < fixed_fee THEN cap ELSE fixed_fee END,
+           %(today)s, FALSE, ''
+    FROM eligible
+    WHERE fixed_fee > 0 AND (cap IS NULL OR cap > 0)
+    ON CONFLICT (invoice_id, kind) DO NOTHING
+    RETURNING invoice_id, amount
+    """  # noqa: S608 - table names from model metadata; values are parameters
+
+
+def _interest_sql(vendor: str) -> str:
+    fee = LateFee._meta.db_table
+    return f"""
+    INSERT INTO {fee} (invoice_id, kind, amount, computed_on, waived, waived_reason)
+    WITH {_eligible_cte(vendor)},
+    calc AS (
+        SELECT e.invoice_id, e.cap,
+               ROUND(e.open_balance * e.monthly_rate * (e.days - e.grace_days) / 3000.0, 2) AS interest,
+               COALESCE((SELECT f.amount FROM {fee} f WHERE f.invoice_id = e.invoice_id AND f.kind = 'fixed'), 0)
+                   AS fixed
+        FROM eligible e
+        WHERE e.monthly_rate > 0
+    ),
+    capped AS (
+        SELECT invoice_id,
+               CASE WHEN cap IS NULL THEN interest
+                    WHEN cap - fixed <= 0 THEN 0
+                    WHEN interest > cap - fixed THEN cap - fixed
+                    ELSE interest END AS amount
+        FROM calc
+    )
+    SELECT invoice_id, 'interest', amount, %(today)s, FALSE, ''
+    FROM capped
+    WHERE amount > 0
+    ON CONFLICT (invoice_id, kind) DO UPDATE
+        SET amount = excluded.amount, computed_on = excluded.computed_on
+        WHERE {fee}.waived = FALSE
+    """  # noqa: S608 - table names from model metadata; values are parameters
+
+
+def accrue_late_fees(*, today: dt.date) -> dict:
+    """Charge the fixed fees due and bring the interest up to ``today``.
+
+    Returns ``{"today", "fixed_created", "interest_rows"}`` (interest rows inserted or
+    updated: waived rows are not counted, they are not touched)."""
+    vendor = connection.vendor
+    params = {"today": today}
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute(_fixed_sql(vendor), params)
+            created = cur.fetchall()
+            cur.execute(_interest_sql(vendor), params)
+            interest_rows = max(cur.rowcount, 0)
+        if created:
+            _log_fixed_fees(created)
+    return {"today": today.isoformat(), "fixed_created": len(created), "interest_rows": interest_rows}
+
+
+def _log_fixed_fees(created: list[tuple[int, Decimal]]) -> None:
+    """One timeline entry per invoice that just got its fixed fee (bulk, same transaction)."""
+    amounts = {invoice_id: Decimal(amount) for invoice_id, amount in created}
+    invoices = list(Invoice.objects.filter(pk__in=amounts).only("pk", "number", "currency", "client_id"))
+    now = timezone.now()
+    with translation.override(settings.LANGUAGE_CODE):
+        entries = [
+            Interaction(
+                client_id=invoice.client_id,
+                kind=Interaction.Kind.SYSTEM,
+                direction=Interaction.Direction.INTERNAL,
+                summary=(
+                    _("Recargo por atraso de %(amount)s en la factura %(number)s (aparte del saldo)")
+                    % {"amount": money_str(amounts[invoice.pk], invoice.currency), "number": invoice.number}
+                )[:255],
+                occurred_at=now,
+            )
+            for invoice in invoices
+        ]
+    Interaction.objects.bulk_create(entries)
+    through = Interaction.invoices.through
+    links = zip(entries, invoices, strict=True)
+    through.objects.bulk_create(through(interaction_id=entry.pk, invoice_id=invoice.pk) for entry, invoice in links)
+
+
+def late_fee_waive(*, by: AbstractBaseUser | None, fee: LateFee, reason: str) -> LateFee:
+    """Forgive a fee (it stays, marked waived with its reason, and is never recomputed)."""
+    invoice = fee.invoice
+    ensure_can_work(by, invoice.client)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": _("Indique el motivo de la condonación.")})
+    now = timezone.now()
+    author = by if by is not None and getattr(by, "is_authenticated", False) else None
+    with transaction.atomic():
+        changed = LateFee.objects.filter(pk=fee.pk, waived=False).update(
+            waived=True, waived_reason=reason[:255], waived_by=author, waived_at=now
+        )
+        if not changed:
+            raise ValidationError(_("Este recargo ya estaba condonado."))
+        fee.refresh_from_db()
+        entry = Interaction(
+            client=invoice.client,
+            kind=Interaction.Kind.SYSTEM,
+            direction=Interaction.Direction.INTERNAL,
+            summary=(
+                _("Recargo condonado: %(kind)s de %(amount)s en la factura %(number)s")
+                % {
+                    "kind": LateFeeKind(fee.kind).label,
+                    "amount": money_str(fee.amount, invoice.currency),
+                    "number": invoice.number,
+                }
+            )[:255],
+            body=reason,
+            author=author,
+        )
+        entry.save()
+        entry.invoices.add(invoice)
+    return fee
+
+
+RULE_FIELDS = ("is_active", "grace_days", "fixed_fee", "monthly_rate", "max_percent", "discount_approval_over")
+
+
+def late_fee_rule_save(*, by: AbstractBaseUser | None, segment: Segment, **fields) -> LateFeeRule:
+    """Create or change the surcharge rule of a segment (managers)."""
+    ensure_manager(by)
+    unknown = set(fields) - set(RULE_FIELDS)
+    if unknown:
+        raise TypeError(f"late_fee_rule_save got unknown fields: {sorted(unknown)}")
+    for name in ("fixed_fee", "discount_approval_over"):
+        if fields.get(name) is not None:
+            fields[name] = to_money(fields[name])
+    with transaction.atomic():
+        rule = LateFeeRule.objects.select_for_update().filter(segment=segment).first() or LateFeeRule(segment=segment)
+        for name, value in fields.items():
+            setattr(rule, name, value)
+        rule.full_clean(validate_constraints=True)
+        rule.save()
+    return rule

@@ -1,0 +1,727 @@
+"""Hand-offs: a client's debt sent to a collection agency or to legal (issue 4, item 8).
+
+Writes (``handoff_open``, ``handoff_update``, ``handoff_close``, ``open_for_notice``) follow
+``accounts.services``: keyword-only arguments, the acting user as ``by`` (``None`` is the
+system: the dispatcher opening a hand-off for an approved ladder step), one transaction,
+``ValidationError`` with field names. Managers open and close; the client's collector may add
+updates and record recoveries. Every step is written to the client's timeline.
+
+Rules worth knowing:
+
+- **One open hand-off per client and kind** (database constraint ``handoff_one_open_per_kind``,
+  surfaced as a ``ValidationError`` on ``kind``). A hand-off therefore carries **one currency**:
+  invoices in several currencies are refused with the list of currencies — the manager sends
+  the invoices of one currency; the others stay in internal collection. The dispatcher's
+  ``open_for_notice`` cannot ask, so it takes the client's own currency (else the currency of
+  the oldest invoice) and says in the notes which invoices stayed behind.
+- **Default invoices** are the client's *overdue* invoices still owed (open or partly paid;
+  disputed ones are left out: a complaint is resolved, not sent to an agency). Invoices not yet
+  due can be added explicitly.
+- **The case file** (*expediente*) is generated when the hand-off opens, a snapshot of that
+  day: a PDF (client, contacts including guarantors, invoices with days overdue, payments, the
+  whole timeline) and a CSV (one row per invoice, then one per timeline entry, told apart by
+  the first column) under ``MEDIA_ROOT/expedientes/``. ``case_file`` holds the PDF's path
+  relative to ``MEDIA_ROOT``; the CSV sits beside it. They are served only through the
+  login-protected ``cobranza:handoff_file`` view, never as public media.
+- **A recovery is a real payment** (``accounts.services.payment_record``, method transfer, in
+  the hand-off's currency), applied to the hand-off's invoices oldest due first; anything above
+  their balance stays as client credit. A reference recorded twice records one payment.
+- **Closing**: *returned* puts the client back in internal collection; *recovered* does too, or
+  back to active when nothing is owed any more; *closed* (nothing recovered) leaves the status
+  for the manager to decide (write-off, legal). While the client has another open hand-off the
+  status follows that one (legal wins over agency).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Case, Count, DecimalField, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from accounts import selectors as ledger_selectors
+from accounts import services as ledger
+from accounts.models import MONEY, ZERO, Client, Interaction, Invoice, Payment
+from accounts.services import AllocationRequest, ensure_can_work, ensure_manager, to_money
+from accounts.utils import money_str
+
+from .models import HandOff, HandOffKind, HandOffStatus, HandOffUpdate, Notice, StepChannel
+
+log = logging.getLogger(__name__)
+
+CASE_FILES_DIR = "expedientes"
+FORMATS = ("pdf", "csv")
+# Invoices that can be sent: still owed and not under a dispute.
+SENDABLE_STATUSES = (Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID)
+STATUS_FOR_KIND = {HandOffKind.AGENCY: Client.Status.AGENCY, HandOffKind.LEGAL: Client.Status.LEGAL}
+CLOSING_STATUSES = (HandOffStatus.RECOVERED, HandOffStatus.CLOSED, HandOffStatus.RETURNED)
+KIND_FOR_CHANNEL = {StepChannel.AGENCY: HandOffKind.AGENCY, StepChannel.LEGAL: HandOffKind.LEGAL}
+
+
+def _author(user):
+    return user if user is not None and getattr(user, "is_authenticated", False) else None
+
+
+def case_label(handoff: HandOff) -> str:
+    """ "Agencia de cobranza «Despacho Pérez»": how the timeline names a hand-off."""
+    label = str(HandOffKind(handoff.kind).label)
+    return f"{label} «{handoff.agency}»" if handoff.agency else label
+
+
+def _timeline(*, by, handoff: HandOff, summary: str, body: str = "", invoices: Iterable[Invoice] = ()) -> Interaction:
+    return ledger.interaction_log(
+        by=by,
+        client=handoff.client,
+        kind=Interaction.Kind.SYSTEM,
+        direction=Interaction.Direction.INTERNAL,
+        summary=summary,
+        body=body,
+        invoices=list(invoices),
+    )
+
+
+def _status_for_open(client: Client, *, excluding: int | None = None) -> str | None:
+    """The client status its open hand-offs call for (legal wins over agency), or None."""
+    kinds = set(
+        HandOff.objects.filter(client=client, status=HandOffStatus.OPEN)
+        .exclude(pk=excluding)
+        .values_list("kind", flat=True)
+    )
+    if HandOffKind.LEGAL in kinds:
+        return Client.Status.LEGAL
+    if HandOffKind.AGENCY in kinds:
+        return Client.Status.AGENCY
+    return None
+
+
+# --- the case file ---------------------------------------------------------------------------
+
+
+def case_files_dir() -> Path:
+    return Path(settings.MEDIA_ROOT) / CASE_FILES_DIR
+
+
+def case_file_path(handoff: HandOff, fmt: str = "pdf") -> Path | None:
+    """Where the case file of ``handoff`` is in ``fmt`` (pdf or csv), or None if it has
+    none. The stored path is trusted only inside ``MEDIA_ROOT/expedientes``."""
+    if fmt not in FORMATS or not handoff.case_file:
+        return None
+    root = case_files_dir().resolve()
+    path = (Path(settings.MEDIA_ROOT) / handoff.case_file).with_suffix(f".{fmt}").resolve()
+    if root not in path.parents:
+        return None
+    return path
+
+
+def _case_file_stem(handoff: HandOff) -> str:
+    return f"{CASE_FILES_DIR}/expediente-{handoff.pk}-{handoff.opened_on:%Y%m%d}"
+
+
+@dataclass
+class CaseFileInvoice:
+    invoice: Invoice
+    days_overdue: int
+
+
+def _case_file_context(handoff: HandOff) -> dict:
+    client = Client.objects.select_related("segment", "collector", "business_group").get(pk=handoff.client_id)
+    today = handoff.opened_on
+    invoices = [CaseFileInvoice(inv, inv.days_overdue(today)) for inv in handoff.invoices.order_by("due_date", "id")]
+    timeline = list(
+        ledger_selectors.client_timeline(client).order_by("occurred_at", "id")  # oldest first: a case reads forward
+    )
+    return {
+        "company": getattr(settings, "COMPANY_NAME", "Morosos"),
+        "handoff": handoff,
+        "client": client,
+        "contacts": list(ledger_selectors.client_contacts(client)),
+        "invoices": invoices,
+        "payments": list(ledger_selectors.client_payments(client).order_by("received_on", "id")),
+        "timeline": timeline,
+        "generated_at": timezone.localtime(),
+    }
+
+
+CSV_HEADER = (
+    "registro",
+    "folio",
+    "emision",
+    "vencimiento",
+    "dias_atraso",
+    "moneda",
+    "importe",
+    "pagado",
+    "saldo",
+    "estado",
+    "fecha",
+    "tipo",
+    "direccion",
+    "resultado",
+    "contacto",
+    "autor",
+    "resumen",
+    "detalle",
+)
+
+
+def _csv_rows(context: dict) -> list[list[str]]:
+    """Machine-readable: ISO dates, dot decimals, stable column names (an agency's import
+    script should not depend on our UI language); the human labels go in the PDF."""
+    rows: list[list[str]] = []
+    for row in context["invoices"]:
+        inv = row.invoice
+        rows.append(
+            [
+                "factura",
+                inv.number,
+                inv.issue_date.isoformat(),
+                inv.due_date.isoformat(),
+                str(row.days_overdue),
+                inv.currency,
+                f"{inv.amount:.2f}",
+                f"{inv.amount_paid:.2f}",
+                f"{inv.open_balance:.2f}",
+                inv.status,
+                *[""] * 8,
+            ]
+        )
+    for entry in context["timeline"]:
+        author = (entry.author.get_full_name() or entry.author.get_username()) if entry.author else ""
+        rows.append(
+            [
+                "historial",
+                " ".join(inv.number for inv in entry.invoices.all()),
+                *[""] * 8,
+                timezone.localtime(entry.occurred_at).isoformat(timespec="minutes"),
+                entry.kind,
+                entry.direction,
+                entry.outcome,
+                entry.contact.name if entry.contact else "",
+                author,
+                entry.summary,
+                entry.body,
+            ]
+        )
+    return rows
+
+
+def _write_atomically(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".part")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def case_file_html(handoff: HandOff, context: dict | None = None) -> str:
+    """The HTML the case file's PDF is printed from."""
+    return render_to_string("cobranza/handoffs/case_file.html", context or _case_file_context(handoff))
+
+
+def _generate_case_file(handoff: HandOff) -> str:
+    """Write the PDF and the CSV; returns the PDF's path relative to MEDIA_ROOT."""
+    from weasyprint import HTML  # imported here: loading pango costs ~0.3 s at start-up
+
+    context = _case_file_context(handoff)
+    stem = _case_file_stem(handoff)
+    pdf_path = Path(settings.MEDIA_ROOT) / f"{stem}.pdf"
+    csv_path = Path(settings.MEDIA_ROOT) / f"{stem}.csv"
+    pdf_path.parent.mkdir(parents=True, exist_ok=True)
+    html = case_file_html(handoff, context)
+
+    def write_csv(tmp: Path) -> None:
+        # UTF-8 with a BOM: spreadsheet programs then read the accents right.
+        with tmp.open("w", encoding="utf-8-sig", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(CSV_HEADER)
+            writer.writerows(_csv_rows(context))
+
+    try:
+        _write_atomically(pdf_path, lambda tmp: HTML(string=html).write_pdf(tmp))
+        _write_atomically(csv_path, write_csv)
+    except Exception as exc:
+        pdf_path.unlink(missing_ok=True)
+        csv_path.unlink(missing_ok=True)
+        log.exception("case file for hand-off %s failed", handoff.pk)
+        raise ValidationError(_("No se pudo generar el expediente: %(error)s") % {"error": exc}) from exc
+    return f"{stem}.pdf"
+
+
+# --- writes ------------------------------------------------------------------------------------
+
+
+def default_invoices(client: Client, *, today: dt.date | None = None) -> QuerySet[Invoice]:
+    """What a hand-off sends when no invoices are chosen: the overdue invoices still owed."""
+    today = today or timezone.localdate()
+    return Invoice.objects.filter(
+        client=client, status__in=SENDABLE_STATUSES, open_balance__gt=0, due_date__lt=today
+    ).order_by("due_date", "id")
+
+
+def sendable_invoices(client: Client) -> QuerySet[Invoice]:
+    """The invoices a manager may choose to send (overdue or not), oldest due first."""
+    return Invoice.objects.filter(client=client, status__in=SENDABLE_STATUSES, open_balance__gt=0).order_by(
+        "due_date", "id"
+    )
+
+
+def _check_invoices(client: Client, invoices: list[Invoice]) -> None:
+    errors = []
+    for inv in invoices:
+        if inv.client_id != client.pk:
+            errors.append(_("La factura %(n)s no es de este cliente.") % {"n": inv.number})
+        elif inv.status == Invoice.Status.DISPUTED:
+            errors.append(_("La factura %(n)s está en disputa: resuélvala antes de enviarla.") % {"n": inv.number})
+        elif inv.status not in SENDABLE_STATUSES or inv.open_balance <= 0:
+            errors.append(_("La factura %(n)s ya no tiene saldo pendiente.") % {"n": inv.number})
+    if errors:
+        raise ValidationError({"invoices": errors})
+    if not invoices:
+        raise ValidationError({"invoices": _("El cliente no tiene facturas vencidas pendientes que enviar.")})
+    currencies = sorted({inv.currency for inv in invoices})
+    if len(currencies) > 1:
+        raise ValidationError(
+            {
+                "invoices": _(
+                    "Las facturas están en varias monedas (%(currencies)s). Un envío lleva una sola moneda: "
+                    "elija las facturas de una de ellas."
+                )
+                % {"currencies": ", ".join(currencies)}
+            }
+        )
+
+
+def handoff_open(
+    *,
+    by: AbstractBaseUser | None,
+    client: Client,
+    kind: str,
+    invoices: Iterable[Invoice] | None = None,
+    agency: str = "",
+    notes: str = "",
+) -> HandOff:
+    """Send ``client``'s invoices to an agency or to legal: record the hand-off, move the
+    client to the matching status, write the timeline and generate the case file."""
+    ensure_manager(by)
+    if kind not in HandOffKind.values:
+        raise ValidationError({"kind": _("Elija agencia de cobranza o vía judicial.")})
+    today = timezone.localdate()
+    with transaction.atomic():
+        # Serialises two openings for one client (the constraint is the last word anyway), and
+        # refreshes the caller's object, which the status change below updates in place.
+        client.status = Client.objects.select_for_update().values_list("status", flat=True).get(pk=client.pk)
+        existing = HandOff.objects.filter(client=client, kind=kind, status=HandOffStatus.OPEN).first()
+        if existing is not None:
+            raise ValidationError({"kind": _already_open(existing)})
+        if invoices is None:
+            chosen = list(default_invoices(client, today=today).select_for_update())
+        else:
+            ids = [inv.pk for inv in invoices]
+            if not ids:
+                raise ValidationError({"invoices": _("Elija al menos una factura.")})
+            # Re-read under lock: balances and statuses as they are now, not as the form saw them.
+            chosen = list(Invoice.objects.select_for_update().filter(pk__in=ids).order_by("due_date", "id"))
+            if len(chosen) != len(set(ids)):
+                raise ValidationError({"invoices": _("Alguna factura elegida ya no existe.")})
+        _check_invoices(client, chosen)
+        handoff = HandOff(
+            client=client,
+            kind=kind,
+            agency=agency.strip(),
+            status=HandOffStatus.OPEN,
+            opened_on=today,
+            opened_by=_author(by),
+            currency=chosen[0].currency,
+            amount=sum((inv.open_balance for inv in chosen), ZERO),
+            notes=notes.strip(),
+        )
+        # opened_by is null (not blank) for the system: nothing to validate there.
+        handoff.full_clean(exclude=["case_file", "invoices", "opened_by"], validate_constraints=False)
+        try:
+            with transaction.atomic():
+                handoff.save()
+        except IntegrityError as exc:
+            # Another request opened one between our check and the insert.
+            existing = HandOff.objects.filter(client=client, kind=kind, status=HandOffStatus.OPEN).first()
+            raise ValidationError({"kind": _already_open(existing)}) from exc
+        handoff.invoices.set(chosen)
+
+        new_status = _status_for_open(client)
+        if new_status and client.status != new_status:
+            ledger.client_update(by=by, client=client, status=new_status)
+        handoff.client = client
+        lines = [
+            f"{inv.number} · {date_format(inv.due_date, 'SHORT_DATE_FORMAT')} · "
+            f"{money_str(inv.open_balance, inv.currency)} · "
+            + ngettext("%(days)d día de atraso", "%(days)d días de atraso", inv.days_overdue(today))
+            % {"days": inv.days_overdue(today)}
+            for inv in chosen
+        ]
+        if handoff.notes:
+            lines = [handoff.notes, "", *lines]
+        _timeline(
+            by=by,
+            handoff=handoff,
+            summary=ngettext(
+                "%(case)s: expediente enviado con %(count)d factura por %(amount)s",
+                "%(case)s: expediente enviado con %(count)d facturas por %(amount)s",
+                len(chosen),
+            )
+            % {
+                "case": case_label(handoff),
+                "count": len(chosen),
+                "amount": money_str(handoff.amount, handoff.currency),
+            },
+            body="\n".join(lines),
+            invoices=chosen,
+        )
+        handoff.case_file = _generate_case_file(handoff)
+        handoff.save(update_fields=["case_file"])
+    return handoff
+
+
+def _already_open(existing: HandOff | None) -> str:
+    if existing is None:
+        return _("Este cliente ya tiene un envío abierto de ese tipo.")
+    return _("Este cliente ya tiene un envío abierto a %(kind)s desde el %(date)s: ciérrelo antes de abrir otro.") % {
+        "kind": str(HandOffKind(existing.kind).label).lower(),
+        "date": date_format(existing.opened_on, "SHORT_DATE_FORMAT"),
+    }
+
+
+def _lock_open(handoff: HandOff) -> HandOff:
+    locked = HandOff.objects.select_for_update().select_related("client").get(pk=handoff.pk)
+    if locked.status != HandOffStatus.OPEN:
+        raise ValidationError(
+            _("Este envío ya está cerrado (%(status)s).") % {"status": locked.get_status_display().lower()}
+        )
+    return locked
+
+
+def handoff_update(
+    *,
+    by: AbstractBaseUser | None,
+    handoff: HandOff,
+    on: dt.date,
+    note: str = "",
+    recovered: Decimal = ZERO,
+    reference: str = "",
+) -> HandOffUpdate:
+    """Progress from the agency or the lawyer: a note, money recovered, or both. Money
+    recovered is recorded as a payment of the client (see the module docstring)."""
+    ensure_can_work(by, handoff.client)
+    note = (note or "").strip()
+    reference = (reference or "").strip()
+    recovered = to_money(recovered or 0)
+    today = timezone.localdate()
+    errors: dict[str, str] = {}
+    if recovered < 0:
+        errors["recovered"] = _("El importe recuperado no puede ser negativo.")
+    elif recovered == 0 and not note:
+        errors["note"] = _("Escriba una nota o registre un importe recuperado.")
+    if on > today:
+        errors["on"] = _("La fecha no puede estar en el futuro.")
+    elif on < handoff.opened_on:
+        errors["on"] = _("La fecha es anterior al envío (%(date)s).") % {
+            "date": date_format(handoff.opened_on, "SHORT_DATE_FORMAT")
+        }
+    if reference and recovered == 0:
+        errors["reference"] = _("La referencia es del pago: indique también el importe recuperado.")
+    if errors:
+        raise ValidationError(errors)
+
+    with transaction.atomic():
+        handoff = _lock_open(handoff)
+        payment = None
+        touched: list[Invoice] = []
+        if recovered > 0:
+            payment = _record_recovery(by=by, handoff=handoff, on=on, amount=recovered, reference=reference, note=note)
+            if not payment.created:
+                # The same transfer reported twice: one payment, one update.
+                earlier = HandOffUpdate.objects.filter(handoff=handoff, payment=payment).first()
+                if earlier is not None:
+                    return earlier
+                raise ValidationError(
+                    {"reference": _("La referencia %(ref)s ya corresponde a otro pago.") % {"ref": reference}}
+                )
+            touched = [a.invoice for a in payment.allocations.select_related("invoice")]
+        update = HandOffUpdate.objects.create(
+            handoff=handoff,
+            on=on,
+            note=note,
+            recovered=recovered,
+            payment=payment,
+            created_by=_author(by),
+        )
+        if recovered > 0:
+            summary = _("%(case)s · recuperado %(amount)s") % {
+                "case": case_label(handoff),
+                "amount": money_str(recovered, handoff.currency),
+            }
+            if payment.unallocated > 0:
+                summary += " · " + _("saldo a favor %(credit)s") % {
+                    "credit": money_str(payment.unallocated, payment.currency)
+                }
+        else:
+            summary = _("%(case)s · avance: %(note)s") % {"case": case_label(handoff), "note": note.splitlines()[0]}
+        _timeline(by=by, handoff=handoff, summary=summary, body=note, invoices=touched)
+    return update
+
+
+def _record_recovery(*, by, handoff: HandOff, on: dt.date, amount: Decimal, reference: str, note: str) -> Payment:
+    """A payment applied to the hand-off's invoices, oldest due first; the rest is credit."""
+    invoices = (
+        Invoice.objects.select_for_update()
+        .filter(pk__in=handoff.invoices.values("pk"), status__in=SENDABLE_STATUSES, open_balance__gt=0)
+        .order_by("due_date", "id")
+    )
+    remaining = amount
+    allocations = []
+    for inv in invoices:
+        if remaining <= 0:
+            break
+        take = min(inv.open_balance, remaining)
+        allocations.append(AllocationRequest(invoice_id=inv.pk, amount=take))
+        remaining -= take
+    notes = _("Recuperado por %(case)s (envío %(id)s).") % {"case": case_label(handoff), "id": handoff.pk}
+    return ledger.payment_record(
+        by=by,
+        client=handoff.client,
+        amount=amount,
+        received_on=on,
+        currency=handoff.currency,
+        method=Payment.Method.TRANSFER,
+        reference=reference,
+        allocations=allocations,
+        notes=f"{notes}\n{note}".strip(),
+    )
+
+
+def handoff_close(*, by: AbstractBaseUser | None, handoff: HandOff, status: str, note: str) -> HandOff:
+    """End a hand-off: recovered, closed without recovery, or returned to internal
+    collection. A reason is required unless the money was recovered."""
+    ensure_manager(by)
+    note = (note or "").strip()
+    if status not in CLOSING_STATUSES:
+        raise ValidationError({"status": _("Elija cómo termina el envío.")})
+    if status != HandOffStatus.RECOVERED and not note:
+        raise ValidationError({"note": _("Indique el motivo del cierre.")})
+    today = timezone.localdate()
+    with transaction.atomic():
+        handoff = _lock_open(handoff)
+        client = Client.objects.select_for_update().get(pk=handoff.client_id)
+        handoff.status = status
+        handoff.closed_on = today
+        handoff.save(update_fields=["status", "closed_on"])
+        status_label = handoff.get_status_display()
+        HandOffUpdate.objects.create(
+            handoff=handoff,
+            on=today,
+            note=f"{status_label}: {note}" if note else str(status_label),
+            created_by=_author(by),
+        )
+        handoff.client = client
+        _timeline(
+            by=by,
+            handoff=handoff,
+            summary=_("%(case)s · caso cerrado: %(status)s") % {"case": case_label(handoff), "status": status_label},
+            body=note,
+        )
+        new_status = _client_status_after_close(client, handoff)
+        if new_status and new_status != client.status:
+            ledger.client_update(by=by, client=client, status=new_status)
+    return handoff
+
+
+def _client_status_after_close(client: Client, handoff: HandOff) -> str | None:
+    if client.status != STATUS_FOR_KIND[handoff.kind] and client.status not in STATUS_FOR_KIND.values():
+        return None  # somebody moved the client on already (e.g. written off): leave it
+    still_open = _status_for_open(client, excluding=handoff.pk)
+    if still_open:
+        return still_open
+    if handoff.status == HandOffStatus.RETURNED:
+        return Client.Status.IN_COLLECTION
+    if handoff.status == HandOffStatus.RECOVERED:
+        owes = Invoice.objects.filter(client=client, status__in=Invoice.COLLECTIBLE_STATUSES, open_balance__gt=0)
+        return Client.Status.IN_COLLECTION if owes.exists() else Client.Status.ACTIVE
+    return None
+
+
+def open_for_notice(notice: Notice) -> HandOff:
+    """The hand-off of an agency or legal ladder step (called by dispatch for an approved
+    notice). Idempotent: an open hand-off of that kind is returned as it is."""
+    kind = KIND_FOR_CHANNEL.get(notice.channel)
+    if kind is None:
+        raise ValueError(f"notice {notice.pk} is a {notice.channel} step, not a hand-off")
+    client = notice.client
+    existing = HandOff.objects.filter(client_id=client.pk, kind=kind, status=HandOffStatus.OPEN).first()
+    if existing is not None:
+        return existing
+    # The invoices the manager approved on the notice, still owed; else the overdue ones.
+    invoices = list(
+        Invoice.objects.filter(notice_items__notice=notice, status__in=SENDABLE_STATUSES, open_balance__gt=0).order_by(
+            "due_date", "id"
+        )
+    ) or list(default_invoices(client))
+    left_behind: list[Invoice] = []
+    currencies = {inv.currency for inv in invoices}
+    if len(currencies) > 1:
+        currency = client.currency if client.currency in currencies else invoices[0].currency
+        left_behind = [inv for inv in invoices if inv.currency != currency]
+        invoices = [inv for inv in invoices if inv.currency == currency]
+    notes = _("Abierto por la escalera de cobranza: paso «%(step)s» (aviso %(id)s).") % {
+        "step": notice.step.name,
+        "id": notice.pk,
+    }
+    if left_behind:
+        notes += "\n" + _("Siguen en cobranza interna, por estar en otra moneda: %(list)s.") % {
+            "list": ", ".join(f"{inv.number} ({inv.currency})" for inv in left_behind)
+        }
+    try:
+        return handoff_open(by=None, client=client, kind=kind, invoices=invoices, notes=notes)
+    except ValidationError:
+        existing = HandOff.objects.filter(client_id=client.pk, kind=kind, status=HandOffStatus.OPEN).first()
+        if existing is not None:  # opened meanwhile by someone else
+            return existing
+        raise
+
+
+# --- reads -------------------------------------------------------------------------------------
+
+
+def handoffs_visible_to(user) -> QuerySet[HandOff]:
+    """Managers see every hand-off; a collector those of their own clients."""
+    return HandOff.objects.filter(client__in=ledger_selectors.clients_visible_to(user).values("pk"))
+
+
+def _recovered() -> Coalesce:
+    rows = (
+        HandOffUpdate.objects.filter(handoff=OuterRef("pk"))
+        .order_by()
+        .values("handoff")
+        .annotate(total=Sum("recovered"))
+        .values("total")
+    )
+    return Coalesce(Subquery(rows, output_field=DecimalField(**MONEY)), Value(ZERO), output_field=DecimalField(**MONEY))
+
+
+def with_recovery(qs: QuerySet[HandOff]) -> QuerySet[HandOff]:
+    """Annotate ``recovered`` (sum of the updates) and ``invoice_count``, in the same query."""
+    through = HandOff.invoices.through
+    count = (
+        through.objects.filter(handoff=OuterRef("pk")).order_by().values("handoff").annotate(n=Count("id")).values("n")
+    )
+    return qs.annotate(
+        recovered=_recovered(),
+        invoice_count=Coalesce(Subquery(count, output_field=IntegerField()), Value(0)),
+    )
+
+
+def handoff_list(
+    *, user, kind: str = "", status: str = "", agency: str = "", client: int | None = None
+) -> QuerySet[HandOff]:
+    """The hand-offs the user sees, open ones first, newest first."""
+    qs = handoffs_visible_to(user)
+    if kind:
+        qs = qs.filter(kind=kind)
+    if status:
+        qs = qs.filter(status=status)
+    agency = (agency or "").strip()
+    if agency:
+        qs = qs.filter(agency__icontains=agency)
+    if client:
+        qs = qs.filter(client_id=client)
+    open_first = Case(When(status=HandOffStatus.OPEN, then=Value(0)), default=Value(1), output_field=IntegerField())
+    return with_recovery(qs.select_related("client", "client__collector", "opened_by")).order_by(
+        open_first, "-opened_on", "-id"
+    )
+
+
+@dataclass
+class RecoveryTotal:
+    currency: str
+    count: int
+    sent: Decimal
+    recovered: Decimal
+
+    @property
+    def rate(self) -> Decimal:
+        """Recovery rate = recovered ÷ amount sent × 100."""
+        return (self.recovered / self.sent * 100) if self.sent > 0 else Decimal(0)
+
+
+def recovery_totals(qs: QuerySet[HandOff]) -> list[RecoveryTotal]:
+    """Amount sent and recovered per currency over ``qs`` (two queries)."""
+    base = qs.order_by().values("pk")
+    sent = (
+        HandOff.objects.filter(pk__in=base)
+        .values("currency")
+        .annotate(n=Count("id"), total=Sum("amount"))
+        .order_by("currency")
+    )
+    recovered = dict(
+        HandOffUpdate.objects.filter(handoff__in=base)
+        .values("handoff__currency")
+        .annotate(total=Sum("recovered"))
+        .order_by()
+        .values_list("handoff__currency", "total")
+    )
+    return [
+        RecoveryTotal(row["currency"], row["n"], row["total"] or ZERO, recovered.get(row["currency"]) or ZERO)
+        for row in sent
+    ]
+
+
+def known_agencies() -> list[str]:
+    """Agency and law-firm names already used: suggestions for the forms and the filter."""
+    return list(HandOff.objects.exclude(agency="").order_by("agency").values_list("agency", flat=True).distinct()[:200])
+
+
+def handoff_detail(*, user, pk: int) -> HandOff:
+    return (
+        with_recovery(handoffs_visible_to(user))
+        .select_related("client", "client__collector", "client__segment", "opened_by")
+        .get(pk=pk)
+    )
+
+
+def handoff_updates(handoff: HandOff) -> QuerySet[HandOffUpdate]:
+    return handoff.updates.select_related("created_by", "payment").order_by("-on", "-id")
+
+
+def handoff_invoices(handoff: HandOff) -> QuerySet[Invoice]:
+    """The invoices sent, with their balances as they are today."""
+    return handoff.invoices.order_by("due_date", "id")
+
+
+def client_open_handoffs(client: Client) -> list[HandOff]:
+    """The client panel's open hand-offs (one query)."""
+    return list(
+        with_recovery(HandOff.objects.filter(client=client, status=HandOffStatus.OPEN)).order_by("opened_on", "id")
+    )
+
+
+def outstanding(handoff: HandOff) -> Decimal:
+    """What the hand-off's invoices still owe today (one query)."""
+    total = (
+        handoff.invoices.filter(status__in=Invoice.COLLECTIBLE_STATUSES, open_balance__gt=0)
+        .aggregate(total=Sum("open_balance"))
+        .get("total")
+    )
+    return total or ZERO

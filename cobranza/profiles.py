@@ -1,0 +1,740 @@
+"""Delinquency profiles: the five kinds of late payer (seed 003) plus the good payer (seed 000).
+
+``compute_profiles`` recomputes every client's profile (or the given clients') from its
+payment history in a few set-based SQL statements: one ``INSERT … SELECT … ON CONFLICT DO
+UPDATE`` aggregates the history per client, classifies it with a ``CASE`` and stores the
+evidence as JSON; two conditional ``UPDATE``s move the good-payer standing. No Python loop
+runs over clients or invoices.
+
+Evidence, per client (``ClientProfile.evidence``, shown on the client page):
+
+- ``settled_24m``: invoices fully paid whose settlement date is in the last 24 months. The
+  settlement date is the date of the last payment applied to the invoice (credit notes and
+  discounts included: they settle too).
+- ``late_24m`` / ``share_late_pct``: of those, how many were settled after their due date, and
+  the share in percent.
+- ``avg_days_late`` / ``max_days_late``: days late at settlement (settlement date − due date,
+  0 when paid on time), averaged over all settled invoices, and the maximum.
+- ``overdue_count`` / ``overdue_amount`` / ``oldest_days_overdue``: invoices open or partially
+  paid past their due date today; the amount is the open balance in the client's currency;
+  the days of the oldest one.
+- ``disputes_12m`` / ``disputes_open``: disputes opened in the last 12 months; disputes open now.
+- ``disputed_invoices``: invoices in status *disputed* now (the ledger's own way to withhold an
+  invoice over a complaint, with or without a ``Dispute`` record).
+- ``promises_broken_12m`` / ``promises_partial_12m``: promises to pay (commitments of kind
+  *promise*) judged broken or only partly kept in the last 12 months.
+- ``payments_60d``: money payments received in the last 60 days (credit notes and discounts
+  are not money from the client and do not count).
+
+Rules, first match wins (``RULES`` says the same for the UI):
+
+1. **new** — fewer than 3 settled invoices, nothing overdue and nothing in dispute (a dispute
+   is evidence enough for rule 2).
+2. **circumstantial** — a dispute open or an invoice in dispute, or 2 or more disputes in 12
+   months.
+3. **negligent** — 2 or more broken (or partly kept) promises in 12 months, or an invoice
+   more than 90 days overdue and no payment in 60 days.
+4. **chronic** — average days late above 30 and more than 60 % paid late.
+5. **intentional** — more than 50 % paid late (the chronic ones were taken by rule 4, so what
+   is left here pays late often but by 30 days or less on average — or by more, but not
+   often enough to be chronic).
+6. **good** — at least 6 settled invoices, at most 10 % paid late, 3 days late or less on
+   average, and no broken promise in 12 months.
+7. **casual** — everyone else: pays, occasionally late.
+
+The comparisons are exact integer arithmetic (``late × 100 > 60 × settled``), so a share of
+exactly 60 % is not "more than 60 %".
+
+A collector may override the computed profile with a reason (``profile_override``); the
+override wins (``ClientProfile.effective``) until cleared. The good-payer standing follows the
+*effective* profile: becoming good sets ``good_payer_since``; a good payer that stops being
+good gets ``good_payer_lost_on``, one task for the collector (kind GOOD_PAYER_LOST) and one
+timeline entry — once per loss, whichever run or override notices it (the conditional
+``UPDATE … RETURNING`` is the claim).
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import Case, CharField, Count, F, QuerySet, Value, When
+from django.db.models.functions import Coalesce
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from accounts.models import Client, Interaction, Invoice, Payment, PaymentAllocation
+from accounts.services import ensure_can_work
+
+from .models import (
+    ClientProfile,
+    CollectorTask,
+    Commitment,
+    Discount,
+    Dispute,
+    LateFee,
+    LateFeeRule,
+    Policy,
+    Profile,
+    TaskKind,
+)
+
+# --- rules and protocols, as the UI shows them ------------------------------------------------
+
+NEW_MIN_SETTLED = 3
+GOOD_MIN_SETTLED = 6
+GOOD_MAX_SHARE_LATE = 10  # percent
+GOOD_MAX_AVG_DAYS = 3
+CHRONIC_MIN_AVG_DAYS = 30
+CHRONIC_MIN_SHARE_LATE = 60  # percent
+INTENTIONAL_MIN_SHARE_LATE = 50  # percent
+NEGLIGENT_MIN_BROKEN = 2
+NEGLIGENT_MIN_DAYS_OVERDUE = 90
+NEGLIGENT_NO_PAYMENT_DAYS = 60
+CIRCUMSTANTIAL_MIN_DISPUTES = 2
+
+# In the order they are applied: the first that matches decides.
+RULES: tuple[tuple[str, str], ...] = (
+    (
+        Profile.NEW,
+        gettext_lazy("Menos de 3 facturas liquidadas en 24 meses, nada vencido y nada en disputa."),
+    ),
+    (
+        Profile.CIRCUMSTANTIAL,
+        gettext_lazy("Una disputa abierta o una factura en disputa, o 2 o más disputas en los últimos 12 meses."),
+    ),
+    (
+        Profile.NEGLIGENT,
+        gettext_lazy(
+            "2 o más promesas de pago incumplidas (o cumplidas solo en parte) en 12 meses, o una factura "
+            "con más de 90 días de atraso y ningún pago en los últimos 60 días."
+        ),
+    ),
+    (
+        Profile.CHRONIC,
+        gettext_lazy(
+            "Atraso promedio al liquidar de más de 30 días y más del 60 % de las facturas pagadas con atraso."
+        ),
+    ),
+    (Profile.INTENTIONAL, gettext_lazy("Más del 50 % de las facturas pagadas con atraso.")),
+    (
+        Profile.GOOD,
+        gettext_lazy(
+            "Al menos 6 facturas liquidadas, como máximo el 10 % pagadas con atraso, atraso promedio de "
+            "3 días o menos y ninguna promesa incumplida en 12 meses."
+        ),
+    ),
+    (Profile.CASUAL, gettext_lazy("Los demás: paga, a veces con algún atraso.")),
+)
+RULE_BY_PROFILE = dict(RULES)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How to treat a profile (DESIGN §4, seeds 000, 003 and 004)."""
+
+    summary: str
+    tone: str
+    channel: str
+    negotiate: str
+    steps: tuple[str, ...] = field(default_factory=tuple)
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    Profile.GOOD: Protocol(
+        summary=gettext_lazy("Cliente puntual: cuidar la relación y premiarla."),
+        tone=gettext_lazy("Cordial y de agradecimiento."),
+        channel=gettext_lazy("Correo electrónico; recordatorio amable antes del vencimiento."),
+        negotiate=gettext_lazy(
+            "Mantener sus beneficios (condiciones especiales, más plazo, descuento por pronto pago) y "
+            "dejar claro que se pierden si deja de pagar a tiempo."
+        ),
+        steps=(
+            gettext_lazy("Agradecer la puntualidad y recordar los beneficios de buen pagador."),
+            gettext_lazy("Si se atrasa, preguntar primero si todo está bien con el producto o servicio."),
+        ),
+    ),
+    Profile.CASUAL: Protocol(
+        summary=gettext_lazy("Siempre paga; se atrasa de vez en cuando por causas ajenas."),
+        tone=gettext_lazy("Recordatorio amable, sin presión."),
+        channel=gettext_lazy("Correo o WhatsApp; una llamada cordial si no responde."),
+        negotiate=gettext_lazy("Confirmar la fecha de pago; si hace falta, unos días más de plazo."),
+        steps=(
+            gettext_lazy("Enviar un recordatorio cortés en cuanto venza."),
+            gettext_lazy("Si no responde, llamar para entender el motivo y acordar la fecha."),
+        ),
+    ),
+    Profile.INTENTIONAL: Protocol(
+        summary=gettext_lazy("Puede pagar, pero prioriza otros pagos; al final paga."),
+        tone=gettext_lazy("Firme y constante, con fechas fijas."),
+        channel=gettext_lazy("Llamada directa y confirmación por escrito; seguimiento regular."),
+        negotiate=gettext_lazy(
+            "Una promesa de pago con fecha concreta y su seguimiento; recargos por atraso pactados de antemano; "
+            "no conceder más plazo sin un compromiso."
+        ),
+        steps=(
+            gettext_lazy("Llamar el día del vencimiento y acordar una fecha de pago."),
+            gettext_lazy("Dar seguimiento el día acordado; si no paga, subir el tono un paso."),
+        ),
+    ),
+    Profile.NEGLIGENT: Protocol(
+        summary=gettext_lazy("Despreocupado, sin voluntad de pago; usa el dinero en otras cosas."),
+        tone=gettext_lazy("Firme, sin amenazas; escalamiento rápido."),
+        channel=gettext_lazy("Llamada y carta formal; hablar con el aval."),
+        negotiate=gettext_lazy(
+            "Pago inmediato o una garantía; plazo corto antes de enviar a agencia de cobranza o a la vía "
+            "judicial; suspender el crédito."
+        ),
+        steps=(
+            gettext_lazy("Contactar al titular y al aval; documentar cada contacto."),
+            gettext_lazy("Si no hay acuerdo en pocos días, proponer el envío a agencia o jurídico."),
+        ),
+    ),
+    Profile.CIRCUMSTANTIAL: Protocol(
+        summary=gettext_lazy("Retiene el pago por una queja sobre nuestro producto o servicio."),
+        tone=gettext_lazy("Escuchar y resolver primero; tono conciliador."),
+        channel=gettext_lazy("Llamada o visita; el responsable de la queja también participa."),
+        negotiate=gettext_lazy(
+            "Abrir una disputa, resolver el reclamo (nota de crédito, ajuste, reposición) y después cobrar el saldo."
+        ),
+        steps=(
+            gettext_lazy("Registrar la disputa con sus facturas: los recordatorios se pausan."),
+            gettext_lazy("Al resolverla, cobrar el saldo que quede con un recordatorio cortés."),
+        ),
+    ),
+    Profile.CHRONIC: Protocol(
+        summary=gettext_lazy("Siempre se atrasa, y por muchos días; suele tener problemas de liquidez."),
+        tone=gettext_lazy("Cercano pero exigente; seguimiento estrecho."),
+        channel=gettext_lazy("Llamadas frecuentes; revisión semanal de la cuenta."),
+        negotiate=gettext_lazy(
+            "Plan de pagos (fraccionamiento), plazo de crédito más corto o menor límite, y seguimiento de cada cuota."
+        ),
+        steps=(
+            gettext_lazy("Proponer un plan de pagos realista para lo vencido."),
+            gettext_lazy("Revisar el límite y el plazo de crédito con el gerente."),
+        ),
+    ),
+    Profile.NEW: Protocol(
+        summary=gettext_lazy("Todavía no hay historial suficiente para saber cómo paga."),
+        tone=gettext_lazy("Cortés; conocer al cliente."),
+        channel=gettext_lazy("Correo y una llamada de confirmación antes del primer vencimiento."),
+        negotiate=gettext_lazy(
+            "Dejar claras desde el inicio las condiciones y los recargos por pago atrasado; registrar "
+            "contactos de respaldo."
+        ),
+        steps=(
+            gettext_lazy("Confirmar quién paga y por qué canal prefiere que se le avise."),
+            gettext_lazy("Observar los primeros pagos: el perfil se recalcula cada noche."),
+        ),
+    ),
+}
+
+PROFILE_ORDER: tuple[str, ...] = (
+    Profile.GOOD,
+    Profile.CASUAL,
+    Profile.INTENTIONAL,
+    Profile.CIRCUMSTANTIAL,
+    Profile.CHRONIC,
+    Profile.NEGLIGENT,
+    Profile.NEW,
+)
+
+
+def months_ago(day: dt.date, months: int) -> dt.date:
+    """The same day ``months`` earlier (the last day of that month when it is shorter)."""
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    month += 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+# --- SQL, per vendor ----------------------------------------------------------------------------
+
+
+def _days(vendor: str, later: str, earlier: str) -> str:
+    """Whole days from ``earlier`` to ``later`` (both dates)."""
+    if vendor == "postgresql":
+        return f"({later} - {earlier})"
+    if vendor == "sqlite":
+        return f"CAST(julianday({later}) - julianday({earlier}) AS INTEGER)"
+    raise NotImplementedError(vendor)
+
+
+def _json(vendor: str, pairs: list[tuple[str, str]]) -> str:
+    args = ", ".join(f"'{key}', {expr}" for key, expr in pairs)
+    if vendor == "postgresql":
+        return f"jsonb_build_object({args})"
+    return f"json_object({args})"
+
+
+def _money_text(vendor: str, expr: str) -> str:
+    if vendor == "postgresql":
+        return f"CAST(CAST({expr} AS numeric(14, 2)) AS text)"
+    return f"printf('%%.2f', {expr})"  # %% survives the parameter formatting
+
+
+def _ratio(vendor: str, num: str, den: str, scale: int) -> str:
+    """``num × scale ÷ den`` rounded to one decimal, 0 when ``den`` is 0."""
+    cast = "numeric" if vendor == "postgresql" else "REAL"
+    return f"CASE WHEN {den} > 0 THEN ROUND(CAST({num} AS {cast}) * {scale} / {den}, 1) ELSE 0 END"
+
+
+def _scope(client_ids: list[int] | None, column: str, params: dict) -> str:
+    if client_ids is None:
+        return ""
+    names = []
+    for n, pk in enumerate(client_ids):
+        params[f"c{n}"] = int(pk)
+        names.append(f"%(c{n})s")
+    if not names:
+        return " AND 1 = 0"
+    return f" AND {column} IN ({', '.join(names)})"
+
+
+def _compute_sql(vendor: str, scope: str) -> str:
+    t = {
+        "client": Client._meta.db_table,
+        "invoice": Invoice._meta.db_table,
+        "payment": Payment._meta.db_table,
+        "allocation": PaymentAllocation._meta.db_table,
+        "dispute": Dispute._meta.db_table,
+        "commitment": Commitment._meta.db_table,
+        "profile": ClientProfile._meta.db_table,
+        "late_days": _days(vendor, "settled_on", "due_date"),
+        "oldest_days": _days(vendor, "%(today)s", "o.oldest_due"),
+    }
+    evidence = _json(
+        vendor,
+        [
+            ("as_of", "%(today_text)s"),
+            ("settled_24m", "f.settled"),
+            ("late_24m", "f.late"),
+            ("share_late_pct", _ratio(vendor, "f.late", "f.settled", 100)),
+            ("avg_days_late", _ratio(vendor, "f.days_sum", "f.settled", 1)),
+            ("max_days_late", "f.days_max"),
+            ("overdue_count", "f.overdue_n"),
+            ("overdue_amount", _money_text(vendor, "f.overdue_amount")),
+            ("currency", "f.currency"),
+            ("oldest_days_overdue", "f.oldest_days"),
+            ("disputes_12m", "f.disputes_12m"),
+            ("disputes_open", "f.disputes_open"),
+            ("disputed_invoices", "f.disputed_invoices"),
+            ("promises_broken_12m", "f.broken_12m"),
+            ("promises_partial_12m", "f.partial_12m"),
+            ("payments_60d", "f.payments_60d"),
+        ],
+    )
+    non_cash = ", ".join(f"'{m}'" for m in ("credit_note", "discount"))
+    # INSERT first, WITH inside: Python's sqlite3 reports a rowcount only for statements that
+    # start with INSERT/UPDATE/DELETE.
+    return f"""
+    INSERT INTO {t["profile"]} (client_id, computed, evidence, computed_at, override, override_reason)
+    WITH scope AS (
+        SELECT c.id AS client_id, c.currency FROM {t["client"]} c WHERE 1 = 1 {scope}
+    ),
+    settled AS (
+        SELECT i.client_id, i.due_date, MAX(p.received_on) AS settled_on
+        FROM {t["invoice"]} i
+        JOIN scope s ON s.client_id = i.client_id
+        JOIN {t["allocation"]} a ON a.invoice_id = i.id
+        JOIN {t["payment"]} p ON p.id = a.payment_id
+        WHERE i.status = 'paid'
+        GROUP BY i.id, i.client_id, i.due_date
+    ),
+    settled_days AS (
+        SELECT client_id, CASE WHEN {t["late_days"]} > 0 THEN {t["late_days"]} ELSE 0 END AS days_late
+        FROM settled
+        WHERE settled_on >= %(since_24m)s AND settled_on <= %(today)s
+    ),
+    history AS (
+        SELECT client_id, COUNT(*) AS settled,
+               SUM(CASE WHEN days_late > 0 THEN 1 ELSE 0 END) AS late,
+               SUM(days_late) AS days_sum, MAX(days_late) AS days_max
+        FROM settled_days GROUP BY client_id
+    ),
+    overdue AS (
+        SELECT i.client_id,
+               SUM(CASE WHEN i.status <> 'disputed' AND i.due_date < %(today)s THEN 1 ELSE 0 END) AS n,
+               SUM(CASE WHEN i.status <> 'disputed' AND i.due_date < %(today)s AND i.currency = s.currency
+                        THEN i.open_balance ELSE 0 END) AS amount,
+               MIN(CASE WHEN i.status <> 'disputed' AND i.due_date < %(today)s THEN i.due_date END) AS oldest_due,
+               SUM(CASE WHEN i.status = 'disputed' THEN 1 ELSE 0 END) AS disputed
+        FROM {t["invoice"]} i
+        JOIN scope s ON s.client_id = i.client_id
+        WHERE i.status IN ('open', 'partially_paid', 'disputed') AND i.open_balance > 0
+        GROUP BY i.client_id
+    ),
+    disputes AS (
+        SELECT d.client_id,
+               SUM(CASE WHEN d.opened_on >= %(since_12m)s AND d.opened_on <= %(today)s THEN 1 ELSE 0 END) AS recent,
+               SUM(CASE WHEN d.status = 'open' THEN 1 ELSE 0 END) AS open_n
+        FROM {t["dispute"]} d
+        JOIN scope s ON s.client_id = d.client_id
+        GROUP BY d.client_id
+    ),
+    promises AS (
+        SELECT m.client_id,
+               SUM(CASE WHEN m.status = 'broken' THEN 1 ELSE 0 END) AS broken,
+               SUM(CASE WHEN m.status = 'partial' THEN 1 ELSE 0 END) AS partial
+        FROM {t["commitment"]} m
+        JOIN scope s ON s.client_id = m.client_id
+        WHERE m.kind = 'promise' AND m.status IN ('broken', 'partial')
+          AND COALESCE(m.resolved_on, m.made_on) >= %(since_12m)s
+          AND COALESCE(m.resolved_on, m.made_on) <= %(today)s
+        GROUP BY m.client_id
+    ),
+    paid_recently AS (
+        SELECT p.client_id, COUNT(*) AS n
+        FROM {t["payment"]} p
+        JOIN scope s ON s.client_id = p.client_id
+        WHERE p.received_on > %(since_60d)s AND p.received_on <= %(today)s AND p.method NOT IN ({non_cash})
+        GROUP BY p.client_id
+    ),
+    facts AS (
+        SELECT s.client_id, s.currency,
+               COALESCE(h.settled, 0) AS settled, COALESCE(h.late, 0) AS late,
+               COALESCE(h.days_sum, 0) AS days_sum, COALESCE(h.days_max, 0) AS days_max,
+               COALESCE(o.n, 0) AS overdue_n, COALESCE(o.amount, 0) AS overdue_amount,
+               CASE WHEN o.oldest_due IS NULL THEN 0 ELSE {t["oldest_days"]} END AS oldest_days,
+               COALESCE(d.recent, 0) AS disputes_12m, COALESCE(d.open_n, 0) AS disputes_open,
+               COALESCE(o.disputed, 0) AS disputed_invoices,
+               COALESCE(m.broken, 0) AS broken_12m, COALESCE(m.partial, 0) AS partial_12m,
+               COALESCE(pr.n, 0) AS payments_60d
+        FROM scope s
+        LEFT JOIN history h ON h.client_id = s.client_id
+        LEFT JOIN overdue o ON o.client_id = s.client_id
+        LEFT JOIN disputes d ON d.client_id = s.client_id
+        LEFT JOIN promises m ON m.client_id = s.client_id
+        LEFT JOIN paid_recently pr ON pr.client_id = s.client_id
+    )
+    SELECT f.client_id,
+           CASE
+             WHEN f.settled < {NEW_MIN_SETTLED} AND f.overdue_n = 0 AND f.disputes_open = 0
+                  AND f.disputed_invoices = 0 THEN 'new'
+             WHEN f.disputes_open > 0 OR f.disputed_invoices > 0
+                  OR f.disputes_12m >= {CIRCUMSTANTIAL_MIN_DISPUTES} THEN 'circumstantial'
+             WHEN f.broken_12m + f.partial_12m >= {NEGLIGENT_MIN_BROKEN}
+                  OR (f.oldest_days > {NEGLIGENT_MIN_DAYS_OVERDUE} AND f.payments_60d = 0) THEN 'negligent'
+             WHEN f.days_sum > {CHRONIC_MIN_AVG_DAYS} * f.settled
+                  AND f.late * 100 > {CHRONIC_MIN_SHARE_LATE} * f.settled THEN 'chronic'
+             WHEN f.late * 100 > {INTENTIONAL_MIN_SHARE_LATE} * f.settled THEN 'intentional'
+             WHEN f.settled >= {GOOD_MIN_SETTLED}
+                  AND f.late * 100 <= {GOOD_MAX_SHARE_LATE} * f.settled
+                  AND f.days_sum <= {GOOD_MAX_AVG_DAYS} * f.settled
+                  AND f.broken_12m + f.partial_12m = 0 THEN 'good'
+             ELSE 'casual'
+           END,
+           {evidence}, %(now)s, '', ''
+    FROM facts f
+    WHERE true  -- SQLite needs a WHERE before ON CONFLICT in INSERT … SELECT
+    ON CONFLICT (client_id) DO UPDATE
+        SET computed = excluded.computed, evidence = excluded.evidence, computed_at = excluded.computed_at
+    """  # noqa: S608 - table names from model metadata and constants; values are parameters
+
+
+def _effective_good_sql() -> str:
+    return "(override = 'good' OR (override = '' AND computed = 'good'))"
+
+
+# --- good-payer standing ------------------------------------------------------------------------
+
+
+def _update_standing(*, client_ids: list[int] | None, today: dt.date, now: dt.datetime, by=None) -> tuple[int, int]:
+    """Move the good-payer standing after profiles (or an override) changed. Returns
+    (gained, lost). Losses get one task and one timeline entry each: the conditional UPDATE
+    returns a client only to the run that flips it."""
+    table = ClientProfile._meta.db_table
+    params: dict = {"today": today}
+    scope = _scope(client_ids, "client_id", params)
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""
+            UPDATE {table} SET good_payer_since = %(today)s, good_payer_lost_on = NULL
+            WHERE {_effective_good_sql()}
+              AND (good_payer_since IS NULL OR good_payer_lost_on IS NOT NULL){scope}
+            """,  # noqa: S608 - table name from model metadata; values are parameters
+            params,
+        )
+        gained = max(cur.rowcount, 0)
+        cur.execute(
+            f"""
+            UPDATE {table} SET good_payer_lost_on = %(today)s
+            WHERE NOT {_effective_good_sql()}
+              AND good_payer_since IS NOT NULL AND good_payer_lost_on IS NULL{scope}
+            RETURNING client_id
+            """,  # noqa: S608 - table name from model metadata; values are parameters
+            params,
+        )
+        lost = [row[0] for row in cur.fetchall()]
+    if lost:
+        _record_losses(lost, today=today, now=now, by=by)
+    return gained, len(lost)
+
+
+def _record_losses(client_ids: list[int], *, today: dt.date, now: dt.datetime, by=None) -> None:
+    """One timeline entry and one task for the collector per client that lost the standing."""
+    rows = list(ClientProfile.objects.filter(client_id__in=client_ids).select_related("client").order_by("client_id"))
+    author = by if by is not None and getattr(by, "is_authenticated", False) else None
+    with translation.override(settings.LANGUAGE_CODE):
+        entries, tasks = [], []
+        for row in rows:
+            client = row.client
+            name = client.trade_name or client.legal_name
+            profile_label = str(Profile(row.effective).label)
+            since = row.good_payer_since.isoformat() if row.good_payer_since else "—"
+            entries.append(
+                Interaction(
+                    client=client,
+                    kind=Interaction.Kind.SYSTEM,
+                    direction=Interaction.Direction.INTERNAL,
+                    summary=_("Perdió la condición de buen pagador (ahora: %(profile)s)") % {"profile": profile_label},
+                    body=_(
+                        "Era buen pagador desde el %(since)s. Avise al cliente de los beneficios que pierde y de "
+                        "cómo recuperarlos."
+                    )
+                    % {"since": since},
+                    author=author,
+                    occurred_at=min(now, timezone.now()),
+                )
+            )
+            tasks.append(
+                CollectorTask(
+                    client=client,
+                    kind=TaskKind.GOOD_PAYER_LOST,
+                    title=(_("Perdió la condición de buen pagador: %(name)s") % {"name": name})[:255],
+                    assigned_to_id=client.collector_id,
+                    due_on=today,
+                    created_at=now,
+                )
+            )
+    Interaction.objects.bulk_create(entries)
+    CollectorTask.objects.bulk_create(tasks)
+
+
+# --- the nightly job ----------------------------------------------------------------------------
+
+
+def compute_profiles(*, today: dt.date, client_ids=None, now: dt.datetime | None = None) -> dict:
+    """Recompute the profile of every client (or of ``client_ids``) as of ``today``.
+
+    Returns ``{"today", "clients", "by_profile", "good_payer_gained", "good_payer_lost"}``."""
+    now = now or timezone.now()
+    ids = None if client_ids is None else [int(pk) for pk in client_ids]
+    params: dict = {
+        "today": today,
+        "today_text": today.isoformat(),
+        "now": now,
+        "since_24m": months_ago(today, 24),
+        "since_12m": months_ago(today, 12),
+        "since_60d": today - dt.timedelta(days=NEGLIGENT_NO_PAYMENT_DAYS),
+    }
+    scope = _scope(ids, "c.id", params)
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute(_compute_sql(connection.vendor, scope), params)
+            touched = max(cur.rowcount, 0)
+        gained, lost = _update_standing(client_ids=ids, today=today, now=now)
+        counts = ClientProfile.objects.all()
+        if ids is not None:
+            counts = counts.filter(client_id__in=ids)
+        by_profile = dict(counts.values_list("computed").annotate(n=Count("pk")).values_list("computed", "n"))
+    return {
+        "today": today.isoformat(),
+        "clients": touched,
+        "by_profile": dict(sorted(by_profile.items())),
+        "good_payer_gained": gained,
+        "good_payer_lost": lost,
+    }
+
+
+# --- the collector's override -------------------------------------------------------------------
+
+
+def profile_override(*, by: AbstractBaseUser | None, client: Client, profile: str, reason: str = "") -> ClientProfile:
+    """Set the client's profile by hand (it wins over the computed one), or clear the override
+    with ``profile=""``. A reason is required to set it; both go to the timeline."""
+    ensure_can_work(by, client)
+    profile = (profile or "").strip()
+    reason = (reason or "").strip()
+    if profile and profile not in Profile.values:
+        raise ValidationError({"profile": _("Perfil no válido.")})
+    if profile and not reason:
+        raise ValidationError({"reason": _("Indique el motivo del cambio de perfil.")})
+    now = timezone.now()
+    author = by if by is not None and getattr(by, "is_authenticated", False) else None
+    with transaction.atomic():
+        row, _created = ClientProfile.objects.select_for_update().get_or_create(client=client)
+        previous = row.override
+        row.override = profile
+        row.override_reason = reason[:255] if profile else ""
+        row.override_by = author if profile else None
+        row.override_at = now if profile else None
+        row.save(update_fields=["override", "override_reason", "override_by", "override_at"])
+        computed_label = Profile(row.computed).label
+        if profile:
+            summary = _("Perfil de morosidad asignado: %(profile)s (calculado: %(computed)s)") % {
+                "profile": Profile(profile).label,
+                "computed": computed_label,
+            }
+        elif previous:
+            summary = _("Perfil asignado retirado: vuelve al calculado (%(computed)s)") % {"computed": computed_label}
+        else:
+            summary = ""
+        if summary:
+            Interaction(
+                client=client,
+                kind=Interaction.Kind.SYSTEM,
+                direction=Interaction.Direction.INTERNAL,
+                summary=summary[:255],
+                body=reason,
+                author=author,
+            ).save()
+        _update_standing(client_ids=[client.pk], today=timezone.localdate(), now=now, by=by)
+    row.refresh_from_db()
+    return row
+
+
+# --- reads for the UI ---------------------------------------------------------------------------
+
+
+def effective_profile_expr():
+    """SQL expression of a client's effective profile (override, else computed, else new)."""
+    return Case(
+        When(profile__override__gt="", then=F("profile__override")),
+        default=Coalesce(F("profile__computed"), Value(Profile.NEW)),
+        output_field=CharField(),
+    )
+
+
+@dataclass
+class InvoiceRow:
+    """One invoice of the panel: its principal apart from its surcharges, and whether a
+    discount may still be requested on it."""
+
+    invoice: Invoice
+    fixed: LateFee | None = None
+    interest: LateFee | None = None
+    open: bool = False
+
+    @property
+    def fees(self) -> list[LateFee]:
+        return [f for f in (self.fixed, self.interest) if f is not None]
+
+    @property
+    def fee_total(self) -> Decimal:
+        """Surcharges still to collect (waived ones left out)."""
+        return sum((f.amount for f in self.fees if not f.waived), Decimal("0.00"))
+
+
+@dataclass
+class ProfilePanel:
+    client: Client
+    profile: ClientProfile | None
+    effective: str
+    policy: Policy | None
+    rule: LateFeeRule | None
+    rows: list[InvoiceRow]
+    fee_totals: dict[str, Decimal]
+    discounts: list[Discount]
+    today: dt.date
+
+    @property
+    def protocol(self) -> Protocol:
+        return PROTOCOLS[self.effective]
+
+    @property
+    def rule_text(self) -> str:
+        return RULE_BY_PROFILE[self.profile.computed if self.profile else Profile.NEW]
+
+    @property
+    def effective_label(self) -> str:
+        return Profile(self.effective).label
+
+    @property
+    def is_good_payer(self) -> bool:
+        p = self.profile
+        return bool(p and p.good_payer_since and not p.good_payer_lost_on)
+
+    @property
+    def pending_discounts(self) -> int:
+        return sum(1 for d in self.discounts if d.status == Discount.Status.REQUESTED)
+
+    @property
+    def has_fees(self) -> bool:
+        return any(row.fees for row in self.rows)
+
+
+PANEL_DISCOUNTS = 10
+
+
+def client_profile_panel(client: Client, *, today: dt.date | None = None) -> ProfilePanel:
+    """Everything the profile panel of the client page shows, in six queries whatever the
+    number of invoices, fees and discounts: the profile, the profile's ladder, the segment's
+    surcharge rule, the open invoices, the fees and the latest discounts."""
+    today = today or timezone.localdate()
+    profile = ClientProfile.objects.filter(client=client).select_related("override_by").first()
+    effective = profile.effective if profile else Profile.NEW
+    policy = Policy.objects.filter(profile=effective).first()
+    rule = LateFeeRule.objects.filter(segment_id=client.segment_id).first()
+    rows: dict[int, InvoiceRow] = {
+        invoice.pk: InvoiceRow(invoice=invoice, open=True)
+        for invoice in Invoice.objects.filter(
+            client=client, status__in=Invoice.COLLECTIBLE_STATUSES, open_balance__gt=0
+        )
+    }
+    totals: dict[str, Decimal] = {}
+    for fee in LateFee.objects.filter(invoice__client=client).select_related("invoice", "waived_by"):
+        row = rows.setdefault(fee.invoice_id, InvoiceRow(invoice=fee.invoice))
+        setattr(row, fee.kind, fee)
+        if not fee.waived:
+            currency = row.invoice.currency
+            totals[currency] = totals.get(currency, Decimal("0.00")) + fee.amount
+    discounts = list(
+        Discount.objects.filter(invoice__client=client)
+        .select_related("invoice", "requested_by", "decided_by")
+        .order_by(
+            Case(When(status=Discount.Status.REQUESTED, then=Value(0)), default=Value(1)), "-requested_at", "-id"
+        )[:PANEL_DISCOUNTS]
+    )
+    return ProfilePanel(
+        client=client,
+        profile=profile,
+        effective=effective,
+        policy=policy,
+        rule=rule,
+        rows=sorted(rows.values(), key=lambda r: (r.invoice.due_date, r.invoice.pk)),
+        fee_totals=dict(sorted(totals.items())),
+        discounts=discounts,
+        today=today,
+    )
+
+
+def profiles_overview(*, clients: QuerySet[Client], profile: str = "") -> tuple[list[dict], QuerySet[Client]]:
+    """Counts per effective profile (one query) and the clients of one profile (a queryset
+    to paginate: clients with their profile, collector and segment in one query)."""
+    annotated = clients.annotate(effective_profile=effective_profile_expr())
+    rows = annotated.order_by().values_list("effective_profile").annotate(n=Count("pk"))
+    counts = Counter(dict(rows.values_list("effective_profile", "n")))
+    policies = {p.profile: p for p in Policy.objects.exclude(profile="")}
+    summary = [
+        {
+            "profile": value,
+            "label": Profile(value).label,
+            "count": counts.get(value, 0),
+            "rule": RULE_BY_PROFILE[value],
+            "protocol": PROTOCOLS[value],
+            "policy": policies.get(value),
+        }
+        for value in PROFILE_ORDER
+    ]
+    listed = annotated.select_related("profile", "collector", "segment").order_by("legal_name", "id")
+    if profile:
+        listed = listed.filter(effective_profile=profile)
+    return summary, listed

@@ -1,0 +1,886 @@
+"""The collector's day: "Mi cartera hoy" (the worklist) and the calendar.
+
+The worklist has one row per client that needs something done today:
+
+- an open task due today or earlier (calls and reviews from the ladder, broken promises,
+  missed installments, escalations, contacts to find…);
+- a promised date to check: a pending installment of an open commitment dated today or
+  yesterday (it is judged the day after; the collector checks the payment meanwhile);
+- a next action agreed on an earlier interaction, due today or earlier, that nobody has
+  followed up: it is done as soon as a later non-system interaction exists for the client.
+
+Rows are ordered by a priority score computed in SQL, the same formula for every client, so
+the order can be explained on the page (``SCORE_RULES``)::
+
+    score = (amount + age + broken promises + profile + items due) × segment weight
+
+Who sees what (``Scope``): a collector sees the clients assigned to them and every open task
+on those clients except the ones reserved for managers (tasks assigned to nobody — the
+managers' queue — or to a manager). A manager picks one collector, all of them, the clients
+without a collector, or the managers' queue (tasks only).
+
+Every function here costs a fixed number of queries, whatever the number of rows
+(tests/cobranza/test_worklist.py asserts it).
+"""
+
+from __future__ import annotations
+
+import calendar as pycalendar
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.db.models import (
+    Case,
+    Count,
+    DecimalField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, NullIf
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+
+from accounts.models import MONEY, ZERO, Client, Interaction, Invoice
+from accounts.roles import GROUP_NAMES, Role, is_collector, is_manager
+from accounts.selectors import COLLECTIBLE, OVERDUE_BUCKETS, clients_visible_to
+from accounts.utils import money_str
+
+from .models import (
+    CollectorTask,
+    Commitment,
+    CommitmentKind,
+    CommitmentStatus,
+    Installment,
+    InstallmentStatus,
+    Profile,
+    TaskKind,
+    TaskStatus,
+)
+
+# --- the score -------------------------------------------------------------------------------
+
+# Overdue amount, log-scaled: 5 points per order of magnitude of the client's largest overdue
+# total in one currency (amounts in different currencies are never added together).
+AMOUNT_STEPS: tuple[tuple[int, int], ...] = ((1_000_000, 25), (100_000, 20), (10_000, 15), (1_000, 10))
+AMOUNT_ANY = 5  # anything overdue below the first step
+# Days overdue of the oldest overdue invoice: 5 points per aging bucket (1–30 … 120+).
+AGE_POINTS_PER_BUCKET = 5
+# Promises broken (or kept only in part) in the last BROKEN_WINDOW_DAYS days.
+BROKEN_WINDOW_DAYS = 90
+BROKEN_POINTS = 10
+BROKEN_CAP = 30
+# Seed 003: the negligent and the chronic need close, early follow-up; a good payer can wait.
+PROFILE_POINTS = {
+    Profile.NEGLIGENT: 15,
+    Profile.CHRONIC: 10,
+    Profile.INTENTIONAL: 5,
+    Profile.GOOD: -10,
+}
+# Each thing due today (task, promised date, next action).
+ITEM_POINTS = 10
+ITEM_CAP = 30
+
+# The rules as the page states them: keep them in step with the numbers above.
+SCORE_RULES = (
+    gettext_lazy(
+        "Importe vencido (el mayor total en una moneda): 5 puntos si hay algo vencido, 10 desde 1,000, "
+        "15 desde 10,000, 20 desde 100,000 y 25 desde 1,000,000."
+    ),
+    gettext_lazy(
+        "Días de atraso de la factura vencida más antigua: 5 puntos por tramo de antigüedad "
+        "(1–30 días: 5 … más de 120 días: 25)."
+    ),
+    gettext_lazy("Promesas incumplidas o cumplidas en parte en los últimos 90 días: 10 puntos cada una, hasta 30."),
+    gettext_lazy(
+        "Perfil de morosidad: negligente +15, crónico +10, moroso con intención +5, buen pagador −10, los demás 0."
+    ),
+    gettext_lazy("Pendientes de hoy (tareas, fechas prometidas, seguimientos): 10 puntos cada uno, hasta 30."),
+    gettext_lazy("La suma se multiplica por el peso de prioridad del segmento del cliente."),
+)
+
+WORKLIST_PER_PAGE = 25
+
+
+# --- scope -----------------------------------------------------------------------------------
+
+ALL = "all"
+COLLECTOR = "collector"
+UNASSIGNED = "unassigned"
+MANAGERS = "managers"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose day: one collector's, everybody's, the clients without a collector, or the
+    managers' queue (their tasks only: promised dates and next actions are the collectors')."""
+
+    kind: str = ALL
+    collector: object | None = None
+
+    @classmethod
+    def of_collector(cls, user) -> Scope:
+        return cls(COLLECTOR, user)
+
+    @property
+    def followups(self) -> bool:
+        return self.kind != MANAGERS
+
+
+def _manager_ids():
+    """Users whose tasks are the managers' (a subquery: no query of its own)."""
+    names = [GROUP_NAMES[Role.MANAGER], GROUP_NAMES[Role.ADMIN]]
+    return get_user_model().objects.filter(Q(is_superuser=True) | Q(groups__name__in=names)).values("pk")
+
+
+def managers_task_q() -> Q:
+    """Tasks reserved for managers: assigned to nobody (their queue) or to a manager."""
+    return Q(assigned_to__isnull=True) | Q(assigned_to__in=_manager_ids())
+
+
+def _assignment_q(scope: Scope) -> Q:
+    """Which tasks of the scope's clients are the scope's work."""
+    if scope.kind == COLLECTOR:
+        # Everything on the collector's clients except the managers' work: a task left to a
+        # former collector follows the client to the new one.
+        return ~Q(assigned_to__isnull=True) & ~Q(assigned_to__in=_manager_ids())
+    if scope.kind == MANAGERS:
+        return managers_task_q()
+    return Q()
+
+
+def scope_clients(*, user, scope: Scope) -> QuerySet[Client]:
+    """The clients of the scope that ``user`` may see (a collector only ever their own)."""
+    qs = clients_visible_to(user)
+    if scope.kind == COLLECTOR:
+        qs = qs.filter(collector=scope.collector)
+    elif scope.kind == UNASSIGNED:
+        qs = qs.filter(collector__isnull=True)
+    return qs
+
+
+def scope_tasks(*, user, scope: Scope) -> QuerySet[CollectorTask]:
+    return CollectorTask.objects.filter(_assignment_q(scope), client__in=scope_clients(user=user, scope=scope))
+
+
+def tasks_visible_to(user) -> QuerySet[CollectorTask]:
+    """Tasks ``user`` may open and complete: a manager every one; a collector those of their
+    clients that are not reserved for managers."""
+    if is_manager(user):
+        return CollectorTask.objects.all()
+    if is_collector(user):
+        return scope_tasks(user=user, scope=Scope.of_collector(user))
+    return CollectorTask.objects.none()
+
+
+# --- what is due -----------------------------------------------------------------------------
+
+
+def _due_tasks(today: dt.date) -> Q:
+    return Q(status=TaskStatus.OPEN, due_on__lte=today)
+
+
+def _promised(today: dt.date) -> Q:
+    """Installments to check today: pending, of an open commitment, dated today or yesterday."""
+    return Q(
+        status=InstallmentStatus.PENDING,
+        commitment__status=CommitmentStatus.OPEN,
+        due_on__gte=today - dt.timedelta(days=1),
+        due_on__lte=today,
+    )
+
+
+def _later_contact() -> QuerySet[Interaction]:
+    """A later non-system entry of the same client (for an outer Interaction): it means the
+    next action was followed up."""
+    return (
+        Interaction.objects.filter(client=OuterRef("client_id"))
+        .exclude(kind=Interaction.Kind.SYSTEM)
+        .filter(
+            Q(occurred_at__gt=OuterRef("occurred_at")) | Q(occurred_at=OuterRef("occurred_at"), pk__gt=OuterRef("pk"))
+        )
+    )
+
+
+def pending_next_actions(today: dt.date) -> QuerySet[Interaction]:
+    """Next actions due by ``today`` that nobody has followed up yet."""
+    return Interaction.objects.filter(next_action_on__lte=today).filter(~Exists(_later_contact()))
+
+
+def _count(qs: QuerySet, client_field: str) -> Coalesce:
+    rows = qs.order_by().values(client_field).annotate(n=Count("pk")).values("n")[:1]
+    return Coalesce(Subquery(rows, output_field=IntegerField()), Value(0), output_field=IntegerField())
+
+
+def _capped(name: str, per: int, cap: int) -> Case:
+    return Case(
+        When(**{f"{name}__gte": cap // per}, then=Value(cap)),
+        default=ExpressionWrapper(F(name) * Value(per), output_field=IntegerField()),
+        output_field=IntegerField(),
+    )
+
+
+def _amount_points() -> Case:
+    whens = [When(overdue_max__gte=Decimal(step), then=Value(points)) for step, points in AMOUNT_STEPS]
+    whens.append(When(overdue_max__gt=ZERO, then=Value(AMOUNT_ANY)))
+    return Case(*whens, default=Value(0), output_field=IntegerField())
+
+
+def _age_points(today: dt.date) -> Case:
+    """Aging buckets have one definition (accounts.selectors); oldest first wins."""
+    whens = []
+    for index, bucket in reversed(list(enumerate(OVERDUE_BUCKETS, start=1))):
+        whens.append(
+            When(
+                oldest_overdue__lte=today - dt.timedelta(days=bucket.min_days),
+                then=Value(index * AGE_POINTS_PER_BUCKET),
+            )
+        )
+    return Case(*whens, default=Value(0), output_field=IntegerField())
+
+
+def _profile_points() -> Case:
+    whens = [When(profile_effective=profile, then=Value(points)) for profile, points in PROFILE_POINTS.items()]
+    return Case(*whens, default=Value(0), output_field=IntegerField())
+
+
+def worklist(*, user, scope: Scope, today: dt.date | None = None) -> QuerySet[Client]:
+    """Today's queue: the clients of ``scope`` with something due, highest score first.
+
+    Each client carries its counts and points (``overdue_max``, ``oldest_overdue``,
+    ``broken_count``, ``profile_effective``, ``task_count``, ``promise_count``,
+    ``next_count``, ``*_points``, ``score``). One query; ``worklist_rows`` adds the
+    details of a page."""
+    today = today or timezone.localdate()
+    overdue = Invoice.objects.filter(COLLECTIBLE, client=OuterRef("pk"), due_date__lt=today).order_by()
+    overdue_max = overdue.values("currency").annotate(t=Sum("open_balance")).order_by("-t").values("t")[:1]
+    oldest = overdue.values("client").annotate(d=Min("due_date")).values("d")[:1]
+    broken = Commitment.objects.filter(
+        client=OuterRef("pk"),
+        kind=CommitmentKind.PROMISE,
+        status__in=[CommitmentStatus.BROKEN, CommitmentStatus.PARTIAL],
+        resolved_on__gte=today - dt.timedelta(days=BROKEN_WINDOW_DAYS),
+    )
+    tasks = CollectorTask.objects.filter(_due_tasks(today), _assignment_q(scope), client=OuterRef("pk"))
+    if scope.followups:
+        promised = _count(
+            Installment.objects.filter(_promised(today), commitment__client=OuterRef("pk")), "commitment__client"
+        )
+        next_actions = _count(pending_next_actions(today).filter(client=OuterRef("pk")), "client")
+    else:
+        promised = next_actions = Value(0, output_field=IntegerField())
+    money = DecimalField(**MONEY)
+    qs = (
+        scope_clients(user=user, scope=scope)
+        .select_related("segment", "collector")
+        .annotate(
+            overdue_max=Coalesce(Subquery(overdue_max, output_field=money), Value(ZERO), output_field=money),
+            oldest_overdue=Subquery(oldest),
+            broken_count=_count(broken, "client"),
+            profile_effective=Coalesce(NullIf(F("profile__override"), Value("")), F("profile__computed")),
+            task_count=_count(tasks, "client"),
+            promise_count=promised,
+            next_count=next_actions,
+        )
+        .filter(Q(task_count__gt=0) | Q(promise_count__gt=0) | Q(next_count__gt=0))
+        .annotate(
+            item_count=ExpressionWrapper(
+                F("task_count") + F("promise_count") + F("next_count"), output_field=IntegerField()
+            )
+        )
+        .annotate(
+            amount_points=_amount_points(),
+            age_points=_age_points(today),
+            broken_points=_capped("broken_count", BROKEN_POINTS, BROKEN_CAP),
+            profile_points=_profile_points(),
+            item_points=_capped("item_count", ITEM_POINTS, ITEM_CAP),
+        )
+        .annotate(
+            score=ExpressionWrapper(
+                (F("amount_points") + F("age_points") + F("broken_points") + F("profile_points") + F("item_points"))
+                * F("segment__priority_weight"),
+                output_field=IntegerField(),
+            )
+        )
+    )
+    return qs.order_by(
+        F("score").desc(), F("oldest_overdue").asc(nulls_last=True), F("overdue_max").desc(), "legal_name", "id"
+    )
+
+
+# --- the rows of a page ----------------------------------------------------------------------
+
+
+@dataclass
+class Reason:
+    text: str
+    icon: str = "dot"
+    detail: str = ""
+    late: bool = False  # due before today and still pending
+    task: CollectorTask | None = None  # a task can be marked done from the row
+
+
+@dataclass
+class CurrencyTotals:
+    currency: str
+    open_balance: Decimal = ZERO
+    overdue: Decimal = ZERO
+    overdue_count: int = 0
+    oldest_overdue: dt.date | None = None
+
+
+@dataclass
+class WorklistRow:
+    client: Client
+    score: int
+    points: list[tuple[str, int]]
+    weight: int
+    todo: list[Reason]  # what to do today
+    why: list[Reason]  # why the client ranks where it does
+    tasks: list[CollectorTask]
+    totals: list[CurrencyTotals]
+
+    @property
+    def formula(self) -> str:
+        parts = " + ".join(str(p) for _label, p in self.points).replace("+ -", "− ")
+        return f"({parts}) × {self.weight} = {self.score}"
+
+    @property
+    def outcome_url(self) -> str:
+        """One click from the queue to the quick "log an outcome" form of the client."""
+        return reverse("cobranza:log_outcome", args=[self.client.pk])
+
+
+def _days(n: int) -> str:
+    return ngettext("%(n)d día", "%(n)d días", n) % {"n": n}
+
+
+def _money(amount, currency: str) -> str:
+    return money_str(amount, currency)
+
+
+def task_text(task: CollectorTask) -> str:
+    """What the task asks for, in a short phrase (the title has the details)."""
+    step = task.notice.step if task.notice_id and task.notice else None
+    kind = task.kind
+    if step is not None:
+        position = {"n": step.position}
+        if kind == TaskKind.CALL:
+            return _("Llamada del paso %(n)d de la escalera") % position
+        if kind == TaskKind.REVIEW:
+            return _("Revisión del paso %(n)d de la escalera") % position
+        if kind == TaskKind.AGENCY:
+            return _("Envío a agencia de cobranza (paso %(n)d de la escalera)") % position
+        if kind == TaskKind.LEGAL:
+            return _("Envío a vía judicial (paso %(n)d de la escalera)") % position
+    commitment = task.commitment if task.commitment_id else None
+    if commitment is not None:
+        amount = _money(commitment.total, commitment.currency)
+        if kind == TaskKind.BROKEN_PROMISE:
+            return _("Promesa incumplida de %(amount)s") % {"amount": amount}
+        if kind == TaskKind.PLAN_MISSED:
+            return _("Cuota incumplida del plan de pagos de %(amount)s") % {"amount": amount}
+    if kind == TaskKind.CALL:
+        return _("Llamada pendiente")
+    return TaskKind(kind).label if kind in TaskKind.values else task.title
+
+
+TASK_ICONS = {
+    TaskKind.CALL: "telephone",
+    TaskKind.REVIEW: "clipboard-check",
+    TaskKind.AGENCY: "building",
+    TaskKind.LEGAL: "bank",
+    TaskKind.FIND_CONTACT: "person-plus",
+    TaskKind.ESCALATION: "graph-up-arrow",
+    TaskKind.APPROVAL: "patch-check",
+    TaskKind.BROKEN_PROMISE: "hand-thumbs-down",
+    TaskKind.PLAN_MISSED: "calendar-x",
+    TaskKind.DISPUTE: "exclamation-diamond",
+    TaskKind.DISCOUNT: "percent",
+    TaskKind.FOLLOW_UP: "arrow-repeat",
+    TaskKind.GOOD_PAYER_LOST: "award",
+}
+
+
+def _task_reason(task: CollectorTask, today: dt.date) -> Reason:
+    text = task_text(task)
+    late = task.due_on < today
+    if late:
+        text = _("%(what)s · pendiente desde hace %(days)s") % {"what": text, "days": _days((today - task.due_on).days)}
+    detail = task.title if task.title and task.title != text else ""
+    return Reason(text=text, icon=TASK_ICONS.get(task.kind, "check2-square"), detail=detail, late=late, task=task)
+
+
+def installment_text(installment: Installment, today: dt.date) -> str:
+    commitment = installment.commitment
+    amount = _money(installment.amount, commitment.currency)
+    when = installment.due_on
+    if commitment.kind == CommitmentKind.PLAN:
+        values = {"number": installment.number, "amount": amount}
+        if when == today:
+            return _("Cuota %(number)d del plan de pagos (%(amount)s) vence hoy") % values
+        if when < today:
+            return _("Cuota %(number)d del plan de pagos (%(amount)s) venció ayer: verificar el pago") % values
+        return _("Cuota %(number)d del plan de pagos (%(amount)s)") % values
+    if commitment.kind == CommitmentKind.EXTENSION:
+        if when == today:
+            return _("Prórroga de %(amount)s vence hoy") % {"amount": amount}
+        if when < today:
+            return _("Prórroga de %(amount)s venció ayer: verificar el pago") % {"amount": amount}
+        return _("Prórroga de %(amount)s") % {"amount": amount}
+    if when == today:
+        return _("Promesa de %(amount)s vence hoy") % {"amount": amount}
+    if when < today:
+        return _("Promesa de %(amount)s venció ayer: verificar el pago") % {"amount": amount}
+    return _("Promesa de %(amount)s") % {"amount": amount}
+
+
+def next_action_text(entry: Interaction, today: dt.date) -> str:
+    when = entry.next_action_on
+    if when == today:
+        return _("Seguimiento acordado para hoy")
+    if when < today:
+        return _("Seguimiento acordado para el %(date)s (hace %(days)s)") % {
+            "date": date_format(when, "SHORT_DATE_FORMAT"),
+            "days": _days((today - when).days),
+        }
+    return _("Seguimiento acordado para el %(date)s") % {"date": date_format(when, "SHORT_DATE_FORMAT")}
+
+
+def _invoice_reason(totals: list[CurrencyTotals], today: dt.date) -> Reason | None:
+    count = sum(t.overdue_count for t in totals)
+    oldest = min((t.oldest_overdue for t in totals if t.oldest_overdue), default=None)
+    if not count or oldest is None:
+        return None
+    days = _days((today - oldest).days)
+    text = ngettext(
+        "%(n)d factura vencida con %(days)s",
+        "%(n)d facturas vencidas, la más antigua con %(days)s",
+        count,
+    ) % {"n": count, "days": days}
+    return Reason(text=text, icon="receipt")
+
+
+def _totals_by_client(client_ids: list[int], today: dt.date, currency_of: dict[int, str]) -> dict[int, list]:
+    """Open and overdue balances per client and currency, the client's currency first (1 query)."""
+    rows = (
+        Invoice.objects.filter(COLLECTIBLE, client_id__in=client_ids)
+        .values("client_id", "currency")
+        .annotate(
+            open_total=Sum("open_balance"),
+            overdue_total=Sum("open_balance", filter=Q(due_date__lt=today)),
+            overdue_count=Count("pk", filter=Q(due_date__lt=today)),
+            oldest=Min("due_date", filter=Q(due_date__lt=today)),
+        )
+        .order_by()
+    )
+    result: dict[int, list[CurrencyTotals]] = {}
+    for row in rows:
+        result.setdefault(row["client_id"], []).append(
+            CurrencyTotals(
+                currency=row["currency"],
+                open_balance=row["open_total"] or ZERO,
+                overdue=row["overdue_total"] or ZERO,
+                overdue_count=row["overdue_count"],
+                oldest_overdue=row["oldest"],
+            )
+        )
+    for client_id, totals in result.items():
+        main = currency_of.get(client_id)
+        totals.sort(key=lambda t: (t.currency != main, t.currency))
+    return result
+
+
+def _points(client) -> list[tuple[str, int]]:
+    return [
+        (_("Importe vencido"), client.amount_points),
+        (_("Días de atraso"), client.age_points),
+        (_("Promesas incumplidas"), client.broken_points),
+        (_("Perfil"), client.profile_points),
+        (_("Pendientes de hoy"), client.item_points),
+    ]
+
+
+def worklist_rows(clients, *, user, scope: Scope, today: dt.date | None = None) -> list[WorklistRow]:
+    """The page's rows with their reasons, tasks and totals (4 queries, whatever the rows)."""
+    today = today or timezone.localdate()
+    clients = list(clients)
+    ids = [c.pk for c in clients]
+    tasks: dict[int, list[CollectorTask]] = {}
+    promised: dict[int, list[Installment]] = {}
+    nexts: dict[int, list[Interaction]] = {}
+    totals: dict[int, list[CurrencyTotals]] = {}
+    if ids:
+        for task in (
+            CollectorTask.objects.filter(_due_tasks(today), _assignment_q(scope), client_id__in=ids)
+            .select_related("notice__step", "commitment", "assigned_to")
+            .order_by("due_on", "id")
+        ):
+            tasks.setdefault(task.client_id, []).append(task)
+        if scope.followups:
+            for inst in (
+                Installment.objects.filter(_promised(today), commitment__client_id__in=ids)
+                .select_related("commitment")
+                .order_by("due_on", "number")
+            ):
+                promised.setdefault(inst.commitment.client_id, []).append(inst)
+            for entry in (
+                pending_next_actions(today)
+                .filter(client_id__in=ids)
+                .select_related("author")
+                .order_by("next_action_on", "occurred_at", "id")
+            ):
+                nexts.setdefault(entry.client_id, []).append(entry)
+        totals = _totals_by_client(ids, today, {c.pk: c.currency for c in clients})
+    rows = []
+    for client in clients:
+        client_totals = totals.get(client.pk, [])
+        todo = [_task_reason(t, today) for t in tasks.get(client.pk, [])]
+        todo += [
+            Reason(text=installment_text(i, today), icon="calendar-check", late=i.due_on < today)
+            for i in promised.get(client.pk, [])
+        ]
+        todo += [
+            Reason(
+                text=next_action_text(e, today),
+                icon="arrow-repeat",
+                detail=e.summary,
+                late=e.next_action_on < today,
+            )
+            for e in nexts.get(client.pk, [])
+        ]
+        why = []
+        invoice_reason = _invoice_reason(client_totals, today)
+        if invoice_reason:
+            why.append(invoice_reason)
+        if client.broken_count:
+            why.append(
+                Reason(
+                    text=ngettext(
+                        "%(n)d promesa incumplida en los últimos %(days)d días",
+                        "%(n)d promesas incumplidas en los últimos %(days)d días",
+                        client.broken_count,
+                    )
+                    % {"n": client.broken_count, "days": BROKEN_WINDOW_DAYS},
+                    icon="hand-thumbs-down",
+                )
+            )
+        if client.profile_points:
+            why.append(
+                Reason(
+                    text=_("Perfil: %(profile)s") % {"profile": Profile(client.profile_effective).label},
+                    icon="person-badge",
+                )
+            )
+        weight = client.segment.priority_weight
+        why.append(
+            Reason(
+                text=_("Segmento %(segment)s (peso ×%(weight)d)") % {"segment": client.segment.name, "weight": weight},
+                icon="diagram-3",
+            )
+        )
+        rows.append(
+            WorklistRow(
+                client=client,
+                score=client.score,
+                points=_points(client),
+                weight=weight,
+                todo=todo,
+                why=why,
+                tasks=tasks.get(client.pk, []),
+                totals=client_totals,
+            )
+        )
+    return rows
+
+
+# --- the day's progress ----------------------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    done: int
+    pending: int
+
+    @property
+    def total(self) -> int:
+        return self.done + self.pending
+
+    @property
+    def percent(self) -> int:
+        return round(self.done * 100 / self.total) if self.total else 0
+
+
+def _day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    tz = timezone.get_current_timezone()
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=tz)
+    return start, dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
+
+
+def day_progress(*, user, scope: Scope, today: dt.date | None = None) -> Progress:
+    """Tasks attended today against those due: done today + still open and due (1 query)."""
+    today = today or timezone.localdate()
+    start, end = _day_bounds(today)
+    counts = scope_tasks(user=user, scope=scope).aggregate(
+        done=Count("pk", filter=Q(status=TaskStatus.DONE, completed_at__gte=start, completed_at__lt=end)),
+        pending=Count("pk", filter=_due_tasks(today)),
+    )
+    return Progress(done=counts["done"], pending=counts["pending"])
+
+
+# --- the calendar ----------------------------------------------------------------------------
+
+
+def week_start(day: dt.date) -> dt.date:
+    return day - dt.timedelta(days=day.weekday())
+
+
+@dataclass
+class CalendarEntry:
+    kind: str  # "task", "promise" or "next_action"
+    day: dt.date
+    client: Client
+    text: str
+    icon: str
+    detail: str = ""
+    done: bool = False
+    late: bool = False
+    task: CollectorTask | None = None
+    who: object | None = None  # the collector (or the assignee of a task)
+    for_managers: bool = False  # a task in the managers' queue
+
+    @property
+    def url(self) -> str:
+        return reverse("client_detail", args=[self.client.pk]) + "?tab=historial#registrar"
+
+
+@dataclass
+class CalendarDay:
+    day: dt.date
+    entries: list[CalendarEntry] = field(default_factory=list)
+    is_today: bool = False
+
+    @property
+    def open_count(self) -> int:
+        return sum(1 for e in self.entries if not e.done)
+
+
+@dataclass
+class MonthCell:
+    day: dt.date
+    count: int
+    in_month: bool
+    in_week: bool
+    is_today: bool
+
+
+@dataclass
+class Calendar:
+    start: dt.date
+    days: list[CalendarDay]
+    month: dt.date  # first day of the month shown in the overview
+    month_weeks: list[list[MonthCell]]
+    late_tasks: int  # open tasks due before this week
+
+    @property
+    def end(self) -> dt.date:
+        return self.start + dt.timedelta(days=6)
+
+    @property
+    def previous(self) -> dt.date:
+        return self.start - dt.timedelta(days=7)
+
+    @property
+    def next(self) -> dt.date:
+        return self.start + dt.timedelta(days=7)
+
+    @property
+    def previous_month(self) -> dt.date:
+        return (self.month - dt.timedelta(days=1)).replace(day=1)
+
+    @property
+    def next_month(self) -> dt.date:
+        return (self.month + dt.timedelta(days=32)).replace(day=1)
+
+    @property
+    def total(self) -> int:
+        return sum(len(d.entries) for d in self.days)
+
+
+def _calendar_sources(*, user, scope: Scope, start: dt.date, end: dt.date, today: dt.date):
+    """Tasks, installments and next actions dated in [start, end] (querysets, not run)."""
+    clients = scope_clients(user=user, scope=scope)
+    tasks = CollectorTask.objects.filter(
+        _assignment_q(scope),
+        client__in=clients,
+        due_on__gte=start,
+        due_on__lte=end,
+        status__in=[TaskStatus.OPEN, TaskStatus.DONE],
+    )
+    if scope.followups:
+        installments = Installment.objects.filter(
+            commitment__client__in=clients, due_on__gte=start, due_on__lte=end
+        ).exclude(Q(status=InstallmentStatus.CANCELLED) | Q(commitment__status=CommitmentStatus.CANCELLED))
+        nexts = Interaction.objects.filter(client__in=clients, next_action_on__gte=start, next_action_on__lte=end)
+    else:
+        installments = Installment.objects.none()
+        nexts = Interaction.objects.none()
+    return tasks, installments, nexts
+
+
+def calendar_week(*, user, scope: Scope, day: dt.date | None = None, today: dt.date | None = None) -> Calendar:
+    """The week of ``day`` (Monday to Sunday) with its entries per day, and the month
+    overview with counts per day (7 queries, whatever the entries)."""
+    today = today or timezone.localdate()
+    start = week_start(day or today)
+    end = start + dt.timedelta(days=6)
+    days = {start + dt.timedelta(days=i): CalendarDay(start + dt.timedelta(days=i)) for i in range(7)}
+    for d in days.values():
+        d.is_today = d.day == today
+
+    tasks, installments, nexts = _calendar_sources(user=user, scope=scope, start=start, end=end, today=today)
+    for task in tasks.select_related("client__collector", "notice__step", "commitment", "assigned_to").order_by(
+        "due_on", "id"
+    ):
+        done = task.status == TaskStatus.DONE
+        days[task.due_on].entries.append(
+            CalendarEntry(
+                kind="task",
+                day=task.due_on,
+                client=task.client,
+                text=task_text(task),
+                icon=TASK_ICONS.get(task.kind, "check2-square"),
+                detail=task.title,
+                done=done,
+                late=not done and task.due_on < today,
+                task=task,
+                who=task.assigned_to,
+                for_managers=task.assigned_to_id is None,
+            )
+        )
+    for inst in installments.select_related("commitment__client__collector").order_by("due_on", "number"):
+        client = inst.commitment.client
+        days[inst.due_on].entries.append(
+            CalendarEntry(
+                kind="promise",
+                day=inst.due_on,
+                client=client,
+                text=installment_text(inst, today),
+                icon="calendar-check",
+                detail=inst.get_status_display(),
+                done=inst.status != InstallmentStatus.PENDING,
+                late=inst.status == InstallmentStatus.PENDING and inst.due_on < today - dt.timedelta(days=1),
+                who=client.collector,
+            )
+        )
+    followed = Exists(_later_contact())
+    for entry in (
+        nexts.annotate(followed=followed).select_related("client__collector").order_by("next_action_on", "occurred_at")
+    ):
+        days[entry.next_action_on].entries.append(
+            CalendarEntry(
+                kind="next_action",
+                day=entry.next_action_on,
+                client=entry.client,
+                text=_("Seguimiento acordado"),
+                icon="arrow-repeat",
+                detail=entry.summary,
+                done=entry.followed,
+                late=not entry.followed and entry.next_action_on < today,
+                who=entry.client.collector,
+            )
+        )
+    for d in days.values():
+        d.entries.sort(key=lambda e: (e.done, e.client.legal_name, e.kind))
+
+    # The month overview: the month of the week's Thursday (where most of the week falls).
+    month = (start + dt.timedelta(days=3)).replace(day=1)
+    month_end = month.replace(day=pycalendar.monthrange(month.year, month.month)[1])
+    grid_start = week_start(month)
+    grid_end = week_start(month_end) + dt.timedelta(days=6)
+    m_tasks, m_installments, m_nexts = _calendar_sources(
+        user=user, scope=scope, start=grid_start, end=grid_end, today=today
+    )
+    counts: dict[dt.date, int] = {}
+    for qs, date_field in ((m_tasks, "due_on"), (m_installments, "due_on"), (m_nexts, "next_action_on")):
+        for when, n in qs.order_by().values(date_field).annotate(n=Count("pk")).values_list(date_field, "n"):
+            counts[when] = counts.get(when, 0) + n
+    weeks = []
+    cursor = grid_start
+    while cursor <= grid_end:
+        weeks.append(
+            [
+                MonthCell(
+                    day=cursor + dt.timedelta(days=i),
+                    count=counts.get(cursor + dt.timedelta(days=i), 0),
+                    in_month=(cursor + dt.timedelta(days=i)).month == month.month,
+                    in_week=start <= cursor + dt.timedelta(days=i) <= end,
+                    is_today=cursor + dt.timedelta(days=i) == today,
+                )
+                for i in range(7)
+            ]
+        )
+        cursor += dt.timedelta(days=7)
+
+    late_tasks = (
+        scope_tasks(user=user, scope=scope).filter(status=TaskStatus.OPEN, due_on__lt=min(start, today)).count()
+    )
+    return Calendar(start=start, days=list(days.values()), month=month, month_weeks=weeks, late_tasks=late_tasks)
+
+
+# --- promise-kept rate per collector ---------------------------------------------------------
+
+PROMISE_RATE_DAYS = 90
+
+
+@dataclass
+class PromiseRate:
+    collector: object | None
+    kept: int
+    judged: int
+
+    @property
+    def percent(self) -> int | None:
+        return round(100 * self.kept / self.judged) if self.judged else None
+
+
+def promise_kept_rates(*, scope: Scope, today: dt.date | None = None) -> list[PromiseRate]:
+    """Promises kept ÷ promises judged (kept, partly kept or broken) in the last
+    PROMISE_RATE_DAYS days, per collector of the client: the scope's collector, or every
+    collector for a manager's view of all. Two queries (the rates, the collectors' names)."""
+    today = today or timezone.localdate()
+    judged_statuses = (CommitmentStatus.KEPT, CommitmentStatus.PARTIAL, CommitmentStatus.BROKEN)
+    promises = Commitment.objects.filter(
+        kind=CommitmentKind.PROMISE,
+        status__in=judged_statuses,
+        resolved_on__gt=today - dt.timedelta(days=PROMISE_RATE_DAYS),
+        resolved_on__lte=today,
+    )
+    if scope.kind == COLLECTOR:
+        promises = promises.filter(client__collector=scope.collector)
+    elif scope.kind != ALL:
+        return []
+    rows = (
+        promises.values("client__collector")
+        .annotate(kept=Count("pk", filter=Q(status=CommitmentStatus.KEPT)), judged=Count("pk"))
+        .order_by("client__collector")
+    )
+    people = {u.pk: u for u in get_user_model().objects.filter(pk__in=[r["client__collector"] for r in rows])}
+    return sorted(
+        (PromiseRate(people.get(r["client__collector"]), r["kept"], r["judged"]) for r in rows),
+        key=lambda r: (-(r.percent or 0), str(r.collector or "")),
+    )

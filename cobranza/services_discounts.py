@@ -1,0 +1,234 @@
+"""Negotiated discounts (seed 000: discounts are one of the things to negotiate).
+
+A collector requests a discount on one invoice of their client, with a reason. It is applied
+at once when the requester is a manager, or when the amount is within the segment's
+``LateFeeRule.discount_approval_over`` (a segment without a rule: every collector discount
+needs approval; the threshold applies whether or not surcharges are active). Otherwise it
+waits, with a task in the managers' queue (kind DISCOUNT, unassigned), for a manager to
+approve or reject it.
+
+Applying records a non-cash payment (method ``discount``) through
+``accounts.services.payment_record`` with one explicit allocation, so the invoice's balance,
+status and the collections metrics (which leave non-cash methods out) stay truthful; the
+payment is linked on ``Discount.payment``. Every step goes to the client's timeline.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.models import Interaction, Invoice, PaymentMethod
+from accounts.roles import is_manager
+from accounts.services import AllocationRequest, ensure_can_work, ensure_manager, payment_record, to_money
+from accounts.utils import money_str
+
+from .models import CollectorTask, Discount, LateFeeRule, TaskKind, TaskStatus
+
+DISCOUNTABLE_STATUSES = Invoice.COLLECTIBLE_STATUSES
+
+
+def _author(by):
+    return by if by is not None and getattr(by, "is_authenticated", False) else None
+
+
+def _log(*, by, invoice: Invoice, summary: str, body: str = "") -> None:
+    entry = Interaction(
+        client=invoice.client,
+        kind=Interaction.Kind.SYSTEM,
+        direction=Interaction.Direction.INTERNAL,
+        summary=summary[:255],
+        body=body,
+        author=_author(by),
+    )
+    entry.save()
+    entry.invoices.add(invoice)
+
+
+def _amount(value) -> Decimal:
+    try:
+        amount = to_money(value)
+    except (InvalidOperation, TypeError, ValueError) as exc:
+        raise ValidationError({"amount": _("Indique un importe válido.")}) from exc
+    if amount <= 0:
+        raise ValidationError({"amount": _("El descuento debe ser mayor que cero.")})
+    return amount
+
+
+def _check_balance(invoice: Invoice, amount: Decimal) -> None:
+    if invoice.status not in DISCOUNTABLE_STATUSES or invoice.open_balance <= 0:
+        raise ValidationError({"invoice": _("La factura %(n)s no tiene saldo pendiente.") % {"n": invoice.number}})
+    if amount > invoice.open_balance:
+        raise ValidationError(
+            {
+                "amount": _("El descuento (%(amount)s) supera el saldo de la factura %(n)s (%(balance)s).")
+                % {
+                    "amount": money_str(amount, invoice.currency),
+                    "n": invoice.number,
+                    "balance": money_str(invoice.open_balance, invoice.currency),
+                }
+            }
+        )
+
+
+def needs_approval(*, by: AbstractBaseUser | None, invoice: Invoice, amount: Decimal) -> bool:
+    """Managers (and the system) apply at once; a collector up to the segment's threshold."""
+    if by is None or is_manager(by):
+        return False
+    rule = LateFeeRule.objects.filter(segment_id=invoice.client.segment_id).first()
+    return rule is None or amount > rule.discount_approval_over
+
+
+def _apply(*, by, discount: Discount, invoice: Invoice) -> None:
+    """Record the discount as a non-cash payment on its invoice and link it."""
+    payment = payment_record(
+        by=by,
+        client=invoice.client,
+        amount=discount.amount,
+        currency=invoice.currency,
+        received_on=timezone.localdate(),
+        method=PaymentMethod.DISCOUNT,
+        allocations=[AllocationRequest(invoice.pk, discount.amount)],
+        notes=_("Descuento negociado: %(reason)s") % {"reason": discount.reason},
+    )
+    discount.payment = payment
+    discount.status = Discount.Status.APPLIED
+
+
+def _locked_invoice(invoice: Invoice) -> Invoice:
+    return Invoice.objects.select_for_update().select_related("client").get(pk=invoice.pk)
+
+
+def discount_request(*, by: AbstractBaseUser | None, invoice: Invoice, amount, reason: str) -> Discount:
+    """Request a discount on an invoice; applied at once when no approval is needed."""
+    ensure_can_work(by, invoice.client)
+    reason = (reason or "").strip()
+    errors = {}
+    try:
+        amount = _amount(amount)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    if not reason:
+        errors["reason"] = [_("Indique el motivo del descuento.")]
+    if errors:
+        raise ValidationError(errors)
+    now = timezone.now()
+    with transaction.atomic():
+        invoice = _locked_invoice(invoice)
+        _check_balance(invoice, amount)
+        discount = Discount(
+            invoice=invoice,
+            amount=amount,
+            reason=reason[:255],
+            requested_by=_author(by),
+            requested_at=now,
+        )
+        amount_text = money_str(amount, invoice.currency)
+        if needs_approval(by=by, invoice=invoice, amount=amount):
+            discount.status = Discount.Status.REQUESTED
+            discount.save()
+            name = invoice.client.trade_name or invoice.client.legal_name
+            CollectorTask.objects.create(
+                client=invoice.client,
+                kind=TaskKind.DISCOUNT,
+                title=(
+                    _("Aprobar un descuento de %(amount)s en la factura %(n)s: %(name)s")
+                    % {"amount": amount_text, "n": invoice.number, "name": name}
+                )[:255],
+                assigned_to=None,  # the managers' queue
+                due_on=timezone.localdate(),
+                created_at=now,
+            )
+            _log(
+                by=by,
+                invoice=invoice,
+                summary=_("Descuento de %(amount)s solicitado en la factura %(n)s: pendiente de aprobación")
+                % {"amount": amount_text, "n": invoice.number},
+                body=reason,
+            )
+        else:
+            discount.decided_by = _author(by)
+            discount.decided_at = now
+            _apply(by=by, discount=discount, invoice=invoice)
+            discount.save()
+            _log(
+                by=by,
+                invoice=invoice,
+                summary=_("Descuento de %(amount)s aplicado en la factura %(n)s")
+                % {"amount": amount_text, "n": invoice.number},
+                body=reason,
+            )
+    return discount
+
+
+def _close_tasks(*, by, discount: Discount, now) -> None:
+    """The managers' DISCOUNT tasks of the client are done once none of its discounts waits."""
+    client_id = discount.invoice.client_id
+    if Discount.objects.filter(invoice__client_id=client_id, status=Discount.Status.REQUESTED).exists():
+        return
+    CollectorTask.objects.filter(client_id=client_id, kind=TaskKind.DISCOUNT, status=TaskStatus.OPEN).update(
+        status=TaskStatus.DONE, completed_at=now, completed_by=_author(by)
+    )
+
+
+def _locked_pending(discount: Discount) -> Discount:
+    locked = Discount.objects.select_for_update().filter(pk=discount.pk).first()
+    if locked is None or locked.status != Discount.Status.REQUESTED:
+        raise ValidationError(_("Este descuento ya no está pendiente de aprobación."))
+    return locked
+
+
+def discount_approve(*, by: AbstractBaseUser | None, discount: Discount, notes: str = "") -> Discount:
+    """A manager approves a requested discount: it is applied now (if the balance allows)."""
+    ensure_manager(by)
+    notes = (notes or "").strip()
+    now = timezone.now()
+    with transaction.atomic():
+        invoice = _locked_invoice(discount.invoice)
+        locked = _locked_pending(discount)
+        _check_balance(invoice, locked.amount)
+        locked.decided_by = _author(by)
+        locked.decided_at = now
+        locked.decision_notes = notes[:255]
+        _apply(by=by, discount=locked, invoice=invoice)
+        locked.save(update_fields=["status", "payment", "decided_by", "decided_at", "decision_notes"])
+        _log(
+            by=by,
+            invoice=invoice,
+            summary=_("Descuento de %(amount)s aprobado y aplicado en la factura %(n)s")
+            % {"amount": money_str(locked.amount, invoice.currency), "n": invoice.number},
+            body=notes,
+        )
+        _close_tasks(by=by, discount=locked, now=now)
+    return locked
+
+
+def discount_reject(*, by: AbstractBaseUser | None, discount: Discount, notes: str) -> Discount:
+    """A manager rejects a requested discount; the reason is required (the collector reads it)."""
+    ensure_manager(by)
+    notes = (notes or "").strip()
+    if not notes:
+        raise ValidationError({"notes": _("Indique el motivo del rechazo.")})
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _locked_pending(discount)
+        invoice = Invoice.objects.select_related("client").get(pk=locked.invoice_id)
+        locked.status = Discount.Status.REJECTED
+        locked.decided_by = _author(by)
+        locked.decided_at = now
+        locked.decision_notes = notes[:255]
+        locked.save(update_fields=["status", "decided_by", "decided_at", "decision_notes"])
+        _log(
+            by=by,
+            invoice=invoice,
+            summary=_("Descuento de %(amount)s rechazado en la factura %(n)s")
+            % {"amount": money_str(locked.amount, invoice.currency), "n": invoice.number},
+            body=notes,
+        )
+        _close_tasks(by=by, discount=locked, now=now)
+    return locked

@@ -1,0 +1,57 @@
+"""seed_demo's collections state (cobranza.demo): disputes, promises, plans, profiles."""
+
+import datetime as dt
+import io
+
+import pytest
+from django.core.management import call_command
+
+from accounts.models import Client, Interaction, Invoice
+from cobranza.models import ClientProfile, CollectorTask, Commitment, Dispute, TaskKind
+
+pytestmark = pytest.mark.django_db
+TODAY = dt.date(2026, 3, 15)
+
+
+def seed(clients: int = 40, seed: int = 42) -> str:
+    out = io.StringIO()
+    call_command("seed_demo", "--clients", str(clients), "--today", TODAY.isoformat(), "--seed", str(seed), stdout=out)
+    return out.getvalue()
+
+
+def test_the_demo_gives_every_collections_page_something_true_to_show():
+    out = seed()
+    assert "cobranza:" in out
+    # Every disputed invoice belongs to a Dispute with an owner and a task.
+    disputed = set(Invoice.objects.filter(status="disputed").values_list("pk", flat=True))
+    assert disputed and disputed == set(Dispute.objects.values_list("invoices", flat=True))
+    assert CollectorTask.objects.filter(kind=TaskKind.DISPUTE).count() == Dispute.objects.count()
+    # Promises and plans exist, open ones (reminders paused) and judged ones.
+    kinds = set(Commitment.objects.values_list("kind", flat=True))
+    assert kinds == {"promise", "plan"}
+    assert Commitment.objects.filter(status="open").exists()
+    assert Commitment.objects.exclude(status="open").exists()
+    for c in Commitment.objects.exclude(status="open"):
+        assert c.resolved_on <= TODAY
+    # Timeline entries about the seeded past are dated in it, never after --today.
+    latest = Interaction.objects.order_by("-occurred_at").values_list("occurred_at", flat=True).first()
+    assert latest.date() <= TODAY
+    # Profiles for every client.
+    assert ClientProfile.objects.count() == Client.objects.count()
+
+
+def test_the_demo_state_is_deterministic_for_a_seed():
+    def snapshot():
+        return (
+            sorted(
+                Commitment.objects.values_list("client__tax_id", "kind", "status", "total", "made_on", "resolved_on")
+            ),
+            sorted(Dispute.objects.values_list("client__tax_id", "reason", "owner__username")),
+            sorted(ClientProfile.objects.values_list("client__tax_id", "computed")),
+        )
+
+    seed(seed=5)
+    first = snapshot()
+    out = io.StringIO()
+    call_command("seed_demo", "--clients", "40", "--today", TODAY.isoformat(), "--seed", "5", "--reset", stdout=out)
+    assert snapshot() == first

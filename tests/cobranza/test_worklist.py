@@ -1,0 +1,741 @@
+"""The collector's day ("Mi cartera hoy") and the calendar through the real stack: the
+priority score with hand-computed expectations, the reasons shown per row, when a next action
+counts as done, who sees which queue, reassignment, tasks marked done, the calendar, and
+query counts that do not grow with the rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.contrib.messages import get_messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts import services as ledger
+from accounts.models import Interaction
+from cobranza import selectors_worklist as wl
+from cobranza import services_tasks
+from cobranza.models import (
+    ClientProfile,
+    CollectorTask,
+    Commitment,
+    Installment,
+    Notice,
+    Policy,
+    TaskKind,
+    TaskStatus,
+)
+from tests.factories import make_client, make_invoice
+
+pytestmark = pytest.mark.django_db
+TODAY = timezone.localdate()
+YESTERDAY = TODAY - dt.timedelta(days=1)
+
+
+def _days_ago(n: int) -> dt.date:
+    return TODAY - dt.timedelta(days=n)
+
+
+def _url(name, *args):
+    return reverse(f"cobranza:{name}", args=args)
+
+
+def _messages(response) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+# --- builders (rows the planner, dispatch and the commitment judge would write) -------------
+
+
+def _task(client, kind=TaskKind.CALL, *, due_on=TODAY, assigned_to="collector", title="", notice=None, **fields):
+    if assigned_to == "collector":
+        assigned_to = client.collector
+    return CollectorTask.objects.create(
+        client=client,
+        kind=kind,
+        title=title or f"{TaskKind(kind).label}: {client.display_name}",
+        assigned_to=assigned_to,
+        due_on=due_on,
+        notice=notice,
+        **fields,
+    )
+
+
+def _ladder_call(client, *, position=4, due_on=TODAY):
+    """A call task created by the ladder's call step (regular ladder: step 4, +15 days)."""
+    step = Policy.objects.get(segment__code="regular").steps.get(position=position)
+    assert step.channel == "call"
+    notice = Notice.objects.create(
+        client=client,
+        step=step,
+        channel="call",
+        planned_for=due_on,
+        scheduled_at=timezone.now(),
+        status="sent",
+        sent_at=timezone.now(),
+    )
+    return _task(client, TaskKind.CALL, due_on=due_on, notice=notice, title=f"{step.name}: F-1")
+
+
+def _commitment(client, *, kind="promise", status="open", resolved_on=None, total="5000.00", dates=((TODAY, None),)):
+    commitment = Commitment.objects.create(
+        client=client,
+        kind=kind,
+        status=status,
+        currency=client.currency,
+        total=Decimal(total),
+        made_on=_days_ago(20),
+        resolved_on=resolved_on if status != "open" else None,
+    )
+    for number, (when, amount) in enumerate(dates, start=1):
+        Installment.objects.create(commitment=commitment, number=number, due_on=when, amount=Decimal(amount or total))
+    return commitment
+
+
+def _broken(client, *, days_ago=10, status="broken"):
+    return _commitment(client, status=status, resolved_on=_days_ago(days_ago), dates=((_days_ago(days_ago + 1), None),))
+
+
+def _profile(client, computed, override=""):
+    return ClientProfile.objects.create(
+        client=client, computed=computed, override=override, override_reason="Revisado" if override else ""
+    )
+
+
+def _next_action(client, by, *, on=TODAY, summary="Llamar para confirmar el pago", kind="call"):
+    return ledger.interaction_log(by=by, client=client, kind=kind, summary=summary, next_action_on=on)
+
+
+# --- the portfolio of the ordering test -------------------------------------------------------
+
+
+@pytest.fixture
+def portfolio(gerente, gestora, gestor):
+    """Lucía's clients, with scores computed by hand (see each comment), plus noise that must
+    stay out of her queue."""
+    # A · regular (×2): 12,000 overdue → 15; oldest 47 days (31–60) → 10; negligent → +15;
+    # one broken promise in 90 days (another, 100 days ago, is too old) → 10; a ladder call → 10.
+    # (15 + 10 + 10 + 15 + 10) × 2 = 120
+    a = make_client(by=gerente, collector=gestora, legal_name="Aceros Atlas", segment_code="regular")
+    make_invoice(by=gerente, client=a, amount="10000.00", due_date=_days_ago(47))
+    make_invoice(by=gerente, client=a, amount="2000.00", due_date=_days_ago(10))
+    make_invoice(by=gerente, client=a, amount="7000.00", due_date=TODAY + dt.timedelta(days=5))  # not due
+    _profile(a, "negligent")
+    _broken(a, days_ago=10)
+    _broken(a, days_ago=100)
+    _ladder_call(a)
+
+    # B · cuenta clave (×4): 500 overdue → 5; 5 days → 5; computed chronic but overridden to
+    # good payer → −10; a next action for today → 10.  (5 + 5 + 0 − 10 + 10) × 4 = 40
+    b = make_client(by=gerente, collector=gestora, legal_name="Botica Bella", segment_code="cuenta-clave")
+    make_invoice(by=gerente, client=b, amount="500.00", due_date=_days_ago(5))
+    _profile(b, "chronic", override="good")
+    _next_action(b, gestora)
+
+    # C · esporádico (×1): 150,000 overdue → 20; 130 days (120+) → 25; four broken or partial
+    # promises → capped at 30; chronic → +10; a promise due today, a task 2 days late and a
+    # next action from last week (3 items) → 30.  (20 + 25 + 30 + 10 + 30) × 1 = 115
+    c = make_client(by=gerente, collector=gestora, legal_name="Cementos del Centro", segment_code="esporadico")
+    make_invoice(by=gerente, client=c, amount="150000.00", due_date=_days_ago(130))
+    _profile(c, "chronic")
+    for days, status in ((5, "broken"), (30, "partial"), (60, "broken"), (89, "broken")):
+        _broken(c, days_ago=days, status=status)
+    _commitment(c, total="5000.00", dates=((TODAY, None),))
+    _task(c, TaskKind.FIND_CONTACT, due_on=_days_ago(2), title="Conseguir un teléfono del área de pagos")
+    _next_action(c, gestora, on=_days_ago(7), summary="Quedó en enviar el comprobante")
+
+    # D · regular (×2): nothing overdue; an installment of a plan was due yesterday → 10.
+    # (0 + 0 + 0 + 0 + 10) × 2 = 20
+    d = make_client(by=gerente, collector=gestora, legal_name="Distribuidora Delta", segment_code="regular")
+    make_invoice(by=gerente, client=d, amount="3000.00", due_date=TODAY + dt.timedelta(days=20))
+    _commitment(
+        d,
+        kind="plan",
+        total="3000.00",
+        dates=((_days_ago(31), "1000.00"), (YESTERDAY, "1000.00"), (TODAY + dt.timedelta(days=30), "1000.00")),
+    )
+    Installment.objects.filter(commitment__client=d, number=1).update(status="kept", covered=Decimal("1000.00"))
+
+    # Out of her queue: overdue but nothing due; a next action already followed up; a task
+    # done; a task for tomorrow; a managers' task; another collector's client.
+    e = make_client(by=gerente, collector=gestora, legal_name="Eléctrica Este")
+    make_invoice(by=gerente, client=e, amount="90000.00", due_date=_days_ago(200))
+    _next_action(e, gestora, on=YESTERDAY)
+    ledger.interaction_log(by=gestora, client=e, kind="email", summary="Le envié el estado de cuenta")
+    _task(e, due_on=YESTERDAY, status=TaskStatus.DONE)
+    _task(e, due_on=TODAY + dt.timedelta(days=1))
+    _task(e, TaskKind.ESCALATION, assigned_to=None)
+    f = make_client(by=gerente, collector=gestor, legal_name="Ferretería Fénix")
+    make_invoice(by=gerente, client=f, amount="1000.00", due_date=_days_ago(3))
+    _task(f)
+    return {"a": a, "b": b, "c": c, "d": d, "e": e, "f": f}
+
+
+def _queue(user, scope=None, today=TODAY):
+    scope = scope or wl.Scope.of_collector(user)
+    clients = list(wl.worklist(user=user, scope=scope, today=today))
+    return clients, wl.worklist_rows(clients, user=user, scope=scope, today=today)
+
+
+# --- the score and the order ------------------------------------------------------------------
+
+
+def test_it_orders_the_queue_by_the_hand_computed_score(portfolio, gestora):
+    clients, rows = _queue(gestora)
+    assert [(c.legal_name, c.score) for c in clients] == [
+        ("Aceros Atlas", 120),
+        ("Cementos del Centro", 115),
+        ("Botica Bella", 40),
+        ("Distribuidora Delta", 20),
+    ]
+    a, c, b, d = clients
+    assert (a.amount_points, a.age_points, a.broken_points, a.profile_points, a.item_points) == (15, 10, 10, 15, 10)
+    assert (c.amount_points, c.age_points, c.broken_points, c.profile_points, c.item_points) == (20, 25, 30, 10, 30)
+    assert (c.broken_count, c.task_count, c.promise_count, c.next_count) == (4, 1, 1, 1)
+    assert b.profile_effective == "good" and b.profile_points == -10
+    assert rows[0].formula == "(15 + 10 + 10 + 15 + 10) × 2 = 120"
+    assert rows[2].formula == "(5 + 5 + 0 − 10 + 10) × 4 = 40"
+
+
+def test_equal_scores_put_the_oldest_overdue_first(gerente, gestora):
+    newer = make_client(by=gerente, collector=gestora, legal_name="A Nueva")
+    older = make_client(by=gerente, collector=gestora, legal_name="Z Vieja")
+    make_invoice(by=gerente, client=newer, amount="1500.00", due_date=_days_ago(3))
+    make_invoice(by=gerente, client=older, amount="1500.00", due_date=_days_ago(20))
+    _task(newer)
+    _task(older)
+    clients, _rows = _queue(gestora)
+    assert [c.legal_name for c in clients] == ["Z Vieja", "A Nueva"]
+    assert clients[0].score == clients[1].score == (10 + 5 + 10) * 2
+
+
+def test_the_amount_points_use_the_largest_total_in_one_currency(gerente, gestora):
+    debtor = make_client(by=gerente, collector=gestora)
+    make_invoice(by=gerente, client=debtor, amount="900.00", due_date=_days_ago(3))
+    make_invoice(by=gerente, client=debtor, amount="600.00", currency="USD", due_date=_days_ago(3))
+    make_invoice(by=gerente, client=debtor, amount="600.00", currency="USD", due_date=_days_ago(4))
+    _task(debtor)
+    (client,), (row,) = _queue(gestora)
+    # MXN 900 → 5, USD 1,200 → 10: never 1,500 of mixed money.
+    assert client.overdue_max == Decimal("1200.00") and client.amount_points == 10
+    assert [(t.currency, t.open_balance, t.overdue) for t in row.totals] == [
+        ("MXN", Decimal("900.00"), Decimal("900.00")),
+        ("USD", Decimal("1200.00"), Decimal("1200.00")),
+    ]
+
+
+# --- the reasons --------------------------------------------------------------------------------
+
+
+def test_each_row_explains_itself_with_numbers(portfolio, gestora):
+    _clients, rows = _queue(gestora)
+    a, c, b, d = rows
+    assert [r.text for r in a.todo] == ["Llamada del paso 4 de la escalera"]
+    assert a.todo[0].detail.startswith("Llamada de seguimiento: acordar fecha de pago")
+    assert [r.text for r in a.why] == [
+        "2 facturas vencidas, la más antigua con 47 días",
+        "1 promesa incumplida en los últimos 90 días",
+        "Perfil: Negligente",
+        "Segmento Regular (peso ×2)",
+    ]
+    assert [r.text for r in c.todo] == [
+        "Conseguir un contacto · pendiente desde hace 2 días",
+        "Promesa de $5,000.00 vence hoy",
+        f"Seguimiento acordado para el {_days_ago(7).strftime('%d/%m/%Y')} (hace 7 días)",
+    ]
+    assert c.todo[0].late and not c.todo[1].late and c.todo[2].late
+    assert c.todo[2].detail == "Quedó en enviar el comprobante"
+    assert "4 promesas incumplidas en los últimos 90 días" in [r.text for r in c.why]
+    assert "1 factura vencida con 130 días" in [r.text for r in c.why]
+    assert [r.text for r in b.todo] == ["Seguimiento acordado para hoy"]
+    assert "Perfil: Buen pagador" in [r.text for r in b.why]
+    assert [r.text for r in d.todo] == ["Cuota 2 del plan de pagos ($1,000.00) venció ayer: verificar el pago"]
+    assert [r.text for r in d.why] == ["Segmento Regular (peso ×2)"]
+
+
+def test_the_page_shows_rows_reasons_totals_and_links(client, portfolio, gestora):
+    client.force_login(gestora)
+    response = client.get(_url("worklist"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Mi cartera hoy" in html
+    assert html.index("Aceros Atlas") < html.index("Cementos del Centro") < html.index("Botica Bella")
+    assert "Llamada del paso 4 de la escalera" in html
+    assert "2 facturas vencidas, la más antigua con 47 días" in html
+    assert "$12,000.00" in html and "$19,000.00" in html  # overdue and open balance of Aceros
+    assert f'href="{reverse("cobranza:log_outcome", args=[portfolio["a"].pk])}"' in html
+    assert _url("task_done", CollectorTask.objects.get(client=portfolio["a"]).pk) in html
+    assert "Eléctrica Este" not in html and "Ferretería Fénix" not in html
+    assert "0 de 2 pendientes atendidos hoy" in html  # the ladder call and the late find-contact task
+
+
+def test_a_ladder_call_from_the_planner_appears_in_the_queue(gerente, gestora):
+    """The real path: the planner records the call step, dispatch turns it into a task."""
+    from cobranza import dispatch
+    from cobranza.planner import plan
+
+    debtor = make_client(by=gerente, collector=gestora, legal_name="Llantera La Rueda")
+    make_invoice(by=gerente, client=debtor, number="LR-1", amount="4000.00", due_date=_days_ago(15))
+    now = timezone.now()
+    plan(today=TODAY, now=now)
+    for notice in Notice.objects.filter(client=debtor, channel="call"):
+        dispatch.dispatch(notice.pk, now=now + dt.timedelta(seconds=1))
+    task = CollectorTask.objects.get(client=debtor, kind=TaskKind.CALL)
+    assert task.assigned_to == gestora
+    _clients, (row,) = _queue(gestora)
+    assert row.client == debtor
+    assert row.todo[0].text == f"Llamada del paso {task.notice.step.position} de la escalera"
+    assert row.todo[0].task == task
+
+
+# --- next actions -------------------------------------------------------------------------------
+
+
+def test_a_next_action_is_done_once_a_later_staff_interaction_exists(gerente, gestora):
+    debtor = make_client(by=gerente, collector=gestora)
+    _next_action(debtor, gestora, on=YESTERDAY)
+    assert [c.pk for c in _queue(gestora)[0]] == [debtor.pk]
+    # A system event afterwards (a reminder sent, a reassignment) is not a follow-up.
+    ledger.interaction_log(by=None, client=debtor, kind="system", direction="internal", summary="Recordatorio enviado")
+    assert [c.pk for c in _queue(gestora)[0]] == [debtor.pk]
+    # The collector calls again: done.
+    ledger.interaction_log(by=gestora, client=debtor, kind="call", outcome="no_answer", summary="No contesta")
+    assert _queue(gestora)[0] == []
+
+
+def test_a_later_interaction_with_its_own_next_action_replaces_the_first(gerente, gestora):
+    debtor = make_client(by=gerente, collector=gestora)
+    _next_action(debtor, gestora, on=YESTERDAY, summary="Primera")
+    _next_action(debtor, gestora, on=TODAY + dt.timedelta(days=3), summary="Segunda")
+    assert _queue(gestora)[0] == []  # the first is followed up, the second is not due yet
+    assert _queue(gestora, today=TODAY + dt.timedelta(days=3))[1][0].todo[0].detail == "Segunda"
+
+
+def test_promised_dates_show_today_and_yesterday_only_while_pending(gerente, gestora):
+    debtor = make_client(by=gerente, collector=gestora)
+    _commitment(debtor, dates=((TODAY - dt.timedelta(days=2), "100.00"),))
+    assert _queue(gestora)[0] == []  # judged by now: the broken-promise task takes over
+    _commitment(debtor, dates=((TODAY + dt.timedelta(days=1), "100.00"),))
+    assert _queue(gestora)[0] == []
+    cancelled = _commitment(debtor, status="cancelled", resolved_on=TODAY, dates=((TODAY, "100.00"),))
+    assert _queue(gestora)[0] == []
+    Commitment.objects.filter(pk=cancelled.pk).update(status="open", resolved_on=None)
+    assert [r.text for r in _queue(gestora)[1][0].todo] == ["Promesa de $100.00 vence hoy"]
+
+
+# --- who sees what --------------------------------------------------------------------------------
+
+
+def test_a_collector_never_sees_another_collectors_clients(client, portfolio, gestora, gestor):
+    client.force_login(gestor)
+    response = client.get(_url("worklist"), {"gestor": gestora.pk})  # the choice is ignored
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Ferretería Fénix" in html
+    for name in ("Aceros Atlas", "Botica Bella", "Cementos del Centro", "Distribuidora Delta"):
+        assert name not in html
+    assert 'name="gestor"' not in html
+    task = CollectorTask.objects.get(client=portfolio["a"])
+    assert client.post(_url("task_done", task.pk)).status_code == 404
+    assert CollectorTask.objects.get(pk=task.pk).status == TaskStatus.OPEN
+
+
+def test_the_managers_tasks_are_not_in_the_collectors_queue(client, portfolio, gestora, gerente):
+    managers_task = CollectorTask.objects.get(client=portfolio["e"], kind=TaskKind.ESCALATION)
+    client.force_login(gestora)
+    assert client.post(_url("task_done", managers_task.pk)).status_code == 404
+    with pytest.raises(PermissionDenied):
+        services_tasks.task_complete(by=gestora, task=managers_task)
+    # The managers' queue has it, and only the managers' tasks.
+    clients, rows = _queue(gerente, wl.Scope(wl.MANAGERS))
+    assert [c.legal_name for c in clients] == ["Eléctrica Este"]
+    assert [r.task for r in rows[0].todo] == [managers_task]
+
+
+def test_a_task_left_to_a_former_collector_follows_the_client(gerente, gestora, gestor):
+    debtor = make_client(by=gerente, collector=gestor)
+    task = _task(debtor)
+    ledger.clients_assign_collector(by=gerente, client_ids=[debtor.pk], collector=gestora)
+    assert [c.pk for c in _queue(gestora)[0]] == [debtor.pk]
+    assert _queue(gestor)[0] == []
+    services_tasks.task_complete(by=gestora, task=CollectorTask.objects.select_related("client").get(pk=task.pk))
+    with pytest.raises(PermissionDenied):  # the former collector no longer works the client
+        services_tasks.task_complete(by=gestor, task=CollectorTask.objects.select_related("client").get(pk=task.pk))
+
+
+def test_managers_choose_whose_queue(client, portfolio, gerente, gestora, gestor):
+    client.force_login(gerente)
+    everybody = client.get(_url("worklist")).content.decode()
+    assert "Cartera de hoy" in everybody
+    for name in ("Aceros Atlas", "Ferretería Fénix", "Eléctrica Este"):
+        assert name in everybody
+    hers = client.get(_url("worklist"), {"gestor": gestora.pk}).content.decode()
+    assert "Aceros Atlas" in hers and "Ferretería Fénix" not in hers and "Eléctrica Este" not in hers
+    his = client.get(_url("worklist"), {"gestor": gestor.pk}).content.decode()
+    assert "Ferretería Fénix" in his and "Aceros Atlas" not in his
+    nobodys = make_client(by=gerente, collector=None, legal_name="Huérfana Sin Gestor")
+    _next_action(nobodys, gerente)
+    unassigned = client.get(_url("worklist"), {"gestor": "sin-gestor"}).content.decode()
+    assert "Huérfana Sin Gestor" in unassigned and "Aceros Atlas" not in unassigned
+
+
+@pytest.mark.parametrize("value", ["xyz", "999999", "' OR 1=1 --", ""])
+def test_a_bad_scope_is_a_field_error_not_a_crash(client, portfolio, gerente, value):
+    client.force_login(gerente)
+    response = client.get(_url("worklist"), {"gestor": value, "page": "abc"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Aceros Atlas" in html  # falls back to everybody's queue
+    if value:
+        assert 'data-testid="field-error"' in html
+
+
+def test_the_manager_of_a_non_collector_is_not_a_choice(client, gerente, admin_user):
+    client.force_login(gerente)
+    response = client.get(_url("worklist"), {"gestor": admin_user.pk})
+    assert response.status_code == 200
+    assert 'data-testid="field-error"' in response.content.decode()
+
+
+# --- reassignment ---------------------------------------------------------------------------------
+
+
+def test_a_manager_reassigns_one_client_from_the_queue(client, portfolio, gerente, gestor):
+    client.force_login(gerente)
+    a = portfolio["a"]
+    response = client.post(
+        _url("worklist_reassign"),
+        {"clients": [a.pk], "collector": gestor.pk, "next": _url("worklist") + "?gestor=todos"},
+    )
+    assert response.status_code == 302 and response.url == _url("worklist") + "?gestor=todos"
+    a.refresh_from_db()
+    assert a.collector == gestor
+    assert "1 cliente reasignado a Mario Gestor." in _messages(response)
+    assert Interaction.objects.filter(client=a, summary="Cartera reasignada a Mario Gestor").exists()
+    assert "Aceros Atlas" in client.get(_url("worklist"), {"gestor": gestor.pk}).content.decode()
+
+
+def test_a_manager_reassigns_in_bulk_and_to_nobody(client, portfolio, gerente, gestor):
+    client.force_login(gerente)
+    ids = [portfolio["a"].pk, portfolio["b"].pk, portfolio["f"].pk]
+    response = client.post(_url("worklist_reassign"), {"clients": ids, "collector": "none"})
+    assert response.status_code == 302
+    assert "3 clientes reasignados a sin asignar." in _messages(response)
+    assert set(type(portfolio["a"]).objects.filter(pk__in=ids).values_list("collector", flat=True)) == {None}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{}, {"clients": ["abc"], "collector": "none"}, {"clients": [999999], "collector": "none"}, {"collector": "none"}],
+)
+def test_bad_reassignments_are_messages_not_crashes(client, portfolio, gerente, data):
+    client.force_login(gerente)
+    response = client.post(_url("worklist_reassign"), data)
+    assert response.status_code == 302
+    assert _messages(response)
+
+
+def test_a_reassignment_to_someone_who_is_not_a_collector_is_refused(client, portfolio, gerente, admin_user):
+    client.force_login(gerente)
+    response = client.post(_url("worklist_reassign"), {"clients": [portfolio["a"].pk], "collector": admin_user.pk})
+    assert response.status_code == 302
+    portfolio["a"].refresh_from_db()
+    assert portfolio["a"].collector.username == "gestora"
+
+
+def test_collectors_cannot_reassign(client, portfolio, gestora, gestor):
+    client.force_login(gestora)
+    response = client.post(_url("worklist_reassign"), {"clients": [portfolio["a"].pk], "collector": gestor.pk})
+    assert response.status_code == 403
+
+
+# --- tasks done -----------------------------------------------------------------------------------
+
+
+def test_task_complete_marks_it_done_and_logs_the_note(portfolio, gestora):
+    task = CollectorTask.objects.get(client=portfolio["a"])
+    services_tasks.task_complete(by=gestora, task=task, note="  Habló con Rosa: paga el viernes  ")
+    task.refresh_from_db()
+    assert task.status == TaskStatus.DONE and task.completed_by == gestora
+    assert timezone.localdate(task.completed_at) == TODAY
+    entry = Interaction.objects.filter(client=portfolio["a"]).first()
+    assert (entry.kind, entry.direction, entry.author) == ("system", "internal", gestora)
+    assert entry.summary == f"Tarea hecha: {task.title}" and entry.body == "Habló con Rosa: paga el viernes"
+
+
+def test_task_complete_without_a_note_writes_no_timeline_entry(portfolio, gestora):
+    task = CollectorTask.objects.get(client=portfolio["a"])
+    before = Interaction.objects.filter(client=portfolio["a"]).count()
+    services_tasks.task_complete(by=gestora, task=task)
+    assert Interaction.objects.filter(client=portfolio["a"]).count() == before
+
+
+def test_a_task_is_completed_once(portfolio, gestora, gerente):
+    task = CollectorTask.objects.get(client=portfolio["a"])
+    stale = CollectorTask.objects.get(pk=task.pk)
+    services_tasks.task_complete(by=gestora, task=task)
+    with pytest.raises(ValidationError) as exc:
+        services_tasks.task_complete(by=gerente, task=stale, note="tarde")
+    assert "ya no está pendiente" in str(exc.value)
+    assert CollectorTask.objects.get(pk=task.pk).completed_by == gestora
+    assert not Interaction.objects.filter(body="tarde").exists()
+
+
+def test_another_collector_cannot_complete_the_task(portfolio, gestor):
+    with pytest.raises(PermissionDenied):
+        services_tasks.task_complete(by=gestor, task=CollectorTask.objects.get(client=portfolio["a"]))
+
+
+def test_marking_a_task_done_from_the_page_updates_the_counter(client, portfolio, gestora):
+    client.force_login(gestora)
+    task = CollectorTask.objects.get(client=portfolio["a"])
+    response = client.post(_url("task_done", task.pk), {"note": "Promete pagar el viernes", "next": _url("worklist")})
+    assert response.status_code == 302 and response.url == _url("worklist")
+    assert f"Tarea hecha: {task.title} (Aceros Atlas)." in _messages(response)
+    html = client.get(_url("worklist")).content.decode()
+    assert "1 de 2 pendientes atendidos hoy" in html
+    assert "Llamada del paso 4 de la escalera" not in html
+    # Twice: a message, not an error page.
+    again = client.post(_url("task_done", task.pk))
+    assert again.status_code == 302
+    assert "Esta tarea ya no está pendiente." in _messages(again)
+
+
+def test_a_too_long_note_is_refused_with_a_message(client, portfolio, gestora):
+    client.force_login(gestora)
+    task = CollectorTask.objects.get(client=portfolio["a"])
+    response = client.post(_url("task_done", task.pk), {"note": "x" * 2001, "next": "https://evil.example/"})
+    assert response.status_code == 302 and response.url == _url("worklist")  # no open redirect
+    assert _messages(response)
+    assert CollectorTask.objects.get(pk=task.pk).status == TaskStatus.OPEN
+
+
+def test_managers_complete_any_task(client, portfolio, gerente):
+    client.force_login(gerente)
+    for task in CollectorTask.objects.filter(status=TaskStatus.OPEN, due_on__lte=TODAY):
+        assert client.post(_url("task_done", task.pk)).status_code == 302
+    assert not CollectorTask.objects.filter(status=TaskStatus.OPEN, due_on__lte=TODAY).exists()
+    assert "4 de 4 pendientes atendidos hoy" in client.get(_url("worklist")).content.decode()
+
+
+def test_the_counter_counts_todays_work_only(gerente, gestora):
+    debtor = make_client(by=gerente, collector=gestora)
+    done_yesterday = _task(debtor, due_on=YESTERDAY)
+    CollectorTask.objects.filter(pk=done_yesterday.pk).update(
+        status=TaskStatus.DONE, completed_at=timezone.now() - dt.timedelta(days=1)
+    )
+    _task(debtor, due_on=TODAY + dt.timedelta(days=2))  # not due
+    _task(debtor, due_on=TODAY, status=TaskStatus.CANCELLED)
+    due = _task(debtor, due_on=_days_ago(3))
+    scope = wl.Scope.of_collector(gestora)
+    assert wl.day_progress(user=gestora, scope=scope) == wl.Progress(done=0, pending=1)
+    services_tasks.task_complete(by=gestora, task=due)
+    progress = wl.day_progress(user=gestora, scope=scope)
+    assert (progress.done, progress.total, progress.percent) == (1, 1, 100)
+
+
+# --- the calendar ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def week(gerente, gestora, gestor):
+    """Entries on each kind of date in this week (Monday to Sunday)."""
+    monday = wl.week_start(TODAY)
+    sunday = monday + dt.timedelta(days=6)
+    mine = make_client(by=gerente, collector=gestora, legal_name="Papelería Pluma")
+    theirs = make_client(by=gerente, collector=gestor, legal_name="Quesería Queso")
+    call = _task(mine, due_on=monday, title="Llamar a Pluma")
+    done = _task(mine, TaskKind.FOLLOW_UP, due_on=sunday, title="Seguimiento hecho")
+    CollectorTask.objects.filter(pk=done.pk).update(status=TaskStatus.DONE, completed_at=timezone.now())
+    _task(mine, due_on=sunday, status=TaskStatus.CANCELLED, title="Cancelada")
+    _commitment(mine, total="2500.00", dates=((sunday, None),))
+    _next_action(mine, gestora, on=sunday, summary="Confirmar transferencia")
+    _task(theirs, due_on=monday, title="Llamar a Queso")
+    _task(mine, due_on=monday - dt.timedelta(days=14), title="Muy atrasada")
+    return {"monday": monday, "sunday": sunday, "mine": mine, "theirs": theirs, "call": call}
+
+
+def _entries(cal, day):
+    return [(e.kind, e.text, e.done) for e in next(d for d in cal.days if d.day == day).entries]
+
+
+def _entry(cal, day, detail):
+    return next(e for d in cal.days if d.day == day for e in d.entries if e.detail == detail)
+
+
+def test_the_calendar_shows_tasks_promises_and_next_actions_by_day(week, gestora):
+    cal = wl.calendar_week(user=gestora, scope=wl.Scope.of_collector(gestora), day=TODAY)
+    assert cal.start == week["monday"] and cal.end == week["sunday"] and len(cal.days) == 7
+    assert _entries(cal, week["monday"]) == [("task", "Llamada pendiente", False)]
+    sunday = _entries(cal, week["sunday"])
+    assert ("promise", "Promesa de $2,500.00", False) in sunday or (
+        "promise",
+        "Promesa de $2,500.00 vence hoy",
+        False,
+    ) in sunday
+    follow_up = _entry(cal, week["sunday"], "Confirmar transferencia")
+    assert (follow_up.kind, follow_up.text, follow_up.done) == ("next_action", "Seguimiento acordado", False)
+    assert _entry(cal, week["sunday"], "Seguimiento hecho").done  # a task done, shown struck through
+    assert all(text != "Cancelada" for _k, text, _d in sunday)
+    assert cal.total == 4
+    assert cal.late_tasks == 1
+    # The month overview counts the same entries per day.
+    cells = {cell.day: cell.count for week_row in cal.month_weeks for cell in week_row}
+    assert (cells[week["monday"]], cells[week["sunday"]]) == (1, 3)
+    assert cal.month.month == (week["monday"] + dt.timedelta(days=3)).month
+
+
+def test_the_calendar_marks_a_next_action_done_after_a_later_contact(week, gestora):
+    ledger.interaction_log(by=gestora, client=week["mine"], kind="whatsapp", summary="Envió el comprobante")
+    cal = wl.calendar_week(user=gestora, scope=wl.Scope.of_collector(gestora), day=TODAY)
+    assert _entry(cal, week["sunday"], "Confirmar transferencia").done
+
+
+def test_the_calendar_page_for_collectors_and_managers(client, week, gestora, gestor, gerente):
+    client.force_login(gestora)
+    html = client.get(_url("calendar")).content.decode()
+    assert "Papelería Pluma" in html and "Quesería Queso" not in html
+    assert "Confirmar transferencia" in html and "1 tarea atrasada de días anteriores." in html
+    # A collector asking for someone else's calendar still gets their own.
+    assert "Quesería Queso" not in client.get(_url("calendar"), {"gestor": gestor.pk}).content.decode()
+
+    client.force_login(gerente)
+    everybody = client.get(_url("calendar")).content.decode()
+    assert "Papelería Pluma" in everybody and "Quesería Queso" in everybody
+    his = client.get(_url("calendar"), {"gestor": gestor.pk}).content.decode()
+    assert "Quesería Queso" in his and "Papelería Pluma" not in his
+
+
+def test_the_calendar_moves_by_weeks(client, week, gestora):
+    client.force_login(gestora)
+    next_week = week["monday"] + dt.timedelta(days=7)
+    response = client.get(_url("calendar"), {"semana": (next_week + dt.timedelta(days=2)).isoformat()})
+    assert response.status_code == 200
+    assert response.context["cal"].start == next_week
+    assert (
+        "Papelería Pluma"
+        not in response.content.decode().split('data-testid="week"')[1].split('data-testid="month"')[0]
+    )
+    html = response.content.decode()
+    assert f"semana={week['monday'].isoformat()}" in html  # the previous-week link
+
+
+@pytest.mark.parametrize("value", ["ayer", "2026-13-45", "0001-01-01", "9999-12-31"])
+def test_a_bad_week_is_a_field_error_not_a_crash(client, week, gestora, value):
+    client.force_login(gestora)
+    response = client.get(_url("calendar"), {"semana": value})
+    assert response.status_code == 200
+    assert response.context["cal"].start == week["monday"]
+    assert 'data-testid="field-error"' in response.content.decode()
+
+
+def test_pages_need_a_staff_role(client, nobody):
+    client.force_login(nobody)
+    assert client.get(_url("worklist")).status_code == 403
+    assert client.get(_url("calendar")).status_code == 403
+
+
+def test_posts_refuse_get(client, gerente):
+    client.force_login(gerente)
+    assert client.get(_url("worklist_reassign")).status_code == 405
+    assert client.get(_url("task_done", 1)).status_code == 405
+
+
+# --- query counts ---------------------------------------------------------------------------------
+
+
+def _busy_clients(n, *, by, collectors, tag):
+    """Clients with every kind of item due and history behind them."""
+    for i in range(n):
+        debtor = make_client(by=by, collector=collectors[i % len(collectors)], legal_name=f"{tag} {i:03d}")
+        make_invoice(by=by, client=debtor, amount=f"{1000 + 500 * i}.00", due_date=_days_ago(10 + i))
+        make_invoice(by=by, client=debtor, amount="50.00", currency="USD", due_date=_days_ago(3))
+        _profile(debtor, ("negligent", "chronic", "good", "casual")[i % 4])
+        _broken(debtor, days_ago=5 + i)
+        _ladder_call(debtor)
+        _task(debtor, TaskKind.FIND_CONTACT, due_on=_days_ago(1))
+        _commitment(debtor, total="100.00", dates=((TODAY, None),))
+        _next_action(debtor, debtor.collector or by)
+        _task(debtor, due_on=wl.week_start(TODAY) + dt.timedelta(days=i % 7))
+
+
+def _count(client, url, **params) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url, params)
+    assert response.status_code == 200
+    return len(ctx.captured_queries)
+
+
+WORKLIST_MAX = 13  # session, user, roles (3) + [collectors] + count, page, tasks, installments,
+# next actions, totals, progress, promise-kept rates + their collectors' names
+CALENDAR_MAX = 12  # session, user, roles (3) + [collectors] + week (3) + month (3) + late tasks
+
+
+@pytest.mark.parametrize("role", ["gerente", "gestora"])
+def test_worklist_query_count_does_not_grow_with_rows(client, request, gerente, gestora, gestor, role):
+    client.force_login(request.getfixturevalue(role))
+    _busy_clients(2, by=gerente, collectors=[gestora, gestor], tag="Pocos")
+    few = _count(client, _url("worklist"))
+    _busy_clients(24, by=gerente, collectors=[gestora, gestor], tag="Muchos")
+    many = _count(client, _url("worklist"))
+    assert many == few <= WORKLIST_MAX
+    assert len(client.get(_url("worklist")).context["rows"]) == (wl.WORKLIST_PER_PAGE if role == "gerente" else 13)
+    if role == "gerente":
+        assert _count(client, _url("worklist"), gestor=gestora.pk, page=2) <= WORKLIST_MAX
+
+
+def test_worklist_selector_is_one_query_for_one_or_many_clients(gerente, gestora):
+    scope = wl.Scope.of_collector(gestora)
+    _busy_clients(1, by=gerente, collectors=[gestora], tag="Uno")
+    with CaptureQueriesContext(connection) as one:
+        assert len(list(wl.worklist(user=gestora, scope=scope))) == 1
+    _busy_clients(20, by=gerente, collectors=[gestora], tag="Veinte")
+    with CaptureQueriesContext(connection) as many:
+        clients = list(wl.worklist(user=gestora, scope=scope))
+    assert len(clients) == 21 and len(one) == len(many) == 1
+    with CaptureQueriesContext(connection) as rows:
+        wl.worklist_rows(clients, user=gestora, scope=scope)
+    assert len(rows) == 4
+
+
+@pytest.mark.parametrize("role", ["gerente", "gestora"])
+def test_calendar_query_count_does_not_grow(client, request, gerente, gestora, gestor, role):
+    client.force_login(request.getfixturevalue(role))
+    _busy_clients(2, by=gerente, collectors=[gestora, gestor], tag="Pocos")
+    few = _count(client, _url("calendar"))
+    _busy_clients(20, by=gerente, collectors=[gestora, gestor], tag="Muchos")
+    many = _count(client, _url("calendar"))
+    assert many == few <= CALENDAR_MAX
+
+
+def test_promise_kept_rate_per_collector_counts_judged_promises_of_the_last_90_days(client, gerente, gestora, gestor):
+    def promise(collector, status, days_ago):
+        debtor = make_client(by=gerente, collector=collector)
+        invoice = make_invoice(by=gerente, client=debtor, amount="100.00", due_date=_days_ago(40))
+        Commitment.objects.create(
+            client=debtor,
+            kind="promise",
+            status=status,
+            currency="MXN",
+            total=Decimal("100.00"),
+            made_on=_days_ago(days_ago + 7),
+            resolved_on=_days_ago(days_ago),
+        ).invoices.set([invoice])
+
+    promise(gestora, "kept", 5)
+    promise(gestora, "kept", 30)
+    promise(gestora, "partial", 10)
+    promise(gestora, "broken", 100)  # too old: not counted
+    promise(gestor, "broken", 3)
+    rates = {r.collector: (r.kept, r.judged, r.percent) for r in wl.promise_kept_rates(scope=wl.Scope())}
+    assert rates == {gestora: (2, 3, 67), gestor: (0, 1, 0)}
+    mine = wl.promise_kept_rates(scope=wl.Scope.of_collector(gestora))
+    assert [(r.kept, r.judged) for r in mine] == [(2, 3)]
+    client.force_login(gestora)
+    html = client.get(_url("worklist")).content.decode()
+    assert "Promesas cumplidas (últimos 90 días)" in html and "2 de 3" in html and "67 %" in html
