@@ -54,7 +54,15 @@ def _author(user):
     return user if user is not None and getattr(user, "is_authenticated", False) else None
 
 
-def _system_event(*, client: Client, by, summary: str, body: str = "", invoices: Iterable[Invoice] = ()) -> Interaction:
+def _system_event(
+    *,
+    client: Client,
+    by,
+    summary: str,
+    body: str = "",
+    invoices: Iterable[Invoice] = (),
+    occurred_at: dt.datetime | None = None,
+) -> Interaction:
     entry = Interaction(
         client=client,
         kind=Interaction.Kind.SYSTEM,
@@ -62,6 +70,7 @@ def _system_event(*, client: Client, by, summary: str, body: str = "", invoices:
         summary=summary[:255],
         body=body,
         author=_author(by),
+        occurred_at=occurred_at or timezone.now(),
     )
     entry.save()
     invoices = list(invoices)
@@ -452,8 +461,12 @@ def payment_record(
     reference: str = "",
     allocations: Sequence[AllocationRequest] | None = None,
     notes: str = "",
+    historical: bool = False,
 ) -> Payment:
     """Record a payment and apply it to invoices.
+
+    ``historical=True`` (loading past payments: imports, demo data) dates the timeline entry
+    on the day the money was received instead of now.
 
     With ``allocations=None`` the money goes to the client's collectible invoices in the same
     currency, oldest due date first (disputed invoices are skipped: they wait for their
@@ -531,8 +544,14 @@ def payment_record(
             invoices=touched,
             summary=_payment_summary(payment, new_allocations),
             body=notes,
+            occurred_at=_day_at_noon(received_on) if historical else None,
         )
     return payment
+
+
+def _day_at_noon(day: dt.date) -> dt.datetime:
+    moment = dt.datetime.combine(day, dt.time(12), tzinfo=timezone.get_current_timezone())
+    return min(moment, timezone.now())
 
 
 def _existing_by_reference(*, client, amount, currency, reference) -> Payment | None:

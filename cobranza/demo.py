@@ -18,9 +18,11 @@ import datetime as dt
 import random
 from decimal import ROUND_DOWN, Decimal
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Sum
 
+from accounts import services as ledger
 from accounts.models import Client, Invoice
 
 from . import commitments
@@ -102,7 +104,7 @@ def _commitments(rng: random.Random, today: dt.date) -> dict[str, int]:
         Invoice.objects.filter(
             status__in=(Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID),
             due_date__lt=today - dt.timedelta(days=5),
-            client__status=Client.Status.ACTIVE,
+            client__status__in=(Client.Status.ACTIVE, Client.Status.IN_COLLECTION),
             open_balance__gt=0,
         )
         .exclude(commitments__isnull=False)
@@ -115,7 +117,7 @@ def _commitments(rng: random.Random, today: dt.date) -> dict[str, int]:
         candidates.setdefault(row["client_id"], row)  # one currency per client
     chosen = sorted(candidates)
     rng.shuffle(chosen)
-    chosen = chosen[: min(MAX_COMMITMENTS, max(5, len(chosen) // 8))]
+    chosen = chosen[: min(MAX_COMMITMENTS, max(5, len(chosen) // 2))]
     clients = Client.objects.in_bulk(chosen)
     made = {"promise": 0, "open": 0, "plan": 0}
     for n, client_id in enumerate(chosen):
@@ -128,7 +130,8 @@ def _commitments(rng: random.Random, today: dt.date) -> dict[str, int]:
                 open_balance__gt=0,
             )
         )
-        owed = row["owed"]
+        # SQLite sums decimals as floats: back to cents, never above what is owed.
+        owed = Decimal(str(row["owed"])).quantize(CENT, ROUND_DOWN)
         kind = n % 3
         if kind == 0:  # promised recently, date still to come
             made_on = today - dt.timedelta(days=rng.randint(1, 3))
@@ -145,16 +148,32 @@ def _commitments(rng: random.Random, today: dt.date) -> dict[str, int]:
             plan.append((made_on + dt.timedelta(days=95), owed - share * 3))
         if any(amount <= 0 for _d, amount in plan):
             continue
-        commitments.commitment_create(
-            by=None,
-            client=client,
-            kind="plan" if kind == 2 else "promise",
-            installments=plan,
-            invoices=invoices,
-            contact=client.contacts.filter(is_active=True).order_by("pk").first(),
-            made_on=made_on,
-            notes="Acordado por teléfono con el área de pagos.",
-        )
+        try:
+            commitments.commitment_create(
+                by=None,
+                client=client,
+                kind="plan" if kind == 2 else "promise",
+                installments=plan,
+                invoices=invoices,
+                contact=client.contacts.filter(is_active=True).order_by("pk").first(),
+                made_on=made_on,
+                notes="Acordado por teléfono con el área de pagos.",
+            )
+        except ValidationError:
+            continue  # a client the sample cannot promise for (e.g. balances moved): skip it
+        if kind == 1 and rng.random() < 0.5:
+            # Half of the older promises were kept: the money came on the promised day.
+            paid_on, amount = plan[0]
+            ledger.payment_record(
+                by=None,
+                client=client,
+                amount=amount,
+                currency=row["currency"],
+                received_on=paid_on,
+                reference=f"DEMO-PROMESA-{client.pk}-{paid_on:%Y%m%d}",
+                notes="Pago de la promesa acordada.",
+                historical=True,
+            )
         made["plan" if kind == 2 else "promise"] += 1
     return made
 

@@ -243,3 +243,14 @@ def test_money_is_conserved_over_many_mixed_payments(gerente, gestora):
     credit = Payment.objects.filter(client=client).aggregate(s=Sum("unallocated"))["s"]
     assert applied + credit == paid_in
     assert len(invoices) == 12
+
+
+def test_a_historical_payment_is_dated_in_the_timeline_on_the_day_it_was_received(gerente, gestora):
+    client = make_client(by=gerente, collector=gestora)
+    make_invoice(by=gerente, client=client, amount="100.00", due_in_days=-60)
+    received = dt.date.today() - dt.timedelta(days=45)
+    services.payment_record(by=None, client=client, amount=Decimal("100.00"), received_on=received, historical=True)
+    services.payment_record(by=None, client=client, amount=Decimal("5.00"), received_on=received)
+    old, new = Interaction.objects.filter(client=client, summary__startswith="Pago").order_by("occurred_at")
+    assert old.occurred_at.astimezone().date() == received and old.occurred_at.hour in range(10, 24)
+    assert new.occurred_at.date() >= dt.date.today() - dt.timedelta(days=1)  # recorded now
