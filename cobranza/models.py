@@ -851,3 +851,82 @@ class HandOffUpdate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.handoff_id} {self.on}"
+
+
+# --- Manager dashboards: early warnings and month-end aging snapshots ----------------------
+
+
+class AlertKind(models.TextChoices):
+    LATENESS_WORSENING = "lateness", _("Paga cada vez más tarde")
+    CREDIT_LIMIT = "credit_limit", _("Línea de crédito excedida")
+    FIRST_BROKEN_PROMISE = "first_broken", _("Primera promesa incumplida")
+    PATTERN_CHANGE = "pattern", _("Cambió su forma de pagar")
+    SEASONAL = "seasonal", _("Entra en sus meses flojos")
+
+
+class AlertStatus(models.TextChoices):
+    OPEN = "open", _("Nueva")
+    ACKNOWLEDGED = "acknowledged", _("Vista")
+    CLOSED = "closed", _("Cerrada")
+
+
+class Alert(models.Model):
+    """An early warning about a client (seed 002: watch payment behaviour, alert early).
+    Raised by the nightly job with the evidence that triggered it; once per client, kind and
+    period (``period_key``, e.g. the month), so a nightly rerun raises nothing twice."""
+
+    Kind = AlertKind
+    Status = AlertStatus
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="alerts", verbose_name=_("cliente"))
+    kind = models.CharField(_("tipo"), max_length=14, choices=AlertKind.choices)
+    period_key = models.CharField(max_length=20)
+    title = models.CharField(_("alerta"), max_length=255)
+    evidence = models.JSONField(_("evidencia"), default=dict)
+    raised_on = models.DateField(_("detectada el"))
+    status = models.CharField(_("estado"), max_length=12, choices=AlertStatus.choices, default=AlertStatus.OPEN)
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    handled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-raised_on", "-id"]
+        verbose_name = _("alerta temprana")
+        verbose_name_plural = _("alertas tempranas")
+        constraints = [
+            models.UniqueConstraint(fields=["client", "kind", "period_key"], name="alert_once_per_period"),
+            models.CheckConstraint(condition=Q(kind__in=AlertKind.values), name="alert_kind_valid"),
+            models.CheckConstraint(condition=Q(status__in=AlertStatus.values), name="alert_status_valid"),
+        ]
+        indexes = [models.Index(fields=["client"], name="alert_open", condition=Q(status="open"))]
+
+    def __str__(self) -> str:
+        return f"{self.client}: {self.title}"
+
+
+class AgingSnapshot(models.Model):
+    """Receivables of one client and currency by aging bucket at a month's end: the basis of
+    roll rates and 12-month trends (computed at month end, or backfilled as of a date)."""
+
+    month_end = models.DateField(_("cierre de mes"))
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="+")
+    currency = models.CharField(_("moneda"), max_length=3)
+    current = models.DecimalField(_("al corriente"), **MONEY, default=ZERO)
+    d1_30 = models.DecimalField("1-30", **MONEY, default=ZERO)
+    d31_60 = models.DecimalField("31-60", **MONEY, default=ZERO)
+    d61_90 = models.DecimalField("61-90", **MONEY, default=ZERO)
+    d91_120 = models.DecimalField("91-120", **MONEY, default=ZERO)
+    d120_plus = models.DecimalField("120+", **MONEY, default=ZERO)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("foto de antigüedad")
+        verbose_name_plural = _("fotos de antigüedad")
+        constraints = [
+            models.UniqueConstraint(fields=["month_end", "client", "currency"], name="aging_snapshot_once"),
+        ]
+        indexes = [models.Index(fields=["month_end", "currency"], name="aging_snapshot_month")]
+
+    def __str__(self) -> str:
+        return f"{self.month_end} {self.client_id} {self.currency}"
