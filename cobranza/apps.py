@@ -14,14 +14,16 @@ class CobranzaConfig(AppConfig):
         from accounts.extensions import register_client_panel, register_demo_step, register_outcome_form
 
         from . import demo
+        from .views_alerts import alerts_panel
         from .views_handoffs import client_panel as handoff_panel
         from .views_ops import client_panel as dunning_panel
         from .views_profiles import profile_panel
         from .views_workspace import workspace_panel
 
-        # The client page, top to bottom: who the client is as a payer (profile, protocol,
-        # fees), what was agreed (promises, plans, disputes), the ladder, hand-offs.
-        for panel in (profile_panel, workspace_panel, dunning_panel, handoff_panel):
+        # The client page, top to bottom: early warnings, who the client is as a payer
+        # (profile, protocol, fees), what was agreed (promises, plans, disputes), the ladder,
+        # hand-offs.
+        for panel in (alerts_panel, profile_panel, workspace_panel, dunning_panel, handoff_panel):
             register_client_panel(panel)
         register_demo_step(demo.seed)
         register_outcome_form(lambda client: reverse("cobranza:log_outcome", args=[client.pk]))

@@ -46,10 +46,17 @@ def seed(*, today: dt.date, seed: int, stdout=None) -> str:
     # Like the ledger's, the seeded history ends yesterday: last night's judgement.
     judged = commitments.judge(today=today - dt.timedelta(days=1))
     profiles = _profiles(today)
+    # Month-end aging for the dashboard's trend and roll rates (13: the first month's CEI needs
+    # the close of the month before).
+    from . import alerts, metrics
+
+    snapshots = metrics.backfill_snapshots(months=13, today=today)
+    raised = alerts.raise_alerts(today=today - dt.timedelta(days=1))
     return (
         f"cobranza: {disputes} disputas, {made['promise']} promesas ({made['open']} vigentes), "
         f"{made['plan']} planes de pagos; juicio: {judged['kept'] + judged['paid_off']} cumplidas, "
-        f"{judged['broken']} incumplidas; {profiles} perfiles calculados"
+        f"{judged['broken']} incumplidas; {profiles} perfiles calculados; {len(snapshots)} cierres de mes; "
+        f"{raised.get('raised', 0) if isinstance(raised, dict) else 0} alertas tempranas"
     )
 
 

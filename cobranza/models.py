@@ -930,3 +930,23 @@ class AgingSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.month_end} {self.client_id} {self.currency}"
+
+
+class AlertDigest(models.Model):
+    """The weekly early-warning digest sent to one manager for one ISO week: claimed (this
+    row) before the email goes out, so two beat runs never both send it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    week = models.CharField(_("semana"), max_length=8)  # ISO week, e.g. 2026-W47
+    message_id = models.CharField(max_length=255)
+    alerts = models.PositiveIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        verbose_name = _("resumen semanal de alertas")
+        verbose_name_plural = _("resúmenes semanales de alertas")
+        constraints = [models.UniqueConstraint(fields=["user", "week"], name="alert_digest_once_per_week")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.week}"

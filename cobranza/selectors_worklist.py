@@ -60,6 +60,7 @@ from accounts.roles import GROUP_NAMES, Role, is_collector, is_manager
 from accounts.selectors import COLLECTIBLE, OVERDUE_BUCKETS, clients_visible_to
 from accounts.utils import money_str
 
+from . import metrics
 from .models import (
     CollectorTask,
     Commitment,
@@ -863,10 +864,8 @@ def promise_kept_rates(*, scope: Scope, today: dt.date | None = None) -> list[Pr
     PROMISE_RATE_DAYS days, per collector of the client: the scope's collector, or every
     collector for a manager's view of all. Two queries (the rates, the collectors' names)."""
     today = today or timezone.localdate()
-    judged_statuses = (CommitmentStatus.KEPT, CommitmentStatus.PARTIAL, CommitmentStatus.BROKEN)
     promises = Commitment.objects.filter(
         kind=CommitmentKind.PROMISE,
-        status__in=judged_statuses,
         resolved_on__gt=today - dt.timedelta(days=PROMISE_RATE_DAYS),
         resolved_on__lte=today,
     )
@@ -876,7 +875,7 @@ def promise_kept_rates(*, scope: Scope, today: dt.date | None = None) -> list[Pr
         return []
     rows = (
         promises.values("client__collector")
-        .annotate(kept=Count("pk", filter=Q(status=CommitmentStatus.KEPT)), judged=Count("pk"))
+        .annotate(**metrics.promise_kept_aggregates())  # the one definition of the rate
         .order_by("client__collector")
     )
     people = {u.pk: u for u in get_user_model().objects.filter(pk__in=[r["client__collector"] for r in rows])}

@@ -4,7 +4,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from . import commitments, dispatch, escalation, fees, planner, profiles
+from . import alerts, commitments, dispatch, escalation, fees, metrics, planner, profiles
 
 
 @shared_task(name="cobranza.plan_dunning", time_limit=1800, soft_time_limit=1700)
@@ -58,3 +58,22 @@ def compute_profiles() -> dict:
 def accrue_late_fees() -> dict:
     """Nightly: fixed fees due and interest to date, in set-based SQL."""
     return fees.accrue_late_fees(today=timezone.localdate())
+
+
+@shared_task(name="cobranza.raise_alerts", time_limit=3600, soft_time_limit=3500)
+def raise_alerts() -> dict:
+    """Nightly, after the profiles: early warnings, once per client, kind and period."""
+    return alerts.raise_alerts(today=timezone.localdate())
+
+
+@shared_task(name="cobranza.send_alert_digest", time_limit=900, soft_time_limit=840)
+def send_alert_digest() -> int:
+    """Mondays: last week's alerts to every manager, once per manager and week."""
+    return alerts.send_weekly_digest(today=timezone.localdate())
+
+
+@shared_task(name="cobranza.snapshot_aging", time_limit=3600, soft_time_limit=3500)
+def snapshot_aging() -> dict:
+    """On the 1st: last month's closing aging per client and currency (roll rates, trends)."""
+    stored = metrics.backfill_snapshots(months=1, today=timezone.localdate())
+    return {end.isoformat(): rows for end, rows in stored.items()}

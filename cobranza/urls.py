@@ -12,4 +12,7 @@ urlpatterns = [
     path("", include("cobranza.urls_workspace")),
     path("", include("cobranza.urls_profiles")),
     path("", include("cobranza.urls_handoffs")),
+    path("", include("cobranza.urls_dashboard")),
+    path("", include("cobranza.urls_performance")),
+    path("", include("cobranza.urls_alerts")),
 ]

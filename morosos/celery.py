@@ -23,6 +23,12 @@ app.conf.beat_schedule = {
     "remind-installments-hourly": {"task": "cobranza.remind_installments", "schedule": crontab(minute=20)},
     "compute-profiles-nightly": {"task": "cobranza.compute_profiles", "schedule": crontab(hour=5, minute=40)},
     "accrue-late-fees-nightly": {"task": "cobranza.accrue_late_fees", "schedule": crontab(hour=5, minute=50)},
+    "raise-alerts-nightly": {"task": "cobranza.raise_alerts", "schedule": crontab(hour=5, minute=55)},
+    "aging-snapshot-monthly": {
+        "task": "cobranza.snapshot_aging",
+        "schedule": crontab(day_of_month=1, hour=0, minute=30),
+    },
+    "alert-digest-weekly": {"task": "cobranza.send_alert_digest", "schedule": crontab(hour=7, minute=0, day_of_week=1)},
 }
 
 

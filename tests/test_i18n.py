@@ -155,7 +155,9 @@ def _data_names() -> list[str]:
     from cobranza.models import MessageTemplate, Policy, PolicyStep
 
     names = [*Policy.objects.values_list("name", flat=True), *PolicyStep.objects.values_list("name", flat=True)]
+    names += Policy.objects.exclude(description="").values_list("description", flat=True)
     names += MessageTemplate.objects.values_list("name", flat=True)
+    names += MessageTemplate.objects.values_list("code", flat=True)
     return sorted(set(names), key=len, reverse=True)
 
 
@@ -268,6 +270,24 @@ def test_manager_pages_in_english_have_no_spanish_labels_left(client, gerente, e
         reverse("client_edit", args=[acme.pk]),
         reverse("invoice_create", args=[acme.pk]),
         reverse("invoice_status", args=[invoice.pk]) + "?status=disputed",
+        # The collections pages a manager reads.
+        reverse("cobranza:worklist"),
+        reverse("cobranza:calendar"),
+        reverse("cobranza:dashboard"),
+        reverse("cobranza:collector_performance"),
+        reverse("cobranza:dunning_effectiveness"),
+        reverse("cobranza:alert_list"),
+        reverse("cobranza:notice_list"),
+        reverse("cobranza:outbox"),
+        reverse("cobranza:approvals"),
+        reverse("cobranza:letters"),
+        reverse("cobranza:policy_list"),
+        reverse("cobranza:template_list"),
+        reverse("cobranza:profile_list"),
+        reverse("cobranza:fee_rules"),
+        reverse("cobranza:discounts"),
+        reverse("cobranza:handoff_list"),
+        reverse("cobranza:log_outcome", args=[acme.pk]),
     ):
         response = client.get(url)
         assert response.status_code == 200, url

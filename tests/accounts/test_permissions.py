@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from accounts import services
 from cobranza import commitments, disputes, handoffs, letters, services_policies
-from cobranza.models import CollectorTask, Discount, LateFee, MessageTemplate, Notice, Policy, PolicyStep
+from cobranza.models import Alert, CollectorTask, Discount, LateFee, MessageTemplate, Notice, Policy, PolicyStep
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db
@@ -141,6 +141,18 @@ CASES: dict[str, Case] = {
     "cobranza:dispute_open": _staff_page("client"),
     "cobranza:commitment_cancel": _staff_page("commitment"),
     "cobranza:dispute_resolve": _staff_page("dispute"),
+    # Early warnings (cobranza/urls_alerts.py). A collector's list shows only their clients'
+    # alerts (200 for everyone with a role); another collector's alert is a 404.
+    "cobranza:alert_list": _staff_page(),
+    # An empty post is a form error: a redirect with a message (302), never a 500.
+    "cobranza:alert_update": _staff_page("alert", method="post"),
+    # Manager dashboards: the portfolio (page, PDF report, month-end snapshots), who performs
+    # and what works; collectors get a 403.
+    "cobranza:dashboard": _manager_page(),
+    "cobranza:dashboard_report": _manager_page(),
+    "cobranza:dashboard_snapshots": _manager_page(method="post"),
+    "cobranza:collector_performance": _manager_page(),
+    "cobranza:dunning_effectiveness": _manager_page(),
     # Hand-offs to a collection agency or to legal (cobranza/urls_handoffs.py).
     "cobranza:handoff_list": _staff_page(),
     "cobranza:handoff_detail": _staff_page("handoff"),
@@ -264,7 +276,15 @@ def world(admin_user, gerente, gestora, gestor, nobody, settings, tmp_path):
     discount = Discount.objects.create(
         invoice=invoice, amount=Decimal("5.00"), reason="Pronto pago", status="requested", requested_by=gestora
     )
+    alert = Alert.objects.create(
+        client=mine,
+        kind="credit_limit",
+        period_key=f"{today:%Y-%m}",
+        raised_on=today,
+        title="Línea de crédito excedida",
+    )
     return {
+        "alert": alert,
         "commitment": commitment,
         "dispute": dispute,
         "late_fee": late_fee,

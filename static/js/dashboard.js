@@ -1,0 +1,116 @@
+/* The managers' dashboard charts (Chart.js 4, vendored: the global `Chart`).
+ *
+ * The numbers come from the JSON the page embeds with json_script (#dashboard-data); the
+ * same numbers are in the tables beside each chart, so the charts add shape, not data.
+ * The Chart instances are kept in window.dashboardCharts (the browser test checks them).
+ */
+(function () {
+  "use strict";
+
+  var BUCKET_COLORS = ["#16a34a", "#eab308", "#f97316", "#ef4444", "#b91c1c", "#7f1d1d"];
+
+  function moneyFormatter(data) {
+    try {
+      return new Intl.NumberFormat(data.locale, { style: "currency", currency: data.currency });
+    } catch (e) {
+      return new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
+    }
+  }
+
+  function agingChart(canvas, data, money) {
+    return new Chart(canvas, {
+      type: "bar",
+      data: {
+        labels: data.aging.labels,
+        datasets: [
+          {
+            label: data.labels.amount,
+            data: data.aging.amounts,
+            backgroundColor: BUCKET_COLORS.slice(0, data.aging.labels.length),
+            borderRadius: 4,
+          },
+        ],
+      },
+      options: {
+        responsive: true,
+        maintainAspectRatio: false,
+        animation: false,
+        plugins: {
+          legend: { display: false },
+          tooltip: {
+            callbacks: {
+              label: function (ctx) {
+                return money.format(ctx.parsed.y) + " · " + data.aging.counts[ctx.dataIndex];
+              },
+            },
+          },
+        },
+        scales: {
+          y: { beginAtZero: true, ticks: { callback: function (v) { return money.format(v); } } },
+        },
+      },
+    });
+  }
+
+  function trendChart(canvas, data, money) {
+    var number = new Intl.NumberFormat(data.locale, { maximumFractionDigits: 1 });
+    return new Chart(canvas, {
+      type: "line",
+      data: {
+        labels: data.trend.labels,
+        datasets: [
+          { label: data.labels.receivable, data: data.trend.receivable, borderColor: "#1d4ed8", backgroundColor: "#1d4ed8", yAxisID: "y", spanGaps: false },
+          { label: data.labels.overdue, data: data.trend.overdue, borderColor: "#dc2626", backgroundColor: "#dc2626", yAxisID: "y", spanGaps: false },
+          { label: data.labels.dso, data: data.trend.dso, borderColor: "#0f766e", backgroundColor: "#0f766e", borderDash: [6, 4], yAxisID: "y1", spanGaps: false },
+          { label: data.labels.cei, data: data.trend.cei, borderColor: "#7c3aed", backgroundColor: "#7c3aed", borderDash: [2, 3], yAxisID: "y1", spanGaps: false },
+        ],
+      },
+      options: {
+        responsive: true,
+        maintainAspectRatio: false,
+        animation: false,
+        interaction: { mode: "index", intersect: false },
+        plugins: {
+          tooltip: {
+            callbacks: {
+              label: function (ctx) {
+                var v = ctx.parsed.y;
+                if (v === null || v === undefined) return ctx.dataset.label + ": —";
+                return ctx.dataset.label + ": " + (ctx.dataset.yAxisID === "y" ? money.format(v) : number.format(v));
+              },
+            },
+          },
+        },
+        scales: {
+          y: { beginAtZero: true, position: "left", ticks: { callback: function (v) { return money.format(v); } } },
+          y1: { beginAtZero: true, position: "right", grid: { drawOnChartArea: false } },
+        },
+      },
+    });
+  }
+
+  function init() {
+    var source = document.getElementById("dashboard-data");
+    if (!source || typeof Chart === "undefined") return;
+    var data = JSON.parse(source.textContent);
+    var money = moneyFormatter(data);
+    var charts = [];
+    var aging = document.getElementById("aging-chart");
+    if (aging) charts.push(agingChart(aging, data, money));
+    var trend = document.getElementById("trend-chart");
+    if (trend) charts.push(trendChart(trend, data, money));
+    window.dashboardCharts = charts;
+
+    if (window.bootstrap && window.bootstrap.Tooltip) {
+      document.querySelectorAll("[data-kpi][data-bs-toggle='tooltip']").forEach(function (el) {
+        window.bootstrap.Tooltip.getOrCreateInstance(el);
+      });
+    }
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", init);
+  } else {
+    init();
+  }
+})();
