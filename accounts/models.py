@@ -347,6 +347,8 @@ class Payment(models.Model):
         ]
         indexes = [
             models.Index(fields=["client", "-received_on"], name="payment_client_date"),
+            # Period reports (cash collected, recovery rate) scan payments by date.
+            models.Index(fields=["received_on"], name="payment_received_on"),
             models.Index(fields=["client"], name="payment_client_credit", condition=Q(unallocated__gt=0)),
         ]
 
@@ -482,6 +484,8 @@ class Interaction(models.Model):
         ]
         indexes = [
             models.Index(fields=["client", "-occurred_at"], name="interaction_client_time"),
+            # Collector performance: contacts made by a person in a period.
+            models.Index(fields=["author", "occurred_at"], name="interaction_author_time"),
             models.Index(
                 fields=["next_action_on"], name="interaction_next_action", condition=Q(next_action_on__isnull=False)
             ),

@@ -287,6 +287,8 @@ class Notice(models.Model):
             # Dispatch looks for due planned notices and for expired leases.
             models.Index(fields=["scheduled_at"], name="notice_due", condition=Q(status__in=["planned", "sending"])),
             models.Index(fields=["client", "-planned_for"], name="notice_client_day"),
+            # Dunning effectiveness and "what goes out" read notices by planned day.
+            models.Index(fields=["planned_for"], name="notice_planned_for"),
         ]
 
     def __str__(self) -> str:

@@ -14,6 +14,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -21,6 +22,7 @@ from accounts.roles import is_manager, is_staff_member
 from accounts.views import _safe_next, staff_required
 
 from . import alerts
+from .exports import DATE, Column, Table, export_format, table_response
 from .forms_alerts import AlertFilterForm, AlertUpdateForm
 from .models import AlertKind
 
@@ -50,6 +52,10 @@ def alerts_panel(request, client) -> str:
 def alert_list(request):
     form = AlertFilterForm(request.GET, manager=is_manager(request.user))
     filters = form.filters()
+    if fmt := export_format(request):
+        # Every alert the filters select (not just this page), in the same order.
+        table = alert_table(alerts.alert_list(user=request.user, **filters))
+        return table_response(table, filename=f"alertas-{timezone.localdate():%Y%m%d}", fmt=fmt)
     paginator = Paginator(alerts.alert_list(user=request.user, **filters), ALERTS_PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))
     return render(
@@ -63,6 +69,34 @@ def alert_list(request):
             "next_url": request.get_full_path(),
             "rules": [(kind, label, alerts.RULE_TEXTS[kind]) for kind, label in AlertKind.choices],
         },
+    )
+
+
+def alert_table(queryset) -> Table:
+    """The alert list as a report table (CSV/XLSX): one query."""
+    return Table(
+        title=_("Alertas tempranas"),
+        columns=[
+            Column("raised_on", _("Detectada el"), DATE),
+            Column("client", _("Cliente")),
+            Column("collector", _("Gestor")),
+            Column("kind", _("Tipo")),
+            Column("title", _("Alerta")),
+            Column("status", _("Estado")),
+        ],
+        rows=[
+            {
+                "raised_on": alert.raised_on,
+                "client": alert.client.display_name,
+                "collector": (alert.client.collector.get_full_name() or alert.client.collector.username)
+                if alert.client.collector
+                else "",
+                "kind": alert.get_kind_display(),
+                "title": alert.title,
+                "status": alert.get_status_display(),
+            }
+            for alert in queryset
+        ],
     )
 
 

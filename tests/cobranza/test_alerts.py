@@ -538,3 +538,21 @@ def test_a_digest_that_cannot_reach_the_mail_server_is_sent_on_the_next_run(sett
     digest = AlertDigest.objects.get()
     assert digest.user == gerente and digest.week == "2026-W47" and digest.sent_at is not None
     assert [m["Message-ID"] for m in smtp.messages] == [digest.message_id]
+
+
+def test_the_alert_list_exports_what_the_user_may_see(client, gerente, gestora, gestor):
+    import csv
+    import io
+
+    mine = make_client(by=gerente, collector=gestora, legal_name="Ferretería Ruiz")
+    theirs = make_client(by=gerente, collector=gestor, legal_name="Abarrotes Sol")
+    Alert.objects.create(client=mine, kind="credit_limit", period_key="2026-11", raised_on=D(2026, 11, 17), title="A")
+    Alert.objects.create(client=theirs, kind="pattern", period_key="2026-11", raised_on=D(2026, 11, 18), title="B")
+    client.force_login(gestora)
+    response = client.get(reverse("cobranza:alert_list"), {"export": "csv"})
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert rows[0] == ["Detectada el", "Cliente", "Gestor", "Tipo", "Alerta", "Estado"]
+    assert rows[1:] == [["2026-11-17", "Ferretería Ruiz", "Lucía Gestora", "Línea de crédito excedida", "A", "Nueva"]]
+    client.force_login(gerente)
+    assert client.get(reverse("cobranza:alert_list"), {"export": "xlsx"}).content[:2] == b"PK"
