@@ -229,6 +229,20 @@ def _task(notice: Notice, kind: str, title: str, *, due_on: dt.date, assigned_to
     return task
 
 
+def _fail(notice: Notice, reason: str, *, now: dt.datetime, invoices=(), **fields) -> DispatchResult:
+    """Record a failed notice and say so in the client's timeline (one place for every cause)."""
+    _finish(notice, Notice.Status.FAILED, reason, now=now, **fields)
+    _timeline(
+        notice,
+        kind=Interaction.Kind.SYSTEM,
+        direction=Interaction.Direction.INTERNAL,
+        outcome=Interaction.Outcome.FAILED,
+        summary=f"{_step_label(notice)}: {reason}",
+        invoices=invoices,
+    )
+    return DispatchResult(Outcome.FAILED, reason)
+
+
 def _step_label(notice: Notice) -> str:
     return f"{notice.step.name} ({notice.get_channel_display()})"
 
@@ -340,16 +354,7 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
         rendered = messaging.render_notice(notice, items=items, today=today)
     except messaging.TemplateRenderError as exc:
         reason = _("La plantilla no se pudo generar: %(error)s") % {"error": exc}
-        _finish(notice, Notice.Status.FAILED, reason, now=now)
-        _timeline(
-            notice,
-            kind=Interaction.Kind.SYSTEM,
-            direction=Interaction.Direction.INTERNAL,
-            outcome=Interaction.Outcome.FAILED,
-            summary=f"{_step_label(notice)}: {reason}",
-            invoices=invoices,
-        )
-        return DispatchResult(Outcome.FAILED, reason)
+        return _fail(notice, reason, now=now, invoices=invoices)
 
     recipient = (
         contact.email
@@ -389,16 +394,7 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
         return _retry_later(notice, str(exc), now=now, invoices=invoices)
     except channels.PermanentSendError as exc:
         reason = _("Envío rechazado: %(error)s") % {"error": exc}
-        _finish(notice, Notice.Status.FAILED, reason, now=now, message_id="", body=rendered.body)
-        _timeline(
-            notice,
-            kind=Interaction.Kind.SYSTEM,
-            direction=Interaction.Direction.INTERNAL,
-            outcome=Interaction.Outcome.FAILED,
-            summary=f"{_step_label(notice)}: {reason}",
-            invoices=invoices,
-        )
-        return DispatchResult(Outcome.FAILED, reason)
+        return _fail(notice, reason, now=now, invoices=invoices, message_id="", body=rendered.body)
 
     sent_at = timezone.now()
     _finish(notice, Notice.Status.SENT, "", now=sent_at, sent_at=sent_at, provider_ref=result.provider_ref[:255])
@@ -418,16 +414,7 @@ def _retry_later(notice: Notice, error: str, *, now: dt.datetime, invoices) -> D
     attempts = Notice.objects.values_list("attempts", flat=True).get(pk=notice.pk)
     if attempts >= MAX_ATTEMPTS:
         reason = _("Fallo tras %(n)s intentos: %(error)s") % {"n": attempts, "error": error}
-        _finish(notice, Notice.Status.FAILED, reason, now=now, message_id="")
-        _timeline(
-            notice,
-            kind=Interaction.Kind.SYSTEM,
-            direction=Interaction.Direction.INTERNAL,
-            outcome=Interaction.Outcome.FAILED,
-            summary=f"{_step_label(notice)}: {reason}",
-            invoices=invoices,
-        )
-        return DispatchResult(Outcome.FAILED, reason)
+        return _fail(notice, reason, now=now, invoices=invoices, message_id="")
     # 2, 4, 8, 16 … minutes: the provider gets time to recover.
     backoff = dt.timedelta(minutes=2**attempts)
     Notice.objects.filter(pk=notice.pk, status=Notice.Status.SENDING).update(
@@ -459,16 +446,7 @@ def _dispatch_task(notice: Notice, invoices, *, now: dt.datetime, today: dt.date
             _finish(notice, Notice.Status.SENT, "", now=now, sent_at=now)
     except ValidationError as exc:
         reason = _("No se pudo abrir el envío: %(error)s") % {"error": "; ".join(exc.messages)}
-        _finish(notice, Notice.Status.FAILED, reason, now=now)
-        _timeline(
-            notice,
-            kind=Interaction.Kind.SYSTEM,
-            direction=Interaction.Direction.INTERNAL,
-            outcome=Interaction.Outcome.FAILED,
-            summary=f"{_step_label(notice)}: {reason}",
-            invoices=invoices,
-        )
-        return DispatchResult(Outcome.FAILED, reason)
+        return _fail(notice, reason, now=now, invoices=invoices)
     _timeline(
         notice,
         kind=Interaction.Kind.SYSTEM,
