@@ -952,3 +952,41 @@ class AlertDigest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.week}"
+
+
+# --- Integrations: idempotent API writes, self-service links -------------------------------
+
+
+class IdempotencyKey(models.Model):
+    """A write through the API with an ``Idempotency-Key`` header: the first response is
+    kept, and a retry with the same key (same user, same endpoint) gets it back unchanged."""
+
+    key = models.CharField(max_length=255)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)  # null: in progress
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key", "method", "path"], name="idempotency_key_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} {self.key}"
+
+
+class SelfServiceAccess(models.Model):
+    """Revocation of a client's self-service links: a link carries the client's ``version``
+    when it was signed; raising the version revokes every link issued before."""
+
+    client = models.OneToOneField(Client, on_delete=models.CASCADE, related_name="selfservice")
+    version = models.PositiveIntegerField(default=1)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+
+    def __str__(self) -> str:
+        return f"{self.client_id} v{self.version}"

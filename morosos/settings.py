@@ -50,6 +50,11 @@ INSTALLED_APPS = [
     "crispy_forms",
     "crispy_bootstrap5",
     "django_htmx",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "accounts",
     "cobranza",
 ]
@@ -190,6 +195,10 @@ COLLECTIONS_EMAIL = env.str("COLLECTIONS_EMAIL", default="")
 COLLECTIONS_PHONE = env.str("COLLECTIONS_PHONE", default="")
 # Base URL of the debtor self-service page that reminders link to (empty: no link).
 SELF_SERVICE_URL = env.str("SELF_SERVICE_URL", default="")
+# Days a debtor's self-service link stays valid.
+SELF_SERVICE_LINK_DAYS = env.int("SELF_SERVICE_LINK_DAYS", default=30)
+# Shared secret of the payment webhook (HMAC-SHA256 of the body in X-Morosos-Signature).
+PAYMENT_WEBHOOK_SECRET = env.str("PAYMENT_WEBHOOK_SECRET", default="")
 # Contact-rule preset used when a client's country has none (MX, ES, US ship as presets).
 DUNNING_DEFAULT_COUNTRY = env.str("DUNNING_DEFAULT_COUNTRY", default="MX")
 # Right-hand side of the deterministic Message-ID of reminder emails.
@@ -244,4 +253,30 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+
+# --- REST API ---------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",  # integrations
+        "rest_framework.authentication.SessionAuthentication",  # the browser
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Morosos API",
+    "DESCRIPTION": "Clientes, facturas, pagos, gestiones y cobranza de Morosos.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }

@@ -10,6 +10,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("cuenta/", include("accounts.urls_auth")),
     path("cobranza/", include("cobranza.urls")),
+    path("api/", include("cobranza.api.urls")),
+    path("portal/", include("cobranza.urls_selfservice")),
+    path("webhooks/", include("cobranza.urls_webhooks")),
     path("", include("accounts.urls")),
 ]
 
