@@ -32,7 +32,6 @@ from decimal import Decimal, InvalidOperation
 from email.utils import parseaddr
 
 from django.conf import settings
-from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 from django.template import Context, Engine, Library, TemplateSyntaxError, defaultfilters, defaulttags
@@ -424,15 +423,18 @@ def company_name() -> str:
 
 
 def payment_link(*, client: Client | None, notice: Notice | None = None) -> str:
-    """Where the debtor can see and pay the account: ``SELF_SERVICE_URL`` plus a signed
-    per-notice token. A placeholder until the self-service portal defines its own links."""
+    """The debtor's signed, expiring self-service link (``cobranza.selfservice.link_for``),
+    or ``SELF_SERVICE_URL`` itself without a client; empty while ``SELF_SERVICE_URL`` is unset
+    (reminders then carry no link). One link per client, not per notice: revoking the client's
+    links (``selfservice.revoke``) covers every reminder already sent."""
     base = getattr(settings, "SELF_SERVICE_URL", "")
     if not base:
         return ""
-    if client is None:
+    if client is None or client.pk is None:
         return base
-    token = signing.Signer(salt="morosos.enlace-pago").sign(f"{client.pk}-{notice.pk if notice else 0}")
-    return f"{base.rstrip('/')}/{token}"
+    from .selfservice import link_for  # imported here: selfservice imports the services
+
+    return link_for(client)
 
 
 def _client_today(client: Client | None) -> dt.date:

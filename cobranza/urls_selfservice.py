@@ -1,2 +1,18 @@
+"""The debtor's self-service page (public, by signed token) and the staff revoke action."""
+
+from django.urls import path, re_path
+
+from . import views_selfservice as views
+
 app_name = "selfservice"
-urlpatterns: list = []
+urlpatterns = [
+    # Staff only (login + a role + the client's collector or a manager).
+    path("revocar/<int:pk>/", views.revoke, name="revoke"),
+    # Public: the token is the credential.
+    # The link in reminders has no trailing slash (SELF_SERVICE_URL + "/" + token).
+    re_path(r"^(?P<token>[^/]+)/?$", views.statement, name="statement"),
+    path("<str:token>/estado-de-cuenta.pdf", views.statement_pdf, name="statement_pdf"),
+    path("<str:token>/promesa/", views.promise, name="promise"),
+    path("<str:token>/plan/", views.plan_request, name="plan_request"),
+    path("<str:token>/problema/", views.report_problem, name="report_problem"),
+]

@@ -197,6 +197,10 @@ COLLECTIONS_PHONE = env.str("COLLECTIONS_PHONE", default="")
 SELF_SERVICE_URL = env.str("SELF_SERVICE_URL", default="")
 # Days a debtor's self-service link stays valid.
 SELF_SERVICE_LINK_DAYS = env.int("SELF_SERVICE_LINK_DAYS", default=30)
+# Requests allowed per link and per IP address in a window of seconds (the cache counts them:
+# production needs a shared cache, e.g. Redis, for the limit to hold across processes).
+SELF_SERVICE_RATE_LIMIT = env.int("SELF_SERVICE_RATE_LIMIT", default=30)
+SELF_SERVICE_RATE_WINDOW = env.int("SELF_SERVICE_RATE_WINDOW", default=600)
 # Shared secret of the payment webhook (HMAC-SHA256 of the body in X-Morosos-Signature).
 PAYMENT_WEBHOOK_SECRET = env.str("PAYMENT_WEBHOOK_SECRET", default="")
 # Contact-rule preset used when a client's country has none (MX, ES, US ship as presets).
@@ -279,4 +283,19 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Many models have a `kind` or `status` of their own: each enum is named after its choices
+    # class (a hashed name otherwise, and a warning that `check --deploy` would report).
+    "ENUM_NAME_OVERRIDES": {
+        "ClientKindEnum": "accounts.models.ClientKind",
+        "ClientStatusEnum": "accounts.models.ClientStatus",
+        "InvoiceStatusEnum": "accounts.models.InvoiceStatus",
+        "InteractionKindEnum": "accounts.models.InteractionKind",
+        "NoticeStatusEnum": "cobranza.models.NoticeStatus",
+        "TaskKindEnum": "cobranza.models.TaskKind",
+        "TaskStatusEnum": "cobranza.models.TaskStatus",
+        "CommitmentKindEnum": "cobranza.models.CommitmentKind",
+        "CommitmentStatusEnum": "cobranza.models.CommitmentStatus",
+        "InstallmentStatusEnum": "cobranza.models.InstallmentStatus",
+        "DisputeStatusEnum": "cobranza.models.DisputeStatus",
+    },
 }

@@ -1,2 +1,40 @@
+"""The REST API: /api/v1/… resources, the OpenAPI schema and its Swagger UI and Redoc
+pages (assets served locally by drf-spectacular-sidecar). URL names are ``api:<basename>-list``,
+``api:<basename>-detail`` and ``api:<basename>-<action>``."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from . import views
+from .permissions import IsStaffMember
+from .schema import SCHEMA_SETTINGS
+
 app_name = "api"
-urlpatterns: list = []
+
+# Path converters (not regexes), so every route's ``pk`` is visible to the URL walk test.
+router = SimpleRouter(use_regex_path=False)
+router.register("clients", views.ClientViewSet, basename="client")
+router.register("contacts", views.ContactViewSet, basename="contact")
+router.register("segments", views.SegmentViewSet, basename="segment")
+router.register("invoices", views.InvoiceViewSet, basename="invoice")
+router.register("payments", views.PaymentViewSet, basename="payment")
+router.register("interactions", views.InteractionViewSet, basename="interaction")
+router.register("policies", views.PolicyViewSet, basename="policy")
+router.register("notices", views.NoticeViewSet, basename="notice")
+router.register("promises", views.PromiseViewSet, basename="promise")
+router.register("payment-plans", views.PaymentPlanViewSet, basename="payment-plan")
+router.register("disputes", views.DisputeViewSet, basename="dispute")
+router.register("tasks", views.TaskViewSet, basename="task")
+
+# The documentation holds no client data, but like the rest of /api/ it is for staff.
+STAFF = [IsStaffMember]
+
+urlpatterns: list = [
+    path("v1/", include(router.urls)),
+    path(
+        "schema/", SpectacularAPIView.as_view(custom_settings=SCHEMA_SETTINGS, permission_classes=STAFF), name="schema"
+    ),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema", permission_classes=STAFF), name="swagger-ui"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema", permission_classes=STAFF), name="redoc"),
+]

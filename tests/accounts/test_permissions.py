@@ -17,7 +17,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from accounts import services
-from cobranza import commitments, disputes, handoffs, letters, services_policies
+from accounts.models import Interaction, Segment
+from cobranza import commitments, disputes, handoffs, letters, selfservice, services_policies
 from cobranza.models import Alert, CollectorTask, Discount, LateFee, MessageTemplate, Notice, Policy, PolicyStep
 from tests.factories import make_client, make_invoice
 
@@ -70,6 +71,25 @@ def _manager_page(obj=None, *, method="get", data=None):
         method=method,
         obj=obj,
         data=data or {},
+    )
+
+
+def _api(obj=None, *, method="get", manager=False, other=None):
+    """The REST API: 401 for anonymous (token auth, no login redirect), 403 without a role;
+    an empty POST is a structured 400 for an allowed user."""
+    ok = 200 if method == "get" else 400
+    staff = 403 if manager else ok
+    return Case(
+        expect={
+            "anonymous": 401,
+            "owner": staff,
+            "other_collector": (403 if manager else (other if other is not None else (404 if obj else ok))),
+            "manager": ok,
+            "admin": ok,
+            "no_role": 403,
+        },
+        method=method,
+        obj=obj,
     )
 
 
@@ -141,6 +161,55 @@ CASES: dict[str, Case] = {
     "cobranza:dispute_open": _staff_page("client"),
     "cobranza:commitment_cancel": _staff_page("commitment"),
     "cobranza:dispute_resolve": _staff_page("dispute"),
+    # REST API (cobranza/api/urls.py). Lists are scoped (a collector sees their own rows: 200).
+    "api:client-list": _api(),
+    "api:client-detail": _api("client"),
+    "api:contact-list": _api(),
+    "api:contact-detail": _api("contact"),
+    "api:segment-list": _api(),
+    "api:segment-detail": _api("segment", other=200),  # reference data, not client data
+    "api:invoice-list": _api(),
+    "api:invoice-detail": _api("invoice"),
+    "api:invoice-set-status": _api("invoice", method="post", manager=True),
+    "api:payment-list": _api(),
+    "api:payment-detail": _api("payment"),
+    "api:interaction-list": _api(),
+    "api:interaction-detail": _api("interaction"),
+    "api:policy-list": _api(manager=True),
+    "api:policy-detail": _api("policy", manager=True),
+    "api:notice-list": _api(),
+    "api:notice-detail": _api("notice"),
+    "api:promise-list": _api(),
+    "api:promise-detail": _api("commitment"),
+    "api:payment-plan-list": _api(),
+    "api:payment-plan-detail": _api("plan"),
+    "api:dispute-list": _api(),
+    "api:dispute-detail": _api("dispute"),
+    "api:task-list": _api(),
+    "api:task-detail": _api("task"),
+    # An empty note is valid: the owner completes her own task; another collector gets a 404.
+    "api:task-complete": Case(
+        expect={"anonymous": 401, "owner": 200, "other_collector": 404, "manager": 200, "admin": 200, "no_role": 403},
+        method="post",
+        obj="task",
+    ),
+    # Schema and docs: staff only; no client data in them.
+    "api:schema": _api(),
+    "api:swagger-ui": _api(),
+    "api:redoc": _api(),
+    # Debtor self-service page (cobranza/urls_selfservice.py). Public: the signed token is the
+    # credential, so every visitor gets the same answer with a valid token (never a login
+    # redirect); tampered, expired and revoked links are covered in test_selfservice.py.
+    "selfservice:statement": Case(expect={role: 200 for role in ROLES}),
+    "selfservice:statement_pdf": Case(expect={role: 200 for role in ROLES}),
+    "selfservice:promise": Case(expect={role: 200 for role in ROLES}),
+    "selfservice:plan_request": Case(expect={role: 200 for role in ROLES}),
+    "selfservice:report_problem": Case(expect={role: 200 for role in ROLES}),
+    # Staff: revoke a client's self-service links (POST-only).
+    # (its own client: revoking the walk's client would turn the portal pages into 404s)
+    "selfservice:revoke": _staff_page("revocable", method="post"),
+    # Payment webhook: no login, authenticated by its HMAC signature; off (503) without a secret.
+    "webhooks:payments": Case(expect={role: frozenset({401, 503}) for role in ROLES}, method="post"),
     # Early warnings (cobranza/urls_alerts.py). A collector's list shows only their clients'
     # alerts (200 for everyone with a role); another collector's alert is a 404.
     "cobranza:alert_list": _staff_page(),
@@ -206,10 +275,19 @@ def project_routes():
                 ):
                     continue
                 assert entry.name, f"URL pattern {entry.pattern} has no name: name it and add it to CASES"
-                found[f"{namespace}{entry.name}"] = tuple(entry.pattern.converters)
+                # path() patterns name their converters; re_path() ones their regex groups.
+                found[f"{namespace}{entry.name}"] = tuple(entry.pattern.converters) or tuple(
+                    entry.pattern.regex.groupindex
+                )
 
     walk(get_resolver().url_patterns)
     return found
+
+
+@pytest.fixture(autouse=True)
+def _no_portal_rate_limit(settings):
+    """The walk opens the portal many times with one token from one address: not an attack."""
+    settings.SELF_SERVICE_RATE_LIMIT = 10_000
 
 
 @pytest.fixture
@@ -221,7 +299,7 @@ def world(admin_user, gerente, gestora, gestor, nobody, settings, tmp_path):
     invoice = make_invoice(by=gerente, client=mine, amount="500.00", due_date=today - dt.timedelta(days=10))
     contact = services.contact_create(by=gerente, client=mine, name="María López", email="maria@example.com")
     # A payment larger than the debt leaves credit for the "apply credit" action.
-    services.payment_record(by=gerente, client=mine, amount=Decimal("800.00"), received_on=today)
+    payment = services.payment_record(by=gerente, client=mine, amount=Decimal("800.00"), received_on=today)
     make_invoice(by=gerente, client=mine, amount="100.00", due_date=today + dt.timedelta(days=10))
     users = {
         "anonymous": None,
@@ -283,7 +361,24 @@ def world(admin_user, gerente, gestora, gestor, nobody, settings, tmp_path):
         raised_on=today,
         title="Línea de crédito excedida",
     )
+    plan_invoice = make_invoice(by=gerente, client=mine, amount="100.00", due_date=today - dt.timedelta(days=3))
+    plan = commitments.commitment_create(
+        by=gerente,
+        client=mine,
+        kind="plan",
+        installments=[
+            (today + dt.timedelta(days=10), Decimal("50.00")),
+            (today + dt.timedelta(days=40), Decimal("50.00")),
+        ],
+        invoices=[plan_invoice],
+    )
     return {
+        "selfservice_token": selfservice.token_for(mine),
+        "revocable": make_client(by=gerente, collector=gestora),
+        "payment": payment,
+        "interaction": Interaction.objects.filter(client=mine).first(),
+        "segment": Segment.objects.get(code="regular"),
+        "plan": plan,
         "alert": alert,
         "commitment": commitment,
         "dispute": dispute,
@@ -308,6 +403,9 @@ def world(admin_user, gerente, gestora, gestor, nobody, settings, tmp_path):
 def _request(http: HttpClient, name: str, case: Case, world) -> tuple[str, object]:
     kwargs = {}
     for kwarg in project_routes()[name]:
+        if kwarg == "token":  # the debtor's self-service link: a valid one of the owner's client
+            kwargs["token"] = world["selfservice_token"]
+            continue
         assert kwarg == "pk" and case.obj, f"{name}: fill the '{kwarg}' URL argument in CASES"
         kwargs[kwarg] = world[case.obj].pk
     url = reverse(name, kwargs=kwargs)

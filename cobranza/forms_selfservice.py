@@ -1,0 +1,114 @@
+"""Forms of the debtor's self-service page and of the payment webhook."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django import forms
+from django.core.validators import RegexValidator
+from django.utils.translation import gettext_lazy as _
+
+from accounts.forms import DateInput
+from accounts.models import Client, Invoice, Payment
+
+from .models import DisputeReason
+from .selfservice import client_today, open_currencies
+
+MAX_PLAN_INSTALLMENTS = 24
+
+
+class PortalForm(forms.Form):
+    """Bootstrap classes on every visible widget (the portal has no staff form helpers)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for f in self.fields.values():
+            css = "form-select" if isinstance(f.widget, forms.Select) else "form-control"
+            f.widget.attrs.setdefault("class", css)
+
+
+class PromiseForm(PortalForm):
+    pay_on = forms.DateField(label=_("Fecha en que pagará"), widget=DateInput())
+    amount = forms.DecimalField(label=_("Importe"), max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
+    currency = forms.ChoiceField(label=_("Moneda"), required=False)
+
+    def __init__(self, *args, client: Client, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.client = client
+        currencies = open_currencies(client) or [client.currency]
+        self.fields["currency"].choices = [(c, c) for c in currencies]
+        self.fields["currency"].initial = client.currency if client.currency in currencies else currencies[0]
+        if len(currencies) == 1:
+            self.fields["currency"].widget = forms.HiddenInput()
+
+    def clean_currency(self):
+        # Blank (a single currency, or a hand-made POST): the client's usual one.
+        return self.cleaned_data["currency"] or self.fields["currency"].initial
+
+    def clean_pay_on(self):
+        day = self.cleaned_data["pay_on"]
+        if day < client_today(self.client):
+            raise forms.ValidationError(_("La fecha no puede estar en el pasado."))
+        return day
+
+
+class PlanRequestForm(PortalForm):
+    installments = forms.IntegerField(
+        label=_("Número de pagos que propone"), min_value=2, max_value=MAX_PLAN_INSTALLMENTS, initial=3
+    )
+    comment = forms.CharField(
+        label=_("Comentario"),
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("Por ejemplo: cuándo podría empezar y cuánto podría pagar cada vez."),
+    )
+
+
+class ProblemForm(PortalForm):
+    invoice = forms.ModelChoiceField(label=_("Factura"), queryset=Invoice.objects.none())
+    reason = forms.ChoiceField(label=_("Motivo"), choices=DisputeReason.choices)
+    description = forms.CharField(
+        label=_("Descripción del problema"), max_length=4000, widget=forms.Textarea(attrs={"rows": 5})
+    )
+
+    def __init__(self, *args, client: Client, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Only this client's invoices are choices: another client's id is an invalid choice.
+        self.fields["invoice"].queryset = client.invoices.filter(
+            status__in=(Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID), open_balance__gt=0
+        ).order_by("due_date", "number")
+        self.fields["invoice"].label_from_instance = lambda inv: inv.number
+
+
+# --- payment webhook ---------------------------------------------------------------------------
+
+
+class PaymentWebhookForm(forms.Form):
+    """The JSON body of a payment notification (``invoices`` is checked by the view: a form
+    field cannot hold a list)."""
+
+    reference = forms.CharField(max_length=80)
+    client_id = forms.IntegerField(required=False, min_value=1)
+    tax_id = forms.CharField(required=False, max_length=32)
+    amount = forms.DecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
+    currency = forms.CharField(
+        min_length=3,
+        max_length=3,
+        validators=[RegexValidator(r"^[A-Za-z]{3}$", _("Código ISO 4217 de tres letras."))],
+    )
+    received_on = forms.DateField(input_formats=["%Y-%m-%d"])
+    method = forms.ChoiceField(required=False, choices=Payment.Method.choices)
+
+    def clean_currency(self):
+        return self.cleaned_data["currency"].upper()
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("client_id") and not (data.get("tax_id") or "").strip():
+            self.add_error("client_id", _("Indique client_id o tax_id."))
+        received = data.get("received_on")
+        if received is not None and received > dt.date.today() + dt.timedelta(days=1):
+            self.add_error("received_on", _("La fecha de pago no puede estar en el futuro."))
+        return data
