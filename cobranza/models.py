@@ -990,3 +990,75 @@ class SelfServiceAccess(models.Model):
 
     def __str__(self) -> str:
         return f"{self.client_id} v{self.version}"
+
+
+# --- Imports from accounting exports --------------------------------------------------------
+
+
+class ImportKind(models.TextChoices):
+    CLIENTS = "clients", _("Clientes")
+    INVOICES = "invoices", _("Facturas")
+    PAYMENTS = "payments", _("Pagos")
+
+
+class ImportMapping(models.Model):
+    """How one source's columns map to ours, saved once and reused (per source and kind)."""
+
+    name = models.CharField(_("origen"), max_length=120)
+    kind = models.CharField(_("tipo"), max_length=10, choices=ImportKind.choices)
+    columns = models.JSONField(_("columnas"), default=dict)  # our field -> their column header
+    date_format = models.CharField(_("formato de fecha"), max_length=12, default="auto")
+    decimal_separator = models.CharField(_("separador decimal"), max_length=1, default=".")
+    encoding = models.CharField(_("codificación"), max_length=20, default="auto")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("mapeo de importación")
+        verbose_name_plural = _("mapeos de importación")
+        constraints = [models.UniqueConstraint(fields=["name", "kind"], name="import_mapping_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+
+class ImportJobStatus(models.TextChoices):
+    PENDING = "pending", _("En cola")
+    RUNNING = "running", _("En proceso")
+    DONE = "done", _("Terminada")
+    REJECTED = "rejected", _("Rechazada: no se escribió nada")
+    FAILED = "failed", _("Falló")
+
+
+class ImportJob(models.Model):
+    """One uploaded file being checked (dry run) or imported, with its progress and the
+    row-level errors (row, column, reason). A rejected import writes nothing."""
+
+    Status = ImportJobStatus
+
+    kind = models.CharField(_("tipo"), max_length=10, choices=ImportKind.choices)
+    mapping = models.ForeignKey(ImportMapping, on_delete=models.SET_NULL, null=True, blank=True, related_name="jobs")
+    file_name = models.CharField(_("archivo"), max_length=255)
+    file_path = models.CharField(max_length=500)
+    dry_run = models.BooleanField(_("simulación"), default=True)
+    status = models.CharField(
+        _("estado"), max_length=10, choices=ImportJobStatus.choices, default=ImportJobStatus.PENDING
+    )
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list)  # [{"row": n, "column": "...", "reason": "..."}]
+    summary = models.JSONField(default=dict)  # created / updated / unchanged counts
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("importación")
+        verbose_name_plural = _("importaciones")
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=ImportJobStatus.values), name="import_status_valid")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.get_status_display()})"

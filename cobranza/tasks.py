@@ -4,7 +4,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from . import alerts, commitments, dispatch, escalation, fees, metrics, planner, profiles
+from . import alerts, commitments, dispatch, escalation, fees, imports, metrics, planner, profiles
 
 
 @shared_task(name="cobranza.plan_dunning", time_limit=1800, soft_time_limit=1700)
@@ -77,3 +77,10 @@ def snapshot_aging() -> dict:
     """On the 1st: last month's closing aging per client and currency (roll rates, trends)."""
     stored = metrics.backfill_snapshots(months=1, today=timezone.localdate())
     return {end.isoformat(): rows for end, rows in stored.items()}
+
+
+@shared_task(name="cobranza.run_import", time_limit=3600, soft_time_limit=3500)
+def run_import(job_id: int) -> str:
+    """A large import file, checked and written in the background (the job page shows progress)."""
+    imports.run_import_job(job_id)
+    return "done"

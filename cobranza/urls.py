@@ -15,4 +15,5 @@ urlpatterns = [
     path("", include("cobranza.urls_dashboard")),
     path("", include("cobranza.urls_performance")),
     path("", include("cobranza.urls_alerts")),
+    path("", include("cobranza.urls_imports")),
 ]

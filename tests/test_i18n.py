@@ -288,6 +288,8 @@ def test_manager_pages_in_english_have_no_spanish_labels_left(client, gerente, e
         reverse("cobranza:discounts"),
         reverse("cobranza:handoff_list"),
         reverse("cobranza:log_outcome", args=[acme.pk]),
+        reverse("cobranza:import_list"),
+        reverse("cobranza:import_create"),
     ):
         response = client.get(url)
         assert response.status_code == 200, url

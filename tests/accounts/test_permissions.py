@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from accounts import services
 from accounts.models import Interaction, Segment
-from cobranza import commitments, disputes, handoffs, letters, selfservice, services_policies
+from cobranza import commitments, disputes, handoffs, imports, letters, selfservice, services_policies
 from cobranza.models import Alert, CollectorTask, Discount, LateFee, MessageTemplate, Notice, Policy, PolicyStep
 from tests.factories import make_client, make_invoice
 
@@ -210,6 +210,13 @@ CASES: dict[str, Case] = {
     "selfservice:revoke": _staff_page("revocable", method="post"),
     # Payment webhook: no login, authenticated by its HMAC signature; off (503) without a secret.
     "webhooks:payments": Case(expect={role: frozenset({401, 503}) for role in ROLES}, method="post"),
+    # Imports from accounting exports (cobranza/urls_imports.py): managers only. Committing a
+    # job that is not a finished dry run redirects back with a message.
+    "cobranza:import_list": _manager_page(),
+    "cobranza:import_create": _manager_page(),
+    "cobranza:import_detail": _manager_page("import_job"),
+    "cobranza:import_progress": _manager_page("import_job"),
+    "cobranza:import_commit": _manager_page("import_job", method="post"),
     # Early warnings (cobranza/urls_alerts.py). A collector's list shows only their clients'
     # alerts (200 for everyone with a role); another collector's alert is a 404.
     "cobranza:alert_list": _staff_page(),
@@ -373,6 +380,7 @@ def world(admin_user, gerente, gestora, gestor, nobody, settings, tmp_path):
         invoices=[plan_invoice],
     )
     return {
+        "import_job": imports.job_create(by=gerente, kind="invoices", file_name="f.csv", data=b"Folio\n1\n"),
         "selfservice_token": selfservice.token_for(mine),
         "revocable": make_client(by=gerente, collector=gestora),
         "payment": payment,

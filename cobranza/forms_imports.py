@@ -1,0 +1,80 @@
+"""Forms of the import pages: the upload, and the column mapping (their header for each of
+our fields) when no saved mapping is chosen."""
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from . import imports
+from .models import ImportKind, ImportMapping
+
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+
+
+class ImportUploadForm(forms.Form):
+    kind = forms.ChoiceField(label=_("Qué contiene"), choices=ImportKind.choices)
+    file = forms.FileField(label=_("Archivo (CSV o XLSX)"))
+    mapping = forms.ModelChoiceField(
+        label=_("Mapeo guardado"),
+        queryset=ImportMapping.objects.order_by("name"),
+        required=False,
+        empty_label=_("— Definir las columnas después de subir —"),
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if not upload.name.lower().endswith((".csv", ".txt", ".xlsx")):
+            raise forms.ValidationError(_("Suba un archivo CSV o XLSX."))
+        if upload.size > MAX_UPLOAD_BYTES:
+            raise forms.ValidationError(_("El archivo supera los 50 MB."))
+        return upload
+
+    def clean(self):
+        data = super().clean()
+        mapping = data.get("mapping")
+        if mapping and data.get("kind") and mapping.kind != data["kind"]:
+            self.add_error("mapping", _("Ese mapeo es para otro tipo de importación."))
+        return data
+
+
+class MappingForm(forms.Form):
+    """One select per field of ours, listing their headers."""
+
+    date_format = forms.ChoiceField(
+        label=_("Formato de fecha"),
+        choices=[
+            ("auto", _("Detectar (sólo si no es ambiguo)")),
+            ("%d/%m/%Y", _("día/mes/año")),
+            ("%m/%d/%Y", _("mes/día/año")),
+            ("%Y-%m-%d", _("año-mes-día (ISO)")),
+        ],
+    )
+    decimal_separator = forms.ChoiceField(
+        label=_("Separador decimal"), choices=[(".", _("punto (1,234.56)")), (",", _("coma (1.234,56)"))]
+    )
+    encoding = forms.ChoiceField(
+        label=_("Codificación"), choices=[("auto", _("Detectar")), ("utf-8", "UTF-8"), ("latin-1", "Latin-1")]
+    )
+    ignore_unmapped = forms.BooleanField(label=_("Ignorar las columnas que no asigne"), required=False, initial=True)
+    save_as = forms.CharField(label=_("Guardar el mapeo como (origen)"), max_length=120, required=False)
+
+    def __init__(self, *args, kind: str, headers: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kind = kind
+        guess = imports.guess_columns(kind, headers)
+        choices = [("", _("— sin asignar —"))] + [(h, h) for h in headers if h]
+        self.field_names = []
+        for spec in imports.fields_for(kind):
+            name = f"col_{spec.name}"
+            self.fields[name] = forms.ChoiceField(
+                label=spec.label, choices=choices, required=spec.required, initial=guess.get(spec.name, "")
+            )
+            self.field_names.append(name)
+
+    def columns(self) -> dict:
+        cols = {name[4:]: value for name, value in self.cleaned_data.items() if name.startswith("col_") and value}
+        if self.cleaned_data.get("ignore_unmapped"):
+            cols[imports.IGNORE_KEY] = "*"
+        return cols
+
+    def mapping_fields(self):
+        return [self[name] for name in self.field_names]

@@ -1,0 +1,1091 @@
+"""Import clients, invoices and payments from accounting exports (CSV or XLSX).
+
+The write-side counterpart of ``cobranza.exports``. Three steps, always in this order:
+
+1. **read**: decode the file (UTF-8 with or without BOM; Latin-1 when ``encoding="auto"`` and
+   the bytes are not UTF-8), sniff the delimiter (comma, semicolon, tab), or read the first
+   sheet of an XLSX workbook;
+2. **validate** every row against the mapping (their header for each of our fields) and the
+   database, set-based (one query per referenced table, not per row). Each problem becomes
+   ``{"row", "column", "reason"}`` with the row numbered as a spreadsheet shows it (header =
+   row 1) and the column named by *their* header. Any error rejects the whole file;
+3. **write** (not in a dry run): one transaction, upsert by natural key (client tax id,
+   invoice number, payment reference), through ``accounts.services``. A row equal to what is
+   stored is counted as unchanged, so importing the same file twice changes nothing.
+
+Progress: validation updates ``processed_rows`` every ``PROGRESS_EVERY`` rows in autocommit
+(the browser sees it climb). The write runs in one transaction, so nothing written inside it
+is visible to the progress poller; the job records ``summary["phase"] = "writing"`` before
+the transaction opens and the page shows an indeterminate bar until the job is done.
+
+Invoices are never modified once stored (there is no invoice-update service, and amounts or
+dates of an invoice that may already carry payments should not change silently): a row whose
+number exists with different data is an error. A settlement date on an invoice row records a
+payment of the open balance on that day (``historical=True``), so a business can load paid
+history; importing it again finds the invoice paid and does nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import os
+import re
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from accounts import services
+from accounts.models import Client, Invoice, Payment, Segment
+from accounts.roles import GROUP_NAMES
+
+from .models import ImportJob, ImportKind, ImportMapping
+
+PROGRESS_EVERY = 500
+INLINE_MAX_ROWS = 2000
+DATE_FORMATS = ("auto", "%d/%m/%Y", "%m/%d/%Y", "%Y-%m-%d")
+ENCODINGS = ("auto", "utf-8", "latin-1")
+IGNORE_KEY = "_ignore"  # mapping key: their headers to skip ("*" = every unmapped column)
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    label: object  # lazy translation
+    kind: str = "text"  # text | date | money | int | code
+    required: bool = True
+    aliases: tuple[str, ...] = ()
+
+
+FIELDS: dict[str, list[Field]] = {
+    ImportKind.CLIENTS: [
+        Field("tax_id", gettext_lazy("RFC / NIF"), aliases=("rfc", "nif", "cif", "tax id")),
+        Field("legal_name", gettext_lazy("Razón social"), aliases=("razon social", "nombre", "name")),
+        Field("trade_name", gettext_lazy("Nombre comercial"), required=False, aliases=("nombre comercial",)),
+        Field("segment", gettext_lazy("Segmento (código)"), "code", aliases=("segmento",)),
+        Field("collector", gettext_lazy("Gestor (usuario)"), required=False, aliases=("gestor",)),
+        Field("currency", gettext_lazy("Moneda"), "code", required=False, aliases=("moneda",)),
+        Field("payment_terms_days", gettext_lazy("Plazo (días)"), "int", required=False, aliases=("plazo",)),
+        Field("credit_limit", gettext_lazy("Límite de crédito"), "money", required=False, aliases=("limite",)),
+        Field("country", gettext_lazy("País"), "code", required=False, aliases=("pais",)),
+    ],
+    ImportKind.INVOICES: [
+        Field("number", gettext_lazy("Folio"), aliases=("folio", "factura", "numero")),
+        Field("client", gettext_lazy("RFC / NIF del cliente"), aliases=("rfc", "nif", "tax_id", "cliente")),
+        Field("issue_date", gettext_lazy("Fecha de emisión"), "date", aliases=("emision", "fecha")),
+        Field("due_date", gettext_lazy("Fecha de vencimiento"), "date", required=False, aliases=("vencimiento",)),
+        Field("amount", gettext_lazy("Importe"), "money", aliases=("importe", "total")),
+        Field("currency", gettext_lazy("Moneda"), "code", required=False, aliases=("moneda",)),
+        Field("settled_on", gettext_lazy("Fecha de liquidación"), "date", required=False, aliases=("liquidacion",)),
+        Field("description", gettext_lazy("Concepto"), required=False, aliases=("concepto",)),
+    ],
+    ImportKind.PAYMENTS: [
+        Field("reference", gettext_lazy("Referencia"), aliases=("referencia",)),
+        Field("client", gettext_lazy("RFC / NIF del cliente"), aliases=("rfc", "nif", "tax_id", "cliente")),
+        Field("received_on", gettext_lazy("Fecha de pago"), "date", aliases=("fecha", "date")),
+        Field("amount", gettext_lazy("Importe"), "money", aliases=("importe",)),
+        Field("currency", gettext_lazy("Moneda"), "code", required=False, aliases=("moneda",)),
+        Field("invoice", gettext_lazy("Folio de factura"), required=False, aliases=("folio", "factura")),
+    ],
+}
+
+CURRENCY_SYMBOLS = {"$": None, "€": "EUR", "US$": "USD", "MX$": "MXN"}
+
+
+def fields_for(kind: str) -> list[Field]:
+    return FIELDS[ImportKind(kind)]
+
+
+# --- options and errors ------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    kind: str
+    columns: dict = field(default_factory=dict)  # our field -> their header ({} = guess by name)
+    date_format: str = "auto"
+    decimal_separator: str = "."
+    encoding: str = "auto"
+
+    @classmethod
+    def from_mapping(cls, mapping: ImportMapping) -> Options:
+        return cls(
+            kind=mapping.kind,
+            columns=dict(mapping.columns or {}),
+            date_format=mapping.date_format or "auto",
+            decimal_separator=mapping.decimal_separator or ".",
+            encoding=mapping.encoding or "auto",
+        )
+
+
+class ImportRejected(Exception):
+    def __init__(self, errors: list[dict]):
+        super().__init__(f"{len(errors)} errors")
+        self.errors = errors
+
+
+def _err(row: int, column: str, reason: str) -> dict:
+    return {"row": row, "column": column, "reason": str(reason)}
+
+
+# --- reading -----------------------------------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _decode(data: bytes, encoding: str) -> str:
+    """Text of a CSV file, or ImportRejected naming the first row that cannot be read."""
+    if encoding in ("auto", "utf-8"):
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            if encoding == "utf-8":
+                row = data[: exc.start].count(b"\n") + 1
+                raise ImportRejected(
+                    [
+                        _err(
+                            row,
+                            "",
+                            _(
+                                "El archivo no está en UTF-8 (byte no válido en la fila %(row)s). "
+                                "Guárdelo como CSV UTF-8 o elija la codificación Latin-1."
+                            )
+                            % {"row": row},
+                        )
+                    ]
+                ) from exc
+            text = data.decode("latin-1")
+    else:
+        text = data.decode("latin-1")
+    # Latin-1 decodes any byte; a UTF-16 or binary file shows up as control characters.
+    bad = _CONTROL.search(text)
+    if bad:
+        row = text.count("\n", 0, bad.start()) + 1
+        raise ImportRejected(
+            [
+                _err(
+                    row,
+                    "",
+                    _(
+                        "La codificación del archivo no es UTF-8 ni Latin-1 (hay caracteres de control en la "
+                        "fila %(row)s). Expórtelo como CSV UTF-8 o como XLSX."
+                    )
+                    % {"row": row},
+                )
+            ]
+        )
+    return text
+
+
+def _sniff_delimiter(text: str) -> str:
+    first = text.split("\n", 1)[0]
+    counts = {d: first.count(d) for d in (";", "\t", ",")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _is_xlsx(data: bytes, name: str) -> bool:
+    return data[:2] == b"PK" or name.lower().endswith((".xlsx", ".xlsm"))
+
+
+def read_table(data: bytes, *, name: str = "", encoding: str = "auto") -> tuple[list[str], list[list]]:
+    """Headers and data rows (lists of cell values). Blank rows are dropped."""
+    if not data.strip():
+        raise ImportRejected([_err(1, "", _("El archivo está vacío."))])
+    if _is_xlsx(data, name):
+        import openpyxl
+
+        try:
+            wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        except Exception as exc:  # openpyxl raises many kinds for a damaged workbook
+            raise ImportRejected([_err(1, "", _("No se pudo leer el libro de Excel (XLSX)."))]) from exc
+        ws = wb.worksheets[0]
+        rows = [list(r) for r in ws.iter_rows(values_only=True)]
+        wb.close()
+    else:
+        text = _decode(data, encoding)
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(text)))
+    # Keep row numbers as the user sees them: blank rows are skipped, not renumbered.
+    numbered = [(i + 1, r) for i, r in enumerate(rows) if any(c not in (None, "") and str(c).strip() for c in r)]
+    if not numbered:
+        raise ImportRejected([_err(1, "", _("El archivo está vacío."))])
+    (_first, header), *body = numbered
+    headers = [("" if h is None else str(h)).strip() for h in header]
+    while headers and not headers[-1]:
+        headers.pop()
+    if not body:
+        raise ImportRejected([_err(1, "", _("El archivo sólo tiene encabezados: no hay filas que importar."))])
+    return headers, body
+
+
+def _norm(text: str) -> str:
+    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode().lower()
+    return re.sub(r"[^a-z0-9]+", " ", text).strip()
+
+
+def guess_columns(kind: str, headers: list[str]) -> dict:
+    """Our field -> their header, by field name, label or a common Spanish alias."""
+    by_norm = {_norm(h): h for h in headers if h}
+    guess, used = {}, set()
+    for f in fields_for(kind):
+        for candidate in (f.name, str(f.label), *f.aliases):
+            h = by_norm.get(_norm(candidate))
+            if h and h not in used:
+                guess[f.name] = h
+                used.add(h)
+                break
+    return guess
+
+
+# --- cell parsing ------------------------------------------------------------------------
+
+_ISO = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T].*)?$")
+_SLASH = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$")
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def detect_day_first(values) -> bool | None:
+    """True for d/m/Y, False for m/d/Y, None when no value tells (or they disagree)."""
+    day_first = month_first = False
+    for v in values:
+        m = _SLASH.match(v) if isinstance(v, str) else None
+        if not m:
+            continue
+        a, b = int(m.group(1)), int(m.group(2))
+        day_first |= a > 12
+        month_first |= b > 12
+    if day_first == month_first:
+        return None
+    return day_first
+
+
+class AmbiguousDate(ValueError):
+    pass
+
+
+def parse_date(value, *, fmt: str, day_first: bool | None) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    text = _text(value)
+    if fmt != "auto":
+        try:
+            return dt.datetime.strptime(text.replace("-", "/") if "/" in fmt else text, fmt).date()
+        except ValueError:
+            raise ValueError(
+                _("«%(v)s» no es una fecha con el formato %(f)s.") % {"v": text, "f": _human_format(fmt)}
+            ) from None
+    m = _ISO.match(text)
+    try:
+        if m:
+            return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        m = _SLASH.match(text)
+        if m:
+            a, b, y = int(m.group(1)), int(m.group(2)), int(m.group(3))
+            if a == b:
+                return dt.date(y, a, b)
+            if day_first is None:
+                if a > 12 or b > 12:  # the value itself tells (the file disagreed elsewhere)
+                    return dt.date(y, b, a) if a > 12 else dt.date(y, a, b)
+                raise AmbiguousDate(
+                    _("«%(v)s» es ambigua (¿día/mes o mes/día?). Elija el formato de fecha en el mapeo.") % {"v": text}
+                )
+            return dt.date(y, b, a) if day_first else dt.date(y, a, b)
+    except AmbiguousDate:
+        raise
+    except ValueError:
+        raise ValueError(_("«%(v)s» no es una fecha válida.") % {"v": text}) from None
+    raise ValueError(_("«%(v)s» no es una fecha (use día/mes/año, mes/día/año o año-mes-día).") % {"v": text})
+
+
+def _human_format(fmt: str) -> str:
+    return fmt.replace("%d", "dd").replace("%m", "mm").replace("%Y", "aaaa")
+
+
+_CODE_IN_AMOUNT = re.compile(r"\b([A-Za-z]{3})\b")
+
+
+def parse_money(value, *, decimal_separator: str) -> tuple[Decimal, str]:
+    """(amount, currency code found in the cell or "")."""
+    if isinstance(value, bool):
+        raise ValueError(_("«%(v)s» no es un importe.") % {"v": value})
+    if isinstance(value, int | float | Decimal):
+        return Decimal(str(value)), ""
+    raw = _text(value)
+    text = raw.replace("\u00a0", " ")
+    code = ""
+    m = _CODE_IN_AMOUNT.search(text)
+    if m:
+        code = m.group(1).upper()
+        text = text[: m.start()] + text[m.end() :]
+    for sym, sym_code in sorted(CURRENCY_SYMBOLS.items(), key=lambda kv: -len(kv[0])):
+        if sym in text:
+            text = text.replace(sym, "")
+            code = code or (sym_code or "")
+    text = text.replace(" ", "").replace("'", "")
+    negative = False
+    if text.startswith("(") and text.endswith(")"):
+        negative, text = True, text[1:-1]
+    if text.startswith("-"):
+        negative, text = True, text[1:]
+    elif text.endswith("-"):
+        negative, text = True, text[:-1]
+    if not text:
+        raise ValueError(_("«%(v)s» no es un importe.") % {"v": raw})
+    dec = decimal_separator if decimal_separator in ",." else "."
+    if "," in text and "." in text:
+        dec = "," if text.rfind(",") > text.rfind(".") else "."
+    thousands = "." if dec == "," else ","
+    intpart, _sep, frac = text.partition(dec)
+    if thousands in intpart:
+        if not re.fullmatch(r"\d{1,3}(" + re.escape(thousands) + r"\d{3})+", intpart):
+            raise ValueError(
+                _("«%(v)s» no es un importe válido (separador decimal «%(d)s»).") % {"v": raw, "d": decimal_separator}
+            )
+        intpart = intpart.replace(thousands, "")
+    if not re.fullmatch(r"\d+", intpart or "0") or (frac and not re.fullmatch(r"\d+", frac)):
+        raise ValueError(_("«%(v)s» no es un importe.") % {"v": raw})
+    try:
+        amount = Decimal(f"{intpart or '0'}.{frac or '0'}")
+    except InvalidOperation:
+        raise ValueError(_("«%(v)s» no es un importe.") % {"v": raw}) from None
+    return (-amount if negative else amount), code
+
+
+# --- validation --------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """What a file would do: normalised rows with their action, or the errors."""
+
+    kind: str
+    rows: list[dict] = field(default_factory=list)  # {"row", "action", ...fields}
+    errors: list[dict] = field(default_factory=list)
+    total_rows: int = 0
+
+    def counts(self) -> dict:
+        out = {"created": 0, "updated": 0, "unchanged": 0}
+        for r in self.rows:
+            out[r["action"]] += 1
+        out["payments"] = sum(1 for r in self.rows if r.get("settle"))
+        return out
+
+
+def _check_columns(kind: str, headers: list[str], columns: dict) -> tuple[dict, list[dict]]:
+    errors = []
+    seen = {}
+    for i, h in enumerate(headers):
+        if not h:
+            errors.append(_err(1, _("columna %(n)s") % {"n": i + 1}, _("La columna no tiene encabezado.")))
+        elif h in seen:
+            errors.append(_err(1, h, _("El encabezado «%(h)s» está repetido.") % {"h": h}))
+        seen.setdefault(h, i)
+    mapping = {k: v for k, v in columns.items() if k != IGNORE_KEY and v}
+    known = {f.name: f for f in fields_for(kind)}
+    for ours in mapping:
+        if ours not in known:
+            errors.append(_err(1, mapping[ours], _("El mapeo usa un campo desconocido «%(f)s».") % {"f": ours}))
+    for f in fields_for(kind):
+        theirs = mapping.get(f.name)
+        if theirs and theirs not in seen:
+            errors.append(_err(1, theirs, _("Falta la columna «%(h)s» (%(f)s).") % {"h": theirs, "f": f.label}))
+        elif not theirs and f.required:
+            errors.append(
+                _err(
+                    1,
+                    str(f.label),
+                    _("Falta la columna obligatoria «%(f)s»: no hay ninguna columna asignada a ese campo.")
+                    % {"f": f.label},
+                )
+            )
+    ignore = columns.get(IGNORE_KEY) or []
+    used = set(mapping.values())
+    if ignore != "*":
+        for h in headers:
+            if h and h not in used and h not in ignore:
+                errors.append(
+                    _err(
+                        1,
+                        h,
+                        _("Columna no reconocida «%(h)s»: asígnela a un campo en el mapeo o márquela para ignorar.")
+                        % {"h": h},
+                    )
+                )
+    index = {ours: seen[theirs] for ours, theirs in mapping.items() if theirs in seen and ours in known}
+    return index, errors
+
+
+def validate(
+    data: bytes,
+    options: Options,
+    *,
+    name: str = "",
+    progress: Callable[[int, int], None] | None = None,
+) -> Plan:
+    kind = ImportKind(options.kind)
+    plan = Plan(kind=kind)
+    try:
+        headers, body = read_table(data, name=name, encoding=options.encoding)
+    except ImportRejected as exc:
+        plan.errors = exc.errors
+        return plan
+    plan.total_rows = len(body)
+    columns = options.columns or guess_columns(kind, headers)
+    index, plan.errors = _check_columns(kind, headers, columns)
+    if plan.errors:
+        return plan
+    specs = {f.name: f for f in fields_for(kind)}
+    header_of = {ours: headers[i] for ours, i in index.items()}
+
+    def cell(row, ours):
+        i = index.get(ours)
+        return row[i] if i is not None and i < len(row) else None
+
+    date_fields = [f.name for f in specs.values() if f.kind == "date" and f.name in index]
+    day_first = None
+    if options.date_format == "auto":
+        day_first = detect_day_first(cell(r, f) for _n, r in body for f in date_fields)
+
+    # Parse cells first (pure Python), then look up every referenced key in one query each.
+    parsed = []
+    for n, (rownum, row) in enumerate(body, 1):
+        values, ok = {"row": rownum}, True
+        if len(row) > len(headers) and any(_text(c) for c in row[len(headers) :]):
+            plan.errors.append(_err(rownum, "", _("La fila tiene más celdas que encabezados.")))
+            ok = False
+        for ours, spec in specs.items():
+            raw = cell(row, ours)
+            text = _text(raw)
+            col = header_of.get(ours, str(spec.label))
+            if text == "" and not isinstance(raw, dt.date):
+                if spec.required:
+                    plan.errors.append(_err(rownum, col, _("Falta el valor de «%(f)s».") % {"f": spec.label}))
+                    ok = False
+                values[ours] = None
+                continue
+            try:
+                values[ours] = _parse_cell(spec, raw, text, options, day_first, values)
+            except ValueError as exc:
+                plan.errors.append(_err(rownum, col, str(exc)))
+                ok = False
+        if ok:
+            parsed.append(values)
+        if progress and n % PROGRESS_EVERY == 0:
+            progress(n, plan.total_rows)
+    checker = {
+        ImportKind.CLIENTS: _plan_clients,
+        ImportKind.INVOICES: _plan_invoices,
+        ImportKind.PAYMENTS: _plan_payments,
+    }
+    checker[kind](plan, parsed, header_of, specs)
+    if progress:
+        progress(plan.total_rows, plan.total_rows)
+    plan.errors.sort(key=lambda e: (e["row"], e["column"]))
+    if plan.errors:
+        plan.rows = []
+    return plan
+
+
+def _parse_cell(spec: Field, raw, text: str, options: Options, day_first, values: dict):
+    if spec.kind == "date":
+        return parse_date(raw, fmt=options.date_format, day_first=day_first)
+    if spec.kind == "money":
+        amount, code = parse_money(raw, decimal_separator=options.decimal_separator)
+        if amount < 0:
+            raise ValueError(_("El importe no puede ser negativo (%(v)s).") % {"v": text})
+        if spec.name == "amount" and amount == 0:
+            raise ValueError(_("El importe debe ser mayor que cero."))
+        if amount != amount.quantize(Decimal("0.01")):
+            raise ValueError(_("«%(v)s» tiene más de dos decimales.") % {"v": text})
+        if code:
+            values["_currency_in_amount"] = code
+        return amount
+    if spec.kind == "int":
+        if not re.fullmatch(r"\d+", text):
+            raise ValueError(_("«%(v)s» no es un número entero.") % {"v": text})
+        return int(text)
+    if spec.kind == "code":
+        return text.upper() if spec.name != "segment" else text
+    return text
+
+
+def _currency(values: dict, header_of: dict, specs: dict, plan: Plan, default: str | None) -> str | None:
+    code = values.get("currency") or values.get("_currency_in_amount") or default
+    col = header_of.get("currency") or header_of.get("amount", "")
+    if (
+        values.get("currency")
+        and values.get("_currency_in_amount")
+        and values["currency"] != values["_currency_in_amount"]
+    ):
+        plan.errors.append(
+            _err(
+                values["row"],
+                col,
+                _("La moneda %(a)s no coincide con la del importe (%(b)s).")
+                % {"a": values["currency"], "b": values["_currency_in_amount"]},
+            )
+        )
+        return None
+    if code and not re.fullmatch(r"[A-Z]{3}", code):
+        plan.errors.append(
+            _err(values["row"], col, _("«%(v)s» no es un código de moneda ISO (MXN, EUR, USD).") % {"v": code})
+        )
+        return None
+    return code
+
+
+def _duplicates(plan: Plan, rows: list[dict], key: str, header: str, what: str) -> list[dict]:
+    first, kept = {}, []
+    for r in rows:
+        k = r[key].upper() if key == "tax_id" else r[key]
+        if k in first:
+            plan.errors.append(
+                _err(
+                    r["row"],
+                    header,
+                    _("%(what)s «%(v)s» está repetido (ya aparece en la fila %(first)s).")
+                    % {"what": what, "v": r[key], "first": first[k]},
+                )
+            )
+            continue
+        first[k] = r["row"]
+        kept.append(r)
+    return kept
+
+
+def _clients_by_tax_id(tax_ids) -> dict[str, Client]:
+    ids = {t.strip().upper() for t in tax_ids if t}
+    return {c.tax_id: c for c in Client.objects.filter(tax_id__in=ids)} if ids else {}
+
+
+def _staff_by_username(names) -> dict:
+    names = {n for n in names if n}
+    if not names:
+        return {}
+    qs = get_user_model().objects.filter(username__in=names, is_active=True, groups__name__in=GROUP_NAMES.values())
+    return {u.username: u for u in qs.distinct()}
+
+
+def _plan_clients(plan: Plan, rows: list[dict], header_of: dict, specs: dict) -> None:
+    rows = _duplicates(plan, rows, "tax_id", header_of["tax_id"], _("El RFC / NIF"))
+    existing = _clients_by_tax_id(r["tax_id"] for r in rows)
+    segments = {s.code: s for s in Segment.objects.all()}
+    staff = _staff_by_username(r.get("collector") for r in rows)
+    for r in rows:
+        n, tax_id = r["row"], r["tax_id"].strip().upper()
+        if len(tax_id) > 32:
+            plan.errors.append(_err(n, header_of["tax_id"], _("El RFC / NIF tiene más de 32 caracteres.")))
+            continue
+        changes = {"tax_id": tax_id, "legal_name": r["legal_name"][:200]}
+        seg = segments.get(r["segment"])
+        if seg is None:
+            plan.errors.append(
+                _err(
+                    n,
+                    header_of["segment"],
+                    _("No existe el segmento «%(v)s» (códigos válidos: %(codes)s).")
+                    % {"v": r["segment"], "codes": ", ".join(sorted(segments))},
+                )
+            )
+            continue
+        changes["segment"] = seg
+        if r.get("collector"):
+            user = staff.get(r["collector"])
+            if user is None:
+                plan.errors.append(
+                    _err(
+                        n,
+                        header_of["collector"],
+                        _("No existe un usuario del equipo con el nombre «%(v)s».") % {"v": r["collector"]},
+                    )
+                )
+                continue
+            changes["collector"] = user
+        for name in ("trade_name", "payment_terms_days", "credit_limit", "country"):
+            if r.get(name) is not None:
+                changes[name] = r[name]
+        currency = _currency(r, header_of, specs, plan, None)
+        if currency is None and (r.get("currency") or r.get("_currency_in_amount")):
+            continue
+        if currency:
+            changes["currency"] = currency
+        if changes.get("country") and not re.fullmatch(r"[A-Z]{2}", changes["country"]):
+            plan.errors.append(
+                _err(
+                    n,
+                    header_of["country"],
+                    _("«%(v)s» no es un código de país de dos letras.") % {"v": changes["country"]},
+                )
+            )
+            continue
+        client = existing.get(tax_id)
+        if client is None:
+            plan.rows.append({"row": n, "action": "created", "fields": changes})
+        else:
+            diff = {k: v for k, v in changes.items() if getattr(client, k) != v}
+            plan.rows.append({"row": n, "action": "updated" if diff else "unchanged", "client": client, "fields": diff})
+
+
+def _plan_invoices(plan: Plan, rows: list[dict], header_of: dict, specs: dict) -> None:
+    rows = _duplicates(plan, rows, "number", header_of["number"], _("El folio"))
+    clients = _clients_by_tax_id(r["client"] for r in rows)
+    existing = {i.number: i for i in Invoice.objects.filter(number__in=[r["number"] for r in rows])}
+    today = timezone.localdate()
+    for r in rows:
+        n = r["row"]
+        if len(r["number"]) > 40:
+            plan.errors.append(_err(n, header_of["number"], _("El folio tiene más de 40 caracteres.")))
+            continue
+        client = clients.get(r["client"].strip().upper())
+        if client is None:
+            plan.errors.append(
+                _err(
+                    n,
+                    header_of["client"],
+                    _("No existe un cliente con RFC / NIF «%(v)s». Importe primero los clientes.") % {"v": r["client"]},
+                )
+            )
+            continue
+        currency = _currency(r, header_of, specs, plan, client.currency)
+        if currency is None:
+            continue
+        due = r.get("due_date") or r["issue_date"] + dt.timedelta(days=client.payment_terms_days)
+        if due < r["issue_date"]:
+            plan.errors.append(
+                _err(n, header_of.get("due_date", ""), _("El vencimiento es anterior a la fecha de emisión."))
+            )
+            continue
+        settled = r.get("settled_on")
+        if settled and settled > today:
+            plan.errors.append(_err(n, header_of["settled_on"], _("La fecha de liquidación está en el futuro.")))
+            continue
+        if settled and settled < r["issue_date"]:
+            plan.errors.append(_err(n, header_of["settled_on"], _("La fecha de liquidación es anterior a la emisión.")))
+            continue
+        values = {
+            "number": r["number"],
+            "client": client,
+            "issue_date": r["issue_date"],
+            "due_date": due,
+            "amount": r["amount"],
+            "currency": currency,
+            "description": (r.get("description") or "")[:255],
+        }
+        inv = existing.get(r["number"])
+        if inv is None:
+            plan.rows.append({"row": n, "action": "created", "fields": values, "settle": settled})
+            continue
+        differ = [
+            k
+            for k in ("client", "issue_date", "due_date", "amount", "currency")
+            if (inv.client_id if k == "client" else getattr(inv, k)) != (client.pk if k == "client" else values[k])
+        ]
+        if differ:
+            labels = ", ".join(header_of.get(k, str(specs[k].label)) for k in differ)
+            plan.errors.append(
+                _err(
+                    n,
+                    header_of["number"],
+                    _(
+                        "La factura %(v)s ya existe con otros datos (%(cols)s); "
+                        "una factura registrada no se modifica desde una importación."
+                    )
+                    % {"v": r["number"], "cols": labels},
+                )
+            )
+            continue
+        settle = settled if settled and inv.status in (Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID) else None
+        plan.rows.append({"row": n, "action": "updated" if settle else "unchanged", "invoice": inv, "settle": settle})
+
+
+def _plan_payments(plan: Plan, rows: list[dict], header_of: dict, specs: dict) -> None:
+    rows = _duplicates(plan, rows, "reference", header_of["reference"], _("La referencia"))
+    clients = _clients_by_tax_id(r["client"] for r in rows)
+    existing = {p.reference: p for p in Payment.objects.filter(reference__in=[r["reference"] for r in rows])}
+    invoices = {
+        i.number: i for i in Invoice.objects.filter(number__in=[r["invoice"] for r in rows if r.get("invoice")])
+    }
+    balance = {num: inv.amount - inv.amount_paid for num, inv in invoices.items()}
+    today = timezone.localdate()
+    for r in rows:
+        n = r["row"]
+        if len(r["reference"]) > 80:
+            plan.errors.append(_err(n, header_of["reference"], _("La referencia tiene más de 80 caracteres.")))
+            continue
+        client = clients.get(r["client"].strip().upper())
+        if client is None:
+            plan.errors.append(
+                _err(n, header_of["client"], _("No existe un cliente con RFC / NIF «%(v)s».") % {"v": r["client"]})
+            )
+            continue
+        currency = _currency(r, header_of, specs, plan, client.currency)
+        if currency is None:
+            continue
+        if r["received_on"] > today + dt.timedelta(days=1):
+            plan.errors.append(_err(n, header_of["received_on"], _("La fecha de pago está en el futuro.")))
+            continue
+        pay = existing.get(r["reference"])
+        if pay is not None:
+            if pay.client_id != client.pk or pay.amount != r["amount"] or pay.currency != currency:
+                plan.errors.append(
+                    _err(
+                        n,
+                        header_of["reference"],
+                        _("La referencia %(v)s ya corresponde a otro pago (otro cliente, importe o moneda).")
+                        % {"v": r["reference"]},
+                    )
+                )
+            else:
+                plan.rows.append({"row": n, "action": "unchanged"})
+            continue
+        alloc = None
+        if r.get("invoice"):
+            inv = invoices.get(r["invoice"])
+            col = header_of["invoice"]
+            if inv is None or inv.client_id != client.pk:
+                plan.errors.append(_err(n, col, _("No existe la factura %(v)s de este cliente.") % {"v": r["invoice"]}))
+                continue
+            if inv.currency != currency:
+                plan.errors.append(
+                    _err(
+                        n,
+                        col,
+                        _("La factura %(v)s está en %(c)s, no en %(p)s.")
+                        % {"v": inv.number, "c": inv.currency, "p": currency},
+                    )
+                )
+                continue
+            take = min(r["amount"], balance[inv.number])
+            balance[inv.number] -= take
+            alloc = (inv.pk, take)
+        plan.rows.append(
+            {
+                "row": n,
+                "action": "created",
+                "client": client,
+                "amount": r["amount"],
+                "currency": currency,
+                "received_on": r["received_on"],
+                "reference": r["reference"],
+                "alloc": alloc,
+            }
+        )
+
+
+# --- writing -----------------------------------------------------------------------------
+
+
+def commit(plan: Plan, *, by) -> dict:
+    """Write a validated plan in one transaction. A service error on any row rolls back
+    everything and raises ImportRejected with that row."""
+    if plan.errors:
+        raise ImportRejected(plan.errors)
+    writer = {
+        ImportKind.CLIENTS: _write_client,
+        ImportKind.INVOICES: _write_invoice,
+        ImportKind.PAYMENTS: _write_payment,
+    }[plan.kind]
+    with transaction.atomic():
+        for r in plan.rows:
+            if r["action"] == "unchanged" and not r.get("settle"):
+                continue
+            try:
+                writer(r, by)
+            except ValidationError as exc:
+                raise ImportRejected([_err(r["row"], "", "; ".join(exc.messages))]) from exc
+    return plan.counts()
+
+
+def _write_client(r: dict, by) -> None:
+    if r["action"] == "created":
+        services.client_create(by=by, **r["fields"])
+    else:
+        services.client_update(by=by, client=r["client"], **r["fields"])
+
+
+def _write_invoice(r: dict, by) -> None:
+    inv = services.invoice_create(by=by, **r["fields"]) if r["action"] == "created" else r["invoice"]
+    if r.get("settle"):
+        balance = inv.amount - inv.amount_paid
+        services.payment_record(
+            by=by,
+            client=inv.client,
+            amount=balance,
+            currency=inv.currency,
+            received_on=r["settle"],
+            allocations=[services.AllocationRequest(invoice_id=inv.pk, amount=balance)],
+            notes=_("Liquidación de la factura %(n)s (importada)") % {"n": inv.number},
+            historical=True,
+        )
+
+
+def _write_payment(r: dict, by) -> None:
+    alloc = r["alloc"]
+    services.payment_record(
+        by=by,
+        client=r["client"],
+        amount=r["amount"],
+        currency=r["currency"],
+        received_on=r["received_on"],
+        reference=r["reference"],
+        allocations=[services.AllocationRequest(invoice_id=alloc[0], amount=alloc[1])] if alloc else None,
+        historical=True,
+    )
+
+
+# --- jobs ------------------------------------------------------------------------------
+
+
+def imports_dir() -> Path:
+    path = Path(settings.MEDIA_ROOT) / "imports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def job_file(job: ImportJob) -> Path:
+    path = Path(job.file_path)
+    return path if path.is_absolute() else Path(settings.MEDIA_ROOT) / path
+
+
+def job_options(job: ImportJob) -> Options:
+    if job.mapping_id:
+        return Options.from_mapping(job.mapping)
+    inline = job.summary.get("options") or {}
+    return Options(
+        kind=job.kind,
+        columns=inline.get("columns") or {},
+        date_format=inline.get("date_format", "auto"),
+        decimal_separator=inline.get("decimal_separator", "."),
+        encoding=inline.get("encoding", "auto"),
+    )
+
+
+def job_create(
+    *,
+    by,
+    kind: str,
+    file_name: str,
+    data: bytes,
+    mapping: ImportMapping | None = None,
+    options: Options | None = None,
+    dry_run: bool = True,
+    path: str | None = None,
+) -> ImportJob:
+    """Store the upload (or point at ``path``) and record a pending job."""
+    if path is None:
+        stamp = timezone.now().strftime("%Y%m%d%H%M%S%f")
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", os.path.basename(file_name))[-100:]
+        target = imports_dir() / f"{stamp}_{safe}"
+        target.write_bytes(data)
+        path = str(target.relative_to(settings.MEDIA_ROOT))
+    summary = {}
+    if options is not None and mapping is None:
+        summary["options"] = {
+            "columns": options.columns,
+            "date_format": options.date_format,
+            "decimal_separator": options.decimal_separator,
+            "encoding": options.encoding,
+        }
+    return ImportJob.objects.create(
+        kind=kind,
+        mapping=mapping,
+        file_name=file_name[:255],
+        file_path=path,
+        dry_run=dry_run,
+        created_by=by if getattr(by, "is_authenticated", False) else None,
+        summary=summary,
+    )
+
+
+def count_rows(job: ImportJob) -> int:
+    """A cheap estimate of data rows, to choose inline or background."""
+    data = job_file(job).read_bytes()
+    if _is_xlsx(data, job.file_name):
+        import openpyxl
+
+        try:
+            wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True)
+            return max((wb.worksheets[0].max_row or 1) - 1, 0)
+        except Exception:
+            return 0
+    return max(data.count(b"\n") - 1, 0)
+
+
+def _set(job: ImportJob, **values) -> None:
+    for k, v in values.items():
+        setattr(job, k, v)
+    ImportJob.objects.filter(pk=job.pk).update(**values)
+
+
+def run_job(job: ImportJob) -> ImportJob:
+    """Validate (and, unless a dry run, write) one job; the job row tells the outcome."""
+    started = time.monotonic()
+    inline = job.summary.get("options")
+    options = job_options(job)
+    base = {"options": inline} if inline else {}
+    _set(job, status=ImportJob.Status.RUNNING, processed_rows=0, errors=[], summary={**base, "phase": "validating"})
+    try:
+        data = job_file(job).read_bytes()
+
+        def progress(done, total):
+            _set(job, processed_rows=done, total_rows=total)
+
+        plan = validate(data, options, name=job.file_name, progress=progress)
+        if plan.errors:
+            _set(
+                job,
+                status=ImportJob.Status.REJECTED,
+                errors=plan.errors[:1000],
+                total_rows=plan.total_rows,
+                summary={**base, "error_count": len(plan.errors)},
+                finished_at=timezone.now(),
+            )
+            return job
+        counts = plan.counts()
+        if job.dry_run:
+            _set(
+                job,
+                status=ImportJob.Status.DONE,
+                processed_rows=plan.total_rows,
+                total_rows=plan.total_rows,
+                summary={**base, **counts, "dry_run": True, "seconds": round(time.monotonic() - started, 2)},
+                finished_at=timezone.now(),
+            )
+            return job
+        _set(job, summary={**base, "phase": "writing"})
+        by = job.created_by
+        counts = commit(plan, by=by)
+        _set(
+            job,
+            status=ImportJob.Status.DONE,
+            processed_rows=plan.total_rows,
+            total_rows=plan.total_rows,
+            summary={**base, **counts, "dry_run": False, "seconds": round(time.monotonic() - started, 2)},
+            finished_at=timezone.now(),
+        )
+    except ImportRejected as exc:
+        _set(
+            job,
+            status=ImportJob.Status.REJECTED,
+            errors=exc.errors,
+            summary={**base, "error_count": len(exc.errors)},
+            finished_at=timezone.now(),
+        )
+    except Exception as exc:
+        _set(
+            job,
+            status=ImportJob.Status.FAILED,
+            errors=[_err(0, "", _("Error inesperado: %(e)s") % {"e": exc})],
+            summary=base,
+            finished_at=timezone.now(),
+        )
+        raise
+    return job
+
+
+def run_import_job(job_id: int) -> str:
+    """The Celery task body (registered as ``cobranza.run_import``): run one job by id."""
+    job = ImportJob.objects.select_related("mapping", "created_by").get(pk=job_id)
+    if job.status not in (ImportJob.Status.PENDING,):
+        return job.status  # delivered twice: the first delivery already ran it
+    return run_job(job).status
+
+
+def load_mapping_arg(value: str, kind: str) -> tuple[ImportMapping | None, Options | None]:
+    """``--mapping``: a saved mapping's name, or a JSON file (either just the columns, or
+    ``{"columns": {...}, "date_format": ..., "decimal_separator": ..., "encoding": ...}``)."""
+    mapping = ImportMapping.objects.filter(name=value, kind=kind).first()
+    if mapping is not None:
+        return mapping, None
+    path = Path(value)
+    if not path.is_file():
+        raise ValueError(
+            _("No existe un mapeo «%(v)s» para %(k)s ni un archivo JSON con ese nombre.") % {"v": value, "k": kind}
+        )
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    if "columns" not in spec:
+        spec = {"columns": spec}
+    return None, Options(
+        kind=kind,
+        columns=spec["columns"],
+        date_format=spec.get("date_format", "auto"),
+        decimal_separator=spec.get("decimal_separator", "."),
+        encoding=spec.get("encoding", "auto"),
+    )
+
+
+def mapping_save(*, by, name: str, kind: str, options: Options) -> ImportMapping:
+    """Create or replace the saved mapping of one source (name) for one kind."""
+    mapping, _created = ImportMapping.objects.update_or_create(
+        name=name.strip(),
+        kind=kind,
+        defaults={
+            "columns": options.columns,
+            "date_format": options.date_format,
+            "decimal_separator": options.decimal_separator,
+            "encoding": options.encoding,
+            "created_by": by if getattr(by, "is_authenticated", False) else None,
+            "updated_at": timezone.now(),
+        },
+    )
+    return mapping
+
+
+def job_restart(
+    job: ImportJob, *, dry_run: bool, mapping: ImportMapping | None = None, options: Options | None = None
+) -> ImportJob:
+    """Queue the same file again (a new mapping, or the commit after a dry run)."""
+    summary = {}
+    if options is not None and mapping is None:
+        summary["options"] = {
+            "columns": options.columns,
+            "date_format": options.date_format,
+            "decimal_separator": options.decimal_separator,
+            "encoding": options.encoding,
+        }
+    elif mapping is None and not job.mapping_id:
+        summary = {k: v for k, v in job.summary.items() if k == "options"}
+    _set(
+        job,
+        dry_run=dry_run,
+        status=ImportJob.Status.PENDING,
+        processed_rows=0,
+        errors=[],
+        summary=summary,
+        finished_at=None,
+        **({"mapping": mapping} if mapping is not None else {}),
+    )
+    return job
+
+
+def file_headers(job: ImportJob) -> tuple[list[str], list[dict]]:
+    """Their headers (for the mapping form), or the errors reading the file."""
+    try:
+        data = job_file(job).read_bytes()
+        encoding = job_options(job).encoding
+        headers, _body = read_table(data, name=job.file_name, encoding=encoding)
+    except ImportRejected as exc:
+        return [], exc.errors
+    return headers, []

@@ -1,0 +1,361 @@
+"""Imports from accounting exports: a malformed file is rejected with row/column/reason and
+writes nothing; a good one upserts by natural key, so importing it twice changes nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from accounts.models import Client, Interaction, Invoice, Payment
+from cobranza import imports
+from cobranza.imports import Options
+from cobranza.models import ImportJob, ImportMapping
+from tests.factories import make_client
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "imports"
+
+CLIENT_COLS = {
+    "tax_id": "RFC",
+    "legal_name": "Razón social",
+    "segment": "Segmento",
+    "collector": "Gestor",
+    "currency": "Moneda",
+}
+INVOICE_COLS = {
+    "number": "Folio",
+    "client": "RFC",
+    "issue_date": "Emision",
+    "due_date": "Vencimiento",
+    "amount": "Importe",
+    "currency": "Moneda",
+    "settled_on": "Liquidacion",
+}
+PAYMENT_COLS = {"reference": "Ref", "client": "RFC", "received_on": "Fecha", "amount": "Importe", "invoice": "Folio"}
+
+INVOICE_HEADER = "Folio,RFC,Emision,Vencimiento,Importe,Moneda,Liquidacion\n"
+
+
+@pytest.fixture(autouse=True)
+def _media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def cliente(gerente):
+    return make_client(by=gerente, tax_id="AAA010101AAA", legal_name="Ferretería Núñez", currency="MXN")
+
+
+def _validate(text: str | bytes, kind="invoices", cols=None, **opts):
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    cols = (
+        cols if cols is not None else {"invoices": INVOICE_COLS, "clients": CLIENT_COLS, "payments": PAYMENT_COLS}[kind]
+    )
+    return imports.validate(data, Options(kind=kind, columns=cols, **opts))
+
+
+def _import(text, kind="invoices", by=None, **opts):
+    plan = _validate(text, kind, **opts)
+    assert plan.errors == []
+    return imports.commit(plan, by=by)
+
+
+def _counts():
+    return (Client.objects.count(), Invoice.objects.count(), Payment.objects.count(), Interaction.objects.count())
+
+
+# --- the malformed corpus ----------------------------------------------------------------
+
+
+def test_a_missing_column_is_reported_on_the_header_row(cliente):
+    plan = _validate("Folio,RFC,Emision,Vencimiento,Moneda,Liquidacion\nF-1,AAA010101AAA,2024-01-10,,MXN,\n")
+    assert plan.errors == [{"row": 1, "column": "Importe", "reason": "Falta la columna «Importe» (Importe)."}]
+
+
+def test_an_extra_column_is_reported_unless_ignored(cliente):
+    text = INVOICE_HEADER.strip() + ",Vendedor\nF-1,AAA010101AAA,2024-01-10,,100,MXN,,Pepe\n"
+    plan = _validate(text)
+    assert [(e["row"], e["column"]) for e in plan.errors] == [(1, "Vendedor")]
+    assert "no reconocida" in plan.errors[0]["reason"]
+    assert _validate(text, cols={**INVOICE_COLS, "_ignore": ["Vendedor"]}).errors == []
+
+
+def test_bad_dates_negative_and_non_numeric_amounts_duplicates_and_unknown_client_name_row_and_column(cliente):
+    before = _counts()
+    text = INVOICE_HEADER + (
+        "F-1,AAA010101AAA,31/02/2024,,100,MXN,\n"  # row 2: no such day
+        "F-2,AAA010101AAA,2024-01-10,,-50,MXN,\n"  # row 3: negative
+        "F-3,AAA010101AAA,2024-01-10,,mil pesos,MXN,\n"  # row 4: not a number
+        "F-4,AAA010101AAA,2024-01-10,,100,MXN,\n"  # row 5: fine
+        "F-4,AAA010101AAA,2024-01-11,,100,MXN,\n"  # row 6: duplicate number
+        "F-5,ZZZ999999ZZZ,2024-01-10,,100,MXN,\n"  # row 7: unknown client
+        "F-6,AAA010101AAA,ayer,,100,MXN,\n"  # row 8: not a date
+    )
+    job = _job_for(text, "invoices", INVOICE_COLS, dry_run=False)
+    imports.run_job(job)
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.REJECTED
+    got = {(e["row"], e["column"]): e["reason"] for e in job.errors}
+    assert set(got) == {(2, "Emision"), (3, "Importe"), (4, "Importe"), (6, "Folio"), (7, "RFC"), (8, "Emision")}
+    assert got[(2, "Emision")] == "«31/02/2024» no es una fecha válida."
+    assert got[(3, "Importe")] == "El importe no puede ser negativo (-50)."
+    assert got[(4, "Importe")] == "«mil pesos» no es un importe."
+    assert got[(6, "Folio")] == "El folio «F-4» está repetido (ya aparece en la fila 5)."
+    assert "ZZZ999999ZZZ" in got[(7, "RFC")]
+    assert _counts() == before  # the good row (5) was not written either
+
+
+def test_a_latin1_file_is_read_with_auto_encoding(gerente):
+    data = (FIXTURES / "clientes_latin1.csv").read_bytes()
+    counts = _import(data, "clients", by=gerente)
+    assert counts["created"] == 2
+    assert Client.objects.get(tax_id="AAA010101AAA").legal_name == "Ferretería Núñez S.A."
+
+
+def test_a_latin1_file_declared_utf8_is_rejected_with_the_row(gerente):
+    data = (FIXTURES / "clientes_latin1.csv").read_bytes()
+    plan = _validate(data, "clients", encoding="utf-8")
+    assert plan.errors[0]["row"] == 1  # the header has «Razón»
+    assert "no está en UTF-8" in plan.errors[0]["reason"]
+
+
+def test_a_utf16_file_is_a_wrong_encoding(gerente):
+    plan = _validate("RFC;Razón social;Segmento\nX;Y;regular\n".encode("utf-16"), "clients")
+    assert len(plan.errors) == 1 and "codificación" in plan.errors[0]["reason"]
+
+
+@pytest.mark.parametrize("data", [b"", b"\xef\xbb\xbf", b"\n\n", INVOICE_HEADER.encode()])
+def test_an_empty_file_is_rejected(cliente, data):
+    plan = _validate(data)
+    assert len(plan.errors) == 1 and plan.errors[0]["row"] == 1
+    assert "vacío" in plan.errors[0]["reason"] or "sólo tiene encabezados" in plan.errors[0]["reason"]
+
+
+# --- formats ---------------------------------------------------------------------------
+
+
+def test_day_first_and_month_first_are_detected_only_when_unambiguous(cliente):
+    dmy = _validate(INVOICE_HEADER + "F-1,AAA010101AAA,25/01/2024,03/02/2024,100,MXN,\n")
+    assert dmy.rows[0]["fields"]["due_date"] == dt.date(2024, 2, 3)
+    mdy = _validate(INVOICE_HEADER + "F-1,AAA010101AAA,01/25/2024,02/03/2024,100,MXN,\n")
+    assert mdy.rows[0]["fields"]["due_date"] == dt.date(2024, 2, 3)
+    ambiguous = _validate(INVOICE_HEADER + "F-1,AAA010101AAA,01/02/2024,,100,MXN,\n")
+    assert ambiguous.errors[0]["column"] == "Emision" and "ambigua" in ambiguous.errors[0]["reason"]
+    chosen = _validate(INVOICE_HEADER + "F-1,AAA010101AAA,01/02/2024,,100,MXN,\n", date_format="%d/%m/%Y")
+    assert chosen.rows[0]["fields"]["issue_date"] == dt.date(2024, 2, 1)
+
+
+def test_decimal_comma_with_thousands_dots_and_currency_codes(cliente):
+    text = (
+        "Folio;RFC;Emision;Importe\nF-1;AAA010101AAA;2024-01-10;1.234.567,89\nF-2;AAA010101AAA;2024-01-10;MXN 2.500,5\n"
+    )
+    cols = {"number": "Folio", "client": "RFC", "issue_date": "Emision", "amount": "Importe"}
+    plan = _validate(text, cols=cols, decimal_separator=",")
+    assert [r["fields"]["amount"] for r in plan.rows] == [Decimal("1234567.89"), Decimal("2500.5")]
+    wrong = _validate("Folio;RFC;Emision;Importe\nF-1;AAA010101AAA;2024-01-10;12,34.5\n", cols=cols)
+    assert wrong.errors[0]["column"] == "Importe"
+
+
+def test_xlsx_first_sheet_with_native_dates_and_numbers(cliente, gerente):
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Folio", "RFC", "Emision", "Importe"])
+    ws.append(["X-1", "AAA010101AAA", dt.datetime(2024, 3, 1), 1500.25])
+    ws.append([None, None, None, None])
+    ws.append(["X-2", "aaa010101aaa", "15/03/2024", "99,90"])
+    buf = io.BytesIO()
+    wb.save(buf)
+    cols = {"number": "Folio", "client": "RFC", "issue_date": "Emision", "amount": "Importe"}
+    counts = _import(buf.getvalue(), cols=cols, by=gerente, decimal_separator=",")
+    assert counts["created"] == 2
+    inv = Invoice.objects.get(number="X-2")
+    assert inv.amount == Decimal("99.90") and inv.issue_date == dt.date(2024, 3, 15)
+    assert Invoice.objects.get(number="X-1").due_date == dt.date(2024, 3, 1) + dt.timedelta(
+        days=cliente.payment_terms_days
+    )
+
+
+# --- writing ---------------------------------------------------------------------------
+
+
+def test_a_dry_run_writes_nothing_and_reports_what_would_happen(cliente, gerente):
+    before = _counts()
+    job = _job_for((FIXTURES / "facturas_ok.csv").read_text(), "invoices", INVOICE_COLS, dry_run=True, by=gerente)
+    imports.run_job(job)
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE
+    assert job.summary["created"] == 2 and job.summary["payments"] == 1 and job.summary["dry_run"] is True
+    assert _counts() == before
+
+
+def test_settled_invoices_create_historical_payments_and_reimport_changes_nothing(cliente, gerente):
+    text = (FIXTURES / "facturas_ok.csv").read_text()
+    counts = _import(text, by=gerente)
+    assert counts == {"created": 2, "updated": 0, "unchanged": 0, "payments": 1}
+    paid, open_ = Invoice.objects.get(number="F-1"), Invoice.objects.get(number="F-2")
+    assert paid.status == Invoice.Status.PAID and paid.open_balance == 0
+    assert open_.status == Invoice.Status.OPEN and open_.open_balance == Decimal("250.50")
+    payment = Payment.objects.get()
+    assert payment.received_on == dt.date(2024, 2, 1) and payment.amount == Decimal("1000.00")
+    entry = Interaction.objects.filter(client=cliente, summary__startswith="Pago recibido").get()
+    assert entry.occurred_at.date() == dt.date(2024, 2, 1)  # historical: dated on the payment day
+
+    before = _counts()
+    again = _import(text, by=gerente)
+    assert again == {"created": 0, "updated": 0, "unchanged": 2, "payments": 0}
+    assert _counts() == before
+
+
+def test_an_existing_invoice_with_other_data_is_an_error_not_a_silent_change(cliente, gerente):
+    _import(INVOICE_HEADER + "F-1,AAA010101AAA,2024-01-10,2024-02-09,100,MXN,\n", by=gerente)
+    plan = _validate(INVOICE_HEADER + "F-1,AAA010101AAA,2024-01-10,2024-02-09,120,MXN,\n")
+    assert plan.errors[0]["row"] == 2 and "Importe" in plan.errors[0]["reason"]
+
+
+def test_clients_upsert_by_tax_id(gerente, gestora):
+    text = (
+        "RFC,Razón social,Segmento,Gestor,Moneda\nccc030303ccc,Uno,regular,gestora,MXN\nDDD040404DDD,Dos,regular,,EUR\n"
+    )
+    assert _import(text, "clients", by=gerente)["created"] == 2
+    assert Client.objects.get(tax_id="CCC030303CCC").collector == gestora
+    text2 = text.replace("Dos,", "Dos Renombrada,")
+    assert _import(text2, "clients", by=gerente) == {"created": 0, "updated": 1, "unchanged": 1, "payments": 0}
+    assert Client.objects.get(tax_id="DDD040404DDD").legal_name == "Dos Renombrada"
+
+
+def test_unknown_segment_and_collector_are_errors(gerente):
+    plan = _validate(
+        "RFC,Razón social,Segmento,Gestor,Moneda\nE1,Uno,vip-inexistente,,MXN\nE2,Dos,regular,nadie,MXN\n", "clients"
+    )
+    assert [(e["row"], e["column"]) for e in plan.errors] == [(2, "Segmento"), (3, "Gestor")]
+
+
+def test_payments_by_reference_are_idempotent_and_allocate_to_the_named_invoice(cliente, gerente):
+    _import(
+        INVOICE_HEADER + "F-1,AAA010101AAA,2024-01-10,,100,MXN,\nF-2,AAA010101AAA,2024-01-05,,100,MXN,\n", by=gerente
+    )
+    text = "Ref,RFC,Fecha,Importe,Folio\nTR-1,AAA010101AAA,2024-02-01,60,F-1\nTR-2,AAA010101AAA,2024-02-02,40,\n"
+    assert _import(text, "payments", by=gerente)["created"] == 2
+    assert Invoice.objects.get(number="F-1").amount_paid == Decimal("60.00")
+    assert Invoice.objects.get(number="F-2").amount_paid == Decimal("40.00")  # oldest due first
+    before = _counts()
+    assert _import(text, "payments", by=gerente)["unchanged"] == 2
+    assert _counts() == before
+
+
+# --- the command -----------------------------------------------------------------------
+
+
+def test_the_command_prints_json_and_exits_1_when_rejected(cliente, tmp_path, capsys):
+    mapping = tmp_path / "mapeo.json"
+    mapping.write_text(json.dumps(INVOICE_COLS))
+    good = FIXTURES / "facturas_ok.csv"
+    call_command("import_ledger", str(good), "--kind", "invoices", "--mapping", str(mapping), "--dry-run", "--json")
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "done" and out["summary"]["created"] == 2 and Invoice.objects.count() == 0
+
+    ImportMapping.objects.create(name="Contpaq", kind="invoices", columns=INVOICE_COLS)
+    call_command("import_ledger", str(good), "--kind", "invoices", "--mapping", "Contpaq")
+    assert "Creados: 2" in capsys.readouterr().out and Invoice.objects.count() == 2
+
+    bad = tmp_path / "malo.csv"
+    bad.write_text(INVOICE_HEADER + "F-9,AAA010101AAA,2024-01-10,,-1,MXN,\n")
+    with pytest.raises(SystemExit) as exit_:
+        call_command("import_ledger", str(bad), "--kind", "invoices", "--mapping", "Contpaq", "--json")
+    assert exit_.value.code == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "rejected" and out["errors"][0]["row"] == 2 and out["errors"][0]["column"] == "Importe"
+
+
+# --- the browser -----------------------------------------------------------------------
+
+
+def test_collectors_get_403_on_every_import_page(client, gestora, gerente):
+    job = _job_for("x", "invoices", INVOICE_COLS, by=gerente)
+    client.force_login(gestora)
+    for name, args in [
+        ("import_list", []),
+        ("import_create", []),
+        ("import_detail", [job.pk]),
+        ("import_progress", [job.pk]),
+    ]:
+        assert client.get(reverse(f"cobranza:{name}", args=args)).status_code == 403
+    assert client.post(reverse("cobranza:import_commit", args=[job.pk])).status_code == 403
+
+
+def test_upload_dry_run_then_import_in_the_browser(client, gerente, cliente):
+    client.force_login(gerente)
+    assert client.get(reverse("cobranza:import_list")).status_code == 200
+    assert client.get(reverse("cobranza:import_create")).status_code == 200
+    upload = io.BytesIO((FIXTURES / "facturas_ok.csv").read_bytes())
+    upload.name = "facturas.csv"
+    response = client.post(reverse("cobranza:import_create"), {"kind": "invoices", "file": upload, "mapping": ""})
+    job = ImportJob.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse("cobranza:import_detail", args=[job.pk])
+    # No saved mapping: the page asks for their header for each of our fields, pre-guessed.
+    page = client.get(response["Location"])
+    assert page.status_code == 200 and 'name="col_number"' in page.content.decode()
+    data = {f"col_{k}": v for k, v in INVOICE_COLS.items()}
+    data.update({"save_as": "Mi contabilidad", "date_format": "auto", "decimal_separator": ".", "encoding": "auto"})
+    response = client.post(reverse("cobranza:import_detail", args=[job.pk]), data)
+    assert response.status_code == 302
+    job.refresh_from_db()
+    assert job.status == "done" and job.dry_run and job.summary["created"] == 2
+    assert ImportMapping.objects.get(name="Mi contabilidad").columns["number"] == "Folio"
+    assert Invoice.objects.count() == 0
+    fragment = client.get(reverse("cobranza:import_progress", args=[job.pk]))
+    assert fragment.status_code == 200
+    client.post(reverse("cobranza:import_commit", args=[job.pk]))
+    job.refresh_from_db()
+    assert job.status == "done" and not job.dry_run and Invoice.objects.count() == 2
+    assert "2" in client.get(reverse("cobranza:import_detail", args=[job.pk])).content.decode()
+
+
+def test_a_rejected_upload_shows_the_errors_table(client, gerente, cliente):
+    client.force_login(gerente)
+    mapping = ImportMapping.objects.create(name="Contpaq", kind="invoices", columns=INVOICE_COLS)
+    upload = io.BytesIO((INVOICE_HEADER + "F-1,AAA010101AAA,2024-01-10,,abc,MXN,\n").encode())
+    upload.name = "malo.csv"
+    response = client.post(
+        reverse("cobranza:import_create"), {"kind": "invoices", "file": upload, "mapping": mapping.pk}
+    )
+    page = client.get(response["Location"]).content.decode()
+    assert "«abc» no es un importe." in page and "Importe" in page
+
+
+# --- scale -----------------------------------------------------------------------------
+
+
+def test_ten_thousand_invoices_timing(cliente, gerente, capsys):
+    rows = "".join(f"T-{i:06d},AAA010101AAA,2024-01-10,2024-02-09,{100 + i % 50}.25,MXN,\n" for i in range(10_000))
+    data = (INVOICE_HEADER + rows).encode()
+    t0 = time.monotonic()
+    plan = _validate(data)
+    t1 = time.monotonic()
+    imports.commit(plan, by=gerente)
+    t2 = time.monotonic()
+    assert Invoice.objects.filter(number__startswith="T-").count() == 10_000
+    with capsys.disabled():
+        print(
+            f"\n10,000 invoices: validate {t1 - t0:.1f}s ({10_000 / (t1 - t0):.0f} rows/s), "
+            f"write {t2 - t1:.1f}s ({10_000 / (t2 - t1):.0f} rows/s)"
+        )
+
+
+def _job_for(text, kind, cols, *, dry_run=True, by=None):
+    return imports.job_create(
+        by=by,
+        kind=kind,
+        file_name="f.csv",
+        data=text.encode() if isinstance(text, str) else text,
+        options=Options(kind=kind, columns=cols),
+        dry_run=dry_run,
+    )
