@@ -28,8 +28,13 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # A development key is only accepted while DEBUG is on or under the test runner;
 # production must provide its own.
 TESTING = "pytest" in sys.modules
+# Commands that only read and write code (migrations, translation catalogs) never sign or
+# serve anything: they run without a secret, so `manage.py makemigrations --check` works in
+# a bare checkout. Everything else (runserver, gunicorn, check, migrate…) still refuses.
+CODE_ONLY_COMMANDS = {"makemigrations", "makemessages", "compilemessages"}
+_CODE_ONLY = len(sys.argv) > 1 and sys.argv[0].endswith("manage.py") and sys.argv[1] in CODE_ONLY_COMMANDS
 _DEV_SECRET = "dev-only-insecure-key-do-not-use-in-production-0123456789abcdef"
-SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET if (DEBUG or TESTING) else "")
+SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET if (DEBUG or TESTING or _CODE_ONLY) else "")
 if not SECRET_KEY:
     from django.core.exceptions import ImproperlyConfigured
 

@@ -47,3 +47,16 @@ def test_it_refuses_to_start_without_a_secret_key_when_debug_is_off(tmp_path):
 
     assert result.returncode != 0
     assert "ImproperlyConfigured: SECRET_KEY must be set when DJANGO_DEBUG is off" in result.stderr
+
+
+def test_code_only_commands_run_without_a_secret_key(tmp_path):
+    """`makemigrations --check` (and the catalog commands) need no secret: a bare checkout
+    can tell whether models and migrations agree."""
+    if dotenv_defines("SECRET_KEY"):
+        pytest.skip("this checkout's .env sets SECRET_KEY")
+    env = clean_env(tmp_path, DJANGO_DEBUG="0", DATABASE_URL=PG_URL)
+
+    result = _manage(env, "makemigrations", "--check", "--dry-run")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No changes detected" in result.stdout
