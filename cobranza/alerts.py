@@ -74,14 +74,14 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from accounts.models import NON_CASH_METHODS, Client, Interaction, Invoice, Payment, PaymentAllocation
+from accounts.models import NON_CASH_METHODS, Client, Interaction, Invoice, Payment
 from accounts.roles import GROUP_NAMES, Role, is_collector, is_manager
 from accounts.services import ensure_can_work, interaction_log
 from accounts.utils import money_str
 
 from . import channels
 from .models import Alert, AlertDigest, AlertKind, AlertStatus, Commitment, CommitmentKind, CommitmentStatus
-from .profiles import _days, months_ago
+from .profiles import days_late_sql, months_ago, settled_invoices_sql
 
 log = logging.getLogger(__name__)
 
@@ -153,24 +153,15 @@ class Candidate:
 
 
 def _settled_sql(where: str, having: str) -> str:
-    """Paid invoices with their settlement date (the last payment applied) and days late at
-    settlement (0 when on time) — the same definition as ``profiles._compute_sql``."""
-    vendor = connection.vendor
-    days = _days(vendor, "s.settled_on", "s.due_date")
-    return f"""
-        SELECT s.client_id, s.due_date, s.settled_on,
-               CASE WHEN {days} > 0 THEN {days} ELSE 0 END AS days_late
-        FROM (
-            SELECT i.client_id, i.due_date, MAX(p.received_on) AS settled_on
-            FROM {Invoice._meta.db_table} i
-            JOIN {PaymentAllocation._meta.db_table} a ON a.invoice_id = i.id
-            JOIN {Payment._meta.db_table} p ON p.id = a.payment_id
-            JOIN {Client._meta.db_table} c ON c.id = i.client_id
-            WHERE i.status = 'paid' AND c.status <> 'written_off' {where}
-            GROUP BY i.id, i.client_id, i.due_date
-            HAVING {having}
-        ) s
-    """  # noqa: S608 - table names from model metadata; values are parameters
+    """Settled invoices of clients not written off, with days late at settlement — the
+    definition in ``profiles.settled_invoices_sql``."""
+    settled = settled_invoices_sql(
+        join=f"JOIN {Client._meta.db_table} c ON c.id = i.client_id",
+        where=f"AND c.status <> 'written_off' {where}",
+        having=having,
+    )
+    days_late = days_late_sql(connection.vendor, "s.settled_on", "s.due_date")
+    return f"SELECT s.client_id, s.due_date, s.settled_on, {days_late} AS days_late FROM ({settled}) s"
 
 
 def _fetch(sql: str, params: dict) -> list[dict]:

@@ -267,6 +267,29 @@ def _days(vendor: str, later: str, earlier: str) -> str:
     raise NotImplementedError(vendor)
 
 
+def settled_invoices_sql(*, join: str = "", where: str = "", having: str = "") -> str:
+    """THE definition of a settled invoice, shared by profiles, alerts and the client analysis:
+    a paid invoice with its settlement date (the last payment applied to it). Columns:
+    ``client_id, due_date, settled_on``. ``join``/``where``/``having`` narrow it (``i`` is the
+    invoice, ``p`` the payment)."""
+    return f"""
+        SELECT i.client_id, i.due_date, MAX(p.received_on) AS settled_on
+        FROM {Invoice._meta.db_table} i
+        JOIN {PaymentAllocation._meta.db_table} a ON a.invoice_id = i.id
+        JOIN {Payment._meta.db_table} p ON p.id = a.payment_id
+        {join}
+        WHERE i.status = 'paid' {where}
+        GROUP BY i.id, i.client_id, i.due_date
+        {"HAVING " + having if having else ""}
+    """
+
+
+def days_late_sql(vendor: str, settled_on: str = "settled_on", due_date: str = "due_date") -> str:
+    """Days late at settlement: 0 when paid on or before the due date."""
+    days = _days(vendor, settled_on, due_date)
+    return f"CASE WHEN {days} > 0 THEN {days} ELSE 0 END"
+
+
 def _json(vendor: str, pairs: list[tuple[str, str]]) -> str:
     args = ", ".join(f"'{key}', {expr}" for key, expr in pairs)
     if vendor == "postgresql":
@@ -307,7 +330,6 @@ def _compute_sql(vendor: str, scope: str) -> str:
         "dispute": Dispute._meta.db_table,
         "commitment": Commitment._meta.db_table,
         "profile": ClientProfile._meta.db_table,
-        "late_days": _days(vendor, "settled_on", "due_date"),
         "oldest_days": _days(vendor, "%(today)s", "o.oldest_due"),
     }
     evidence = _json(
@@ -339,17 +361,9 @@ def _compute_sql(vendor: str, scope: str) -> str:
     WITH scope AS (
         SELECT c.id AS client_id, c.currency FROM {t["client"]} c WHERE 1 = 1 {scope}
     ),
-    settled AS (
-        SELECT i.client_id, i.due_date, MAX(p.received_on) AS settled_on
-        FROM {t["invoice"]} i
-        JOIN scope s ON s.client_id = i.client_id
-        JOIN {t["allocation"]} a ON a.invoice_id = i.id
-        JOIN {t["payment"]} p ON p.id = a.payment_id
-        WHERE i.status = 'paid'
-        GROUP BY i.id, i.client_id, i.due_date
-    ),
+    settled AS ({settled_invoices_sql(join="JOIN scope s ON s.client_id = i.client_id")}),
     settled_days AS (
-        SELECT client_id, CASE WHEN {t["late_days"]} > 0 THEN {t["late_days"]} ELSE 0 END AS days_late
+        SELECT client_id, {days_late_sql(vendor)} AS days_late
         FROM settled
         WHERE settled_on >= %(since_24m)s AND settled_on <= %(today)s
     ),

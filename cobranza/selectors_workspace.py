@@ -56,7 +56,7 @@ from .models import (
     Installment,
     InstallmentStatus,
 )
-from .profiles import months_ago
+from .profiles import days_late_sql, months_ago, settled_invoices_sql
 
 PANEL_COMMITMENTS = 30  # the open ones and the most recent closed ones
 PANEL_HISTORY = 10
@@ -181,14 +181,6 @@ class Analysis:
         return _ratio(self.promises_kept, self.promises_judged, 100)
 
 
-def _days(vendor: str, later: str, earlier: str) -> str:
-    if vendor == "postgresql":
-        return f"({later} - {earlier})"
-    if vendor == "sqlite":
-        return f"CAST(julianday({later}) - julianday({earlier}) AS INTEGER)"
-    raise NotImplementedError(vendor)
-
-
 def _analysis_sql(vendor: str) -> str:
     t = {
         "invoice": Invoice._meta.db_table,
@@ -197,22 +189,14 @@ def _analysis_sql(vendor: str) -> str:
         "commitment": Commitment._meta.db_table,
         "dispute": Dispute._meta.db_table,
         "handoff": HandOff._meta.db_table,
-        "late": _days(vendor, "settled_on", "due_date"),
     }
     judged = ", ".join(f"'{s}'" for s in JUDGED)
     broken = f"'{CommitmentStatus.BROKEN}', '{CommitmentStatus.PARTIAL}'"
     # One row per currency billed (at least one row: the facts are LEFT JOINed to them).
     return f"""
-    WITH settled AS (
-        SELECT i.id, i.due_date, MAX(p.received_on) AS settled_on
-        FROM {t["invoice"]} i
-        JOIN {t["allocation"]} a ON a.invoice_id = i.id
-        JOIN {t["payment"]} p ON p.id = a.payment_id
-        WHERE i.client_id = %(client)s AND i.status = 'paid'
-        GROUP BY i.id, i.due_date
-    ),
+    WITH settled AS ({settled_invoices_sql(where="AND i.client_id = %(client)s")}),
     delays AS (
-        SELECT settled_on, CASE WHEN {t["late"]} > 0 THEN {t["late"]} ELSE 0 END AS days
+        SELECT settled_on, {days_late_sql(vendor)} AS days
         FROM settled
         WHERE settled_on > %(since_12m)s AND settled_on <= %(today)s
     ),
