@@ -6,7 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from . import metrics, views
 from .permissions import IsStaffMember
 from .schema import SCHEMA_SETTINGS
 
@@ -32,6 +32,8 @@ STAFF = [IsStaffMember]
 
 urlpatterns: list = [
     path("v1/", include(router.urls)),
+    path("v1/metrics/portfolio/", metrics.PortfolioMetricsView.as_view(), name="metrics-portfolio"),
+    path("v1/metrics/trend/", metrics.TrendMetricsView.as_view(), name="metrics-trend"),
     path(
         "schema/", SpectacularAPIView.as_view(custom_settings=SCHEMA_SETTINGS, permission_classes=STAFF), name="schema"
     ),

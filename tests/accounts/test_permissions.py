@@ -194,6 +194,8 @@ CASES: dict[str, Case] = {
         obj="task",
     ),
     # Schema and docs: staff only; no client data in them.
+    "api:metrics-portfolio": _api(manager=True),
+    "api:metrics-trend": _api(manager=True),
     "api:schema": _api(),
     "api:swagger-ui": _api(),
     "api:redoc": _api(),
