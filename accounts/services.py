@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
+from . import audit, signals
 from .models import ZERO, BusinessGroup, Client, Contact, Interaction, Invoice, Payment, PaymentAllocation, Segment
 from .roles import is_collector, is_manager
 from .utils import money_str
@@ -198,7 +199,9 @@ def clients_assign_collector(
         to_change = list(Client.objects.filter(pk__in=ids).exclude(collector=collector).values_list("pk", flat=True))
         if not to_change:
             return 0
+        before = audit.snapshot(Client.objects.filter(pk__in=to_change))
         Client.objects.filter(pk__in=to_change).update(collector=collector, updated_at=timezone.now())
+        audit.log_updates(by=by, before=before, after=Client.objects.filter(pk__in=to_change))
         name = (collector.get_full_name() or collector.get_username()) if collector else _("sin asignar")
         Interaction.objects.bulk_create(
             Interaction(
@@ -350,6 +353,7 @@ def invoices_set_disputed(
         raise ValidationError({"invoices": _("Alguna factura no pertenece a este cliente.")})
     with transaction.atomic():
         locked = list(Invoice.objects.select_for_update().filter(pk__in=[inv.pk for inv in invoices]).order_by("pk"))
+        before = audit.snapshot(locked)
         changed = []
         now = timezone.now()
         for invoice in locked:
@@ -362,6 +366,7 @@ def invoices_set_disputed(
             invoice.updated_at = now
             changed.append(invoice)
         Invoice.objects.bulk_update(changed, ["status", "updated_at"])
+        audit.log_updates(by=by, before=before, after=changed)
         if changed:
             numbers = ", ".join(inv.number for inv in changed)
             summary = (_("Facturas en disputa: %(list)s") if disputed else _("Facturas fuera de disputa: %(list)s")) % {
@@ -448,6 +453,7 @@ def _merge_allocations(payment: Payment, allocations: list[PaymentAllocation]) -
         else:
             new.append(alloc)
     PaymentAllocation.objects.bulk_create(new)
+    audit.log_creations(by=None, objects=new)  # by=None: the request's user, if any
 
 
 def payment_record(
@@ -523,6 +529,7 @@ def payment_record(
             invoices = list(
                 invoices_qs.filter(currency=currency, status__in=[Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID])
             )
+        before = audit.snapshot(invoices)
         try:
             with transaction.atomic():
                 payment.save()
@@ -536,8 +543,13 @@ def payment_record(
         touched = [a.invoice for a in new_allocations]
         Invoice.objects.bulk_update(touched, ["amount_paid", "status", "updated_at"])
         PaymentAllocation.objects.bulk_create(new_allocations)
+        audit.log_updates(by=by, before=before, after=touched)
+        audit.log_creations(by=by, objects=new_allocations)
         payment.save(update_fields=["unallocated"])
         payment.created = True
+        signals.payment_recorded.send(
+            sender=Payment, payment=payment, allocations=new_allocations, historical=historical
+        )
         _system_event(
             client=client,
             by=by,
@@ -609,6 +621,9 @@ def client_apply_credit(*, by: AbstractBaseUser | None, client: Client) -> dict[
         )
         if not payments:
             return applied
+        before_credit = audit.snapshot(
+            Invoice.objects.filter(client=client, status__in=[Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID])
+        )
         touched: dict[int, Invoice] = {}
         for payment in payments:
             invoices = list(
@@ -630,6 +645,7 @@ def client_apply_credit(*, by: AbstractBaseUser | None, client: Client) -> dict[
             payment.save(update_fields=["unallocated"])
         if touched:
             Invoice.objects.bulk_update(list(touched.values()), ["amount_paid", "status", "updated_at"])
+            audit.log_updates(by=by, before=before_credit, after=touched.values())
             amounts = ", ".join(money_str(amount, currency) for currency, amount in sorted(applied.items()))
             _system_event(
                 client=client,

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, views_audit
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -16,4 +16,9 @@ urlpatterns = [
     path("clientes/<int:pk>/facturas/nueva/", views.invoice_create, name="invoice_create"),
     path("contactos/<int:pk>/editar/", views.contact_edit, name="contact_edit"),
     path("facturas/<int:pk>/estado/", views.invoice_status, name="invoice_status"),
+    # Audit history and login lock-outs (accounts/views_audit.py).
+    path("clientes/<int:pk>/historial-de-cambios/", views_audit.client_history, name="client_history"),
+    path("auditoria/", views_audit.audit_log, name="audit_log"),
+    path("seguridad/bloqueos/", views_audit.lockout_list, name="lockout_list"),
+    path("seguridad/bloqueos/desbloquear/", views_audit.lockout_reset, name="lockout_reset"),
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import smtplib
+import sys
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
@@ -106,8 +107,13 @@ class FileBackend:
 
 
 class ConsoleBackend:
+    """Development: the message on standard output, like Django's console email backend.
+    Not through logging: logs must hold no personal data (recipient, text naming the client)."""
+
     def send(self, message: OutgoingMessage) -> SendResult:
-        log.info("%s to %s: %s", message.channel, message.recipient, message.body)
+        sys.stdout.write(f"[{message.channel}] → {message.recipient}\n{message.body}\n\n")
+        sys.stdout.flush()
+        log.info("%s notice %s written to the console", message.channel, message.notice_id)
         return SendResult(provider_ref=f"console:{message.notice_id}")
 
 

@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
+from accounts import audit
 from accounts.models import ZERO, Language, Segment
 from accounts.services import ensure_manager
 
@@ -341,10 +342,12 @@ def _compact_positions(policy: Policy) -> None:
     if [position for _pk, position in rows] == list(range(1, len(rows) + 1)):
         return
     parking = max(position for _pk, position in rows) + 1
+    before = audit.snapshot(PolicyStep.objects.filter(policy=policy))
     for index, (pk, _position) in enumerate(rows):
         PolicyStep.objects.filter(pk=pk).update(position=parking + index)
     for index, (pk, _position) in enumerate(rows, start=1):
         PolicyStep.objects.filter(pk=pk).update(position=index)
+    audit.log_updates(by=None, before=before, after=PolicyStep.objects.filter(policy=policy))
 
 
 class StepRemoval(enum.StrEnum):
@@ -405,9 +408,11 @@ def step_move(*, by: AbstractBaseUser | None, step: PolicyStep, direction: str) 
         # The unique (policy, position) constraint is checked row by row: park one step on a
         # free position before the swap. The policy lock keeps that position free.
         parking = siblings.aggregate(top=Max("position"))["top"] + 1
+        before = audit.snapshot([step, neighbour])
         PolicyStep.objects.filter(pk=step.pk).update(position=parking)
         PolicyStep.objects.filter(pk=neighbour.pk).update(position=mine)
         PolicyStep.objects.filter(pk=step.pk).update(position=theirs)
+        audit.log_updates(by=by, before=before, after=PolicyStep.objects.filter(pk__in=[step.pk, neighbour.pk]))
         _touch(policy)
     return True
 

@@ -6,6 +6,7 @@ on a machine with no PostgreSQL or Redis; production sets DATABASE_URL, CELERY_B
 SECRET_KEY and DJANGO_DEBUG=0.
 """
 
+import datetime as dt
 import os
 import sys
 from pathlib import Path
@@ -60,6 +61,8 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
+    "auditlog",
     "accounts",
     "cobranza",
 ]
@@ -72,11 +75,15 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Who changed what: the acting user of every audited save (API token users included).
+    "accounts.audit.AuditActorMiddleware",
     # Every page needs a login unless its view is explicitly marked @login_not_required.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "morosos.urls"
@@ -112,12 +119,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE"}
     )
+elif DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
+    # Report queries (the dashboard's receivables at a date read a large share of the invoices):
+    # JIT compilation costs them more than it saves (~0.3 s at a million invoices), and a hash
+    # join or grouping that spills to disk is slower than a little more working memory.
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    options["options"] = f"{options.get('options', '')} -c jit=off -c work_mem={env.str('DB_WORK_MEM', default='32MB')}"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth -------------------------------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    # django-axes first: it refuses a locked-out username + address before the password is checked.
+    "accounts.audit.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": env.int("PASSWORD_MIN_LENGTH", default=10)},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
@@ -127,6 +148,97 @@ if TESTING:
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Login throttling (django-axes) -------------------------------------------------------
+# A username is locked out from one address after AXES_FAILURE_LIMIT wrong passwords in a row,
+# for AXES_COOLOFF_MINUTES (counted from the last failure; a success resets the count). Other
+# users and the same user elsewhere can still log in. Attempts live in the database (the
+# test suite rolls them back with everything else); administrators release them early at
+# /seguridad/bloqueos/.
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_CALLABLE = "accounts.views_audit.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+# Behind N trusted reverse proxies the client address is read from X-Forwarded-For; with none
+# (the default) only REMOTE_ADDR counts, so a forged header cannot dodge the lock-out.
+AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0) or None
+if AXES_IPWARE_PROXY_COUNT:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+
+# --- Audit history (django-auditlog) ----------------------------------------------------
+# Who changed what and when, for the ledger and the collections set-up. Registered here (not
+# in the models) so that accounts never imports cobranza. Timestamps that move with every
+# save are left out: they would make every entry look like a change.
+AUDITLOG_INCLUDE_TRACKING_MODELS = (
+    {"model": "accounts.Segment"},
+    # Own columns listed (not excluded): auditlog then reads no reverse relation (hold,
+    # discount, allocations), one query less per save and no empty "relation" entries.
+    {
+        "model": "accounts.Client",
+        "include_fields": [
+            "legal_name",
+            "trade_name",
+            "tax_id",
+            "kind",
+            "segment",
+            "collector",
+            "credit_limit",
+            "payment_terms_days",
+            "currency",
+            "language",
+            "time_zone",
+            "country",
+            "business_group",
+            "client_since",
+            "status",
+            "address",
+            "notes",
+        ],
+    },
+    {"model": "accounts.Contact", "exclude_fields": ["created_at"]},
+    # open_balance is generated by the database from amount and amount_paid.
+    {
+        "model": "accounts.Invoice",
+        "include_fields": [
+            "number",
+            "client",
+            "issue_date",
+            "due_date",
+            "currency",
+            "amount",
+            "amount_paid",
+            "status",
+            "external_ref",
+            "description",
+        ],
+    },
+    {
+        "model": "accounts.Payment",
+        "include_fields": [
+            "client",
+            "received_on",
+            "amount",
+            "currency",
+            "method",
+            "reference",
+            "unallocated",
+            "notes",
+            "recorded_by",
+        ],
+    },
+    {"model": "accounts.PaymentAllocation", "include_fields": ["payment", "invoice", "amount"]},
+    {"model": "cobranza.Policy", "exclude_fields": ["updated_at"]},
+    {"model": "cobranza.PolicyStep"},
+    {"model": "cobranza.MessageTemplate", "exclude_fields": ["updated_at"]},
+    {"model": "cobranza.MessageTemplateText"},
+    {"model": "cobranza.ClientDunning", "exclude_fields": ["updated_at", "updated_by"]},
+)
+# The audit page shows who made a change; the requester's address adds nothing there.
+AUDITLOG_DISABLE_REMOTE_ADDR = True
 
 # --- i18n / l10n ------------------------------------------------------------------------
 LANGUAGE_CODE = "es"
@@ -193,6 +305,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers log through LOGGING below (its filter masks debtors' addresses and numbers) instead
+# of replacing the root logger's handlers with Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Dunning ----------------------------------------------------------------------------
 COMPANY_NAME = env.str("COMPANY_NAME", default="Morosos")
@@ -232,14 +347,28 @@ PLAN_REMINDER_DAYS_BEFORE = env.int("PLAN_REMINDER_DAYS_BEFORE", default=3)
 # A starting Celery worker plans today's notices at once (besides the hourly beat tick).
 DUNNING_PLAN_ON_WORKER_START = env.bool("DUNNING_PLAN_ON_WORKER_START", default=DEBUG)
 DUNNING_OUTBOX_DIR = env.path("DUNNING_OUTBOX_DIR", default=VAR_DIR / "outbox")
+# The managers' dashboard: a live computation slower than this (a large portfolio) is stored
+# and shown with its time, recomputed by beat every 10 minutes (cobranza.summaries).
+DASHBOARD_LIVE_MAX_MS = env.int("DASHBOARD_LIVE_MAX_MS", default=300)
+# Outgoing webhooks: seconds a POST may take, plain http to localhost allowed (development
+# only), and days finished deliveries are kept.
+OUTGOING_WEBHOOKS_TIMEOUT = env.float("OUTGOING_WEBHOOKS_TIMEOUT", default=10)
+OUTGOING_WEBHOOKS_ALLOW_LOCAL_HTTP = env.bool("OUTGOING_WEBHOOKS_ALLOW_LOCAL_HTTP", default=DEBUG)
+OUTGOING_WEBHOOKS_RETENTION_DAYS = env.int("OUTGOING_WEBHOOKS_RETENTION_DAYS", default=90)
 
 # --- Security ---------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+# A working day; closing the browser ends the session too (shared office computers).
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=60 * 60 * 10)
-CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", default=True)
+# htmx sends the token it reads from the page (base.html's hx-headers): no script needs the cookie.
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
     CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
@@ -258,10 +387,16 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    # Debtors' e-mail addresses and phone numbers never reach a log line, whoever logs them.
+    "filters": {"redact_pii": {"()": "morosos.logging.RedactPersonalData"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_pii"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # django-axes logs every successful login at INFO; failures and lock-outs are warnings.
+        "axes": {"level": "WARNING"},
+    },
 }
 
 
