@@ -27,3 +27,10 @@ class CobranzaConfig(AppConfig):
             register_client_panel(panel)
         register_demo_step(demo.seed)
         register_outcome_form(lambda client: reverse("cobranza:log_outcome", args=[client.pk]))
+
+        # Payments are recorded in accounts; their webhook is queued in the same transaction.
+        from accounts.signals import payment_recorded
+
+        from .webhooks_out import on_payment_recorded
+
+        payment_recorded.connect(on_payment_recorded, dispatch_uid="cobranza.webhooks_out.payment_received")

@@ -39,7 +39,7 @@ from accounts.models import Client, Contact, Interaction, Invoice, PaymentAlloca
 from accounts.services import ensure_can_work
 from accounts.utils import money_str
 
-from . import channels, contact_rules
+from . import channels, contact_rules, webhooks_out
 from .models import (
     CollectorTask,
     Commitment,
@@ -416,6 +416,7 @@ def _end(commitment: Commitment, status: str, *, today: dt.date) -> None:
             outcome = ""
     _note(by=None, client=client, summary=summary, invoices=invoices, outcome=outcome, on=today)
     if status in (CommitmentStatus.BROKEN, CommitmentStatus.PARTIAL):
+        webhooks_out.promise_broken(commitment=commitment, invoices=invoices, on=today)
         bumped = bump_ladder(
             invoices=[i for i in invoices if i.status in OPEN_INVOICE], today=today, commitment=commitment
         )

@@ -27,6 +27,7 @@ from accounts.roles import is_manager, is_staff_member
 from accounts.services import AllocationRequest, ensure_can_work
 from accounts.utils import money_str
 
+from . import webhooks_out
 from .models import CollectorTask, Dispute, DisputeReason, DisputeResolution, DisputeStatus, TaskKind, TaskStatus
 
 ZERO = Decimal("0.00")
@@ -99,6 +100,7 @@ def dispute_open(
             assigned_to=owner,
             due_on=today,
         )
+        webhooks_out.dispute_opened(dispute=dispute, invoices=invoices)
     return dispute
 
 

@@ -16,4 +16,5 @@ urlpatterns = [
     path("", include("cobranza.urls_performance")),
     path("", include("cobranza.urls_alerts")),
     path("", include("cobranza.urls_imports")),
+    path("", include("cobranza.urls_integrations")),
 ]

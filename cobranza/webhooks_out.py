@@ -1,0 +1,592 @@
+"""Outgoing webhooks: other systems (an ERP, a BI tool, a chat bot) hear about what happens
+in collections — a notice sent, a promise broken, a dispute opened, a payment received.
+
+**Outbox.** ``webhook_event_emit`` writes one delivery row per active endpoint subscribed to
+the event, in the caller's transaction, with one ``INSERT … SELECT``: the event exists if and
+only if what caused it was committed (a rolled-back payment notifies nobody). A unique
+``(endpoint, event_key)`` makes emitting the same domain event twice harmless. After commit
+each new row is handed to a worker; if Redis is down the row waits for the minute sweep.
+
+**Delivery** (DESIGN §3.5): claim the row with a conditional UPDATE and a lease, re-check the
+endpoint is still active, then POST outside any transaction:
+
+- headers ``X-Morosos-Event``, ``X-Morosos-Delivery`` (the event id, a UUID that stays the
+  same on every retry, so the receiver can ignore repeats), ``X-Morosos-Timestamp`` (Unix
+  seconds of this attempt) and ``X-Morosos-Signature: sha256=<hex HMAC-SHA256(secret,
+  "<timestamp>.<body>")>``;
+- 2xx: delivered. 408, 429, 5xx, timeouts and connection errors: retried after 1 min, 5 min,
+  30 min, 2 h and 12 h, then failed. Redirects and other 4xx: failed at once (the receiver
+  said no; retrying will not change that). Every failure keeps its status code and error.
+
+Delivery is at least once: a worker that dies after the POST leaves a lease that expires and
+the row is sent again with the same event id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import secrets
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import URLValidator
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.models import Client
+from accounts.roles import is_admin
+
+from .models import SUBSCRIBABLE_EVENTS, WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint, WebhookEvent
+
+log = logging.getLogger(__name__)
+
+Status = WebhookDeliveryStatus
+
+# Wait after the 1st, 2nd … failed attempt; one failure more than this list is final.
+BACKOFF = (
+    dt.timedelta(minutes=1),
+    dt.timedelta(minutes=5),
+    dt.timedelta(minutes=30),
+    dt.timedelta(hours=2),
+    dt.timedelta(hours=12),
+)
+MAX_ATTEMPTS = len(BACKOFF) + 1
+LEASE = dt.timedelta(minutes=5)  # longer than any POST can take (timeout + worker limits)
+RETRYABLE_4XX = (408, 429)
+USER_AGENT = "Morosos-Webhooks/1"
+
+
+def timeout_seconds() -> float:
+    return float(getattr(settings, "OUTGOING_WEBHOOKS_TIMEOUT", 10))
+
+
+def allow_local_http() -> bool:
+    """Plain http to this machine (a receiver under development, the test suite's server)."""
+    return bool(getattr(settings, "OUTGOING_WEBHOOKS_ALLOW_LOCAL_HTTP", settings.DEBUG))
+
+
+# --- Endpoints --------------------------------------------------------------------------
+
+
+def _is_local(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return ip.is_loopback
+
+
+def _is_private_literal(host: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_unspecified
+
+
+def validate_url(url: str) -> str:
+    """An https URL of another system. Plain http only to this machine, and only where
+    ``OUTGOING_WEBHOOKS_ALLOW_LOCAL_HTTP`` (on with DEBUG) allows it. Returns the URL trimmed;
+    raises ValidationError with a message for the ``url`` field."""
+    url = (url or "").strip()
+    if not url:
+        raise ValidationError(_("Indique la URL que recibirá los eventos."))
+    try:
+        URLValidator(schemes=["http", "https"])(url)
+    except ValidationError:
+        raise ValidationError(_("No es una URL válida (ejemplo: https://erp.ejemplo.com/webhooks/morosos).")) from None
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.username or parts.password:
+        raise ValidationError(_("La URL no debe llevar usuario ni contraseña: la firma autentica cada envío."))
+    local = _is_local(host)
+    if local and not allow_local_http():
+        raise ValidationError(_("Esta instalación no envía eventos a su propio servidor (localhost)."))
+    if parts.scheme != "https" and not local:
+        raise ValidationError(_("La URL debe empezar por https:// (los eventos llevan datos de sus clientes)."))
+    if not local and _is_private_literal(host):
+        raise ValidationError(_("La URL no puede apuntar a una dirección IP privada o reservada."))
+    return url
+
+
+def validate_events(events: Iterable[str]) -> list[str]:
+    chosen = list(dict.fromkeys(events or ()))
+    if not chosen:
+        raise ValidationError(_("Elija al menos un evento."))
+    unknown = [e for e in chosen if e not in SUBSCRIBABLE_EVENTS]
+    if unknown:
+        raise ValidationError(_("Evento desconocido: %(events)s.") % {"events": ", ".join(unknown)})
+    # Stored in a stable order, so the form and the list show them the same way.
+    return [e.value for e in SUBSCRIBABLE_EVENTS if e.value in chosen]
+
+
+def secret_generate() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def ensure_admin(user) -> None:
+    if user is not None and not is_admin(user):
+        raise PermissionDenied(_("Esta acción requiere el rol de administrador."))
+
+
+def _clean(*, name: str, url: str, events: Iterable[str]) -> tuple[str, str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    name = (name or "").strip()
+    if not name:
+        errors["name"] = [_("Ponga un nombre al webhook (por ejemplo, el sistema que lo recibe).")]
+    try:
+        url = validate_url(url)
+    except ValidationError as exc:
+        errors["url"] = exc.messages
+    try:
+        events = validate_events(events)
+    except ValidationError as exc:
+        errors["events"] = exc.messages
+    if errors:
+        raise ValidationError(errors)
+    return name, url, events
+
+
+def endpoint_create(
+    *, by: AbstractBaseUser | None, name: str, url: str, events: Iterable[str], is_active: bool = True
+) -> WebhookEndpoint:
+    """A new endpoint with a secret generated here (shown to administrators, never typed in)."""
+    ensure_admin(by)
+    name, url, events = _clean(name=name, url=url, events=events)
+    return WebhookEndpoint.objects.create(
+        name=name,
+        url=url,
+        events=events,
+        is_active=is_active,
+        secret=secret_generate(),
+        created_by=by if by is not None and by.is_authenticated else None,
+    )
+
+
+def endpoint_update(
+    *,
+    by: AbstractBaseUser | None,
+    endpoint: WebhookEndpoint,
+    name: str,
+    url: str,
+    events: Iterable[str],
+    is_active: bool,
+) -> WebhookEndpoint:
+    ensure_admin(by)
+    name, url, events = _clean(name=name, url=url, events=events)
+    endpoint.name, endpoint.url, endpoint.events, endpoint.is_active = name, url, events, is_active
+    endpoint.save(update_fields=["name", "url", "events", "is_active"])
+    return endpoint
+
+
+def endpoint_set_active(*, by: AbstractBaseUser | None, endpoint: WebhookEndpoint, active: bool) -> WebhookEndpoint:
+    """Deactivating stops new events at once; deliveries already queued are re-checked before
+    sending and recorded as failed (they can be retried after reactivating)."""
+    ensure_admin(by)
+    endpoint.is_active = active
+    endpoint.save(update_fields=["is_active"])
+    return endpoint
+
+
+def endpoint_rotate_secret(*, by: AbstractBaseUser | None, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    """A new secret from the next attempt on (retries of older events are signed with it too)."""
+    ensure_admin(by)
+    endpoint.secret = secret_generate()
+    endpoint.secret_rotated_at = timezone.now()
+    endpoint.save(update_fields=["secret", "secret_rotated_at"])
+    return endpoint
+
+
+def endpoint_delete(*, by: AbstractBaseUser | None, endpoint: WebhookEndpoint) -> None:
+    """Deletes the endpoint and its delivery history (deactivate instead to keep it)."""
+    ensure_admin(by)
+    endpoint.delete()
+
+
+# --- Emitting ---------------------------------------------------------------------------
+
+
+def _envelope(*, event: str, event_id: uuid.UUID, payload: dict, now: dt.datetime) -> dict:
+    return {"id": str(event_id), "type": str(event), "created_at": now.isoformat(), "data": payload}
+
+
+def webhook_event_emit(*, event: str, payload: dict, key: str, now: dt.datetime | None = None) -> list[int]:
+    """Queue ``event`` for every active endpoint subscribed to it, in the caller's transaction.
+    ``key`` names the domain event (``"payment.received:42"``): the same key is queued once
+    per endpoint, however often it is emitted. Returns the ids of the new deliveries."""
+    if event not in WebhookEvent.values:
+        raise ValueError(f"unknown webhook event {event!r}")
+    now = now or timezone.now()
+    event_id = uuid.uuid4()
+    # default=str: dates, Decimals and UUIDs in the payload become strings, as sent.
+    envelope = json.loads(json.dumps(_envelope(event=event, event_id=event_id, payload=payload, now=now), default=str))
+    # The endpoints are few (an admin's list); the subscription is checked here, so the same
+    # code runs on PostgreSQL and on SQLite (make run). The unique (endpoint, event_key) makes
+    # a second emission of the same domain event insert nothing, even from concurrent
+    # transactions; the rows inserted now are the ones carrying this call's new event id.
+    subscribed = [
+        endpoint_id
+        for endpoint_id, events in WebhookEndpoint.objects.filter(is_active=True).values_list("id", "events")
+        if event in (events or [])
+    ]
+    if not subscribed:
+        return []
+    WebhookDelivery.objects.bulk_create(
+        [
+            WebhookDelivery(
+                endpoint_id=endpoint_id,
+                event=event,
+                event_key=key[:120],
+                event_id=event_id,
+                payload=envelope,
+                status=Status.PLANNED,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+            for endpoint_id in sorted(subscribed)
+        ],
+        ignore_conflicts=True,
+    )
+    ids = list(
+        WebhookDelivery.objects.filter(event_key=key[:120], event_id=event_id)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    if ids:
+        transaction.on_commit(lambda: enqueue(ids), robust=True)
+    return ids
+
+
+def enqueue(ids: Sequence[int]) -> None:
+    """Hand deliveries to the workers. A broker outage loses nothing: the minute sweep
+    (``due_delivery_ids``) finds the rows in the database."""
+    from . import tasks
+
+    for delivery_id in ids:
+        try:
+            tasks.deliver_webhook.delay(delivery_id)
+        except Exception:  # noqa: BLE001 - the broker is down: the sweep sends it later
+            log.warning("webhook delivery %s not enqueued; the sweep will send it", delivery_id, exc_info=True)
+            return
+
+
+def _client(client: Client) -> dict:
+    return {"id": client.pk, "name": client.legal_name, "tax_id": client.tax_id or None}
+
+
+def _money(amount) -> str:
+    return f"{amount:.2f}"
+
+
+def _invoice(inv) -> dict:
+    return {
+        "number": inv.number,
+        "due_date": inv.due_date.isoformat(),
+        "amount": _money(inv.amount),
+        "open_balance": _money(inv.open_balance),
+        "currency": inv.currency,
+    }
+
+
+def notice_sent(*, notice, invoices: Sequence, sent_at: dt.datetime) -> list[int]:
+    """A reminder went out to the debtor (email, SMS, WhatsApp or letter). The recipient's
+    address and the text are not sent: the receiver gets what, when and how, not to whom."""
+    return webhook_event_emit(
+        event=WebhookEvent.NOTICE_SENT,
+        key=f"notice.sent:{notice.pk}",
+        payload={
+            "notice": {
+                "id": notice.pk,
+                "channel": notice.channel,
+                "step": notice.step.name,
+                "planned_for": notice.planned_for.isoformat(),
+                "sent_at": sent_at.isoformat(),
+            },
+            "client": _client(notice.client),
+            "invoices": [_invoice(inv) for inv in invoices],
+        },
+    )
+
+
+def promise_broken(*, commitment, invoices: Sequence, on: dt.date) -> list[int]:
+    """A promise, payment plan or extension ended unpaid (``broken``) or partly paid (``partial``)."""
+    return webhook_event_emit(
+        event=WebhookEvent.PROMISE_BROKEN,
+        key=f"promise.broken:{commitment.pk}",
+        payload={
+            "commitment": {
+                "id": commitment.pk,
+                "kind": commitment.kind,
+                "status": commitment.status,
+                "total": _money(commitment.total),
+                "paid": _money(commitment.paid_amount),
+                "currency": commitment.currency,
+                "made_on": commitment.made_on.isoformat(),
+                "resolved_on": on.isoformat(),
+            },
+            "client": _client(commitment.client),
+            "invoices": [_invoice(inv) for inv in invoices],
+        },
+    )
+
+
+def dispute_opened(*, dispute, invoices: Sequence) -> list[int]:
+    """The client's complaint text stays here: the receiver gets the reason code."""
+    return webhook_event_emit(
+        event=WebhookEvent.DISPUTE_OPENED,
+        key=f"dispute.opened:{dispute.pk}",
+        payload={
+            "dispute": {"id": dispute.pk, "reason": dispute.reason, "opened_on": dispute.opened_on.isoformat()},
+            "client": _client(dispute.client),
+            "invoices": [_invoice(inv) for inv in invoices],
+        },
+    )
+
+
+def payment_received(*, payment, allocations: Sequence) -> list[int]:
+    return webhook_event_emit(
+        event=WebhookEvent.PAYMENT_RECEIVED,
+        key=f"payment.received:{payment.pk}",
+        payload={
+            "payment": {
+                "id": payment.pk,
+                "amount": _money(payment.amount),
+                "currency": payment.currency,
+                "received_on": payment.received_on.isoformat(),
+                "method": payment.method,
+                "reference": payment.reference or None,
+                "unallocated": _money(payment.unallocated),
+            },
+            "client": _client(payment.client),
+            "allocations": [{"invoice": a.invoice.number, "amount": _money(a.amount)} for a in allocations],
+        },
+    )
+
+
+def on_payment_recorded(sender, *, payment, allocations, historical=False, **kwargs) -> None:
+    """Receiver of ``accounts.signals.payment_recorded`` (accounts cannot import us). Past
+    payments being loaded (imports of paid invoices, demo data) are history, not news."""
+    if not historical:
+        payment_received(payment=payment, allocations=allocations)
+
+
+def endpoint_ping(*, by: AbstractBaseUser | None, endpoint: WebhookEndpoint) -> WebhookDelivery:
+    """Queue a test event for one endpoint (whatever it subscribes to). The caller decides
+    whether to send it right away (the admin page does) or leave it to the workers."""
+    ensure_admin(by)
+    if not endpoint.is_active:
+        raise ValidationError(_("El webhook está desactivado: actívelo para enviarle un evento de prueba."))
+    now = timezone.now()
+    event_id = uuid.uuid4()
+    who = (by.get_full_name() or by.get_username()) if by is not None and by.is_authenticated else None
+    return WebhookDelivery.objects.create(
+        endpoint=endpoint,
+        event=WebhookEvent.PING,
+        event_key=f"ping:{event_id}",
+        event_id=event_id,
+        payload=_envelope(
+            event=WebhookEvent.PING,
+            event_id=event_id,
+            payload={"endpoint": {"id": endpoint.pk, "name": endpoint.name}, "requested_by": who},
+            now=now,
+        ),
+        next_attempt_at=now,
+    )
+
+
+def delivery_retry(*, by: AbstractBaseUser | None, delivery: WebhookDelivery) -> WebhookDelivery:
+    """Send a failed delivery again now, with a fresh series of attempts and the same event id."""
+    ensure_admin(by)
+    now = timezone.now()
+    with transaction.atomic():
+        updated = WebhookDelivery.objects.filter(pk=delivery.pk, status=Status.FAILED).update(
+            status=Status.PLANNED, attempts=0, next_attempt_at=now, lease_until=None
+        )
+        if not updated:
+            raise ValidationError(_("Solo se reintentan las entregas fallidas."))
+        transaction.on_commit(lambda: enqueue([delivery.pk]), robust=True)
+    delivery.refresh_from_db()
+    return delivery
+
+
+# --- Delivering -------------------------------------------------------------------------
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def due_delivery_ids(*, now: dt.datetime, limit: int = 500) -> list[int]:
+    """Deliveries whose time has come, and claims abandoned by a dead worker (expired lease)."""
+    return list(
+        WebhookDelivery.objects.filter(
+            Q(status=Status.PLANNED, next_attempt_at__lte=now) | Q(status=Status.SENDING, lease_until__lt=now)
+        )
+        .order_by("next_attempt_at", "id")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+def claim(delivery_id: int, *, now: dt.datetime) -> bool:
+    won = (
+        WebhookDelivery.objects.filter(pk=delivery_id)
+        .filter(Q(status=Status.PLANNED, next_attempt_at__lte=now) | Q(status=Status.SENDING, lease_until__lt=now))
+        .update(status=Status.SENDING, lease_until=now + LEASE, attempts=F("attempts") + 1)
+    )
+    return won == 1
+
+
+@dataclass
+class Response:
+    status_code: int | None
+    error: str = ""
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """urllib would turn a redirected POST into a GET elsewhere: a redirect is an answer."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
+def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float) -> Response:
+    """One HTTP POST; never raises for network trouble (it is the answer we record)."""
+    # The scheme was checked when the URL was saved (validate_url: http or https only).
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
+    try:
+        with _opener.open(request, timeout=timeout) as resp:
+            resp.read(4096)
+            return Response(resp.status)
+    except urllib.error.HTTPError as exc:
+        try:
+            snippet = exc.read(300).decode("utf-8", "replace").strip()
+        except Exception:  # noqa: BLE001 - the body is only a hint
+            snippet = ""
+        finally:
+            exc.close()
+        return Response(exc.code, f"HTTP {exc.code} {exc.reason}" + (f": {snippet}" if snippet else ""))
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, TimeoutError):
+            return Response(None, _("Sin respuesta en %(s)s s") % {"s": f"{timeout:g}"})
+        return Response(None, _("Error de conexión: %(error)s") % {"error": reason})
+    except TimeoutError:
+        return Response(None, _("Sin respuesta en %(s)s s") % {"s": f"{timeout:g}"})
+    except (OSError, ValueError) as exc:
+        return Response(None, _("Error de conexión: %(error)s") % {"error": exc})
+
+
+def _permanent(code: int | None) -> bool:
+    if code is None:
+        return False
+    if 300 <= code < 400:
+        return True
+    return 400 <= code < 500 and code not in RETRYABLE_4XX
+
+
+class Outcome:
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    FAILED = "failed"
+    NOT_CLAIMED = "not_claimed"
+
+
+def deliver(delivery_id: int, *, now: dt.datetime | None = None) -> str:
+    """Claim, re-check, POST and record one delivery. Safe to call any number of times."""
+    now = now or timezone.now()
+    if not claim(delivery_id, now=now):
+        return Outcome.NOT_CLAIMED
+    delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
+    mine = WebhookDelivery.objects.filter(pk=delivery.pk, status=Status.SENDING, attempts=delivery.attempts)
+    endpoint = delivery.endpoint
+    if not endpoint.is_active:
+        mine.update(
+            status=Status.FAILED,
+            lease_until=None,
+            last_status_code=None,
+            last_error=_("El webhook está desactivado: no se envió."),
+        )
+        return Outcome.FAILED
+
+    body = json.dumps(delivery.payload, ensure_ascii=False, separators=(",", ":")).encode()
+    timestamp = str(int(now.timestamp()))
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "User-Agent": USER_AGENT,
+        "X-Morosos-Event": delivery.event,
+        "X-Morosos-Delivery": str(delivery.event_id),
+        "X-Morosos-Timestamp": timestamp,
+        "X-Morosos-Signature": signature(endpoint.secret, timestamp, body),
+    }
+    started = time.monotonic()
+    response = post(endpoint.url, body, headers, timeout=timeout_seconds())
+    log.info(
+        "webhook %s %s -> %s in %.0f ms",
+        delivery.event,
+        delivery.pk,
+        response.status_code or response.error,
+        (time.monotonic() - started) * 1000,
+    )
+
+    code = response.status_code
+    if code is not None and 200 <= code < 300:
+        mine.update(
+            status=Status.DELIVERED,
+            lease_until=None,
+            last_status_code=code,
+            last_error="",
+            delivered_at=now,
+        )
+        return Outcome.DELIVERED
+    error = (response.error or (f"HTTP {code}" if code else ""))[:500]
+    if _permanent(code):
+        mine.update(status=Status.FAILED, lease_until=None, last_status_code=code, last_error=error)
+        return Outcome.FAILED
+    if delivery.attempts >= MAX_ATTEMPTS:
+        error = (_("Se abandonó tras %(n)s intentos: %(error)s") % {"n": delivery.attempts, "error": error})[:500]
+        mine.update(status=Status.FAILED, lease_until=None, last_status_code=code, last_error=error)
+        return Outcome.FAILED
+    mine.update(
+        status=Status.PLANNED,
+        lease_until=None,
+        last_status_code=code,
+        last_error=error,
+        next_attempt_at=now + BACKOFF[delivery.attempts - 1],
+    )
+    return Outcome.RETRY
+
+
+def retention() -> dt.timedelta:
+    return dt.timedelta(days=int(getattr(settings, "OUTGOING_WEBHOOKS_RETENTION_DAYS", 90)))
+
+
+def prune_deliveries(*, now: dt.datetime | None = None) -> int:
+    """Delete finished deliveries (delivered or failed) older than the retention period, in
+    one statement; queued and retrying ones are kept whatever their age."""
+    now = now or timezone.now()
+    deleted, _by_model = WebhookDelivery.objects.filter(
+        status__in=[Status.DELIVERED, Status.FAILED], created_at__lt=now - retention()
+    ).delete()
+    return deleted
