@@ -109,10 +109,14 @@ def _progress_context(job: ImportJob) -> dict:
     total = job.total_rows or 0
     percent = int(job.processed_rows * 100 / total) if total else 0
     active = job.status in (ImportJob.Status.PENDING, ImportJob.Status.RUNNING)
+    writing = job.status == ImportJob.Status.RUNNING and job.summary.get("phase") == "writing"
     return {
         "percent": min(percent, 100),
         "active": active and not _needs_mapping(job),
-        "writing": job.status == ImportJob.Status.RUNNING and job.summary.get("phase") == "writing",
+        "writing": writing,
+        # The write reports its rows through a second connection where it can (PostgreSQL);
+        # elsewhere the bar is full and striped until the job is done.
+        "indeterminate": writing and not job.summary.get("live_progress"),
     }
 
 

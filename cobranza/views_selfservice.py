@@ -23,6 +23,7 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.forms import add_service_errors
@@ -52,6 +53,13 @@ def portal_view(view):
     """Public, rate limited, token → client (``request`` gets no client id from the URL),
     rendered in the client's language."""
 
+    # No CSRF check here. CSRF defends credentials a browser sends by itself (a session
+    # cookie); the portal has none: its credential is the token in the URL, which a forged
+    # request would have to know, and with it could act directly anyway. And the check cannot
+    # pass: these pages send "Referrer-Policy: no-referrer" (the URL must not leak), under
+    # which browsers post forms with "Origin: null", which Django's check rejects (403 on
+    # every form of the portal, found by tests/e2e/test_selfservice_browser.py).
+    @csrf_exempt
     @login_not_required
     @functools.wraps(view)
     def wrapper(request, token, *args, **kwargs):

@@ -3,6 +3,7 @@ writes nothing; a good one upserts by natural key, so importing it twice changes
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import io
 import json
@@ -13,13 +14,14 @@ from pathlib import Path
 import openpyxl
 import pytest
 from django.core.management import call_command
+from django.db import connections
 from django.urls import reverse
 
 from accounts.models import Client, Interaction, Invoice, Payment
 from cobranza import imports
 from cobranza.imports import Options
 from cobranza.models import ImportJob, ImportMapping
-from tests.factories import make_client
+from tests.factories import make_client, make_invoice
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "imports"
 
@@ -205,8 +207,11 @@ def test_settled_invoices_create_historical_payments_and_reimport_changes_nothin
     assert open_.status == Invoice.Status.OPEN and open_.open_balance == Decimal("250.50")
     payment = Payment.objects.get()
     assert payment.received_on == dt.date(2024, 2, 1) and payment.amount == Decimal("1000.00")
-    entry = Interaction.objects.filter(client=cliente, summary__startswith="Pago recibido").get()
-    assert entry.occurred_at.date() == dt.date(2024, 2, 1)  # historical: dated on the payment day
+    # One timeline entry for the client and the whole file, not one per invoice and payment.
+    entry = Interaction.objects.filter(client=cliente, summary__startswith="Importadas").get()
+    assert entry.summary == "Importadas 2 facturas por $1,250.50 · 1 pago registrado por $1,000.00"
+    assert set(entry.invoices.values_list("number", flat=True)) == {"F-1", "F-2"}
+    assert "Factura F-1 emitida por $1,000.00" in entry.body and "Pago recibido de $1,000.00 → F-1" in entry.body
 
     before = _counts()
     again = _import(text, by=gerente)
@@ -334,20 +339,99 @@ def test_a_rejected_upload_shows_the_errors_table(client, gerente, cliente):
 # --- scale -----------------------------------------------------------------------------
 
 
-def test_ten_thousand_invoices_timing(cliente, gerente, capsys):
-    rows = "".join(f"T-{i:06d},AAA010101AAA,2024-01-10,2024-02-09,{100 + i % 50}.25,MXN,\n" for i in range(10_000))
+def test_ten_thousand_invoices_with_settlements_import_in_one_pass(cliente, gerente, capsys):
+    """Correctness at scale (the speed is printed, not asserted: the machine is shared)."""
+    rows = "".join(
+        f"T-{i:06d},AAA010101AAA,2024-01-10,2024-02-09,{100 + i % 50}.25,MXN,{'2024-02-01' if i % 3 == 0 else ''}\n"
+        for i in range(10_000)
+    )
     data = (INVOICE_HEADER + rows).encode()
     t0 = time.monotonic()
     plan = _validate(data)
     t1 = time.monotonic()
-    imports.commit(plan, by=gerente)
+    counts = imports.commit(plan, by=gerente, source="diez_mil.csv")
     t2 = time.monotonic()
+    assert counts == {"created": 10_000, "updated": 0, "unchanged": 0, "payments": 3_334}
     assert Invoice.objects.filter(number__startswith="T-").count() == 10_000
+    assert Invoice.objects.filter(number__startswith="T-", status=Invoice.Status.PAID).count() == 3_334
+    assert Payment.objects.filter(client=cliente, received_on=dt.date(2024, 2, 1)).count() == 3_334
+    [entry] = Interaction.objects.filter(client=cliente, summary__startswith="Importadas")
+    assert entry.summary.startswith("Importadas 10000 facturas por") and "3334 pagos registrados" in entry.summary
     with capsys.disabled():
         print(
-            f"\n10,000 invoices: validate {t1 - t0:.1f}s ({10_000 / (t1 - t0):.0f} rows/s), "
+            f"\n10,000 invoices (3,334 settled): validate {t1 - t0:.1f}s ({10_000 / (t1 - t0):.0f} rows/s), "
             f"write {t2 - t1:.1f}s ({10_000 / (t2 - t1):.0f} rows/s)"
         )
+
+
+def test_an_invoice_recorded_between_the_check_and_the_write_rejects_the_file_on_its_row(cliente, gerente):
+    plan = _validate(INVOICE_HEADER + "F-1,AAA010101AAA,2024-01-10,,100,MXN,\nF-2,AAA010101AAA,2024-01-10,,100,MXN,\n")
+    make_invoice(by=gerente, client=cliente, number="F-2")  # someone else, meanwhile
+    before = _counts()
+    with pytest.raises(imports.ImportRejected) as exc:
+        imports.commit(plan, by=gerente)
+    assert exc.value.errors == [{"row": 3, "column": "Folio", "reason": "Ya existe una factura con este folio."}]
+    assert _counts() == before
+
+
+def _read_elsewhere(sql, params):
+    """What another process (the job page's poller) sees: its own connection, autocommit."""
+    main = connections["default"]
+    other = type(main)(copy.deepcopy(main.settings_dict), alias="poller")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()[0]
+    finally:
+        other.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_write_shows_its_progress_to_the_page_while_nothing_is_committed_yet(cliente, gerente, monkeypatch):
+    monkeypatch.setattr(imports, "WRITE_CHUNK", 100)
+    rows = "".join(f"P-{i:04d},AAA010101AAA,2024-01-10,,{10 + i}.00,MXN,\n" for i in range(450))
+    job = _job_for(INVOICE_HEADER + rows, "invoices", INVOICE_COLS, dry_run=False, by=gerente)
+    seen = []
+    report = imports._WriteProgress.__call__
+
+    def report_and_look(self, done):
+        report(self, done)
+        seen.append(
+            (
+                _read_elsewhere("SELECT processed_rows FROM cobranza_importjob WHERE id = %s", [job.pk]),
+                _read_elsewhere("SELECT count(*) FROM accounts_invoice WHERE number LIKE %s", ["P-%"]),
+            )
+        )
+
+    monkeypatch.setattr(imports._WriteProgress, "__call__", report_and_look)
+    imports.run_job(job)
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE and job.summary["live_progress"] is True
+    # The bar moved chunk by chunk; the invoices appeared all at once, at the commit.
+    assert seen == [(100, 0), (200, 0), (300, 0), (400, 0), (450, 0)]
+    assert Invoice.objects.filter(number__startswith="P-").count() == 450
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_that_fails_after_some_chunks_leaves_nothing_but_the_rejection(cliente, gerente, monkeypatch):
+    monkeypatch.setattr(imports, "WRITE_CHUNK", 100)
+    rows = "".join(f"Q-{i:04d},AAA010101AAA,2024-01-10,,10.00,MXN,\n" for i in range(300))
+    job = _job_for(INVOICE_HEADER + rows, "invoices", INVOICE_COLS, dry_run=False, by=gerente)
+    validate = imports.validate
+
+    def validate_then_someone_records_q0250(*args, **kwargs):
+        plan = validate(*args, **kwargs)
+        make_invoice(by=gerente, client=cliente, number="Q-0250")
+        return plan
+
+    monkeypatch.setattr(imports, "validate", validate_then_someone_records_q0250)
+    before = _counts()
+    imports.run_job(job)
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.REJECTED
+    assert job.errors == [{"row": 252, "column": "Folio", "reason": "Ya existe una factura con este folio."}]
+    assert Invoice.objects.filter(number__startswith="Q-").count() == 1  # only the other one
+    assert _counts()[0] == before[0]
 
 
 def _job_for(text, kind, cols, *, dry_run=True, by=None):
