@@ -59,6 +59,15 @@ def export_format(request) -> str | None:
     return fmt if fmt in FORMATS else None
 
 
+# A text cell starting with one of these is run as a formula by spreadsheet programs (CSV
+# injection): client names and notes come from users and imports, so exported text is inert.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(text: str) -> str:
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def _csv_cell(value, column: Column) -> str:
     if value is None:
         return ""
@@ -66,7 +75,7 @@ def _csv_cell(value, column: Column) -> str:
         return f"{Decimal(value):f}"
     if isinstance(value, dt.date):
         return value.isoformat()
-    return str(value)
+    return _inert(str(value))
 
 
 def _csv_headers(table: Table) -> list[tuple[str, Column | None]]:
@@ -117,6 +126,9 @@ def to_xlsx(table: Table) -> bytes:
             if column.kind == MONEY:
                 values.append(row.get(column.currency_key, ""))
         sheet.append(values)
+        for cell in sheet[sheet.max_row]:
+            if cell.data_type == "f":  # openpyxl makes any text starting with "=" a live formula
+                cell.data_type = "s"
     for index, (_label, column) in enumerate(headers, start=1):
         if column is not None and column.kind in NUMBER_FORMATS:
             for (cell,) in sheet.iter_rows(min_row=2, min_col=index, max_col=index):

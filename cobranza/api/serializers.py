@@ -7,6 +7,7 @@ collector naming another collector's client gets a field error, as if it did not
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
@@ -28,12 +29,14 @@ from cobranza.models import (
     Commitment,
     Dispute,
     DisputeReason,
+    DisputeResolution,
     Installment,
     Notice,
     Policy,
     PolicyStep,
 )
 
+EARLIEST_CONTACT = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 POSITIVE = {"max_digits": 14, "decimal_places": 2, "min_value": Decimal("0.01")}
 
 
@@ -242,6 +245,13 @@ class InteractionSerializer(serializers.ModelSerializer):
         read_only_fields = ["author", "created_at"]
         extra_kwargs = {"occurred_at": {"required": False}}
 
+    def validate_occurred_at(self, value):
+        # Before 1970 is a typo, and before time zones were standard the local offset has seconds
+        # (Mexico City's -06:36:36 until 1922), which an RFC 3339 date-time cannot carry.
+        if value is not None and value < EARLIEST_CONTACT:
+            raise serializers.ValidationError(_("La fecha y hora no puede ser anterior a 1970."))
+        return value
+
 
 # --- collections -------------------------------------------------------------------------
 
@@ -357,6 +367,8 @@ class DisputeSerializer(serializers.ModelSerializer):
     client = _client_field()
     invoices = _invoices_field(allow_empty=False)
     reason = serializers.ChoiceField(choices=DisputeReason.choices)
+    # Blank while the dispute is open: declared, or the schema's enum would leave "" out.
+    resolution = serializers.ChoiceField(choices=DisputeResolution.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = Dispute

@@ -2,7 +2,7 @@
 pages (assets served locally by drf-spectacular-sidecar). URL names are ``api:<basename>-list``,
 ``api:<basename>-detail`` and ``api:<basename>-<action>``."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
@@ -39,4 +39,7 @@ urlpatterns: list = [
     ),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema", permission_classes=STAFF), name="swagger-ui"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema", permission_classes=STAFF), name="redoc"),
+    # Last: any other /api/ path (a typo, /v1/clients/abc/) is the API's JSON 404, not the
+    # site's HTML page (found by tests/fuzz/test_api_schemathesis.py).
+    re_path(r"^.*$", views.api_not_found, name="not-found"),
 ]

@@ -8,14 +8,17 @@ services' ``django.core.exceptions.ValidationError`` (mapped by ``api_exception_
 
 from __future__ import annotations
 
+from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch
+from django.http import JsonResponse
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -27,6 +30,7 @@ from cobranza.models import CollectorTask, Commitment, CommitmentKind, Dispute, 
 
 from . import filters, serializers
 from .idempotency import idempotent
+from .pagination import StrictLimitOffsetPagination
 from .permissions import IsManager, IsStaffMember, ManagerWrites
 
 
@@ -39,6 +43,16 @@ def _message_dict(exc: DjangoValidationError) -> dict[str, list[str]]:
     return {"non_field_errors": [str(m) for m in exc.messages]}
 
 
+@csrf_exempt  # it changes nothing: a POST with a session cookie gets the JSON 404 too, not the CSRF page
+@login_not_required  # a 404 for everyone: it reveals nothing, and API clients are not browsers
+def api_not_found(request, *args, **kwargs):
+    """Any /api/ path that no route matches (``/api/v1/clients/abc/``, a typo): the API's JSON
+    404 instead of the site's HTML page. Meant as the last pattern of cobranza/api/urls.py
+    (``re_path(r"^.*$", views.api_not_found, name="not-found")``); it reveals nothing, so it
+    needs no login."""
+    return JsonResponse({"detail": str(NotFound.default_detail)}, status=status.HTTP_404_NOT_FOUND)
+
+
 def api_exception_handler(exc, context):
     """DRF's handler, plus the services' Django ValidationError as a structured 400."""
     if isinstance(exc, DjangoValidationError):
@@ -48,6 +62,7 @@ def api_exception_handler(exc, context):
 
 class ApiViewSet(viewsets.GenericViewSet):
     permission_classes = [IsStaffMember]
+    pagination_class = StrictLimitOffsetPagination
     lookup_value_converter = "int"  # /clients/abc/ is a 404, not a lookup error
 
     def get_exception_handler(self):

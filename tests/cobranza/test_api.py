@@ -660,6 +660,7 @@ def test_the_schema_is_an_openapi_3_document_covering_every_resource(gestora):
         "payment-plans",
         "disputes",
         "tasks",
+        "metrics",  # /metrics/portfolio/ and /metrics/trend/ (test_api_metrics)
     }
     assert "post" in doc["paths"]["/api/v1/tasks/{id}/complete/"]
     schemes = doc["components"]["securitySchemes"]

@@ -46,3 +46,21 @@ def test_xlsx_keeps_numbers_and_dates_native_and_exact():
     assert sheet["F2"].value.date() == dt.date(2026, 11, 30)
     assert sheet.freeze_panes == "A2"
     assert sheet["A5"].value.startswith("Vencido =")
+
+
+def test_text_that_a_spreadsheet_would_run_as_a_formula_is_exported_inert():
+    hostile = Table(
+        title="Clientes",
+        columns=[Column("name", "Cliente"), Column("overdue", "Vencido", MONEY)],
+        rows=[
+            {"name": "=cmd|' /C calc'!A0", "overdue": Decimal("-5.00"), "currency": "MXN"},
+            {"name": "@SUM(1+1)", "overdue": Decimal("1.00"), "currency": "MXN"},
+            {"name": "Ferretería — Norte", "overdue": Decimal("2.00"), "currency": "MXN"},
+        ],
+    )
+    rows = list(csv.reader(io.StringIO(to_csv(hostile).decode("utf-8-sig"))))
+    assert [r[0] for r in rows[1:]] == ["'=cmd|' /C calc'!A0", "'@SUM(1+1)", "Ferretería — Norte"]
+    assert rows[1][1] == "-5.00"  # numbers stay numbers
+    sheet = load_workbook(io.BytesIO(to_xlsx(hostile))).active
+    assert sheet["A2"].data_type == "s" and sheet["A2"].value == "=cmd|' /C calc'!A0"
+    assert sheet["B2"].value == Decimal("-5.00") or sheet["B2"].value == -5
