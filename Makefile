@@ -33,7 +33,7 @@ ENGINE_SQLITE_TESTS := tests/cobranza/test_planner.py tests/cobranza/test_dispat
 # `DATABASE_URL=... make run` would lose to .env; settings.py reads .env itself, below the environment.
 RUN_CMD := honcho --procfile Procfile.dev --env /dev/null start
 
-.PHONY: help run test lint fmt migrate seed messages lock clean services install install-dev
+.PHONY: help run test lint fmt migrate seed messages lock clean services install install-dev bench faults fuzz
 
 help: ## Show this list
 	@echo "Morosos — make targets:"
@@ -97,6 +97,26 @@ ifeq ($(strip $(PYTEST_ARGS)),)
 		$(PY) -m pytest -q -p no:cacheprovider $(ENGINE_SQLITE_TESTS) \
 		--deselect tests/cobranza/test_planner.py::test_two_planners_at_once_record_each_notice_once
 endif
+
+# --- Scale, faults, fuzzing (long runs; short versions of faults and fuzzing are in `make test`) --
+
+bench: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/morosos
+bench: export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/15
+bench: $(VENV)/.installed-dev ## Benchmarks at 100,000 clients / 1,000,000 invoices -> docs/benchmarks.md
+	@bash scripts/ensure_services.sh
+	bash scripts/bench.sh
+
+faults: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/morosos
+faults: export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/15
+faults: $(VENV)/.installed-dev ## Long fault-injection rounds (SIGKILL, Redis/PostgreSQL/SMTP outages) -> docs/reliability.md
+	@bash scripts/ensure_services.sh
+	bash scripts/faults.sh
+
+fuzz: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/morosos
+fuzz: export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/15
+fuzz: $(VENV)/.installed-dev ## Long fuzzing: thousands of generated API requests, property tests, malformed imports
+	@bash scripts/ensure_services.sh
+	bash scripts/fuzz.sh
 
 services: ## Start the local PostgreSQL and Redis if they are stopped
 	@bash scripts/ensure_services.sh

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -152,6 +153,8 @@ class Client(models.Model):
             models.CheckConstraint(condition=Q(language__in=Language.values), name="client_language_valid"),
         ]
         indexes = [
+            # The client list's default order (managers see every client).
+            models.Index(fields=["legal_name", "id"], name="client_name"),
             models.Index(fields=["collector", "legal_name"], name="client_collector_name"),
             models.Index(fields=["segment", "legal_name"], name="client_segment_name"),
             models.Index(fields=["status"], name="client_status"),
@@ -276,6 +279,21 @@ class Invoice(models.Model):
                 fields=["due_date"],
                 name="invoice_collectible_due",
                 condition=Q(status__in=["open", "partially_paid", "disputed"]),
+            ),
+            # Dashboard metrics: credit sales by issue date, new delinquencies by due date
+            # (paid invoices too), and invoices written off after a past date.
+            # The client list's search finds a client by an invoice number typed in any case.
+            models.Index(Upper("number"), name="invoice_number_upper"),
+            models.Index(fields=["issue_date"], name="invoice_issue_date"),
+            models.Index(fields=["due_date"], name="invoice_due_date"),
+            models.Index(fields=["updated_at"], name="invoice_written_off_at", condition=Q(status="written_off")),
+            # The worklist and the client list: a client's collectible invoices by due date,
+            # with the currency and balance they add up (index-only per client).
+            models.Index(
+                fields=["client", "due_date"],
+                include=["currency", "open_balance"],
+                name="invoice_client_collectible",
+                condition=Q(status__in=["open", "partially_paid", "disputed"]) & Q(open_balance__gt=0),
             ),
         ]
 
@@ -488,6 +506,10 @@ class Interaction(models.Model):
             models.Index(fields=["author", "occurred_at"], name="interaction_author_time"),
             models.Index(
                 fields=["next_action_on"], name="interaction_next_action", condition=Q(next_action_on__isnull=False)
+            ),
+            # Is a next action followed up? The client's later person-made entry (worklist, calendar).
+            models.Index(
+                fields=["client", "occurred_at", "id"], name="interaction_client_contact", condition=~Q(kind="system")
             ),
         ]
 

@@ -241,10 +241,38 @@ def _tab(value) -> str:
     return value if value in DETAIL_TABS else DETAIL_TABS[0]
 
 
+def _active_tab(request, kind: str) -> str:
+    """The tab a link lands on: the one whose page or filter it turns, else ``?tab=``."""
+    if kind or "tpage" in request.GET:
+        return "historial"
+    if "fpage" in request.GET:
+        return "facturas"
+    if "ppage" in request.GET:
+        return "pagos"
+    return _tab(request.GET.get("tab"))
+
+
+INVOICES_PER_PAGE = 50
+PAYMENTS_PER_PAGE = 50
+
+
+class _CountedPaginator(Paginator):
+    """A paginator told its count (read with the client itself): no COUNT query of its own."""
+
+    def __init__(self, object_list, per_page, *, count: int):
+        super().__init__(object_list, per_page)
+        self.__dict__["count"] = count  # the cached_property, already known
+
+
 @staff_required
 @require_GET
 def client_detail(request, pk):
-    client = _visible_client(request, pk, "segment", "collector", "business_group")
+    client = get_object_or_404(
+        selectors.with_detail_counts(
+            selectors.clients_visible_to(request.user).select_related("segment", "collector", "business_group")
+        ),
+        pk=pk,
+    )
     kind = request.GET.get("kind", "")
     if kind not in Interaction.Kind.values:
         kind = ""
@@ -273,14 +301,18 @@ def client_detail(request, pk):
             **timeline_context,
             "summary": summary,
             "last_contact": last_contact,
-            "invoices": selectors.client_invoices(client),
-            "payments": selectors.client_payments(client),
+            "invoices": _CountedPaginator(
+                selectors.client_invoices(client), INVOICES_PER_PAGE, count=client.invoice_total
+            ).get_page(request.GET.get("fpage")),
+            "payments": _CountedPaginator(
+                selectors.client_payments(client), PAYMENTS_PER_PAGE, count=client.payment_total
+            ).get_page(request.GET.get("ppage")),
             "contacts": selectors.client_contacts(client),
             "group_members": selectors.business_group_members(client=client, user=request.user),
             "can_manage": manager,
             "panels": client_panels(request, client),
             "outcome_url": outcome_form_url(client),
-            "active_tab": "historial" if (kind or "tpage" in request.GET) else _tab(request.GET.get("tab")),
+            "active_tab": _active_tab(request, kind),
         },
     )
     patch_vary_headers(response, ["HX-Request"])

@@ -1,3 +1,4 @@
+# ruff: noqa: S608 - the worklist SQL interpolates identifiers and SQL compiled by Django; values are parameters
 """The collector's day: "Mi cartera hoy" (the worklist) and the calendar.
 
 The worklist has one row per client that needs something done today:
@@ -31,37 +32,32 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import (
-    Case,
     Count,
-    DecimalField,
     Exists,
-    ExpressionWrapper,
-    F,
     IntegerField,
     Min,
     OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Sum,
-    Value,
-    When,
 )
-from django.db.models.functions import Coalesce, NullIf
+from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from accounts.models import MONEY, ZERO, Client, Interaction, Invoice
+from accounts.models import ZERO, Client, Interaction, Invoice, Segment
 from accounts.roles import GROUP_NAMES, Role, is_collector, is_manager
 from accounts.selectors import COLLECTIBLE, OVERDUE_BUCKETS, clients_visible_to
 from accounts.utils import money_str
 
 from . import metrics
 from .models import (
+    ClientProfile,
     CollectorTask,
     Commitment,
     CommitmentKind,
@@ -222,105 +218,300 @@ def pending_next_actions(today: dt.date) -> QuerySet[Interaction]:
     return Interaction.objects.filter(next_action_on__lte=today).filter(~Exists(_later_contact()))
 
 
-def _count(qs: QuerySet, client_field: str) -> Coalesce:
-    rows = qs.order_by().values(client_field).annotate(n=Count("pk")).values("n")[:1]
-    return Coalesce(Subquery(rows, output_field=IntegerField()), Value(0), output_field=IntegerField())
-
-
-def _capped(name: str, per: int, cap: int) -> Case:
-    return Case(
-        When(**{f"{name}__gte": cap // per}, then=Value(cap)),
-        default=ExpressionWrapper(F(name) * Value(per), output_field=IntegerField()),
-        output_field=IntegerField(),
-    )
-
-
-def _amount_points() -> Case:
-    whens = [When(overdue_max__gte=Decimal(step), then=Value(points)) for step, points in AMOUNT_STEPS]
-    whens.append(When(overdue_max__gt=ZERO, then=Value(AMOUNT_ANY)))
-    return Case(*whens, default=Value(0), output_field=IntegerField())
-
-
-def _age_points(today: dt.date) -> Case:
-    """Aging buckets have one definition (accounts.selectors); oldest first wins."""
-    whens = []
-    for index, bucket in reversed(list(enumerate(OVERDUE_BUCKETS, start=1))):
-        whens.append(
-            When(
-                oldest_overdue__lte=today - dt.timedelta(days=bucket.min_days),
-                then=Value(index * AGE_POINTS_PER_BUCKET),
-            )
-        )
-    return Case(*whens, default=Value(0), output_field=IntegerField())
-
-
-def _profile_points() -> Case:
-    whens = [When(profile_effective=profile, then=Value(points)) for profile, points in PROFILE_POINTS.items()]
-    return Case(*whens, default=Value(0), output_field=IntegerField())
-
-
-def worklist(*, user, scope: Scope, today: dt.date | None = None) -> QuerySet[Client]:
-    """Today's queue: the clients of ``scope`` with something due, highest score first.
-
-    Each client carries its counts and points (``overdue_max``, ``oldest_overdue``,
-    ``broken_count``, ``profile_effective``, ``task_count``, ``promise_count``,
-    ``next_count``, ``*_points``, ``score``). One query; ``worklist_rows`` adds the
-    details of a page."""
-    today = today or timezone.localdate()
-    overdue = Invoice.objects.filter(COLLECTIBLE, client=OuterRef("pk"), due_date__lt=today).order_by()
-    overdue_max = overdue.values("currency").annotate(t=Sum("open_balance")).order_by("-t").values("t")[:1]
-    oldest = overdue.values("client").annotate(d=Min("due_date")).values("d")[:1]
-    broken = Commitment.objects.filter(
-        client=OuterRef("pk"),
+def _broken_q(today: dt.date) -> Q:
+    """Promises broken (or kept only in part) within the window: they weigh on the score."""
+    return Q(
         kind=CommitmentKind.PROMISE,
         status__in=[CommitmentStatus.BROKEN, CommitmentStatus.PARTIAL],
         resolved_on__gte=today - dt.timedelta(days=BROKEN_WINDOW_DAYS),
     )
-    tasks = CollectorTask.objects.filter(_due_tasks(today), _assignment_q(scope), client=OuterRef("pk"))
-    if scope.followups:
-        promised = _count(
-            Installment.objects.filter(_promised(today), commitment__client=OuterRef("pk")), "commitment__client"
-        )
-        next_actions = _count(pending_next_actions(today).filter(client=OuterRef("pk")), "client")
-    else:
-        promised = next_actions = Value(0, output_field=IntegerField())
-    money = DecimalField(**MONEY)
-    qs = (
-        scope_clients(user=user, scope=scope)
-        .select_related("segment", "collector")
-        .annotate(
-            overdue_max=Coalesce(Subquery(overdue_max, output_field=money), Value(ZERO), output_field=money),
-            oldest_overdue=Subquery(oldest),
-            broken_count=_count(broken, "client"),
-            profile_effective=Coalesce(NullIf(F("profile__override"), Value("")), F("profile__computed")),
-            task_count=_count(tasks, "client"),
-            promise_count=promised,
-            next_count=next_actions,
-        )
-        .filter(Q(task_count__gt=0) | Q(promise_count__gt=0) | Q(next_count__gt=0))
-        .annotate(
-            item_count=ExpressionWrapper(
-                F("task_count") + F("promise_count") + F("next_count"), output_field=IntegerField()
-            )
-        )
-        .annotate(
-            amount_points=_amount_points(),
-            age_points=_age_points(today),
-            broken_points=_capped("broken_count", BROKEN_POINTS, BROKEN_CAP),
-            profile_points=_profile_points(),
-            item_points=_capped("item_count", ITEM_POINTS, ITEM_CAP),
-        )
-        .annotate(
-            score=ExpressionWrapper(
-                (F("amount_points") + F("age_points") + F("broken_points") + F("profile_points") + F("item_points"))
-                * F("segment__priority_weight"),
-                output_field=IntegerField(),
-            )
-        )
+
+
+def _sql(qs: QuerySet) -> tuple[str, tuple]:
+    """A queryset's SQL and parameters, to be used as a part of the worklist's query."""
+    sql, params = qs.query.sql_with_params()
+    return sql, tuple(params)
+
+
+def _capped_sql(column: str, per: int, cap: int) -> str:
+    return f"CASE WHEN {column} >= {cap // per} THEN {cap} ELSE {column} * {per} END"
+
+
+def _amount_points_sql(column: str) -> tuple[str, list]:
+    whens = [(f"{column} >= %s", [Decimal(step)], points) for step, points in AMOUNT_STEPS]
+    whens.append((f"{column} > %s", [ZERO], AMOUNT_ANY))
+    return (
+        "CASE " + " ".join(f"WHEN {cond} THEN {points}" for cond, _p, points in whens) + " ELSE 0 END",
+        [p for _cond, params, _points in whens for p in params],
     )
-    return qs.order_by(
-        F("score").desc(), F("oldest_overdue").asc(nulls_last=True), F("overdue_max").desc(), "legal_name", "id"
-    )
+
+
+def _age_points_sql(column: str, today: dt.date) -> tuple[str, list]:
+    """Aging buckets have one definition (accounts.selectors); oldest first wins."""
+    parts, params = [], []
+    for index, bucket in reversed(list(enumerate(OVERDUE_BUCKETS, start=1))):
+        parts.append(f"WHEN {column} <= %s THEN {index * AGE_POINTS_PER_BUCKET}")
+        params.append(today - dt.timedelta(days=bucket.min_days))
+    return "CASE " + " ".join(parts) + " ELSE 0 END", params
+
+
+def _profile_points_sql(column: str) -> tuple[str, list]:
+    parts = " ".join(f"WHEN {column} = %s THEN {points}" for points in PROFILE_POINTS.values())
+    return f"CASE {parts} ELSE 0 END", [str(profile) for profile in PROFILE_POINTS]
+
+
+# The client's counts and points, in this order after the client, segment and collector columns.
+_ANNOTATIONS = (
+    "task_count",
+    "promise_count",
+    "next_count",
+    "item_count",
+    "overdue_max",
+    "oldest_overdue",
+    "broken_count",
+    "profile_effective",
+    "amount_points",
+    "age_points",
+    "broken_points",
+    "profile_points",
+    "item_points",
+    "score",
+)
+
+
+class Worklist:
+    """Today's queue as one SQL statement, set-based at any scale.
+
+    The clients with something due are found first, from the due items themselves (open
+    tasks, promised dates, pending next actions: each grouped by client, restricted to the
+    scope's clients), and only those clients are scored: their overdue invoices (the partial
+    index on collectible invoices by client), broken promises and profile are aggregated
+    per client and joined, never evaluated one client at a time over the whole portfolio.
+
+    Behaves like the queryset it replaces for its two readers: iterating (or ``list``) runs
+    one query for every row; ``count()`` and a slice (what ``Paginator`` uses) one query each.
+    Clients come with ``segment`` and ``collector`` loaded and the counts and points as
+    attributes (``_ANNOTATIONS``).
+    """
+
+    ordered = True  # for Paginator: the order is total (ends with the client's id)
+
+    def __init__(self, *, user, scope: Scope, today: dt.date):
+        self.user = user
+        self.scope = scope
+        self.today = today
+        self._cache: list[Client] | None = None
+        # The clients with something due and their counts, once ``count()`` has read them:
+        # the page's query then starts from them instead of finding them again.
+        self._due: list[tuple[int, int, int, int]] | None = None
+
+    # -- the SQL --
+
+    def _due_ctes(self) -> tuple[str, list] | None:
+        """WITH tasks, promised, nexts, due: the scope's clients with something due today,
+        with their counts. None when the user may see no client at all."""
+        today, scope = self.today, self.scope
+        clients = scope_clients(user=self.user, scope=scope)
+        if clients.query.is_empty():
+            return None
+        # Restrict every source to the scope's clients early (nothing to do for a manager's
+        # view of everybody: every client is in it).
+        in_scope = Q(client__in=clients.values("pk")) if clients.query.where else Q()
+        tasks = (
+            CollectorTask.objects.filter(_due_tasks(today), _assignment_q(scope), in_scope)
+            .order_by()
+            .values("client_id")
+            .annotate(n=Count("pk"))
+        )
+        parts = [("tasks", _sql(tasks))]
+        if scope.followups:
+            promised = (
+                Installment.objects.filter(
+                    _promised(today),
+                    Q(commitment__client__in=clients.values("pk")) if clients.query.where else Q(),
+                )
+                .order_by()
+                .values("commitment__client_id")
+                .annotate(n=Count("pk"))
+            )
+            nexts = pending_next_actions(today).filter(in_scope).order_by().values("client_id").annotate(n=Count("pk"))
+            parts += [("promised", _sql(promised)), ("nexts", _sql(nexts))]
+        sql, params = [], []
+        for name, (part_sql, part_params) in parts:
+            sql.append(f"{name} (client_id, n) AS ({part_sql})")
+            params.extend(part_params)
+        union = "SELECT client_id, n AS t, 0 AS p, 0 AS x FROM tasks"
+        if scope.followups:
+            union += " UNION ALL SELECT client_id, 0, n, 0 FROM promised UNION ALL SELECT client_id, 0, 0, n FROM nexts"
+        sql.append(
+            "due AS (SELECT client_id, SUM(t)::integer AS task_count, SUM(p)::integer AS promise_count, "
+            f"SUM(x)::integer AS next_count FROM ({union}) AS items GROUP BY client_id)"
+        )
+        return "WITH " + ",\n".join(sql), params
+
+    def _rows_sql(self, limit: int | None, offset: int) -> tuple[str, list]:
+        if self._due is not None:
+            columns = list(zip(*self._due, strict=True)) if self._due else [(), (), (), ()]
+            ctes = (
+                "WITH due (client_id, task_count, promise_count, next_count) AS "
+                "(SELECT * FROM unnest(%s::integer[], %s::integer[], %s::integer[], %s::integer[]))"
+            )
+            params = [list(column) for column in columns]
+        else:
+            due = self._due_ctes()
+            assert due is not None
+            ctes, params = due
+        today = self.today
+        qn = connection.ops.quote_name
+        due_ids = RawSQL("SELECT client_id FROM due", [], output_field=IntegerField())
+        overdue = (
+            Invoice.objects.filter(COLLECTIBLE, due_date__lt=today, client_id__in=due_ids)
+            .order_by()
+            .values("client_id", "currency")
+            .annotate(t=Sum("open_balance"), d=Min("due_date"))
+        )
+        broken = (
+            Commitment.objects.filter(_broken_q(today), client_id__in=due_ids)
+            .order_by()
+            .values("client_id")
+            .annotate(n=Count("pk"))
+        )
+        overdue_sql, overdue_params = _sql(overdue)
+        broken_sql, broken_params = _sql(broken)
+        amount_sql, amount_params = _amount_points_sql("overdue_max")
+        age_sql, age_params = _age_points_sql("oldest_overdue", today)
+        profile_sql, profile_params = _profile_points_sql("profile_effective")
+        cols = (
+            [f"c.{qn(f.column)}" for f in Client._meta.concrete_fields]
+            + [f"s.{qn(f.column)}" for f in Segment._meta.concrete_fields]
+            + [f"u.{qn(f.column)}" for f in get_user_model()._meta.concrete_fields]
+        )
+        sql = f"""{ctes},
+overdue (client_id, overdue_max, oldest_overdue) AS (
+    SELECT client_id, MAX(t), MIN(d) FROM ({overdue_sql}) AS by_currency GROUP BY client_id),
+broken (client_id, n) AS ({broken_sql}),
+counted AS (
+    SELECT due.client_id, due.task_count, due.promise_count, due.next_count,
+           due.task_count + due.promise_count + due.next_count AS item_count,
+           COALESCE(overdue.overdue_max, %s) AS overdue_max, overdue.oldest_overdue,
+           COALESCE(broken.n, 0)::integer AS broken_count,
+           COALESCE(NULLIF(profile.{qn("override")}, ''), profile.{qn("computed")}) AS profile_effective
+    FROM due
+    LEFT JOIN overdue ON overdue.client_id = due.client_id
+    LEFT JOIN broken ON broken.client_id = due.client_id
+    LEFT JOIN {qn(ClientProfile._meta.db_table)} AS profile ON profile.client_id = due.client_id),
+pointed AS (
+    SELECT counted.*, {amount_sql} AS amount_points, {age_sql} AS age_points,
+           {_capped_sql("broken_count", BROKEN_POINTS, BROKEN_CAP)} AS broken_points,
+           {profile_sql} AS profile_points,
+           {_capped_sql("item_count", ITEM_POINTS, ITEM_CAP)} AS item_points
+    FROM counted)
+SELECT {", ".join(cols)},
+       p.task_count, p.promise_count, p.next_count, p.item_count, p.overdue_max, p.oldest_overdue,
+       p.broken_count, p.profile_effective, p.amount_points, p.age_points, p.broken_points,
+       p.profile_points, p.item_points,
+       (p.amount_points + p.age_points + p.broken_points + p.profile_points + p.item_points)
+           * s.{qn("priority_weight")} AS score
+FROM pointed AS p
+JOIN {qn(Client._meta.db_table)} AS c ON c.id = p.client_id
+JOIN {qn(Segment._meta.db_table)} AS s ON s.id = c.{qn("segment_id")}
+LEFT JOIN {qn(get_user_model()._meta.db_table)} AS u ON u.id = c.{qn("collector_id")}
+ORDER BY score DESC, p.oldest_overdue ASC NULLS LAST, p.overdue_max DESC, c.{qn("legal_name")} ASC, c.id ASC"""
+        params += [*overdue_params, *broken_params, ZERO, *amount_params, *age_params, *profile_params]
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(limit)
+        if offset:
+            sql += " OFFSET %s"
+            params.append(offset)
+        return sql, params
+
+    def _fetch(self, limit: int | None = None, offset: int = 0) -> list[Client]:
+        if self._due == [] or (self._due is None and self._due_ctes() is None):
+            return []
+        sql, params = self._rows_sql(limit, offset)
+        user_model = get_user_model()
+        client_fields = [f.attname for f in Client._meta.concrete_fields]
+        segment_fields = [f.attname for f in Segment._meta.concrete_fields]
+        user_fields = [f.attname for f in user_model._meta.concrete_fields]
+        n_client, n_segment, n_user = len(client_fields), len(segment_fields), len(user_fields)
+        segment_field = Client._meta.get_field("segment")
+        collector_field = Client._meta.get_field("collector")
+        db = connection.alias
+        clients = []
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            for row in cursor.fetchall():
+                client = Client.from_db(db, client_fields, row[:n_client])
+                segment = Segment.from_db(db, segment_fields, row[n_client : n_client + n_segment])
+                user_values = row[n_client + n_segment : n_client + n_segment + n_user]
+                collector = user_model.from_db(db, user_fields, user_values) if user_values[0] is not None else None
+                segment_field.set_cached_value(client, segment)
+                collector_field.set_cached_value(client, collector)
+                for name, value in zip(_ANNOTATIONS, row[n_client + n_segment + n_user :], strict=True):
+                    setattr(client, name, value)
+                clients.append(client)
+        return clients
+
+    # -- the queryset-like surface --
+
+    def count(self) -> int:
+        """How many clients have something due (one query, which also keeps them for the page)."""
+        if self._cache is not None:
+            return len(self._cache)
+        if self._due is None:
+            due = self._due_ctes()
+            if due is None:
+                self._due = []
+            else:
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        due[0] + "\nSELECT client_id, task_count, promise_count, next_count FROM due", due[1]
+                    )
+                    self._due = [tuple(row) for row in cursor.fetchall()]
+        return len(self._due)
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __bool__(self) -> bool:
+        return bool(self._all())
+
+    def _all(self) -> list[Client]:
+        if self._cache is None:
+            self._cache = self._fetch()
+        return self._cache
+
+    def __getitem__(self, key):
+        if self._cache is not None:
+            return self._cache[key]
+        if isinstance(key, int):
+            if key < 0:
+                raise IndexError("negative indexing is not supported")
+            rows = self._fetch(limit=1, offset=key)
+            if not rows:
+                raise IndexError(key)
+            return rows[0]
+        if not isinstance(key, slice) or key.step not in (None, 1) or (key.start or 0) < 0 or (key.stop or 0) < 0:
+            raise TypeError("only forward slices without a step are supported")
+        start = key.start or 0
+        if key.stop is None:
+            return self._fetch(offset=start)
+        return self._fetch(limit=max(key.stop - start, 0), offset=start) if key.stop > start else []
+
+
+def worklist(*, user, scope: Scope, today: dt.date | None = None) -> Worklist:
+    """Today's queue: the clients of ``scope`` with something due, highest score first.
+
+    Each client carries its counts and points (``overdue_max``, ``oldest_overdue``,
+    ``broken_count``, ``profile_effective``, ``task_count``, ``promise_count``,
+    ``next_count``, ``*_points``, ``score``). One query for the rows (one for the count);
+    ``worklist_rows`` adds the details of a page. Ties: the oldest overdue invoice first,
+    then the largest overdue amount, then the name."""
+    return Worklist(user=user, scope=scope, today=today or timezone.localdate())
 
 
 # --- the rows of a page ----------------------------------------------------------------------

@@ -79,8 +79,45 @@ def snapshot_aging() -> dict:
     return {end.isoformat(): rows for end, rows in stored.items()}
 
 
+@shared_task(name="cobranza.refresh_dashboard_summaries", time_limit=1800, soft_time_limit=1740)
+def refresh_dashboard_summaries() -> dict:
+    """Every 10 minutes: recompute the stored dashboard figures viewed lately (large portfolios)."""
+    from . import summaries
+
+    return summaries.summaries_refresh()
+
+
 @shared_task(name="cobranza.run_import", time_limit=3600, soft_time_limit=3500)
 def run_import(job_id: int) -> str:
     """A large import file, checked and written in the background (the job page shows progress)."""
     imports.run_import_job(job_id)
     return "done"
+
+
+@shared_task(name="cobranza.deliver_webhook", time_limit=90, soft_time_limit=60, acks_late=True)
+def deliver_webhook(delivery_id: int) -> str:
+    """One outgoing webhook: claim, re-check, POST (timeout well under the limits), record."""
+    from . import webhooks_out
+
+    return webhooks_out.deliver(delivery_id)
+
+
+@shared_task(name="cobranza.enqueue_due_webhooks", time_limit=120, soft_time_limit=100)
+def enqueue_due_webhooks(limit: int = 2000) -> int:
+    """Every minute: retries whose backoff has passed, deliveries whose enqueue was lost and
+    claims whose lease expired (a delivery enqueued twice is claimed once)."""
+    from . import webhooks_out
+
+    ids = webhooks_out.due_delivery_ids(now=timezone.now(), limit=limit)
+    with transaction.atomic():
+        for delivery_id in ids:
+            deliver_webhook.delay_on_commit(delivery_id)
+    return len(ids)
+
+
+@shared_task(name="cobranza.prune_webhook_deliveries", time_limit=900, soft_time_limit=840)
+def prune_webhook_deliveries() -> int:
+    """Nightly: finished webhook deliveries older than OUTGOING_WEBHOOKS_RETENTION_DAYS."""
+    from . import webhooks_out
+
+    return webhooks_out.prune_deliveries()

@@ -14,7 +14,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.contrib import messages
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -27,7 +27,7 @@ from accounts.selectors import BUCKETS
 from accounts.utils import money_locale, money_str
 from accounts.views import manager_required, staff_required
 
-from . import alerts, metrics
+from . import alerts, metrics, summaries
 from .exports import DATE, DECIMAL, INT, MONEY, PERCENT, Column, Table, export_format, table_response
 from .forms_dashboard import DashboardFilterForm
 from .models import Profile
@@ -38,22 +38,13 @@ SNAPSHOT_MONTHS = 13  # the 12 months of the trend and the opening of the first 
 # --- the data and its tables ------------------------------------------------------------------------
 
 
-@dataclass
-class Dashboard:
-    filters: metrics.Filters
-    kpis: metrics.Kpis
-    trend: metrics.Trend
-    breakdowns: dict[str, list[metrics.BreakdownRow]]
+Dashboard = metrics.Dashboard
 
 
-def load(f: metrics.Filters) -> Dashboard:
-    """Everything the page, the exports and the report show (6 + 3 + 3 × 3 queries)."""
-    return Dashboard(
-        filters=f,
-        kpis=metrics.kpis(f),
-        trend=metrics.trend(f),
-        breakdowns={dim: metrics.breakdown(f, dim) for dim in metrics.DIMENSIONS},
-    )
+def load(f: metrics.Filters) -> tuple[Dashboard, summaries.Freshness]:
+    """Everything the page, the exports and the report show: computed live (8 + 3 queries
+    and 1 to look for a stored summary) or, on a large portfolio, the stored summary."""
+    return summaries.dashboard_load(f)
 
 
 def _month_label(day: dt.date) -> str:
@@ -403,7 +394,7 @@ def chart_data(d: Dashboard) -> dict:
 def dashboard(request):
     form = DashboardFilterForm(request.GET)
     f = form.filters()
-    d = load(f)
+    d, freshness = load(f)
     all_tables = tables(d, _filter_labels(form, f))
     if fmt := export_format(request):
         name = request.GET.get("table", "kpis")
@@ -429,6 +420,7 @@ def dashboard(request):
             "snapshot_months": SNAPSHOT_MONTHS,
             "today": timezone.localdate(),
             "alert_summary": alerts.alert_summary(request.user),
+            "freshness": freshness,
         },
     )
 
@@ -442,7 +434,7 @@ def dashboard_report(request):
 
     form = DashboardFilterForm(request.GET)
     f = form.filters()
-    d = load(f)
+    d, freshness = load(f)
     labels = _filter_labels(form, f)
     all_tables = tables(d, labels)
     html = render_to_string(
@@ -455,6 +447,7 @@ def dashboard_report(request):
             "tables": {name: render_table(name, t, "") for name, t in all_tables.items()},
             "filters_note": _filters_note(f, labels),
             "generated_at": timezone.localtime(),
+            "freshness": freshness,
             "language": translation.get_language(),
         },
         request=request,
@@ -474,6 +467,7 @@ def dashboard_snapshots(request):
     """Take the month-end aging snapshots the trend and roll rates read (the monthly job does
     it too; this fills the past months at once). Idempotent."""
     filled = metrics.backfill_snapshots(months=SNAPSHOT_MONTHS)
+    summaries.summaries_forget()  # the trend just changed: no stored figures without it
     messages.success(
         request,
         _("Fotos de cierre actualizadas: %(months)s meses, %(rows)s filas.")
@@ -482,3 +476,23 @@ def dashboard_snapshots(request):
     url = reverse("cobranza:dashboard")
     query = request.POST.get("query", "")
     return redirect(f"{url}?{query}" if query and "\n" not in query else url)
+
+
+@staff_required
+@manager_required
+@require_POST
+def dashboard_refresh(request):
+    """Recompute the stored figures of the filters on screen now (large portfolios, where the
+    page shows a stored summary)."""
+    query = request.POST.get("query", "")
+    if "\n" in query:
+        query = ""
+    form = DashboardFilterForm(QueryDict(query))
+    freshness = summaries.summary_refresh(form.filters())
+    messages.success(
+        request,
+        _("Cifras recalculadas en %(seconds)s s.")
+        % {"seconds": formats.number_format(freshness.duration_ms / 1000, 1)},
+    )
+    url = reverse("cobranza:dashboard")
+    return redirect(f"{url}?{query}" if query else url)

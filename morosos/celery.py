@@ -17,6 +17,12 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     "plan-dunning-hourly": {"task": "cobranza.plan_dunning", "schedule": crontab(minute=5)},
     "enqueue-due-notices": {"task": "cobranza.enqueue_due", "schedule": 60.0},
+    # Outgoing webhooks: retries whose backoff passed and deliveries abandoned by a dead worker.
+    "enqueue-due-webhooks": {"task": "cobranza.enqueue_due_webhooks", "schedule": 60.0},
+    "prune-webhook-deliveries-nightly": {
+        "task": "cobranza.prune_webhook_deliveries",
+        "schedule": crontab(hour=3, minute=15),
+    },
     # Promises and installments are judged the day after their date: early each morning,
     # before the 06:05 planning run picks up the ladders they resume.
     "judge-commitments-nightly": {"task": "cobranza.judge_commitments", "schedule": crontab(hour=5, minute=30)},
@@ -29,6 +35,8 @@ app.conf.beat_schedule = {
         "schedule": crontab(day_of_month=1, hour=0, minute=30),
     },
     "alert-digest-weekly": {"task": "cobranza.send_alert_digest", "schedule": crontab(hour=7, minute=0, day_of_week=1)},
+    # Large portfolios: the dashboard's stored figures (cobranza.summaries.REFRESH_MINUTES).
+    "refresh-dashboard-summaries": {"task": "cobranza.refresh_dashboard_summaries", "schedule": 600.0},
 }
 
 

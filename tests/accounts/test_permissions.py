@@ -18,8 +18,18 @@ from django.utils import timezone
 
 from accounts import services
 from accounts.models import Interaction, Segment
-from cobranza import commitments, disputes, handoffs, imports, letters, selfservice, services_policies
-from cobranza.models import Alert, CollectorTask, Discount, LateFee, MessageTemplate, Notice, Policy, PolicyStep
+from cobranza import commitments, disputes, handoffs, imports, letters, selfservice, services_policies, webhooks_out
+from cobranza.models import (
+    Alert,
+    CollectorTask,
+    Discount,
+    LateFee,
+    MessageTemplate,
+    Notice,
+    Policy,
+    PolicyStep,
+    WebhookDelivery,
+)
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db
@@ -65,6 +75,24 @@ def _manager_page(obj=None, *, method="get", data=None):
             "owner": 403,
             "other_collector": 403,
             "manager": ok,
+            "admin": ok,
+            "no_role": 403,
+        },
+        method=method,
+        obj=obj,
+        data=data or {},
+    )
+
+
+def _admin_page(obj=None, *, method="get", data=None):
+    """Administrators only (outgoing webhooks): collectors and managers get a 403."""
+    ok = 200 if method == "get" else 302
+    return Case(
+        expect={
+            "anonymous": LOGIN_REDIRECT,
+            "owner": 403,
+            "other_collector": 403,
+            "manager": 403,
             "admin": ok,
             "no_role": 403,
         },
@@ -122,6 +150,13 @@ CASES: dict[str, Case] = {
     "invoice_create": _manager_page("client"),
     "contact_edit": _staff_page("contact"),
     "invoice_status": _manager_page("invoice"),
+    # Audit history (accounts/views_audit.py): a client's history follows the client page
+    # (another collector's client is a 404); the system-wide audit is for managers and admins.
+    "client_history": _staff_page("client"),
+    "audit_log": _manager_page(),
+    # Login lock-outs (django-axes): administrators see and release them.
+    "lockout_list": _admin_page(),
+    "lockout_reset": _admin_page(method="post"),
     # Dunning operations (cobranza/urls_ops.py).
     "cobranza:outbox": _manager_page(),
     "cobranza:notice_list": _staff_page(),
@@ -196,6 +231,8 @@ CASES: dict[str, Case] = {
     # Schema and docs: staff only; no client data in them.
     "api:metrics-portfolio": _api(manager=True),
     "api:metrics-trend": _api(manager=True),
+    # Any other /api/ path: the API's JSON 404 for everyone (reveals nothing).
+    "api:not-found": Case(expect={role: 404 for role in ROLES}),
     "api:schema": _api(),
     "api:swagger-ui": _api(),
     "api:redoc": _api(),
@@ -229,6 +266,19 @@ CASES: dict[str, Case] = {
     "cobranza:dashboard": _manager_page(),
     "cobranza:dashboard_report": _manager_page(),
     "cobranza:dashboard_snapshots": _manager_page(method="post"),
+    "cobranza:dashboard_refresh": _manager_page(method="post"),
+    # Outgoing webhooks (cobranza/urls_integrations.py): administrators only. The walk's
+    # endpoint is inactive, so the test event is refused with a message (302) and nothing
+    # goes out on the network; its failed delivery can be retried (302).
+    "cobranza:webhook_list": _admin_page(),
+    "cobranza:webhook_create": _admin_page(),
+    "cobranza:webhook_detail": _admin_page("webhook"),
+    "cobranza:webhook_edit": _admin_page("webhook"),
+    "cobranza:webhook_delete": _admin_page("webhook"),  # GET: the confirmation page
+    "cobranza:webhook_toggle": _admin_page("webhook", method="post"),
+    "cobranza:webhook_rotate_secret": _admin_page("webhook", method="post"),
+    "cobranza:webhook_ping": _admin_page("webhook", method="post"),
+    "cobranza:webhook_delivery_retry": _admin_page("webhook_delivery", method="post"),
     "cobranza:collector_performance": _manager_page(),
     "cobranza:dunning_effectiveness": _manager_page(),
     # Hand-offs to a collection agency or to legal (cobranza/urls_handoffs.py).
@@ -381,7 +431,22 @@ def world(admin_user, gerente, gestora, gestor, nobody, settings, tmp_path):
         ],
         invoices=[plan_invoice],
     )
+    # An inactive outgoing webhook (never contacted) with one failed delivery.
+    webhook = webhooks_out.endpoint_create(
+        by=admin_user, name="ERP", url="https://erp.example.com/hooks", events=["payment.received"], is_active=False
+    )
+    webhook_delivery = WebhookDelivery.objects.create(
+        endpoint=webhook,
+        event="payment.received",
+        event_key="payment.received:walk",
+        event_id="00000000-0000-4000-8000-000000000001",
+        status="failed",
+        attempts=6,
+        last_error="HTTP 503",
+    )
     return {
+        "webhook": webhook,
+        "webhook_delivery": webhook_delivery,
         "import_job": imports.job_create(by=gerente, kind="invoices", file_name="f.csv", data=b"Folio\n1\n"),
         "selfservice_token": selfservice.token_for(mine),
         "revocable": make_client(by=gerente, collector=gestora),

@@ -299,13 +299,17 @@ def test_each_metric_costs_a_fixed_number_of_queries(book, gerente):
 
     metrics.backfill_snapshots(months=13, today=TODAY)
     few = (count(lambda: metrics.kpis(mxn())), count(lambda: metrics.trend(mxn())),
-           count(lambda: metrics.breakdown(mxn(), "collector")))  # fmt: skip
-    assert few == (6, 3, 3)
+           count(lambda: metrics.breakdown(mxn(), "collector")),
+           count(lambda: metrics.kpis_and_breakdowns(mxn())))  # fmt: skip
+    # The dashboard reads the closing receivables and the period's flows once for the KPIs
+    # and all three breakdowns: 8 queries (+ 2 for the segment and collector names).
+    assert few == (6, 3, 4, 8)
     for n in range(15):  # many more clients, invoices and payments
         client = make_client(by=gerente, segment_code="regular")
         invoice = make_invoice(by=gerente, client=client, issue_date=D(2026, 3, 1), due_date=D(2026, 3, 5))
         pay(gerente, client, "10", D(2026, 3, 6 + n % 5), invoice)
     metrics.backfill_snapshots(months=13, today=TODAY)
     many = (count(lambda: metrics.kpis(mxn())), count(lambda: metrics.trend(mxn())),
-            count(lambda: metrics.breakdown(mxn(), "collector")))  # fmt: skip
+            count(lambda: metrics.breakdown(mxn(), "collector")),
+            count(lambda: metrics.kpis_and_breakdowns(mxn())))  # fmt: skip
     assert many == few

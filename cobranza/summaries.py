@@ -1,0 +1,150 @@
+"""Stored dashboard summaries: how the dashboard stays fast on a large portfolio.
+
+Computing the dashboard live reads every open invoice twice (closing and opening receivables);
+at a million invoices that takes about a second or more. When a live computation takes longer
+than ``settings.DASHBOARD_LIVE_MAX_MS``, its result is stored (``DashboardSummary``) for those
+filters and language, and the next views show it, saying when it was computed. A beat job
+(``summaries_refresh``, every ``REFRESH_MINUTES``) recomputes the summaries viewed in the last
+``KEEP_DAYS`` and forgets the others; a manager can recompute the one on screen at once. A
+summary older than ``STALE_AFTER`` (the beat job is not running) is not shown: the page computes
+live again. Small portfolios are always computed live and never stored.
+
+The page, its exports and the PDF read the same ``metrics.Dashboard`` (stored or live), so they
+agree with each other; the API (``/api/v1/metrics/``) always computes live.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import pickle  # noqa: S403 - our own rows, written and read only by this module
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils import timezone, translation
+
+from . import metrics
+from .models import DashboardSummary
+
+logger = logging.getLogger(__name__)
+
+REFRESH_MINUTES = 10
+STALE_AFTER = dt.timedelta(minutes=3 * REFRESH_MINUTES)
+KEEP_DAYS = 2
+TOUCH_EVERY = dt.timedelta(minutes=5)  # record a view at most this often (one UPDATE)
+
+
+@dataclass(frozen=True)
+class Freshness:
+    computed_at: dt.datetime
+    duration_ms: int
+    stored: bool  # shown from a stored summary (else computed for this request)
+
+    @property
+    def refresh_minutes(self) -> int:
+        return REFRESH_MINUTES
+
+
+def _filters_json(f: metrics.Filters) -> dict:
+    return {
+        "currency": f.currency,
+        "start": f.start.isoformat(),
+        "end": f.end.isoformat(),
+        "segment": f.segment,
+        "collector": f.collector,
+        "profile": f.profile,
+    }
+
+
+def _filters_from(data: dict) -> metrics.Filters:
+    return metrics.Filters(
+        currency=data["currency"],
+        start=dt.date.fromisoformat(data["start"]),
+        end=dt.date.fromisoformat(data["end"]),
+        segment=data["segment"],
+        collector=data["collector"],
+        profile=data["profile"],
+    )
+
+
+def summary_key(f: metrics.Filters, language: str) -> str:
+    raw = json.dumps([_filters_json(f), language], sort_keys=True)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _compute(f: metrics.Filters) -> tuple[metrics.Dashboard, int]:
+    started = time.perf_counter()
+    data = metrics.dashboard(f)
+    return data, round((time.perf_counter() - started) * 1000)
+
+
+def _store(f: metrics.Filters, language: str, data: metrics.Dashboard, duration_ms: int, now: dt.datetime) -> None:
+    DashboardSummary.objects.update_or_create(
+        key=summary_key(f, language),
+        defaults={
+            "filters": _filters_json(f),
+            "language": language,
+            "data": pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL),
+            "computed_at": now,
+            "duration_ms": duration_ms,
+            "viewed_at": now,
+        },
+    )
+
+
+def dashboard_load(f: metrics.Filters, *, now: dt.datetime | None = None) -> tuple[metrics.Dashboard, Freshness]:
+    """The dashboard for these filters in the active language: a fresh stored summary when
+    there is one (1 query, 2 when the view is recorded), else computed live — and stored
+    when that took longer than ``DASHBOARD_LIVE_MAX_MS``."""
+    now = now or timezone.now()
+    language = translation.get_language() or settings.LANGUAGE_CODE
+    key = summary_key(f, language)
+    row = DashboardSummary.objects.filter(key=key, computed_at__gte=now - STALE_AFTER).first()
+    if row is not None:
+        if row.viewed_at < now - TOUCH_EVERY:
+            DashboardSummary.objects.filter(pk=row.pk).update(viewed_at=now)
+        data = pickle.loads(bytes(row.data))  # noqa: S301 - written by _store above
+        return data, Freshness(row.computed_at, row.duration_ms, stored=True)
+    data, duration_ms = _compute(f)
+    if duration_ms > settings.DASHBOARD_LIVE_MAX_MS:
+        _store(f, language, data, duration_ms, now)
+    return data, Freshness(now, duration_ms, stored=False)
+
+
+def summary_refresh(f: metrics.Filters) -> Freshness:
+    """Recompute and store the summary of these filters in the active language now (the page's
+    "Recalcular ahora")."""
+    now = timezone.now()
+    data, duration_ms = _compute(f)
+    _store(f, translation.get_language() or settings.LANGUAGE_CODE, data, duration_ms, now)
+    return Freshness(now, duration_ms, stored=True)
+
+
+def summaries_forget() -> int:
+    """Drop every stored summary (after a change the stored figures do not have, such as new
+    month-end snapshots); the next view computes live, and stores again if that is slow."""
+    deleted, _detail = DashboardSummary.objects.all().delete()
+    return deleted
+
+
+def summaries_refresh(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """The beat job: recompute every summary viewed in the last ``KEEP_DAYS``, forget the
+    others. One dashboard computation per kept summary."""
+    now = now or timezone.now()
+    forgotten, _detail = DashboardSummary.objects.filter(viewed_at__lt=now - dt.timedelta(days=KEEP_DAYS)).delete()
+    refreshed = 0
+    for pk, filters, language in DashboardSummary.objects.values_list("pk", "filters", "language"):
+        f = _filters_from(filters)
+        with translation.override(language):
+            data, duration_ms = _compute(f)
+            DashboardSummary.objects.filter(pk=pk).update(
+                data=pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL),
+                computed_at=timezone.now(),
+                duration_ms=duration_ms,
+            )
+        refreshed += 1
+    logger.info("dashboard summaries: %s refreshed, %s forgotten", refreshed, forgotten)
+    return {"refreshed": refreshed, "forgotten": forgotten}

@@ -1,0 +1,90 @@
+"""The benchmark harness at a small scale (scripts/bench, `make bench` runs it at 100,000
+clients): the same COPY loader, then the measured pages' query counts pinned (a regression
+in query count fails here; times are never asserted) and the dunning planner checked against
+the hand-written single SQL statement the benchmark compares it with."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.utils import timezone
+
+from cobranza.planner import plan
+from scripts.bench import loader
+from scripts.bench import pages as bench_pages
+from scripts.bench.planner_sql import plan_by_hand, planned_rows, reset_day
+
+pytestmark = pytest.mark.django_db
+
+N_CLIENTS, N_INVOICES = 300, 3000
+
+# Observed with the loader's data; a change means the page now runs a different number of
+# queries. If it went down, lower the constant; if it went up, find the query that was added.
+EXPECTED_QUERIES = {
+    "dashboard": 21,
+    "worklist_collector": 11,
+    "worklist_manager": 12,
+    "client_list": 7,
+    "client_list_search": 7,
+    "client_detail": 29,
+}
+
+
+@pytest.fixture
+def portfolio():
+    return loader.load(n_clients=N_CLIENTS, n_invoices=N_INVOICES, today=timezone.localdate(), seed=3)
+
+
+def test_the_loader_keeps_the_ledger_invariants(portfolio):
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT count(*) FROM accounts_invoice i
+            WHERE i.amount_paid <> COALESCE((SELECT sum(a.amount) FROM accounts_paymentallocation a
+                                             WHERE a.invoice_id = i.id), 0)
+            """
+        )
+        assert cur.fetchone()[0] == 0
+        cur.execute(
+            """
+            SELECT count(*) FROM accounts_payment p
+            WHERE p.amount - p.unallocated <> (SELECT sum(a.amount) FROM accounts_paymentallocation a
+                                               WHERE a.payment_id = p.id)
+            """
+        )
+        assert cur.fetchone()[0] == 0
+        cur.execute("SELECT count(*) FROM accounts_invoice")
+        assert cur.fetchone()[0] == N_INVOICES
+        cur.execute("SELECT count(DISTINCT status) FROM accounts_invoice")
+        assert cur.fetchone()[0] >= 5  # open, partially paid, paid, disputed, written off / cancelled
+    assert portfolio.counts["accounts_client"] == N_CLIENTS
+    assert portfolio.counts["cobranza_commitment"] > 0
+
+
+def test_the_measured_pages_keep_their_query_counts(portfolio):
+    User = get_user_model()
+    users = {
+        "manager": User.objects.get(username="bench_gerente"),
+        "collector": User.objects.get(username="bench_gestor00"),
+    }
+    clients = {k: bench_pages.logged_in(u) for k, u in users.items()}
+    observed = {
+        page.key: bench_pages.query_count(clients[page.user], page.url)
+        for page in bench_pages.pages(big_client_id=portfolio.big_client_id, search="Ferreter")
+    }
+    assert observed == EXPECTED_QUERIES
+
+
+def test_the_planner_plans_the_same_rows_as_the_hand_written_statement(portfolio):
+    today = timezone.localdate()
+    now = timezone.make_aware(dt.datetime.combine(today, dt.time(7, 0)))
+    result = plan(today=today, now=now)
+    by_planner = planned_rows(today=today)
+    assert result.notices == len(by_planner[0]) > 0
+    reset_day(today=today)
+    assert planned_rows(today=today) == ([], [])
+    plan_by_hand(today=today, now=now)
+    assert planned_rows(today=today) == by_planner
