@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Prefetch, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -32,7 +33,7 @@ from django.utils.translation import gettext as _
 from accounts import services as ledger
 from accounts.models import Client, Contact, Interaction, Invoice
 
-from . import channels, contact_rules, handoffs, letters, messaging
+from . import channels, contact_rules, handoffs, letters, messaging, webhooks_out
 from .models import (
     MESSAGE_CHANNELS,
     CollectorTask,
@@ -90,17 +91,26 @@ class DispatchResult:
     reason: str = ""
 
 
-def claim(notice_id: int, *, now: dt.datetime) -> bool:
-    """Take the notice for this worker: planned and due, or abandoned by a dead worker."""
+def claim(notice_id: int, *, now: dt.datetime) -> dt.datetime | None:
+    """Take the notice for this worker: planned and due, or abandoned by a dead worker.
+    Returns the lease this worker set (its fencing token), or None when another has it."""
+    until = now + lease()
     won = (
         Notice.objects.filter(pk=notice_id)
         .filter(
             Q(status=Notice.Status.PLANNED, scheduled_at__lte=now)
             | Q(status=Notice.Status.SENDING, lease_until__lt=now)
         )
-        .update(status=Notice.Status.SENDING, lease_until=now + lease(), attempts=F("attempts") + 1, updated_at=now)
+        .update(status=Notice.Status.SENDING, lease_until=until, attempts=F("attempts") + 1, updated_at=now)
     )
-    return won == 1
+    return until if won == 1 else None
+
+
+def _mine(notice: Notice):
+    """The notice, only while this worker still holds it. Every write after the claim goes
+    through here: a worker that stalled past its lease (and whose notice another worker took
+    over) then writes nothing and, above all, does not send (tests/faults/test_lease_fencing)."""
+    return Notice.objects.filter(pk=notice.pk, status=Notice.Status.SENDING, lease_until=notice.claimed_lease)
 
 
 def due_notice_ids(*, now: dt.datetime, limit: int = 500) -> list[int]:
@@ -196,9 +206,7 @@ def _message_id(notice: Notice) -> str:
 
 
 def _finish(notice: Notice, status: str, reason: str, *, now: dt.datetime, **fields) -> None:
-    Notice.objects.filter(pk=notice.pk, status=Notice.Status.SENDING).update(
-        status=status, reason=reason[:255], lease_until=None, updated_at=now, **fields
-    )
+    _mine(notice).update(status=status, reason=reason[:255], lease_until=None, updated_at=now, **fields)
 
 
 def _timeline(notice: Notice, *, kind: str, direction: str, outcome: str, summary: str, body: str = "", invoices=()):
@@ -250,9 +258,11 @@ def _step_label(notice: Notice) -> str:
 def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResult:
     """Claim, re-check, send and record one notice. Safe to call any number of times."""
     now = now or timezone.now()
-    if not claim(notice_id, now=now):
+    claimed_lease = claim(notice_id, now=now)
+    if claimed_lease is None:
         return DispatchResult(Outcome.NOT_CLAIMED)
     notice = _load(notice_id)
+    notice.claimed_lease = claimed_lease
     today = timezone.localdate(now)
 
     if notice.message_id:
@@ -323,7 +333,7 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
 
     decision = contact_rules.decide(client=notice.client, channel=notice.channel, at=now)
     if not decision.allowed:
-        Notice.objects.filter(pk=notice.pk, status=Notice.Status.SENDING).update(
+        _mine(notice).update(
             status=Notice.Status.PLANNED,
             scheduled_at=decision.send_at,
             deferrals=F("deferrals") + 1,
@@ -365,7 +375,7 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
     )
     message_id = _message_id(notice)
     # Committed before the network: from here on a crash means "may have been sent".
-    stored = Notice.objects.filter(pk=notice.pk, status=Notice.Status.SENDING).update(
+    stored = _mine(notice).update(
         contact=contact,
         recipient=recipient[:254],
         subject=rendered.subject[:255],
@@ -397,7 +407,7 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
         return _fail(notice, reason, now=now, invoices=invoices, message_id="", body=rendered.body)
 
     sent_at = timezone.now()
-    _finish(notice, Notice.Status.SENT, "", now=sent_at, sent_at=sent_at, provider_ref=result.provider_ref[:255])
+    _record_sent(notice, invoices=invoices, sent_at=sent_at, provider_ref=result.provider_ref)
     _timeline(
         notice,
         kind=INTERACTION_KIND[notice.channel],
@@ -410,6 +420,28 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
     return DispatchResult(Outcome.SENT)
 
 
+RECORD_ATTEMPTS = 3
+
+
+def _record_sent(notice: Notice, *, invoices, sent_at: dt.datetime, provider_ref: str) -> None:
+    """The message is out: record it, and queue its outgoing webhook, together. A database
+    connection dropped at this moment would leave a sent notice looking interrupted (a person
+    then checks it), so the write is retried on a fresh connection a few times; the lease
+    fence (``_mine``) keeps a late retry from touching a notice another worker holds."""
+    for attempt in range(1, RECORD_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                _finish(notice, Notice.Status.SENT, "", now=sent_at, sent_at=sent_at, provider_ref=provider_ref[:255])
+                webhooks_out.notice_sent(notice=notice, invoices=invoices, sent_at=sent_at)
+            return
+        except (OperationalError, InterfaceError):
+            if attempt == RECORD_ATTEMPTS or connection.in_atomic_block:
+                raise
+            log.warning("notice %s sent; recording it failed (attempt %s), retrying", notice.pk, attempt)
+            connection.close()
+            time.sleep(0.5 * attempt)
+
+
 def _retry_later(notice: Notice, error: str, *, now: dt.datetime, invoices) -> DispatchResult:
     attempts = Notice.objects.values_list("attempts", flat=True).get(pk=notice.pk)
     if attempts >= MAX_ATTEMPTS:
@@ -417,7 +449,7 @@ def _retry_later(notice: Notice, error: str, *, now: dt.datetime, invoices) -> D
         return _fail(notice, reason, now=now, invoices=invoices, message_id="")
     # 2, 4, 8, 16 … minutes: the provider gets time to recover.
     backoff = dt.timedelta(minutes=2**attempts)
-    Notice.objects.filter(pk=notice.pk, status=Notice.Status.SENDING).update(
+    _mine(notice).update(
         status=Notice.Status.PLANNED,
         scheduled_at=now + backoff,
         lease_until=None,
