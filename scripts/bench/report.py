@@ -150,8 +150,8 @@ def _machine_lines(results: dict) -> list[str]:
         f"- PostgreSQL {m.get('postgresql')} (shared_buffers {m.get('shared_buffers')}), "
         f"Python {m.get('python')}, Django {m.get('django')}",
         f"- Date: {m.get('date')} (load average at start: {m.get('load_average')})",
-        "- Shared machine: other agents ran test suites on the same 2 cores during the measurement, "
-        "so absolute times carry noise; the spreads below show how much.",
+        "- A 2-core virtual machine: anything else running on it shows in the times (the load average "
+        "at the start is above; the spreads below show the noise). The date is that of the last step run.",
     ]
 
 
