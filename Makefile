@@ -23,10 +23,13 @@ PORT ?= 8000
 DEMO_PASSWORD := morosos-demo
 PYTEST_ARGS ?=
 LOCALES := --locale es --locale en
-# The engine's raw SQL has SQLite variants (make run); `make test` runs these on SQLite too
-# (not the two-planners race: SQLite serialises writers, it tests PostgreSQL's behaviour).
+# The engine's, the worklist's and the dashboard's raw SQL must also run on SQLite (make run);
+# `make test` runs these on SQLite too, with the walk over every page for every role (not the
+# two-planners race: SQLite serialises writers, it tests PostgreSQL's behaviour).
 ENGINE_SQLITE_TESTS := tests/cobranza/test_planner.py tests/cobranza/test_dispatch.py \
-	tests/cobranza/test_scenario_90_days.py tests/cobranza/test_escalation.py tests/cobranza/test_commitments.py
+	tests/cobranza/test_scenario_90_days.py tests/cobranza/test_escalation.py tests/cobranza/test_commitments.py \
+	tests/cobranza/test_worklist.py tests/cobranza/test_worklist_sql.py tests/cobranza/test_metrics.py \
+	tests/cobranza/test_dashboard_summaries.py tests/accounts/test_permissions.py
 
 # The one foreground command of `make run`: web, worker and beat from Procfile.dev.
 # `--env /dev/null`: honcho would otherwise load .env *over* the environment, so
@@ -92,7 +95,7 @@ test: $(VENV)/.installed-dev ## Whole test suite on PostgreSQL + Redis, browser 
 	@bash scripts/ensure_services.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 ifeq ($(strip $(PYTEST_ARGS)),)
-	@echo "The dunning engine once more on SQLite, make run's default database (raw SQL differs there):"
+	@echo "The dunning engine, the worklist, the metrics and every page once more on SQLite, make run's default database (raw SQL differs there):"
 	MOROSOS_ALLOW_SQLITE_TESTS=1 DATABASE_URL=sqlite:// CELERY_BROKER_URL=memory:// \
 		$(PY) -m pytest -q -p no:cacheprovider $(ENGINE_SQLITE_TESTS) \
 		--deselect tests/cobranza/test_planner.py::test_two_planners_at_once_record_each_notice_once

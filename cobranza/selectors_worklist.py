@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import connection, models
 from django.db.models import (
     Count,
     Exists,
@@ -42,6 +42,7 @@ from django.db.models import (
     Q,
     QuerySet,
     Sum,
+    Value,
 )
 from django.db.models.expressions import RawSQL
 from django.urls import reverse
@@ -238,8 +239,9 @@ def _capped_sql(column: str, per: int, cap: int) -> str:
 
 
 def _amount_points_sql(column: str) -> tuple[str, list]:
-    whens = [(f"{column} >= %s", [Decimal(step)], points) for step, points in AMOUNT_STEPS]
-    whens.append((f"{column} > %s", [ZERO], AMOUNT_ANY))
+    # CAST: SQLite (make run) binds a Decimal as text, and any number compares below any text.
+    whens = [(f"{column} >= CAST(%s AS NUMERIC)", [Decimal(step)], points) for step, points in AMOUNT_STEPS]
+    whens.append((f"{column} > CAST(%s AS NUMERIC)", [ZERO], AMOUNT_ANY))
     return (
         "CASE " + " ".join(f"WHEN {cond} THEN {points}" for cond, _p, points in whens) + " ELSE 0 END",
         [p for _cond, params, _points in whens for p in params],
@@ -277,6 +279,23 @@ _ANNOTATIONS = (
     "item_points",
     "score",
 )
+# Their types, for the converters of raw rows (Worklist._fetch).
+_ANNOTATION_FIELDS = tuple(
+    models.DecimalField(max_digits=18, decimal_places=2)
+    if name == "overdue_max"
+    else models.DateField()
+    if name == "oldest_overdue"
+    else models.CharField()
+    if name == "profile_effective"
+    else models.IntegerField()
+    for name in _ANNOTATIONS
+)
+
+
+def _convert(value, expression, converters):
+    for converter in converters:
+        value = converter(value, expression, connection)
+    return value
 
 
 class Worklist:
@@ -344,13 +363,16 @@ class Worklist:
         if scope.followups:
             union += " UNION ALL SELECT client_id, 0, n, 0 FROM promised UNION ALL SELECT client_id, 0, 0, n FROM nexts"
         sql.append(
-            "due AS (SELECT client_id, SUM(t)::integer AS task_count, SUM(p)::integer AS promise_count, "
-            f"SUM(x)::integer AS next_count FROM ({union}) AS items GROUP BY client_id)"
+            "due AS (SELECT client_id, CAST(SUM(t) AS INTEGER) AS task_count, "
+            "CAST(SUM(p) AS INTEGER) AS promise_count, "
+            f"CAST(SUM(x) AS INTEGER) AS next_count FROM ({union}) AS items GROUP BY client_id)"
         )
         return "WITH " + ",\n".join(sql), params
 
     def _rows_sql(self, limit: int | None, offset: int) -> tuple[str, list]:
-        if self._due is not None:
+        # PostgreSQL takes the due clients read by count() as arrays; SQLite (make run) finds
+        # them again (no arrays there; its portfolios are small).
+        if self._due is not None and connection.vendor == "postgresql":
             columns = list(zip(*self._due, strict=True)) if self._due else [(), (), (), ()]
             ctes = (
                 "WITH due (client_id, task_count, promise_count, next_count) AS "
@@ -393,8 +415,8 @@ broken (client_id, n) AS ({broken_sql}),
 counted AS (
     SELECT due.client_id, due.task_count, due.promise_count, due.next_count,
            due.task_count + due.promise_count + due.next_count AS item_count,
-           COALESCE(overdue.overdue_max, %s) AS overdue_max, overdue.oldest_overdue,
-           COALESCE(broken.n, 0)::integer AS broken_count,
+           COALESCE(overdue.overdue_max, CAST(%s AS NUMERIC)) AS overdue_max, overdue.oldest_overdue,
+           CAST(COALESCE(broken.n, 0) AS INTEGER) AS broken_count,
            COALESCE(NULLIF(profile.{qn("override")}, ''), profile.{qn("computed")}) AS profile_effective
     FROM due
     LEFT JOIN overdue ON overdue.client_id = due.client_id
@@ -418,6 +440,8 @@ JOIN {qn(Segment._meta.db_table)} AS s ON s.id = c.{qn("segment_id")}
 LEFT JOIN {qn(get_user_model()._meta.db_table)} AS u ON u.id = c.{qn("collector_id")}
 ORDER BY score DESC, p.oldest_overdue ASC NULLS LAST, p.overdue_max DESC, c.{qn("legal_name")} ASC, c.id ASC"""
         params += [*overdue_params, *broken_params, ZERO, *amount_params, *age_params, *profile_params]
+        if limit is None and offset:
+            limit = connection.ops.no_limit_value()  # SQLite needs a LIMIT before an OFFSET (-1)
         if limit is not None:
             sql += " LIMIT %s"
             params.append(limit)
@@ -439,9 +463,21 @@ ORDER BY score DESC, p.oldest_overdue ASC NULLS LAST, p.overdue_max DESC, c.{qn(
         collector_field = Client._meta.get_field("collector")
         db = connection.alias
         clients = []
+        # Raw rows carry the database's own types; the ORM's converters make them what the
+        # models (and the annotations) hold: on SQLite dates and decimals come back as text.
+        columns = [
+            *(f.get_col(Client._meta.db_table) for f in Client._meta.concrete_fields),
+            *(f.get_col(Segment._meta.db_table) for f in Segment._meta.concrete_fields),
+            *(f.get_col(user_model._meta.db_table) for f in user_model._meta.concrete_fields),
+            *(Value(None, output_field=field) for field in _ANNOTATION_FIELDS),
+        ]
+        converters = [
+            (col, connection.ops.get_db_converters(col) + col.get_db_converters(connection)) for col in columns
+        ]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            for row in cursor.fetchall():
+            for raw in cursor.fetchall():
+                row = [_convert(value, col, funcs) for value, (col, funcs) in zip(raw, converters, strict=True)]
                 client = Client.from_db(db, client_fields, row[:n_client])
                 segment = Segment.from_db(db, segment_fields, row[n_client : n_client + n_segment])
                 user_values = row[n_client + n_segment : n_client + n_segment + n_user]
