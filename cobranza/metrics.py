@@ -491,11 +491,6 @@ def _sales_invoices(f: Filters) -> QuerySet[Invoice]:
     ).exclude(status=Invoice.Status.CANCELLED)
 
 
-def credit_sales(f: Filters) -> Decimal:
-    """Credit sales of the period (1 query)."""
-    return _cents(_sales_invoices(f).aggregate(s=_sum("amount"))["s"])
-
-
 def _cash_payments(f: Filters) -> QuerySet[Payment]:
     return Payment.objects.filter(
         client_q(f), currency=f.currency, received_on__gte=f.start, received_on__lte=f.end
@@ -522,13 +517,6 @@ def period_flows(f: Filters) -> Flows:
     sales = _sales_invoices(f).annotate(**dims).values(*dims).annotate(s=Sum("amount")).order_by()
     cash = _cash_payments(f).annotate(**dims).values(*dims).annotate(s=Sum("amount"), n=Count("id")).order_by()
     return Flows(sales=list(sales), cash=list(cash))
-
-
-def cash_collected(f: Filters) -> tuple[Decimal, int]:
-    """Money received in the period (amount, payments), without credit notes or negotiated
-    discounts (1 query)."""
-    row = _cash_payments(f).aggregate(s=_sum("amount"), n=Count("id"))
-    return _cents(row["s"]), row["n"]
 
 
 def promise_kept_aggregates(within: Q | None = None) -> dict:

@@ -81,17 +81,21 @@ def _compute(f: metrics.Filters) -> tuple[metrics.Dashboard, int]:
     return data, round((time.perf_counter() - started) * 1000)
 
 
-def _store(f: metrics.Filters, language: str, data: metrics.Dashboard, duration_ms: int, now: dt.datetime) -> None:
+def _store(
+    f: metrics.Filters, language: str, data: metrics.Dashboard, duration_ms: int, now: dt.datetime, *, viewed: bool
+) -> None:
+    """Store (or replace) the summary; ``viewed`` also records a view (not for the beat job)."""
+    fields = {
+        "filters": _filters_json(f),
+        "language": language,
+        "data": pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL),
+        "computed_at": now,
+        "duration_ms": duration_ms,
+    }
     DashboardSummary.objects.update_or_create(
         key=summary_key(f, language),
-        defaults={
-            "filters": _filters_json(f),
-            "language": language,
-            "data": pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL),
-            "computed_at": now,
-            "duration_ms": duration_ms,
-            "viewed_at": now,
-        },
+        defaults={**fields, "viewed_at": now} if viewed else fields,
+        create_defaults={**fields, "viewed_at": now},
     )
 
 
@@ -110,7 +114,7 @@ def dashboard_load(f: metrics.Filters, *, now: dt.datetime | None = None) -> tup
         return data, Freshness(row.computed_at, row.duration_ms, stored=True)
     data, duration_ms = _compute(f)
     if duration_ms > settings.DASHBOARD_LIVE_MAX_MS:
-        _store(f, language, data, duration_ms, now)
+        _store(f, language, data, duration_ms, now, viewed=True)
     return data, Freshness(now, duration_ms, stored=False)
 
 
@@ -119,7 +123,7 @@ def summary_refresh(f: metrics.Filters) -> Freshness:
     "Recalcular ahora")."""
     now = timezone.now()
     data, duration_ms = _compute(f)
-    _store(f, translation.get_language() or settings.LANGUAGE_CODE, data, duration_ms, now)
+    _store(f, translation.get_language() or settings.LANGUAGE_CODE, data, duration_ms, now, viewed=True)
     return Freshness(now, duration_ms, stored=True)
 
 
@@ -136,15 +140,11 @@ def summaries_refresh(*, now: dt.datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     forgotten, _detail = DashboardSummary.objects.filter(viewed_at__lt=now - dt.timedelta(days=KEEP_DAYS)).delete()
     refreshed = 0
-    for pk, filters, language in DashboardSummary.objects.values_list("pk", "filters", "language"):
+    for filters, language in DashboardSummary.objects.values_list("filters", "language"):
         f = _filters_from(filters)
         with translation.override(language):
             data, duration_ms = _compute(f)
-            DashboardSummary.objects.filter(pk=pk).update(
-                data=pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL),
-                computed_at=timezone.now(),
-                duration_ms=duration_ms,
-            )
+        _store(f, language, data, duration_ms, timezone.now(), viewed=False)
         refreshed += 1
     logger.info("dashboard summaries: %s refreshed, %s forgotten", refreshed, forgotten)
     return {"refreshed": refreshed, "forgotten": forgotten}
