@@ -35,8 +35,7 @@ from django.views.decorators.http import require_POST
 
 from accounts import services as ledger
 from accounts.models import Client, Invoice, Payment
-
-from .forms_selfservice import PaymentWebhookForm
+from cobranza.portal.forms import PaymentWebhookForm
 
 SIGNATURE_HEADER = "X-Morosos-Signature"
 MAX_INVOICES = 500

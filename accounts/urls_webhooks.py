@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views_webhooks as views
+from accounts import payment_webhook as views
 
 app_name = "webhooks"
 urlpatterns = [

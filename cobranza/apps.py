@@ -12,13 +12,13 @@ class CobranzaConfig(AppConfig):
         from django.urls import reverse
 
         from accounts.extensions import register_client_panel, register_demo_step, register_outcome_form
+        from cobranza.alerts.views import alerts_panel
+        from cobranza.handoffs.views import client_panel as handoff_panel
+        from cobranza.ops.views import client_panel as dunning_panel
+        from cobranza.profiles.views import profile_panel
+        from cobranza.workspace.views import workspace_panel
 
         from . import demo
-        from .views_alerts import alerts_panel
-        from .views_handoffs import client_panel as handoff_panel
-        from .views_ops import client_panel as dunning_panel
-        from .views_profiles import profile_panel
-        from .views_workspace import workspace_panel
 
         # The client page, top to bottom: early warnings, who the client is as a payer
         # (profile, protocol, fees), what was agreed (promises, plans, disputes), the ladder,
@@ -30,7 +30,6 @@ class CobranzaConfig(AppConfig):
 
         # Payments are recorded in accounts; their webhook is queued in the same transaction.
         from accounts.signals import payment_recorded
+        from cobranza.webhooks.outgoing import on_payment_recorded
 
-        from .webhooks_out import on_payment_recorded
-
-        payment_recorded.connect(on_payment_recorded, dispatch_uid="cobranza.webhooks_out.payment_received")
+        payment_recorded.connect(on_payment_recorded, dispatch_uid="cobranza.webhooks.outgoing.payment_received")

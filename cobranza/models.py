@@ -1160,7 +1160,7 @@ class DashboardSummary(models.Model):
     key = models.CharField(max_length=64, unique=True)  # sha256 of the filters and the language
     filters = models.JSONField()
     language = models.CharField(max_length=10)
-    # The computed ``metrics.Dashboard``, pickled: written and read only by cobranza.summaries
+    # The computed ``metrics.Dashboard``, pickled: written and read only by cobranza.dashboard.summaries
     # (the same trust as Django's own cache backends, which pickle too).
     data = models.BinaryField()
     computed_at = models.DateTimeField()

@@ -6,15 +6,15 @@ from django.urls import include, path
 app_name = "cobranza"
 
 urlpatterns = [
-    path("", include("cobranza.urls_policies")),
-    path("", include("cobranza.urls_ops")),
-    path("", include("cobranza.urls_worklist")),
-    path("", include("cobranza.urls_workspace")),
-    path("", include("cobranza.urls_profiles")),
-    path("", include("cobranza.urls_handoffs")),
-    path("", include("cobranza.urls_dashboard")),
-    path("", include("cobranza.urls_performance")),
-    path("", include("cobranza.urls_alerts")),
-    path("", include("cobranza.urls_imports")),
-    path("", include("cobranza.urls_integrations")),
+    path("", include("cobranza.ladders.urls")),
+    path("", include("cobranza.ops.urls")),
+    path("", include("cobranza.worklist.urls")),
+    path("", include("cobranza.workspace.urls")),
+    path("", include("cobranza.profiles.urls")),
+    path("", include("cobranza.handoffs.urls")),
+    path("", include("cobranza.dashboard.urls")),
+    path("", include("cobranza.performance.urls")),
+    path("", include("cobranza.alerts.urls")),
+    path("", include("cobranza.imports.urls")),
+    path("", include("cobranza.webhooks.urls")),
 ]

@@ -35,7 +35,7 @@ app.conf.beat_schedule = {
         "schedule": crontab(day_of_month=1, hour=0, minute=30),
     },
     "alert-digest-weekly": {"task": "cobranza.send_alert_digest", "schedule": crontab(hour=7, minute=0, day_of_week=1)},
-    # Large portfolios: the dashboard's stored figures (cobranza.summaries.REFRESH_MINUTES).
+    # Large portfolios: the dashboard's stored figures (cobranza.dashboard.summaries.REFRESH_MINUTES).
     "refresh-dashboard-summaries": {"task": "cobranza.refresh_dashboard_summaries", "schedule": 600.0},
 }
 

@@ -327,12 +327,12 @@ PAYMENT_WEBHOOK_SECRET = env.str("PAYMENT_WEBHOOK_SECRET", default="")
 DUNNING_DEFAULT_COUNTRY = env.str("DUNNING_DEFAULT_COUNTRY", default="MX")
 # Right-hand side of the deterministic Message-ID of reminder emails.
 DUNNING_MESSAGE_ID_DOMAIN = env.str("DUNNING_MESSAGE_ID_DOMAIN", default="")
-# SMS and WhatsApp backends, like EMAIL_BACKEND: cobranza.channels.FileBackend (writes
+# SMS and WhatsApp backends, like EMAIL_BACKEND: cobranza.engine.channels.FileBackend (writes
 # var/outbox/<channel>.jsonl), .ConsoleBackend, or .HTTPBackend with *_URL and *_TOKEN.
-DUNNING_SMS_BACKEND = env.str("DUNNING_SMS_BACKEND", default="cobranza.channels.FileBackend")
+DUNNING_SMS_BACKEND = env.str("DUNNING_SMS_BACKEND", default="cobranza.engine.channels.FileBackend")
 DUNNING_SMS_URL = env.str("DUNNING_SMS_URL", default="")
 DUNNING_SMS_TOKEN = env.str("DUNNING_SMS_TOKEN", default="")
-DUNNING_WHATSAPP_BACKEND = env.str("DUNNING_WHATSAPP_BACKEND", default="cobranza.channels.FileBackend")
+DUNNING_WHATSAPP_BACKEND = env.str("DUNNING_WHATSAPP_BACKEND", default="cobranza.engine.channels.FileBackend")
 DUNNING_WHATSAPP_URL = env.str("DUNNING_WHATSAPP_URL", default="")
 DUNNING_WHATSAPP_TOKEN = env.str("DUNNING_WHATSAPP_TOKEN", default="")
 # A worker's claim on a notice expires after this; a dead worker's notices are then taken over.
@@ -348,7 +348,7 @@ PLAN_REMINDER_DAYS_BEFORE = env.int("PLAN_REMINDER_DAYS_BEFORE", default=3)
 DUNNING_PLAN_ON_WORKER_START = env.bool("DUNNING_PLAN_ON_WORKER_START", default=DEBUG)
 DUNNING_OUTBOX_DIR = env.path("DUNNING_OUTBOX_DIR", default=VAR_DIR / "outbox")
 # The managers' dashboard: a live computation slower than this (a large portfolio) is stored
-# and shown with its time, recomputed by beat every 10 minutes (cobranza.summaries).
+# and shown with its time, recomputed by beat every 10 minutes (cobranza.dashboard.summaries).
 DASHBOARD_LIVE_MAX_MS = env.int("DASHBOARD_LIVE_MAX_MS", default=300)
 # Outgoing webhooks: seconds a POST may take, plain http to localhost allowed (development
 # only), and days finished deliveries are kept.

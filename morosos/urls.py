@@ -11,8 +11,8 @@ urlpatterns = [
     path("cuenta/", include("accounts.urls_auth")),
     path("cobranza/", include("cobranza.urls")),
     path("api/", include("cobranza.api.urls")),
-    path("portal/", include("cobranza.urls_selfservice")),
-    path("webhooks/", include("cobranza.urls_webhooks")),
+    path("portal/", include("cobranza.portal.urls")),
+    path("webhooks/", include("accounts.urls_webhooks")),
     path("", include("accounts.urls")),
 ]
 

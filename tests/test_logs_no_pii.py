@@ -25,11 +25,13 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 
 from accounts import services as ledger
-from cobranza import dispatch, imports, selfservice
-from cobranza.channels import ConsoleBackend, OutgoingMessage
-from cobranza.imports import Options
+from cobranza.engine import dispatch
+from cobranza.engine.channels import ConsoleBackend, OutgoingMessage
+from cobranza.engine.planner import plan
+from cobranza.imports import services as imports
+from cobranza.imports.services import Options
 from cobranza.models import MessageTemplate, MessageTemplateText, Notice, Policy, PolicyStep
-from cobranza.planner import plan
+from cobranza.portal import services as selfservice
 from morosos.logging import RedactPersonalData, redact
 from tests.cobranza.conftest import outbox, smtp  # noqa: F401 - fixtures
 from tests.factories import make_client, make_invoice, segment
@@ -224,7 +226,7 @@ def test_a_day_of_collections_logs_no_personal_data(
 
 def test_the_filter_masks_addresses_and_numbers_in_messages_arguments_and_tracebacks():
     record = logging.LogRecord(
-        "cobranza.channels", logging.INFO, __file__, 1, "sms to %s: %s", (ROSA["phone"], "hola"), None
+        "cobranza.engine.channels", logging.INFO, __file__, 1, "sms to %s: %s", (ROSA["phone"], "hola"), None
     )
     try:
         raise ValueError(f"refused {ROSA['email']}")

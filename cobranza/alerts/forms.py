@@ -1,4 +1,4 @@
-"""Forms of the alerts pages. They parse input; writes go through ``cobranza.alerts``."""
+"""Forms of the alerts pages. They parse input; writes go through ``cobranza.alerts.jobs``."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from accounts.forms import collector_options
-
-from .alerts import PENDING
-from .forms_handoffs import _style
-from .models import AlertKind, AlertStatus
+from cobranza.alerts.jobs import PENDING
+from cobranza.handoffs.forms import _style
+from cobranza.models import AlertKind, AlertStatus
 
 
 class AlertFilterForm(forms.Form):

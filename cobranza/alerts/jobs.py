@@ -78,10 +78,9 @@ from accounts.models import NON_CASH_METHODS, Client, Interaction, Invoice, Paym
 from accounts.roles import GROUP_NAMES, Role, is_collector, is_manager
 from accounts.services import ensure_can_work, interaction_log
 from accounts.utils import money_str
-
-from . import channels
-from .models import Alert, AlertDigest, AlertKind, AlertStatus, Commitment, CommitmentKind, CommitmentStatus
-from .profiles import days_late_sql, months_ago, settled_invoices_sql
+from cobranza.engine import channels
+from cobranza.models import Alert, AlertDigest, AlertKind, AlertStatus, Commitment, CommitmentKind, CommitmentStatus
+from cobranza.profiles.jobs import days_late_sql, months_ago, settled_invoices_sql
 
 log = logging.getLogger(__name__)
 

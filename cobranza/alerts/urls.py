@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views_alerts as views
+from cobranza.alerts import views
 
 urlpatterns = [
     path("alertas/", views.alert_list, name="alert_list"),

@@ -3,7 +3,7 @@ the acknowledge/close action they post to.
 
 Same access rules as ``accounts.views``: a login and a staff role; a collector sees and
 handles only their own clients' alerts (another client's alert is a 404). Writes go through
-``cobranza.alerts``, which checks permissions again.
+``cobranza.alerts.jobs``, which checks permissions again.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import is_manager, is_staff_member
 from accounts.views import _safe_next, staff_required
-
-from . import alerts
-from .exports import DATE, Column, Table, export_format, table_response
-from .forms_alerts import AlertFilterForm, AlertUpdateForm
-from .models import AlertKind
+from cobranza.alerts import jobs as alerts
+from cobranza.alerts.forms import AlertFilterForm, AlertUpdateForm
+from cobranza.exports import DATE, Column, Table, export_format, table_response
+from cobranza.models import AlertKind
 
 ALERTS_PER_PAGE = 50
 

@@ -2,7 +2,7 @@
 accounting system). Managers only, like the dashboard.
 
 The filters are validated by the dashboard's own form and the numbers come from the same
-functions (``cobranza.metrics``) the page, its exports and the PDF report use, so every
+functions (``cobranza.dashboard.metrics``) the page, its exports and the PDF report use, so every
 surface agrees to the cent. Unlike the page, which shows a bad filter as a field error and
 falls back to its default, the API answers a bad filter with a 400 naming the field."""
 
@@ -15,8 +15,9 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import metrics
-from ..forms_dashboard import DashboardFilterForm
+from cobranza.dashboard import metrics
+from cobranza.dashboard.forms import DashboardFilterForm
+
 from .permissions import IsManager
 
 FILTER_PARAMETERS = [

@@ -25,8 +25,9 @@ from rest_framework.views import exception_handler
 from accounts import services
 from accounts.models import Interaction, Payment, PaymentAllocation, Segment
 from accounts.selectors import clients_visible_to, contacts_visible_to, invoices_visible_to
-from cobranza import commitments, disputes, services_tasks
 from cobranza.models import CollectorTask, Commitment, CommitmentKind, Dispute, Notice, Policy
+from cobranza.worklist import services as worklist_services
+from cobranza.workspace import commitments, disputes
 
 from . import filters, serializers
 from .idempotency import idempotent
@@ -376,5 +377,5 @@ class TaskViewSet(ReadOnlyApiViewSet):
     def complete(self, request, pk=None):
         task = self.get_object()
         data = self._input(serializers.TaskCompleteSerializer)
-        task = services_tasks.task_complete(by=request.user, task=task, note=data.get("note", ""))
+        task = worklist_services.task_complete(by=request.user, task=task, note=data.get("note", ""))
         return self._output(task)

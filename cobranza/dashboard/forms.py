@@ -10,9 +10,8 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Segment
 from accounts.selectors import collectors
-
-from .metrics import Filters, currency_options, last_complete_month
-from .models import Profile
+from cobranza.dashboard.metrics import Filters, currency_options, last_complete_month
+from cobranza.models import Profile
 
 UNASSIGNED = "none"
 MAX_DAYS = 3 * 366  # a longer period says little about DSO or CEI, and costs more

@@ -54,8 +54,15 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import MONEY, NON_CASH_METHODS, ZERO, Client, Invoice, Payment, PaymentAllocation, Segment
 from accounts.selectors import BUCKETS, OVERDUE_BUCKETS, Bucket
-
-from .models import AgingSnapshot, ClientProfile, Commitment, CommitmentKind, CommitmentStatus, Dispute, Profile
+from cobranza.models import (
+    AgingSnapshot,
+    ClientProfile,
+    Commitment,
+    CommitmentKind,
+    CommitmentStatus,
+    Dispute,
+    Profile,
+)
 
 MONEY_FIELD = DecimalField(**MONEY)
 ONE_DECIMAL = Decimal("0.1")

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone, translation
 
-from . import metrics
-from .models import DashboardSummary
+from cobranza.dashboard import metrics
+from cobranza.models import DashboardSummary
 
 logger = logging.getLogger(__name__)
 

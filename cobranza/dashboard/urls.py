@@ -3,7 +3,7 @@ namespace ``cobranza``)."""
 
 from django.urls import path
 
-from . import views_dashboard as views
+from cobranza.dashboard import views
 
 urlpatterns: list = [
     path("tablero/", views.dashboard, name="dashboard"),

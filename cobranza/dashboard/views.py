@@ -2,7 +2,7 @@
 roll rates and breakdowns by segment, collector and profile, with CSV/XLSX exports of every
 table and a printable PDF report.
 
-Every number comes from ``cobranza.metrics`` (one definition per metric). Each table is a
+Every number comes from ``cobranza.dashboard.metrics`` (one definition per metric). Each table is a
 ``cobranza.exports.Table`` built once here and used three ways: the HTML table, the export
 (``?export=csv|xlsx&table=<name>``) and the PDF, so they agree to the cent. Managers and
 administrators only (403 for everyone else). A fixed number of queries per page.
@@ -26,11 +26,11 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.selectors import BUCKETS
 from accounts.utils import money_locale, money_str
 from accounts.views import manager_required, staff_required
-
-from . import alerts, metrics, summaries
-from .exports import DATE, DECIMAL, INT, MONEY, PERCENT, Column, Table, export_format, table_response
-from .forms_dashboard import DashboardFilterForm
-from .models import Profile
+from cobranza.alerts import jobs as alerts
+from cobranza.dashboard import metrics, summaries
+from cobranza.dashboard.forms import DashboardFilterForm
+from cobranza.exports import DATE, DECIMAL, INT, MONEY, PERCENT, Column, Table, export_format, table_response
+from cobranza.models import Profile
 
 SNAPSHOT_MONTHS = 13  # the 12 months of the trend and the opening of the first one
 

@@ -161,7 +161,7 @@ class HTTPBackend:
 
 
 def _backend(channel: str):
-    path = getattr(settings, f"DUNNING_{channel.upper()}_BACKEND", "cobranza.channels.FileBackend")
+    path = getattr(settings, f"DUNNING_{channel.upper()}_BACKEND", "cobranza.engine.channels.FileBackend")
     cls = import_string(path)
     return cls(channel) if cls is HTTPBackend or issubclass(cls, HTTPBackend) else cls()
 

@@ -251,7 +251,7 @@ def default_country() -> str:
 
 def builtin_rules():
     """The Mexican preset (CONDUSEF hours), used when the database has no rules at all."""
-    from .models import ContactRules
+    from cobranza.models import ContactRules
 
     return ContactRules(
         country="MX",
@@ -268,7 +268,7 @@ def builtin_rules():
 def rules_for(country: str):
     """The client's country's rules, else the default country's, else the built-in preset
     (one query)."""
-    from .models import ContactRules
+    from cobranza.models import ContactRules
 
     fallback = default_country()
     found = {r.country: r for r in ContactRules.objects.filter(country__in={country, fallback})}
@@ -339,8 +339,7 @@ def decide(*, client, channel: str, at: dt.datetime) -> Decision:
     Letters and internal steps are always allowed. At most three queries.
     """
     from accounts.models import Interaction
-
-    from .models import Holiday
+    from cobranza.models import Holiday
 
     _require_aware(at)
     if channel not in RULED_CHANNELS:

@@ -32,9 +32,9 @@ from django.utils.translation import gettext as _
 
 from accounts import services as ledger
 from accounts.models import Client, Contact, Interaction, Invoice
-
-from . import channels, contact_rules, handoffs, letters, messaging, webhooks_out
-from .models import (
+from cobranza.engine import channels, contact_rules, letters, messaging
+from cobranza.handoffs import services as handoffs
+from cobranza.models import (
     MESSAGE_CHANNELS,
     CollectorTask,
     Commitment,
@@ -45,6 +45,7 @@ from .models import (
     StepChannel,
     TaskKind,
 )
+from cobranza.webhooks import outgoing as webhooks_out
 
 log = logging.getLogger(__name__)
 

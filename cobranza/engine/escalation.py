@@ -26,9 +26,8 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from accounts.models import Client, ClientStatus, Interaction, Invoice
-
-from .models import CollectorTask, InvoiceHold, NoticeItem, Policy, PolicyStep, TaskKind
-from .planner import effective_cte, open_commitment_sql
+from cobranza.engine.planner import effective_cte, open_commitment_sql
+from cobranza.models import CollectorTask, InvoiceHold, NoticeItem, Policy, PolicyStep, TaskKind
 
 
 def grace_days() -> int:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.utils import timezone
 
-from . import dispatch, escalation, planner
+from cobranza.engine import dispatch, escalation, planner
 
 
 def default_now(today: dt.date | None) -> dt.datetime:

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
-from .channels import PermanentSendError, SendResult
+from cobranza.engine.channels import PermanentSendError, SendResult
 
 
 def letters_dir() -> Path:

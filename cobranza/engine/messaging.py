@@ -43,8 +43,7 @@ from django.utils.translation import gettext_lazy
 
 from accounts.models import Client, Contact, Invoice, Language
 from accounts.utils import money_str
-
-from .models import MessageTemplate, MessageTemplateText, Notice, NoticeItem, StepChannel
+from cobranza.models import MessageTemplate, MessageTemplateText, Notice, NoticeItem, StepChannel
 
 # --- channel limits ----------------------------------------------------------------------
 
@@ -423,7 +422,7 @@ def company_name() -> str:
 
 
 def payment_link(*, client: Client | None, notice: Notice | None = None) -> str:
-    """The debtor's signed, expiring self-service link (``cobranza.selfservice.link_for``),
+    """The debtor's signed, expiring self-service link (``cobranza.portal.services.link_for``),
     or ``SELF_SERVICE_URL`` itself without a client; empty while ``SELF_SERVICE_URL`` is unset
     (reminders then carry no link). One link per client, not per notice: revoking the client's
     links (``selfservice.revoke``) covers every reminder already sent."""
@@ -432,7 +431,7 @@ def payment_link(*, client: Client | None, notice: Notice | None = None) -> str:
         return ""
     if client is None or client.pk is None:
         return base
-    from .selfservice import link_for  # imported here: selfservice imports the services
+    from cobranza.portal.services import link_for  # imported here: selfservice imports the services
 
     return link_for(client)
 

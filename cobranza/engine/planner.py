@@ -27,8 +27,7 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from accounts.models import Client, Invoice
-
-from .models import (
+from cobranza.models import (
     ClientDunning,
     ClientProfile,
     Commitment,

@@ -1,5 +1,5 @@
 """Forms of the hand-off pages. They parse and validate input; writes go through
-``cobranza.handoffs``."""
+``cobranza.handoffs.services``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.forms import DatalistInput, DateInput
-
-from .models import HandOffKind, HandOffStatus
+from cobranza.models import HandOffKind, HandOffStatus
 
 
 def _style(form: forms.Form) -> None:

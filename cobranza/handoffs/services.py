@@ -59,8 +59,7 @@ from accounts import services as ledger
 from accounts.models import MONEY, ZERO, Client, Interaction, Invoice, Payment
 from accounts.services import AllocationRequest, ensure_can_work, ensure_manager, to_money
 from accounts.utils import money_str
-
-from .models import HandOff, HandOffKind, HandOffStatus, HandOffUpdate, Notice, StepChannel
+from cobranza.models import HandOff, HandOffKind, HandOffStatus, HandOffUpdate, Notice, StepChannel
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 
 from django.urls import path
 
-from . import views_handoffs as views
+from cobranza.handoffs import views
 
 urlpatterns = [
     path("envios/", views.handoff_list, name="handoff_list"),

@@ -5,7 +5,7 @@ page's hand-off panel.
 Same access rules as ``accounts.views``: a login and a staff role everywhere; opening and
 closing are for managers (403 to everyone else); a collector reaches only the hand-offs of
 their own clients, and anything else is a 404. The case file is served only here, after the
-same check — never as a public media URL. Writes go through ``cobranza.handoffs``, which
+same check — never as a public media URL. Writes go through ``cobranza.handoffs.services``, which
 checks permissions again.
 """
 
@@ -27,10 +27,9 @@ from accounts.roles import is_manager, is_staff_member
 from accounts.services import ensure_can_work
 from accounts.utils import money_str
 from accounts.views import _visible_client, manager_required, staff_required
-
-from . import handoffs
-from .forms_handoffs import HandOffCloseForm, HandOffFilterForm, HandOffOpenForm, HandOffUpdateForm
-from .models import HandOff, HandOffKind, HandOffStatus
+from cobranza.handoffs import services as handoffs
+from cobranza.handoffs.forms import HandOffCloseForm, HandOffFilterForm, HandOffOpenForm, HandOffUpdateForm
+from cobranza.models import HandOff, HandOffKind, HandOffStatus
 
 HANDOFFS_PER_PAGE = 50
 CONTENT_TYPES = {"pdf": "application/pdf", "csv": "text/csv; charset=utf-8"}

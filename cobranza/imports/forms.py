@@ -4,8 +4,8 @@ our fields) when no saved mapping is chosen."""
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from . import imports
-from .models import ImportKind, ImportMapping
+from cobranza.imports import services as imports
+from cobranza.models import ImportKind, ImportMapping
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 

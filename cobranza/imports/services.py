@@ -57,8 +57,7 @@ from django.utils.translation import gettext_lazy
 from accounts import audit, services_bulk
 from accounts.models import Client, Invoice, Payment, Segment
 from accounts.roles import GROUP_NAMES
-
-from .models import ImportJob, ImportKind, ImportMapping
+from cobranza.models import ImportJob, ImportKind, ImportMapping
 
 PROGRESS_EVERY = 500
 INLINE_MAX_ROWS = 2000

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views_imports as views
+from cobranza.imports import views
 
 urlpatterns = [
     path("importar/", views.import_list, name="import_list"),

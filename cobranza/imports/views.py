@@ -16,15 +16,14 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.views import manager_required
-
-from . import imports
-from .forms_imports import ImportUploadForm, MappingForm
-from .models import ImportJob
+from cobranza.imports import services as imports
+from cobranza.imports.forms import ImportUploadForm, MappingForm
+from cobranza.models import ImportJob
 
 
 def _start(job: ImportJob) -> None:
     """Run now when small, else hand to the worker (after commit, so it sees the job)."""
-    from . import tasks
+    from cobranza import tasks
 
     task = getattr(tasks, "run_import", None)
     if task is None or imports.count_rows(job) < imports.INLINE_MAX_ROWS:

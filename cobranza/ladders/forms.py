@@ -15,9 +15,8 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.forms import add_service_errors as _add_errors
 from accounts.models import MONEY, Language, Segment
-
-from .models import MESSAGE_CHANNELS, MessageTemplate, Policy, PolicyStep, Profile, StepChannel, Tone
-from .services_policies import MAX_POSITION, TextDraft
+from cobranza.ladders.services import MAX_POSITION, TextDraft
+from cobranza.models import MESSAGE_CHANNELS, MessageTemplate, Policy, PolicyStep, Profile, StepChannel, Tone
 
 
 def _label(model, field: str) -> str:

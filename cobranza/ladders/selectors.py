@@ -19,8 +19,15 @@ from django.utils.translation import ngettext
 from accounts.models import Client, Invoice
 from accounts.selectors import clients_visible_to
 from accounts.utils import money_locale
-
-from .models import ClientDunning, MessageTemplate, MessageTemplateText, Notice, NoticeItem, Policy, PolicyStep
+from cobranza.models import (
+    ClientDunning,
+    MessageTemplate,
+    MessageTemplateText,
+    Notice,
+    NoticeItem,
+    Policy,
+    PolicyStep,
+)
 
 
 def _count(qs: QuerySet, group_by: str) -> Subquery:

@@ -31,9 +31,8 @@ from django.utils.translation import gettext as _
 from accounts import audit
 from accounts.models import ZERO, Language, Segment
 from accounts.services import ensure_manager
-
-from . import messaging
-from .models import (
+from cobranza.engine import messaging
+from cobranza.models import (
     MESSAGE_CHANNELS,
     MessageTemplate,
     MessageTemplateText,

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views_policies as views
+from cobranza.ladders import views
 
 urlpatterns = [
     path("politicas/", views.policy_list, name="policy_list"),

@@ -20,13 +20,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.models import Language
 from accounts.views import manager_required
-
-from . import messaging
-from . import selectors_policies as selectors
-from . import services_policies as services
-from .forms_policies import PolicyForm, PreviewForm, StepForm, TemplateForm, add_service_errors, text_field
-from .models import MESSAGE_CHANNELS, MessageTemplate, Policy, PolicyStep, StepChannel
-from .services_policies import SUBJECT_CHANNELS, StepRemoval, TextDraft
+from cobranza.engine import messaging
+from cobranza.ladders import selectors, services
+from cobranza.ladders.forms import PolicyForm, PreviewForm, StepForm, TemplateForm, add_service_errors, text_field
+from cobranza.ladders.services import SUBJECT_CHANNELS, StepRemoval, TextDraft
+from cobranza.models import MESSAGE_CHANNELS, MessageTemplate, Policy, PolicyStep, StepChannel
 
 CLIENT_PICKER = "preview-client-picker"
 

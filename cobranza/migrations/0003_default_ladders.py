@@ -17,7 +17,7 @@ Ladders per segment (offsets in days from the due date):
 
 (* requires approval). Idempotent: templates by ``code``, texts by (template, language),
 policies by segment, steps by (policy, position); reversing does nothing. The texts are data:
-``cobranza.messaging.validate_template_text`` checks them (tests/cobranza/test_messaging.py).
+``cobranza.engine.messaging.validate_template_text`` checks them (tests/cobranza/test_messaging.py).
 """
 
 from decimal import Decimal

@@ -1,5 +1,5 @@
 """Forms of the dunning operations pages. They parse and validate input; writes go through
-``cobranza.services``."""
+``cobranza.ops.services``."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from accounts.forms import DateInput
-
-from . import selectors
-from .models import Notice, NoticeStatus, Policy, StepChannel
+from cobranza.models import Notice, NoticeStatus, Policy, StepChannel
+from cobranza.ops import selectors
 
 
 def _style(form: forms.Form) -> None:

@@ -33,9 +33,8 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Client, Contact, Invoice
 from accounts.selectors import clients_visible_to
-
-from . import planner
-from .models import (
+from cobranza.engine import planner
+from cobranza.models import (
     ClientDunning,
     ClientProfile,
     Commitment,

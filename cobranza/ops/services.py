@@ -13,8 +13,16 @@ from django.utils.translation import gettext as _
 from accounts import services as ledger
 from accounts.models import Client, Interaction, Invoice
 from accounts.services import ensure_can_work, ensure_manager
-
-from .models import ClientDunning, CollectorTask, InvoiceHold, Notice, Policy, StepChannel, TaskKind, TaskStatus
+from cobranza.models import (
+    ClientDunning,
+    CollectorTask,
+    InvoiceHold,
+    Notice,
+    Policy,
+    StepChannel,
+    TaskKind,
+    TaskStatus,
+)
 
 
 def _note(*, by, client: Client, summary: str, body: str = "", invoices=()) -> None:

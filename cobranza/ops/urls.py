@@ -3,7 +3,7 @@ forms (included from ``cobranza.urls`` under /cobranza/, namespace ``cobranza``)
 
 from django.urls import path
 
-from . import views_ops as views
+from cobranza.ops import views
 
 urlpatterns = [
     path("lo-que-sale/", views.outbox, name="outbox"),

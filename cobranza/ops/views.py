@@ -4,7 +4,7 @@ print, and the dunning panel of the client page (with the forms it posts to).
 Same access rules as ``accounts.views``: a login and a staff role everywhere; manager pages
 answer 403 to everyone else; a collector reaches only their own clients' notices, invoices
 and letters, and anything else is a 404 (ids do not reveal what exists). Writes go through
-``cobranza.services``, which check permissions again.
+``cobranza.ops.services``, which check permissions again.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from accounts import selectors as ledger_selectors
 from accounts.models import Client
 from accounts.roles import is_manager, is_staff_member
 from accounts.views import _safe_next, _visible_client, manager_required, staff_required
-
-from . import dispatch, letters, messaging, selectors, services
-from .forms_ops import (
+from cobranza.engine import dispatch, letters, messaging
+from cobranza.models import MESSAGE_CHANNELS, Notice, NoticeStatus, StepChannel
+from cobranza.ops import selectors, services
+from cobranza.ops.forms import (
     ApprovalDecisionForm,
     ClientPauseForm,
     ClientPolicyForm,
@@ -39,7 +40,6 @@ from .forms_ops import (
     NoticeFilterForm,
     OutboxForm,
 )
-from .models import MESSAGE_CHANNELS, Notice, NoticeStatus, StepChannel
 
 NOTICES_PER_PAGE = 50
 APPROVALS_PER_PAGE = 20

@@ -13,9 +13,8 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.forms import DateInput
 from accounts.models import Segment
-
-from .metrics_performance import Period, currencies_in_use, default_period
-from .models import Policy
+from cobranza.models import Policy
+from cobranza.performance.selectors import Period, currencies_in_use, default_period
 
 MAX_PERIOD_DAYS = 731  # two years: longer ranges say little about who performs now
 

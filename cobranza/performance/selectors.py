@@ -47,9 +47,8 @@ from accounts.models import (
     Segment,
 )
 from accounts.roles import GROUP_NAMES, Role
-
-from . import metrics
-from .models import (
+from cobranza.dashboard import metrics
+from cobranza.models import (
     MESSAGE_CHANNELS,
     CollectorTask,
     Commitment,
@@ -179,7 +178,7 @@ def _person(user) -> str:
 
 def _promise_kept_aggregates(period: Period) -> dict:
     """Kept and judged promises resolved in the period, as aggregates (grouped per collector):
-    the canonical rule of ``cobranza.metrics.promise_kept_aggregates``."""
+    the canonical rule of ``cobranza.dashboard.metrics.promise_kept_aggregates``."""
     return metrics.promise_kept_aggregates(Q(resolved_on__gte=period.start, resolved_on__lte=period.end))
 
 
@@ -371,7 +370,7 @@ def _paid_within(days: int):
 
 def _effective_profile(prefix: str) -> Case:
     """A client's delinquency profile as of now: the collector's override, else the computed
-    one, else "new" (same rule as ``cobranza.profiles.effective_profile_expr``)."""
+    one, else "new" (same rule as ``cobranza.profiles.jobs.effective_profile_expr``)."""
     return Case(
         When(**{f"{prefix}profile__override__gt": ""}, then=F(f"{prefix}profile__override")),
         default=Coalesce(F(f"{prefix}profile__computed"), Value(Profile.NEW)),

@@ -3,7 +3,7 @@
 
 from django.urls import path
 
-from . import views_performance as views
+from cobranza.performance import views
 
 urlpatterns: list = [
     path("desempeno/", views.collector_performance, name="collector_performance"),

@@ -1,6 +1,6 @@
 """Manager pages: who performs (collector performance) and what works (dunning effectiveness).
 
-Each page reads one selector of ``cobranza.metrics_performance`` and turns its rows into
+Each page reads one selector of ``cobranza.performance.selectors`` and turns its rows into
 ``exports.Table`` objects; the same Table renders the HTML table, the CSV and the XLSX
 (``?export=csv|xlsx&table=<name>``), so what is seen and what is downloaded agree to the cent.
 Managers only: everyone else gets a 403.
@@ -19,11 +19,10 @@ from django.views.decorators.http import require_GET
 
 from accounts.utils import money_locale
 from accounts.views import manager_required
-
-from . import metrics_performance as metrics
-from .exports import INT, MONEY, PERCENT, TEXT, Column, Table, export_format, table_response
-from .forms_performance import DunningFilterForm, PeriodForm
-from .metrics_performance import FORMULAS
+from cobranza.exports import INT, MONEY, PERCENT, TEXT, Column, Table, export_format, table_response
+from cobranza.performance import selectors
+from cobranza.performance.forms import DunningFilterForm, PeriodForm
+from cobranza.performance.selectors import FORMULAS
 
 
 def _filter_errors(request, form) -> None:
@@ -108,7 +107,7 @@ COLLECTOR_FORMULAS = {
 }
 
 
-def collector_table(data: metrics.CollectorPerformance, filters: dict) -> Table:
+def collector_table(data: selectors.CollectorPerformance, filters: dict) -> Table:
     rows = [row.as_dict() for row in data.rows]
     if data.unassigned_collected:
         rows.append(
@@ -140,7 +139,7 @@ def collector_table(data: metrics.CollectorPerformance, filters: dict) -> Table:
     )
 
 
-def _collector_chart(data: metrics.CollectorPerformance) -> dict:
+def _collector_chart(data: selectors.CollectorPerformance) -> dict:
     return {
         "type": "bar",
         "labels": [row.name for row in data.rows],
@@ -173,7 +172,7 @@ def _collector_chart(data: metrics.CollectorPerformance) -> dict:
 def collector_performance(request):
     form = PeriodForm(request.GET or None)
     filters = form.filters()
-    data = metrics.collector_performance(**filters)
+    data = selectors.collector_performance(**filters)
     tables = {"collectors": collector_table(data, filters)}
     if (response := _respond_export(request, tables, "desempeno", filters)) is not None:
         return response
@@ -226,7 +225,7 @@ GROUP_FORMULAS = {
 }
 
 
-def step_table(data: metrics.DunningEffectiveness, filters: dict) -> Table:
+def step_table(data: selectors.DunningEffectiveness, filters: dict) -> Table:
     rows = [row.as_dict() for row in data.steps]
     total = data.total.as_dict()
     total.update(policy=_("Total"), step="", channel="", _total=True)
@@ -258,7 +257,7 @@ def step_table(data: metrics.DunningEffectiveness, filters: dict) -> Table:
     )
 
 
-def _group_table(rows: list[metrics.ChannelRow], filters: dict, *, title: str, group_label: str) -> Table:
+def _group_table(rows: list[selectors.ChannelRow], filters: dict, *, title: str, group_label: str) -> Table:
     return Table(
         title=title,
         columns=[
@@ -274,7 +273,7 @@ def _group_table(rows: list[metrics.ChannelRow], filters: dict, *, title: str, g
     )
 
 
-def dunning_tables(data: metrics.DunningEffectiveness, filters: dict) -> dict[str, Table]:
+def dunning_tables(data: selectors.DunningEffectiveness, filters: dict) -> dict[str, Table]:
     return {
         "steps": step_table(data, filters),
         "segments": _group_table(
@@ -289,7 +288,7 @@ def dunning_tables(data: metrics.DunningEffectiveness, filters: dict) -> dict[st
     }
 
 
-def _dunning_chart(data: metrics.DunningEffectiveness) -> dict:
+def _dunning_chart(data: selectors.DunningEffectiveness) -> dict:
     shown = [row for row in data.steps if row.sent or row.money.listed]
     return {
         "type": "bar",
@@ -316,7 +315,7 @@ def _dunning_chart(data: metrics.DunningEffectiveness) -> dict:
 def dunning_effectiveness(request):
     form = DunningFilterForm(request.GET or None)
     filters = form.filters()
-    data = metrics.dunning_effectiveness(today=form.today, **filters)
+    data = selectors.dunning_effectiveness(today=form.today, **filters)
     tables = dunning_tables(data, filters)
     if (response := _respond_export(request, tables, "efectividad", filters)) is not None:
         return response

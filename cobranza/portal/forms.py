@@ -11,9 +11,8 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.forms import DateInput
 from accounts.models import Client, Invoice, Payment
-
-from .models import DisputeReason
-from .selfservice import client_today, open_currencies
+from cobranza.models import DisputeReason
+from cobranza.portal.services import client_today, open_currencies
 
 MAX_PLAN_INSTALLMENTS = 24
 

@@ -43,10 +43,17 @@ from accounts import services as ledger
 from accounts.models import ZERO, Client, Interaction, Invoice
 from accounts.services import ensure_can_work
 from accounts.utils import money_str
-
-from .commitments import commitment_create
-from .disputes import dispute_open
-from .models import CollectorTask, Commitment, CommitmentKind, CommitmentStatus, Dispute, SelfServiceAccess, TaskKind
+from cobranza.models import (
+    CollectorTask,
+    Commitment,
+    CommitmentKind,
+    CommitmentStatus,
+    Dispute,
+    SelfServiceAccess,
+    TaskKind,
+)
+from cobranza.workspace.commitments import commitment_create
+from cobranza.workspace.disputes import dispute_open
 
 SALT = "morosos.selfservice.link"
 # Defaults of the optional settings SELF_SERVICE_RATE_LIMIT / SELF_SERVICE_RATE_WINDOW (seconds).

@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from . import views_selfservice as views
+from cobranza.portal import views
 
 app_name = "selfservice"
 urlpatterns = [

@@ -29,9 +29,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.forms import add_service_errors
 from accounts.services import ensure_can_work
 from accounts.views import _visible_client, staff_required
-
-from . import selfservice
-from .forms_selfservice import PlanRequestForm, ProblemForm, PromiseForm
+from cobranza.portal import services
+from cobranza.portal.forms import PlanRequestForm, ProblemForm, PromiseForm
 
 DONE_MESSAGES = ("promise", "plan", "problem")
 
@@ -63,13 +62,13 @@ def portal_view(view):
     @login_not_required
     @functools.wraps(view)
     def wrapper(request, token, *args, **kwargs):
-        if selfservice.rate_limited(ip=_client_ip(request), token=token):
+        if services.rate_limited(ip=_client_ip(request), token=token):
             response = render(request, "cobranza/selfservice/rate_limited.html", status=429)
-            response["Retry-After"] = str(selfservice.rate_window())
+            response["Retry-After"] = str(services.rate_window())
             return _private(response)
         try:
-            client = selfservice.client_from_token(token)
-        except selfservice.LinkError as exc:
+            client = services.client_from_token(token)
+        except services.LinkError as exc:
             response = render(request, "cobranza/selfservice/invalid.html", {"reason": exc.reason}, status=404)
             return _private(response)
         with translation.override(client.language):
@@ -105,9 +104,9 @@ def statement(request, client, token):
         "cobranza/selfservice/statement.html",
         client,
         token,
-        statement=selfservice.statement_of(client),
+        statement=services.statement_of(client),
         done=done if done in DONE_MESSAGES else "",
-        can_act=bool(selfservice.open_currencies(client)),
+        can_act=bool(services.open_currencies(client)),
     )
 
 
@@ -116,7 +115,7 @@ def statement(request, client, token):
 def statement_pdf(request, client, token):
     from weasyprint import HTML  # imported here: loading pango costs ~0.3 s at start-up
 
-    data = selfservice.statement_of(client)
+    data = services.statement_of(client)
     html = render_to_string(
         "cobranza/selfservice/statement_pdf.html",
         {"client": client, "statement": data, "company": _company()},
@@ -133,7 +132,7 @@ def promise(request, client, token):
     form = PromiseForm(request.POST or None, client=client)
     if request.method == "POST" and form.is_valid():
         try:
-            selfservice.promise_create(
+            services.promise_create(
                 client=client,
                 pay_on=form.cleaned_data["pay_on"],
                 amount=form.cleaned_data["amount"],
@@ -167,7 +166,7 @@ def plan_request(request, client, token):
     form = PlanRequestForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            selfservice.plan_request(
+            services.plan_request(
                 client=client,
                 installments=form.cleaned_data["installments"],
                 comment=form.cleaned_data["comment"],
@@ -185,7 +184,7 @@ def report_problem(request, client, token):
     form = ProblemForm(request.POST or None, client=client, initial={"invoice": request.GET.get("factura")})
     if request.method == "POST" and form.is_valid():
         try:
-            selfservice.problem_report(
+            services.problem_report(
                 client=client,
                 invoice=form.cleaned_data["invoice"],
                 reason=form.cleaned_data["reason"],
@@ -209,6 +208,6 @@ def revoke(request, pk):
     ``ensure_can_work``)."""
     client = _visible_client(request, pk)
     ensure_can_work(request.user, client)
-    selfservice.revoke(by=request.user, client=client)
+    services.revoke(by=request.user, client=client)
     messages.success(request, _("Se revocaron los enlaces de autoservicio de este cliente."))
     return redirect(reverse("client_detail", args=[client.pk]))

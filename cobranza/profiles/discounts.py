@@ -27,8 +27,7 @@ from accounts.models import Interaction, Invoice, PaymentMethod
 from accounts.roles import is_manager
 from accounts.services import AllocationRequest, ensure_can_work, ensure_manager, payment_record, to_money
 from accounts.utils import money_str
-
-from .models import CollectorTask, Discount, LateFeeRule, TaskKind, TaskStatus
+from cobranza.models import CollectorTask, Discount, LateFeeRule, TaskKind, TaskStatus
 
 DISCOUNTABLE_STATUSES = Invoice.COLLECTIBLE_STATUSES
 

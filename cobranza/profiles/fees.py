@@ -38,8 +38,7 @@ from django.utils.translation import gettext as _
 from accounts.models import Client, Interaction, Invoice, Segment
 from accounts.services import ensure_can_work, ensure_manager, to_money
 from accounts.utils import money_str
-
-from .models import LateFee, LateFeeKind, LateFeeRule
+from cobranza.models import LateFee, LateFeeKind, LateFeeRule
 
 
 def _days(vendor: str) -> str:

@@ -12,8 +12,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import MONEY, Segment
-
-from .models import LateFeeRule, Profile
+from cobranza.models import LateFeeRule, Profile
 
 REASON_MAX = 255
 

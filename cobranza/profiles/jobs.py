@@ -73,8 +73,7 @@ from django.utils.translation import gettext_lazy
 
 from accounts.models import Client, Interaction, Invoice, Payment, PaymentAllocation
 from accounts.services import ensure_can_work
-
-from .models import (
+from cobranza.models import (
     ClientProfile,
     CollectorTask,
     Commitment,

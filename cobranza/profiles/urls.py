@@ -3,7 +3,7 @@ under /cobranza/, namespace ``cobranza``)."""
 
 from django.urls import path
 
-from . import views_profiles as views
+from cobranza.profiles import views
 
 urlpatterns = [
     path("perfiles/", views.profile_list, name="profile_list"),

@@ -24,10 +24,12 @@ from accounts.models import Segment
 from accounts.roles import is_manager, is_staff_member
 from accounts.utils import money_str
 from accounts.views import _safe_next, _visible_client, manager_required, staff_required
-
-from . import fees, profiles, services_discounts
-from .forms_policies import add_service_errors
-from .forms_profiles import (
+from cobranza.ladders.forms import add_service_errors
+from cobranza.models import Discount, LateFee, LateFeeRule, Profile
+from cobranza.profiles import discounts as services_discounts
+from cobranza.profiles import fees
+from cobranza.profiles import jobs as profiles
+from cobranza.profiles.forms import (
     DiscountDecisionForm,
     DiscountRequestForm,
     FeeWaiveForm,
@@ -36,7 +38,6 @@ from .forms_profiles import (
     ProfileOverrideForm,
     style,
 )
-from .models import Discount, LateFee, LateFeeRule, Profile
 
 CLIENTS_PER_PAGE = 50
 RECENT_DECISIONS = 20

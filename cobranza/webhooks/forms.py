@@ -6,8 +6,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from . import webhooks_out
-from .models import SUBSCRIBABLE_EVENTS
+from cobranza.models import SUBSCRIBABLE_EVENTS
+from cobranza.webhooks import outgoing as webhooks_out
 
 
 class EndpointForm(forms.Form):

@@ -50,8 +50,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Client
 from accounts.roles import is_admin
-
-from .models import SUBSCRIBABLE_EVENTS, WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint, WebhookEvent
+from cobranza.models import SUBSCRIBABLE_EVENTS, WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint, WebhookEvent
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +277,7 @@ def webhook_event_emit(*, event: str, payload: dict, key: str, now: dt.datetime 
 def enqueue(ids: Sequence[int]) -> None:
     """Hand deliveries to the workers. A broker outage loses nothing: the minute sweep
     (``due_delivery_ids``) finds the rows in the database."""
-    from . import tasks
+    from cobranza import tasks
 
     for delivery_id in ids:
         try:

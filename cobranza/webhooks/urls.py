@@ -3,7 +3,7 @@
 
 from django.urls import path
 
-from . import views_integrations as views
+from cobranza.webhooks import views
 
 urlpatterns = [
     path("integraciones/webhooks/", views.webhook_list, name="webhook_list"),

@@ -23,10 +23,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.roles import is_admin
-
-from . import webhooks_out
-from .forms_integrations import EndpointForm
-from .models import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint, WebhookEvent
+from cobranza.models import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint, WebhookEvent
+from cobranza.webhooks import outgoing as webhooks_out
+from cobranza.webhooks.forms import EndpointForm
 
 STATS_DAYS = 7
 Status = WebhookDeliveryStatus

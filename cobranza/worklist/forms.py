@@ -8,8 +8,8 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .selectors_worklist import ALL, MANAGERS, UNASSIGNED, Scope
-from .services_tasks import NOTE_MAX_LENGTH
+from cobranza.worklist.selectors import ALL, MANAGERS, UNASSIGNED, Scope
+from cobranza.worklist.services import NOTE_MAX_LENGTH
 
 # URL values of the manager's choice (Spanish, like the paths).
 SCOPE_VALUES = {"todos": ALL, "sin-gestor": UNASSIGNED, "gerencia": MANAGERS}

@@ -55,9 +55,8 @@ from accounts.models import ZERO, Client, Interaction, Invoice, Segment
 from accounts.roles import GROUP_NAMES, Role, is_collector, is_manager
 from accounts.selectors import COLLECTIBLE, OVERDUE_BUCKETS, clients_visible_to
 from accounts.utils import money_str
-
-from . import metrics
-from .models import (
+from cobranza.dashboard import metrics
+from cobranza.models import (
     ClientProfile,
     CollectorTask,
     Commitment,

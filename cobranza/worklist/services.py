@@ -12,8 +12,7 @@ from django.utils.translation import gettext as _
 from accounts.models import Interaction
 from accounts.roles import is_manager
 from accounts.services import ensure_can_work, interaction_log
-
-from .models import CollectorTask, TaskStatus
+from cobranza.models import CollectorTask, TaskStatus
 
 NOTE_MAX_LENGTH = 2000
 

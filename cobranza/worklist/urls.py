@@ -3,7 +3,7 @@
 
 from django.urls import path
 
-from . import views_worklist as views
+from cobranza.worklist import views
 
 urlpatterns = [
     path("mi-cartera/", views.worklist, name="worklist"),

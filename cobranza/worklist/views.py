@@ -4,7 +4,7 @@ it, reassignment of clients by managers, and the calendar.
 Same access rules as ``accounts.views``: a login and a staff role everywhere. A collector
 always sees their own queue (the ``gestor`` choice is not even read); a manager picks whose.
 A task of another collector's client, or one reserved for managers, is a 404 for a collector.
-Writes go through ``cobranza.services_tasks`` and ``accounts.services``, which check
+Writes go through ``cobranza.worklist.services`` and ``accounts.services``, which check
 permissions again.
 """
 
@@ -25,10 +25,8 @@ from accounts import services as ledger
 from accounts.forms import BulkAssignForm
 from accounts.roles import is_manager
 from accounts.views import _safe_next, manager_required, staff_required
-
-from . import selectors_worklist as selectors
-from . import services_tasks
-from .forms_worklist import CalendarForm, ScopeForm, TaskDoneForm
+from cobranza.worklist import selectors, services
+from cobranza.worklist.forms import CalendarForm, ScopeForm, TaskDoneForm
 
 
 def _field_errors(request, form) -> None:
@@ -88,7 +86,7 @@ def task_done(request, pk):
         _field_errors(request, form)
         return redirect(back)
     try:
-        services_tasks.task_complete(by=request.user, task=task, note=form.cleaned_data["note"])
+        services.task_complete(by=request.user, task=task, note=form.cleaned_data["note"])
     except ValidationError as exc:
         for error in exc.messages:
             messages.error(request, error)

@@ -38,9 +38,9 @@ from accounts import services as ledger
 from accounts.models import Client, Contact, Interaction, Invoice, PaymentAllocation
 from accounts.services import ensure_can_work
 from accounts.utils import money_str
-
-from . import channels, contact_rules, webhooks_out
-from .models import (
+from cobranza.engine import channels, contact_rules
+from cobranza.engine.planner import effective_policy_of
+from cobranza.models import (
     CollectorTask,
     Commitment,
     CommitmentKind,
@@ -52,7 +52,7 @@ from .models import (
     PolicyStep,
     TaskKind,
 )
-from .planner import effective_policy_of
+from cobranza.webhooks import outgoing as webhooks_out
 
 ZERO = Decimal("0.00")
 OPEN_INVOICE = (Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID)
@@ -532,7 +532,7 @@ def remind_installments(*, now: dt.datetime | None = None) -> dict:
 
 
 def _reminder_contact(inst: Installment) -> Contact | None:
-    from .dispatch import choose_contact
+    from cobranza.engine.dispatch import choose_contact
 
     chosen = inst.commitment.contact
     if chosen is not None and chosen.is_active and chosen.email and not chosen.opted_out("email"):

@@ -26,9 +26,16 @@ from accounts.models import Client, Interaction, Invoice, Payment
 from accounts.roles import is_manager, is_staff_member
 from accounts.services import AllocationRequest, ensure_can_work
 from accounts.utils import money_str
-
-from . import webhooks_out
-from .models import CollectorTask, Dispute, DisputeReason, DisputeResolution, DisputeStatus, TaskKind, TaskStatus
+from cobranza.models import (
+    CollectorTask,
+    Dispute,
+    DisputeReason,
+    DisputeResolution,
+    DisputeStatus,
+    TaskKind,
+    TaskStatus,
+)
+from cobranza.webhooks import outgoing as webhooks_out
 
 ZERO = Decimal("0.00")
 

@@ -2,8 +2,8 @@
 email or WhatsApp, with the promise, plan or dispute it produced), promises, plans,
 extensions, disputes and their resolution.
 
-They parse and validate input; writes go through ``cobranza.commitments``,
-``cobranza.disputes`` and ``accounts.services``. A service's ``ValidationError`` is shown next
+They parse and validate input; writes go through ``cobranza.workspace.commitments``,
+``cobranza.workspace.disputes`` and ``accounts.services``. A service's ``ValidationError`` is shown next
 to the field it names (``add_service_errors``), or on top of the section it belongs to.
 """
 
@@ -22,9 +22,8 @@ from django.utils.translation import gettext_lazy as _
 from accounts.forms import DateInput
 from accounts.models import Contact, ContactRole, Interaction, Invoice, NonPaymentReason
 from accounts.utils import money_str
-
-from .models import DisputeReason, DisputeResolution
-from .profiles import months_ago
+from cobranza.models import DisputeReason, DisputeResolution
+from cobranza.profiles.jobs import months_ago
 
 CENT = Decimal("0.01")
 MAX_PLAN_INSTALLMENTS = 60

@@ -46,8 +46,7 @@ from django.utils import timezone
 
 from accounts.models import MONEY, ZERO, Client, Invoice, Payment, PaymentAllocation
 from accounts.selectors import clients_visible_to
-
-from .models import (
+from cobranza.models import (
     Commitment,
     CommitmentStatus,
     Dispute,
@@ -56,7 +55,7 @@ from .models import (
     Installment,
     InstallmentStatus,
 )
-from .profiles import days_late_sql, months_ago, settled_invoices_sql
+from cobranza.profiles.jobs import days_late_sql, months_ago, settled_invoices_sql
 
 PANEL_COMMITMENTS = 30  # the open ones and the most recent closed ones
 PANEL_HISTORY = 10

@@ -3,7 +3,7 @@ disputes (included from ``cobranza.urls`` under /cobranza/, namespace ``cobranza
 
 from django.urls import path
 
-from . import views_workspace as views
+from cobranza.workspace import views
 
 urlpatterns = [
     path("clientes/<int:pk>/gestion/", views.log_outcome, name="log_outcome"),

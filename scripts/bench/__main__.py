@@ -70,7 +70,7 @@ def _truncate() -> None:
 def _history(today: dt.date) -> float:
     """Yesterday's state of the ladder: the planner as of two earlier days, notices then sent,
     so today's run has the steps already taken to skip (not a first run on an empty ledger)."""
-    from cobranza.planner import plan
+    from cobranza.engine.planner import plan
 
     t0 = time.perf_counter()
     for days in (14, 7, 1):
@@ -118,7 +118,9 @@ def step_load(results: dict, today: dt.date) -> None:
 
 
 def step_nightly(results: dict, today: dt.date) -> None:
-    from cobranza import alerts, metrics, profiles
+    from cobranza.alerts import jobs as alerts
+    from cobranza.dashboard import metrics
+    from cobranza.profiles import jobs as profiles
 
     out = {}
     for name, fn in (
@@ -139,7 +141,7 @@ def step_nightly(results: dict, today: dt.date) -> None:
 
 
 def step_planner(results: dict, today: dt.date) -> None:
-    from cobranza.planner import plan
+    from cobranza.engine.planner import plan
     from scripts.bench.planner_sql import plan_by_hand, planned_rows, reset_day
 
     repeat = env_int("BENCH_REPEAT", 3 if QUICK else 5)
@@ -225,7 +227,7 @@ def step_pages(results: dict, today: dt.date) -> None:
     results.pop("pages_jit_off", None)
     _measure_pages(results, "pages", explain=True)
     try:
-        from cobranza import summaries
+        from cobranza.dashboard import summaries
     except ImportError:
         summaries = None
     if summaries is not None and hasattr(summaries, "summaries_refresh"):

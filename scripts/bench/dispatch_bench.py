@@ -211,7 +211,7 @@ def _in_process(ids: list[int], port: int) -> dict:
     """Where a worker's time goes: the same dispatch in this process, timed, queries counted."""
     from django.test.utils import CaptureQueriesContext, override_settings
 
-    from cobranza.dispatch import dispatch
+    from cobranza.engine.dispatch import dispatch
 
     times, queries, slowest, commits, sql_ms = [], [], [], [], []
     with override_settings(

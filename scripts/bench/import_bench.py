@@ -36,7 +36,7 @@ def write_csv(path, *, rows: int, run: str, today: dt.date, seed: int = 11) -> N
 
 
 def _import(path, *, dry_run: bool):
-    from cobranza import imports
+    from cobranza.imports import services as imports
 
     job = imports.job_create(
         by=None, kind="invoices", file_name=os.path.basename(path), data=b"", dry_run=dry_run, path=str(path)

@@ -1,6 +1,6 @@
 # ruff: noqa: S608 - only table names from model metadata are interpolated; values are parameters
 """The dunning planner's selection and insert as ONE hand-tuned SQL statement: the yardstick
-the application planner (``cobranza.planner.plan``) is measured against.
+the application planner (``cobranza.engine.planner.plan``) is measured against.
 
 Same rules as the planner (see its docstring): effective policy (own > profile's > segment's),
 clients not written off / with an agency / in legal / paused, collectible invoices above the
@@ -19,7 +19,7 @@ import datetime as dt
 
 from django.db import connection, transaction
 
-from cobranza.planner import effective_cte, open_commitment_sql
+from cobranza.engine.planner import effective_cte, open_commitment_sql
 
 HAND_SQL = """
 WITH {effective},

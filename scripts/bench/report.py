@@ -218,7 +218,7 @@ def write(results: dict) -> None:
             "",
             "| | seconds |",
             "| --- | ---: |",
-            f"| `cobranza.planner.plan` (what `run_dunning` calls via `engine.run`) | {_spread(pl['app'], 2)} |",
+            f"| `cobranza.engine.planner.plan` (what `run_dunning` calls via `engine.run`) | {_spread(pl['app'], 2)} |",
             f"| hand-tuned single statement (`scripts/bench/planner_sql.py`) | {_spread(pl['hand'], 2)} |",
             f"| ratio app / hand | {_spread(pl['ratio'], 2, '×')} |",
             "",
@@ -250,7 +250,7 @@ def write(results: dict) -> None:
         probe = d.get("in_process") or {}
         if probe.get("ms"):
             L += [
-                f"Where the time goes: the same `cobranza.dispatch.dispatch` in process takes "
+                f"Where the time goes: the same `cobranza.engine.dispatch.dispatch` in process takes "
                 f"{_spread(probe['ms'], 0, ' ms')} per notice and runs {_spread(probe['queries'], 0)} queries "
                 f"({_spread(probe.get('commits') or {}, 0)} explicit transaction blocks; the other writes "
                 f"autocommit, each its own COMMIT); time in SQL "

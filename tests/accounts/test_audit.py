@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 
 from accounts import audit, services
 from accounts.models import Client, Contact, Invoice, PaymentAllocation
-from cobranza import services_policies
+from cobranza.ladders import services as services_policies
 from cobranza.models import MessageTemplate, Policy, PolicyStep
 from tests.factories import make_client, make_invoice, segment
 

@@ -18,7 +18,10 @@ from django.utils import timezone
 
 from accounts import services
 from accounts.models import Interaction, Segment
-from cobranza import commitments, disputes, handoffs, imports, letters, selfservice, services_policies, webhooks_out
+from cobranza.engine import letters
+from cobranza.handoffs import services as handoffs
+from cobranza.imports import services as imports
+from cobranza.ladders import services as services_policies
 from cobranza.models import (
     Alert,
     CollectorTask,
@@ -30,6 +33,9 @@ from cobranza.models import (
     PolicyStep,
     WebhookDelivery,
 )
+from cobranza.portal import services as selfservice
+from cobranza.webhooks import outgoing as webhooks_out
+from cobranza.workspace import commitments, disputes
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db
@@ -157,7 +163,7 @@ CASES: dict[str, Case] = {
     # Login lock-outs (django-axes): administrators see and release them.
     "lockout_list": _admin_page(),
     "lockout_reset": _admin_page(method="post"),
-    # Dunning operations (cobranza/urls_ops.py).
+    # Dunning operations (cobranza/ops/urls.py).
     "cobranza:outbox": _manager_page(),
     "cobranza:notice_list": _staff_page(),
     "cobranza:notice_detail": _staff_page("notice"),
@@ -172,14 +178,14 @@ CASES: dict[str, Case] = {
     "cobranza:client_policy": _manager_page("client", method="post"),
     "cobranza:invoice_hold": _staff_page("invoice", method="post"),
     "cobranza:invoice_release": _staff_page("invoice", method="post"),
-    # The collector's day (cobranza/urls_worklist.py): worklist and calendar for any staff
+    # The collector's day (cobranza/worklist/urls.py): worklist and calendar for any staff
     # member (a collector sees only their own); reassigning is for managers; a task of
     # another collector's client is a 404.
     "cobranza:worklist": _staff_page(),
     "cobranza:calendar": _staff_page(),
     "cobranza:worklist_reassign": _manager_page(method="post", data={"clients": "{client}", "collector": "{other}"}),
     "cobranza:task_done": _staff_page("task", method="post"),
-    # Delinquency profiles, late fees and discounts (cobranza/urls_profiles.py).
+    # Delinquency profiles, late fees and discounts (cobranza/profiles/urls.py).
     "cobranza:profile_list": _manager_page(),
     # Empty posts are form errors: a redirect with a message (302), never a 500.
     "cobranza:profile_override": _staff_page("client", method="post"),
@@ -188,7 +194,7 @@ CASES: dict[str, Case] = {
     "cobranza:discount_request": _staff_page("invoice", method="post"),
     "cobranza:discounts": _manager_page(),
     "cobranza:discount_decide": _manager_page("discount", method="post"),
-    # The collector's workspace (cobranza/urls_workspace.py): log an outcome, promises, plans,
+    # The collector's workspace (cobranza/workspace/urls.py): log an outcome, promises, plans,
     # extensions and disputes. Own clients only; a dispute is resolved by its owner or a manager.
     "cobranza:log_outcome": _staff_page("client"),
     "cobranza:commitment_create": _staff_page("client"),
@@ -236,7 +242,7 @@ CASES: dict[str, Case] = {
     "api:schema": _api(),
     "api:swagger-ui": _api(),
     "api:redoc": _api(),
-    # Debtor self-service page (cobranza/urls_selfservice.py). Public: the signed token is the
+    # Debtor self-service page (cobranza/portal/urls.py). Public: the signed token is the
     # credential, so every visitor gets the same answer with a valid token (never a login
     # redirect); tampered, expired and revoked links are covered in test_selfservice.py.
     "selfservice:statement": Case(expect={role: 200 for role in ROLES}),
@@ -249,14 +255,14 @@ CASES: dict[str, Case] = {
     "selfservice:revoke": _staff_page("revocable", method="post"),
     # Payment webhook: no login, authenticated by its HMAC signature; off (503) without a secret.
     "webhooks:payments": Case(expect={role: frozenset({401, 503}) for role in ROLES}, method="post"),
-    # Imports from accounting exports (cobranza/urls_imports.py): managers only. Committing a
+    # Imports from accounting exports (cobranza/imports/urls.py): managers only. Committing a
     # job that is not a finished dry run redirects back with a message.
     "cobranza:import_list": _manager_page(),
     "cobranza:import_create": _manager_page(),
     "cobranza:import_detail": _manager_page("import_job"),
     "cobranza:import_progress": _manager_page("import_job"),
     "cobranza:import_commit": _manager_page("import_job", method="post"),
-    # Early warnings (cobranza/urls_alerts.py). A collector's list shows only their clients'
+    # Early warnings (cobranza/alerts/urls.py). A collector's list shows only their clients'
     # alerts (200 for everyone with a role); another collector's alert is a 404.
     "cobranza:alert_list": _staff_page(),
     # An empty post is a form error: a redirect with a message (302), never a 500.
@@ -267,7 +273,7 @@ CASES: dict[str, Case] = {
     "cobranza:dashboard_report": _manager_page(),
     "cobranza:dashboard_snapshots": _manager_page(method="post"),
     "cobranza:dashboard_refresh": _manager_page(method="post"),
-    # Outgoing webhooks (cobranza/urls_integrations.py): administrators only. The walk's
+    # Outgoing webhooks (cobranza/webhooks/urls.py): administrators only. The walk's
     # endpoint is inactive, so the test event is refused with a message (302) and nothing
     # goes out on the network; its failed delivery can be retried (302).
     "cobranza:webhook_list": _admin_page(),
@@ -281,14 +287,14 @@ CASES: dict[str, Case] = {
     "cobranza:webhook_delivery_retry": _admin_page("webhook_delivery", method="post"),
     "cobranza:collector_performance": _manager_page(),
     "cobranza:dunning_effectiveness": _manager_page(),
-    # Hand-offs to a collection agency or to legal (cobranza/urls_handoffs.py).
+    # Hand-offs to a collection agency or to legal (cobranza/handoffs/urls.py).
     "cobranza:handoff_list": _staff_page(),
     "cobranza:handoff_detail": _staff_page("handoff"),
     "cobranza:handoff_create": _manager_page("client"),
     "cobranza:handoff_update": _staff_page("handoff"),
     "cobranza:handoff_close": _manager_page("handoff"),
     "cobranza:handoff_file": _staff_page("handoff"),
-    # Dunning policies, ladders and message templates (cobranza/urls_policies.py): managers only.
+    # Dunning policies, ladders and message templates (cobranza/ladders/urls.py): managers only.
     "cobranza:policy_list": _manager_page(),
     "cobranza:policy_create": _manager_page(),
     "cobranza:policy_edit": _manager_page("policy"),

@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 
-from cobranza.planner import plan
+from cobranza.engine.planner import plan
 from scripts.bench import loader
 from scripts.bench import pages as bench_pages
 from scripts.bench.planner_sql import plan_by_hand, planned_rows, reset_day

@@ -17,9 +17,9 @@ from accounts import services
 from accounts.models import Interaction
 from accounts.roles import roles_of
 from accounts.services import AllocationRequest
-from cobranza import alerts
+from cobranza.alerts import jobs as alerts
+from cobranza.alerts.views import alerts_panel
 from cobranza.models import Alert, AlertKind, AlertStatus, Commitment
-from cobranza.views_alerts import alerts_panel
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from cobranza import metrics
+from cobranza.dashboard import metrics
 from tests.cobranza.test_api import api
 from tests.cobranza.test_metrics import TODAY, book_fixture, clock_fixture  # noqa: F401 (fixtures)
 

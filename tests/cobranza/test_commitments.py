@@ -10,7 +10,8 @@ from django.core.exceptions import ValidationError
 
 from accounts import services as ledger
 from accounts.models import Interaction, Invoice, Payment
-from cobranza import commitments, dispatch, disputes, escalation
+from cobranza.engine import dispatch, escalation
+from cobranza.engine.planner import plan
 from cobranza.models import (
     ClientProfile,
     CollectorTask,
@@ -22,7 +23,7 @@ from cobranza.models import (
     PolicyStep,
     TaskKind,
 )
-from cobranza.planner import plan
+from cobranza.workspace import commitments, disputes
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from accounts import services as ledger
 from accounts.models import Interaction
-from cobranza.contact_rules import (
+from cobranza.engine.contact_rules import (
     UTC,
     NoAllowedMoment,
     Window,

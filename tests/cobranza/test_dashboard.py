@@ -14,7 +14,7 @@ from django.urls import reverse
 from openpyxl import load_workbook
 
 from accounts.utils import money_str
-from cobranza import metrics
+from cobranza.dashboard import metrics
 from cobranza.models import AgingSnapshot
 from tests.cobranza.test_metrics import TODAY, book_fixture, clock_fixture, pay  # noqa: F401 (fixtures)
 from tests.factories import make_client, make_invoice

@@ -1,4 +1,4 @@
-"""Stored dashboard figures for large portfolios (cobranza.summaries): a slow live computation
+"""Stored dashboard figures for large portfolios (cobranza.dashboard.summaries): a slow live computation
 is stored and shown with its time, beat recomputes it, a manager recomputes it at once, a stale
 one is never shown, and a small portfolio is always live. "Slow" is forced here with
 DASHBOARD_LIVE_MAX_MS=-1 (every computation counts as slow); the figures themselves are proven
@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.utils import money_str
-from cobranza import metrics, summaries
+from cobranza.dashboard import metrics, summaries
 from cobranza.models import DashboardSummary
 from tests.cobranza.test_metrics import TODAY, book_fixture, clock_fixture, pay  # noqa: F401 (fixtures)
 

@@ -13,8 +13,8 @@ import pytest
 from django.db import connection
 from django.db.migrations.loader import MigrationLoader
 
+from cobranza.engine.planner import plan
 from cobranza.models import MESSAGE_CHANNELS, TASK_CHANNELS, MessageTemplate, Notice, Policy, PolicyStep, Tone
-from cobranza.planner import plan
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,9 @@ from django.utils import timezone
 
 from accounts import services as ledger
 from accounts.models import Client, Contact, Interaction
-from cobranza import dispatch, engine, services
+from cobranza.engine import dispatch
+from cobranza.engine import jobs as engine
+from cobranza.engine.planner import plan
 from cobranza.models import (
     CollectorTask,
     MessageTemplate,
@@ -19,7 +21,7 @@ from cobranza.models import (
     Policy,
     PolicyStep,
 )
-from cobranza.planner import plan
+from cobranza.ops import services
 from tests.factories import make_client, make_invoice, segment
 from tests.smtp import SMTPServer
 

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from accounts.models import Client, Interaction
-from cobranza import escalation
+from cobranza.engine import escalation
 from cobranza.models import CollectorTask, Notice, NoticeItem, PolicyStep, TaskKind
 from tests.factories import make_client, make_invoice, segment
 
@@ -52,7 +52,7 @@ def test_escalates_on_the_day_the_grace_ends_and_only_once(ladder_ran, gestora):
 
 def test_paid_held_or_never_dunned_invoices_do_not_escalate(ladder_ran, gerente, gestora):
     from accounts import services as ledger
-    from cobranza import services
+    from cobranza.ops import services
 
     client, invoice, day = ladder_ran
     services.invoice_hold(by=gestora, invoice=invoice, until=None, reason="Aclaración")

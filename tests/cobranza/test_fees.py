@@ -13,8 +13,8 @@ from django.urls import reverse
 from accounts import services
 from accounts.models import Interaction, Invoice
 from accounts.services import AllocationRequest
-from cobranza import fees
 from cobranza.models import LateFee, LateFeeRule
+from cobranza.profiles import fees
 from tests.factories import make_client, make_invoice, segment
 
 pytestmark = pytest.mark.django_db

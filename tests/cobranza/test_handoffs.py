@@ -19,9 +19,9 @@ from django.utils import timezone
 
 from accounts import services as ledger
 from accounts.models import Client, Interaction, Invoice, Payment
-from cobranza import handoffs
+from cobranza.handoffs import services as handoffs
+from cobranza.handoffs.views import client_panel
 from cobranza.models import HandOff, HandOffUpdate, Notice, NoticeItem, PolicyStep
-from cobranza.views_handoffs import client_panel
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db

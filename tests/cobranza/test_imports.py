@@ -18,8 +18,8 @@ from django.db import connections
 from django.urls import reverse
 
 from accounts.models import Client, Interaction, Invoice, Payment
-from cobranza import imports
-from cobranza.imports import Options
+from cobranza.imports import services as imports
+from cobranza.imports.services import Options
 from cobranza.models import ImportJob, ImportMapping
 from tests.factories import make_client, make_invoice
 

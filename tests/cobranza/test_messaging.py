@@ -14,10 +14,10 @@ from django.utils import translation
 from accounts import services as ledger
 from accounts.models import Invoice
 from accounts.utils import money_str
-from cobranza import messaging
-from cobranza.messaging import TemplateRenderError, validate_template_text
+from cobranza.engine import messaging
+from cobranza.engine.messaging import TemplateRenderError, validate_template_text
+from cobranza.engine.planner import plan
 from cobranza.models import ClientDunning, MessageTemplate, MessageTemplateText, Notice, Policy, PolicyStep
-from cobranza.planner import plan
 from tests.factories import make_client, make_invoice
 
 DUE = dt.date(2026, 3, 2)

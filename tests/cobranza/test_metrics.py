@@ -29,9 +29,10 @@ from accounts import services
 from accounts.models import Payment
 from accounts.selectors import portfolio_aging
 from accounts.services import AllocationRequest
-from cobranza import disputes, metrics
-from cobranza.metrics import Filters
+from cobranza.dashboard import metrics
+from cobranza.dashboard.metrics import Filters
 from cobranza.models import AgingSnapshot, Commitment
+from cobranza.workspace import disputes
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db

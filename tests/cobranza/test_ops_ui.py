@@ -21,9 +21,10 @@ from django.utils import timezone
 
 from accounts import services as ledger
 from accounts.models import Interaction
-from cobranza import dispatch, selectors
+from cobranza.engine import dispatch
+from cobranza.engine.planner import plan
 from cobranza.models import ClientDunning, InvoiceHold, Notice, Policy, PolicyStep
-from cobranza.planner import plan
+from cobranza.ops import selectors
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db
@@ -623,7 +624,7 @@ def test_another_collectors_letter_is_not_found(client, gestor, letter):
 def test_a_letter_without_its_pdf_or_a_non_letter_is_a_404(client, gerente, letter, planned):
     client.force_login(gerente)
     assert client.get(_url("letter_pdf", planned["email"].pk)).status_code == 404
-    from cobranza.letters import letter_path
+    from cobranza.engine.letters import letter_path
 
     letter_path(letter).unlink()
     assert client.get(_url("letter_pdf", letter.pk)).status_code == 404
@@ -787,7 +788,7 @@ def test_the_panel_says_which_step_each_invoice_reaches_next_and_when(client, ge
 
     # A pause moves the dates; a hold without a date stops the invoice.
     ledger_until = TODAY + dt.timedelta(days=30)
-    from cobranza import services
+    from cobranza.ops import services
 
     services.client_pause(by=gerente, client=debtor, until=ledger_until, reason="Convenio")
     services.invoice_hold(by=gerente, invoice=late, until=None, reason="Aclaración")
@@ -830,7 +831,7 @@ def test_the_panel_costs_the_same_queries_whatever_the_invoices_and_notices(clie
             if i % 2:
                 ledger_hold(invoice)
 
-    from cobranza import services
+    from cobranza.ops import services
 
     def ledger_hold(invoice):
         services.invoice_hold(by=gerente, invoice=invoice, until=TODAY + dt.timedelta(days=3), reason="Revisión")

@@ -24,7 +24,6 @@ from openpyxl import load_workbook
 
 from accounts import services as ledger
 from accounts.services import AllocationRequest
-from cobranza import metrics_performance as metrics
 from cobranza.models import (
     ClientProfile,
     CollectorTask,
@@ -35,6 +34,7 @@ from cobranza.models import (
     Policy,
     PolicyStep,
 )
+from cobranza.performance import selectors as metrics
 from tests.factories import make_client, make_invoice, make_user
 
 pytestmark = pytest.mark.django_db

@@ -9,8 +9,8 @@ from django.db import connection
 
 from accounts import services as ledger
 from accounts.models import Invoice
+from cobranza.engine.planner import plan
 from cobranza.models import ClientDunning, InvoiceHold, MessageTemplate, Notice, NoticeItem, Policy, PolicyStep
-from cobranza.planner import plan
 from tests.factories import make_client, make_invoice, segment
 
 pytestmark = pytest.mark.django_db

@@ -18,9 +18,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Interaction, Segment
-from cobranza import services as collections
-from cobranza import services_policies as services
+from cobranza.ladders import services
 from cobranza.models import MessageTemplate, MessageTemplateText, Notice, Policy, PolicyStep
+from cobranza.ops import services as collections
 from tests.factories import make_client, make_invoice, segment
 
 pytestmark = pytest.mark.django_db
@@ -75,7 +75,7 @@ def _template_data(template: MessageTemplate | None = None, **overrides) -> dict
 
 
 def _routes():
-    """Every view of cobranza/urls_policies.py: (name, method, object kind)."""
+    """Every view of cobranza/ladders/urls.py: (name, method, object kind)."""
     return [
         ("policy_list", "get", None),
         ("policy_create", "get", None),
@@ -101,7 +101,7 @@ def _url(name, kind):
 
 
 def test_the_access_tests_cover_every_view_of_the_module():
-    from cobranza import urls_policies
+    from cobranza.ladders import urls as urls_policies
 
     assert {p.name for p in urls_policies.urlpatterns} == {name for name, _m, _k in _routes()}
 

@@ -17,7 +17,6 @@ from accounts import services
 from accounts.models import Interaction
 from accounts.roles import roles_of
 from accounts.services import AllocationRequest
-from cobranza import fees, profiles, services_discounts
 from cobranza.models import (
     ClientProfile,
     CollectorTask,
@@ -28,7 +27,10 @@ from cobranza.models import (
     Profile,
     TaskKind,
 )
-from cobranza.views_profiles import profile_panel
+from cobranza.profiles import discounts as services_discounts
+from cobranza.profiles import fees
+from cobranza.profiles import jobs as profiles
+from cobranza.profiles.views import profile_panel
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db

@@ -28,8 +28,8 @@ from django.core.management import call_command
 
 from accounts import services as ledger
 from accounts.models import Client, Interaction
-from cobranza import services
 from cobranza.models import CollectorTask, HandOff, Notice, TaskKind
+from cobranza.ops import services
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db(transaction=True)

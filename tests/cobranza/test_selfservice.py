@@ -12,8 +12,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Interaction
-from cobranza import messaging, selfservice
+from cobranza.engine import messaging
 from cobranza.models import CollectorTask, Commitment, Dispute, SelfServiceAccess, TaskKind
+from cobranza.portal import services as selfservice
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db

@@ -12,9 +12,9 @@ from django.urls import reverse
 
 from accounts import services as ledger
 from accounts.models import Interaction, Payment
-from cobranza import dispatch
+from cobranza.engine import dispatch
+from cobranza.engine.planner import plan
 from cobranza.models import MessageTemplate, MessageTemplateText, Notice, Policy, PolicyStep
-from cobranza.planner import plan
 from tests.factories import make_client, make_invoice, segment
 
 pytestmark = pytest.mark.django_db

@@ -22,9 +22,12 @@ from django.urls import reverse
 
 from accounts import services as ledger
 from accounts.models import Invoice
-from cobranza import commitments, dispatch, disputes, tasks, webhooks_out
+from cobranza import tasks
+from cobranza.engine import dispatch
+from cobranza.engine.planner import plan
 from cobranza.models import Notice, WebhookDelivery, WebhookEndpoint
-from cobranza.planner import plan
+from cobranza.webhooks import outgoing as webhooks_out
+from cobranza.workspace import commitments, disputes
 from morosos.celery import app as celery_app
 from tests.factories import make_client, make_invoice
 from tests.processes import closed_port

@@ -19,9 +19,9 @@ from django.utils import timezone
 
 from accounts import services as ledger
 from cobranza import tasks
-from cobranza.dispatch import due_notice_ids
+from cobranza.engine.dispatch import due_notice_ids
+from cobranza.engine.planner import plan
 from cobranza.models import MessageTemplate, MessageTemplateText, Notice, Policy, PolicyStep
-from cobranza.planner import plan
 from tests.factories import make_client, make_invoice, segment
 from tests.processes import ROOT, clean_env
 from tests.smtp import SMTPServer

@@ -18,8 +18,6 @@ from django.utils import timezone
 
 from accounts import services as ledger
 from accounts.models import Interaction
-from cobranza import selectors_worklist as wl
-from cobranza import services_tasks
 from cobranza.models import (
     ClientProfile,
     CollectorTask,
@@ -30,6 +28,8 @@ from cobranza.models import (
     TaskKind,
     TaskStatus,
 )
+from cobranza.worklist import selectors as wl
+from cobranza.worklist import services as services_tasks
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db
@@ -276,8 +276,8 @@ def test_the_page_shows_rows_reasons_totals_and_links(client, portfolio, gestora
 
 def test_a_ladder_call_from_the_planner_appears_in_the_queue(gerente, gestora):
     """The real path: the planner records the call step, dispatch turns it into a task."""
-    from cobranza import dispatch
-    from cobranza.planner import plan
+    from cobranza.engine import dispatch
+    from cobranza.engine.planner import plan
 
     debtor = make_client(by=gerente, collector=gestora, legal_name="Llantera La Rueda")
     make_invoice(by=gerente, client=debtor, number="LR-1", amount="4000.00", due_date=_days_ago(15))

@@ -32,8 +32,8 @@ from django.utils import timezone
 from accounts import services as ledger
 from accounts.models import MONEY, ZERO, Invoice
 from accounts.selectors import COLLECTIBLE, OVERDUE_BUCKETS
-from cobranza import selectors_worklist as wl
 from cobranza.models import CollectorTask, Installment, TaskKind
+from cobranza.worklist import selectors as wl
 from tests.cobranza.test_worklist import (
     _broken,
     _busy_clients,

@@ -21,12 +21,12 @@ from django.urls import reverse
 
 from accounts import services as ledger
 from accounts.models import Interaction, Invoice, Payment
-from cobranza import commitments, disputes
-from cobranza.forms_workspace import plan_schedule
+from cobranza.engine.planner import plan
 from cobranza.models import CollectorTask, Commitment, Dispute, Installment, Notice, TaskKind
-from cobranza.planner import plan
-from cobranza.selectors_workspace import client_analysis
-from cobranza.views_workspace import workspace_panel
+from cobranza.workspace import commitments, disputes
+from cobranza.workspace.forms import plan_schedule
+from cobranza.workspace.selectors import client_analysis
+from cobranza.workspace.views import workspace_panel
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db

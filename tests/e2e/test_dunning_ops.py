@@ -15,8 +15,8 @@ from playwright.sync_api import Page, expect
 
 from accounts import services as ledger
 from accounts.models import Interaction
+from cobranza.engine.planner import plan
 from cobranza.models import ClientDunning, Notice
-from cobranza.planner import plan
 from tests.e2e.conftest import ARTIFACTS, login
 from tests.factories import PASSWORD, make_client, make_invoice
 

@@ -21,7 +21,8 @@ from django.urls import reverse
 from playwright.sync_api import Page, expect
 
 from accounts.models import Interaction, Invoice, Payment
-from cobranza import imports, tasks
+from cobranza import tasks
+from cobranza.imports import services as imports
 from cobranza.models import ImportJob, ImportMapping
 from tests.e2e.conftest import ARTIFACTS, login
 from tests.factories import PASSWORD, make_client

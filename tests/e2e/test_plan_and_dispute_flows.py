@@ -18,9 +18,9 @@ from playwright.sync_api import Page, expect
 
 from accounts import services as ledger
 from accounts.models import Invoice, Payment
-from cobranza import commitments
+from cobranza.engine.planner import plan
 from cobranza.models import CollectorTask, Commitment, Dispute, Notice, TaskKind
-from cobranza.planner import plan
+from cobranza.workspace import commitments
 from tests.e2e.conftest import ARTIFACTS, login
 from tests.factories import PASSWORD, make_client, make_invoice
 

@@ -19,8 +19,8 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from accounts.models import Interaction
-from cobranza import selfservice
 from cobranza.models import CollectorTask, Commitment, Dispute
+from cobranza.portal import services as selfservice
 from tests.e2e.conftest import ARTIFACTS, login
 from tests.factories import PASSWORD, make_client, make_invoice
 

@@ -17,8 +17,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from cobranza.engine.planner import plan
 from cobranza.models import Notice
-from cobranza.planner import plan
 from tests.faults.rig import Config, Round, env_number, make_clients, summarize, write_result
 from tests.processes import RedisServer, child_pids
 

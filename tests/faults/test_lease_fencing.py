@@ -23,9 +23,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from cobranza import channels, dispatch, messaging
+from cobranza.engine import channels, dispatch, messaging
+from cobranza.engine.planner import plan
 from cobranza.models import Notice
-from cobranza.planner import plan
 from tests.faults.rig import make_clients
 
 pytestmark = [pytest.mark.django_db(transaction=True)]

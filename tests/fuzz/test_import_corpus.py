@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accounts.models import Client, Interaction, Invoice, Payment
-from cobranza import imports
+from cobranza.imports import services as imports
 from cobranza.models import ImportJob
 from tests.factories import make_client
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from accounts import services
 from accounts.models import Invoice, Payment, PaymentAllocation
-from cobranza import contact_rules, planner
+from cobranza.engine import contact_rules, planner
 from cobranza.models import ClientDunning, ContactRules, Holiday, NoticeItem, Policy, PolicyStep
 from tests.factories import make_client, make_invoice
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from cobranza import imports
+from cobranza.imports import services as imports
 from cobranza.models import ImportJob, ImportKind
 
 

@@ -3,7 +3,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from cobranza import engine
+from cobranza.engine import jobs as engine
 
 
 class Command(BaseCommand):
