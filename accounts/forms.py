@@ -15,6 +15,7 @@ from crispy_forms.helper import FormHelper
 from crispy_forms.layout import Column, Div, Fieldset, Layout, Row
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.forms.models import fields_for_model, model_to_dict
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -552,3 +553,35 @@ class InteractionForm(forms.Form):
             Row(Column("next_action_on", css_class="col-md-6")),
             "invoices",
         )
+
+
+# --- payment webhook (accounts.payment_webhook) ---------------------------------------------
+
+
+class PaymentWebhookForm(forms.Form):
+    """The JSON body of a payment notification (``invoices`` is checked by the view: a form
+    field cannot hold a list)."""
+
+    reference = forms.CharField(max_length=80)
+    client_id = forms.IntegerField(required=False, min_value=1)
+    tax_id = forms.CharField(required=False, max_length=32)
+    amount = forms.DecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
+    currency = forms.CharField(
+        min_length=3,
+        max_length=3,
+        validators=[RegexValidator(r"^[A-Za-z]{3}$", _("Código ISO 4217 de tres letras."))],
+    )
+    received_on = forms.DateField(input_formats=["%Y-%m-%d"])
+    method = forms.ChoiceField(required=False, choices=Payment.Method.choices)
+
+    def clean_currency(self):
+        return self.cleaned_data["currency"].upper()
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("client_id") and not (data.get("tax_id") or "").strip():
+            self.add_error("client_id", _("Indique client_id o tax_id."))
+        received = data.get("received_on")
+        if received is not None and received > dt.date.today() + dt.timedelta(days=1):
+            self.add_error("received_on", _("La fecha de pago no puede estar en el futuro."))
+        return data

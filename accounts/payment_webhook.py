@@ -34,8 +34,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from accounts import services as ledger
+from accounts.forms import PaymentWebhookForm
 from accounts.models import Client, Invoice, Payment
-from cobranza.portal.forms import PaymentWebhookForm
 
 SIGNATURE_HEADER = "X-Morosos-Signature"
 MAX_INVOICES = 500
