@@ -33,9 +33,10 @@ COPY . .
 
 # Hashed, compressed static files are baked into the image (whitenoise serves them). The key
 # below exists only for this build step; settings refuse to start without a real one at run time.
+# collectstatic never connects: the database URL only has to name PostgreSQL, the one dialect.
 RUN SECRET_KEY=build-only-dummy-key-not-used-at-runtime-0000000000000000 \
     DJANGO_DEBUG=0 \
-    DATABASE_URL=sqlite:////tmp/build.sqlite3 \
+    DATABASE_URL=postgres://build@localhost/unused \
     CELERY_BROKER_URL=memory:// \
     python manage.py collectstatic --noinput --verbosity 1 \
     && mkdir -p /app/var \

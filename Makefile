@@ -23,19 +23,10 @@ PORT ?= 8000
 DEMO_PASSWORD := morosos-demo
 PYTEST_ARGS ?=
 LOCALES := --locale es --locale en
-# The engine's, the worklist's and the dashboard's raw SQL must also run on SQLite (make run);
-# `make test` runs these on SQLite too, with the walk over every page for every role (not the
-# two-planners race: SQLite serialises writers, it tests PostgreSQL's behaviour).
-ENGINE_SQLITE_TESTS := tests/cobranza/test_planner.py tests/cobranza/test_dispatch.py \
-	tests/cobranza/test_scenario_90_days.py tests/cobranza/test_escalation.py tests/cobranza/test_commitments.py \
-	tests/cobranza/test_worklist.py tests/cobranza/test_worklist_sql.py tests/cobranza/test_metrics.py \
-	tests/cobranza/test_dashboard_summaries.py tests/accounts/test_permissions.py
-
-# The one foreground command of `make run`: web, worker and beat from Procfile.dev.
-# `--env /dev/null`: honcho would otherwise load .env *over* the environment, so
-# `DATABASE_URL=... make run` would lose to .env; settings.py reads .env itself, below the environment.
-RUN_CMD := honcho --procfile Procfile.dev --env /dev/null start
-
+# With no DATABASE_URL, commands that need the database run inside the embedded PostgreSQL's
+# `run` wrapper (morosos/embedded_db.py): it starts the server under $(VAR_DIR)/pgdata first and
+# stops it after the command, Ctrl-C included.
+WITH_DB := $(if $(DATABASE_URL),,MOROSOS_VAR_DIR=$(abspath $(VAR_DIR)) $(PY) -m morosos.embedded_db run --)
 .PHONY: help run test lint fmt migrate seed messages lock clean services install install-dev bench faults fuzz
 
 help: ## Show this list
@@ -54,34 +45,14 @@ run: export PATH := $(abspath $(VENV))/bin:$(PATH)
 run: export VIRTUAL_ENV := $(abspath $(VENV))
 
 run: $(VENV)/.installed-run $(VAR_DIR)/.collectstatic ## Set up what is missing, then web + worker + beat (Ctrl-C stops all)
-	@mkdir -p $(VAR_DIR)  # SQLite file and beat schedule live here, whatever the broker
 	@bash scripts/ensure_pango.sh || echo "warning: without Pango the dunning letters (PDF) fail; the rest works" >&2
-	$(MANAGE) migrate --noinput
-	$(MANAGE) seed_demo --if-empty
-	@echo
-	@echo "  Morosos: http://127.0.0.1:$(PORT)/   (login: http://127.0.0.1:$(PORT)/cuenta/entrar/)"
-	@echo "  Database: $(if $(DATABASE_URL),DATABASE_URL,SQLite in $(VAR_DIR)/)   Broker: $(if $(CELERY_BROKER_URL),CELERY_BROKER_URL,files in $(VAR_DIR)/celery/)"
-	@echo
-	@echo "  Demo logins (password: $(DEMO_PASSWORD))"
-	@echo "    admin     Administrador"
-	@echo "    gerente   Gerente"
-	@echo "    gestor1   Gestor de cobranza"
-	@echo "    gestor2   Gestor de cobranza"
-	@echo "    gestor3   Gestor de cobranza"
-	@echo
-	@echo "  Reminders: the worker plans today's notices when it starts, then beat every hour."
-	@echo "    emails -> $(VAR_DIR)/mail/   SMS and WhatsApp -> $(VAR_DIR)/outbox/   letters (PDF) -> $(VAR_DIR)/media/cartas/"
-	@echo "    (or: $(MANAGE) run_dunning --dry-run  to see what goes out today without sending)"
-	@echo
-	@echo "  Starting web, worker and beat; Ctrl-C stops all three."
-	@echo
-	$(RUN_CMD)
+	@VAR_DIR=$(VAR_DIR) DEMO_PASSWORD=$(DEMO_PASSWORD) $(WITH_DB) bash scripts/run.sh
 
 migrate: $(VENV)/.installed-run ## Apply database migrations
-	$(MANAGE) migrate --noinput
+	$(WITH_DB) $(MANAGE) migrate --noinput
 
 seed: $(VENV)/.installed-run ## Load the demo data when the database is empty
-	$(MANAGE) seed_demo --if-empty
+	$(WITH_DB) $(MANAGE) seed_demo --if-empty
 
 # --- Test and lint -----------------------------------------------------------------------
 
@@ -94,12 +65,6 @@ test: $(VENV)/.installed-dev ## Whole test suite on PostgreSQL + Redis, browser 
 	@bash scripts/ensure_pango.sh
 	@bash scripts/ensure_services.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
-ifeq ($(strip $(PYTEST_ARGS)),)
-	@echo "The dunning engine, the worklist, the metrics and every page once more on SQLite, make run's default database (raw SQL differs there):"
-	MOROSOS_ALLOW_SQLITE_TESTS=1 DATABASE_URL=sqlite:// CELERY_BROKER_URL=memory:// \
-		$(PY) -m pytest -q -p no:cacheprovider $(ENGINE_SQLITE_TESTS) \
-		--deselect tests/cobranza/test_planner.py::test_two_planners_at_once_record_each_notice_once
-endif
 
 # --- Scale, faults, fuzzing (long runs; short versions of faults and fuzzing are in `make test`) --
 
@@ -151,7 +116,7 @@ lock: ## Re-resolve the whole dependency tree from pyproject.toml into requireme
 	mv $(CONSTRAINTS).new $(CONSTRAINTS); \
 	echo "Wrote $(CONSTRAINTS); the next make run/test reinstalls from it."
 
-clean: ## Delete runtime state in var/ (SQLite database, Celery queue, static files)
+clean: ## Delete runtime state in var/ (embedded PostgreSQL data, Celery queue, static files)
 	rm -rf $(VAR_DIR)
 
 # --- Environment -------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """Morosos settings: one module, every value read from the environment.
 
 `.env.example` documents each variable. With nothing set the project runs on embedded
-defaults (SQLite and a file-based Celery transport under ``var/``) so that ``make run`` works
-on a machine with no PostgreSQL or Redis; production sets DATABASE_URL, CELERY_BROKER_URL,
-SECRET_KEY and DJANGO_DEBUG=0.
+defaults (a PostgreSQL server from a pip package and a file-based Celery transport, both under
+``var/``) so that ``make run`` works on a machine with no PostgreSQL or Redis; production sets
+DATABASE_URL, CELERY_BROKER_URL, SECRET_KEY and DJANGO_DEBUG=0.
 """
 
 import datetime as dt
@@ -14,8 +14,10 @@ from pathlib import Path
 import environ
 from django.utils.translation import gettext_lazy as _
 
+from morosos import embedded_db
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-# Runtime state of the embedded defaults (SQLite file, Celery folder queue, beat schedule).
+# Runtime state of the embedded defaults (PostgreSQL data, Celery folder queue, beat schedule).
 VAR_DIR = Path(os.environ.get("MOROSOS_VAR_DIR") or BASE_DIR / "var")
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
@@ -108,23 +110,25 @@ TEMPLATES = [
 ]
 
 # --- Database ---------------------------------------------------------------------------
-DATABASES = {
-    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'morosos.sqlite3'}"),
-}
+# PostgreSQL only. With no DATABASE_URL: the embedded server that `make run` starts under
+# var/pgdata (morosos/embedded_db.py), reached by its Unix socket, never by TCP.
+if env.str("DATABASE_URL", default=""):
+    DATABASES = {"default": env.db_url("DATABASE_URL")}
+else:
+    DATABASES = {"default": embedded_db.django_database(VAR_DIR)}
+if not DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgres://...): it is the only SQL dialect.")
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # SQLite is the no-setup default for `make run`: WAL lets web and worker share it.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE"}
-    )
-elif DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
-    # Report queries (the dashboard's receivables at a date read a large share of the invoices):
-    # JIT compilation costs them more than it saves (~0.3 s at a million invoices), and a hash
-    # join or grouping that spills to disk is slower than a little more working memory.
-    options = DATABASES["default"].setdefault("OPTIONS", {})
-    options["options"] = f"{options.get('options', '')} -c jit=off -c work_mem={env.str('DB_WORK_MEM', default='32MB')}"
+# Report queries (the dashboard's receivables at a date read a large share of the invoices):
+# JIT compilation costs them more than it saves (~0.3 s at a million invoices), and a hash
+# join or grouping that spills to disk is slower than a little more working memory.
+_db_options = DATABASES["default"].setdefault("OPTIONS", {})
+_db_options["options"] = (
+    f"{_db_options.get('options', '')} -c jit=off -c work_mem={env.str('DB_WORK_MEM', default='32MB')}"
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth -------------------------------------------------------------------------------

@@ -10,15 +10,13 @@ from django.test.utils import override_settings
 from tests.factories import make_user
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _real_postgresql(django_db_setup, django_db_blocker):
-    """The suite runs on real PostgreSQL (constraints, triggers, locking behave as in
-    production). `make test` sets DATABASE_URL; a bare `pytest` on SQLite is refused."""
-    if os.environ.get("MOROSOS_ALLOW_SQLITE_TESTS") == "1":
-        return
-    with django_db_blocker.unblock():
-        assert connection.vendor == "postgresql", (
-            "Tests need PostgreSQL: run `make test`, or set DATABASE_URL=postgres://postgres@127.0.0.1:5432/morosos"
+def pytest_configure(config):
+    """The suite runs on a PostgreSQL server the tests may create databases on: `make test`
+    sets DATABASE_URL (the embedded server of `make run` is for the app, not for tests)."""
+    if not os.environ.get("DATABASE_URL"):
+        pytest.exit(
+            "Tests need PostgreSQL: run `make test`, or set DATABASE_URL=postgres://postgres@127.0.0.1:5432/morosos",
+            returncode=2,
         )
 
 

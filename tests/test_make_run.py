@@ -1,35 +1,32 @@
-"""Smoke test of `make run`: its foreground command (honcho with Procfile.dev) brings up the web
-server, a Celery worker and Celery beat on the embedded defaults (SQLite + file transport), and
-Ctrl-C (SIGINT to the foreground process group) stops every one of them.
+"""`make run` as a newcomer runs it: no DATABASE_URL, no CELERY_BROKER_URL. It starts the
+embedded PostgreSQL (a server from a pip package, data and Unix socket under the var folder),
+migrates, loads the demo, then web + Celery worker + Celery beat; Ctrl-C (SIGINT to the
+foreground process group) stops every one of them and then the database server. A second
+`make run` starts again on the same data.
 
-Runs in CI like any other test; it needs no PostgreSQL or Redis. Every wait is bounded and the
-processes are killed whatever happens.
+Every wait is bounded and the processes are killed whatever happens.
 """
 
 import contextlib
+import http.cookiejar
 import os
 import re
-import shlex
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import psutil
+import psycopg2
+
 from tests.processes import ROOT, clean_env, free_port
 
-START_TIMEOUT = 90  # seconds for web, worker and beat to be up
-STOP_TIMEOUT = 30  # seconds for everything to exit after Ctrl-C
-
-
-def _run_command() -> list[str]:
-    """The command `make run` starts after its setup steps, read from the Makefile itself."""
-    match = re.search(r"^RUN_CMD\s*:?=\s*(.+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
-    assert match, "Makefile has no RUN_CMD"
-    return shlex.split(match.group(1))
+START_TIMEOUT = 300  # seconds for setup (collectstatic, migrations, the demo) and web, worker and beat
+STOP_TIMEOUT = 60  # seconds for everything to exit after Ctrl-C
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -86,73 +83,141 @@ def _wait_until(predicate, deadline: float, step: float = 0.5) -> bool:
     return predicate()
 
 
-def test_make_run_serves_the_app_with_worker_and_beat_and_stops_on_ctrl_c(tmp_path):
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    # The environment `make run` gives its command: DEBUG on, PORT, the virtualenv first on PATH,
-    # no DATABASE_URL / CELERY_BROKER_URL (embedded defaults), runtime state in a temp folder.
-    env = clean_env(tmp_path / "var", DJANGO_DEBUG="1", PORT=str(port))
-    migrate = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert migrate.returncode == 0, migrate.stderr
+def _log_in(base: str, username: str, password: str) -> None:
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    with opener.open(f"{base}/cuenta/entrar/", timeout=10) as response:
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', response.read().decode()).group(1)
+    form = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "username": username, "password": password})
+    request = urllib.request.Request(f"{base}/cuenta/entrar/", data=form.encode(), headers={"Referer": base})
+    with opener.open(request, timeout=10) as response:
+        assert response.status == 200 and "/cuenta/entrar/" not in response.url, response.url
 
-    proc = subprocess.Popen(
-        _run_command(),
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group, like a terminal's foreground job
-    )
-    output = _Output(proc.stdout)
-    sessions: set[int] = set()
-    try:
+
+def _postgres_serving(pgdata: Path) -> list[int]:
+    """PIDs of PostgreSQL server processes on this data directory."""
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["name"] == "postgres" and str(pgdata) in cmdline:
+            found.append(proc.pid)
+    return found
+
+
+def _tcp_peers_on_5432(sessions: set[int]) -> list[str]:
+    """TCP connections to a PostgreSQL port held by the app's processes (there must be none)."""
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getsid(proc.pid) in sessions:
+                found += [
+                    f"{proc.pid}: {c.raddr}"
+                    for c in proc.net_connections(kind="inet")
+                    if c.raddr and c.raddr.port == 5432
+                ]
+    return found
+
+
+class _MakeRun:
+    """One `make run` in its own process group, as a terminal runs a foreground job."""
+
+    def __init__(self, env: dict):
+        self.proc = subprocess.Popen(
+            ["make", "run"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.output = _Output(self.proc.stdout)
+        self.sessions: set[int] = set()
+
+    def wait_serving(self, base: str) -> None:
         deadline = time.monotonic() + START_TIMEOUT
+        proc, output = self.proc, self.output
         healthy = _wait_until(lambda: _get(f"{base}/healthz")[0] == 200 or proc.poll() is not None, deadline)
         assert healthy and proc.poll() is None, f"web never answered /healthz:\n{output.text}"
         status, body = _get(f"{base}/healthz")
         assert status == 200, body
-        assert '"database": {"ok": true, "detail": "sqlite"}' in body
+        assert '"database": {"ok": true, "detail": "postgresql"}' in body
         assert '"broker": {"ok": true, "detail": "filesystem"}' in body
-
-        status, page = _get(f"{base}/cuenta/entrar/")
-        assert status == 200
-        assert 'name="username"' in page and 'name="password"' in page
-        assert "csrfmiddlewaretoken" in page
-
         worker_ready = re.compile(r"worker\.1\s*\|.*celery@\S+ ready\.")
-        assert _wait_until(lambda: worker_ready.search(output.text), deadline), (
-            f"the Celery worker never reported ready:\n{output.text}"
-        )
-        assert _wait_until(lambda: re.search(r"beat\.1\s*\|.*beat: Starting\.\.\.", output.text), deadline), (
-            f"Celery beat never started:\n{output.text}"
-        )
-        sessions = {int(pid) for pid in re.findall(r"\b(?:web|worker|beat)\.1 started \(pid=(\d+)\)", output.text)}
-        assert len(sessions) == 3, output.text
-        # "Starting..." is printed before beat opens its schedule file; make sure it got that far.
-        assert _wait_until(lambda: any((tmp_path / "var").glob("celerybeat-schedule*")), deadline), output.text
-        assert "stopped (rc=" not in output.text, f"a process died before Ctrl-C:\n{output.text}"
+        assert _wait_until(lambda: worker_ready.search(output.text), deadline), output.text
+        assert _wait_until(lambda: re.search(r"beat\.1\s*\|.*beat: Starting\.\.\.", output.text), deadline), output.text
+        self.sessions = {int(pid) for pid in re.findall(r"\b(?:web|worker|beat)\.1 started \(pid=(\d+)\)", output.text)}
+        assert len(self.sessions) == 3, output.text
 
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
-        proc.wait(timeout=STOP_TIMEOUT)
-        output.join(5)
-
-        assert "SIGINT received" in output.text
+    def ctrl_c(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        self.proc.wait(timeout=STOP_TIMEOUT)
+        self.output.join(5)
+        assert "SIGINT received" in self.output.text
         for name in ("web", "worker", "beat"):
-            assert re.search(rf"{name}\.1 stopped \(rc=", output.text), f"{name} did not stop:\n{output.text}"
-        assert _wait_until(lambda: not _sessions_alive(sessions), time.monotonic() + 10), _sessions_alive(sessions)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        for sid in sessions:
+            assert re.search(rf"{name}\.1 stopped \(rc=", self.output.text), f"{name} did not stop:\n{self.output.text}"
+        assert _wait_until(lambda: not _sessions_alive(self.sessions), time.monotonic() + 10), _sessions_alive(
+            self.sessions
+        )
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        for sid in self.sessions:
             with contextlib.suppress(OSError):
                 os.killpg(sid, signal.SIGKILL)
+
+
+def test_make_run_serves_the_demo_on_the_embedded_postgresql_and_ctrl_c_stops_everything(tmp_path):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    var = tmp_path / "var"
+    pgdata = var / "pgdata"
+    # What a newcomer's shell gives `make run`: no DATABASE_URL / CELERY_BROKER_URL (the
+    # suite's own are dropped by clean_env), runtime state in a temp folder.
+    env = clean_env(var, PORT=str(port))
+    first = _MakeRun(env)
+    try:
+        first.wait_serving(base)
+        status, page = _get(f"{base}/cuenta/entrar/")
+        assert status == 200 and 'name="username"' in page
+
+        # The app's processes talk to the embedded server through its socket in var/pgdata,
+        # and to no PostgreSQL over TCP (the system server listens on 127.0.0.1:5432).
+        assert _postgres_serving(pgdata), "no embedded PostgreSQL on var/pgdata"
+        conn = psycopg2.connect(dbname="morosos", user="postgres", host=str(pgdata))
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SHOW listen_addresses")
+                assert cur.fetchone()[0] == "", "the embedded server must not listen on TCP"
+                cur.execute("SELECT count(*) FROM accounts_client")
+                assert cur.fetchone()[0] > 0, "the demo was not loaded into the embedded server"
+                # A login through the web server is written to the embedded server.
+                _log_in(base, "gerente", "morosos-demo")
+                cur.execute("SELECT last_login IS NOT NULL FROM auth_user WHERE username = 'gerente'")
+                assert cur.fetchone() == (True,), "the web server's login did not reach the embedded server"
+        finally:
+            conn.close()
+        assert _tcp_peers_on_5432(first.sessions) == []
+
+        first.ctrl_c()
+        assert _wait_until(lambda: not _postgres_serving(pgdata), time.monotonic() + 15), (
+            f"the embedded PostgreSQL outlived Ctrl-C:\n{first.output.text}"
+        )
+    finally:
+        first.kill()
+
+    # A second `make run` starts the server again on the same data: the demo is not loaded twice.
+    second = _MakeRun(env)
+    try:
+        second.wait_serving(base)
+        assert re.search(r"seed_demo: \d+ clients already exist; nothing to do", second.output.text), second.output.text
+        second.ctrl_c()
+        assert _wait_until(lambda: not _postgres_serving(pgdata), time.monotonic() + 15), second.output.text
+    finally:
+        second.kill()
+        for pid in _postgres_serving(pgdata):
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).kill()
