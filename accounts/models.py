@@ -517,8 +517,8 @@ class Interaction(models.Model):
         return f"{self.get_kind_display()}: {self.summary}"
 
     def save(self, *args, **kwargs):
-        # The database refuses UPDATE too (migration trigger on PostgreSQL); this gives a
-        # clear error earlier, and on SQLite.
+        # The database refuses UPDATE too (a trigger, accounts migration 0002); this gives a
+        # clear error earlier.
         if self.pk is not None and not self._state.adding:
             raise ValidationError(_("El historial es de solo anexado: registre una corrección como nueva entrada."))
         super().save(*args, **kwargs)

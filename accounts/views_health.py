@@ -12,7 +12,7 @@ def _check_database() -> tuple[bool, str]:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
-        return True, connection.vendor
+        return True, "postgresql"
     except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
         return False, type(exc).__name__
 

@@ -115,13 +115,11 @@ DROP FUNCTION IF EXISTS accounts_interaction_append_only();
 
 
 def add_trigger(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(APPEND_ONLY_SQL)
+    schema_editor.execute(APPEND_ONLY_SQL)
 
 
 def drop_trigger(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP_SQL)
+    schema_editor.execute(DROP_SQL)
 
 
 class Migration(migrations.Migration):

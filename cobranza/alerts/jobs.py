@@ -1,7 +1,7 @@
 """Early warnings (seed 002: watch payment behaviour constantly and alert early).
 
 ``raise_alerts(today=…)`` runs nightly. Each rule is one set-based SQL statement (ORM
-aggregates, or vendor-aware SQL where it needs the settlement date of each invoice); Python
+aggregates, or raw SQL where it needs the settlement date of each invoice); Python
 then makes one pass over the few aggregate rows that matched (one per client) to build the
 ``Alert`` rows, which are written with one bulk insert that ignores conflicts: the unique
 ``(client, kind, period_key)`` makes a rerun raise nothing twice. Each new alert also writes
@@ -159,7 +159,7 @@ def _settled_sql(where: str, having: str) -> str:
         where=f"AND c.status <> 'written_off' {where}",
         having=having,
     )
-    days_late = days_late_sql(connection.vendor, "s.settled_on", "s.due_date")
+    days_late = days_late_sql("s.settled_on", "s.due_date")
     return f"SELECT s.client_id, s.due_date, s.settled_on, {days_late} AS days_late FROM ({settled}) s"
 
 

@@ -235,7 +235,7 @@ def _sum(expr, **filter_kw) -> Coalesce:
 
 
 def _cents(value) -> Decimal:
-    """Sums to the cent: SQLite returns aggregates without the column's scale."""
+    """Sums to the cent (an average or a product has more decimals; an empty sum is zero)."""
     return Decimal(value or ZERO).quantize(CENT, rounding=ROUND_HALF_UP)
 
 

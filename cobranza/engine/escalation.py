@@ -34,16 +34,7 @@ def grace_days() -> int:
     return int(getattr(settings, "DUNNING_ESCALATION_GRACE_DAYS", 7))
 
 
-def _day_sql(vendor: str) -> str:
-    """SQL for the day escalation is due for an invoice."""
-    if vendor == "postgresql":
-        return "(i.due_date + ls.last_offset + %(grace)s)"
-    if vendor == "sqlite":
-        return "date(i.due_date, (ls.last_offset + %(grace)s) || ' days')"
-    raise NotImplementedError(vendor)
-
-
-def _escalating_sql(vendor: str) -> str:
+def _escalating_sql() -> str:
     t = {
         "client": Client._meta.db_table,
         "invoice": Invoice._meta.db_table,
@@ -51,7 +42,8 @@ def _escalating_sql(vendor: str) -> str:
         "step": PolicyStep._meta.db_table,
         "hold": InvoiceHold._meta.db_table,
         "item": NoticeItem._meta.db_table,
-        "day": _day_sql(vendor),
+        # The day escalation is due for an invoice: its last step's day plus the grace days.
+        "day": "(i.due_date + ls.last_offset + %(grace)s)",
     }
     return """
     WITH {effective},
@@ -83,10 +75,10 @@ def _escalating_sql(vendor: str) -> str:
 def escalate(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = False) -> list[int]:
     """Escalate every client whose ladder ended unpaid; returns their ids."""
     now = now or timezone.now()
-    params = {"today": connection.ops.adapt_datefield_value(today), "grace": grace_days()}
+    params = {"today": today, "grace": grace_days()}
     with transaction.atomic():
         with connection.cursor() as cur:
-            cur.execute(_escalating_sql(connection.vendor), params)
+            cur.execute(_escalating_sql(), params)
             candidates = [row[0] for row in cur.fetchall()]
         if dry_run or not candidates:
             return candidates

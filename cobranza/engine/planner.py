@@ -42,16 +42,7 @@ from cobranza.models import (
 CANDIDATES = "cobranza_plan_candidates"
 
 
-def _step_day(vendor: str) -> str:
-    """SQL for the day a step falls due for an invoice: due date + offset in days."""
-    if vendor == "postgresql":
-        return "(i.due_date + s.offset_days)"
-    if vendor == "sqlite":
-        return "date(i.due_date, s.offset_days || ' days')"
-    raise NotImplementedError(vendor)
-
-
-def _candidate_sql(vendor: str) -> str:
+def _candidate_sql() -> str:
     t = {
         "client": Client._meta.db_table,
         "invoice": Invoice._meta.db_table,
@@ -61,7 +52,8 @@ def _candidate_sql(vendor: str) -> str:
         "hold": InvoiceHold._meta.db_table,
         "item": NoticeItem._meta.db_table,
         "bump": LadderBump._meta.db_table,
-        "step_day": _step_day(vendor),
+        # The day a step falls due for an invoice: due date + offset in days.
+        "step_day": "(i.due_date + s.offset_days)",
         "in_commitment": open_commitment_sql("i"),
     }
     return """
@@ -181,19 +173,13 @@ def plan(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = Fals
     transaction is rolled back) and the result says what would have been planned.
     ``detail=N`` also returns the first N planned notices as rows (for the browser)."""
     now = now or timezone.now()
-    vendor = connection.vendor
     result = PlanResult(today=today, dry_run=dry_run)
-    # Adapted like the ORM does: on SQLite an aware datetime passed raw would be stored as local
-    # time with an offset, which then compares wrongly (as text) with the ORM's UTC values.
-    params = {
-        "today": connection.ops.adapt_datefield_value(today),
-        "now": connection.ops.adapt_datetimefield_value(now),
-    }
+    params = {"today": today, "now": now}
     notice_t, item_t, step_t = Notice._meta.db_table, NoticeItem._meta.db_table, PolicyStep._meta.db_table
     with transaction.atomic():
         with connection.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {CANDIDATES}")
-            cur.execute(f"CREATE TEMPORARY TABLE {CANDIDATES} AS {_candidate_sql(vendor)}", params)
+            cur.execute(f"CREATE TEMPORARY TABLE {CANDIDATES} AS {_candidate_sql()}", params)
             # One notice per client and step, when the invoices at that step reach the
             # step's minimum amount. Approval steps wait for a person.
             cur.execute(
@@ -207,7 +193,6 @@ def plan(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = Fals
                 FROM {CANDIDATES} c
                 JOIN {step_t} s ON s.id = c.step_id
                 JOIN {Client._meta.db_table} cl ON cl.id = c.client_id
-                WHERE true  -- SQLite needs a WHERE before ON CONFLICT in INSERT ... SELECT
                 GROUP BY c.client_id, c.step_id, s.channel, s.requires_approval, s.min_overdue_amount, cl.language
                 HAVING SUM(c.open_balance) >= s.min_overdue_amount
                 ON CONFLICT (client_id, step_id, planned_for) DO NOTHING
@@ -221,7 +206,7 @@ def plan(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = Fals
             cur.execute(
                 f"""
                 INSERT INTO {item_t} (notice_id, invoice_id, step_id, open_balance, days_overdue)
-                SELECT n.id, c.invoice_id, c.step_id, c.open_balance, {_days_between(vendor)}
+                SELECT n.id, c.invoice_id, c.step_id, c.open_balance, (%(today)s::date - c.due_date)
                 FROM {CANDIDATES} c
                 JOIN {notice_t} n ON n.client_id = c.client_id AND n.step_id = c.step_id
                                  AND n.planned_for = %(today)s
@@ -269,9 +254,3 @@ def _rows(notice_ids: list[int], *, limit: int) -> list[dict]:
         }
         for n in notices
     ]
-
-
-def _days_between(vendor: str) -> str:
-    if vendor == "postgresql":
-        return "(%(today)s::date - c.due_date)"
-    return "CAST(julianday(%(today)s) - julianday(c.due_date) AS INTEGER)"

@@ -158,7 +158,7 @@ def rate(part: int | Decimal, whole: int | Decimal) -> Decimal | None:
 
 
 def cents(value) -> Decimal:
-    """Money to the cent, whatever the database returned (SQLite drops the scale of a SUM)."""
+    """Money to the cent; an empty aggregate (None) is zero."""
     return Decimal(value or 0).quantize(Decimal("0.01"))
 
 

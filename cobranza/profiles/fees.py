@@ -41,17 +41,9 @@ from accounts.utils import money_str
 from cobranza.models import LateFee, LateFeeKind, LateFeeRule
 
 
-def _days(vendor: str) -> str:
-    if vendor == "postgresql":
-        return "(%(today)s - i.due_date)"
-    if vendor == "sqlite":
-        return "CAST(julianday(%(today)s) - julianday(i.due_date) AS INTEGER)"
-    raise NotImplementedError(vendor)
-
-
-def _eligible_cte(vendor: str) -> str:
+def _eligible_cte() -> str:
     """``eligible AS (...)``: the invoices that accrue today, with their rule and cap."""
-    days = _days(vendor)
+    days = "(%(today)s - i.due_date)"
     return f"""eligible AS (
         SELECT i.id AS invoice_id, i.amount, i.open_balance, {days} AS days,
                r.grace_days, r.fixed_fee, r.monthly_rate,
@@ -67,13 +59,11 @@ def _eligible_cte(vendor: str) -> str:
     )"""  # noqa: S608 - table names from model metadata; values are parameters
 
 
-def _fixed_sql(vendor: str) -> str:
+def _fixed_sql() -> str:
     fee = LateFee._meta.db_table
-    # INSERT first, WITH inside: Python's sqlite3 reports a rowcount only for statements that
-    # start with INSERT/UPDATE/DELETE.
     return f"""
     INSERT INTO {fee} (invoice_id, kind, amount, computed_on, waived, waived_reason)
-    WITH {_eligible_cte(vendor)}
+    WITH {_eligible_cte()}
     SELECT invoice_id, 'fixed',
            CASE WHEN cap IS NOT NULL AND cap < fixed_fee THEN cap ELSE fixed_fee END,
            %(today)s, FALSE, ''
@@ -84,11 +74,11 @@ def _fixed_sql(vendor: str) -> str:
     """  # noqa: S608 - table names from model metadata; values are parameters
 
 
-def _interest_sql(vendor: str) -> str:
+def _interest_sql() -> str:
     fee = LateFee._meta.db_table
     return f"""
     INSERT INTO {fee} (invoice_id, kind, amount, computed_on, waived, waived_reason)
-    WITH {_eligible_cte(vendor)},
+    WITH {_eligible_cte()},
     calc AS (
         SELECT e.invoice_id, e.cap,
                ROUND(e.open_balance * e.monthly_rate * (e.days - e.grace_days) / 3000.0, 2) AS interest,
@@ -119,13 +109,12 @@ def accrue_late_fees(*, today: dt.date) -> dict:
 
     Returns ``{"today", "fixed_created", "interest_rows"}`` (interest rows inserted or
     updated: waived rows are not counted, they are not touched)."""
-    vendor = connection.vendor
     params = {"today": today}
     with transaction.atomic():
         with connection.cursor() as cur:
-            cur.execute(_fixed_sql(vendor), params)
+            cur.execute(_fixed_sql(), params)
             created = cur.fetchall()
-            cur.execute(_interest_sql(vendor), params)
+            cur.execute(_interest_sql(), params)
             interest_rows = max(cur.rowcount, 0)
         if created:
             _log_fixed_fees(created)

@@ -254,16 +254,12 @@ def months_ago(day: dt.date, months: int) -> dt.date:
     return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-# --- SQL, per vendor ----------------------------------------------------------------------------
+# --- SQL --------------------------------------------------------------------------------------
 
 
-def _days(vendor: str, later: str, earlier: str) -> str:
+def _days(later: str, earlier: str) -> str:
     """Whole days from ``earlier`` to ``later`` (both dates)."""
-    if vendor == "postgresql":
-        return f"({later} - {earlier})"
-    if vendor == "sqlite":
-        return f"CAST(julianday({later}) - julianday({earlier}) AS INTEGER)"
-    raise NotImplementedError(vendor)
+    return f"({later} - {earlier})"
 
 
 def settled_invoices_sql(*, join: str = "", where: str = "", having: str = "") -> str:
@@ -283,29 +279,24 @@ def settled_invoices_sql(*, join: str = "", where: str = "", having: str = "") -
     """
 
 
-def days_late_sql(vendor: str, settled_on: str = "settled_on", due_date: str = "due_date") -> str:
+def days_late_sql(settled_on: str = "settled_on", due_date: str = "due_date") -> str:
     """Days late at settlement: 0 when paid on or before the due date."""
-    days = _days(vendor, settled_on, due_date)
+    days = _days(settled_on, due_date)
     return f"CASE WHEN {days} > 0 THEN {days} ELSE 0 END"
 
 
-def _json(vendor: str, pairs: list[tuple[str, str]]) -> str:
+def _json(pairs: list[tuple[str, str]]) -> str:
     args = ", ".join(f"'{key}', {expr}" for key, expr in pairs)
-    if vendor == "postgresql":
-        return f"jsonb_build_object({args})"
-    return f"json_object({args})"
+    return f"jsonb_build_object({args})"
 
 
-def _money_text(vendor: str, expr: str) -> str:
-    if vendor == "postgresql":
-        return f"CAST(CAST({expr} AS numeric(14, 2)) AS text)"
-    return f"printf('%%.2f', {expr})"  # %% survives the parameter formatting
+def _money_text(expr: str) -> str:
+    return f"CAST(CAST({expr} AS numeric(14, 2)) AS text)"
 
 
-def _ratio(vendor: str, num: str, den: str, scale: int) -> str:
+def _ratio(num: str, den: str, scale: int) -> str:
     """``num × scale ÷ den`` rounded to one decimal, 0 when ``den`` is 0."""
-    cast = "numeric" if vendor == "postgresql" else "REAL"
-    return f"CASE WHEN {den} > 0 THEN ROUND(CAST({num} AS {cast}) * {scale} / {den}, 1) ELSE 0 END"
+    return f"CASE WHEN {den} > 0 THEN ROUND(CAST({num} AS numeric) * {scale} / {den}, 1) ELSE 0 END"
 
 
 def _scope(client_ids: list[int] | None, column: str, params: dict) -> str:
@@ -320,7 +311,7 @@ def _scope(client_ids: list[int] | None, column: str, params: dict) -> str:
     return f" AND {column} IN ({', '.join(names)})"
 
 
-def _compute_sql(vendor: str, scope: str) -> str:
+def _compute_sql(scope: str) -> str:
     t = {
         "client": Client._meta.db_table,
         "invoice": Invoice._meta.db_table,
@@ -329,19 +320,18 @@ def _compute_sql(vendor: str, scope: str) -> str:
         "dispute": Dispute._meta.db_table,
         "commitment": Commitment._meta.db_table,
         "profile": ClientProfile._meta.db_table,
-        "oldest_days": _days(vendor, "%(today)s", "o.oldest_due"),
+        "oldest_days": _days("%(today)s", "o.oldest_due"),
     }
     evidence = _json(
-        vendor,
         [
             ("as_of", "%(today_text)s"),
             ("settled_24m", "f.settled"),
             ("late_24m", "f.late"),
-            ("share_late_pct", _ratio(vendor, "f.late", "f.settled", 100)),
-            ("avg_days_late", _ratio(vendor, "f.days_sum", "f.settled", 1)),
+            ("share_late_pct", _ratio("f.late", "f.settled", 100)),
+            ("avg_days_late", _ratio("f.days_sum", "f.settled", 1)),
             ("max_days_late", "f.days_max"),
             ("overdue_count", "f.overdue_n"),
-            ("overdue_amount", _money_text(vendor, "f.overdue_amount")),
+            ("overdue_amount", _money_text("f.overdue_amount")),
             ("currency", "f.currency"),
             ("oldest_days_overdue", "f.oldest_days"),
             ("disputes_12m", "f.disputes_12m"),
@@ -353,8 +343,6 @@ def _compute_sql(vendor: str, scope: str) -> str:
         ],
     )
     non_cash = ", ".join(f"'{m}'" for m in ("credit_note", "discount"))
-    # INSERT first, WITH inside: Python's sqlite3 reports a rowcount only for statements that
-    # start with INSERT/UPDATE/DELETE.
     return f"""
     INSERT INTO {t["profile"]} (client_id, computed, evidence, computed_at, override, override_reason)
     WITH scope AS (
@@ -362,7 +350,7 @@ def _compute_sql(vendor: str, scope: str) -> str:
     ),
     settled AS ({settled_invoices_sql(join="JOIN scope s ON s.client_id = i.client_id")}),
     settled_days AS (
-        SELECT client_id, {days_late_sql(vendor)} AS days_late
+        SELECT client_id, {days_late_sql()} AS days_late
         FROM settled
         WHERE settled_on >= %(since_24m)s AND settled_on <= %(today)s
     ),
@@ -446,7 +434,6 @@ def _compute_sql(vendor: str, scope: str) -> str:
            END,
            {evidence}, %(now)s, '', ''
     FROM facts f
-    WHERE true  -- SQLite needs a WHERE before ON CONFLICT in INSERT … SELECT
     ON CONFLICT (client_id) DO UPDATE
         SET computed = excluded.computed, evidence = excluded.evidence, computed_at = excluded.computed_at
     """  # noqa: S608 - table names from model metadata and constants; values are parameters
@@ -551,7 +538,7 @@ def compute_profiles(*, today: dt.date, client_ids=None, now: dt.datetime | None
     scope = _scope(ids, "c.id", params)
     with transaction.atomic():
         with connection.cursor() as cur:
-            cur.execute(_compute_sql(connection.vendor, scope), params)
+            cur.execute(_compute_sql(scope), params)
             touched = max(cur.rowcount, 0)
         gained, lost = _update_standing(client_ids=ids, today=today, now=now)
         counts = ClientProfile.objects.all()

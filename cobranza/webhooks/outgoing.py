@@ -236,8 +236,8 @@ def webhook_event_emit(*, event: str, payload: dict, key: str, now: dt.datetime 
     event_id = uuid.uuid4()
     # default=str: dates, Decimals and UUIDs in the payload become strings, as sent.
     envelope = json.loads(json.dumps(_envelope(event=event, event_id=event_id, payload=payload, now=now), default=str))
-    # The endpoints are few (an admin's list); the subscription is checked here, so the same
-    # code runs on PostgreSQL and on SQLite (make run). The unique (endpoint, event_key) makes
+    # The endpoints are few (an admin's list), so the subscription is checked here, in Python.
+    # The unique (endpoint, event_key) makes
     # a second emission of the same domain event insert nothing, even from concurrent
     # transactions; the rows inserted now are the ones carrying this call's new event id.
     subscribed = [

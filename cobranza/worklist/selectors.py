@@ -238,9 +238,8 @@ def _capped_sql(column: str, per: int, cap: int) -> str:
 
 
 def _amount_points_sql(column: str) -> tuple[str, list]:
-    # CAST: SQLite (make run) binds a Decimal as text, and any number compares below any text.
-    whens = [(f"{column} >= CAST(%s AS NUMERIC)", [Decimal(step)], points) for step, points in AMOUNT_STEPS]
-    whens.append((f"{column} > CAST(%s AS NUMERIC)", [ZERO], AMOUNT_ANY))
+    whens = [(f"{column} >= %s", [Decimal(step)], points) for step, points in AMOUNT_STEPS]
+    whens.append((f"{column} > %s", [ZERO], AMOUNT_ANY))
     return (
         "CASE " + " ".join(f"WHEN {cond} THEN {points}" for cond, _p, points in whens) + " ELSE 0 END",
         [p for _cond, params, _points in whens for p in params],
@@ -369,9 +368,8 @@ class Worklist:
         return "WITH " + ",\n".join(sql), params
 
     def _rows_sql(self, limit: int | None, offset: int) -> tuple[str, list]:
-        # PostgreSQL takes the due clients read by count() as arrays; SQLite (make run) finds
-        # them again (no arrays there; its portfolios are small).
-        if self._due is not None and connection.vendor == "postgresql":
+        # The due clients read by count() go back in as arrays; without count() they are found again.
+        if self._due is not None:
             columns = list(zip(*self._due, strict=True)) if self._due else [(), (), (), ()]
             ctes = (
                 "WITH due (client_id, task_count, promise_count, next_count) AS "
@@ -439,8 +437,6 @@ JOIN {qn(Segment._meta.db_table)} AS s ON s.id = c.{qn("segment_id")}
 LEFT JOIN {qn(get_user_model()._meta.db_table)} AS u ON u.id = c.{qn("collector_id")}
 ORDER BY score DESC, p.oldest_overdue ASC NULLS LAST, p.overdue_max DESC, c.{qn("legal_name")} ASC, c.id ASC"""
         params += [*overdue_params, *broken_params, ZERO, *amount_params, *age_params, *profile_params]
-        if limit is None and offset:
-            limit = connection.ops.no_limit_value()  # SQLite needs a LIMIT before an OFFSET (-1)
         if limit is not None:
             sql += " LIMIT %s"
             params.append(limit)
@@ -463,7 +459,7 @@ ORDER BY score DESC, p.oldest_overdue ASC NULLS LAST, p.overdue_max DESC, c.{qn(
         db = connection.alias
         clients = []
         # Raw rows carry the database's own types; the ORM's converters make them what the
-        # models (and the annotations) hold: on SQLite dates and decimals come back as text.
+        # models (and the annotations) hold.
         columns = [
             *(f.get_col(Client._meta.db_table) for f in Client._meta.concrete_fields),
             *(f.get_col(Segment._meta.db_table) for f in Segment._meta.concrete_fields),

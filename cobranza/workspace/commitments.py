@@ -252,10 +252,7 @@ def _paid_by_cutoff(installment_ids: list[int]) -> dict[int, Decimal]:
     link_t = Commitment.invoices.through._meta.db_table
     alloc_t = PaymentAllocation._meta.db_table
     pay_t = PaymentAllocation._meta.get_field("payment").related_model._meta.db_table
-    if connection.vendor == "postgresql":
-        cutoff = "(i.due_on + c.grace_days)"
-    else:
-        cutoff = "date(i.due_on, c.grace_days || ' days')"
+    cutoff = "(i.due_on + c.grace_days)"
     placeholders = ", ".join(["%s"] * len(installment_ids))
     sql = f"""
         SELECT i.id, COALESCE(SUM(pa.amount), 0)

@@ -180,7 +180,7 @@ class Analysis:
         return _ratio(self.promises_kept, self.promises_judged, 100)
 
 
-def _analysis_sql(vendor: str) -> str:
+def _analysis_sql() -> str:
     t = {
         "invoice": Invoice._meta.db_table,
         "allocation": PaymentAllocation._meta.db_table,
@@ -195,7 +195,7 @@ def _analysis_sql(vendor: str) -> str:
     return f"""
     WITH settled AS ({settled_invoices_sql(where="AND i.client_id = %(client)s")}),
     delays AS (
-        SELECT settled_on, {days_late_sql(vendor)} AS days
+        SELECT settled_on, {days_late_sql()} AS days
         FROM settled
         WHERE settled_on > %(since_12m)s AND settled_on <= %(today)s
     ),
@@ -252,7 +252,7 @@ def client_analysis(client: Client, *, today: dt.date | None = None) -> Analysis
         "since_24m": months_ago(today, 24),
     }
     with connection.cursor() as cur:
-        cur.execute(_analysis_sql(connection.vendor), params)
+        cur.execute(_analysis_sql(), params)
         rows = cur.fetchall()
     first = rows[0]
     billing = []
@@ -261,8 +261,6 @@ def client_analysis(client: Client, *, today: dt.date | None = None) -> Analysis
         if currency is None:
             continue
         billing.append(Billing(currency, Decimal(last).quantize(ZERO), Decimal(previous).quantize(ZERO)))
-        if isinstance(issued, str):  # SQLite returns dates as text
-            issued = dt.date.fromisoformat(issued)
         first_issue = issued if first_issue is None else min(first_issue, issued)
     # The client's own currency first, then the others.
     billing.sort(key=lambda b: (b.currency != client.currency, b.currency))
