@@ -31,7 +31,7 @@ from cobranza.engine.planner import plan
 from cobranza.imports import services as imports
 from cobranza.imports.services import Options
 from cobranza.models import MessageTemplate, MessageTemplateText, Notice, Policy, PolicyStep
-from cobranza.portal import services as selfservice
+from cobranza.portal import links
 from morosos.logging import RedactPersonalData, redact
 from tests.cobranza.conftest import outbox, smtp  # noqa: F401 - fixtures
 from tests.factories import make_client, make_invoice, segment
@@ -187,10 +187,10 @@ def _day_of_collections(client, debtors, smtp, gerente):  # noqa: F811 - fixture
     job.refresh_from_db()
     # 5. The debtor opens the self-service page from the link.
     cache.clear()
-    portal = HttpClient().get(reverse("selfservice:statement", args=[selfservice.token_for(tuerca)]))
+    portal = HttpClient().get(reverse("selfservice:statement", args=[links.token_for(tuerca)]))
     # 6. A mangled link (404, logged by Django) and someone trying a debtor's address as a
     #    staff login until locked out (logged by django-axes).
-    HttpClient().get(reverse("selfservice:statement", args=[selfservice.token_for(tuerca)[:-4] + "xxxx"]))
+    HttpClient().get(reverse("selfservice:statement", args=[links.token_for(tuerca)[:-4] + "xxxx"]))
     for _ in range(settings.AXES_FAILURE_LIMIT):
         HttpClient().post(reverse("login"), {"username": ROSA["email"], "password": ROSA["phone"]})
     return outcomes, webhook, job, portal

@@ -33,6 +33,7 @@ from django.utils.translation import gettext as _
 from accounts import services as ledger
 from accounts.models import Client, Contact, Interaction, Invoice
 from cobranza.engine import channels, contact_rules, letters, messaging
+from cobranza.engine.contacts import ADDRESS_FIELD, choose_contact
 from cobranza.handoffs import services as handoffs
 from cobranza.models import (
     MESSAGE_CHANNELS,
@@ -64,10 +65,6 @@ INTERACTION_KIND = {
     StepChannel.WHATSAPP: Interaction.Kind.WHATSAPP,
     StepChannel.LETTER: Interaction.Kind.LETTER,
 }
-# Contacts that automated reminders may reach, in order of preference. Guarantors are
-# contacted by a person, never by the robot (and never revealed the debt by mistake).
-AUTOMATED_ROLES = (Contact.Role.BILLING, Contact.Role.PRIMARY, Contact.Role.BACKUP)
-ADDRESS_FIELD = {"email": "email", "sms": "phone", "whatsapp": "whatsapp"}
 TASK_FOR_CHANNEL = {
     StepChannel.CALL: TaskKind.CALL,
     StepChannel.REVIEW: TaskKind.REVIEW,
@@ -181,24 +178,6 @@ def _client_stop(notice: Notice, today: dt.date) -> str:
             "reason": dunning.pause_reason,
         }
     return ""
-
-
-def choose_contact(client: Client, channel: str) -> Contact | None:
-    """The best reachable contact for an automated message on ``channel``."""
-    field = ADDRESS_FIELD.get(channel)
-    candidates = [
-        c
-        for c in client.contacts.all()
-        if c.is_active
-        and c.role in AUTOMATED_ROLES
-        and not c.opted_out(channel)
-        and (field is None or getattr(c, field))
-    ]
-    if channel == StepChannel.LETTER:
-        candidates = [c for c in candidates if not c.opted_out("letter")]
-    rank = {role: i for i, role in enumerate(AUTOMATED_ROLES)}
-    candidates.sort(key=lambda c: (c.preferred_channel != channel, rank[c.role], c.pk))
-    return candidates[0] if candidates else None
 
 
 def _message_id(notice: Notice) -> str:

@@ -44,6 +44,7 @@ from django.utils.translation import gettext_lazy
 from accounts.models import Client, Contact, Invoice, Language
 from accounts.utils import money_str
 from cobranza.models import MessageTemplate, MessageTemplateText, Notice, NoticeItem, StepChannel
+from cobranza.portal import links
 
 # --- channel limits ----------------------------------------------------------------------
 
@@ -422,18 +423,16 @@ def company_name() -> str:
 
 
 def payment_link(*, client: Client | None, notice: Notice | None = None) -> str:
-    """The debtor's signed, expiring self-service link (``cobranza.portal.services.link_for``),
+    """The debtor's signed, expiring self-service link (``cobranza.portal.links.link_for``),
     or ``SELF_SERVICE_URL`` itself without a client; empty while ``SELF_SERVICE_URL`` is unset
     (reminders then carry no link). One link per client, not per notice: revoking the client's
-    links (``selfservice.revoke``) covers every reminder already sent."""
+    links (``links.revoke``) covers every reminder already sent."""
     base = getattr(settings, "SELF_SERVICE_URL", "")
     if not base:
         return ""
     if client is None or client.pk is None:
         return base
-    from cobranza.portal.services import link_for  # imported here: selfservice imports the services
-
-    return link_for(client)
+    return links.link_for(client)
 
 
 def _client_today(client: Client | None) -> dt.date:

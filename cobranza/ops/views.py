@@ -28,7 +28,7 @@ from accounts import selectors as ledger_selectors
 from accounts.models import Client
 from accounts.roles import is_manager, is_staff_member
 from accounts.views import _safe_next, _visible_client, manager_required, staff_required
-from cobranza.engine import dispatch, letters, messaging
+from cobranza.engine import contacts, letters, messaging
 from cobranza.models import MESSAGE_CHANNELS, Notice, NoticeStatus, StepChannel
 from cobranza.ops import selectors, services
 from cobranza.ops.forms import (
@@ -136,7 +136,7 @@ def _message_of(notice: Notice, items) -> tuple[messaging.Rendered | None, bool,
     if notice.status not in (NoticeStatus.PLANNED, NoticeStatus.AWAITING_APPROVAL, NoticeStatus.FAILED):
         return None, False, ""
     if notice.contact is None:
-        notice.contact = dispatch.choose_contact(notice.client, notice.channel)
+        notice.contact = contacts.choose_contact(notice.client, notice.channel)
     try:
         return messaging.render_notice(notice, items=items), True, ""
     except messaging.TemplateRenderError as exc:

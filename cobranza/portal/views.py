@@ -29,7 +29,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.forms import add_service_errors
 from accounts.services import ensure_can_work
 from accounts.views import _visible_client, staff_required
-from cobranza.portal import services
+from cobranza.portal import links, services
 from cobranza.portal.forms import PlanRequestForm, ProblemForm, PromiseForm
 
 DONE_MESSAGES = ("promise", "plan", "problem")
@@ -62,13 +62,13 @@ def portal_view(view):
     @login_not_required
     @functools.wraps(view)
     def wrapper(request, token, *args, **kwargs):
-        if services.rate_limited(ip=_client_ip(request), token=token):
+        if links.rate_limited(ip=_client_ip(request), token=token):
             response = render(request, "cobranza/selfservice/rate_limited.html", status=429)
-            response["Retry-After"] = str(services.rate_window())
+            response["Retry-After"] = str(links.rate_window())
             return _private(response)
         try:
-            client = services.client_from_token(token)
-        except services.LinkError as exc:
+            client = links.client_from_token(token)
+        except links.LinkError as exc:
             response = render(request, "cobranza/selfservice/invalid.html", {"reason": exc.reason}, status=404)
             return _private(response)
         with translation.override(client.language):
@@ -208,6 +208,6 @@ def revoke(request, pk):
     ``ensure_can_work``)."""
     client = _visible_client(request, pk)
     ensure_can_work(request.user, client)
-    services.revoke(by=request.user, client=client)
+    links.revoke(by=request.user, client=client)
     messages.success(request, _("Se revocaron los enlaces de autoservicio de este cliente."))
     return redirect(reverse("client_detail", args=[client.pk]))

@@ -39,6 +39,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -52,6 +53,9 @@ from accounts.models import Client
 from accounts.roles import is_admin
 from cobranza.models import SUBSCRIBABLE_EVENTS, WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint, WebhookEvent
 
+# cobranza.tasks.deliver_webhook, enqueued by its stable name: the tasks module imports this
+# one (a task is a thin wrapper around ``deliver``), so this one cannot import it back.
+DELIVER_TASK = "cobranza.deliver_webhook"
 log = logging.getLogger(__name__)
 
 Status = WebhookDeliveryStatus
@@ -277,11 +281,9 @@ def webhook_event_emit(*, event: str, payload: dict, key: str, now: dt.datetime 
 def enqueue(ids: Sequence[int]) -> None:
     """Hand deliveries to the workers. A broker outage loses nothing: the minute sweep
     (``due_delivery_ids``) finds the rows in the database."""
-    from cobranza import tasks
-
     for delivery_id in ids:
         try:
-            tasks.deliver_webhook.delay(delivery_id)
+            current_app.signature(DELIVER_TASK, args=(delivery_id,)).delay()
         except Exception:  # noqa: BLE001 - the broker is down: the sweep sends it later
             log.warning("webhook delivery %s not enqueued; the sweep will send it", delivery_id, exc_info=True)
             return

@@ -39,6 +39,7 @@ from accounts.models import Client, Contact, Interaction, Invoice, PaymentAlloca
 from accounts.services import ensure_can_work
 from accounts.utils import money_str
 from cobranza.engine import channels, contact_rules
+from cobranza.engine.contacts import choose_contact
 from cobranza.engine.planner import effective_policy_of
 from cobranza.models import (
     CollectorTask,
@@ -529,8 +530,6 @@ def remind_installments(*, now: dt.datetime | None = None) -> dict:
 
 
 def _reminder_contact(inst: Installment) -> Contact | None:
-    from cobranza.engine.dispatch import choose_contact
-
     chosen = inst.commitment.contact
     if chosen is not None and chosen.is_active and chosen.email and not chosen.opted_out("email"):
         return chosen

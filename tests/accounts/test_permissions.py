@@ -33,7 +33,7 @@ from cobranza.models import (
     PolicyStep,
     WebhookDelivery,
 )
-from cobranza.portal import services as selfservice
+from cobranza.portal import links
 from cobranza.webhooks import outgoing as webhooks_out
 from cobranza.workspace import commitments, disputes
 from tests.factories import make_client, make_invoice
@@ -454,7 +454,7 @@ def world(admin_user, gerente, gestora, gestor, nobody, settings, tmp_path):
         "webhook": webhook,
         "webhook_delivery": webhook_delivery,
         "import_job": imports.job_create(by=gerente, kind="invoices", file_name="f.csv", data=b"Folio\n1\n"),
-        "selfservice_token": selfservice.token_for(mine),
+        "selfservice_token": links.token_for(mine),
         "revocable": make_client(by=gerente, collector=gestora),
         "payment": payment,
         "interaction": Interaction.objects.filter(client=mine).first(),

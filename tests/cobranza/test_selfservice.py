@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts.models import Interaction
 from cobranza.engine import messaging
 from cobranza.models import CollectorTask, Commitment, Dispute, SelfServiceAccess, TaskKind
+from cobranza.portal import links
 from cobranza.portal import services as selfservice
 from tests.factories import make_client, make_invoice
 
@@ -45,12 +46,12 @@ def other(gerente, gestor):
 
 
 def _url(client, name="statement"):
-    token = selfservice.token_for(client)
+    token = links.token_for(client)
     return reverse(f"selfservice:{name}", args=[token])
 
 
 def test_the_link_shows_that_clients_statement_with_totals_per_currency(client, debtor, other):
-    response = client.get(selfservice.link_for(debtor))
+    response = client.get(links.link_for(debtor))
     assert response.status_code == 200
     html = response.content.decode()
     assert "FC-1" in html and "FC-2" in html and "FC-USD" in html
@@ -70,12 +71,12 @@ def test_the_statement_counts_days_overdue_and_totals_what_is_overdue(debtor):
 
 
 def test_a_tampered_token_is_refused(client, debtor):
-    token = selfservice.token_for(debtor)
+    token = links.token_for(debtor)
     _client_id, rest = token.split(".", 1)
     forged = f"{debtor.pk + 1}.{rest}"
     for bad in (forged, token[:-2] + "xx", "nada"):
-        with pytest.raises(selfservice.LinkTampered):
-            selfservice.client_from_token(bad)
+        with pytest.raises(links.LinkTampered):
+            links.client_from_token(bad)
         response = client.get(reverse("selfservice:statement", args=[bad]))
         assert response.status_code == 404
         assert "FC-1" not in response.content.decode()
@@ -84,23 +85,23 @@ def test_a_tampered_token_is_refused(client, debtor):
 
 def test_a_link_expires_after_the_configured_days(client, debtor, settings):
     settings.SELF_SERVICE_LINK_DAYS = 30
-    url = selfservice.link_for(debtor)
+    url = links.link_for(debtor)
     with time_machine.travel(timezone.now() + dt.timedelta(days=29), tick=False):
         assert client.get(url).status_code == 200
     with time_machine.travel(timezone.now() + dt.timedelta(days=31), tick=False):
         response = client.get(url)
         assert response.status_code == 404
         assert "caducado" in response.content.decode()
-        with pytest.raises(selfservice.LinkExpired):
-            selfservice.client_from_token(url.rstrip("/").rsplit("/", 1)[1])
+        with pytest.raises(links.LinkExpired):
+            links.client_from_token(url.rstrip("/").rsplit("/", 1)[1])
 
 
 def test_revoking_kills_every_earlier_link_and_logs_it(client, debtor, gestora):
-    old = selfservice.link_for(debtor)
-    selfservice.revoke(by=gestora, client=debtor)
+    old = links.link_for(debtor)
+    links.revoke(by=gestora, client=debtor)
     response = client.get(old)
     assert response.status_code == 404 and "reemplazó" in response.content.decode()
-    assert client.get(selfservice.link_for(debtor)).status_code == 200
+    assert client.get(links.link_for(debtor)).status_code == 200
     access = SelfServiceAccess.objects.get(client=debtor)
     assert access.version == 2 and access.revoked_by == gestora and access.revoked_at
     assert Interaction.objects.filter(client=debtor, summary__icontains="revocados").exists()
@@ -123,7 +124,7 @@ def test_reminders_carry_the_signed_link(debtor, settings):
     settings.SELF_SERVICE_URL = "https://cobranza.example.com/portal/"
     link = messaging.payment_link(client=debtor)
     assert link.startswith("https://cobranza.example.com/portal/")
-    assert selfservice.client_from_token(link.rsplit("/", 1)[1]) == debtor
+    assert links.client_from_token(link.rsplit("/", 1)[1]) == debtor
     # The path under the portal resolves to the statement, with or without a final slash.
     path = "/portal/" + link.rsplit("/", 1)[1]
     assert reverse("selfservice:statement", args=[link.rsplit("/", 1)[1]]) == path
@@ -209,7 +210,7 @@ def test_the_statement_pdf_is_a_pdf(client, debtor):
 
 def test_too_many_requests_get_a_friendly_429(client, debtor, settings):
     settings.SELF_SERVICE_RATE_LIMIT = 3
-    url = selfservice.link_for(debtor)
+    url = links.link_for(debtor)
     assert [client.get(url).status_code for _ in range(3)] == [200, 200, 200]
     response = client.get(url)
     assert response.status_code == 429 and "Demasiadas solicitudes" in response.content.decode()
@@ -225,11 +226,11 @@ def test_guessing_tokens_from_one_address_is_limited_too(client, settings):
 def test_an_english_client_gets_the_page_in_english(client, gerente, gestora):
     debtor = make_client(by=gerente, collector=gestora, language="en")
     make_invoice(by=gerente, client=debtor, number="EN-1", due_in_days=-2)
-    response = client.get(selfservice.link_for(debtor))
+    response = client.get(links.link_for(debtor))
     assert response.status_code == 200
     assert '<html lang="en">' in response.content.decode()
     assert response["Content-Language"] == "en"
     # The site's own language is untouched for the next request.
     spanish = make_client(by=gerente, collector=gestora)
     make_invoice(by=gerente, client=spanish, due_in_days=-2)
-    assert '<html lang="es">' in client.get(selfservice.link_for(spanish)).content.decode()
+    assert '<html lang="es">' in client.get(links.link_for(spanish)).content.decode()

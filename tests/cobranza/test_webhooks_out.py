@@ -445,7 +445,7 @@ def test_an_unreachable_broker_loses_nothing(endpoint, receiver, monkeypatch):
     def down(*args, **kwargs):
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr(tasks.deliver_webhook, "delay", down)
+    monkeypatch.setattr(tasks.deliver_webhook, "apply_async", down)
     [delivery_id] = emit_payment_event()
     webhooks_out.enqueue([delivery_id])  # logs, does not raise
     assert delivery_id in webhooks_out.due_delivery_ids(now=WebhookDelivery.objects.get().next_attempt_at)

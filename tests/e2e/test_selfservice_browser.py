@@ -20,7 +20,7 @@ from playwright.sync_api import Page, expect
 
 from accounts.models import Interaction
 from cobranza.models import CollectorTask, Commitment, Dispute
-from cobranza.portal import services as selfservice
+from cobranza.portal import links
 from tests.e2e.conftest import ARTIFACTS, login
 from tests.factories import PASSWORD, make_client, make_invoice
 
@@ -49,7 +49,7 @@ def _portal(live_server, token: str) -> str:
 def test_a_debtor_reads_downloads_promises_and_reports_a_problem_and_the_collector_sees_it(
     page, live_server, browser, debtor, gestora
 ):
-    token = selfservice.token_for(debtor)
+    token = links.token_for(debtor)
     response = page.goto(_portal(live_server, token))
     assert response.status == 200
     expect(page.get_by_role("heading", level=1, name="Su estado de cuenta")).to_be_visible()
@@ -118,7 +118,7 @@ def test_an_expired_or_altered_link_shows_a_clear_page_not_an_error(page, live_s
     signed_long_ago = real_time() - (settings.SELF_SERVICE_LINK_DAYS + 1) * 86400
     try:
         signing.time.time = lambda: signed_long_ago
-        expired = selfservice.token_for(debtor)
+        expired = links.token_for(debtor)
     finally:
         signing.time.time = real_time
 
@@ -128,7 +128,7 @@ def test_an_expired_or_altered_link_shows_a_clear_page_not_an_error(page, live_s
     expect(page.locator("main")).to_contain_text("Este enlace ha caducado.")
     expect(page.locator("main")).not_to_contain_text("LP-0101")
 
-    token = selfservice.token_for(debtor)
+    token = links.token_for(debtor)
     altered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     for url in (
         _portal(live_server, altered),
