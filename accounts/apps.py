@@ -7,6 +7,8 @@ class AccountsConfig(AppConfig):
     verbose_name = _("Cartera de clientes")
 
     def ready(self):
+        # Imported here, not at the top: these modules import models, which Django loads only
+        # after every app config (ready() is the hook for that).
         from auditlog.models import LogEntry
         from django.db.models.signals import pre_save
 

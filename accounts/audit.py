@@ -36,6 +36,7 @@ from auditlog.middleware import AuditlogMiddleware
 from auditlog.models import LogEntry
 from auditlog.registry import auditlog
 from axes.backends import AxesStandaloneBackend
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
@@ -410,8 +411,6 @@ class Lockout:
 def lockouts() -> list[Lockout]:
     """Failed logins still counting (within the cool-off), per username and address: locked
     ones first. One query."""
-    from axes.models import AccessAttempt
-
     since = timezone.now() - cool_off()
     groups = (
         AccessAttempt.objects.filter(attempt_time__gte=since)

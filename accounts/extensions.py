@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
 ClientPanel = Callable[..., str]
@@ -66,6 +67,4 @@ def register_outcome_form(url_for: Callable[..., str]) -> None:
 def outcome_form_url(client) -> str:
     if _outcome_form:
         return _outcome_form[0](client)
-    from django.urls import reverse
-
     return reverse("interaction_create", args=[client.pk])

@@ -24,7 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import selectors
 from .models import MONEY, Client, Contact, Interaction, Invoice, Payment, Segment
-from .services import CLIENT_FIELDS, CONTACT_FIELDS, MANUAL_STATUSES
+from .services import CLIENT_FIELDS, CONTACT_FIELDS, MANUAL_STATUSES, AllocationRequest
 from .utils import money_str
 
 
@@ -477,7 +477,6 @@ class PaymentForm(forms.Form):
 
     def allocations(self):
         """``AllocationRequest``s for manual mode; ``None`` lets the service apply oldest first."""
-        from .services import AllocationRequest
 
         mode = self.cleaned_data.get("mode")
         if mode == self.CREDIT:

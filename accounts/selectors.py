@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.contrib.auth import get_user_model
 from django.db.models import (
     Case,
     CharField,
@@ -32,8 +33,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .models import MONEY, ZERO, Client, Interaction, Invoice, Payment, PaymentAllocation
-from .roles import is_collector, is_manager
+from .models import MONEY, ZERO, Client, Contact, ContactRole, Interaction, Invoice, Payment, PaymentAllocation
+from .roles import GROUP_NAMES, Role, is_collector, is_manager
 
 
 @dataclass(frozen=True)
@@ -367,9 +368,6 @@ def upcoming_next_actions(*, user, today: dt.date | None = None, limit: int = 10
 
 def collectors() -> QuerySet:
     """Active users in the collector group: the choices for assigning a client."""
-    from django.contrib.auth import get_user_model
-
-    from .roles import GROUP_NAMES, Role
 
     return (
         get_user_model()
@@ -396,7 +394,6 @@ def business_group_members(*, client: Client, user, today: dt.date | None = None
 
 def client_contacts(client: Client, *, active_only: bool = False) -> QuerySet:
     """A client's contacts: active first, then primary, billing, guarantor, backup."""
-    from .models import ContactRole
 
     order = [ContactRole.PRIMARY, ContactRole.BILLING, ContactRole.GUARANTOR, ContactRole.BACKUP]
     qs = client.contacts.all()
@@ -407,8 +404,6 @@ def client_contacts(client: Client, *, active_only: bool = False) -> QuerySet:
 
 
 def contacts_visible_to(user) -> QuerySet:
-    from .models import Contact
-
     return Contact.objects.filter(client__in=clients_visible_to(user).values("pk")).select_related("client")
 
 

@@ -8,7 +8,9 @@ class CobranzaConfig(AppConfig):
 
     def ready(self):
         # accounts never imports cobranza: the client page gets cobranza's panels, and
-        # seed_demo its demo state, through hooks (accounts.extensions).
+        # seed_demo its demo state, through hooks (accounts.extensions). Imported here, not at
+        # the top: these modules import models, which Django loads only after every app config
+        # (ready() is the hook for that).
         from django.urls import reverse
 
         from accounts.extensions import register_client_panel, register_demo_step, register_outcome_form

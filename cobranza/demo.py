@@ -24,9 +24,11 @@ from django.db.models import Sum
 
 from accounts import services as ledger
 from accounts.models import Client, Invoice
+from cobranza.alerts import jobs as alerts
+from cobranza.dashboard import metrics
+from cobranza.models import CollectorTask, Commitment, Dispute, DisputeReason, TaskKind
+from cobranza.profiles import jobs as profiles
 from cobranza.workspace import commitments
-
-from .models import CollectorTask, Commitment, Dispute, DisputeReason, TaskKind
 
 MAX_COMMITMENTS = 120
 CENT = Decimal("0.01")
@@ -48,8 +50,6 @@ def seed(*, today: dt.date, seed: int, stdout=None) -> str:
     profiles = _profiles(today)
     # Month-end aging for the dashboard's trend and roll rates (13: the first month's CEI needs
     # the close of the month before).
-    from cobranza.alerts import jobs as alerts
-    from cobranza.dashboard import metrics
 
     snapshots = metrics.backfill_snapshots(months=13, today=today)
     raised = alerts.raise_alerts(today=today - dt.timedelta(days=1))
@@ -187,7 +187,6 @@ def _commitments(rng: random.Random, today: dt.date) -> dict[str, int]:
 
 
 def _profiles(today: dt.date) -> int:
-    from cobranza.profiles import jobs as profiles
 
     result = profiles.compute_profiles(today=today)
     return int(result.get("clients", 0)) if isinstance(result, dict) else 0

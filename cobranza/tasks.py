@@ -5,11 +5,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from cobranza.alerts import jobs as alerts
-from cobranza.dashboard import metrics
+from cobranza.dashboard import metrics, summaries
 from cobranza.engine import dispatch, escalation, planner
 from cobranza.imports import services as imports
 from cobranza.profiles import fees
 from cobranza.profiles import jobs as profiles
+from cobranza.webhooks import outgoing as webhooks_out
 from cobranza.workspace import commitments
 
 
@@ -88,7 +89,6 @@ def snapshot_aging() -> dict:
 @shared_task(name="cobranza.refresh_dashboard_summaries", time_limit=1800, soft_time_limit=1740)
 def refresh_dashboard_summaries() -> dict:
     """Every 10 minutes: recompute the stored dashboard figures viewed lately (large portfolios)."""
-    from cobranza.dashboard import summaries
 
     return summaries.summaries_refresh()
 
@@ -103,7 +103,6 @@ def run_import(job_id: int) -> str:
 @shared_task(name="cobranza.deliver_webhook", time_limit=90, soft_time_limit=60, acks_late=True)
 def deliver_webhook(delivery_id: int) -> str:
     """One outgoing webhook: claim, re-check, POST (timeout well under the limits), record."""
-    from cobranza.webhooks import outgoing as webhooks_out
 
     return webhooks_out.deliver(delivery_id)
 
@@ -112,7 +111,6 @@ def deliver_webhook(delivery_id: int) -> str:
 def enqueue_due_webhooks(limit: int = 2000) -> int:
     """Every minute: retries whose backoff has passed, deliveries whose enqueue was lost and
     claims whose lease expired (a delivery enqueued twice is claimed once)."""
-    from cobranza.webhooks import outgoing as webhooks_out
 
     ids = webhooks_out.due_delivery_ids(now=timezone.now(), limit=limit)
     with transaction.atomic():
@@ -124,6 +122,5 @@ def enqueue_due_webhooks(limit: int = 2000) -> int:
 @shared_task(name="cobranza.prune_webhook_deliveries", time_limit=900, soft_time_limit=840)
 def prune_webhook_deliveries() -> int:
     """Nightly: finished webhook deliveries older than OUTGOING_WEBHOOKS_RETENTION_DAYS."""
-    from cobranza.webhooks import outgoing as webhooks_out
 
     return webhooks_out.prune_deliveries()

@@ -5,6 +5,7 @@ import os
 from celery import Celery
 from celery.schedules import crontab
 from celery.signals import worker_ready
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "morosos.settings")
 
@@ -45,7 +46,5 @@ def _plan_on_start(sender, **kwargs):
     """With DUNNING_PLAN_ON_WORKER_START (on in development), a starting worker plans today's
     notices at once instead of waiting for the next hourly tick: `make run` shows reminders
     going out within a minute. Planning twice is harmless (the planner records each notice once)."""
-    from django.conf import settings
-
     if getattr(settings, "DUNNING_PLAN_ON_WORKER_START", False):
         sender.app.send_task("cobranza.plan_dunning")

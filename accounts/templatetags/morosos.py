@@ -16,7 +16,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 
 from accounts.models import Client, Interaction, Invoice
-from accounts.selectors import BUCKETS_BY_CODE
+from accounts.selectors import BUCKETS_BY_CODE, bucket_for_days
 from accounts.utils import money_locale as utils_money_locale
 from accounts.utils import money_str
 
@@ -121,7 +121,6 @@ def bucket_badge(code):
 @register.filter
 def bucket_code(due_date):
     """The bucket code for a due date (the client list has the oldest due date, not a code)."""
-    from accounts.selectors import bucket_for_days
 
     if not due_date:
         return ""

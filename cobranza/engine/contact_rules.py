@@ -26,6 +26,9 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from accounts.models import Interaction
+from cobranza.models import ContactRules, Holiday
+
 UTC = dt.UTC
 CAP_PERIOD = dt.timedelta(days=7)
 # How far ahead next_allowed_moment looks before giving up: a year of holidays and then some.
@@ -251,8 +254,6 @@ def default_country() -> str:
 
 def builtin_rules():
     """The Mexican preset (CONDUSEF hours), used when the database has no rules at all."""
-    from cobranza.models import ContactRules
-
     return ContactRules(
         country="MX",
         name="México (CONDUSEF)",
@@ -268,8 +269,6 @@ def builtin_rules():
 def rules_for(country: str):
     """The client's country's rules, else the default country's, else the built-in preset
     (one query)."""
-    from cobranza.models import ContactRules
-
     fallback = default_country()
     found = {r.country: r for r in ContactRules.objects.filter(country__in={country, fallback})}
     return found.get(country) or found.get(fallback) or builtin_rules()
@@ -338,9 +337,6 @@ def decide(*, client, channel: str, at: dt.datetime) -> Decision:
     entries of the same kind (sent notices and contacts logged by collectors alike).
     Letters and internal steps are always allowed. At most three queries.
     """
-    from accounts.models import Interaction
-    from cobranza.models import Holiday
-
     _require_aware(at)
     if channel not in RULED_CHANNELS:
         return Decision(allowed=True, send_at=at)

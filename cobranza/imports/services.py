@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+import openpyxl
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -211,8 +212,6 @@ def read_table(data: bytes, *, name: str = "", encoding: str = "auto") -> tuple[
     if not data.strip():
         raise ImportRejected([_err(1, "", _("El archivo está vacío."))])
     if _is_xlsx(data, name):
-        import openpyxl
-
         try:
             wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
             # Read-only sheets are parsed lazily: a damaged sheet fails here, not at load.
@@ -1018,8 +1017,6 @@ def count_rows(job: ImportJob) -> int:
     """A cheap estimate of data rows, to choose inline or background."""
     data = job_file(job).read_bytes()
     if _is_xlsx(data, job.file_name):
-        import openpyxl
-
         try:
             wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True)
             return max((wb.worksheets[0].max_row or 1) - 1, 0)

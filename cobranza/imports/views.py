@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.views import manager_required
+from cobranza import tasks
 from cobranza.imports import services as imports
 from cobranza.imports.forms import ImportUploadForm, MappingForm
 from cobranza.models import ImportJob
@@ -23,7 +24,6 @@ from cobranza.models import ImportJob
 
 def _start(job: ImportJob) -> None:
     """Run now when small, else hand to the worker (after commit, so it sees the job)."""
-    from cobranza import tasks
 
     task = getattr(tasks, "run_import", None)
     if task is None or imports.count_rows(job) < imports.INLINE_MAX_ROWS:
