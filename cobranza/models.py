@@ -1157,7 +1157,7 @@ class DashboardSummary(models.Model):
     figures with the time they were computed; a beat job recomputes the summaries viewed
     lately, and a manager can recompute one at once. Small portfolios never get one."""
 
-    key = models.CharField(max_length=64, unique=True)  # sha256 of the filters and the language
+    key = models.CharField(max_length=64, unique=True)  # sha256 of the format version, filters and language
     filters = models.JSONField()
     language = models.CharField(max_length=10)
     # The computed ``metrics.Dashboard``, pickled: written and read only by cobranza.dashboard.summaries
