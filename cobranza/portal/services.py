@@ -42,7 +42,7 @@ from django.utils.translation import ngettext
 from accounts import services as ledger
 from accounts.models import ZERO, Client, Interaction, Invoice
 from accounts.services import ensure_can_work
-from accounts.utils import money_str
+from accounts.utils import actor, money_str
 from cobranza.models import (
     CollectorTask,
     Commitment,
@@ -138,7 +138,7 @@ def revoke(*, by: AbstractBaseUser | None, client: Client) -> SelfServiceAccess:
         access, _created = SelfServiceAccess.objects.select_for_update().get_or_create(client=client)
         access.version = F("version") + 1
         access.revoked_at = timezone.now()
-        access.revoked_by = by if by is not None and by.is_authenticated else None
+        access.revoked_by = actor(by)
         access.save(update_fields=["version", "revoked_at", "revoked_by"])
         access.refresh_from_db(fields=["version"])
         ledger.interaction_log(

@@ -73,6 +73,7 @@ from django.utils.translation import gettext_lazy
 
 from accounts.models import Client, Interaction, Invoice, Payment, PaymentAllocation
 from accounts.services import ensure_can_work
+from accounts.utils import actor
 from cobranza.models import (
     ClientProfile,
     CollectorTask,
@@ -494,7 +495,7 @@ def _update_standing(*, client_ids: list[int] | None, today: dt.date, now: dt.da
 def _record_losses(client_ids: list[int], *, today: dt.date, now: dt.datetime, by=None) -> None:
     """One timeline entry and one task for the collector per client that lost the standing."""
     rows = list(ClientProfile.objects.filter(client_id__in=client_ids).select_related("client").order_by("client_id"))
-    author = by if by is not None and getattr(by, "is_authenticated", False) else None
+    author = actor(by)
     with translation.override(settings.LANGUAGE_CODE):
         entries, tasks = [], []
         for row in rows:
@@ -581,7 +582,7 @@ def profile_override(*, by: AbstractBaseUser | None, client: Client, profile: st
     if profile and not reason:
         raise ValidationError({"reason": _("Indique el motivo del cambio de perfil.")})
     now = timezone.now()
-    author = by if by is not None and getattr(by, "is_authenticated", False) else None
+    author = actor(by)
     with transaction.atomic():
         row, _created = ClientProfile.objects.select_for_update().get_or_create(client=client)
         previous = row.override

@@ -50,6 +50,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Client
 from accounts.roles import is_admin
+from accounts.utils import actor
 from cobranza.models import SUBSCRIBABLE_EVENTS, WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint, WebhookEvent
 
 log = logging.getLogger(__name__)
@@ -175,7 +176,7 @@ def endpoint_create(
         events=events,
         is_active=is_active,
         secret=secret_generate(),
-        created_by=by if by is not None and by.is_authenticated else None,
+        created_by=actor(by),
     )
 
 
@@ -395,7 +396,7 @@ def endpoint_ping(*, by: AbstractBaseUser | None, endpoint: WebhookEndpoint) -> 
         raise ValidationError(_("El webhook está desactivado: actívelo para enviarle un evento de prueba."))
     now = timezone.now()
     event_id = uuid.uuid4()
-    who = (by.get_full_name() or by.get_username()) if by is not None and by.is_authenticated else None
+    who = (by.get_full_name() or by.get_username()) if actor(by) else None
     return WebhookDelivery.objects.create(
         endpoint=endpoint,
         event=WebhookEvent.PING,
