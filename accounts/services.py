@@ -1,6 +1,6 @@
 """Every write to the ledger goes through a function here.
 
-Conventions (DESIGN.md §3): ``<noun>_<verb>``, keyword-only typed arguments, the acting user
+Conventions: ``<noun>_<verb>``, keyword-only typed arguments, the acting user
 passed in as ``by``, one transaction per call, side effects only after commit. Errors are
 ``ValidationError`` with field names, so forms and the API can show them next to the field.
 """

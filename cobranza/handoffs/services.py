@@ -1,4 +1,4 @@
-"""Hand-offs: a client's debt sent to a collection agency or to legal (issue 4, item 8).
+"""Hand-offs: a client's debt sent to a collection agency or to legal (docs/domain.md#hand-offs).
 
 Writes (``handoff_open``, ``handoff_update``, ``handoff_close``, ``open_for_notice``) follow
 ``accounts.services``: keyword-only arguments, the acting user as ``by`` (``None`` is the

@@ -1,4 +1,4 @@
-"""Negotiated discounts (seed 000: discounts are one of the things to negotiate).
+"""Negotiated discounts, one of the things to negotiate (docs/domain.md#negotiation).
 
 A collector requests a discount on one invoice of their client, with a reason. It is applied
 at once when the requester is a manager, or when the amount is within the segment's

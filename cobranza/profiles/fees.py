@@ -1,4 +1,4 @@
-"""Late fees and interest (*recargos*), agreed in advance per segment (seed 004).
+"""Late fees and interest (*recargos*), agreed in advance per segment (docs/domain.md#late-fees).
 
 ``accrue_late_fees`` runs nightly, in two set-based statements, for every invoice that is
 open or partially paid (disputed, paid, written-off and cancelled invoices are left alone),

@@ -1,4 +1,4 @@
-"""Delinquency profiles: the five kinds of late payer (seed 003) plus the good payer (seed 000).
+"""Delinquency profiles: the five kinds of late payer plus the good payer (docs/domain.md#late-payers).
 
 ``compute_profiles`` recomputes every client's profile (or the given clients') from its
 payment history in a few set-based SQL statements: one ``INSERT … SELECT … ON CONFLICT DO
@@ -139,7 +139,7 @@ RULE_BY_PROFILE = dict(RULES)
 
 @dataclass(frozen=True)
 class Protocol:
-    """How to treat a profile (DESIGN §4, seeds 000, 003 and 004)."""
+    """How to treat a profile (docs/domain.md#late-payers)."""
 
     summary: str
     tone: str

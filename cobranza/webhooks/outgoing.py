@@ -7,7 +7,7 @@ only if what caused it was committed (a rolled-back payment notifies nobody). A 
 ``(endpoint, event_key)`` makes emitting the same domain event twice harmless. After commit
 each new row is handed to a worker; if Redis is down the row waits for the minute sweep.
 
-**Delivery** (DESIGN §3.5): claim the row with a conditional UPDATE and a lease, re-check the
+**Delivery**, like the dunning dispatch: claim the row with a conditional UPDATE and a lease, re-check the
 endpoint is still active, then POST outside any transaction:
 
 - headers ``X-Morosos-Event``, ``X-Morosos-Delivery`` (the event id, a UUID that stays the

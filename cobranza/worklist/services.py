@@ -1,4 +1,4 @@
-"""Writes on collector tasks (DESIGN.md §3: keyword-only arguments, the acting user as ``by``,
+"""Writes on collector tasks (keyword-only arguments, the acting user as ``by``,
 one transaction, permissions checked here as well as in the views)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Disputes (seed 003's *moroso por circunstancias*): the client withholds payment over a
+"""Disputes (docs/domain.md#disputes): the client withholds payment over a
 complaint. Opening one puts its invoices in dispute — out of the ladder, out of automatic
 payment allocation — and gives it an owner; resolving it records the outcome and returns the
 invoices to collection:
