@@ -47,6 +47,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 
 from .models import Client, Contact, Invoice, Payment, PaymentAllocation
+from .utils import actor
 
 # --- who made the change -------------------------------------------------------------------
 
@@ -80,7 +81,7 @@ class AuditActorMiddleware(AuditlogMiddleware):
 def acting_as(user) -> Iterator[None]:
     """Credit the audited changes made inside the block to ``user`` (background work done for
     a person, e.g. an import a manager started). ``None`` or an anonymous user: the system."""
-    token = _acting_user.set(user if getattr(user, "is_authenticated", False) else None)
+    token = _acting_user.set(actor(user))
     try:
         yield
     finally:
@@ -94,9 +95,7 @@ def current_actor():
         return user
     request = _current_request.get()
     user = getattr(request, "user", None) if request is not None else None
-    if isinstance(user, get_user_model()) and user.is_authenticated:
-        return user
-    return None
+    return actor(user) if isinstance(user, get_user_model()) else None
 
 
 def fill_actor(sender, instance, **kwargs):
@@ -117,7 +116,7 @@ def snapshot(objects: Iterable[Model]) -> dict:
 
 
 def _actor_for(by):
-    return by if getattr(by, "is_authenticated", False) else current_actor()
+    return actor(by) or current_actor()
 
 
 def _entry(obj: Model, action: int, changes: dict, actor, now) -> LogEntry:

@@ -2,13 +2,13 @@
 
 ``python manage.py seed_demo`` calls :func:`seed`. It builds staff users (one documented
 password, :data:`DEMO_PASSWORD`) and a portfolio of clients whose payment history follows the
-five kinds of late payer of DESIGN.md §4 (plus punctual payers): ~10 invoices per client over
+five kinds of late payer (plus punctual payers, docs/domain.md#late-payers): ~10 invoices per client over
 the 18 months before ``today``, the payments and allocations that settled them (or not), and
 a timeline of reminders, calls, promises, disputes and escalations written in Spanish.
 
 Why this module writes rows directly instead of calling ``accounts.services``
 ----------------------------------------------------------------------------
-Seeding is the documented exception to "every write goes through a service" (DESIGN.md §3):
+Seeding is an exception to "every write goes through a service":
 the services work one client at a time, with row locks and one transaction per call, which
 would take hours for the 100,000 clients (~1,000,000 invoices) the benchmarks need. Here each
 chunk of clients is generated in memory and inserted with ``bulk_create``, so this module
@@ -847,7 +847,7 @@ class DemoSeeder:
         seg_shape = SEGMENT_SHAPE[segment]
         terms = _weighted(rng, seg_shape[2])
         if profile == CHRONIC and rng.random() < 0.5:
-            terms = 15  # seed 003: shorter credit for chronic payers
+            terms = 15  # shorter credit for chronic payers (docs/domain.md#chronic-late-payer)
         collector = (
             rng.choices(self.collectors, weights=[35, 33, 32][: len(self.collectors)])[0]
             if self.collectors and rng.random() < 0.95
@@ -975,7 +975,7 @@ class DemoSeeder:
                     channel=_weighted(rng, {"email": 5, "phone": 3}),
                 )
                 n += 1
-        # Guarantors (avales) for people and high-risk clients (seed 004: talk to them).
+        # Guarantors (avales) for people and high-risk clients (docs/domain.md#contacts-and-guarantors).
         wants_guarantor = client.kind == Client.Kind.PERSON and rng.random() < 0.6
         wants_guarantor |= ctx.segment == "alto-riesgo" and rng.random() < 0.7
         wants_guarantor |= ctx.profile == NEGLIGENT and rng.random() < 0.7
@@ -991,7 +991,7 @@ class DemoSeeder:
                 notes=f"Firmó pagaré como aval el {_fmt(signed)}.",
             )
             n += 1
-        # Backup contacts for when the usual one does not answer (seed 004).
+        # Backup contacts for when the usual one does not answer (docs/domain.md#contacts-and-guarantors).
         if n < 3 and rng.random() < 0.35:
             first, last1, last2, position = self._person(BACKUP_POSITIONS)
             left = rng.random() < 0.12
@@ -1100,7 +1100,8 @@ class DemoSeeder:
         issues = [start + dt.timedelta(days=rng.randint(0, span)) for _ in range(n)]
         if ctx.profile == NEGLIGENT:
             # The day they stopped paying. What they bought around and after it is the old
-            # unpaid debt of seed 003's careless payer, so it is there even for a short history.
+            # unpaid debt of the negligent payer (docs/domain.md#negligent-payer), so it is there even for
+            # a short history.
             # Their last sales before credit was suspended fall due on or after that day.
             ctx.stop = today - dt.timedelta(days=rng.randint(130, 270))
             last_dues = (

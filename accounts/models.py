@@ -67,7 +67,7 @@ class Segment(models.Model):
 
 
 class BusinessGroup(models.Model):
-    """Companies controlled by the same owners (seed 000: check before negotiating)."""
+    """Companies controlled by the same owners, to check before negotiating (docs/domain.md#client-analysis)."""
 
     name = models.CharField(_("nombre"), max_length=160, unique=True)
     notes = models.TextField(_("notas"), blank=True)
@@ -425,7 +425,7 @@ class InteractionOutcome(models.TextChoices):
 
 
 class NonPaymentReason(models.TextChoices):
-    """Why the client has not paid, as heard in the contact (seed 000: find the reason first)."""
+    """Why the client has not paid, as heard in the contact (docs/domain.md#client-analysis)."""
 
     NONE = "", _("—")
     FORGOT = "forgot", _("Olvido")

@@ -380,7 +380,7 @@ def collectors() -> QuerySet:
 def business_group_members(*, client: Client, user, today: dt.date | None = None) -> QuerySet[Client]:
     """The other clients of ``client``'s business group with their balances (one query).
     ``visible`` says whether ``user`` may open each one: a collector sees the names of the
-    whole group (seed 000: check the companies of the same owners) but works only their own."""
+    whole group (docs/domain.md#client-analysis) but works only their own."""
     if client.business_group_id is None:
         return Client.objects.none()
     today = today or timezone.localdate()

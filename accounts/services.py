@@ -1,6 +1,6 @@
 """Every write to the ledger goes through a function here.
 
-Conventions (DESIGN.md §3): ``<noun>_<verb>``, keyword-only typed arguments, the acting user
+Conventions: ``<noun>_<verb>``, keyword-only typed arguments, the acting user
 passed in as ``by``, one transaction per call, side effects only after commit. Errors are
 ``ValidationError`` with field names, so forms and the API can show them next to the field.
 """
@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from . import audit, signals
 from .models import ZERO, BusinessGroup, Client, Contact, Interaction, Invoice, Payment, PaymentAllocation, Segment
 from .roles import is_collector, is_manager
-from .utils import money_str
+from .utils import actor, money_str
 
 CENT = Decimal("0.01")
 
@@ -51,10 +51,6 @@ def ensure_manager(user) -> None:
         raise PermissionDenied(_("Esta acción requiere el rol de gerente."))
 
 
-def _author(user):
-    return user if user is not None and getattr(user, "is_authenticated", False) else None
-
-
 def _system_event(
     *,
     client: Client,
@@ -70,7 +66,7 @@ def _system_event(
         direction=Interaction.Direction.INTERNAL,
         summary=summary[:255],
         body=body,
-        author=_author(by),
+        author=actor(by),
         occurred_at=occurred_at or timezone.now(),
     )
     entry.save()
@@ -209,7 +205,7 @@ def clients_assign_collector(
                 kind=Interaction.Kind.SYSTEM,
                 direction=Interaction.Direction.INTERNAL,
                 summary=_("Cartera reasignada a %(name)s") % {"name": name},
-                author=_author(by),
+                author=actor(by),
             )
             for pk in to_change
         )
@@ -496,7 +492,7 @@ def payment_record(
         reference=reference,
         unallocated=amount,
         notes=notes,
-        recorded_by=_author(by),
+        recorded_by=actor(by),
     )
     _full_clean(payment, exclude=["reference"] if reference else ())
     if received_on > timezone.localdate() + dt.timedelta(days=1):
@@ -698,7 +694,7 @@ def interaction_log(
         summary=summary.strip()[:255],
         body=body,
         contact=contact,
-        author=_author(by),
+        author=actor(by),
         occurred_at=occurred_at,
         next_action_on=next_action_on,
         nonpayment_reason=nonpayment_reason or "",

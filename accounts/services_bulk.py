@@ -53,14 +53,13 @@ from .services import (
     CLIENT_FIELDS,
     AllocationRequest,
     _apply,
-    _author,
     _check_requested,
     _payment_summary,
     ensure_can_work,
     ensure_manager,
     to_money,
 )
-from .utils import money_str
+from .utils import actor, money_str
 
 BATCH_SIZE = 2000  # rows per INSERT (Django lowers it on SQLite to fit its parameter limit)
 LOCK_CHUNK = 5000  # ids per SELECT … FOR UPDATE
@@ -145,7 +144,7 @@ class TimelineBatch:
     def flush(self) -> list[Interaction]:
         """Write the entries (one INSERT for all, one for their invoice links)."""
         now = timezone.now()
-        author = _author(self.by)
+        author = actor(self.by)
         entries, links = [], []
         for client_id, lines in self._clients.items():
             entries.append(
@@ -585,7 +584,7 @@ def payments_bulk_record(
         ensure_can_work(by, client)
     errors: dict[int, ValidationError] = {}
     today = timezone.localdate()
-    author = _author(by)
+    author = actor(by)
     now = timezone.now()
     objs: list[Payment] = []
     wanted_by_index: dict[int, dict[int, Decimal] | None] = {}

@@ -83,7 +83,7 @@ class MessageTemplateText(models.Model):
 
 
 class Profile(models.TextChoices):
-    """The five kinds of late payer (seed 003), plus the good payer (seed 000)."""
+    """The five kinds of late payer, plus the good payer (docs/domain.md#late-payers)."""
 
     GOOD = "good", _("Buen pagador")
     CASUAL = "casual", _("Atraso casual")
@@ -595,7 +595,7 @@ class DisputeResolution(models.TextChoices):
 
 
 class Dispute(models.Model):
-    """A complaint that withholds payment (seed 003's *moroso por circunstancias*): its
+    """A complaint that withholds payment (docs/domain.md#disputes): its
     invoices are disputed — out of the ladder — until it is resolved."""
 
     Reason = DisputeReason
@@ -766,7 +766,7 @@ class ClientProfile(models.Model):
     override_reason = models.CharField(_("motivo"), max_length=255, blank=True)
     override_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     override_at = models.DateTimeField(null=True, blank=True)
-    # Good-payer standing (seed 000): when it was gained and lost, to notify the loss once.
+    # Good-payer standing (docs/domain.md#good-payer): when it was gained and lost, to notify the loss once.
     good_payer_since = models.DateField(_("buen pagador desde"), null=True, blank=True)
     good_payer_lost_on = models.DateField(_("dejó de ser buen pagador"), null=True, blank=True)
 
@@ -873,7 +873,7 @@ class AlertStatus(models.TextChoices):
 
 
 class Alert(models.Model):
-    """An early warning about a client (seed 002: watch payment behaviour, alert early).
+    """An early warning about a client (docs/domain.md#early-warnings).
     Raised by the nightly job with the evidence that triggered it; once per client, kind and
     period (``period_key``, e.g. the month), so a nightly rerun raises nothing twice."""
 
@@ -1157,7 +1157,7 @@ class DashboardSummary(models.Model):
     figures with the time they were computed; a beat job recomputes the summaries viewed
     lately, and a manager can recompute one at once. Small portfolios never get one."""
 
-    key = models.CharField(max_length=64, unique=True)  # sha256 of the filters and the language
+    key = models.CharField(max_length=64, unique=True)  # sha256 of the format version, filters and language
     filters = models.JSONField()
     language = models.CharField(max_length=10)
     # The computed ``metrics.Dashboard``, pickled: written and read only by cobranza.dashboard.summaries

@@ -1,4 +1,4 @@
-"""Early warnings (seed 002: watch payment behaviour constantly and alert early).
+"""Early warnings: watch payment behaviour constantly and alert early (docs/domain.md#early-warnings).
 
 ``raise_alerts(today=…)`` runs nightly. Each rule is one set-based SQL statement (ORM
 aggregates, or raw SQL where it needs the settlement date of each invoice); Python

@@ -1,8 +1,8 @@
 """Serializers: read shapes, and input shapes whose validated data feed the services.
 
-Input serializers never save: the views pass ``validated_data`` to the service functions
-(DESIGN.md §3). Related objects are looked up among those the requesting user may see, so a
-collector naming another collector's client gets a field error, as if it did not exist.
+Input serializers never save: the views pass ``validated_data`` to the service functions.
+Related objects are looked up among those the requesting user may see, so a collector naming
+another collector's client gets a field error, as if it did not exist.
 """
 
 from __future__ import annotations

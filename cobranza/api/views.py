@@ -1,5 +1,5 @@
 """REST API v1. Reads go through the visibility selectors; writes call the service
-functions with ``by=request.user`` (DESIGN.md §3) — nothing here saves a domain model.
+functions with ``by=request.user`` — nothing here saves a domain model.
 
 Errors: every validation problem is a 400 ``{"field": ["message"], ...}``, including the
 services' ``django.core.exceptions.ValidationError`` (mapped by ``api_exception_handler``);

@@ -3,6 +3,7 @@
 The dashboard page, its CSV/XLSX exports, the PDF report and any API read these functions;
 nothing else computes a KPI. Every function is a fixed number of SQL aggregate queries,
 whatever the size of the portfolio, and returns plain data (dataclasses, Decimals, dates).
+docs/domain.md#kpis states each formula in prose: keep it in step.
 
 Conventions
 -----------

@@ -11,6 +11,12 @@ live again. Small portfolios are always computed live and never stored.
 
 The page, its exports and the PDF read the same ``metrics.Dashboard`` (stored or live), so they
 agree with each other; the API (``/api/v1/metrics/``) always computes live.
+
+A stored summary is a pickle, so it only loads while ``metrics.Dashboard`` and the classes it
+holds keep their module, name and fields. ``FORMAT_VERSION`` is part of the key: bumping it
+makes every older row unreachable (the next view computes and stores under the new key; the beat
+job forgets the old rows). A row that still cannot be loaded is treated as missing: computed
+again and overwritten, never a 500.
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ REFRESH_MINUTES = 10
 STALE_AFTER = dt.timedelta(minutes=3 * REFRESH_MINUTES)
 KEEP_DAYS = 2
 TOUCH_EVERY = dt.timedelta(minutes=5)  # record a view at most this often (one UPDATE)
+# Bump whenever what is pickled changes shape: metrics.Dashboard or a dataclass inside it moves,
+# is renamed, or gains, loses or retypes a field (test_dashboard_summaries fails until you do).
+FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,7 @@ def _filters_from(data: dict) -> metrics.Filters:
 
 
 def summary_key(f: metrics.Filters, language: str) -> str:
-    raw = json.dumps([_filters_json(f), language], sort_keys=True)
+    raw = json.dumps([FORMAT_VERSION, _filters_json(f), language], sort_keys=True)
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
@@ -99,21 +108,37 @@ def _store(
     )
 
 
+def _unpickle(row: DashboardSummary) -> metrics.Dashboard | None:
+    """The row's dashboard, or None when it cannot be loaded: written by an older release
+    whose classes have since moved or changed (any error unpickling, or another type)."""
+    try:
+        data = pickle.loads(bytes(row.data))  # noqa: S301 - written by _store
+    except Exception:
+        logger.warning("dashboard summary %s cannot be loaded; computing it again", row.pk, exc_info=True)
+        return None
+    if not isinstance(data, metrics.Dashboard):
+        logger.warning("dashboard summary %s holds a %s; computing it again", row.pk, type(data).__name__)
+        return None
+    return data
+
+
 def dashboard_load(f: metrics.Filters, *, now: dt.datetime | None = None) -> tuple[metrics.Dashboard, Freshness]:
     """The dashboard for these filters in the active language: a fresh stored summary when
     there is one (1 query, 2 when the view is recorded), else computed live — and stored
-    when that took longer than ``DASHBOARD_LIVE_MAX_MS``."""
+    when that took longer than ``DASHBOARD_LIVE_MAX_MS``, or when it replaces a stored row
+    that could not be loaded (that row exists because these filters were slow)."""
     now = now or timezone.now()
     language = translation.get_language() or settings.LANGUAGE_CODE
     key = summary_key(f, language)
     row = DashboardSummary.objects.filter(key=key, computed_at__gte=now - STALE_AFTER).first()
     if row is not None:
-        if row.viewed_at < now - TOUCH_EVERY:
-            DashboardSummary.objects.filter(pk=row.pk).update(viewed_at=now)
-        data = pickle.loads(bytes(row.data))  # noqa: S301 - written by _store above
-        return data, Freshness(row.computed_at, row.duration_ms, stored=True)
+        data = _unpickle(row)
+        if data is not None:
+            if row.viewed_at < now - TOUCH_EVERY:
+                DashboardSummary.objects.filter(pk=row.pk).update(viewed_at=now)
+            return data, Freshness(row.computed_at, row.duration_ms, stored=True)
     data, duration_ms = _compute(f)
-    if duration_ms > settings.DASHBOARD_LIVE_MAX_MS:
+    if row is not None or duration_ms > settings.DASHBOARD_LIVE_MAX_MS:
         _store(f, language, data, duration_ms, now, viewed=True)
     return data, Freshness(now, duration_ms, stored=False)
 
@@ -136,12 +161,19 @@ def summaries_forget() -> int:
 
 def summaries_refresh(*, now: dt.datetime | None = None) -> dict[str, int]:
     """The beat job: recompute every summary viewed in the last ``KEEP_DAYS``, forget the
-    others. One dashboard computation per kept summary."""
+    others and those of an older ``FORMAT_VERSION`` (a view stores them again under the
+    current key). One dashboard computation per kept summary."""
     now = now or timezone.now()
     forgotten, _detail = DashboardSummary.objects.filter(viewed_at__lt=now - dt.timedelta(days=KEEP_DAYS)).delete()
     refreshed = 0
-    for filters, language in DashboardSummary.objects.values_list("filters", "language"):
-        f = _filters_from(filters)
+    for pk, key, filters, language in DashboardSummary.objects.values_list("pk", "key", "filters", "language"):
+        try:
+            f = _filters_from(filters)
+        except (KeyError, TypeError, ValueError):
+            f = None  # filters stored by an older release
+        if f is None or summary_key(f, language) != key:
+            forgotten += DashboardSummary.objects.filter(pk=pk).delete()[0]
+            continue
         with translation.override(language):
             data, duration_ms = _compute(f)
         _store(f, language, data, duration_ms, timezone.now(), viewed=False)

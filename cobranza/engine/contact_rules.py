@@ -1,7 +1,7 @@
 """Contact rules: when, and how often, a debtor may be contacted.
 
 A send that falls outside the rules is deferred to the next allowed moment, never dropped
-(DESIGN.md §4). The rules are a daily window in the debtor's local time, the weekdays and
+(docs/domain.md#contact-rules). The rules are a daily window in the debtor's local time, the weekdays and
 holidays on which contact is allowed, and a cap on contacts per channel in a rolling 7 days.
 
 The core is pure (no database) so it can be tested exhaustively: ``Window``,

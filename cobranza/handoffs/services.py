@@ -1,4 +1,4 @@
-"""Hand-offs: a client's debt sent to a collection agency or to legal (issue 4, item 8).
+"""Hand-offs: a client's debt sent to a collection agency or to legal (docs/domain.md#hand-offs).
 
 Writes (``handoff_open``, ``handoff_update``, ``handoff_close``, ``open_for_notice``) follow
 ``accounts.services``: keyword-only arguments, the acting user as ``by`` (``None`` is the
@@ -58,7 +58,7 @@ from accounts import selectors as ledger_selectors
 from accounts import services as ledger
 from accounts.models import MONEY, ZERO, Client, Interaction, Invoice, Payment
 from accounts.services import AllocationRequest, ensure_can_work, ensure_manager, to_money
-from accounts.utils import money_str
+from accounts.utils import actor, money_str
 from cobranza.models import HandOff, HandOffKind, HandOffStatus, HandOffUpdate, Notice, StepChannel
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,6 @@ SENDABLE_STATUSES = (Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID)
 STATUS_FOR_KIND = {HandOffKind.AGENCY: Client.Status.AGENCY, HandOffKind.LEGAL: Client.Status.LEGAL}
 CLOSING_STATUSES = (HandOffStatus.RECOVERED, HandOffStatus.CLOSED, HandOffStatus.RETURNED)
 KIND_FOR_CHANNEL = {StepChannel.AGENCY: HandOffKind.AGENCY, StepChannel.LEGAL: HandOffKind.LEGAL}
-
-
-def _author(user):
-    return user if user is not None and getattr(user, "is_authenticated", False) else None
 
 
 def case_label(handoff: HandOff) -> str:
@@ -345,7 +341,7 @@ def handoff_open(
             agency=agency.strip(),
             status=HandOffStatus.OPEN,
             opened_on=today,
-            opened_by=_author(by),
+            opened_by=actor(by),
             currency=chosen[0].currency,
             amount=sum((inv.open_balance for inv in chosen), ZERO),
             notes=notes.strip(),
@@ -466,7 +462,7 @@ def handoff_update(
             note=note,
             recovered=recovered,
             payment=payment,
-            created_by=_author(by),
+            created_by=actor(by),
         )
         if recovered > 0:
             summary = _("%(case)s · recuperado %(amount)s") % {
@@ -533,7 +529,7 @@ def handoff_close(*, by: AbstractBaseUser | None, handoff: HandOff, status: str,
             handoff=handoff,
             on=today,
             note=f"{status_label}: {note}" if note else str(status_label),
-            created_by=_author(by),
+            created_by=actor(by),
         )
         handoff.client = client
         _timeline(

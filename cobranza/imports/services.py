@@ -58,6 +58,7 @@ from django.utils.translation import gettext_lazy
 from accounts import audit, services_bulk
 from accounts.models import Client, Invoice, Payment, Segment
 from accounts.roles import GROUP_NAMES
+from accounts.utils import actor
 from cobranza.models import ImportJob, ImportKind, ImportMapping
 
 PROGRESS_EVERY = 500
@@ -1008,7 +1009,7 @@ def job_create(
         file_name=file_name[:255],
         file_path=path,
         dry_run=dry_run,
-        created_by=by if getattr(by, "is_authenticated", False) else None,
+        created_by=actor(by),
         summary=summary,
     )
 
@@ -1153,7 +1154,7 @@ def mapping_save(*, by, name: str, kind: str, options: Options) -> ImportMapping
             "date_format": options.date_format,
             "decimal_separator": options.decimal_separator,
             "encoding": options.encoding,
-            "created_by": by if getattr(by, "is_authenticated", False) else None,
+            "created_by": actor(by),
             "updated_at": timezone.now(),
         },
     )

@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from accounts import services as ledger
 from accounts.models import Client, Interaction, Invoice
 from accounts.services import ensure_can_work, ensure_manager
+from accounts.utils import actor
 from cobranza.models import (
     ClientDunning,
     CollectorTask,
@@ -53,7 +54,7 @@ def client_pause(
         dunning.paused_until = until
         dunning.pause_reason = reason if until else ""
         dunning.updated_at = timezone.now()
-        dunning.updated_by = by if by is not None and by.is_authenticated else None
+        dunning.updated_by = actor(by)
         dunning.save(update_fields=["paused_until", "pause_reason", "updated_at", "updated_by"])
         if until:
             summary = _("Recordatorios en pausa hasta el %(date)s") % {"date": until.isoformat()}
@@ -95,7 +96,7 @@ def invoice_hold(*, by: AbstractBaseUser | None, invoice: Invoice, until: dt.dat
             defaults={
                 "until": until,
                 "reason": reason.strip(),
-                "created_by": by if by and by.is_authenticated else None,
+                "created_by": actor(by),
             },
         )
         _note(
@@ -179,7 +180,7 @@ def notice_retry(*, by: AbstractBaseUser | None, notice: Notice) -> Notice:
         )
         # The "check the interrupted send" task is answered by this decision.
         CollectorTask.objects.filter(notice=notice, kind=TaskKind.REVIEW, status=TaskStatus.OPEN).update(
-            status=TaskStatus.DONE, completed_at=now, completed_by=by if by and by.is_authenticated else None
+            status=TaskStatus.DONE, completed_at=now, completed_by=actor(by)
         )
         notice.refresh_from_db()
         _note(
@@ -214,7 +215,7 @@ def letters_mark_printed(*, by: AbstractBaseUser | None, notice_ids: list[int]) 
             ensure_can_work(by, letter.client)
         Notice.objects.filter(pk__in=[n.pk for n in letters]).update(
             printed_at=now,
-            printed_by=by if by is not None and by.is_authenticated else None,
+            printed_by=actor(by),
             updated_at=now,
         )
         for letter in letters:

@@ -7,7 +7,8 @@ tests assert it). Money is never summed across currencies: each function takes t
 currency to report in.
 
 Periods are inclusive local dates (``start`` … ``end``, the site's time zone). Formulas, as
-shown to managers, are in ``FORMULAS``.
+shown to managers, are in ``FORMULAS`` (and in docs/domain.md#collector-performance and
+docs/domain.md#dunning-effectiveness; keep them in step).
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ from django.utils.translation import gettext as _
 from accounts import services as ledger
 from accounts.models import Client, Interaction
 from accounts.services import ensure_can_work
+from accounts.utils import actor
 from cobranza.models import SelfServiceAccess
 
 SALT = "morosos.selfservice.link"
@@ -122,7 +123,7 @@ def revoke(*, by: AbstractBaseUser | None, client: Client) -> SelfServiceAccess:
         access, _created = SelfServiceAccess.objects.select_for_update().get_or_create(client=client)
         access.version = F("version") + 1
         access.revoked_at = timezone.now()
-        access.revoked_by = by if by is not None and by.is_authenticated else None
+        access.revoked_by = actor(by)
         access.save(update_fields=["version", "revoked_at", "revoked_by"])
         access.refresh_from_db(fields=["version"])
         ledger.interaction_log(

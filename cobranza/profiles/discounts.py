@@ -1,4 +1,4 @@
-"""Negotiated discounts (seed 000: discounts are one of the things to negotiate).
+"""Negotiated discounts, one of the things to negotiate (docs/domain.md#negotiation).
 
 A collector requests a discount on one invoice of their client, with a reason. It is applied
 at once when the requester is a manager, or when the amount is within the segment's
@@ -26,14 +26,10 @@ from django.utils.translation import gettext as _
 from accounts.models import Interaction, Invoice, PaymentMethod
 from accounts.roles import is_manager
 from accounts.services import AllocationRequest, ensure_can_work, ensure_manager, payment_record, to_money
-from accounts.utils import money_str
+from accounts.utils import actor, money_str
 from cobranza.models import CollectorTask, Discount, LateFeeRule, TaskKind, TaskStatus
 
 DISCOUNTABLE_STATUSES = Invoice.COLLECTIBLE_STATUSES
-
-
-def _author(by):
-    return by if by is not None and getattr(by, "is_authenticated", False) else None
 
 
 def _log(*, by, invoice: Invoice, summary: str, body: str = "") -> None:
@@ -43,7 +39,7 @@ def _log(*, by, invoice: Invoice, summary: str, body: str = "") -> None:
         direction=Interaction.Direction.INTERNAL,
         summary=summary[:255],
         body=body,
-        author=_author(by),
+        author=actor(by),
     )
     entry.save()
     entry.invoices.add(invoice)
@@ -124,7 +120,7 @@ def discount_request(*, by: AbstractBaseUser | None, invoice: Invoice, amount, r
             invoice=invoice,
             amount=amount,
             reason=reason[:255],
-            requested_by=_author(by),
+            requested_by=actor(by),
             requested_at=now,
         )
         amount_text = money_str(amount, invoice.currency)
@@ -151,7 +147,7 @@ def discount_request(*, by: AbstractBaseUser | None, invoice: Invoice, amount, r
                 body=reason,
             )
         else:
-            discount.decided_by = _author(by)
+            discount.decided_by = actor(by)
             discount.decided_at = now
             _apply(by=by, discount=discount, invoice=invoice)
             discount.save()
@@ -171,7 +167,7 @@ def _close_tasks(*, by, discount: Discount, now) -> None:
     if Discount.objects.filter(invoice__client_id=client_id, status=Discount.Status.REQUESTED).exists():
         return
     CollectorTask.objects.filter(client_id=client_id, kind=TaskKind.DISCOUNT, status=TaskStatus.OPEN).update(
-        status=TaskStatus.DONE, completed_at=now, completed_by=_author(by)
+        status=TaskStatus.DONE, completed_at=now, completed_by=actor(by)
     )
 
 
@@ -191,7 +187,7 @@ def discount_approve(*, by: AbstractBaseUser | None, discount: Discount, notes: 
         invoice = _locked_invoice(discount.invoice)
         locked = _locked_pending(discount)
         _check_balance(invoice, locked.amount)
-        locked.decided_by = _author(by)
+        locked.decided_by = actor(by)
         locked.decided_at = now
         locked.decision_notes = notes[:255]
         _apply(by=by, discount=locked, invoice=invoice)
@@ -218,7 +214,7 @@ def discount_reject(*, by: AbstractBaseUser | None, discount: Discount, notes: s
         locked = _locked_pending(discount)
         invoice = Invoice.objects.select_related("client").get(pk=locked.invoice_id)
         locked.status = Discount.Status.REJECTED
-        locked.decided_by = _author(by)
+        locked.decided_by = actor(by)
         locked.decided_at = now
         locked.decision_notes = notes[:255]
         locked.save(update_fields=["status", "decided_by", "decided_at", "decision_notes"])

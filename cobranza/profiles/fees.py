@@ -1,4 +1,4 @@
-"""Late fees and interest (*recargos*), agreed in advance per segment (seed 004).
+"""Late fees and interest (*recargos*), agreed in advance per segment (docs/domain.md#late-fees).
 
 ``accrue_late_fees`` runs nightly, in two set-based statements, for every invoice that is
 open or partially paid (disputed, paid, written-off and cancelled invoices are left alone),
@@ -37,7 +37,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Client, Interaction, Invoice, Segment
 from accounts.services import ensure_can_work, ensure_manager, to_money
-from accounts.utils import money_str
+from accounts.utils import actor, money_str
 from cobranza.models import LateFee, LateFeeKind, LateFeeRule
 
 
@@ -154,7 +154,7 @@ def late_fee_waive(*, by: AbstractBaseUser | None, fee: LateFee, reason: str) ->
     if not reason:
         raise ValidationError({"reason": _("Indique el motivo de la condonación.")})
     now = timezone.now()
-    author = by if by is not None and getattr(by, "is_authenticated", False) else None
+    author = actor(by)
     with transaction.atomic():
         changed = LateFee.objects.filter(pk=fee.pk, waived=False).update(
             waived=True, waived_reason=reason[:255], waived_by=author, waived_at=now

@@ -1,4 +1,4 @@
-"""Delinquency profiles: the five kinds of late payer (seed 003) plus the good payer (seed 000).
+"""Delinquency profiles: the five kinds of late payer plus the good payer (docs/domain.md#late-payers).
 
 ``compute_profiles`` recomputes every client's profile (or the given clients') from its
 payment history in a few set-based SQL statements: one ``INSERT … SELECT … ON CONFLICT DO
@@ -73,6 +73,7 @@ from django.utils.translation import gettext_lazy
 
 from accounts.models import Client, Interaction, Invoice, Payment, PaymentAllocation
 from accounts.services import ensure_can_work
+from accounts.utils import actor
 from cobranza.models import (
     ClientProfile,
     CollectorTask,
@@ -138,7 +139,7 @@ RULE_BY_PROFILE = dict(RULES)
 
 @dataclass(frozen=True)
 class Protocol:
-    """How to treat a profile (DESIGN §4, seeds 000, 003 and 004)."""
+    """How to treat a profile (docs/domain.md#late-payers)."""
 
     summary: str
     tone: str
@@ -481,7 +482,7 @@ def _update_standing(*, client_ids: list[int] | None, today: dt.date, now: dt.da
 def _record_losses(client_ids: list[int], *, today: dt.date, now: dt.datetime, by=None) -> None:
     """One timeline entry and one task for the collector per client that lost the standing."""
     rows = list(ClientProfile.objects.filter(client_id__in=client_ids).select_related("client").order_by("client_id"))
-    author = by if by is not None and getattr(by, "is_authenticated", False) else None
+    author = actor(by)
     with translation.override(settings.LANGUAGE_CODE):
         entries, tasks = [], []
         for row in rows:
@@ -568,7 +569,7 @@ def profile_override(*, by: AbstractBaseUser | None, client: Client, profile: st
     if profile and not reason:
         raise ValidationError({"reason": _("Indique el motivo del cambio de perfil.")})
     now = timezone.now()
-    author = by if by is not None and getattr(by, "is_authenticated", False) else None
+    author = actor(by)
     with transaction.atomic():
         row, _created = ClientProfile.objects.select_for_update().get_or_create(client=client)
         previous = row.override

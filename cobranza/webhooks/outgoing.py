@@ -7,7 +7,7 @@ only if what caused it was committed (a rolled-back payment notifies nobody). A 
 ``(endpoint, event_key)`` makes emitting the same domain event twice harmless. After commit
 each new row is handed to a worker; if Redis is down the row waits for the minute sweep.
 
-**Delivery** (DESIGN §3.5): claim the row with a conditional UPDATE and a lease, re-check the
+**Delivery**, like the dunning dispatch: claim the row with a conditional UPDATE and a lease, re-check the
 endpoint is still active, then POST outside any transaction:
 
 - headers ``X-Morosos-Event``, ``X-Morosos-Delivery`` (the event id, a UUID that stays the
@@ -51,6 +51,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Client
 from accounts.roles import is_admin
+from accounts.utils import actor
 from cobranza.models import SUBSCRIBABLE_EVENTS, WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint, WebhookEvent
 
 # cobranza.tasks.deliver_webhook, enqueued by its stable name: the tasks module imports this
@@ -179,7 +180,7 @@ def endpoint_create(
         events=events,
         is_active=is_active,
         secret=secret_generate(),
-        created_by=by if by is not None and by.is_authenticated else None,
+        created_by=actor(by),
     )
 
 
@@ -397,7 +398,7 @@ def endpoint_ping(*, by: AbstractBaseUser | None, endpoint: WebhookEndpoint) -> 
         raise ValidationError(_("El webhook está desactivado: actívelo para enviarle un evento de prueba."))
     now = timezone.now()
     event_id = uuid.uuid4()
-    who = (by.get_full_name() or by.get_username()) if by is not None and by.is_authenticated else None
+    who = (by.get_full_name() or by.get_username()) if actor(by) else None
     return WebhookDelivery.objects.create(
         endpoint=endpoint,
         event=WebhookEvent.PING,

@@ -11,8 +11,9 @@ from django.utils.translation import gettext_lazy as _
 from cobranza.worklist.selectors import ALL, MANAGERS, UNASSIGNED, Scope
 from cobranza.worklist.services import NOTE_MAX_LENGTH
 
-# URL values of the manager's choice (Spanish, like the paths).
-SCOPE_VALUES = {"todos": ALL, "sin-gestor": UNASSIGNED, "gerencia": MANAGERS}
+# URL values of the manager's choice (``?collector=``, named and valued like the dashboard's and
+# the client list's filter: a collector's id, "none" for the clients without one).
+SCOPE_VALUES = {"todos": ALL, "none": UNASSIGNED, "gerencia": MANAGERS}
 DEFAULT_SCOPE = "todos"
 # The calendar moves by weeks and months: keep far from the ends of Python's dates.
 FIRST_DAY = dt.date(2000, 1, 1)
@@ -25,32 +26,32 @@ class ScopeForm(forms.Form):
     their own and gets no choice. Always bound to the query string: a bad value is a field
     error shown on the page, and the valid fields still apply."""
 
-    gestor = forms.ChoiceField(label=_("Cartera de"), required=False)
+    collector = forms.ChoiceField(label=_("Cartera de"), required=False)
 
     def __init__(self, data, *, user, collectors=None):
         super().__init__(data)
         self.user = user
         self.collectors = {str(u.pk): u for u in collectors or []}
         if collectors is None:
-            del self.fields["gestor"]
+            del self.fields["collector"]
         else:
-            self.fields["gestor"].choices = [
+            self.fields["collector"].choices = [
                 (DEFAULT_SCOPE, _("Todos los gestores")),
                 ("gerencia", _("Cola de los gerentes")),
-                ("sin-gestor", _("Clientes sin gestor")),
+                ("none", _("Clientes sin gestor")),
                 *((pk, u.get_full_name() or u.get_username()) for pk, u in self.collectors.items()),
             ]
-            self.fields["gestor"].widget.attrs.update({"class": "form-select"})
+            self.fields["collector"].widget.attrs.update({"class": "form-select"})
         self.is_valid()
 
     @property
     def value(self) -> str:
-        if "gestor" not in self.fields:
+        if "collector" not in self.fields:
             return ""
-        return self.cleaned_data.get("gestor") or DEFAULT_SCOPE
+        return self.cleaned_data.get("collector") or DEFAULT_SCOPE
 
     def scope(self) -> Scope:
-        if "gestor" not in self.fields:
+        if "collector" not in self.fields:
             return Scope.of_collector(self.user)
         value = self.value
         if value in SCOPE_VALUES:
@@ -59,9 +60,9 @@ class ScopeForm(forms.Form):
 
     @property
     def chosen_label(self) -> str:
-        if "gestor" not in self.fields:
+        if "collector" not in self.fields:
             return ""
-        return dict(self.fields["gestor"].choices).get(self.value, "")
+        return dict(self.fields["collector"].choices).get(self.value, "")
 
 
 class CalendarForm(ScopeForm):

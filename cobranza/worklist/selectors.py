@@ -81,7 +81,8 @@ AGE_POINTS_PER_BUCKET = 5
 BROKEN_WINDOW_DAYS = 90
 BROKEN_POINTS = 10
 BROKEN_CAP = 30
-# Seed 003: the negligent and the chronic need close, early follow-up; a good payer can wait.
+# The negligent and the chronic need close, early follow-up; a good payer can wait
+# (docs/domain.md#late-payers).
 PROFILE_POINTS = {
     Profile.NEGLIGENT: 15,
     Profile.CHRONIC: 10,

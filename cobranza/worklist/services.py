@@ -1,4 +1,4 @@
-"""Writes on collector tasks (DESIGN.md §3: keyword-only arguments, the acting user as ``by``,
+"""Writes on collector tasks (keyword-only arguments, the acting user as ``by``,
 one transaction, permissions checked here as well as in the views)."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from accounts.models import Interaction
 from accounts.roles import is_manager
 from accounts.services import ensure_can_work, interaction_log
+from accounts.utils import actor
 from cobranza.models import CollectorTask, TaskStatus
 
 NOTE_MAX_LENGTH = 2000
@@ -36,7 +37,7 @@ def task_complete(*, by: AbstractBaseUser | None, task: CollectorTask, note: str
     if len(note) > NOTE_MAX_LENGTH:
         raise ValidationError({"note": _("La nota no puede pasar de %(max)d caracteres.") % {"max": NOTE_MAX_LENGTH}})
     now = timezone.now()
-    author = by if by is not None and getattr(by, "is_authenticated", False) else None
+    author = actor(by)
     with transaction.atomic():
         updated = CollectorTask.objects.filter(pk=task.pk, status=TaskStatus.OPEN).update(
             status=TaskStatus.DONE, completed_at=now, completed_by=author

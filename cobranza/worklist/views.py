@@ -2,7 +2,7 @@
 it, reassignment of clients by managers, and the calendar.
 
 Same access rules as ``accounts.views``: a login and a staff role everywhere. A collector
-always sees their own queue (the ``gestor`` choice is not even read); a manager picks whose.
+always sees their own queue (the ``collector`` choice is not even read); a manager picks whose.
 A task of another collector's client, or one reserved for managers, is a 404 for a collector.
 Writes go through ``cobranza.worklist.services`` and ``accounts.services``, which check
 permissions again.

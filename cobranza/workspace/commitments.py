@@ -37,7 +37,7 @@ from django.utils.translation import gettext as _
 from accounts import services as ledger
 from accounts.models import Client, Contact, Interaction, Invoice, PaymentAllocation
 from accounts.services import ensure_can_work
-from accounts.utils import money_str
+from accounts.utils import actor, money_str
 from cobranza.engine import channels, contact_rules
 from cobranza.engine.contacts import choose_contact
 from cobranza.engine.planner import effective_policy_of
@@ -191,7 +191,7 @@ def commitment_create(
             grace_days=grace_days,
             missed_allowed=missed_allowed,
             notes=notes.strip(),
-            created_by=by if by is not None and by.is_authenticated else None,
+            created_by=actor(by),
         )
         commitment.invoices.set(locked)
         Installment.objects.bulk_create(

@@ -1,4 +1,4 @@
-"""Disputes (seed 003's *moroso por circunstancias*): the client withholds payment over a
+"""Disputes (docs/domain.md#disputes): the client withholds payment over a
 complaint. Opening one puts its invoices in dispute — out of the ladder, out of automatic
 payment allocation — and gives it an owner; resolving it records the outcome and returns the
 invoices to collection:
@@ -25,7 +25,7 @@ from accounts import services as ledger
 from accounts.models import Client, Interaction, Invoice, Payment
 from accounts.roles import is_manager, is_staff_member
 from accounts.services import AllocationRequest, ensure_can_work
-from accounts.utils import money_str
+from accounts.utils import actor, money_str
 from cobranza.models import (
     CollectorTask,
     Dispute,
@@ -67,7 +67,7 @@ def dispute_open(
         errors["owner"] = _("El responsable debe ser alguien del equipo de cobranza.")
     if errors:
         raise ValidationError(errors)
-    owner = owner or client.collector or (by if by is not None and by.is_authenticated else None)
+    owner = owner or client.collector or actor(by)
     today = timezone.localdate()
     with transaction.atomic():
         dispute = Dispute.objects.create(
@@ -76,7 +76,7 @@ def dispute_open(
             description=description.strip(),
             owner=owner,
             opened_on=today,
-            opened_by=by if by is not None and by.is_authenticated else None,
+            opened_by=actor(by),
         )
         dispute.invoices.set(invoices)
         ledger.invoices_set_disputed(
@@ -187,7 +187,7 @@ def dispute_resolve(
         dispute.resolution_amount = amount
         dispute.resolution_notes = notes.strip()
         dispute.resolved_on = today
-        dispute.resolved_by = by if by is not None and by.is_authenticated else None
+        dispute.resolved_by = actor(by)
         dispute.save(
             update_fields=[
                 "status",

@@ -106,7 +106,7 @@ class InvoicesField(forms.ModelMultipleChoiceField):
 
 
 class ContactField(forms.ModelChoiceField):
-    """The client's contacts; a guarantor is marked "aval" (seed 004: talk to the guarantors)."""
+    """The client's contacts; a guarantor is marked "aval" (docs/domain.md#contacts-and-guarantors)."""
 
     def label_from_instance(self, obj):
         if obj.role == ContactRole.GUARANTOR:

@@ -1,5 +1,5 @@
 """Reads of the collector's workspace on the client page: commitments, disputes and the
-client analysis of seed 000 (how important the client is, how it pays).
+client analysis (how important the client is, how it pays: docs/domain.md#client-analysis).
 
 ``client_workspace`` costs seven queries whatever the number of invoices, payments,
 commitments and disputes: commitments (+ their installments, + their invoices), disputes
@@ -73,7 +73,7 @@ def _ratio(num, den, scale: int = 1) -> Decimal | None:
     return (Decimal(num) * scale / Decimal(den)).quantize(ONE_DECIMAL, rounding=ROUND_HALF_UP)
 
 
-# --- the analysis (seed 000) -----------------------------------------------------------------
+# --- the analysis -----------------------------------------------------------------------------
 
 
 @dataclass
@@ -242,7 +242,7 @@ def _analysis_sql() -> str:
 
 
 def client_analysis(client: Client, *, today: dt.date | None = None) -> Analysis:
-    """Importance and payment behaviour of one client (seed 000), in one query."""
+    """Importance and payment behaviour of one client, in one query."""
     today = today or timezone.localdate()
     params = {
         "client": client.pk,

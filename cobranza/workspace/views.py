@@ -1,7 +1,7 @@
 """The collector's work on one client: "Registrar gestión" (one quick form for a call, visit,
 email or WhatsApp and the promise, plan or dispute it produced), commitments (promises, plans,
 extensions) and disputes, and the client page's workspace panel that shows them with the
-client analysis of seed 000.
+client analysis (docs/domain.md#client-analysis).
 
 Same access rules as ``accounts.views``: a login and a staff role everywhere; a collector
 reaches only their own clients (anything else is a 404, so ids reveal nothing); managers reach

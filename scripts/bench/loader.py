@@ -15,7 +15,7 @@ keeps every invariant of the ledger that the services and the database keep:
 - open disputes hold exactly the ``disputed`` invoices; open promises list open invoices and
   have one pending installment; paused clients have a reason.
 
-The data: each client has a hidden payer profile (DESIGN.md §4: good, casual, intentional,
+The data: each client has a hidden payer profile (docs/domain.md#late-payers: good, casual, intentional,
 negligent, circumstantial, chronic) that decides when its invoices get paid, so every aging
 bucket is populated, old invoices are mostly paid, and some clients carry disputes, open
 promises, pauses and open tasks. Client 0 has many invoices (the 360° page benchmark) and

@@ -4,7 +4,12 @@ one is never shown, and a small portfolio is always live. "Slow" is forced here 
 DASHBOARD_LIVE_MAX_MS=-1 (every computation counts as slow); the figures themselves are proven
 in test_metrics (same portfolio and clock)."""
 
+import dataclasses
 import datetime as dt
+import hashlib
+import json
+import pickle
+import typing
 from decimal import Decimal
 
 import pytest
@@ -132,3 +137,74 @@ def test_taking_the_month_end_snapshots_drops_the_stored_figures(manager_http, b
     manager_http.post(reverse("cobranza:dashboard_snapshots"), {"query": ""})
     assert not DashboardSummary.objects.exists()
     assert manager_http.get(URL).context["trend"].points[-1].receivable == Decimal("3800.00")
+
+
+def test_summaries_of_another_format_version_are_computed_again(
+    manager_http, book, gerente, always_slow, clock, monkeypatch
+):
+    manager_http.get(URL)
+    pay(gerente, book["a"], "100", dt.date(2026, 3, 30), book["invoices"]["I2"])
+    monkeypatch.setattr(summaries, "FORMAT_VERSION", summaries.FORMAT_VERSION + 1)
+
+    response = manager_http.get(URL)
+    assert response.status_code == 200
+    assert response.context["freshness"].stored is False
+    assert receivable(response) == money_str(Decimal("3700"), "MXN")
+    # Stored again under the new key; the beat job forgets the old version's row.
+    assert DashboardSummary.objects.count() == 2
+    assert summaries.summaries_refresh() == {"refreshed": 1, "forgotten": 1}
+    assert manager_http.get(URL).context["freshness"].stored is True
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"not a pickle",
+        # A class that has moved since the row was written (as metrics.Dashboard once did).
+        b"ccobranza.dashboard.gone\nDashboard\n(tR.",
+        pickle.dumps({"receivable": "3800"}),  # loads, but is not a metrics.Dashboard
+    ],
+    ids=["garbage", "moved-class", "other-type"],
+)
+def test_a_summary_that_cannot_be_loaded_is_computed_again_and_overwritten(
+    manager_http, book, gerente, always_slow, clock, data
+):
+    manager_http.get(URL)
+    DashboardSummary.objects.update(data=data)
+    pay(gerente, book["a"], "100", dt.date(2026, 3, 30), book["invoices"]["I2"])
+
+    response = manager_http.get(URL)
+    assert response.status_code == 200
+    assert response.context["freshness"].stored is False
+    assert receivable(response) == money_str(Decimal("3700"), "MXN")
+    assert DashboardSummary.objects.count() == 1
+    again = manager_http.get(URL)
+    assert again.context["freshness"].stored is True
+    assert receivable(again) == money_str(Decimal("3700"), "MXN")
+
+
+def _pickled_shape(cls, seen: dict[str, str]) -> dict[str, str]:
+    """Every dataclass reachable from ``cls`` through its fields' types, as
+    "module.Name" -> "field:type, ..." (what a stored pickle depends on)."""
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    if name in seen:
+        return seen
+    seen[name] = ", ".join(f"{f.name}:{f.type}" for f in dataclasses.fields(cls))
+    pending = list(typing.get_type_hints(cls).values())
+    while pending:
+        hint = pending.pop()
+        pending.extend(typing.get_args(hint))
+        if dataclasses.is_dataclass(hint):
+            _pickled_shape(hint, seen)
+    return seen
+
+
+# The shape that FORMAT_VERSION stands for. When this test fails, a stored summary of the
+# previous shape would load as the wrong thing: bump summaries.FORMAT_VERSION and record the
+# new digest under it.
+SHAPES = {1: "403bd0db"}
+
+
+def test_the_format_version_is_bumped_when_the_pickled_shape_changes():
+    shape = json.dumps(_pickled_shape(metrics.Dashboard, {}), sort_keys=True)
+    assert SHAPES.get(summaries.FORMAT_VERSION) == hashlib.sha256(shape.encode()).hexdigest()[:8], shape

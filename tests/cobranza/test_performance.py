@@ -1,4 +1,4 @@
-"""Collector performance and dunning effectiveness (issue 5, items 2 and 3): every number
+"""Collector performance and dunning effectiveness (docs/domain.md#kpis): every number
 against a small hand-computed portfolio, period boundaries, the time zone of "sent on a day",
 exports equal to the page, managers only, and a constant number of queries.
 

@@ -333,13 +333,13 @@ def test_promised_dates_show_today_and_yesterday_only_while_pending(gerente, ges
 
 def test_a_collector_never_sees_another_collectors_clients(client, portfolio, gestora, gestor):
     client.force_login(gestor)
-    response = client.get(_url("worklist"), {"gestor": gestora.pk})  # the choice is ignored
+    response = client.get(_url("worklist"), {"collector": gestora.pk})  # the choice is ignored
     html = response.content.decode()
     assert response.status_code == 200
     assert "Ferretería Fénix" in html
     for name in ("Aceros Atlas", "Botica Bella", "Cementos del Centro", "Distribuidora Delta"):
         assert name not in html
-    assert 'name="gestor"' not in html
+    assert 'name="collector"' not in html
     task = CollectorTask.objects.get(client=portfolio["a"])
     assert client.post(_url("task_done", task.pk)).status_code == 404
     assert CollectorTask.objects.get(pk=task.pk).status == TaskStatus.OPEN
@@ -374,20 +374,33 @@ def test_managers_choose_whose_queue(client, portfolio, gerente, gestora, gestor
     assert "Cartera de hoy" in everybody
     for name in ("Aceros Atlas", "Ferretería Fénix", "Eléctrica Este"):
         assert name in everybody
-    hers = client.get(_url("worklist"), {"gestor": gestora.pk}).content.decode()
+    hers = client.get(_url("worklist"), {"collector": gestora.pk}).content.decode()
     assert "Aceros Atlas" in hers and "Ferretería Fénix" not in hers and "Eléctrica Este" not in hers
-    his = client.get(_url("worklist"), {"gestor": gestor.pk}).content.decode()
+    his = client.get(_url("worklist"), {"collector": gestor.pk}).content.decode()
     assert "Ferretería Fénix" in his and "Aceros Atlas" not in his
     nobodys = make_client(by=gerente, collector=None, legal_name="Huérfana Sin Gestor")
     _next_action(nobodys, gerente)
-    unassigned = client.get(_url("worklist"), {"gestor": "sin-gestor"}).content.decode()
+    unassigned = client.get(_url("worklist"), {"collector": "none"}).content.decode()
     assert "Huérfana Sin Gestor" in unassigned and "Aceros Atlas" not in unassigned
+
+
+def test_whose_queue_is_the_collector_parameter_as_on_the_dashboard_and_the_client_list(
+    client, portfolio, gerente, gestora
+):
+    client.force_login(gerente)
+    for url in (_url("worklist"), _url("calendar"), reverse("cobranza:dashboard"), reverse("client_list")):
+        html = client.get(url, {"collector": gestora.pk}).content.decode()
+        assert 'name="collector"' in html, url
+        assert f'<option value="{gestora.pk}" selected>' in html, url
+    # The worklist and the calendar keep the choice in the links between them.
+    html = client.get(_url("worklist"), {"collector": "none"}).content.decode()
+    assert f'href="{_url("calendar")}?collector=none"' in html
 
 
 @pytest.mark.parametrize("value", ["xyz", "999999", "' OR 1=1 --", ""])
 def test_a_bad_scope_is_a_field_error_not_a_crash(client, portfolio, gerente, value):
     client.force_login(gerente)
-    response = client.get(_url("worklist"), {"gestor": value, "page": "abc"})
+    response = client.get(_url("worklist"), {"collector": value, "page": "abc"})
     assert response.status_code == 200
     html = response.content.decode()
     assert "Aceros Atlas" in html  # falls back to everybody's queue
@@ -397,7 +410,7 @@ def test_a_bad_scope_is_a_field_error_not_a_crash(client, portfolio, gerente, va
 
 def test_the_manager_of_a_non_collector_is_not_a_choice(client, gerente, admin_user):
     client.force_login(gerente)
-    response = client.get(_url("worklist"), {"gestor": admin_user.pk})
+    response = client.get(_url("worklist"), {"collector": admin_user.pk})
     assert response.status_code == 200
     assert 'data-testid="field-error"' in response.content.decode()
 
@@ -410,14 +423,14 @@ def test_a_manager_reassigns_one_client_from_the_queue(client, portfolio, gerent
     a = portfolio["a"]
     response = client.post(
         _url("worklist_reassign"),
-        {"clients": [a.pk], "collector": gestor.pk, "next": _url("worklist") + "?gestor=todos"},
+        {"clients": [a.pk], "collector": gestor.pk, "next": _url("worklist") + "?collector=todos"},
     )
-    assert response.status_code == 302 and response.url == _url("worklist") + "?gestor=todos"
+    assert response.status_code == 302 and response.url == _url("worklist") + "?collector=todos"
     a.refresh_from_db()
     assert a.collector == gestor
     assert "1 cliente reasignado a Mario Gestor." in _messages(response)
     assert Interaction.objects.filter(client=a, summary="Cartera reasignada a Mario Gestor").exists()
-    assert "Aceros Atlas" in client.get(_url("worklist"), {"gestor": gestor.pk}).content.decode()
+    assert "Aceros Atlas" in client.get(_url("worklist"), {"collector": gestor.pk}).content.decode()
 
 
 def test_a_manager_reassigns_in_bulk_and_to_nobody(client, portfolio, gerente, gestor):
@@ -602,12 +615,12 @@ def test_the_calendar_page_for_collectors_and_managers(client, week, gestora, ge
     assert "Papelería Pluma" in html and "Quesería Queso" not in html
     assert "Confirmar transferencia" in html and "1 tarea atrasada de días anteriores." in html
     # A collector asking for someone else's calendar still gets their own.
-    assert "Quesería Queso" not in client.get(_url("calendar"), {"gestor": gestor.pk}).content.decode()
+    assert "Quesería Queso" not in client.get(_url("calendar"), {"collector": gestor.pk}).content.decode()
 
     client.force_login(gerente)
     everybody = client.get(_url("calendar")).content.decode()
     assert "Papelería Pluma" in everybody and "Quesería Queso" in everybody
-    his = client.get(_url("calendar"), {"gestor": gestor.pk}).content.decode()
+    his = client.get(_url("calendar"), {"collector": gestor.pk}).content.decode()
     assert "Quesería Queso" in his and "Papelería Pluma" not in his
 
 
@@ -686,7 +699,7 @@ def test_worklist_query_count_does_not_grow_with_rows(client, request, gerente, 
     assert many == few <= WORKLIST_MAX
     assert len(client.get(_url("worklist")).context["rows"]) == (wl.WORKLIST_PER_PAGE if role == "gerente" else 13)
     if role == "gerente":
-        assert _count(client, _url("worklist"), gestor=gestora.pk, page=2) <= WORKLIST_MAX
+        assert _count(client, _url("worklist"), collector=gestora.pk, page=2) <= WORKLIST_MAX
 
 
 def test_worklist_selector_is_one_query_for_one_or_many_clients(gerente, gestora):

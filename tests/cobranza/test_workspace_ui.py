@@ -1,6 +1,6 @@
 """The collector's work on one client, through the browser's forms (Django's test client):
 "Registrar gestión" with the promise, plan or dispute it produced, commitments and disputes on
-the client page, and the client analysis of seed 000.
+the client page, and the client analysis (docs/domain.md#client-analysis).
 
 Dates are fixed with time_machine: the regular ladder's steps fall on known days, as in
 test_commitments.py.
@@ -505,7 +505,7 @@ def test_the_panel_is_not_shown_without_a_role(rf, debtor, nobody):
     assert workspace_panel(request, debtor["client"]) == ""
 
 
-# --- the client analysis (seed 000) -----------------------------------------------------------------
+# --- the client analysis ------------------------------------------------------------------------------
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Two collector flows in Chromium (issue 4): a payment plan whose first installment is missed,
+"""Two collector flows in Chromium: a payment plan whose first installment is missed,
 and a dispute that takes an invoice out of the ladder until it is resolved with a credit note.
 
 The clock moves with time_machine in this process (the live server thread shares it); the

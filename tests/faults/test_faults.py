@@ -1,4 +1,4 @@
-"""Fault injection with real processes (issue 7, item 2): Celery workers killed with SIGKILL
+"""Fault injection with real processes (results in docs/reliability.md): Celery workers killed with SIGKILL
 or stopped past their lease, two beat schedulers at once, the broker (Redis) stopped and restarted, the workers'
 PostgreSQL connections terminated, the SMTP server refusing and then accepting.
 
