@@ -27,7 +27,7 @@ LOCALES := --locale es --locale en
 # `run` wrapper (morosos/embedded_db.py): it starts the server under $(VAR_DIR)/pgdata first and
 # stops it after the command, Ctrl-C included.
 WITH_DB := $(if $(DATABASE_URL),,MOROSOS_VAR_DIR=$(abspath $(VAR_DIR)) $(PY) -m morosos.embedded_db run --)
-.PHONY: help run test lint fmt migrate seed messages lock clean services install install-dev bench faults fuzz
+.PHONY: help run test test-fast lint fmt migrate seed messages lock clean services install install-dev bench faults fuzz
 
 help: ## Show this list
 	@echo "Morosos — make targets:"
@@ -65,6 +65,19 @@ test: $(VENV)/.installed-dev ## Whole test suite on PostgreSQL + Redis, browser 
 	@bash scripts/ensure_pango.sh
 	@bash scripts/ensure_services.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The inner loop while developing: everything but the browser, fault-injection and fuzzing
+# suites, on both cores (pytest-xdist; one test database per worker). `make test` stays the
+# whole suite, in one process.
+FAST_TESTS := --ignore=tests/e2e --ignore=tests/faults --ignore=tests/fuzz
+
+test-fast: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/morosos
+test-fast: export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/15
+
+test-fast: $(VENV)/.installed-dev ## The suite without browser, fault and fuzz tests, on every core (the inner loop)
+	@bash scripts/ensure_pango.sh
+	@bash scripts/ensure_services.sh
+	$(PY) -m pytest -n auto -q $(FAST_TESTS) $(PYTEST_ARGS)
 
 # --- Scale, faults, fuzzing (long runs; short versions of faults and fuzzing are in `make test`) --
 
