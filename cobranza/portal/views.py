@@ -57,7 +57,7 @@ def portal_view(view):
     # request would have to know, and with it could act directly anyway. And the check cannot
     # pass: these pages send "Referrer-Policy: no-referrer" (the URL must not leak), under
     # which browsers post forms with "Origin: null", which Django's check rejects (403 on
-    # every form of the portal, found by tests/e2e/test_selfservice_browser.py).
+    # every form of the portal, found by tests/e2e/test_portal_browser.py).
     @csrf_exempt
     @login_not_required
     @functools.wraps(view)

@@ -244,7 +244,7 @@ CASES: dict[str, Case] = {
     "api:redoc": _api(),
     # Debtor self-service page (cobranza/portal/urls.py). Public: the signed token is the
     # credential, so every visitor gets the same answer with a valid token (never a login
-    # redirect); tampered, expired and revoked links are covered in test_selfservice.py.
+    # redirect); tampered, expired and revoked links are covered in tests/cobranza/test_portal.py.
     "selfservice:statement": Case(expect={role: 200 for role in ROLES}),
     "selfservice:statement_pdf": Case(expect={role: 200 for role in ROLES}),
     "selfservice:promise": Case(expect={role: 200 for role in ROLES}),
