@@ -785,7 +785,9 @@ class ClientProfile(models.Model):
 
     @property
     def effective(self) -> str:
-        return self.override or self.computed
+        """The Python form of the effective profile; cobranza.rules has its SQL and ORM forms
+        (tests/cobranza/test_rules.py keeps the three equal)."""
+        return self.override or self.computed or Profile.NEW
 
 
 class HandOffKind(models.TextChoices):
