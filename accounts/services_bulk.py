@@ -1154,15 +1154,14 @@ def _validate(
 
     duplicate_number = _("Ya existe una factura con este folio.")
     _unique(check, "invoices", rows.invoices, "number", Invoice, duplicate_number)
-    paid: dict[int, Decimal] = {}  # id(invoice row) or stored id -> allocated in this batch
+    paid: dict[InvoiceRow | int, Decimal] = {}  # invoice row or stored id -> allocated in this batch
     for i, a in enumerate(rows.allocations):
         ref("allocations", i, "payment", a.payment, "payments")
         ref("allocations", i, "invoice", a.invoice, "invoices")
         if not _cents(a.amount):
             check.add("allocations", i, "amount", _("Los importes aplicados deben ser positivos, al centavo."))
             continue
-        key = a.invoice if type(a.invoice) is int else id(a.invoice)
-        paid[key] = paid.get(key, ZERO) + a.amount
+        paid[a.invoice] = paid.get(a.invoice, ZERO) + a.amount
         if a.created_at is None:
             a.created_at = now
     stored = _stored_invoices(
@@ -1182,7 +1181,7 @@ def _validate(
             continue
         if inv.due_date < inv.issue_date:
             check.add("invoices", i, "due_date", _("El vencimiento no puede ser anterior a la fecha de emisión."))
-        allocated = paid.get(id(inv), ZERO)
+        allocated = paid.get(inv, ZERO)
         if inv.amount_paid != allocated:
             check.add(
                 "invoices",
@@ -1228,11 +1227,11 @@ def _validate(
     duplicate_reference = _("Ya existe un pago con esta referencia.")
     _unique(check, "payments", rows.payments, "reference", Payment, duplicate_reference)
     last_day = as_of.date() + dt.timedelta(days=1)
-    applied: dict[int, Decimal] = {}
+    applied: dict[PaymentRow, Decimal] = {}
     for i, a in enumerate(rows.allocations):
         if type(a.payment) is int or id(a.payment) not in in_batch["payments"] or not _cents(a.amount):
             continue
-        applied[id(a.payment)] = applied.get(id(a.payment), ZERO) + a.amount
+        applied[a.payment] = applied.get(a.payment, ZERO) + a.amount
         if type(a.invoice) is int:
             inv = stored.get(a.invoice)
             if inv is None:
@@ -1254,7 +1253,7 @@ def _validate(
             check.add("allocations", i, "invoice", _("La factura está cancelada."))
     seen_pairs: set[tuple] = set()
     for i, a in enumerate(rows.allocations):
-        pair = (id(a.payment), a.invoice if type(a.invoice) is int else id(a.invoice))
+        pair = (a.payment, a.invoice)
         if pair in seen_pairs:
             check.add("allocations", i, "invoice", _("El pago ya se aplicó a esta factura en la carga."))
         seen_pairs.add(pair)
@@ -1269,7 +1268,7 @@ def _validate(
             check.add("payments", i, "method", _("Valor no válido: %(v)s") % {"v": p.method})
         if p.received_on > last_day:
             check.add("payments", i, "received_on", _("La fecha de pago no puede estar en el futuro."))
-        allocated = applied.get(id(p), ZERO)
+        allocated = applied.get(p, ZERO)
         if allocated > p.amount:
             check.add("payments", i, "allocations", _("Lo aplicado a facturas supera el importe del pago."))
         elif p.unallocated != p.amount - allocated:
