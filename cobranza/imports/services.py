@@ -10,7 +10,8 @@ The write-side counterpart of ``cobranza.exports``. Three steps, always in this 
    ``{"row", "column", "reason"}`` with the row numbered as a spreadsheet shows it (header =
    row 1) and the column named by *their* header. Any error rejects the whole file;
 3. **write** (not in a dry run): one transaction, upsert by natural key (client tax id,
-   invoice number, payment reference), through the set-based ``accounts.services_bulk`` in
+   invoice number, payment reference), through the set-based ``accounts.services_bulk`` (and
+   its ledger writer, the one ``seed_demo`` and the benchmark loader use too) in
    chunks of ``WRITE_CHUNK`` rows (the same rules as the single-row services, thousands of
    rows a second), with one timeline entry per client for the whole file. A row equal to
    what is stored is counted as unchanged, so importing the same file twice changes nothing.
@@ -19,8 +20,9 @@ Progress: validation updates ``processed_rows`` every ``PROGRESS_EVERY`` rows in
 (the browser sees it climb). The write runs in one transaction; after each chunk the rows
 written so far are stored through a second connection (``_WriteProgress``), so the bar moves
 during the write too, while a failure still rolls back everything the import wrote. Where
-that is not possible (SQLite) the job says ``summary["live_progress"] = False`` and the page
-shows an indeterminate bar until the job is done.
+that is not possible (the import runs inside a caller's transaction) the job says
+``summary["live_progress"] = False`` and the page shows an indeterminate bar until the job is
+done.
 
 Invoices are never modified once stored (there is no invoice-update service, and amounts or
 dates of an invoice that may already carry payments should not change silently): a row whose
@@ -919,16 +921,16 @@ class _WriteProgress:
     the job page sees the bar move while the import's own transaction is still open (and a
     rollback still writes nothing of the import itself).
 
-    Only on PostgreSQL and only when the import does not run inside an outer transaction:
-    SQLite has one writer at a time, and a caller's open transaction may hold the job row's
-    lock, which the second connection would wait for. Then the page shows an indeterminate
-    bar. Best effort: a failing progress write never fails the import."""
+    Only when the import does not run inside an outer transaction: a caller's open
+    transaction may hold the job row's lock, which the second connection would wait for. Then
+    the page shows an indeterminate bar. Best effort: a failing progress write never fails the
+    import."""
 
     def __init__(self, job: ImportJob):
         self.job_id = job.pk
         self.conn = None
         main = connections[DEFAULT_DB_ALIAS]
-        if main.vendor == "postgresql" and not main.in_atomic_block:
+        if not main.in_atomic_block:
             self.conn = type(main)(copy.deepcopy(main.settings_dict), alias=f"{main.alias}-import-progress")
             table = main.ops.quote_name(ImportJob._meta.db_table)
             self._sql = f'UPDATE {table} SET "processed_rows" = %s WHERE "id" = %s'  # noqa: S608 - model's table
