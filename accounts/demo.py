@@ -59,6 +59,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection, models, transaction
 
+from . import services_bulk
 from .models import (
     ZERO,
     BusinessGroup,
@@ -80,7 +81,6 @@ from .services_bulk import (
     InvoiceRow,
     LedgerRows,
     PaymentRow,
-    ledger_bulk_insert,
 )
 from .utils import money_str
 
@@ -568,7 +568,7 @@ class DemoSeeder:
         # The history ends yesterday wherever the client is: nothing after the midnight that
         # starts today in the last time zone on Earth.
         as_of = dt.datetime.combine(self.today, dt.time(0), tzinfo=dt.timezone(dt.timedelta(hours=-12)))
-        written = ledger_bulk_insert(rows=chunk, as_of=as_of)
+        written = services_bulk.ledger_bulk_insert(rows=chunk, as_of=as_of)
         with self.lock:
             s = self.summary
             s.business_groups += written["groups"]

@@ -41,6 +41,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection, transaction
 
+from accounts import services_bulk
 from accounts.services_bulk import (
     AllocationRow,
     ClientRow,
@@ -49,7 +50,6 @@ from accounts.services_bulk import (
     InvoiceRow,
     LedgerRows,
     PaymentRow,
-    ledger_bulk_insert,
 )
 
 N_COLLECTORS = 20
@@ -245,7 +245,7 @@ class Generator:
     def flush(self, cur) -> dict:
         # The history ends yesterday: nothing after the midnight that starts today (UTC).
         as_of = dt.datetime.combine(self.today, dt.time(0), tzinfo=dt.UTC)
-        written = ledger_bulk_insert(rows=self.ledger, as_of=as_of)
+        written = services_bulk.ledger_bulk_insert(rows=self.ledger, as_of=as_of)
         self.ledger = LedgerRows()
         copied = {table: written[name] for table, name in LEDGER_TABLES.items()}
         copied["accounts_interaction_invoices"] = written["interaction_invoices"]
