@@ -1380,12 +1380,19 @@ def _update_stored_invoices(cursor, stored: dict[int, list], touched: set[int], 
     )
 
 
-def _next_ids(cursor, model, n: int) -> list[int]:
-    """``n`` new ids from the table's sequence (safe with concurrent writers)."""
+def _next_ids(cursor, model, n: int) -> Sequence[int]:
+    """``n`` new ids from the table's sequence (safe with concurrent writers). Without a
+    concurrent writer they are consecutive: then only the first and last come back, not a
+    million rows; else the list of them."""
     cursor.execute(
-        "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [model._meta.db_table, n]
+        """
+        SELECT min(v), max(v), CASE WHEN max(v) - min(v) + 1 = count(*) THEN NULL ELSE array_agg(v ORDER BY v) END
+        FROM (SELECT nextval(pg_get_serial_sequence(%s, 'id')) AS v FROM generate_series(1, %s)) AS ids
+        """,
+        [model._meta.db_table, n],
     )
-    return [row[0] for row in cursor.fetchall()]
+    first, last, scattered = cursor.fetchone()
+    return scattered if scattered is not None else range(first, last + 1)
 
 
 def _take_ids(cursor, model, objs: list) -> None:
