@@ -6,14 +6,15 @@ five kinds of late payer (plus punctual payers, docs/domain.md#late-payers): ~10
 the 18 months before ``today``, the payments and allocations that settled them (or not), and
 a timeline of reminders, calls, promises, disputes and escalations written in Spanish.
 
-Why this module writes rows directly instead of calling ``accounts.services``
-----------------------------------------------------------------------------
+Why this module does not call ``accounts.services``
+--------------------------------------------------
 Seeding is an exception to "every write goes through a service":
 the services work one client at a time, with row locks and one transaction per call, which
 would take hours for the 100,000 clients (~1,000,000 invoices) the benchmarks need. Here each
-chunk of clients is generated in memory and inserted with ``bulk_create``, so this module
-does the services' bookkeeping itself and must keep every invariant they and the database
-keep:
+chunk of clients is generated in memory as plain rows and handed to the ledger's bulk writer,
+``services_bulk.ledger_bulk_insert`` (the one imports and the benchmark loader use), which
+refuses a chunk that breaks an invariant of the services or the database. The generator still
+does the services' bookkeeping, since the writer checks it rather than doing it:
 
 - ``Invoice.amount_paid`` is the sum of the invoice's allocations and ``status`` agrees with it
   (``open`` ⇔ nothing paid, ``partially_paid``, ``paid`` ⇔ fully paid) unless a person set
@@ -52,13 +53,13 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
-from typing import NamedTuple
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection, models, transaction
 
+from . import services_bulk
 from .models import (
     ZERO,
     BusinessGroup,
@@ -71,14 +72,23 @@ from .models import (
     Segment,
 )
 from .roles import GROUP_NAMES, Role
+from .services_bulk import (
+    AllocationRow,
+    BusinessGroupRow,
+    ClientRow,
+    ContactRow,
+    InteractionRow,
+    InvoiceRow,
+    LedgerRows,
+    PaymentRow,
+)
 from .utils import money_str
 
 DEMO_PASSWORD = "morosos-demo"  # documented in the README; every demo user has it
 DEFAULT_SEED = 42
 DEFAULT_CLIENTS = 200
 CHUNK_SIZE = 2000  # clients generated and inserted per transaction
-BATCH_SIZE = 5000  # rows per INSERT (Django lowers it on SQLite to fit its parameter limit)
-INSERT_THREADS = 2  # PostgreSQL only: chunks inserted side by side, each in its own transaction
+INSERT_THREADS = 2  # chunks inserted side by side, each in its own transaction
 HISTORY_DAYS = 540  # ~18 months of invoices before today
 
 CENT = Decimal("0.01")
@@ -431,84 +441,18 @@ class Summary:
         )
 
 
-def _positional(model, attnames: tuple[str, ...]) -> Callable[[], Callable]:
-    """A constructor taking values in ``attnames`` order: ``model(*values)`` when that is the
-    model's own field order (half the cost of keywords, and these are the millions of rows),
-    else keywords, so a change to the model cannot silently shift values between columns."""
-
-    def factory() -> Callable:
-        if tuple(f.attname for f in model._meta.concrete_fields) == attnames:
-            return model
-        return lambda *values: model(**dict(zip(attnames, values, strict=True)))
-
-    return factory
-
-
-_NEW_ALLOCATION = _positional(PaymentAllocation, ("id", "payment_id", "invoice_id", "amount", "created_at"))
-_NEW_LINK = _positional(InteractionInvoice, ("id", "interaction_id", "invoice_id"))
-_NEW_ENTRY = _positional(
-    Interaction,
-    (
-        "id",
-        "client_id",
-        "kind",
-        "direction",
-        "outcome",
-        "contact_id",
-        "summary",
-        "body",
-        "author_id",
-        "occurred_at",
-        "next_action_on",
-        "corrects_id",
-        "created_at",
-    ),
-)
-
-
-class _Entry(NamedTuple):
-    """A timeline entry waiting for its client's and contact's ids."""
-
-    client: Client
-    kind: str
-    direction: str
-    outcome: str
-    contact: Contact | None
-    summary: str
-    body: str
-    author_id: int | None
-    occurred_at: dt.datetime
-    next_action_on: dt.date | None
-    invoices: tuple
-
-
-@dataclass
-class _Chunk:
-    """One chunk's rows before insertion. Rows whose parents are inserted in the same chunk
-    are kept with their parent object and get its id in ``_insert``: assigning unsaved
-    objects to foreign keys costs more than the rest of the model's construction."""
-
-    groups: list = field(default_factory=list)  # BusinessGroup
-    clients: list = field(default_factory=list)  # Client
-    contacts: list = field(default_factory=list)  # Contact (client assigned as an object: few)
-    invoices: list = field(default_factory=list)  # (Client, Invoice)
-    payments: list = field(default_factory=list)  # (Client, Payment)
-    allocations: list = field(default_factory=list)  # (Payment, Invoice, amount, created_at)
-    entries: list = field(default_factory=list)  # _Entry
-
-
 @dataclass
 class _Ctx:
     """What the generator knows about the client being built."""
 
-    client: Client
+    client: ClientRow
     profile: str
     segment: str
     tz: zoneinfo.ZoneInfo
     country: str
     collector: object | None
-    billing: Contact
-    guarantor: Contact | None = None
+    billing: ContactRow
+    guarantor: ContactRow | None = None
     fridays: bool = False  # pays in a weekly payment run
     # Set by _decide_status: (status, day it went into collection, day of the escalation)
     escalation: tuple[str, dt.date, dt.date | None] | None = None
@@ -543,7 +487,7 @@ class DemoSeeder:
         self.payment_seq = 0
         self.tax_ids: set[str] = set()
         self.group_names: set[str] = set()
-        self.pending_group: tuple[BusinessGroup, str, int] | None = None  # group, family name, slots left
+        self.pending_group: tuple[BusinessGroupRow, str, int] | None = None  # group, family name, slots left
         self.generated = 0
         self.lock = threading.Lock()  # summary counters, updated by the inserting threads
         self.zones: dict[str, zoneinfo.ZoneInfo] = {}
@@ -555,12 +499,12 @@ class DemoSeeder:
         """Generate and insert ``n_clients`` clients, about ``chunk_size`` per transaction.
 
         A worker thread generates chunk k+1 (pure Python, no database access) while chunk k
-        is inserted. On PostgreSQL, outside any transaction, two threads with their own
+        is inserted. Outside any transaction, two threads with their own
         connections insert chunks side by side, so the database works while Python prepares
         the next batch. Chunks are generated one after another by a single thread, so the
         random stream, hence the data, is the same as in a plain loop."""
         started = time.monotonic()
-        parallel = connection.vendor == "postgresql" and not connection.in_atomic_block and n_clients > chunk_size
+        parallel = not connection.in_atomic_block and n_clients > chunk_size
         inserters = INSERT_THREADS if parallel else 0
         # Hundreds of thousands of live objects per chunk make the cyclic collector run over
         # and over for nothing; collect once per chunk instead.
@@ -601,11 +545,11 @@ class DemoSeeder:
             f"{s.interactions:,} interactions · {time.monotonic() - started:.1f} s"
         )
 
-    def _generate(self, chunk_size: int, n_clients: int) -> _Chunk:
+    def _generate(self, chunk_size: int, n_clients: int) -> LedgerRows:
         """The next chunk: at least ``chunk_size`` clients (or what is left), extended until
         the last business group is complete, so no row refers to another chunk's rows (they
         may be inserted concurrently)."""
-        chunk = _Chunk()
+        chunk = LedgerRows()
         count = 0
         while self.generated < n_clients and (count < chunk_size or self.pending_group is not None):
             self._client(chunk)
@@ -614,77 +558,29 @@ class DemoSeeder:
         self.pending_group = None
         return chunk
 
-    def _insert_in_thread(self, chunk: _Chunk) -> None:
+    def _insert_in_thread(self, chunk: LedgerRows) -> None:
         try:
             self._insert(chunk)
         finally:
             connection.close()  # this thread's own connection
 
-    def _insert(self, chunk: _Chunk) -> None:
-        # Parents first: bulk_create sets each object's pk (RETURNING on PostgreSQL and on
-        # SQLite >= 3.35), then the children get their parents' ids.
-        with transaction.atomic():
-            BusinessGroup.objects.bulk_create(chunk.groups, batch_size=BATCH_SIZE)
-            Client.objects.bulk_create(chunk.clients, batch_size=BATCH_SIZE)
-            Contact.objects.bulk_create(chunk.contacts, batch_size=BATCH_SIZE)
-            for client, invoice in chunk.invoices:
-                invoice.client_id = client.pk
-            invoices = Invoice.objects.bulk_create([inv for _c, inv in chunk.invoices], batch_size=BATCH_SIZE)
-            for client, payment in chunk.payments:
-                payment.client_id = client.pk
-            Payment.objects.bulk_create([p for _c, p in chunk.payments], batch_size=BATCH_SIZE)
-            new_allocation, new_entry, new_link = _NEW_ALLOCATION(), _NEW_ENTRY(), _NEW_LINK()
-            allocations = PaymentAllocation.objects.bulk_create(
-                (
-                    new_allocation(None, payment.pk, invoice.pk, amount, stamp)
-                    for payment, invoice, amount, stamp in chunk.allocations
-                ),
-                batch_size=BATCH_SIZE,
-            )
-            entries = Interaction.objects.bulk_create(
-                (
-                    new_entry(
-                        None,
-                        e.client.pk,
-                        e.kind,
-                        e.direction,
-                        e.outcome,
-                        e.contact.pk if e.contact is not None else None,
-                        e.summary,
-                        e.body,
-                        e.author_id,
-                        e.occurred_at,
-                        e.next_action_on,
-                        None,  # corrects
-                        e.occurred_at,  # created_at
-                    )
-                    for e in chunk.entries
-                ),
-                batch_size=BATCH_SIZE,
-            )
-            links = InteractionInvoice.objects.bulk_create(
-                (
-                    new_link(None, entry.pk, invoice.pk)
-                    for entry, e in zip(entries, chunk.entries, strict=True)
-                    for invoice in e.invoices
-                ),
-                batch_size=BATCH_SIZE,
-            )
+    def _insert(self, chunk: LedgerRows) -> None:
+        # The history ends yesterday wherever the client is: nothing after the midnight that
+        # starts today in the last time zone on Earth.
+        as_of = dt.datetime.combine(self.today, dt.time(0), tzinfo=dt.timezone(dt.timedelta(hours=-12)))
+        written = services_bulk.ledger_bulk_insert(rows=chunk, as_of=as_of)
         with self.lock:
-            self._count(chunk, invoices, allocations, entries, links)
-
-    def _count(self, chunk: _Chunk, invoices, allocations, entries, links) -> None:
-        s = self.summary
-        s.business_groups += len(chunk.groups)
-        s.clients += len(chunk.clients)
-        s.contacts += len(chunk.contacts)
-        s.invoices += len(invoices)
-        s.payments += len(chunk.payments)
-        s.allocations += len(allocations)
-        s.interactions += len(entries)
-        s.interaction_links += len(links)
-        s.client_statuses.update(c.status for c in chunk.clients)
-        s.invoice_statuses.update(i.status for i in invoices)
+            s = self.summary
+            s.business_groups += written["groups"]
+            s.clients += written["clients"]
+            s.contacts += written["contacts"]
+            s.invoices += written["invoices"]
+            s.payments += written["payments"]
+            s.allocations += written["allocations"]
+            s.interactions += written["interactions"]
+            s.interaction_links += written["interaction_invoices"]
+            s.client_statuses.update(c.status for c in chunk.clients)
+            s.invoice_statuses.update(i.status for i in chunk.invoices)
 
     # -- small generators ----------------------------------------------------------------
 
@@ -753,7 +649,7 @@ class DemoSeeder:
             self.rng.shuffle(self.deck)
         return self.deck.pop()
 
-    def _client(self, chunk: _Chunk) -> None:
+    def _client(self, chunk: LedgerRows) -> None:
         rng = self.rng
         profile = self._next_profile()
         self.summary.profiles[profile] += 1
@@ -853,13 +749,13 @@ class DemoSeeder:
             if self.collectors and rng.random() < 0.95
             else None
         )
-        client = Client(
+        client = ClientRow(
             legal_name=legal_name,
             trade_name=trade_name,
             tax_id=tax_id,
             kind=kind,
-            segment=self.segments[segment],
-            collector=collector,
+            segment_id=self.segments[segment].pk,
+            collector_id=collector.pk if collector is not None else None,
             payment_terms_days=terms,
             currency=currency,
             language=language,
@@ -891,7 +787,7 @@ class DemoSeeder:
         self._system(ctx, chunk, client_since, "Alta del cliente", author=self.manager, hour=(9, 12))
         self._history(chunk, ctx, seg_shape, concept)
 
-    def _new_group(self, chunk: _Chunk, family: str) -> BusinessGroup:
+    def _new_group(self, chunk: LedgerRows, family: str) -> BusinessGroupRow:
         rng = self.rng
         base = f"{rng.choice(('Grupo', 'Grupo', 'Corporativo', 'Holding'))} {family}"
         name, n = base, 1
@@ -902,7 +798,7 @@ class DemoSeeder:
                 name = f"{base} {n}"
         self.group_names.add(name)
         second = rng.choice(SURNAMES)
-        group = BusinessGroup(
+        group = BusinessGroupRow(
             name=name,
             notes=f"Empresas de la familia {family} {second}: mismos accionistas. Revisar el saldo conjunto "
             "antes de negociar con cualquiera de ellas.",
@@ -911,7 +807,7 @@ class DemoSeeder:
         self.pending_group = (group, family, rng.randint(1, 3))
         return group
 
-    def _contacts(self, chunk: _Chunk, ctx: _Ctx, *, area: str, family: str) -> None:
+    def _contacts(self, chunk: LedgerRows, ctx: _Ctx, *, area: str, family: str) -> None:
         rng = self.rng
         client = ctx.client
         created = client.created_at
@@ -924,11 +820,11 @@ class DemoSeeder:
             user = f"{_slug(first.split()[0], 15)}.{_slug(last, 15)}"
             return f"{user}{rng.randint(1, 99) if rng.random() < 0.4 else ''}@{rng.choice(PERSONAL_DOMAINS)}"
 
-        def make(role, name, position, email, *, whatsapp=True, channel=None, **extra) -> Contact:
+        def make(role, name, position, email, *, whatsapp=True, channel=None, **extra) -> ContactRow:
             phone = self._phone(ctx.country, area)
             mobile = self._phone(ctx.country, area) if rng.random() < 0.5 else phone
             has_wa = whatsapp and ctx.country != "US" and rng.random() < 0.75
-            contact = Contact(
+            contact = ContactRow(
                 client=client,
                 role=role,
                 name=name,
@@ -1020,7 +916,7 @@ class DemoSeeder:
     def _entry(
         self,
         ctx: _Ctx,
-        chunk: _Chunk,
+        chunk: LedgerRows,
         day: dt.date,
         kind: str,
         summary: str,
@@ -1028,7 +924,7 @@ class DemoSeeder:
         direction: str = Interaction.Direction.OUTBOUND,
         outcome: str = "",
         body: str = "",
-        contact: Contact | None = None,
+        contact: ContactRow | None = None,
         author=None,
         next_action_on: dt.date | None = None,
         invoices=(),
@@ -1040,20 +936,21 @@ class DemoSeeder:
             # Long-past next steps would flood "next actions due" (it has no notion of a
             # step done): old entries keep their text, the date goes.
             next_action_on = None
-        # A plain tuple: the model instance is built once the client and contact have ids.
-        chunk.entries.append(
-            _Entry(
-                ctx.client,
-                kind,
-                direction,
-                outcome,
-                contact,
-                summary[:255],
-                body,
-                author.pk if author is not None else None,
-                self._at(ctx, day, *hour),
-                next_action_on,
-                tuple(invoices),
+        at = self._at(ctx, day, *hour)
+        chunk.interactions.append(
+            InteractionRow(
+                client=ctx.client,
+                kind=kind,
+                summary=summary[:255],
+                direction=direction,
+                outcome=outcome,
+                contact=contact,
+                body=body,
+                author_id=author.pk if author is not None else None,
+                occurred_at=at,
+                next_action_on=next_action_on,
+                created_at=at,
+                invoices=tuple(invoices),
             )
         )
 
@@ -1077,7 +974,7 @@ class DemoSeeder:
 
     # -- invoices and payments ------------------------------------------------------------
 
-    def _history(self, chunk: _Chunk, ctx: _Ctx, shape, concept: str) -> None:
+    def _history(self, chunk: LedgerRows, ctx: _Ctx, shape, concept: str) -> None:
         rng = self.rng
         client = ctx.client
         today, yesterday = self.today, self.yesterday
@@ -1121,7 +1018,8 @@ class DemoSeeder:
             amount = (Decimal(int(subtotal)) * tax).quantize(CENT, rounding=ROUND_HALF_UP)
             self.invoice_seq += 1
             due = issue + dt.timedelta(days=client.payment_terms_days)
-            invoice = Invoice(
+            invoice = InvoiceRow(
+                client=client,
                 number=f"{series}-{self.invoice_seq:07d}",
                 issue_date=issue,
                 due_date=due,
@@ -1133,7 +1031,7 @@ class DemoSeeder:
             )
             stamp = dt.datetime.combine(issue, dt.time(9, 0), tzinfo=ctx.tz)
             invoice.created_at = invoice.updated_at = stamp
-            chunk.invoices.append((client, invoice))
+            chunk.invoices.append(invoice)
             ctx.invoices.append(invoice)
 
         # Credit limit: two to three months of usual billing, in round figures.
@@ -1261,14 +1159,13 @@ class DemoSeeder:
                     plan["pays"] = [(self._late(ctx, inv, 20, 120), token)]
         return plans
 
-    def _settle(self, chunk: _Chunk, ctx: _Ctx, plans: list[dict]) -> None:
+    def _settle(self, chunk: LedgerRows, ctx: _Ctx, plans: list[dict]) -> None:
         """Turn the plans into payments and allocations up to yesterday; set amount_paid and
         status the way the services would."""
         rng = self.rng
         client = ctx.client
         yesterday = self.yesterday
-        # (day, currency) → {invoice position: amount}; model instances without a pk
-        # cannot be dict keys.
+        # (day, currency) → {invoice position: amount}, in the plans' order.
         by_day: dict[tuple[dt.date, str], dict[int, Decimal]] = {}
         for pos, plan in enumerate(plans):
             inv = plan["inv"]
@@ -1344,7 +1241,8 @@ class DemoSeeder:
             amount = applied + extra
             recorded_by = ctx.collector if method in ("cash", "check") or rng.random() < 0.3 else None
             stamp = dt.datetime.combine(day, dt.time(13, 0), tzinfo=ctx.tz)
-            payment = Payment(
+            payment = PaymentRow(
+                client=client,
                 received_on=day,
                 amount=amount,
                 currency=currency,
@@ -1355,10 +1253,10 @@ class DemoSeeder:
                 recorded_by_id=recorded_by.pk if recorded_by else None,
                 created_at=stamp,
             )
-            chunk.payments.append((client, payment))
+            chunk.payments.append(payment)
             ordered = sorted(((plans[pos]["inv"], part) for pos, part in allocations.items()), key=_by_due)
             for inv, part in ordered:
-                chunk.allocations.append((payment, inv, part, stamp))
+                chunk.allocations.append(AllocationRow(payment, inv, part, stamp))
             summary = f"Pago recibido de {_money_text(amount, currency)}"
             if ordered:
                 summary += " → " + ", ".join(inv.number for inv, _p in ordered)
@@ -1377,7 +1275,7 @@ class DemoSeeder:
 
     # -- collection activity -------------------------------------------------------------
 
-    def _collection(self, chunk: _Chunk, ctx: _Ctx, plans: list[dict]) -> None:
+    def _collection(self, chunk: LedgerRows, ctx: _Ctx, plans: list[dict]) -> None:
         rng = self.rng
         today = self.today
         billing = ctx.billing
@@ -1715,7 +1613,7 @@ class DemoSeeder:
                 escalated = oldest + dt.timedelta(days=rng.randint(100, days - 3))
         ctx.escalation = (status, oldest + dt.timedelta(days=31), escalated)
 
-    def _client_status(self, chunk: _Chunk, ctx: _Ctx) -> None:
+    def _client_status(self, chunk: LedgerRows, ctx: _Ctx) -> None:
         """Write the status decided by _decide_status, with the entries the services write."""
         if ctx.escalation is None:
             return

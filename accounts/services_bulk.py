@@ -9,8 +9,10 @@ per invoice or payment: about 100 rows a second. These do the same work in sets:
   ``_check_requested``, the allocation rules), and one query per natural key (invoice
   numbers, payment references, tax ids) instead of one per row. The database constraints
   stay the last word: an ``IntegrityError`` still rolls everything back;
-- ``bulk_create`` in batches, and one ``UPDATE … FROM unnest(…)`` (PostgreSQL) or
-  ``bulk_update`` (SQLite) for the invoices that payments touch;
+- the rows written by :func:`ledger_bulk_insert`, the one writer of new ledger rows that
+  imports, ``seed_demo`` and the benchmark loader share: it checks the ledger's invariants on
+  the whole set, then writes with ``COPY`` and one ``UPDATE … FROM unnest(…)`` for the stored
+  invoices that payments touch;
 - the audit history as the single-row services leave it (``audit.log_creations`` and
   ``log_updates``: a CREATE entry per new row, an UPDATE entry per changed row, in one INSERT);
 - the timeline as **one summary entry per client** per load ("Importadas 37 facturas"),
@@ -24,8 +26,13 @@ transaction (callers that load in chunks wrap all chunks in their own). Invalid 
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import functools
+import io
 import json
+import operator
+import re
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +45,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
 from django.db.models import DateTimeField, JSONField
 from django.dispatch import Signal
@@ -48,12 +56,27 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from . import audit
-from .models import ZERO, Client, Interaction, Invoice, Payment, PaymentAllocation, validate_time_zone
+from .models import (
+    ZERO,
+    BusinessGroup,
+    Channel,
+    Client,
+    Contact,
+    Interaction,
+    Invoice,
+    Language,
+    NonPaymentReason,
+    Payment,
+    PaymentAllocation,
+    validate_time_zone,
+)
 from .services import (
+    CENT,
     CLIENT_FIELDS,
     AllocationRequest,
     _apply,
     _check_requested,
+    _payment_status,
     _payment_summary,
     ensure_can_work,
     ensure_manager,
@@ -61,7 +84,6 @@ from .services import (
 )
 from .utils import actor, money_str
 
-BATCH_SIZE = 2000  # rows per INSERT (Django lowers it on SQLite to fit its parameter limit)
 LOCK_CHUNK = 5000  # ids per SELECT … FOR UPDATE
 BODY_LINES = 10  # lines of detail per timeline entry (the invoices are linked); the rest is counted
 
@@ -141,39 +163,31 @@ class TimelineBatch:
     def payment_recorded(self, payment: Payment, allocations: list[PaymentAllocation]) -> None:
         self._clients[payment.client_id].payments.append((payment, allocations))
 
-    def flush(self) -> list[Interaction]:
-        """Write the entries (one INSERT for all, one for their invoice links)."""
+    def flush(self) -> list[InteractionRow]:
+        """Write the entries and their invoice links (through ``ledger_bulk_insert``)."""
         now = timezone.now()
         author = actor(self.by)
-        entries, links = [], []
+        entries = []
         for client_id, lines in self._clients.items():
-            entries.append(
-                Interaction(
-                    client_id=client_id,
-                    kind=Interaction.Kind.SYSTEM,
-                    direction=Interaction.Direction.INTERNAL,
-                    summary=self._summary(lines)[:255],
-                    body=self._body(lines),
-                    author=author,
-                    occurred_at=now,
-                    created_at=now,
-                )
-            )
             # Linked: the invoices of the lines shown (the timeline shows a chip per link; a
             # chip for each of a client's 5,000 imported invoices would bury the page).
             shown_invoices, shown_payments = self._shown(lines)
             invoice_ids = [inv.pk for inv in shown_invoices]
             invoice_ids += [a.invoice.pk for _p, allocs in shown_payments for a in allocs]
-            links.append(list(dict.fromkeys(invoice_ids)))
-        _insert(Interaction, entries)
-        _insert(
-            InteractionInvoice,
-            [
-                InteractionInvoice(interaction_id=entry.pk, invoice_id=invoice_id)
-                for entry, ids in zip(entries, links, strict=True)
-                for invoice_id in ids
-            ],
-        )
+            entries.append(
+                InteractionRow(
+                    client=client_id,
+                    kind=Interaction.Kind.SYSTEM,
+                    direction=Interaction.Direction.INTERNAL,
+                    summary=self._summary(lines)[:255],
+                    body=self._body(lines),
+                    author_id=author.pk if author is not None else None,
+                    occurred_at=now,
+                    created_at=now,
+                    invoices=tuple(dict.fromkeys(invoice_ids)),
+                )
+            )
+        ledger_bulk_insert(rows=LedgerRows(interactions=entries))
         self._clients.clear()
         return entries
 
@@ -257,21 +271,44 @@ def _add_error(errors: dict[int, ValidationError], index: int, field_name: str, 
         errors[index] = ValidationError({field_name: [message]})
 
 
-def _insert(model, objs: list, message_field: str = "", message: str = "") -> None:
-    """Insert new objects and set their ids, with the database as the last word: a
-    constraint broken by a concurrent writer becomes a ValidationError on ``message_field``
-    (and the caller's transaction rolls back)."""
-    if not objs:
-        return
-    try:
-        with transaction.atomic():
-            # Measured against an INSERT … SELECT FROM unnest(arrays): no faster here, the time
-            # is the database's (indexes, constraints), not Django's compiling of the values.
-            model.objects.bulk_create(objs, batch_size=BATCH_SIZE)
-    except IntegrityError as exc:
-        if not message_field:
-            raise
-        raise ValidationError({message_field: message}) from exc
+def _rows_of(row_class, objs: Sequence) -> list:
+    """Rows for ``ledger_bulk_insert`` from model instances (references by id)."""
+    model = type(objs[0]) if objs else None
+    names = []
+    for name in row_class.__slots__:
+        if name == "invoices":
+            continue
+        f = model._meta.get_field(name) if model is not None and name not in ("id",) else None
+        names.append((name, f.attname if f is not None and f.is_relation else name))
+    return [row_class(**{name: getattr(obj, attr) for name, attr in names}) for obj in objs]
+
+
+def _write(
+    table: str, objs: list, row_class, errors: dict[int, ValidationError], positions: Sequence[int] | None = None
+) -> None:
+    """Insert model instances through ``ledger_bulk_insert`` and give them their ids. The
+    writer's errors for these rows join ``errors`` (the caller's own checks, by input index:
+    ``positions[i]`` is the input index of ``objs[i]``); with any error nothing is written and
+    BulkValidationError names every failing item."""
+    rows = _rows_of(row_class, objs)
+    batch = LedgerRows(**{table: rows})
+    if errors:
+        found = ledger_rows_check(rows=batch)
+    else:
+        try:
+            ledger_bulk_insert(rows=batch, lock_stored=False)
+        except LedgerRowsError as exc:
+            found = exc.row_errors
+        else:
+            for obj, row in zip(objs, rows, strict=True):
+                obj.pk = row.id
+                obj._state.adding, obj._state.db = False, connection.alias
+            return
+    for (_table, index), by_field in found.items():
+        for name, messages in by_field.items():
+            for message in messages:
+                _add_error(errors, positions[index] if positions is not None else index, name, message)
+    raise BulkValidationError(errors)
 
 
 def _log_created(by, objs: list) -> None:
@@ -308,10 +345,7 @@ def _log_created(by, objs: list) -> None:
                 if value != "None":  # auditlog's "before" of a new row
                     changes[name] = ["None", value if type(value) is str else smart_str(value)]
             entries.append(audit._entry(obj, LogEntry.Action.CREATE, changes, actor, now))
-    if connection.vendor == "postgresql":
-        _pg_insert(LogEntry, entries)
-    else:
-        LogEntry.objects.bulk_create(entries, batch_size=BATCH_SIZE)
+    _pg_insert(LogEntry, entries)
 
 
 def _audit_value(f):
@@ -422,7 +456,7 @@ def clients_bulk_upsert(
         existing = {c.tax_id: c for c in Client.objects.select_for_update().filter(tax_id__in=tax_ids)}
         before = audit.snapshot(existing.values())
         result = ClientsUpsertResult(clients=[])
-        new, changed, lines = [], [], {}
+        new, new_at, changed, lines = [], [], [], {}
         fields_changed: set[str] = set()
         now = timezone.now()
         for i, r in enumerate(rows):
@@ -435,6 +469,7 @@ def clients_bulk_upsert(
                 client = Client(**r, created_at=now, updated_at=now)
                 _clean(client, _CLIENT_NOT_CLEANED, i, errors)
                 new.append(client)
+                new_at.append(i)
             else:
                 diff = {}
                 for name, value in r.items():
@@ -453,7 +488,7 @@ def clients_bulk_upsert(
             result.clients.append(client)
         if errors:
             raise BulkValidationError(errors)
-        _insert(Client, new, "tax_id", _("Ya existe un cliente con este RFC / NIF."))
+        _write("clients", new, ClientRow, errors, new_at)
         if changed:
             try:
                 with transaction.atomic():
@@ -525,20 +560,10 @@ def invoices_bulk_create(
             updated_at=now,
         )
         _clean(inv, _INVOICE_NOT_CLEANED, i, errors)
-        if i not in errors and inv.due_date < inv.issue_date:
-            _add_error(errors, i, "due_date", _("El vencimiento no puede ser anterior a la fecha de emisión."))
         objs.append(inv)
-    duplicate = _("Ya existe una factura con este folio.")
-    seen: set[str] = set()
     with transaction.atomic():
-        taken = set(Invoice.objects.filter(number__in=[o.number for o in objs]).values_list("number", flat=True))
-        for i, inv in enumerate(objs):
-            if inv.number in taken or inv.number in seen:
-                _add_error(errors, i, "number", duplicate)
-            seen.add(inv.number)
-        if errors:
-            raise BulkValidationError(errors)
-        _insert(Invoice, objs, "number", duplicate)
+        # The ledger's rules (unique numbers, due dates, money) are the writer's.
+        _write("invoices", objs, InvoiceRow, errors)
         _log_created(by, objs)
         own = timeline or TimelineBatch(by=by, source=source)
         own.invoices_created(objs)
@@ -628,7 +653,7 @@ def payments_bulk_record(
         for inv in invoices:  # ordered by due date: the oldest is paid first
             if inv.status in (Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID):
                 queues[(inv.client_id, inv.currency)].append(inv)
-        new, allocations, touched = [], [], {}
+        new, new_at, allocations, touched = [], [], [], {}
         applied: list[tuple[Payment, list[PaymentAllocation]]] = []
         for i, payment in enumerate(objs):
             if result[i] is not None or i in errors:
@@ -651,15 +676,14 @@ def payments_bulk_record(
             for alloc in done:
                 touched[alloc.invoice.pk] = alloc.invoice
             new.append(payment)
+            new_at.append(i)
             allocations += done
             applied.append((payment, done))
             payment.created = True
             result[i] = payment
         if errors:
             raise BulkValidationError(errors)
-        _insert(Payment, new, "reference", _("Ya existe un pago con esta referencia."))
-        _insert(PaymentAllocation, allocations)
-        _save_invoice_balances(list(touched.values()), now)
+        _write_payments(new, new_at, allocations)
         _log_created(by, [*new, *allocations])
         audit.log_updates(by=by, before=before, after=touched.values())
         payments_bulk_recorded.send(sender=Payment, recorded=applied)
@@ -668,6 +692,35 @@ def payments_bulk_record(
             own.payment_recorded(payment, done)
         _finish(timeline, own)
     return result
+
+
+def _write_payments(payments: list[Payment], positions: list[int], allocations: list[PaymentAllocation]) -> None:
+    """The payments and their allocations through ``ledger_bulk_insert`` (which also writes
+    the invoices' new amount_paid and status); the writer's errors are reported on the
+    payment's input index. The invoices are locked already (``_lock_invoices``)."""
+    rows = _rows_of(PaymentRow, payments)
+    row_of = {id(p): row for p, row in zip(payments, rows, strict=True)}
+    alloc_rows = [
+        AllocationRow(payment=row_of[id(a.payment)], invoice=a.invoice.pk, amount=a.amount, created_at=a.created_at)
+        for a in allocations
+    ]
+    try:
+        ledger_bulk_insert(rows=LedgerRows(payments=rows, allocations=alloc_rows), lock_stored=False)
+    except LedgerRowsError as exc:
+        index_of = {id(row): positions[i] for i, row in enumerate(rows)}
+        errors: dict[int, ValidationError] = {}
+        for (table, index), by_field in exc.row_errors.items():
+            row = rows[index] if table == "payments" else alloc_rows[index].payment
+            for name, messages in by_field.items():
+                for message in messages:
+                    _add_error(errors, index_of[id(row)], "allocations" if table == "allocations" else name, message)
+        raise BulkValidationError(errors) from exc
+    for payment, row in zip(payments, rows, strict=True):
+        payment.pk = row.id
+        payment._state.adding, payment._state.db = False, connection.alias
+    for alloc, row in zip(allocations, alloc_rows, strict=True):
+        alloc.pk, alloc.payment_id = row.id, row.payment.id
+        alloc._state.adding, alloc._state.db = False, connection.alias
 
 
 def _dedupe_references(objs: list[Payment], errors: dict[int, ValidationError]) -> list[Payment | None]:
@@ -732,27 +785,655 @@ def _lock_invoices(objs, wanted_by_index, result) -> list[Invoice]:
     return sorted(found.values(), key=lambda inv: (inv.due_date, inv.pk))
 
 
-def _save_invoice_balances(invoices: list[Invoice], now: dt.datetime) -> None:
-    """Write amount_paid and status of many invoices: one statement per chunk on PostgreSQL
-    (``UPDATE … FROM unnest(arrays)``), Django's ``bulk_update`` elsewhere."""
-    if not invoices:
+# --- the ledger writer: every bulk insert of ledger rows goes through here ---------------------
+#
+# Imports (the functions above), ``seed_demo`` (accounts.demo) and the benchmark loader
+# (scripts/bench/loader.py) hand their new rows to ``ledger_bulk_insert``. The rows are plain
+# slotted objects, not model instances: building a model instance costs ten times more, and a
+# 100,000-client demo has millions of rows. A row refers to a parent either by id (a row
+# already stored) or by the parent's row object in the same batch; the writer takes ids from the
+# tables' sequences, so children can point at parents before anything is written.
+
+
+class _Row:
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        # What COPY writes for a reference to this row: its id (assigned before any child is
+        # written). The csv module turns every non-string value into text with str().
+        return str(self.id)
+
+
+@dataclass(slots=True, eq=False)
+class BusinessGroupRow(_Row):
+    name: str
+    notes: str = ""
+    id: int | None = None
+
+
+@dataclass(slots=True, eq=False)
+class ClientRow(_Row):
+    legal_name: str
+    segment_id: int
+    tax_id: str = ""
+    trade_name: str = ""
+    kind: str = Client.Kind.COMPANY
+    collector_id: int | None = None
+    credit_limit: Decimal = ZERO
+    payment_terms_days: int = 30
+    currency: str = "MXN"
+    language: str = "es"
+    time_zone: str = "America/Mexico_City"
+    country: str = "MX"
+    business_group: BusinessGroupRow | int | None = None
+    client_since: dt.date | None = None
+    status: str = Client.Status.ACTIVE
+    address: str = ""
+    notes: str = ""
+    created_at: dt.datetime | None = None  # None: the moment of the insert
+    updated_at: dt.datetime | None = None
+    id: int | None = None
+
+
+@dataclass(slots=True, eq=False)
+class ContactRow(_Row):
+    client: ClientRow | int
+    name: str
+    role: str = Contact.Role.BILLING
+    position: str = ""
+    email: str = ""
+    phone: str = ""
+    whatsapp: str = ""
+    preferred_channel: str = "email"
+    opt_out_email: bool = False
+    opt_out_sms: bool = False
+    opt_out_whatsapp: bool = False
+    opt_out_phone: bool = False
+    opt_out_letter: bool = False
+    is_active: bool = True
+    notes: str = ""
+    created_at: dt.datetime | None = None
+    id: int | None = None
+
+
+@dataclass(slots=True, eq=False)
+class InvoiceRow(_Row):
+    client: ClientRow | int
+    number: str
+    issue_date: dt.date
+    due_date: dt.date
+    currency: str
+    amount: Decimal
+    # Must equal the sum of the invoice's allocations in the batch (a new invoice has no other).
+    amount_paid: Decimal = ZERO
+    # A payment-derived status must agree with amount_paid; disputed, written off and
+    # cancelled are kept (a cancelled invoice cannot carry payments).
+    status: str = Invoice.Status.OPEN
+    external_ref: str = ""
+    description: str = ""
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+    id: int | None = None
+
+
+@dataclass(slots=True, eq=False)
+class PaymentRow(_Row):
+    client: ClientRow | int
+    received_on: dt.date
+    amount: Decimal
+    currency: str
+    method: str = Payment.Method.TRANSFER
+    reference: str = ""
+    unallocated: Decimal = ZERO  # must equal amount minus the payment's allocations
+    notes: str = ""
+    recorded_by_id: int | None = None
+    created_at: dt.datetime | None = None
+    id: int | None = None
+
+
+@dataclass(slots=True, eq=False)
+class AllocationRow(_Row):
+    payment: PaymentRow  # allocations belong to a payment of the same batch
+    invoice: InvoiceRow | int  # a stored invoice (by id) has its amount_paid and status updated
+    amount: Decimal
+    created_at: dt.datetime | None = None
+    id: int | None = None
+
+
+@dataclass(slots=True, eq=False)
+class InteractionRow(_Row):
+    client: ClientRow | int
+    kind: str
+    summary: str
+    direction: str = Interaction.Direction.OUTBOUND
+    outcome: str = ""
+    contact: ContactRow | int | None = None
+    body: str = ""
+    author_id: int | None = None
+    occurred_at: dt.datetime | None = None  # None: the moment of the insert
+    next_action_on: dt.date | None = None
+    corrects_id: int | None = None
+    created_at: dt.datetime | None = None
+    nonpayment_reason: str = ""
+    invoices: tuple = ()  # InvoiceRow or stored invoice ids, all of the entry's client
+    id: int | None = None
+
+
+@dataclass
+class LedgerRows:
+    """New rows for ``ledger_bulk_insert``, one list per table."""
+
+    groups: list[BusinessGroupRow] = field(default_factory=list)
+    clients: list[ClientRow] = field(default_factory=list)
+    contacts: list[ContactRow] = field(default_factory=list)
+    invoices: list[InvoiceRow] = field(default_factory=list)
+    payments: list[PaymentRow] = field(default_factory=list)
+    allocations: list[AllocationRow] = field(default_factory=list)
+    interactions: list[InteractionRow] = field(default_factory=list)
+
+
+class LedgerRowsError(ValidationError):
+    """The rows that break a rule: ``row_errors[(table, index)]`` is ``{field: [messages]}``,
+    ``table`` one of the lists of :class:`LedgerRows`."""
+
+    def __init__(self, errors: dict[tuple[str, int], dict[str, list[str]]]):
+        self.row_errors = dict(sorted(errors.items()))
+        super().__init__(
+            [
+                f"{table}[{index}].{name}: {msg}"
+                for (table, index), fields in self.row_errors.items()
+                for name, messages in fields.items()
+                for msg in messages
+            ]
+        )
+
+    def for_table(self, table: str) -> dict[int, ValidationError]:
+        """This table's errors by index, as the bulk services report them."""
+        return {i: ValidationError(f) for (t, i), f in self.row_errors.items() if t == table}
+
+
+_ISO_CURRENCY = re.compile(r"[A-Z]{3}")
+_ISO_COUNTRY = re.compile(r"[A-Z]{2}")
+_CHOICES = {
+    "client_kind": frozenset(Client.Kind.values),
+    "client_status": frozenset(Client.Status.values),
+    "language": frozenset(Language.values),
+    "role": frozenset(Contact.Role.values),
+    "channel": frozenset(Channel.values),
+    "invoice_status": frozenset(Invoice.Status.values),
+    "method": frozenset(Payment.Method.values),
+    "kind": frozenset(Interaction.Kind.values),
+    "direction": frozenset(Interaction.Direction.values),
+    "outcome": frozenset(Interaction.Outcome.values),
+    "reason": frozenset(NonPaymentReason.values),
+}
+_PAYMENT_STATUSES = frozenset(Invoice.PAYMENT_STATUSES)
+_TABLE_ORDER = ("groups", "clients", "contacts", "invoices", "payments", "allocations", "interactions")
+_MODELS = {
+    "groups": BusinessGroup,
+    "clients": Client,
+    "contacts": Contact,
+    "invoices": Invoice,
+    "payments": Payment,
+    "allocations": PaymentAllocation,
+    "interactions": Interaction,
+}
+
+
+class _Checker:
+    """Collects errors by (table, index, field); valid values of a few text fields are
+    checked once per distinct value."""
+
+    def __init__(self):
+        self.errors: dict[tuple[str, int], dict[str, list[str]]] = {}
+        self._seen: dict[tuple[str, str], bool] = {}
+
+    def add(self, table: str, index: int, name: str, message: str) -> None:
+        self.errors.setdefault((table, index), {}).setdefault(name, []).append(str(message))
+
+    def ok(self, kind: str, value) -> bool:
+        key = (kind, value)
+        valid = self._seen.get(key)
+        if valid is None:
+            valid = self._seen[key] = _valid(kind, value)
+        return valid
+
+
+def _valid(kind: str, value) -> bool:
+    if kind == "currency":
+        return isinstance(value, str) and _ISO_CURRENCY.fullmatch(value) is not None
+    if kind == "country":
+        return isinstance(value, str) and _ISO_COUNTRY.fullmatch(value) is not None
+    if kind == "time_zone":
+        try:
+            validate_time_zone(value)
+        except ValidationError:
+            return False
+        return True
+    if kind == "email":
+        try:
+            validate_email(value)
+        except ValidationError:
+            return False
+        return True
+    return value in _CHOICES[kind]
+
+
+def _cents(value) -> bool:
+    """A positive amount of money, to the cent."""
+    return isinstance(value, Decimal) and value.is_finite() and value > 0 and value == value.quantize(CENT)
+
+
+def ledger_bulk_insert(
+    *, rows: LedgerRows, as_of: dt.datetime | None = None, lock_stored: bool = True
+) -> dict[str, int]:
+    """Insert new ledger rows in one transaction, enforcing the rules of the single-row services
+    (``accounts.services``) on the whole set first; any broken rule raises
+    :class:`LedgerRowsError` and nothing is written. Returns the rows written per table.
+
+    The rules: choices, ISO currencies and countries, time zones and e-mail addresses valid;
+    money positive and to the cent; invoice numbers, payment references, tax ids and group
+    names unique (in the batch and against the stored rows); due date not before the issue
+    date; ``amount_paid`` of a new invoice equal to its allocations, never above its amount, and
+    its status agreeing with it; ``unallocated`` of a payment equal to its amount minus its
+    allocations, never negative; an allocation in the payment's currency, to an invoice of the
+    same client that is not cancelled, never above the invoice's open balance; a contact or an
+    invoice linked to a timeline entry of the entry's client; nothing after ``as_of`` (default:
+    now): payments up to the next day, as ``payment_record``, timeline entries up to five
+    minutes, as ``interaction_log``.
+
+    Allocations to stored invoices (given by id) add to their ``amount_paid`` and set their
+    payment-derived status; ``lock_stored`` locks those rows first (a caller that already
+    holds the locks may skip it). Rows get their ids from the tables' sequences; the data goes
+    in with ``COPY``. Timestamps left None are set to the moment of the insert."""
+    now = timezone.now()
+    as_of = as_of or now
+    check = _Checker()
+    stored, touched = _validate(rows, check, as_of, now, lock_stored)
+    if check.errors:
+        raise LedgerRowsError(check.errors)
+    written = {}
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            _write_rows(cursor, rows, stored, touched, now, written)
+    except IntegrityError as exc:
+        # A constraint the checks above could not see: a concurrent writer stored the same
+        # number, reference or tax id between the check and the COPY.
+        raise ValidationError(_("La base de datos rechazó la carga: %(error)s") % {"error": exc}) from exc
+    return written
+
+
+def ledger_rows_check(*, rows: LedgerRows, as_of: dt.datetime | None = None) -> dict[tuple[str, int], dict]:
+    """The errors ``ledger_bulk_insert`` would raise for these rows (see
+    :attr:`LedgerRowsError.row_errors`), without writing or locking anything."""
+    now = timezone.now()
+    check = _Checker()
+    _validate(rows, check, as_of or now, now, lock=False)
+    return check.errors
+
+
+def _write_rows(cursor, rows: LedgerRows, stored: dict, touched: set[int], now: dt.datetime, written: dict) -> None:
+    for table in _TABLE_ORDER:
+        objs = getattr(rows, table)
+        _take_ids(cursor, _MODELS[table], objs)
+        written[table] = _copy(cursor, _MODELS[table], objs)
+    links = [(entry, invoice) for entry in rows.interactions for invoice in entry.invoices]
+    if links:
+        ids = _next_ids(cursor, InteractionInvoice, len(links))
+        _copy_values(
+            cursor,
+            InteractionInvoice,
+            ("id", "interaction_id", "invoice_id"),
+            ((i, entry, invoice) for i, (entry, invoice) in zip(ids, links, strict=True)),
+        )
+    written["interaction_invoices"] = len(links)
+    _update_stored_invoices(cursor, stored, touched, now)
+
+
+def _validate(
+    rows: LedgerRows, check: _Checker, as_of: dt.datetime, now: dt.datetime, lock: bool
+) -> tuple[dict[int, list], set[int]]:
+    """Every rule on every row. Returns the stored invoices the rows refer to (see
+    ``_stored_invoices``, amount_paid including the batch's allocations) and the ids of those
+    the allocations touch."""
+    in_batch = {table: {id(r) for r in getattr(rows, table)} for table in ("groups", "clients", "contacts")}
+    in_batch["invoices"] = {id(r) for r in rows.invoices}
+    in_batch["payments"] = {id(r) for r in rows.payments}
+
+    def ref(table, index, name, value, target, required=True) -> None:
+        if value is None:
+            if required:
+                check.add(table, index, name, _("Este campo es obligatorio."))
+        elif type(value) is not int and id(value) not in in_batch[target]:
+            check.add(table, index, name, _("Se refiere a una fila que no está en la carga."))
+
+    _unique(check, "groups", rows.groups, "name", BusinessGroup, _("Ya existe un grupo con este nombre."))
+    for i, g in enumerate(rows.groups):
+        if not g.name:
+            check.add("groups", i, "name", _("Este campo es obligatorio."))
+
+    _unique(check, "clients", rows.clients, "tax_id", Client, _("Ya existe un cliente con este RFC / NIF."))
+    for i, c in enumerate(rows.clients):
+        if not c.legal_name:
+            check.add("clients", i, "legal_name", _("Este campo es obligatorio."))
+        if c.segment_id is None:
+            check.add("clients", i, "segment", _("Indique el segmento."))
+        ref("clients", i, "business_group", c.business_group, "groups", required=False)
+        for name, kind in (
+            ("kind", "client_kind"),
+            ("status", "client_status"),
+            ("language", "language"),
+            ("currency", "currency"),
+            ("country", "country"),
+            ("time_zone", "time_zone"),
+        ):
+            if not check.ok(kind, getattr(c, name)):
+                check.add("clients", i, name, _("Valor no válido: %(v)s") % {"v": getattr(c, name)})
+        if not isinstance(c.credit_limit, Decimal) or c.credit_limit < 0:
+            check.add("clients", i, "credit_limit", _("El límite de crédito no puede ser negativo."))
+        if c.created_at is None:
+            c.created_at = now
+        if c.updated_at is None:
+            c.updated_at = c.created_at
+
+    contact_client = {}
+    for i, c in enumerate(rows.contacts):
+        ref("contacts", i, "client", c.client, "clients")
+        contact_client[id(c)] = c.client
+        if not c.name:
+            check.add("contacts", i, "name", _("Este campo es obligatorio."))
+        if not check.ok("role", c.role):
+            check.add("contacts", i, "role", _("Valor no válido: %(v)s") % {"v": c.role})
+        if not check.ok("channel", c.preferred_channel):
+            check.add("contacts", i, "preferred_channel", _("Valor no válido: %(v)s") % {"v": c.preferred_channel})
+        if c.email and not check.ok("email", c.email):
+            check.add("contacts", i, "email", _("Introduzca una dirección de correo electrónico válida."))
+        if c.created_at is None:
+            c.created_at = now
+
+    duplicate_number = _("Ya existe una factura con este folio.")
+    _unique(check, "invoices", rows.invoices, "number", Invoice, duplicate_number)
+    paid: dict[InvoiceRow | int, Decimal] = {}  # invoice row or stored id -> allocated in this batch
+    for i, a in enumerate(rows.allocations):
+        ref("allocations", i, "payment", a.payment, "payments")
+        ref("allocations", i, "invoice", a.invoice, "invoices")
+        if not _cents(a.amount):
+            check.add("allocations", i, "amount", _("Los importes aplicados deben ser positivos, al centavo."))
+            continue
+        paid[a.invoice] = paid.get(a.invoice, ZERO) + a.amount
+        if a.created_at is None:
+            a.created_at = now
+    stored = _stored_invoices(
+        {a.invoice for a in rows.allocations if type(a.invoice) is int}
+        | {inv for e in rows.interactions for inv in e.invoices if type(inv) is int},
+        lock,
+    )
+
+    for i, inv in enumerate(rows.invoices):
+        ref("invoices", i, "client", inv.client, "clients")
+        if not inv.number:
+            check.add("invoices", i, "number", _("Este campo es obligatorio."))
+        if not check.ok("currency", inv.currency):
+            check.add("invoices", i, "currency", _("Use un código de moneda ISO 4217 de tres letras (MXN, EUR, USD)."))
+        if not _cents(inv.amount):
+            check.add("invoices", i, "amount", _("El importe debe ser positivo, al centavo."))
+            continue
+        if inv.due_date < inv.issue_date:
+            check.add("invoices", i, "due_date", _("El vencimiento no puede ser anterior a la fecha de emisión."))
+        allocated = paid.get(inv, ZERO)
+        if inv.amount_paid != allocated:
+            check.add(
+                "invoices",
+                i,
+                "amount_paid",
+                _("Lo pagado (%(p)s) no es la suma de lo aplicado (%(a)s).") % {"p": inv.amount_paid, "a": allocated},
+            )
+        elif allocated > inv.amount:
+            check.add(
+                "invoices",
+                i,
+                "amount_paid",
+                _("A la factura %(n)s se le quiere aplicar %(a)s, pero su saldo es %(b)s.")
+                % {"n": inv.number, "a": allocated, "b": inv.amount},
+            )
+        if not check.ok("invoice_status", inv.status):
+            check.add("invoices", i, "status", _("Estado no válido."))
+        elif inv.status in _PAYMENT_STATUSES:
+            if inv.status != _payment_status(inv.amount, inv.amount_paid):
+                check.add("invoices", i, "status", _("El estado no corresponde a lo pagado."))
+        elif inv.status == Invoice.Status.CANCELLED and allocated:
+            check.add("invoices", i, "status", _("No se puede cancelar una factura con pagos aplicados."))
+        if inv.created_at is None:
+            inv.created_at = now
+        if inv.updated_at is None:
+            inv.updated_at = inv.created_at
+
+    for key, allocated in paid.items():
+        if type(key) is int and key in stored:
+            row = stored[key]
+            row[3] += allocated
+            if row[3] > row[2]:
+                for i, a in enumerate(rows.allocations):
+                    if a.invoice == key:
+                        check.add(
+                            "allocations",
+                            i,
+                            "amount",
+                            _("A la factura %(n)s se le quiere aplicar %(a)s, pero su saldo es %(b)s.")
+                            % {"n": row[5], "a": allocated, "b": row[2] - row[3] + allocated},
+                        )
+
+    duplicate_reference = _("Ya existe un pago con esta referencia.")
+    _unique(check, "payments", rows.payments, "reference", Payment, duplicate_reference)
+    last_day = as_of.date() + dt.timedelta(days=1)
+    applied: dict[PaymentRow, Decimal] = {}
+    for i, a in enumerate(rows.allocations):
+        if type(a.payment) is int or id(a.payment) not in in_batch["payments"] or not _cents(a.amount):
+            continue
+        applied[a.payment] = applied.get(a.payment, ZERO) + a.amount
+        if type(a.invoice) is int:
+            inv = stored.get(a.invoice)
+            if inv is None:
+                check.add("allocations", i, "invoice", _("La factura %(id)s no existe.") % {"id": a.invoice})
+                continue
+            client, currency, status = inv[0], inv[1], inv[4]
+        else:
+            client, currency, status = a.invoice.client, a.invoice.currency, a.invoice.status
+        if client != a.payment.client:
+            check.add("allocations", i, "invoice", _("La factura no es del cliente del pago."))
+        if currency != a.payment.currency:
+            check.add(
+                "allocations",
+                i,
+                "invoice",
+                _("La factura está en %(c)s, no en %(p)s.") % {"c": currency, "p": a.payment.currency},
+            )
+        if status == Invoice.Status.CANCELLED:
+            check.add("allocations", i, "invoice", _("La factura está cancelada."))
+    seen_pairs: set[tuple] = set()
+    for i, a in enumerate(rows.allocations):
+        pair = (a.payment, a.invoice)
+        if pair in seen_pairs:
+            check.add("allocations", i, "invoice", _("El pago ya se aplicó a esta factura en la carga."))
+        seen_pairs.add(pair)
+    for i, p in enumerate(rows.payments):
+        ref("payments", i, "client", p.client, "clients")
+        if not _cents(p.amount):
+            check.add("payments", i, "amount", _("El importe debe ser positivo, al centavo."))
+            continue
+        if not check.ok("currency", p.currency):
+            check.add("payments", i, "currency", _("Use un código de moneda ISO 4217 de tres letras (MXN, EUR, USD)."))
+        if not check.ok("method", p.method):
+            check.add("payments", i, "method", _("Valor no válido: %(v)s") % {"v": p.method})
+        if p.received_on > last_day:
+            check.add("payments", i, "received_on", _("La fecha de pago no puede estar en el futuro."))
+        allocated = applied.get(p, ZERO)
+        if allocated > p.amount:
+            check.add("payments", i, "allocations", _("Lo aplicado a facturas supera el importe del pago."))
+        elif p.unallocated != p.amount - allocated:
+            check.add(
+                "payments",
+                i,
+                "unallocated",
+                _("El saldo a favor (%(u)s) no es el importe menos lo aplicado (%(r)s).")
+                % {"u": p.unallocated, "r": p.amount - allocated},
+            )
+        if p.created_at is None:
+            p.created_at = now
+
+    latest = as_of + dt.timedelta(minutes=5)
+    stored_contacts = _stored_contact_clients({e.contact for e in rows.interactions if type(e.contact) is int})
+    for i, e in enumerate(rows.interactions):
+        ref("interactions", i, "client", e.client, "clients")
+        if not e.summary or len(e.summary) > 255:
+            check.add("interactions", i, "summary", _("Indique un resumen de hasta 255 caracteres."))
+        for name, kind in (
+            ("kind", "kind"),
+            ("direction", "direction"),
+            ("outcome", "outcome"),
+            ("nonpayment_reason", "reason"),
+        ):
+            if not check.ok(kind, getattr(e, name)):
+                check.add("interactions", i, name, _("Valor no válido: %(v)s") % {"v": getattr(e, name)})
+        if e.contact is not None:
+            ref("interactions", i, "contact", e.contact, "contacts")
+            owner = contact_client.get(id(e.contact)) if type(e.contact) is not int else stored_contacts.get(e.contact)
+            if owner != e.client:
+                check.add("interactions", i, "contact", _("El contacto no pertenece a este cliente."))
+        for inv in e.invoices:
+            owner = stored[inv][0] if type(inv) is int and inv in stored else getattr(inv, "client", None)
+            if owner != e.client:
+                check.add("interactions", i, "invoices", _("Alguna factura no pertenece a este cliente."))
+                break
+        if e.occurred_at is None:
+            e.occurred_at = now
+        elif e.occurred_at > latest:
+            check.add("interactions", i, "occurred_at", _("La fecha y hora no puede estar en el futuro."))
+        if e.created_at is None:
+            e.created_at = e.occurred_at
+    return stored, {key for key in paid if type(key) is int}
+
+
+def _unique(check: _Checker, table: str, objs: list, name: str, model, message: str) -> None:
+    """A natural key unique in the batch and against the stored rows (empty values aside:
+    tax ids and references are optional)."""
+    values = [getattr(o, name) for o in objs]
+    given = [v for v in values if v]
+    if not given:
         return
-    if connection.vendor != "postgresql":
-        for inv in invoices:
-            inv.updated_at = now
-        Invoice.objects.bulk_update(invoices, ["amount_paid", "status", "updated_at"], batch_size=500)
+    column = model._meta.get_field(name).column
+    q = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {q(column)} FROM {q(model._meta.db_table)} WHERE {q(column)} = ANY(%s)",  # noqa: S608
+            [given],
+        )
+        taken = {row[0] for row in cursor.fetchall()}
+    if len(set(given)) == len(given) and not taken:
         return
+    for i, v in enumerate(values):
+        if v and v in taken:
+            check.add(table, i, name, message)
+        taken.add(v)
+
+
+def _stored_invoices(ids: set[int], lock: bool) -> dict[int, list]:
+    """{id: [client_id, currency, amount, amount_paid, status, number]} of stored invoices,
+    locked in id order when ``lock``."""
+    if not ids:
+        return {}
+    q = connection.ops.quote_name
+    sql = (
+        f"SELECT id, client_id, currency, amount, amount_paid, status, number FROM {q(Invoice._meta.db_table)} "  # noqa: S608
+        "WHERE id = ANY(%s) ORDER BY id" + (" FOR UPDATE" if lock else "")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [sorted(ids)])
+        return {row[0]: list(row[1:]) for row in cursor.fetchall()}
+
+
+def _stored_contact_clients(ids: set[int]) -> dict[int, int]:
+    if not ids:
+        return {}
+    return dict(Contact.objects.filter(pk__in=ids).values_list("pk", "client_id"))
+
+
+def _update_stored_invoices(cursor, stored: dict[int, list], touched: set[int], now: dt.datetime) -> None:
+    """Write the new amount_paid (and payment-derived status) of the stored invoices that
+    allocations of the batch touched: one ``UPDATE … FROM unnest(arrays)``."""
+    ids = sorted(touched)
+    if not ids:
+        return
+    statuses = [
+        _payment_status(stored[i][2], stored[i][3]) if stored[i][4] in _PAYMENT_STATUSES else stored[i][4] for i in ids
+    ]
     q = connection.ops.quote_name
     table = q(Invoice._meta.db_table)
-    sql = f"""
-        UPDATE {table} SET {q("amount_paid")} = v.paid, {q("status")} = v.status, {q("updated_at")} = %s
+    cursor.execute(
+        f"""
+        UPDATE {table} SET amount_paid = v.paid, status = v.status, updated_at = %s
         FROM unnest(%s::bigint[], %s::numeric[], %s::text[]) AS v(id, paid, status)
-        WHERE {table}.{q("id")} = v.id
-    """  # noqa: S608 - quoted identifiers from model metadata; values are parameters
-    with connection.cursor() as cursor:
-        for start in range(0, len(invoices), LOCK_CHUNK):
-            chunk = invoices[start : start + LOCK_CHUNK]
-            cursor.execute(
-                sql,
-                [now, [inv.pk for inv in chunk], [inv.amount_paid for inv in chunk], [inv.status for inv in chunk]],
-            )
+        WHERE {table}.id = v.id
+        """,  # noqa: S608 - quoted table name from model metadata; values are parameters
+        [now, ids, [stored[i][3] for i in ids], statuses],
+    )
+
+
+def _next_ids(cursor, model, n: int) -> Sequence[int]:
+    """``n`` new ids from the table's sequence (safe with concurrent writers). Without a
+    concurrent writer they are consecutive: then only the first and last come back, not a
+    million rows; else the list of them."""
+    cursor.execute(
+        """
+        SELECT min(v), max(v), CASE WHEN max(v) - min(v) + 1 = count(*) THEN NULL ELSE array_agg(v ORDER BY v) END
+        FROM (SELECT nextval(pg_get_serial_sequence(%s, 'id')) AS v FROM generate_series(1, %s)) AS ids
+        """,
+        [model._meta.db_table, n],
+    )
+    first, last, scattered = cursor.fetchone()
+    return scattered if scattered is not None else range(first, last + 1)
+
+
+def _take_ids(cursor, model, objs: list) -> None:
+    missing = [o for o in objs if o.id is None]
+    if missing:
+        for obj, pk in zip(missing, _next_ids(cursor, model, len(missing)), strict=True):
+            obj.id = pk
+
+
+@functools.cache
+def _columns(model, row_class) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """The table's columns, the row attribute each is read from (a reference is read from the
+    attribute named like the model's field, holding an id or a row), and the text columns that
+    are never NULL (COPY's CSV format reads an unquoted empty value as NULL otherwise)."""
+    fields = [f for f in model._meta.concrete_fields if not f.generated]
+    slots = set(row_class.__slots__)
+    attrs = tuple(f.name if f.is_relation and f.name in slots else f.attname for f in fields)
+    missing = [a for a in attrs if a not in slots]
+    if missing:
+        raise TypeError(f"{row_class.__name__} lacks {missing} for {model._meta.label}")
+    not_null = tuple(f.column for f in fields if not f.null and f.get_internal_type() in ("CharField", "TextField"))
+    return tuple(f.column for f in fields), attrs, not_null
+
+
+def _copy(cursor, model, objs: list) -> int:
+    if not objs:
+        return 0
+    columns, attrs, not_null = _columns(model, type(objs[0]))
+    _copy_values(cursor, model, columns, map(operator.attrgetter(*attrs), objs), not_null)
+    return len(objs)
+
+
+def _copy_values(cursor, model, columns, values: Iterable[tuple], not_null: Sequence[str] = ()) -> None:
+    """``COPY … FROM STDIN`` in CSV: the csv module (in C) writes the lines with str() of each
+    value (dates, decimals and date-times as PostgreSQL reads them, a row as its id) and None
+    as an unquoted empty field, which COPY reads as NULL."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(values)
+    buf.seek(0)
+    q = connection.ops.quote_name
+    options = "FORMAT csv" + (f", FORCE_NOT_NULL ({', '.join(map(q, not_null))})" if not_null else "")
+    cursor.copy_expert(
+        f"COPY {q(model._meta.db_table)} ({', '.join(map(q, columns))}) FROM STDIN WITH ({options})",  # noqa: S608
+        buf,
+    )

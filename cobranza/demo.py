@@ -138,8 +138,7 @@ def _commitments(rng: random.Random, today: dt.date) -> dict[str, int]:
                 open_balance__gt=0,
             )
         )
-        # SQLite sums decimals as floats: back to cents, never above what is owed.
-        owed = Decimal(str(row["owed"])).quantize(CENT, ROUND_DOWN)
+        owed = row["owed"]
         kind = n % 3
         if kind == 0:  # promised recently, date still to come
             made_on = today - dt.timedelta(days=rng.randint(1, 3))

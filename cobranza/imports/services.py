@@ -10,7 +10,8 @@ The write-side counterpart of ``cobranza.exports``. Three steps, always in this 
    ``{"row", "column", "reason"}`` with the row numbered as a spreadsheet shows it (header =
    row 1) and the column named by *their* header. Any error rejects the whole file;
 3. **write** (not in a dry run): one transaction, upsert by natural key (client tax id,
-   invoice number, payment reference), through the set-based ``accounts.services_bulk`` in
+   invoice number, payment reference), through the set-based ``accounts.services_bulk`` (and
+   its ledger writer, the one ``seed_demo`` and the benchmark loader use too) in
    chunks of ``WRITE_CHUNK`` rows (the same rules as the single-row services, thousands of
    rows a second), with one timeline entry per client for the whole file. A row equal to
    what is stored is counted as unchanged, so importing the same file twice changes nothing.

@@ -2,8 +2,11 @@
 """Bulk loader for the benchmarks: a believable collections portfolio at COPY speed.
 
 Rows are generated in Python, chunk by chunk of clients, and streamed into PostgreSQL with
-``COPY ... FROM STDIN`` (psycopg2 ``copy_expert``), never one ORM save per row. The loader
-keeps every invariant of the ledger that the services and the database keep:
+``COPY ... FROM STDIN`` (psycopg2 ``copy_expert``), never one ORM save per row: the ledger's
+rows through the ledger's bulk writer (``accounts.services_bulk.ledger_bulk_insert``, shared
+with imports and ``seed_demo``, which refuses a chunk breaking an invariant of the services),
+the collections rows (disputes, promises, tasks, pauses) directly. The data keeps every
+invariant of the ledger that the services and the database keep:
 
 - ``Invoice.amount_paid`` equals the sum of its allocations, and ``status`` agrees with it
   (``open`` = nothing paid, ``partially_paid``, ``paid`` = settled) unless it is disputed,
@@ -32,10 +35,22 @@ import io
 import random
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection, transaction
+
+from accounts import services_bulk
+from accounts.services_bulk import (
+    AllocationRow,
+    ClientRow,
+    ContactRow,
+    InteractionRow,
+    InvoiceRow,
+    LedgerRows,
+    PaymentRow,
+)
 
 N_COLLECTORS = 20
 BIG_COLLECTOR_SHARE = 0.15  # the first collector's share of the clients
@@ -84,28 +99,18 @@ CALL_SUMMARIES = {
 }
 REASONS = ("forgot", "cash_flow", "waiting", "process", "not_received", "other", "")
 
+# The ledger's tables, written by ledger_bulk_insert; ids are taken here (after the tables'
+# current maximum) so the collections rows can refer to them before the chunk is written.
+LEDGER_TABLES = {
+    "accounts_client": "clients",
+    "accounts_contact": "contacts",
+    "accounts_invoice": "invoices",
+    "accounts_payment": "payments",
+    "accounts_paymentallocation": "allocations",
+    "accounts_interaction": "interactions",
+}
+# The collections' tables, written here with COPY.
 TABLES = {
-    "accounts_client": (
-        "id legal_name trade_name tax_id kind credit_limit payment_terms_days currency language time_zone country "
-        "client_since status address notes created_at updated_at business_group_id collector_id segment_id"
-    ),
-    "accounts_contact": (
-        "id role name position email phone whatsapp preferred_channel opt_out_email opt_out_sms opt_out_whatsapp "
-        "opt_out_phone opt_out_letter is_active notes created_at client_id"
-    ),
-    "accounts_invoice": (
-        "id number issue_date due_date currency amount amount_paid status external_ref description created_at "
-        "updated_at client_id"
-    ),
-    "accounts_payment": (
-        "id received_on amount currency method reference unallocated notes created_at client_id recorded_by_id"
-    ),
-    "accounts_paymentallocation": "id amount created_at invoice_id payment_id",
-    "accounts_interaction": (
-        "id kind direction outcome summary body occurred_at next_action_on created_at author_id client_id "
-        "contact_id corrects_id nonpayment_reason"
-    ),
-    "accounts_interaction_invoices": "id interaction_id invoice_id",
     "cobranza_commitment": (
         "id kind status currency total made_on grace_days missed_allowed missed_count paid_amount notes created_at "
         "resolved_on approved_by_id client_id contact_id created_by_id"
@@ -128,6 +133,10 @@ N = r"\N"
 
 def _money(cents: int) -> str:
     return f"{cents // 100}.{cents % 100:02d}"
+
+
+def _decimal(cents: int) -> Decimal:
+    return Decimal(cents).scaleb(-2)
 
 
 @dataclass
@@ -178,7 +187,7 @@ class _Ids:
 
     def __init__(self, cur):
         self.next = {}
-        for table in TABLES:
+        for table in [*LEDGER_TABLES, *TABLES]:
             cur.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}")
             self.next[table] = cur.fetchone()[0] + 1
 
@@ -219,13 +228,14 @@ def _pick(rng: random.Random, pairs, weight_at: int = 1):
 
 
 class Generator:
-    def __init__(self, *, rng, ids: _Ids, today: dt.date, staff: Staff, segments: dict, now_text: str):
+    def __init__(self, *, rng, ids: _Ids, today: dt.date, staff: Staff, segments: dict, now: dt.datetime):
         self.rng = rng
         self.ids = ids
         self.today = today
         self.staff = staff
         self.segments = segments
-        self.now = now_text
+        self.now = now
+        self.ledger = LedgerRows()
         self.rows = {t: [] for t in TABLES}
         self.big_client_id = 0
 
@@ -233,7 +243,12 @@ class Generator:
         self.rows[table].append("\t".join(N if v is None else str(v) for v in values))
 
     def flush(self, cur) -> dict:
-        copied = {}
+        # The history ends yesterday: nothing after the midnight that starts today (UTC).
+        as_of = dt.datetime.combine(self.today, dt.time(0), tzinfo=dt.UTC)
+        written = services_bulk.ledger_bulk_insert(rows=self.ledger, as_of=as_of)
+        self.ledger = LedgerRows()
+        copied = {table: written[name] for table, name in LEDGER_TABLES.items()}
+        copied["accounts_interaction_invoices"] = written["interaction_invoices"]
         for table, lines in self.rows.items():
             if not lines:
                 continue
@@ -244,12 +259,12 @@ class Generator:
             lines.clear()
         return copied
 
-    def _ts(self, day: dt.date, hour: int | None = None) -> str:
+    def _ts(self, day: dt.date, hour: int | None = None) -> dt.datetime:
         h = hour if hour is not None else self.rng.randint(9, 18)
-        return f"{day.isoformat()} {h:02d}:{self.rng.randint(0, 59):02d}:00+00"
+        return dt.datetime(day.year, day.month, day.day, h, self.rng.randint(0, 59), tzinfo=dt.UTC)
 
     def client(self, index: int, n_invoices: int) -> None:
-        rng, today, add, take = self.rng, self.today, self.add, self.ids.take
+        rng, today, add, take, ledger = self.rng, self.today, self.add, self.ids.take, self.ledger
         cid = take("accounts_client")
         if index == 0:
             self.big_client_id = cid
@@ -272,6 +287,7 @@ class Generator:
         # invoices ----------------------------------------------------------------------------
         overdue_open = []  # (invoice id, balance cents, due date)
         disputed = []
+        invoice_rows = {}
         max_overdue = 0
         for k in range(n_invoices):
             iid = take("accounts_invoice")
@@ -310,22 +326,22 @@ class Generator:
                 overdue_open.append((iid, amount - paid, due))
                 max_overdue = max(max_overdue, days_over)
             created = self._ts(issue, 8)
-            add(
-                "accounts_invoice",
-                iid,
-                f"B{cid}-{k + 1:04d}",
-                issue,
-                due,
-                currency,
-                _money(amount),
-                _money(paid),
-                status,
-                "",
-                "Venta de mercancía" if k % 3 else "Servicios del mes",
-                created,
-                created,
-                cid,
+            invoice = InvoiceRow(
+                id=iid,
+                client=cid,
+                number=f"B{cid}-{k + 1:04d}",
+                issue_date=issue,
+                due_date=due,
+                currency=currency,
+                amount=_decimal(amount),
+                amount_paid=_decimal(paid),
+                status=status,
+                description="Venta de mercancía" if k % 3 else "Servicios del mes",
+                created_at=created,
+                updated_at=created,
             )
+            ledger.invoices.append(invoice)
+            invoice_rows[iid] = invoice
             for day, cents in ((pay_day, paid if pay_day else 0), (partial_day, paid if partial_day else 0)):
                 if day is None or cents == 0:
                     continue
@@ -335,109 +351,92 @@ class Generator:
                 ref = f"BREF{pid}" if rng.random() < 0.7 else ""
                 ts = self._ts(day)
                 author = collector.pk if collector and rng.random() < 0.3 else None
-                add(
-                    "accounts_payment",
-                    pid,
-                    day,
-                    _money(cents + extra),
-                    currency,
-                    method,
-                    ref,
-                    _money(extra),
-                    "",
-                    ts,
-                    cid,
-                    author,
+                payment = PaymentRow(
+                    id=pid,
+                    client=cid,
+                    received_on=day,
+                    amount=_decimal(cents + extra),
+                    currency=currency,
+                    method=method,
+                    reference=ref,
+                    unallocated=_decimal(extra),
+                    recorded_by_id=author,
+                    created_at=ts,
                 )
-                add("accounts_paymentallocation", take("accounts_paymentallocation"), _money(cents), ts, iid, pid)
+                ledger.payments.append(payment)
+                ledger.allocations.append(
+                    AllocationRow(
+                        id=take("accounts_paymentallocation"),
+                        payment=payment,
+                        invoice=invoice,
+                        amount=_decimal(cents),
+                        created_at=ts,
+                    )
+                )
         status = "in_collection" if max_overdue > 60 and rng.random() < 0.4 else "active"
-        add(
-            "accounts_client",
-            cid,
-            name,
-            name.split(" ")[0] + f" {cid}" if rng.random() < 0.3 else "",
-            f"BEN{cid:010d}",
-            "company" if rng.random() < 0.8 else "person",
-            _money(rng.choice((0, 5_000_000, 10_000_000, 50_000_000))),
-            terms,
-            currency,
-            language,
-            rng.choice(zones),
-            country,
-            since,
-            status,
-            f"Calle {rng.randint(1, 999)}, Col. Centro",
-            "",
-            self.now,
-            self.now,
-            None,
-            collector.pk if collector else None,
-            segment,
+        ledger.clients.append(
+            ClientRow(
+                id=cid,
+                legal_name=name,
+                trade_name=name.split(" ")[0] + f" {cid}" if rng.random() < 0.3 else "",
+                tax_id=f"BEN{cid:010d}",
+                kind="company" if rng.random() < 0.8 else "person",
+                credit_limit=_decimal(rng.choice((0, 5_000_000, 10_000_000, 50_000_000))),
+                payment_terms_days=terms,
+                currency=currency,
+                language=language,
+                time_zone=rng.choice(zones),
+                country=country,
+                client_since=since,
+                status=status,
+                address=f"Calle {rng.randint(1, 999)}, Col. Centro",
+                created_at=self.now,
+                updated_at=self.now,
+                collector_id=collector.pk if collector else None,
+                segment_id=segment,
+            )
         )
         # contacts ----------------------------------------------------------------------------
         billing = take("accounts_contact")
-        email = f"pagos{cid}@cliente{cid % 97}.example.com"
-        add(
-            "accounts_contact",
-            billing,
-            "billing",
-            f"Cuentas por pagar {cid}",
-            "Tesorería",
-            email,
-            f"+52 55 {cid % 10000:04d} {rng.randint(0, 9999):04d}",
-            "",
-            "email",
-            "t" if rng.random() < 0.01 else "f",
-            "f",
-            "f",
-            "f",
-            "f",
-            "t",
-            "",
-            self.now,
-            cid,
+        billing_row = ContactRow(
+            id=billing,
+            client=cid,
+            role="billing",
+            name=f"Cuentas por pagar {cid}",
+            position="Tesorería",
+            email=f"pagos{cid}@cliente{cid % 97}.example.com",
+            phone=f"+52 55 {cid % 10000:04d} {rng.randint(0, 9999):04d}",
+            preferred_channel="email",
+            opt_out_email=rng.random() < 0.01,
+            created_at=self.now,
         )
+        ledger.contacts.append(billing_row)
         if rng.random() < 0.6:
-            add(
-                "accounts_contact",
-                take("accounts_contact"),
-                "primary",
-                f"Dirección {cid}",
-                "Director general",
-                f"direccion{cid}@cliente{cid % 97}.example.com",
-                f"+52 81 {cid % 10000:04d} 0000",
-                f"+52 81 {cid % 10000:04d} 0000",
-                "phone",
-                "f",
-                "f",
-                "f",
-                "f",
-                "f",
-                "t",
-                "",
-                self.now,
-                cid,
+            ledger.contacts.append(
+                ContactRow(
+                    id=take("accounts_contact"),
+                    client=cid,
+                    role="primary",
+                    name=f"Dirección {cid}",
+                    position="Director general",
+                    email=f"direccion{cid}@cliente{cid % 97}.example.com",
+                    phone=f"+52 81 {cid % 10000:04d} 0000",
+                    whatsapp=f"+52 81 {cid % 10000:04d} 0000",
+                    preferred_channel="phone",
+                    created_at=self.now,
+                )
             )
         if rng.random() < 0.1:
-            add(
-                "accounts_contact",
-                take("accounts_contact"),
-                "guarantor",
-                f"Aval {cid}",
-                "",
-                "",
-                f"+52 33 {cid % 10000:04d} 1111",
-                "",
-                "phone",
-                "f",
-                "f",
-                "f",
-                "f",
-                "f",
-                "t",
-                "",
-                self.now,
-                cid,
+            ledger.contacts.append(
+                ContactRow(
+                    id=take("accounts_contact"),
+                    client=cid,
+                    role="guarantor",
+                    name=f"Aval {cid}",
+                    phone=f"+52 33 {cid % 10000:04d} 1111",
+                    preferred_channel="phone",
+                    created_at=self.now,
+                )
             )
         # timeline ----------------------------------------------------------------------------
         author = collector.pk if collector else None
@@ -445,44 +444,38 @@ class Generator:
             day = min(today - dt.timedelta(days=1), due + dt.timedelta(days=rng.randint(1, 20)))
             outcome = rng.choice(CALL_OUTCOMES)
             next_on = today + dt.timedelta(days=rng.randint(-3, 7)) if rng.random() < 0.2 else None
-            xid = take("accounts_interaction")
             ts = self._ts(day)
-            add(
-                "accounts_interaction",
-                xid,
-                "call",
-                "outbound",
-                outcome,
-                CALL_SUMMARIES[outcome],
-                "Se le recordó el saldo vencido.",
-                ts,
-                next_on,
-                ts,
-                author,
-                cid,
-                billing,
-                None,
-                rng.choice(REASONS) if outcome in ("reached", "promise", "refused") else "",
+            ledger.interactions.append(
+                InteractionRow(
+                    id=take("accounts_interaction"),
+                    client=cid,
+                    kind="call",
+                    summary=CALL_SUMMARIES[outcome],
+                    direction="outbound",
+                    outcome=outcome,
+                    contact=billing_row,
+                    body="Se le recordó el saldo vencido.",
+                    author_id=author,
+                    occurred_at=ts,
+                    next_action_on=next_on,
+                    created_at=ts,
+                    nonpayment_reason=rng.choice(REASONS) if outcome in ("reached", "promise", "refused") else "",
+                    invoices=(invoice_rows[iid],),
+                )
             )
-            add("accounts_interaction_invoices", take("accounts_interaction_invoices"), xid, iid)
         if rng.random() < 0.5:
             ts = self._ts(today - dt.timedelta(days=rng.randint(1, 200)))
-            add(
-                "accounts_interaction",
-                take("accounts_interaction"),
-                "note",
-                "internal",
-                "",
-                "Nota: cliente revisado",
-                "",
-                ts,
-                None,
-                ts,
-                author,
-                cid,
-                None,
-                None,
-                "",
+            ledger.interactions.append(
+                InteractionRow(
+                    id=take("accounts_interaction"),
+                    client=cid,
+                    kind="note",
+                    summary="Nota: cliente revisado",
+                    direction="internal",
+                    author_id=author,
+                    occurred_at=ts,
+                    created_at=ts,
+                )
             )
         # disputes: one open dispute per client holding its disputed invoices -----------------
         if disputed:
@@ -591,11 +584,11 @@ def load(*, n_clients: int, n_invoices: int, today: dt.date, seed: int = 7, prog
     counts = _invoice_counts(rng, n_clients, n_invoices)
     result = LoadResult(clients=n_clients)
     totals: dict[str, int] = {}
-    now_text = f"{today.isoformat()} 06:00:00+00"
+    now = dt.datetime.combine(today, dt.time(6), tzinfo=dt.UTC)
     with transaction.atomic(), connection.cursor() as cur:
         ids = _Ids(cur)
         result.first_client_id = ids.next["accounts_client"]
-        gen = Generator(rng=rng, ids=ids, today=today, staff=staff, segments=segments, now_text=now_text)
+        gen = Generator(rng=rng, ids=ids, today=today, staff=staff, segments=segments, now=now)
         for start in range(0, n_clients, CHUNK_CLIENTS):
             t0 = time.perf_counter()
             for index in range(start, min(start + CHUNK_CLIENTS, n_clients)):
@@ -608,7 +601,8 @@ def load(*, n_clients: int, n_invoices: int, today: dt.date, seed: int = 7, prog
             result.copy_seconds += t2 - t1
             if progress:
                 progress(f"  {min(start + CHUNK_CLIENTS, n_clients):,}/{n_clients:,} clients loaded")
-        for table in TABLES:
+        # The ids were taken here, not from the sequences: move them past what was loaded.
+        for table in [*LEDGER_TABLES, *TABLES]:
             cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST(MAX(id), 1)) FROM {table}")
     result.big_client_id = gen.big_client_id
     result.counts = totals
@@ -618,5 +612,5 @@ def load(*, n_clients: int, n_invoices: int, today: dt.date, seed: int = 7, prog
 
 def analyze() -> None:
     with connection.cursor() as cur:
-        for table in TABLES:
+        for table in [*LEDGER_TABLES, "accounts_interaction_invoices", *TABLES]:
             cur.execute(f"ANALYZE {table}")

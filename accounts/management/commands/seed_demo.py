@@ -1,6 +1,7 @@
 """``python manage.py seed_demo``: demo users and a believable collections portfolio.
 
-See ``accounts.demo`` for what is generated and why it bypasses the services (speed).
+See ``accounts.demo`` for what is generated and why it writes through the ledger's bulk writer
+(``accounts.services_bulk.ledger_bulk_insert``) rather than the single-row services (speed).
 """
 
 import datetime as dt
