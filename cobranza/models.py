@@ -785,9 +785,7 @@ class ClientProfile(models.Model):
 
     @property
     def effective(self) -> str:
-        """The Python form of the effective profile; cobranza.rules has its SQL and ORM forms
-        (tests/cobranza/test_rules.py keeps the three equal)."""
-        return self.override or self.computed or Profile.NEW
+        return self.override or self.computed
 
 
 class HandOffKind(models.TextChoices):

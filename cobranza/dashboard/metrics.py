@@ -49,16 +49,18 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.functions import Coalesce, TruncMonth
+from django.db.models.functions import Coalesce, NullIf, TruncMonth
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import MONEY, NON_CASH_METHODS, ZERO, Client, Invoice, Payment, PaymentAllocation, Segment
 from accounts.selectors import BUCKETS, OVERDUE_BUCKETS, Bucket
-from cobranza import rules
 from cobranza.models import (
     AgingSnapshot,
     ClientProfile,
+    Commitment,
+    CommitmentKind,
+    CommitmentStatus,
     Dispute,
     Profile,
 )
@@ -76,6 +78,11 @@ SNAPSHOT_COLUMNS = {
     "91_120": "d91_120",
     "120_plus": "d120_plus",
 }
+
+# Commitments that count as promises for the promise-kept rate: a promise to pay and a term
+# extension (a promise of a new date). Payment plans are judged installment by installment.
+PROMISE_KINDS = (CommitmentKind.PROMISE, CommitmentKind.EXTENSION)
+JUDGED_STATUSES = (CommitmentStatus.KEPT, CommitmentStatus.PARTIAL, CommitmentStatus.BROKEN)
 
 
 # --- the formulas, as shown next to each number --------------------------------------------------
@@ -105,8 +112,7 @@ FORMULAS = {
     ),
     "promise_kept": _(
         "Promesas cumplidas = promesas y prórrogas cumplidas ÷ promesas evaluadas (cumplidas, "
-        "cumplidas en parte o incumplidas) con resolución en el periodo × 100, en todas las monedas; "
-        "cada promesa cuenta para el gestor del cliente."
+        "cumplidas en parte o incumplidas) con resolución en el periodo × 100."
     ),
     "disputed": _(
         "Cartera en disputa = saldo de las facturas con una disputa abierta a la fecha final ÷ cartera al cierre × 100."
@@ -205,13 +211,19 @@ def client_q(f: Filters | None, prefix: str = "client__") -> Q:
     elif f.collector:
         q &= Q(**{f"{prefix}collector_id": f.collector})
     if f.profile:
-        q &= rules.effective_profile_q(f.profile, f"{prefix}profile__")
+        p = f"{prefix}profile__"
+        cond = Q(**{f"{p}override": f.profile}) | Q(**{f"{p}override": "", f"{p}computed": f.profile})
+        if f.profile == Profile.NEW:  # a client never classified is "without enough history"
+            cond |= Q(**{f"{prefix}profile__isnull": True})
+        q &= cond
     return q
 
 
 def _profile_key(prefix: str = "client__"):
-    """The effective profile of the client (docs/domain.md#late-payers)."""
-    return rules.effective_profile_expr(f"{prefix}profile__")
+    """The effective profile of the client (override wins), "new" without a profile row."""
+    return Coalesce(
+        NullIf(F(f"{prefix}profile__override"), Value("")), F(f"{prefix}profile__computed"), Value(Profile.NEW)
+    )
 
 
 def _day_end(day: dt.date) -> dt.datetime:
@@ -250,7 +262,7 @@ _DIMENSIONS_SQL = {
     "currency": "i.currency",
     "segment": "c.segment_id",
     "collector": "c.collector_id",
-    "profile": rules.effective_profile_sql("pr"),
+    "profile": f"COALESCE(NULLIF(pr.override, ''), pr.computed, '{Profile.NEW.value}')",
 }
 
 
@@ -515,6 +527,34 @@ def period_flows(f: Filters) -> Flows:
     return Flows(sales=list(sales), cash=list(cash))
 
 
+def promise_kept_aggregates(within: Q | None = None) -> dict:
+    """THE definition of the promise-kept rate's parts, as aggregate expressions (so grouped
+    queries — per collector, per client — use the very same rule): ``kept`` and ``judged``,
+    where judged = kept + partially kept + broken (open and cancelled ones are not judged).
+    Rate = kept ÷ judged. ``within`` narrows both (e.g. resolved in a period)."""
+    within = within or Q()
+    return {
+        "kept": Count("id", filter=within & Q(status=CommitmentStatus.KEPT)),
+        "judged": Count("id", filter=within & Q(status__in=JUDGED_STATUSES)),
+    }
+
+
+def promise_kept_counts(commitments: QuerySet[Commitment]) -> tuple[int, int]:
+    """``(kept, judged)`` over any set of commitments (one query)."""
+    row = commitments.aggregate(**promise_kept_aggregates())
+    return row["kept"], row["judged"]
+
+
+def promises_resolved_in(f: Filters) -> QuerySet[Commitment]:
+    return Commitment.objects.filter(
+        client_q(f),
+        currency=f.currency,
+        kind__in=PROMISE_KINDS,
+        resolved_on__gte=f.start,
+        resolved_on__lte=f.end,
+    )
+
+
 def new_delinquencies(f: Filters) -> tuple[int, Decimal]:
     """Invoices that became overdue in the period with a balance the day they fell due:
     ``(count, amount)``. An invoice due on D is overdue from D + 1, so its due date falls
@@ -608,7 +648,7 @@ def kpis(f: Filters, *, closing: list[dict] | None = None, flows: Flows | None =
     """Every KPI of the period (6 queries; 4 when the caller passes the closing cube and the
     period's flows)."""
     flows = flows or period_flows(f)
-    kept, judged = rules.promise_kept_counts(f.start, f.end, clients=client_q(f))
+    kept, judged = promise_kept_counts(promises_resolved_in(f))
     new_count, new_amount = new_delinquencies(f)
     closing_aging = _aging_from(closing, f.end, f.currency) if closing is not None else receivables_as_of(f)
     return Kpis(

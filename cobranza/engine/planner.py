@@ -27,7 +27,6 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from accounts.models import Client, Invoice
-from cobranza import rules
 from cobranza.models import (
     ClientDunning,
     ClientProfile,
@@ -109,13 +108,13 @@ def effective_cte() -> str:
         LEFT JOIN {dunning} cd ON cd.client_id = c.id
         LEFT JOIN {profile} cp ON cp.client_id = c.id
         LEFT JOIN {policy} pp ON pp.profile <> '' AND pp.is_active
-                             AND pp.profile = {effective_profile}
+                             AND pp.profile = COALESCE(NULLIF(cp.override, ''), cp.computed)
         LEFT JOIN {policy} sp ON sp.segment_id = c.segment_id
         -- Written off: nothing to collect. With an agency or in legal: they contact the client now;
         -- our reminders would be a second voice (and the ladder's later steps wait for them).
         WHERE c.status NOT IN ('written_off', 'agency', 'legal')
           AND (cd.paused_until IS NULL OR cd.paused_until < %(today)s)
-    )""".format(effective_profile=rules.effective_profile_sql("cp"), **t)
+    )""".format(**t)
 
 
 def open_commitment_sql(invoice_alias: str) -> str:
@@ -135,8 +134,12 @@ def effective_policy_of(client_ids) -> dict[int, int | None]:
             "client_id", "policy_id"
         )
     )
-    rows = {p.client_id: p for p in ClientProfile.objects.filter(client_id__in=[c for c, _s in clients])}
-    profiles = {cid: rules.effective_profile(rows.get(cid)) for cid, _s in clients}
+    profiles = {
+        cid: (override or computed)
+        for cid, override, computed in ClientProfile.objects.filter(client_id__in=[c for c, _s in clients]).values_list(
+            "client_id", "override", "computed"
+        )
+    }
     by_profile = dict(Policy.objects.filter(is_active=True).exclude(profile="").values_list("profile", "pk"))
     by_segment = dict(Policy.objects.filter(segment__isnull=False).values_list("segment_id", "pk"))
     return {

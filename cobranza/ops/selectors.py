@@ -27,13 +27,12 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Client, Contact, Invoice
 from accounts.selectors import clients_visible_to
-from cobranza import rules
 from cobranza.engine import planner
 from cobranza.models import (
     ClientDunning,
@@ -466,14 +465,14 @@ def client_dunning_panel(
     else:
         segment_policy = Policy.objects.filter(segment_id=client.segment_id).first()
     # Own > the profile's ladder (when there is an active one) > the segment's: as the planner.
-    # One query: the effective profile as a subquery (no profile row: the rule's default).
-    profile = Coalesce(
-        Subquery(
-            ClientProfile.objects.filter(client=client).annotate(p=rules.effective_profile_expr("")).values("p")[:1]
-        ),
-        Value(rules.DEFAULT_PROFILE),
+    effective_profile = ClientProfile.objects.filter(client=client).annotate(
+        effective=Coalesce(NullIf("override", Value("")), "computed")
     )
-    profile_policy = Policy.objects.filter(is_active=True, profile=profile).exclude(profile="").first()
+    profile_policy = (
+        Policy.objects.filter(is_active=True, profile=Subquery(effective_profile.values("effective")[:1]))
+        .exclude(profile="")
+        .first()
+    )
     policy = own or profile_policy or segment_policy
 
     steps: list[PolicyStep] = []

@@ -20,14 +20,17 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.db.models import (
     Case,
+    CharField,
     Count,
     DecimalField,
     F,
     OuterRef,
     Q,
+    QuerySet,
     Subquery,
     Sum,
     Value,
+    When,
 )
 from django.db.models.functions import Coalesce, Least, TruncDate
 from django.utils import timezone
@@ -45,11 +48,12 @@ from accounts.models import (
     Segment,
 )
 from accounts.roles import GROUP_NAMES, Role
-from cobranza import rules
+from cobranza.dashboard import metrics
 from cobranza.models import (
     MESSAGE_CHANNELS,
     CollectorTask,
     Commitment,
+    CommitmentKind,
     Notice,
     NoticeItem,
     NoticeStatus,
@@ -87,11 +91,11 @@ FORMULAS = {
         "sistema ni correcciones de una entrada anterior."
     ),
     "promises_made": _(
-        "Promesas hechas = promesas de pago y prórrogas acordadas en el periodo con clientes del gestor."
+        "Promesas hechas = promesas de pago registradas por el gestor con fecha de acuerdo en el periodo."
     ),
     "promise_kept_rate": _(
-        "Promesas cumplidas = promesas y prórrogas de clientes del gestor resueltas en el periodo como "
-        "cumplidas ÷ (cumplidas + cumplidas en parte + incumplidas) × 100. Las canceladas no cuentan."
+        "Promesas cumplidas = promesas registradas por el gestor resueltas en el periodo como cumplidas ÷ "
+        "(cumplidas + cumplidas en parte + incumplidas) × 100. Las canceladas no cuentan."
     ),
     "completion": _(
         "Cumplimiento de la agenda = tareas con fecha en el periodo asignadas al gestor y marcadas "
@@ -173,18 +177,16 @@ def _person(user) -> str:
 # --- promises kept -----------------------------------------------------------------------------
 
 
-def _promises(period: Period, clients: Q) -> dict:
-    """Per collector of the client: promises made in the period, and kept and judged in it by the
-    rule of ``cobranza.rules`` (``promise_kept_by_collector`` in one grouped query with ``made``)."""
-    made = Q(made_on__gte=period.start, made_on__lte=period.end)
-    resolved = rules.resolved_in(period.start, period.end)
-    return {
-        row["client__collector"]: row
-        for row in Commitment.objects.filter(clients, made | resolved, kind__in=rules.PROMISE_KINDS)
-        .order_by()
-        .values("client__collector")
-        .annotate(made=Count("id", filter=made), **rules.promise_kept_aggregates(resolved))
-    }
+def _promise_kept_aggregates(period: Period) -> dict:
+    """Kept and judged promises resolved in the period, as aggregates (grouped per collector):
+    the canonical rule of ``cobranza.dashboard.metrics.promise_kept_aggregates``."""
+    return metrics.promise_kept_aggregates(Q(resolved_on__gte=period.start, resolved_on__lte=period.end))
+
+
+def _promise_kept_counts(commitments: QuerySet[Commitment], period: Period) -> tuple[int, int]:
+    """(kept, judged) promises of ``commitments`` resolved in the period (one query)."""
+    row = commitments.filter(kind=CommitmentKind.PROMISE).aggregate(**_promise_kept_aggregates(period))
+    return row["kept"], row["judged"]
 
 
 # --- collector performance -----------------------------------------------------------------------
@@ -274,7 +276,14 @@ def collector_performance(
         .annotate(n=Count("id"))
         .values_list("author", "n")
     )
-    promises = _promises(period, by_client)
+    promises = {
+        row["created_by"]: row
+        for row in Commitment.objects.filter(by_client, kind=CommitmentKind.PROMISE, created_by__isnull=False)
+        .filter(Q(made_on__gte=start, made_on__lte=end) | Q(resolved_on__gte=start, resolved_on__lte=end))
+        .order_by()
+        .values("created_by")
+        .annotate(made=Count("id", filter=Q(made_on__gte=start, made_on__lte=end)), **_promise_kept_aggregates(period))
+    }
     tasks = {
         row["assigned_to"]: row
         for row in CollectorTask.objects.filter(
@@ -361,8 +370,13 @@ def _paid_within(days: int):
 
 
 def _effective_profile(prefix: str) -> Case:
-    """A client's delinquency profile as of now (``cobranza.rules``, docs/domain.md#late-payers)."""
-    return rules.effective_profile_expr(f"{prefix}profile__")
+    """A client's delinquency profile as of now: the collector's override, else the computed
+    one, else "new" (same rule as ``cobranza.profiles.jobs.effective_profile_expr``)."""
+    return Case(
+        When(**{f"{prefix}profile__override__gt": ""}, then=F(f"{prefix}profile__override")),
+        default=Coalesce(F(f"{prefix}profile__computed"), Value(Profile.NEW)),
+        output_field=CharField(),
+    )
 
 
 def _sent_items(period: Period, *, currency: str, policy: int | None, segment: int | None):

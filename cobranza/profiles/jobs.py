@@ -65,7 +65,8 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Case, Count, QuerySet, Value, When
+from django.db.models import Case, CharField, Count, F, QuerySet, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -73,7 +74,6 @@ from django.utils.translation import gettext_lazy
 from accounts.models import Client, Interaction, Invoice, Payment, PaymentAllocation
 from accounts.services import ensure_can_work
 from accounts.utils import actor
-from cobranza import rules
 from cobranza.models import (
     ClientProfile,
     CollectorTask,
@@ -440,6 +440,10 @@ def _compute_sql(scope: str) -> str:
     """  # noqa: S608 - table names from model metadata and constants; values are parameters
 
 
+def _effective_good_sql() -> str:
+    return "(override = 'good' OR (override = '' AND computed = 'good'))"
+
+
 # --- good-payer standing ------------------------------------------------------------------------
 
 
@@ -454,7 +458,7 @@ def _update_standing(*, client_ids: list[int] | None, today: dt.date, now: dt.da
         cur.execute(
             f"""
             UPDATE {table} SET good_payer_since = %(today)s, good_payer_lost_on = NULL
-            WHERE {rules.effective_profile_sql(table)} = 'good'
+            WHERE {_effective_good_sql()}
               AND (good_payer_since IS NULL OR good_payer_lost_on IS NOT NULL){scope}
             """,  # noqa: S608 - table name from model metadata; values are parameters
             params,
@@ -463,7 +467,7 @@ def _update_standing(*, client_ids: list[int] | None, today: dt.date, now: dt.da
         cur.execute(
             f"""
             UPDATE {table} SET good_payer_lost_on = %(today)s
-            WHERE {rules.effective_profile_sql(table)} <> 'good'
+            WHERE NOT {_effective_good_sql()}
               AND good_payer_since IS NOT NULL AND good_payer_lost_on IS NULL{scope}
             RETURNING client_id
             """,  # noqa: S608 - table name from model metadata; values are parameters
@@ -601,6 +605,15 @@ def profile_override(*, by: AbstractBaseUser | None, client: Client, profile: st
 # --- reads for the UI ---------------------------------------------------------------------------
 
 
+def effective_profile_expr():
+    """SQL expression of a client's effective profile (override, else computed, else new)."""
+    return Case(
+        When(profile__override__gt="", then=F("profile__override")),
+        default=Coalesce(F("profile__computed"), Value(Profile.NEW)),
+        output_field=CharField(),
+    )
+
+
 @dataclass
 class InvoiceRow:
     """One invoice of the panel: its principal apart from its surcharges, and whether a
@@ -707,7 +720,7 @@ def client_profile_panel(client: Client, *, today: dt.date | None = None) -> Pro
 def profiles_overview(*, clients: QuerySet[Client], profile: str = "") -> tuple[list[dict], QuerySet[Client]]:
     """Counts per effective profile (one query) and the clients of one profile (a queryset
     to paginate: clients with their profile, collector and segment in one query)."""
-    annotated = clients.annotate(effective_profile=rules.effective_profile_expr())
+    annotated = clients.annotate(effective_profile=effective_profile_expr())
     rows = annotated.order_by().values_list("effective_profile").annotate(n=Count("pk"))
     counts = Counter(dict(rows.values_list("effective_profile", "n")))
     policies = {p.profile: p for p in Policy.objects.exclude(profile="")}

@@ -55,7 +55,7 @@ from accounts.models import ZERO, Client, Interaction, Invoice, Segment
 from accounts.roles import GROUP_NAMES, Role, is_collector, is_manager
 from accounts.selectors import COLLECTIBLE, OVERDUE_BUCKETS, clients_visible_to
 from accounts.utils import money_str
-from cobranza import rules
+from cobranza.dashboard import metrics
 from cobranza.models import (
     ClientProfile,
     CollectorTask,
@@ -68,7 +68,6 @@ from cobranza.models import (
     TaskKind,
     TaskStatus,
 )
-from cobranza.performance.selectors import default_period
 
 # --- the score -------------------------------------------------------------------------------
 
@@ -416,7 +415,7 @@ counted AS (
            due.task_count + due.promise_count + due.next_count AS item_count,
            COALESCE(overdue.overdue_max, CAST(%s AS NUMERIC)) AS overdue_max, overdue.oldest_overdue,
            CAST(COALESCE(broken.n, 0) AS INTEGER) AS broken_count,
-           {rules.effective_profile_sql("profile")} AS profile_effective
+           COALESCE(NULLIF(profile.{qn("override")}, ''), profile.{qn("computed")}) AS profile_effective
     FROM due
     LEFT JOIN overdue ON overdue.client_id = due.client_id
     LEFT JOIN broken ON broken.client_id = due.client_id
@@ -1069,11 +1068,7 @@ def calendar_week(*, user, scope: Scope, day: dt.date | None = None, today: dt.d
 
 # --- promise-kept rate per collector ---------------------------------------------------------
 
-
-def promise_rate_period(today: dt.date):
-    """The window of the worklist's promise-kept rates: the collector-performance page's default
-    period, so the same collector reads the same figure on both pages."""
-    return default_period(today)
+PROMISE_RATE_DAYS = 90
 
 
 @dataclass
@@ -1088,19 +1083,24 @@ class PromiseRate:
 
 
 def promise_kept_rates(*, scope: Scope, today: dt.date | None = None) -> list[PromiseRate]:
-    """Promises kept ÷ promises judged per collector of the client, over the collector-performance
-    page's default period (``promise_rate_period``), by the one rule every page uses
-    (``cobranza.rules.promise_kept_by_collector``): the scope's collector, or every collector
-    for a manager's view of all. Two queries (the rates, the collectors' names)."""
-    period = promise_rate_period(today or timezone.localdate())
+    """Promises kept ÷ promises judged (kept, partly kept or broken) in the last
+    PROMISE_RATE_DAYS days, per collector of the client: the scope's collector, or every
+    collector for a manager's view of all. Two queries (the rates, the collectors' names)."""
+    today = today or timezone.localdate()
+    promises = Commitment.objects.filter(
+        kind=CommitmentKind.PROMISE,
+        resolved_on__gt=today - dt.timedelta(days=PROMISE_RATE_DAYS),
+        resolved_on__lte=today,
+    )
     if scope.kind == COLLECTOR:
-        clients = Q(client__collector=scope.collector)
-    elif scope.kind == ALL:
-        clients = Q()
-    else:
+        promises = promises.filter(client__collector=scope.collector)
+    elif scope.kind != ALL:
         return []
-    counts = rules.promise_kept_by_collector(period.start, period.end, clients=clients)
-    rows = [{"client__collector": pk, "kept": kept, "judged": judged} for pk, (kept, judged) in counts.items()]
+    rows = (
+        promises.values("client__collector")
+        .annotate(**metrics.promise_kept_aggregates())  # the one definition of the rate
+        .order_by("client__collector")
+    )
     people = {u.pk: u for u in get_user_model().objects.filter(pk__in=[r["client__collector"] for r in rows])}
     return sorted(
         (PromiseRate(people.get(r["client__collector"]), r["kept"], r["judged"]) for r in rows),

@@ -67,7 +67,7 @@ def worklist(request):
             "today": today,
             "progress": selectors.day_progress(user=request.user, scope=scope, today=today),
             "promise_rates": selectors.promise_kept_rates(scope=scope, today=today),
-            "promise_rate_period": selectors.promise_rate_period(today),
+            "promise_rate_days": selectors.PROMISE_RATE_DAYS,
             "score_rules": selectors.SCORE_RULES,
             "collectors": collectors,
             "manager": collectors is not None,

@@ -29,7 +29,6 @@ from accounts import services
 from accounts.models import Payment
 from accounts.selectors import portfolio_aging
 from accounts.services import AllocationRequest
-from cobranza import rules
 from cobranza.dashboard import metrics
 from cobranza.dashboard.metrics import Filters
 from cobranza.models import AgingSnapshot, Commitment
@@ -179,10 +178,9 @@ def test_every_kpi_of_the_period(book):
     assert k.add == Decimal("37.7")  # 2800 / 2300 × 31 = 37.74 (= 51.22 - 13.48)
     assert k.cei == Decimal("45.1")  # (3800 + 2300 - 3800) / (3800 + 2300 - 1000) = 2300 / 5100 = 45.10 %
     assert k.recovery_rate == Decimal("33.3")  # 600 / 1800
-    # Promises and extensions resolved in March, in any currency (the rate counts promises, not
-    # money): kept (A), broken (A), partial (B), and the EUR one kept.
-    assert (k.promises_kept, k.promises_judged) == (2, 4)
-    assert k.promise_kept_rate == Decimal("50.0")
+    # Promises resolved in March, MXN, promise or extension: kept (A), broken (A), partial (B).
+    assert (k.promises_kept, k.promises_judged) == (1, 3)
+    assert k.promise_kept_rate == Decimal("33.3")
     assert k.disputed_pct == Decimal("26.3")  # 1000 / 3800 = 26.32 %
     # Fell due between 02-28 and 03-30 with a balance that day: I7 300 (paid 03-01), I2 2000.
     # I4 was settled by the credit note on 03-18, before its due date 03-20.
@@ -192,8 +190,8 @@ def test_every_kpi_of_the_period(book):
 def test_promise_kept_counts_is_the_shared_definition(book):
     every = Commitment.objects.all()
     # kept: 3 MXN/EUR kept + 1 plan kept = 4 kept; judged adds the broken and the partial = 6.
-    assert every.aggregate(**rules.promise_kept_aggregates()) == {"kept": 4, "judged": 6}
-    assert Commitment.objects.none().aggregate(**rules.promise_kept_aggregates()) == {"kept": 0, "judged": 0}
+    assert metrics.promise_kept_counts(every) == (4, 6)
+    assert metrics.promise_kept_counts(Commitment.objects.none()) == (0, 0)
 
 
 def test_filters_change_the_numbers(book, gestora):
@@ -213,7 +211,7 @@ def test_filters_change_the_numbers(book, gestora):
     assert metrics.kpis(mxn(profile="chronic")).receivable == Decimal("0.00")
     euro = metrics.kpis(Filters(currency="EUR", **MARCH))
     assert euro.receivable == Decimal("5000.00") and euro.closing.current == Decimal("5000.00")
-    assert euro.promises_judged == 4  # the promise-kept rate is not split by currency
+    assert euro.promises_judged == 1
 
 
 def test_a_shorter_range_moves_opening_and_close(book):

@@ -15,7 +15,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.formats import date_format
 
 from accounts import services as ledger
 from accounts.models import Interaction
@@ -727,9 +726,7 @@ def test_calendar_query_count_does_not_grow(client, request, gerente, gestora, g
     assert many == few <= CALENDAR_MAX
 
 
-def test_promise_kept_rate_per_collector_counts_judged_promises_of_the_performance_period(
-    client, gerente, gestora, gestor
-):
+def test_promise_kept_rate_per_collector_counts_judged_promises_of_the_last_90_days(client, gerente, gestora, gestor):
     def promise(collector, status, days_ago):
         debtor = make_client(by=gerente, collector=collector)
         invoice = make_invoice(by=gerente, client=debtor, amount="100.00", due_date=_days_ago(40))
@@ -744,9 +741,9 @@ def test_promise_kept_rate_per_collector_counts_judged_promises_of_the_performan
         ).invoices.set([invoice])
 
     promise(gestora, "kept", 5)
-    promise(gestora, "kept", 29)  # the first day of the 30-day period
+    promise(gestora, "kept", 30)
     promise(gestora, "partial", 10)
-    promise(gestora, "broken", 30)  # the day before the period: not counted
+    promise(gestora, "broken", 100)  # too old: not counted
     promise(gestor, "broken", 3)
     rates = {r.collector: (r.kept, r.judged, r.percent) for r in wl.promise_kept_rates(scope=wl.Scope())}
     assert rates == {gestora: (2, 3, 67), gestor: (0, 1, 0)}
@@ -754,5 +751,4 @@ def test_promise_kept_rate_per_collector_counts_judged_promises_of_the_performan
     assert [(r.kept, r.judged) for r in mine] == [(2, 3)]
     client.force_login(gestora)
     html = client.get(_url("worklist")).content.decode()
-    start, end = (date_format(d, "SHORT_DATE_FORMAT") for d in (_days_ago(29), _days_ago(0)))
-    assert f"Promesas cumplidas del {start} al {end}" in html and "2 de 3" in html and "67 %" in html
+    assert "Promesas cumplidas (últimos 90 días)" in html and "2 de 3" in html and "67 %" in html

@@ -25,14 +25,13 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, NullIf
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts import services as ledger
 from accounts.models import MONEY, ZERO, Invoice
 from accounts.selectors import COLLECTIBLE, OVERDUE_BUCKETS
-from cobranza import rules
 from cobranza.models import CollectorTask, Installment, TaskKind
 from cobranza.worklist import selectors as wl
 from tests.cobranza.test_worklist import (
@@ -94,7 +93,7 @@ def _reference(*, user, scope, today):
             overdue_max=Coalesce(Subquery(overdue_max, output_field=money), Value(ZERO), output_field=money),
             oldest_overdue=Subquery(oldest),
             broken_count=_count(broken, "client"),
-            profile_effective=rules.effective_profile_expr(),
+            profile_effective=Coalesce(NullIf(F("profile__override"), Value("")), F("profile__computed")),
             task_count=_count(tasks, "client"),
             promise_count=promised,
             next_count=next_actions,
