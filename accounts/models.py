@@ -301,8 +301,9 @@ class Invoice(models.Model):
         return self.number
 
     def days_overdue(self, today=None) -> int:
-        today = today or timezone.localdate()
-        return max((today - self.due_date).days, 0)
+        from .rules import days_late  # the rule's module imports these models
+
+        return days_late(self.due_date, today or timezone.localdate())
 
 
 class PaymentMethod(models.TextChoices):

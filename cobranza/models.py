@@ -785,7 +785,9 @@ class ClientProfile(models.Model):
 
     @property
     def effective(self) -> str:
-        return self.override or self.computed
+        from cobranza.rules import effective_profile  # the rule's module imports these models
+
+        return effective_profile(self)
 
 
 class HandOffKind(models.TextChoices):
