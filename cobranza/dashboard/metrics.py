@@ -22,8 +22,8 @@ Conventions
   * an allocation is dated by its payment's ``received_on`` (credit applied later to an
     older payment counts from the day the money came in).
   At today, the result equals the live client list and ``accounts.selectors.portfolio_aging``.
-- **Aging** reuses ``accounts.selectors.BUCKETS`` and ``due_range``: an invoice due on D is
-  current on D and 1–30 days overdue from D + 1.
+- **Aging** is ``accounts.rules``' aging rule (``BUCKETS``, ``aging_bucket_sql``): an
+  invoice due on D is current on D and 1–30 days overdue from D + 1.
 - **Filters** by segment, collector and delinquency profile apply to the client's *current*
   attributes (also for past snapshots).
 """
@@ -52,8 +52,9 @@ from django.db.models.functions import Coalesce, NullIf, TruncMonth
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts import rules as ledger
 from accounts.models import MONEY, NON_CASH_METHODS, ZERO, Client, Invoice, Payment, PaymentAllocation, Segment
-from accounts.selectors import BUCKETS, OVERDUE_BUCKETS, Bucket
+from accounts.rules import BUCKETS, OVERDUE_BUCKETS, Bucket
 from cobranza.models import (
     AgingSnapshot,
     ClientProfile,
@@ -189,7 +190,7 @@ def currency_options() -> list[str]:
     # Open balances only: the partial index of collectible invoices with a balance (client,
     # due date, currency) answers it without reading the table (~0.3 s less at 1M invoices).
     others = (
-        Invoice.objects.filter(status__in=Invoice.COLLECTIBLE_STATUSES, open_balance__gt=0)
+        Invoice.objects.filter(ledger.COLLECTIBLE)
         .exclude(currency__in=by_clients)
         .order_by("currency")
         .values_list("currency", flat=True)
@@ -286,15 +287,8 @@ def _date(day: dt.date):
 
 
 def _bucket_case(age_on: dt.date) -> tuple[str, list]:
-    """SQL giving an invoice's bucket code on ``age_on`` (the dates computed here, as in
-    ``accounts.selectors.aging_bucket``)."""
-    whens, params = [], []
-    for bucket in reversed(BUCKETS):  # oldest first: the first matching WHEN wins
-        if bucket.min_days is None:
-            continue
-        whens.append("WHEN i.due_date <= %s THEN %s")
-        params += [_date(age_on - dt.timedelta(days=bucket.min_days)), bucket.code]
-    return f"CASE {' '.join(whens)} ELSE %s END", [*params, BUCKETS[0].code]
+    """SQL giving an invoice's bucket code on ``age_on`` (``accounts.rules``' aging rule)."""
+    return ledger.aging_bucket_sql(age_on, "i.due_date")
 
 
 def _client_filter(f: Filters | None) -> tuple[str, list]:
@@ -326,7 +320,6 @@ def _cube(
     bucket_sql, bucket_params = _bucket_case(age_on)
     where_client, client_params = _client_filter(f)
     dim_sql = [_DIMENSIONS_SQL[d] for d in dims]
-    collectible = ", ".join(["%s"] * len(Invoice.COLLECTIBLE_STATUSES))
 
     ctes = [
         f"""late AS (
@@ -335,7 +328,7 @@ def _cube(
             WHERE p.received_on > %s
             GROUP BY a.invoice_id)""",
         f"""candidates AS (
-            SELECT id FROM {t["invoice"]} WHERE status IN ({collectible}) AND open_balance > 0
+            SELECT id FROM {t["invoice"]} WHERE {ledger.collectible_sql(None)}
             UNION SELECT id FROM {t["invoice"]} WHERE status = %s AND updated_at >= %s
             UNION SELECT invoice_id FROM late)""",
         f"""disputed_then AS (
@@ -346,7 +339,6 @@ def _cube(
     ]
     cte_params = [
         day,
-        *Invoice.COLLECTIBLE_STATUSES,
         Invoice.Status.WRITTEN_OFF.value,
         day_end,
         day,

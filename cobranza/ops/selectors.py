@@ -32,6 +32,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Client, Contact, Invoice
+from accounts.rules import COLLECTIBLE
 from accounts.selectors import clients_visible_to
 from cobranza.engine import planner
 from cobranza.models import (
@@ -476,9 +477,7 @@ def client_dunning_panel(
     policy = own or profile_policy or segment_policy
 
     steps: list[PolicyStep] = []
-    invoices = Invoice.objects.filter(
-        client=client, status__in=Invoice.COLLECTIBLE_STATUSES, open_balance__gt=0
-    ).select_related("hold")
+    invoices = Invoice.objects.filter(COLLECTIBLE, client=client).select_related("hold")
     if policy is not None:
         steps = list(PolicyStep.objects.filter(policy=policy, is_active=True).order_by("position"))
         reached = (

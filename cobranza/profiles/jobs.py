@@ -72,6 +72,14 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.models import Client, Interaction, Invoice, Payment, PaymentAllocation
+from accounts.rules import (
+    COLLECTIBLE,
+    collectible_sql,
+    days_between_sql,
+    days_late_sql,
+    overdue_sql,
+    settled_invoices_sql,
+)
 from accounts.services import ensure_can_work
 from cobranza.models import (
     ClientProfile,
@@ -257,34 +265,6 @@ def months_ago(day: dt.date, months: int) -> dt.date:
 # --- SQL --------------------------------------------------------------------------------------
 
 
-def _days(later: str, earlier: str) -> str:
-    """Whole days from ``earlier`` to ``later`` (both dates)."""
-    return f"({later} - {earlier})"
-
-
-def settled_invoices_sql(*, join: str = "", where: str = "", having: str = "") -> str:
-    """THE definition of a settled invoice, shared by profiles, alerts and the client analysis:
-    a paid invoice with its settlement date (the last payment applied to it). Columns:
-    ``client_id, due_date, settled_on``. ``join``/``where``/``having`` narrow it (``i`` is the
-    invoice, ``p`` the payment)."""
-    return f"""
-        SELECT i.client_id, i.due_date, MAX(p.received_on) AS settled_on
-        FROM {Invoice._meta.db_table} i
-        JOIN {PaymentAllocation._meta.db_table} a ON a.invoice_id = i.id
-        JOIN {Payment._meta.db_table} p ON p.id = a.payment_id
-        {join}
-        WHERE i.status = 'paid' {where}
-        GROUP BY i.id, i.client_id, i.due_date
-        {"HAVING " + having if having else ""}
-    """
-
-
-def days_late_sql(settled_on: str = "settled_on", due_date: str = "due_date") -> str:
-    """Days late at settlement: 0 when paid on or before the due date."""
-    days = _days(settled_on, due_date)
-    return f"CASE WHEN {days} > 0 THEN {days} ELSE 0 END"
-
-
 def _json(pairs: list[tuple[str, str]]) -> str:
     args = ", ".join(f"'{key}', {expr}" for key, expr in pairs)
     return f"jsonb_build_object({args})"
@@ -320,7 +300,8 @@ def _compute_sql(scope: str) -> str:
         "dispute": Dispute._meta.db_table,
         "commitment": Commitment._meta.db_table,
         "profile": ClientProfile._meta.db_table,
-        "oldest_days": _days("%(today)s", "o.oldest_due"),
+        "oldest_days": days_between_sql("%(today)s", "o.oldest_due"),
+        "overdue": overdue_sql("%(today)s", "i.due_date"),
     }
     evidence = _json(
         [
@@ -350,7 +331,7 @@ def _compute_sql(scope: str) -> str:
     ),
     settled AS ({settled_invoices_sql(join="JOIN scope s ON s.client_id = i.client_id")}),
     settled_days AS (
-        SELECT client_id, {days_late_sql()} AS days_late
+        SELECT client_id, {days_late_sql("settled_on", "due_date")} AS days_late
         FROM settled
         WHERE settled_on >= %(since_24m)s AND settled_on <= %(today)s
     ),
@@ -362,14 +343,14 @@ def _compute_sql(scope: str) -> str:
     ),
     overdue AS (
         SELECT i.client_id,
-               SUM(CASE WHEN i.status <> 'disputed' AND i.due_date < %(today)s THEN 1 ELSE 0 END) AS n,
-               SUM(CASE WHEN i.status <> 'disputed' AND i.due_date < %(today)s AND i.currency = s.currency
+               SUM(CASE WHEN i.status <> 'disputed' AND {t["overdue"]} THEN 1 ELSE 0 END) AS n,
+               SUM(CASE WHEN i.status <> 'disputed' AND {t["overdue"]} AND i.currency = s.currency
                         THEN i.open_balance ELSE 0 END) AS amount,
-               MIN(CASE WHEN i.status <> 'disputed' AND i.due_date < %(today)s THEN i.due_date END) AS oldest_due,
+               MIN(CASE WHEN i.status <> 'disputed' AND {t["overdue"]} THEN i.due_date END) AS oldest_due,
                SUM(CASE WHEN i.status = 'disputed' THEN 1 ELSE 0 END) AS disputed
         FROM {t["invoice"]} i
         JOIN scope s ON s.client_id = i.client_id
-        WHERE i.status IN ('open', 'partially_paid', 'disputed') AND i.open_balance > 0
+        WHERE {collectible_sql("i")}
         GROUP BY i.client_id
     ),
     disputes AS (
@@ -685,9 +666,7 @@ def client_profile_panel(client: Client, *, today: dt.date | None = None) -> Pro
     rule = LateFeeRule.objects.filter(segment_id=client.segment_id).first()
     rows: dict[int, InvoiceRow] = {
         invoice.pk: InvoiceRow(invoice=invoice, open=True)
-        for invoice in Invoice.objects.filter(
-            client=client, status__in=Invoice.COLLECTIBLE_STATUSES, open_balance__gt=0
-        )
+        for invoice in Invoice.objects.filter(COLLECTIBLE, client=client)
     }
     totals: dict[str, Decimal] = {}
     for fee in LateFee.objects.filter(invoice__client=client).select_related("invoice", "waived_by"):

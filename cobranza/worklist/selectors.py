@@ -53,7 +53,8 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from accounts.models import ZERO, Client, Interaction, Invoice, Segment
 from accounts.roles import GROUP_NAMES, Role, is_collector, is_manager
-from accounts.selectors import COLLECTIBLE, OVERDUE_BUCKETS, clients_visible_to
+from accounts.rules import COLLECTIBLE, OVERDUE_BUCKETS, days_between, overdue_q
+from accounts.selectors import clients_visible_to
 from accounts.utils import money_str
 from cobranza.dashboard import metrics
 from cobranza.models import (
@@ -247,7 +248,7 @@ def _amount_points_sql(column: str) -> tuple[str, list]:
 
 
 def _age_points_sql(column: str, today: dt.date) -> tuple[str, list]:
-    """Aging buckets have one definition (accounts.selectors); oldest first wins."""
+    """Aging buckets have one definition (accounts.rules); oldest first wins."""
     parts, params = [], []
     for index, bucket in reversed(list(enumerate(OVERDUE_BUCKETS, start=1))):
         parts.append(f"WHEN {column} <= %s THEN {index * AGE_POINTS_PER_BUCKET}")
@@ -384,7 +385,7 @@ class Worklist:
         qn = connection.ops.quote_name
         due_ids = RawSQL("SELECT client_id FROM due", [], output_field=IntegerField())
         overdue = (
-            Invoice.objects.filter(COLLECTIBLE, due_date__lt=today, client_id__in=due_ids)
+            Invoice.objects.filter(COLLECTIBLE, overdue_q(today), client_id__in=due_ids)
             .order_by()
             .values("client_id", "currency")
             .annotate(t=Sum("open_balance"), d=Min("due_date"))
@@ -689,7 +690,7 @@ def _invoice_reason(totals: list[CurrencyTotals], today: dt.date) -> Reason | No
     oldest = min((t.oldest_overdue for t in totals if t.oldest_overdue), default=None)
     if not count or oldest is None:
         return None
-    days = _days((today - oldest).days)
+    days = _days(days_between(today, oldest))
     text = ngettext(
         "%(n)d factura vencida con %(days)s",
         "%(n)d facturas vencidas, la más antigua con %(days)s",
@@ -705,9 +706,9 @@ def _totals_by_client(client_ids: list[int], today: dt.date, currency_of: dict[i
         .values("client_id", "currency")
         .annotate(
             open_total=Sum("open_balance"),
-            overdue_total=Sum("open_balance", filter=Q(due_date__lt=today)),
-            overdue_count=Count("pk", filter=Q(due_date__lt=today)),
-            oldest=Min("due_date", filter=Q(due_date__lt=today)),
+            overdue_total=Sum("open_balance", filter=overdue_q(today)),
+            overdue_count=Count("pk", filter=overdue_q(today)),
+            oldest=Min("due_date", filter=overdue_q(today)),
         )
         .order_by()
     )

@@ -45,6 +45,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import MONEY, ZERO, Client, Invoice, Payment, PaymentAllocation
+from accounts.rules import OPEN_STATUSES, days_late_sql, open_invoice_q, settled_invoices_sql
 from accounts.selectors import clients_visible_to
 from cobranza.models import (
     Commitment,
@@ -55,12 +56,11 @@ from cobranza.models import (
     Installment,
     InstallmentStatus,
 )
-from cobranza.profiles.jobs import days_late_sql, months_ago, settled_invoices_sql
+from cobranza.profiles.jobs import months_ago
 
 PANEL_COMMITMENTS = 30  # the open ones and the most recent closed ones
 PANEL_HISTORY = 10
 PANEL_DISPUTES = 20
-OPEN_INVOICE = (Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID)
 ONE_DECIMAL = Decimal("0.1")
 JUDGED = (CommitmentStatus.KEPT, CommitmentStatus.PARTIAL, CommitmentStatus.BROKEN)
 # A change of less than this many days of average delay is "stable", not a trend.
@@ -195,7 +195,7 @@ def _analysis_sql() -> str:
     return f"""
     WITH settled AS ({settled_invoices_sql(where="AND i.client_id = %(client)s")}),
     delays AS (
-        SELECT settled_on, {days_late_sql()} AS days
+        SELECT settled_on, {days_late_sql("settled_on", "due_date")} AS days
         FROM settled
         WHERE settled_on > %(since_12m)s AND settled_on <= %(today)s
     ),
@@ -423,7 +423,7 @@ def open_invoices_for_commitment(client: Client):
         invoice_id=OuterRef("pk"), commitment__status=CommitmentStatus.OPEN
     )
     return (
-        Invoice.objects.filter(client=client, status__in=OPEN_INVOICE, open_balance__gt=0)
+        Invoice.objects.filter(open_invoice_q(), client=client)
         .annotate(committed=Exists(busy))
         .order_by("due_date", "id")
     )
@@ -431,4 +431,4 @@ def open_invoices_for_commitment(client: Client):
 
 def open_invoices_for_dispute(client: Client):
     """The invoices a dispute may take: open or partly paid (not paid, cancelled or disputed)."""
-    return Invoice.objects.filter(client=client, status__in=OPEN_INVOICE).order_by("due_date", "id")
+    return Invoice.objects.filter(client=client, status__in=OPEN_STATUSES).order_by("due_date", "id")
