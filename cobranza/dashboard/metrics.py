@@ -48,7 +48,7 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.functions import Coalesce, NullIf, TruncMonth
+from django.db.models.functions import Coalesce, TruncMonth
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -64,6 +64,7 @@ from cobranza.models import (
     Dispute,
     Profile,
 )
+from cobranza.rules import effective_profile_expr, effective_profile_q, effective_profile_sql
 
 MONEY_FIELD = DecimalField(**MONEY)
 ONE_DECIMAL = Decimal("0.1")
@@ -211,19 +212,8 @@ def client_q(f: Filters | None, prefix: str = "client__") -> Q:
     elif f.collector:
         q &= Q(**{f"{prefix}collector_id": f.collector})
     if f.profile:
-        p = f"{prefix}profile__"
-        cond = Q(**{f"{p}override": f.profile}) | Q(**{f"{p}override": "", f"{p}computed": f.profile})
-        if f.profile == Profile.NEW:  # a client never classified is "without enough history"
-            cond |= Q(**{f"{prefix}profile__isnull": True})
-        q &= cond
+        q &= effective_profile_q(f.profile, f"{prefix}profile__")
     return q
-
-
-def _profile_key(prefix: str = "client__"):
-    """The effective profile of the client (override wins), "new" without a profile row."""
-    return Coalesce(
-        NullIf(F(f"{prefix}profile__override"), Value("")), F(f"{prefix}profile__computed"), Value(Profile.NEW)
-    )
 
 
 def _day_end(day: dt.date) -> dt.datetime:
@@ -262,7 +252,7 @@ _DIMENSIONS_SQL = {
     "currency": "i.currency",
     "segment": "c.segment_id",
     "collector": "c.collector_id",
-    "profile": f"COALESCE(NULLIF(pr.override, ''), pr.computed, '{Profile.NEW.value}')",
+    "profile": effective_profile_sql("pr"),
 }
 
 
@@ -836,7 +826,7 @@ def _dimension(dimension: str, prefix: str = "client__") -> tuple[dict, list[str
     if dimension == "collector":
         return {"key": F(f"{prefix}collector_id")}, ["key"]
     if dimension == "profile":
-        return {"key": _profile_key(prefix)}, ["key"]
+        return {"key": effective_profile_expr(f"{prefix}profile__")}, ["key"]
     raise ValueError(dimension)
 
 

@@ -18,8 +18,6 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.db.models import (
-    Case,
-    CharField,
     Count,
     DecimalField,
     F,
@@ -29,7 +27,6 @@ from django.db.models import (
     Subquery,
     Sum,
     Value,
-    When,
 )
 from django.db.models.functions import Coalesce, Least, TruncDate
 from django.utils import timezone
@@ -61,6 +58,7 @@ from cobranza.models import (
     StepChannel,
     TaskStatus,
 )
+from cobranza.rules import effective_profile_expr
 
 MONEY_FIELD = DecimalField(**MONEY)
 HUNDRED = Decimal(100)
@@ -368,16 +366,6 @@ def _paid_within(days: int):
     )
 
 
-def _effective_profile(prefix: str) -> Case:
-    """A client's delinquency profile as of now: the collector's override, else the computed
-    one, else "new" (same rule as ``cobranza.profiles.jobs.effective_profile_expr``)."""
-    return Case(
-        When(**{f"{prefix}profile__override__gt": ""}, then=F(f"{prefix}profile__override")),
-        default=Coalesce(F(f"{prefix}profile__computed"), Value(Profile.NEW)),
-        output_field=CharField(),
-    )
-
-
 def _sent_items(period: Period, *, currency: str, policy: int | None, segment: int | None):
     """Invoices listed on the notices of the period that were sent, in ``currency``, each
     with what was paid in the 7 and 14 days after the send."""
@@ -611,7 +599,7 @@ def dunning_effectiveness(
             sent_notices=row["sent_notices"],
             money=MoneyFigures.of(row),
         )
-        for row in items.annotate(profile=_effective_profile("notice__client__"))
+        for row in items.annotate(profile=effective_profile_expr("notice__client__profile__"))
         .order_by()
         .values("notice__channel", "profile")
         .annotate(**sums)

@@ -65,8 +65,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Case, CharField, Count, F, QuerySet, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import Case, Count, QuerySet, Value, When
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -79,6 +78,7 @@ from accounts.rules import (
     days_late_sql,
     overdue_sql,
     settled_invoices_sql,
+    sql_literal,
 )
 from accounts.services import ensure_can_work
 from cobranza.models import (
@@ -93,6 +93,7 @@ from cobranza.models import (
     Profile,
     TaskKind,
 )
+from cobranza.rules import effective_profile, effective_profile_expr, effective_profile_sql
 
 # --- rules and protocols, as the UI shows them ------------------------------------------------
 
@@ -421,7 +422,8 @@ def _compute_sql(scope: str) -> str:
 
 
 def _effective_good_sql() -> str:
-    return "(override = 'good' OR (override = '' AND computed = 'good'))"
+    """On the profile table's own columns: the effective profile is good."""
+    return f"({effective_profile_sql(None)} = {sql_literal(Profile.GOOD)})"
 
 
 # --- good-payer standing ------------------------------------------------------------------------
@@ -585,15 +587,6 @@ def profile_override(*, by: AbstractBaseUser | None, client: Client, profile: st
 # --- reads for the UI ---------------------------------------------------------------------------
 
 
-def effective_profile_expr():
-    """SQL expression of a client's effective profile (override, else computed, else new)."""
-    return Case(
-        When(profile__override__gt="", then=F("profile__override")),
-        default=Coalesce(F("profile__computed"), Value(Profile.NEW)),
-        output_field=CharField(),
-    )
-
-
 @dataclass
 class InvoiceRow:
     """One invoice of the panel: its principal apart from its surcharges, and whether a
@@ -661,7 +654,7 @@ def client_profile_panel(client: Client, *, today: dt.date | None = None) -> Pro
     surcharge rule, the open invoices, the fees and the latest discounts."""
     today = today or timezone.localdate()
     profile = ClientProfile.objects.filter(client=client).select_related("override_by").first()
-    effective = profile.effective if profile else Profile.NEW
+    effective = effective_profile(profile)
     policy = Policy.objects.filter(profile=effective).first()
     rule = LateFeeRule.objects.filter(segment_id=client.segment_id).first()
     rows: dict[int, InvoiceRow] = {

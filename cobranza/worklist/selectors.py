@@ -69,6 +69,7 @@ from cobranza.models import (
     TaskKind,
     TaskStatus,
 )
+from cobranza.rules import effective_profile_sql
 
 # --- the score -------------------------------------------------------------------------------
 
@@ -415,7 +416,7 @@ counted AS (
            due.task_count + due.promise_count + due.next_count AS item_count,
            COALESCE(overdue.overdue_max, CAST(%s AS NUMERIC)) AS overdue_max, overdue.oldest_overdue,
            CAST(COALESCE(broken.n, 0) AS INTEGER) AS broken_count,
-           COALESCE(NULLIF(profile.{qn("override")}, ''), profile.{qn("computed")}) AS profile_effective
+           {effective_profile_sql("profile")} AS profile_effective
     FROM due
     LEFT JOIN overdue ON overdue.client_id = due.client_id
     LEFT JOIN broken ON broken.client_id = due.client_id
