@@ -48,11 +48,11 @@ from cobranza.models import (
     CollectorTask,
     Commitment,
     CommitmentKind,
-    CommitmentStatus,
     Dispute,
     SelfServiceAccess,
     TaskKind,
 )
+from cobranza.rules import open_commitment_q
 from cobranza.workspace.commitments import commitment_create
 from cobranza.workspace.disputes import dispute_open
 
@@ -254,10 +254,10 @@ def promise_create(*, client: Client, pay_on: dt.date, amount: Decimal, currency
     ``currency`` (those not already under a commitment). A follow-up task tells the collector."""
     invoices = list(
         client.invoices.filter(open_invoice_q(), currency=currency)
-        .exclude(commitments__status=CommitmentStatus.OPEN)
+        .exclude(open_commitment_q())
         .order_by("due_date", "id")
     )
-    if not invoices and client.invoices.filter(currency=currency, commitments__status=CommitmentStatus.OPEN).exists():
+    if not invoices and client.invoices.filter(open_commitment_q(), currency=currency).exists():
         raise ValidationError(
             {"amount": _("Ya hay un compromiso de pago vigente para sus facturas en %(c)s.") % {"c": currency}}
         )

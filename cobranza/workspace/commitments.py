@@ -53,6 +53,7 @@ from cobranza.models import (
     PolicyStep,
     TaskKind,
 )
+from cobranza.rules import open_commitment_q
 from cobranza.webhooks import outgoing as webhooks_out
 
 ZERO = Decimal("0.00")
@@ -125,9 +126,9 @@ def commitment_create(
     if invoices is None:
         # Default: every open invoice in the client's currency not already under a commitment.
         owed_here = client.invoices.filter(open_invoice_q(), currency=client.currency)
-        chosen = list(owed_here.exclude(commitments__status=CommitmentStatus.OPEN))
+        chosen = list(owed_here.exclude(open_commitment_q()))
         if not chosen:
-            busy = sorted(owed_here.filter(commitments__status=CommitmentStatus.OPEN).values_list("number", flat=True))
+            busy = sorted(owed_here.filter(open_commitment_q()).values_list("number", flat=True))
             if busy:
                 errors.setdefault("invoices", []).append(
                     _("Ya hay un compromiso vigente para: %(list)s. Cancélelo o espere a que se resuelva.")
@@ -169,7 +170,7 @@ def commitment_create(
         # One open commitment per invoice: lock the invoices and look.
         locked = list(Invoice.objects.select_for_update().filter(pk__in=[inv.pk for inv in chosen]).order_by("pk"))
         busy = sorted(
-            Invoice.objects.filter(pk__in=[inv.pk for inv in locked], commitments__status=CommitmentStatus.OPEN)
+            Invoice.objects.filter(open_commitment_q(), pk__in=[inv.pk for inv in locked])
             .values_list("number", flat=True)
             .distinct()
         )

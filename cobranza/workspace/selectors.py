@@ -32,7 +32,6 @@ from django.db import connection
 from django.db.models import (
     Case,
     DecimalField,
-    Exists,
     IntegerField,
     OuterRef,
     Prefetch,
@@ -57,6 +56,7 @@ from cobranza.models import (
     InstallmentStatus,
 )
 from cobranza.profiles.jobs import months_ago
+from cobranza.rules import open_commitment_exists
 
 PANEL_COMMITMENTS = 30  # the open ones and the most recent closed ones
 PANEL_HISTORY = 10
@@ -419,12 +419,9 @@ def disputes_visible_to(user):
 def open_invoices_for_commitment(client: Client):
     """The invoices a promise, plan or extension may take (open, owed), each annotated with
     ``committed``: already in an open commitment (the service refuses those)."""
-    busy = Commitment.invoices.through.objects.filter(
-        invoice_id=OuterRef("pk"), commitment__status=CommitmentStatus.OPEN
-    )
     return (
         Invoice.objects.filter(open_invoice_q(), client=client)
-        .annotate(committed=Exists(busy))
+        .annotate(committed=open_commitment_exists())
         .order_by("due_date", "id")
     )
 
