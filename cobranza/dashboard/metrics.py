@@ -8,7 +8,9 @@ Conventions
 -----------
 - **One currency at a time.** Money is never summed across currencies: every function takes
   ``Filters.currency`` (the dashboard defaults to the company's main currency, the most common
-  client currency) and counts only invoices, payments, promises and snapshots in it.
+  client currency) and counts only invoices, payments and snapshots in it. The promise-kept
+  rate is a count of promises, not money: it counts promises in every currency (see
+  ``promise_kept_by_collector``).
 - **Period.** ``Filters.start``/``Filters.end`` are inclusive dates. Default: the last complete
   calendar month (DSO and CEI are monthly measures, and it is the month the 12-month trend
   ends with, so the cards and the trend's last point agree).
@@ -55,12 +57,11 @@ from django.utils.translation import gettext_lazy as _
 from accounts import rules as ledger
 from accounts.models import MONEY, NON_CASH_METHODS, ZERO, Client, Invoice, Payment, PaymentAllocation, Segment
 from accounts.rules import BUCKETS, OVERDUE_BUCKETS, Bucket
+from cobranza import rules
 from cobranza.models import (
     AgingSnapshot,
     ClientProfile,
     Commitment,
-    CommitmentKind,
-    CommitmentStatus,
     Dispute,
     Profile,
 )
@@ -80,10 +81,11 @@ SNAPSHOT_COLUMNS = {
     "120_plus": "d120_plus",
 }
 
-# Commitments that count as promises for the promise-kept rate: a promise to pay and a term
-# extension (a promise of a new date). Payment plans are judged installment by installment.
-PROMISE_KINDS = (CommitmentKind.PROMISE, CommitmentKind.EXTENSION)
-JUDGED_STATUSES = (CommitmentStatus.KEPT, CommitmentStatus.PARTIAL, CommitmentStatus.BROKEN)
+# The promise-kept rule's constants (``cobranza.rules``), importable from here as before.
+PROMISE_KINDS = rules.PROMISE_KINDS
+JUDGED_STATUSES = rules.JUDGED_STATUSES
+# Who a promise counts for: the collector assigned to the client today.
+PROMISE_ATTRIBUTION = "client__collector"
 
 
 # --- the formulas, as shown next to each number --------------------------------------------------
@@ -113,7 +115,8 @@ FORMULAS = {
     ),
     "promise_kept": _(
         "Promesas cumplidas = promesas y prórrogas cumplidas ÷ promesas evaluadas (cumplidas, "
-        "cumplidas en parte o incumplidas) con resolución en el periodo × 100."
+        "cumplidas en parte o incumplidas) con resolución en el periodo × 100, en todas las monedas; "
+        "cuentan para el gestor asignado hoy al cliente."
     ),
     "disputed": _(
         "Cartera en disputa = saldo de las facturas con una disputa abierta a la fecha final ÷ cartera al cierre × 100."
@@ -508,16 +511,37 @@ def period_flows(f: Filters) -> Flows:
     return Flows(sales=list(sales), cash=list(cash))
 
 
+# --- the promise-kept rate (docs/domain.md#promise-kept-rate) ------------------------------------
+#
+# ONE definition, read by the dashboard and the metrics API (``kpis``), the worklist
+# (``cobranza.worklist.selectors.promise_kept_rates``) and the collector-performance page
+# (``cobranza.performance.selectors.collector_performance``):
+#
+# - which commitments: promises to pay and term extensions (``cobranza.rules.PROMISE_KINDS``;
+#   an extension is a promise of a new date). A payment plan is judged installment by
+#   installment, not as one promise, so it is left out;
+# - judged = kept + kept in part + broken; rate = kept ÷ judged (open and cancelled ones are
+#   not judged);
+# - window: judged (``resolved_on``) within the period, both ends included. Every page passes
+#   and labels its own period: the worklist the last ``PROMISE_RATE_DAYS`` days, the
+#   performance page and the dashboard the period chosen. The same period gives the same number;
+# - attributed to the collector assigned to the client today (``PROMISE_ATTRIBUTION``), as the
+#   dashboard's collector filter, the API and the money collected on the performance page are:
+#   the collector who works the account answers for its promises, whoever typed them in (a
+#   manager, a colleague covering, the client on the self-service portal);
+# - every currency: it counts promises, it sums no money, and a collector's rate must not
+#   change with the currency a page happens to report money in.
+
+
+def promise_window_q(start: dt.date, end: dt.date) -> Q:
+    """The commitments a promise-kept rate over ``[start, end]`` looks at."""
+    return rules.promise_q() & rules.resolved_between_q(start, end)
+
+
 def promise_kept_aggregates(within: Q | None = None) -> dict:
-    """THE definition of the promise-kept rate's parts, as aggregate expressions (so grouped
-    queries — per collector, per client — use the very same rule): ``kept`` and ``judged``,
-    where judged = kept + partially kept + broken (open and cancelled ones are not judged).
-    Rate = kept ÷ judged. ``within`` narrows both (e.g. resolved in a period)."""
-    within = within or Q()
-    return {
-        "kept": Count("id", filter=within & Q(status=CommitmentStatus.KEPT)),
-        "judged": Count("id", filter=within & Q(status__in=JUDGED_STATUSES)),
-    }
+    """``kept`` and ``judged`` as aggregate expressions (``cobranza.rules``), so grouped
+    queries use the very same rule; ``within`` narrows both (e.g. ``promise_window_q``)."""
+    return rules.promise_kept_aggregates(within)
 
 
 def promise_kept_counts(commitments: QuerySet[Commitment]) -> tuple[int, int]:
@@ -527,13 +551,23 @@ def promise_kept_counts(commitments: QuerySet[Commitment]) -> tuple[int, int]:
 
 
 def promises_resolved_in(f: Filters) -> QuerySet[Commitment]:
-    return Commitment.objects.filter(
-        client_q(f),
-        currency=f.currency,
-        kind__in=PROMISE_KINDS,
-        resolved_on__gte=f.start,
-        resolved_on__lte=f.end,
+    """The promises the dashboard's rate counts: the period's, the filters' clients."""
+    return Commitment.objects.filter(client_q(f), promise_window_q(f.start, f.end))
+
+
+def promise_kept_by_collector(
+    *, start: dt.date, end: dt.date, clients: Q | None = None
+) -> dict[int | None, tuple[int, int]]:
+    """``{collector id (None: no collector): (kept, judged)}`` over ``[start, end]``, for the
+    clients ``clients`` selects (a filter on Commitment, e.g. ``client__collector=…``). One
+    query. Collectors without a judged promise in the window are absent."""
+    rows = (
+        Commitment.objects.filter(promise_window_q(start, end), clients or Q())
+        .order_by()
+        .values(PROMISE_ATTRIBUTION)
+        .annotate(**promise_kept_aggregates())
     )
+    return {row[PROMISE_ATTRIBUTION]: (row["kept"], row["judged"]) for row in rows}
 
 
 def new_delinquencies(f: Filters) -> tuple[int, Decimal]:

@@ -23,7 +23,6 @@ from django.db.models import (
     F,
     OuterRef,
     Q,
-    QuerySet,
     Subquery,
     Sum,
     Value,
@@ -90,10 +89,7 @@ FORMULAS = {
     "promises_made": _(
         "Promesas hechas = promesas de pago registradas por el gestor con fecha de acuerdo en el periodo."
     ),
-    "promise_kept_rate": _(
-        "Promesas cumplidas = promesas registradas por el gestor resueltas en el periodo como cumplidas ÷ "
-        "(cumplidas + cumplidas en parte + incumplidas) × 100. Las canceladas no cuentan."
-    ),
+    "promise_kept_rate": metrics.FORMULAS["promise_kept"],
     "completion": _(
         "Cumplimiento de la agenda = tareas con fecha en el periodo asignadas al gestor y marcadas "
         "como hechas por él ÷ tareas con fecha en el periodo asignadas a él × 100. Las tareas "
@@ -174,16 +170,14 @@ def _person(user) -> str:
 # --- promises kept -----------------------------------------------------------------------------
 
 
-def _promise_kept_aggregates(period: Period) -> dict:
-    """Kept and judged promises resolved in the period, as aggregates (grouped per collector):
-    the canonical rule of ``cobranza.dashboard.metrics.promise_kept_aggregates``."""
-    return metrics.promise_kept_aggregates(Q(resolved_on__gte=period.start, resolved_on__lte=period.end))
-
-
-def _promise_kept_counts(commitments: QuerySet[Commitment], period: Period) -> tuple[int, int]:
-    """(kept, judged) promises of ``commitments`` resolved in the period (one query)."""
-    row = commitments.filter(kind=CommitmentKind.PROMISE).aggregate(**_promise_kept_aggregates(period))
-    return row["kept"], row["judged"]
+def _promises_made_q(period: Period) -> Q:
+    """Promises to pay a person registered in the period (their activity, by ``created_by``)."""
+    return Q(
+        kind=CommitmentKind.PROMISE,
+        created_by__isnull=False,
+        made_on__gte=period.start,
+        made_on__lte=period.end,
+    )
 
 
 # --- collector performance -----------------------------------------------------------------------
@@ -273,14 +267,27 @@ def collector_performance(
         .annotate(n=Count("id"))
         .values_list("author", "n")
     )
-    promises = {
-        row["created_by"]: row
-        for row in Commitment.objects.filter(by_client, kind=CommitmentKind.PROMISE, created_by__isnull=False)
-        .filter(Q(made_on__gte=start, made_on__lte=end) | Q(resolved_on__gte=start, resolved_on__lte=end))
+    # Promises made count for who registered them; the promise-kept rate is the dashboard's
+    # (metrics.promise_kept_by_collector: promises and extensions judged in the period, for the
+    # client's collector), read in the same query, grouped by both.
+    made_q, window = _promises_made_q(period), metrics.promise_window_q(start, end)
+    made: dict[int, int] = {}
+    kept_judged: dict[int | None, tuple[int, int]] = {}
+    for row in (
+        Commitment.objects.filter(by_client)
+        .filter(made_q | window)
         .order_by()
-        .values("created_by")
-        .annotate(made=Count("id", filter=Q(made_on__gte=start, made_on__lte=end)), **_promise_kept_aggregates(period))
-    }
+        .values("created_by", metrics.PROMISE_ATTRIBUTION)
+        .annotate(made=Count("id", filter=made_q), **metrics.promise_kept_aggregates(window))
+    ):
+        if row["made"]:
+            made[row["created_by"]] = made.get(row["created_by"], 0) + row["made"]
+        kept, judged = kept_judged.get(row[metrics.PROMISE_ATTRIBUTION], (0, 0))
+        kept_judged[row[metrics.PROMISE_ATTRIBUTION]] = (kept + row["kept"], judged + row["judged"])
+    promises = {pk: {"made": made.get(pk, 0)} for pk in made}
+    for pk, (kept, judged) in kept_judged.items():
+        if judged:
+            promises.setdefault(pk, {"made": 0}).update(kept=kept, judged=judged)
     tasks = {
         row["assigned_to"]: row
         for row in CollectorTask.objects.filter(

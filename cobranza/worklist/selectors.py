@@ -1083,27 +1083,25 @@ class PromiseRate:
         return round(100 * self.kept / self.judged) if self.judged else None
 
 
+def promise_window(today: dt.date) -> tuple[dt.date, dt.date]:
+    """The worklist's window: the last PROMISE_RATE_DAYS days, today included."""
+    return today - dt.timedelta(days=PROMISE_RATE_DAYS - 1), today
+
+
 def promise_kept_rates(*, scope: Scope, today: dt.date | None = None) -> list[PromiseRate]:
-    """Promises kept ÷ promises judged (kept, partly kept or broken) in the last
-    PROMISE_RATE_DAYS days, per collector of the client: the scope's collector, or every
-    collector for a manager's view of all. Two queries (the rates, the collectors' names)."""
-    today = today or timezone.localdate()
-    promises = Commitment.objects.filter(
-        kind=CommitmentKind.PROMISE,
-        resolved_on__gt=today - dt.timedelta(days=PROMISE_RATE_DAYS),
-        resolved_on__lte=today,
-    )
+    """The promise-kept rate (``metrics.promise_kept_by_collector``, its one definition) over
+    the last PROMISE_RATE_DAYS days, per collector: the scope's collector, or every collector
+    for a manager's view of all. Two queries (the rates, the collectors' names)."""
+    start, end = promise_window(today or timezone.localdate())
     if scope.kind == COLLECTOR:
-        promises = promises.filter(client__collector=scope.collector)
-    elif scope.kind != ALL:
+        clients = Q(client__collector=scope.collector)
+    elif scope.kind == ALL:
+        clients = Q()
+    else:
         return []
-    rows = (
-        promises.values("client__collector")
-        .annotate(**metrics.promise_kept_aggregates())  # the one definition of the rate
-        .order_by("client__collector")
-    )
-    people = {u.pk: u for u in get_user_model().objects.filter(pk__in=[r["client__collector"] for r in rows])}
+    counts = metrics.promise_kept_by_collector(start=start, end=end, clients=clients)
+    people = {u.pk: u for u in get_user_model().objects.filter(pk__in=[pk for pk in counts if pk is not None])}
     return sorted(
-        (PromiseRate(people.get(r["client__collector"]), r["kept"], r["judged"]) for r in rows),
+        (PromiseRate(people.get(pk), kept, judged) for pk, (kept, judged) in counts.items()),
         key=lambda r: (-(r.percent or 0), str(r.collector or "")),
     )

@@ -56,13 +56,12 @@ from cobranza.models import (
     InstallmentStatus,
 )
 from cobranza.profiles.jobs import months_ago
-from cobranza.rules import open_commitment_exists
+from cobranza.rules import open_commitment_exists, promise_judged_sql, promise_kept_sql
 
 PANEL_COMMITMENTS = 30  # the open ones and the most recent closed ones
 PANEL_HISTORY = 10
 PANEL_DISPUTES = 20
 ONE_DECIMAL = Decimal("0.1")
-JUDGED = (CommitmentStatus.KEPT, CommitmentStatus.PARTIAL, CommitmentStatus.BROKEN)
 # A change of less than this many days of average delay is "stable", not a trend.
 TREND_THRESHOLD_DAYS = Decimal("1.0")
 
@@ -189,7 +188,6 @@ def _analysis_sql() -> str:
         "dispute": Dispute._meta.db_table,
         "handoff": HandOff._meta.db_table,
     }
-    judged = ", ".join(f"'{s}'" for s in JUDGED)
     broken = f"'{CommitmentStatus.BROKEN}', '{CommitmentStatus.PARTIAL}'"
     # One row per currency billed (at least one row: the facts are LEFT JOINed to them).
     return f"""
@@ -214,9 +212,9 @@ def _analysis_sql() -> str:
             (SELECT COUNT(*) FROM {t["commitment"]} m
               WHERE m.client_id = %(client)s AND m.status IN ({broken})) AS broken_n,
             (SELECT COUNT(*) FROM {t["commitment"]} m
-              WHERE m.client_id = %(client)s AND m.kind = 'promise' AND m.status = 'kept') AS kept_n,
+              WHERE m.client_id = %(client)s AND {promise_kept_sql("m")}) AS kept_n,
             (SELECT COUNT(*) FROM {t["commitment"]} m
-              WHERE m.client_id = %(client)s AND m.kind = 'promise' AND m.status IN ({judged})) AS judged_n,
+              WHERE m.client_id = %(client)s AND {promise_judged_sql("m")}) AS judged_n,
             (SELECT COUNT(*) FROM {t["dispute"]} d WHERE d.client_id = %(client)s) AS disputes_n,
             (SELECT COUNT(*) FROM {t["handoff"]} h WHERE h.client_id = %(client)s) AS handoffs_n
     ),
