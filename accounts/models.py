@@ -4,6 +4,7 @@ Models hold fields, choices and the database constraints that keep the ledger ho
 write goes through ``accounts.services``; reads with logic live in ``accounts.selectors``.
 """
 
+import datetime as dt
 import zoneinfo
 from decimal import Decimal
 
@@ -32,6 +33,16 @@ def validate_time_zone(value: str) -> None:
 
 def _currency_check(name: str, field: str = "currency") -> models.CheckConstraint:
     return models.CheckConstraint(condition=Q(**{f"{field}__regex": r"^[A-Z]{3}$"}), name=name)
+
+
+def days_between(later: dt.date, earlier: dt.date) -> int:
+    """Whole days from ``earlier`` to ``later``: the Python form of ``accounts.rules``' day rules."""
+    return (later - earlier).days
+
+
+def days_late(due_date: dt.date, on: dt.date) -> int:
+    """Days past due on ``on``; 0 until the day after the due date (docs/domain.md#aging-buckets)."""
+    return max(days_between(on, due_date), 0)
 
 
 class Language(models.TextChoices):
@@ -301,8 +312,7 @@ class Invoice(models.Model):
         return self.number
 
     def days_overdue(self, today=None) -> int:
-        today = today or timezone.localdate()
-        return max((today - self.due_date).days, 0)
+        return days_late(self.due_date, today or timezone.localdate())
 
 
 class PaymentMethod(models.TextChoices):

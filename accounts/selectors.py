@@ -1,8 +1,9 @@
 """Reads with logic: who sees which clients, balances, aging, the timeline.
 
-Aging buckets have exactly one definition (``BUCKETS`` and ``aging_bucket``), used by the
-client list filter, the client page and the portfolio summary alike. Every function here
-costs a fixed number of queries, whatever the number of rows (tests assert it).
+Aging buckets, collectible invoices and days overdue have exactly one definition
+(``accounts.rules``), used by the client list filter, the client page and the portfolio
+summary alike. Every function here costs a fixed number of queries, whatever the number of
+rows (tests assert it).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.db.models import (
     Case,
-    CharField,
     Count,
     DecimalField,
     Exists,
@@ -31,63 +31,24 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
 
 from .models import MONEY, ZERO, Client, Contact, ContactRole, Interaction, Invoice, Payment, PaymentAllocation
 from .roles import GROUP_NAMES, Role, is_collector, is_manager
-
-
-@dataclass(frozen=True)
-class Bucket:
-    code: str
-    label: str
-    min_days: int | None  # days past due, inclusive; None = no lower bound
-    max_days: int | None  # inclusive; None = no upper bound
-
-
-BUCKETS: tuple[Bucket, ...] = (
-    Bucket("current", _("Al corriente"), None, 0),
-    Bucket("1_30", _("1–30 días"), 1, 30),
-    Bucket("31_60", _("31–60 días"), 31, 60),
-    Bucket("61_90", _("61–90 días"), 61, 90),
-    Bucket("91_120", _("91–120 días"), 91, 120),
-    Bucket("120_plus", _("Más de 120 días"), 121, None),
+from .rules import (  # noqa: F401 - re-exported: the rules' long-standing import path
+    BUCKETS,
+    BUCKETS_BY_CODE,
+    COLLECTIBLE,
+    OVERDUE_BUCKETS,
+    Bucket,
+    aging_bucket_expr,
+    bucket_for_days,
+    days_late,
+    due_range,
+    overdue_q,
 )
-BUCKETS_BY_CODE = {b.code: b for b in BUCKETS}
-OVERDUE_BUCKETS = tuple(b for b in BUCKETS if b.code != "current")
 
-
-def bucket_for_days(days: int) -> Bucket:
-    for bucket in BUCKETS:
-        if (bucket.min_days is None or days >= bucket.min_days) and (
-            bucket.max_days is None or days <= bucket.max_days
-        ):
-            return bucket
-    raise AssertionError(days)
-
-
-def due_range(bucket: Bucket, today: dt.date, field: str = "due_date") -> Q:
-    """The due dates that fall in ``bucket`` on ``today``, as a filter on ``field``."""
-    q = Q()
-    if bucket.min_days is not None:  # at least min_days overdue → due on or before today - min
-        q &= Q(**{f"{field}__lte": today - dt.timedelta(days=bucket.min_days)})
-    if bucket.max_days is not None:
-        q &= Q(**{f"{field}__gte": today - dt.timedelta(days=bucket.max_days)})
-    return q
-
-
-def aging_bucket(today: dt.date, field: str = "due_date") -> Case:
-    """SQL expression giving an invoice's bucket code; dates computed here, not in SQL,
-    so the expression is the same on every database and uses the due-date index."""
-    whens = []
-    for bucket in reversed(BUCKETS):  # oldest first: the first matching WHEN wins
-        if bucket.min_days is None:
-            continue
-        whens.append(When(**{f"{field}__lte": today - dt.timedelta(days=bucket.min_days)}, then=Value(bucket.code)))
-    return Case(*whens, default=Value("current"), output_field=CharField())
-
-
-COLLECTIBLE = Q(status__in=Invoice.COLLECTIBLE_STATUSES) & Q(open_balance__gt=0)
+# Its former name (the demo's tests import it from here).
+aging_bucket = aging_bucket_expr
 
 
 # --- visibility ------------------------------------------------------------------------
@@ -140,7 +101,7 @@ def with_balances(qs: QuerySet[Client], today: dt.date) -> QuerySet[Client]:
     other_currency = Invoice.objects.filter(COLLECTIBLE, client=OuterRef("pk")).exclude(currency=OuterRef("currency"))
     return qs.annotate(
         open_balance_total=_client_sum(Q()),
-        overdue_total=_client_sum(Q(due_date__lt=today)),
+        overdue_total=_client_sum(overdue_q(today)),
         oldest_due=Subquery(oldest),
         has_other_currency=Exists(other_currency),
     )
@@ -221,7 +182,7 @@ def client_summary(client: Client, today: dt.date | None = None) -> ClientSummar
     today = today or timezone.localdate()
     rows = (
         Invoice.objects.filter(COLLECTIBLE, client=client)
-        .annotate(bucket=aging_bucket(today))
+        .annotate(bucket=aging_bucket_expr(today))
         .values("currency", "bucket")
         .annotate(total=Sum("open_balance"), n=Count("id"), oldest=Min("due_date"))
         .order_by()
@@ -254,7 +215,7 @@ def client_summary(client: Client, today: dt.date | None = None) -> ClientSummar
         currencies=currencies,
         credit_limit=client.credit_limit,
         credit_used_pct=used,
-        max_days_overdue=(today - oldest).days if oldest else 0,
+        max_days_overdue=days_late(oldest, today) if oldest else 0,
         invoice_count_open=count,
     )
 
@@ -265,7 +226,7 @@ def client_invoices(client: Client, today: dt.date | None = None, *, include_clo
     qs = Invoice.objects.filter(client=client)
     if not include_closed:
         qs = qs.filter(COLLECTIBLE)
-    return qs.annotate(bucket=aging_bucket(today)).order_by(
+    return qs.annotate(bucket=aging_bucket_expr(today)).order_by(
         Case(When(COLLECTIBLE, then=Value(0)), default=Value(1), output_field=IntegerField()), "due_date", "id"
     )
 
@@ -329,13 +290,13 @@ def portfolio_aging(*, user, today: dt.date | None = None) -> list[PortfolioRow]
     today = today or timezone.localdate()
     invoices = Invoice.objects.filter(COLLECTIBLE, client__in=clients_visible_to(user).values("pk"))
     rows = (
-        invoices.annotate(bucket=aging_bucket(today))
+        invoices.annotate(bucket=aging_bucket_expr(today))
         .values("currency", "bucket")
         .annotate(total=Sum("open_balance"), n=Count("id"))
         .order_by()
     )
     overdue_clients = dict(
-        invoices.filter(due_date__lt=today)
+        invoices.filter(overdue_q(today))
         .values("currency")
         .annotate(n=Count("client", distinct=True))
         .order_by()

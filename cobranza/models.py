@@ -785,7 +785,10 @@ class ClientProfile(models.Model):
 
     @property
     def effective(self) -> str:
-        return self.override or self.computed
+        """The Python form of the effective profile (override, else computed, else new); its
+        SQL and ORM forms are in ``cobranza.rules``, which cannot be imported here (it imports
+        these models). tests/cobranza/test_rules.py keeps the forms equal."""
+        return self.override or self.computed or Profile.NEW
 
 
 class HandOffKind(models.TextChoices):

@@ -76,11 +76,12 @@ from django.utils.translation import gettext_lazy
 
 from accounts.models import NON_CASH_METHODS, Client, Interaction, Invoice, Payment
 from accounts.roles import GROUP_NAMES, Role, is_collector, is_manager
+from accounts.rules import collectible_q, days_late_sql, open_invoice_q, overdue_q, settled_invoices_sql
 from accounts.services import ensure_can_work, interaction_log
 from accounts.utils import money_str
 from cobranza.engine import channels
 from cobranza.models import Alert, AlertDigest, AlertKind, AlertStatus, Commitment, CommitmentKind, CommitmentStatus
-from cobranza.profiles.jobs import days_late_sql, months_ago, settled_invoices_sql
+from cobranza.profiles.jobs import months_ago
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,6 @@ SEASONAL_YEARS = SEASONAL_HISTORY_MONTHS // 12  # each calendar month occurs thi
 
 FIRST_PERIOD = "first"
 BAD_PROMISE = (CommitmentStatus.BROKEN, CommitmentStatus.PARTIAL)
-OWING_STATUSES = (Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID)
 # Delivery state of the weekly digest, kept in the alert's evidence. The leading underscore
 # keeps it out of templates (Django templates refuse names that start with one).
 
@@ -152,8 +152,8 @@ class Candidate:
 
 
 def _settled_sql(where: str, having: str) -> str:
-    """Settled invoices of clients not written off, with days late at settlement — the
-    definition in ``profiles.settled_invoices_sql``."""
+    """Settled invoices of clients not written off, with days late at settlement (the
+    ledger's rules, ``accounts.rules``)."""
     settled = settled_invoices_sql(
         join=f"JOIN {Client._meta.db_table} c ON c.id = i.client_id",
         where=f"AND c.status <> 'written_off' {where}",
@@ -224,11 +224,7 @@ def _lateness(today: dt.date) -> list[Candidate]:
 
 
 def _credit_limit(today: dt.date) -> list[Candidate]:
-    owed = Q(
-        invoices__status__in=Invoice.COLLECTIBLE_STATUSES,
-        invoices__open_balance__gt=0,
-        invoices__currency=F("currency"),
-    )
+    owed = collectible_q("invoices__") & Q(invoices__currency=F("currency"))
     rows = (
         Client.objects.filter(credit_limit__gt=0)
         .exclude(status=Client.Status.WRITTEN_OFF)
@@ -312,13 +308,7 @@ def _pattern(today: dt.date) -> list[Candidate]:
     recent = _cash(mine.filter(received_on__gt=silence_from, received_on__lte=today))
     last = _cash(mine.filter(received_on__lte=today)).order_by("-received_on").values("received_on")[:1]
     overdue = (
-        Invoice.objects.filter(
-            client=OuterRef("pk"),
-            status__in=OWING_STATUSES,
-            open_balance__gt=0,
-            due_date__lt=today,
-            currency=OuterRef("currency"),
-        )
+        Invoice.objects.filter(open_invoice_q(), overdue_q(today), client=OuterRef("pk"), currency=OuterRef("currency"))
         .order_by()
         .values("client")
     )

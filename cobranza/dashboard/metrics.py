@@ -9,7 +9,9 @@ Conventions
 -----------
 - **One currency at a time.** Money is never summed across currencies: every function takes
   ``Filters.currency`` (the dashboard defaults to the company's main currency, the most common
-  client currency) and counts only invoices, payments, promises and snapshots in it.
+  client currency) and counts only invoices, payments and snapshots in it. The promise-kept
+  rate is a count of promises, not money: it counts promises in every currency (see
+  ``promise_kept_by_collector``).
 - **Period.** ``Filters.start``/``Filters.end`` are inclusive dates. Default: the last complete
   calendar month (DSO and CEI are monthly measures, and it is the month the 12-month trend
   ends with, so the cards and the trend's last point agree).
@@ -23,8 +25,8 @@ Conventions
   * an allocation is dated by its payment's ``received_on`` (credit applied later to an
     older payment counts from the day the money came in).
   At today, the result equals the live client list and ``accounts.selectors.portfolio_aging``.
-- **Aging** reuses ``accounts.selectors.BUCKETS`` and ``due_range``: an invoice due on D is
-  current on D and 1–30 days overdue from D + 1.
+- **Aging** is ``accounts.rules``' aging rule (``BUCKETS``, ``aging_bucket_sql``): an
+  invoice due on D is current on D and 1–30 days overdue from D + 1.
 - **Filters** by segment, collector and delinquency profile apply to the client's *current*
   attributes (also for past snapshots).
 """
@@ -49,21 +51,22 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.functions import Coalesce, NullIf, TruncMonth
+from django.db.models.functions import Coalesce, TruncMonth
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts import rules as ledger
 from accounts.models import MONEY, NON_CASH_METHODS, ZERO, Client, Invoice, Payment, PaymentAllocation, Segment
-from accounts.selectors import BUCKETS, OVERDUE_BUCKETS, Bucket
+from accounts.rules import BUCKETS, OVERDUE_BUCKETS, Bucket
+from cobranza import rules
 from cobranza.models import (
     AgingSnapshot,
     ClientProfile,
     Commitment,
-    CommitmentKind,
-    CommitmentStatus,
     Dispute,
     Profile,
 )
+from cobranza.rules import effective_profile_expr, effective_profile_q, effective_profile_sql
 
 MONEY_FIELD = DecimalField(**MONEY)
 ONE_DECIMAL = Decimal("0.1")
@@ -79,10 +82,11 @@ SNAPSHOT_COLUMNS = {
     "120_plus": "d120_plus",
 }
 
-# Commitments that count as promises for the promise-kept rate: a promise to pay and a term
-# extension (a promise of a new date). Payment plans are judged installment by installment.
-PROMISE_KINDS = (CommitmentKind.PROMISE, CommitmentKind.EXTENSION)
-JUDGED_STATUSES = (CommitmentStatus.KEPT, CommitmentStatus.PARTIAL, CommitmentStatus.BROKEN)
+# The promise-kept rule's constants (``cobranza.rules``), importable from here as before.
+PROMISE_KINDS = rules.PROMISE_KINDS
+JUDGED_STATUSES = rules.JUDGED_STATUSES
+# Who a promise counts for: the collector assigned to the client today.
+PROMISE_ATTRIBUTION = "client__collector"
 
 
 # --- the formulas, as shown next to each number --------------------------------------------------
@@ -112,7 +116,8 @@ FORMULAS = {
     ),
     "promise_kept": _(
         "Promesas cumplidas = promesas y prórrogas cumplidas ÷ promesas evaluadas (cumplidas, "
-        "cumplidas en parte o incumplidas) con resolución en el periodo × 100."
+        "cumplidas en parte o incumplidas) con resolución en el periodo × 100, en todas las monedas; "
+        "cuentan para el gestor asignado hoy al cliente."
     ),
     "disputed": _(
         "Cartera en disputa = saldo de las facturas con una disputa abierta a la fecha final ÷ cartera al cierre × 100."
@@ -190,7 +195,7 @@ def currency_options() -> list[str]:
     # Open balances only: the partial index of collectible invoices with a balance (client,
     # due date, currency) answers it without reading the table (~0.3 s less at 1M invoices).
     others = (
-        Invoice.objects.filter(status__in=Invoice.COLLECTIBLE_STATUSES, open_balance__gt=0)
+        Invoice.objects.filter(ledger.COLLECTIBLE)
         .exclude(currency__in=by_clients)
         .order_by("currency")
         .values_list("currency", flat=True)
@@ -211,19 +216,8 @@ def client_q(f: Filters | None, prefix: str = "client__") -> Q:
     elif f.collector:
         q &= Q(**{f"{prefix}collector_id": f.collector})
     if f.profile:
-        p = f"{prefix}profile__"
-        cond = Q(**{f"{p}override": f.profile}) | Q(**{f"{p}override": "", f"{p}computed": f.profile})
-        if f.profile == Profile.NEW:  # a client never classified is "without enough history"
-            cond |= Q(**{f"{prefix}profile__isnull": True})
-        q &= cond
+        q &= effective_profile_q(f.profile, f"{prefix}profile__")
     return q
-
-
-def _profile_key(prefix: str = "client__"):
-    """The effective profile of the client (override wins), "new" without a profile row."""
-    return Coalesce(
-        NullIf(F(f"{prefix}profile__override"), Value("")), F(f"{prefix}profile__computed"), Value(Profile.NEW)
-    )
 
 
 def _day_end(day: dt.date) -> dt.datetime:
@@ -262,7 +256,7 @@ _DIMENSIONS_SQL = {
     "currency": "i.currency",
     "segment": "c.segment_id",
     "collector": "c.collector_id",
-    "profile": f"COALESCE(NULLIF(pr.override, ''), pr.computed, '{Profile.NEW.value}')",
+    "profile": effective_profile_sql("pr"),
 }
 
 
@@ -287,15 +281,8 @@ def _date(day: dt.date):
 
 
 def _bucket_case(age_on: dt.date) -> tuple[str, list]:
-    """SQL giving an invoice's bucket code on ``age_on`` (the dates computed here, as in
-    ``accounts.selectors.aging_bucket``)."""
-    whens, params = [], []
-    for bucket in reversed(BUCKETS):  # oldest first: the first matching WHEN wins
-        if bucket.min_days is None:
-            continue
-        whens.append("WHEN i.due_date <= %s THEN %s")
-        params += [_date(age_on - dt.timedelta(days=bucket.min_days)), bucket.code]
-    return f"CASE {' '.join(whens)} ELSE %s END", [*params, BUCKETS[0].code]
+    """SQL giving an invoice's bucket code on ``age_on`` (``accounts.rules``' aging rule)."""
+    return ledger.aging_bucket_sql(age_on, "i.due_date")
 
 
 def _client_filter(f: Filters | None) -> tuple[str, list]:
@@ -327,7 +314,6 @@ def _cube(
     bucket_sql, bucket_params = _bucket_case(age_on)
     where_client, client_params = _client_filter(f)
     dim_sql = [_DIMENSIONS_SQL[d] for d in dims]
-    collectible = ", ".join(["%s"] * len(Invoice.COLLECTIBLE_STATUSES))
 
     ctes = [
         f"""late AS (
@@ -336,7 +322,7 @@ def _cube(
             WHERE p.received_on > %s
             GROUP BY a.invoice_id)""",
         f"""candidates AS (
-            SELECT id FROM {t["invoice"]} WHERE status IN ({collectible}) AND open_balance > 0
+            SELECT id FROM {t["invoice"]} WHERE {ledger.collectible_sql(None)}
             UNION SELECT id FROM {t["invoice"]} WHERE status = %s AND updated_at >= %s
             UNION SELECT invoice_id FROM late)""",
         f"""disputed_then AS (
@@ -347,7 +333,6 @@ def _cube(
     ]
     cte_params = [
         day,
-        *Invoice.COLLECTIBLE_STATUSES,
         Invoice.Status.WRITTEN_OFF.value,
         day_end,
         day,
@@ -527,16 +512,37 @@ def period_flows(f: Filters) -> Flows:
     return Flows(sales=list(sales), cash=list(cash))
 
 
+# --- the promise-kept rate (docs/domain.md#promise-kept-rate) ------------------------------------
+#
+# ONE definition, read by the dashboard and the metrics API (``kpis``), the worklist
+# (``cobranza.worklist.selectors.promise_kept_rates``) and the collector-performance page
+# (``cobranza.performance.selectors.collector_performance``):
+#
+# - which commitments: promises to pay and term extensions (``cobranza.rules.PROMISE_KINDS``;
+#   an extension is a promise of a new date). A payment plan is judged installment by
+#   installment, not as one promise, so it is left out;
+# - judged = kept + kept in part + broken; rate = kept ÷ judged (open and cancelled ones are
+#   not judged);
+# - window: judged (``resolved_on``) within the period, both ends included. Every page passes
+#   and labels its own period: the worklist the last ``PROMISE_RATE_DAYS`` days, the
+#   performance page and the dashboard the period chosen. The same period gives the same number;
+# - attributed to the collector assigned to the client today (``PROMISE_ATTRIBUTION``), as the
+#   dashboard's collector filter, the API and the money collected on the performance page are:
+#   the collector who works the account answers for its promises, whoever typed them in (a
+#   manager, a colleague covering, the client on the self-service portal);
+# - every currency: it counts promises, it sums no money, and a collector's rate must not
+#   change with the currency a page happens to report money in.
+
+
+def promise_window_q(start: dt.date, end: dt.date) -> Q:
+    """The commitments a promise-kept rate over ``[start, end]`` looks at."""
+    return rules.promise_q() & rules.resolved_between_q(start, end)
+
+
 def promise_kept_aggregates(within: Q | None = None) -> dict:
-    """THE definition of the promise-kept rate's parts, as aggregate expressions (so grouped
-    queries — per collector, per client — use the very same rule): ``kept`` and ``judged``,
-    where judged = kept + partially kept + broken (open and cancelled ones are not judged).
-    Rate = kept ÷ judged. ``within`` narrows both (e.g. resolved in a period)."""
-    within = within or Q()
-    return {
-        "kept": Count("id", filter=within & Q(status=CommitmentStatus.KEPT)),
-        "judged": Count("id", filter=within & Q(status__in=JUDGED_STATUSES)),
-    }
+    """``kept`` and ``judged`` as aggregate expressions (``cobranza.rules``), so grouped
+    queries use the very same rule; ``within`` narrows both (e.g. ``promise_window_q``)."""
+    return rules.promise_kept_aggregates(within)
 
 
 def promise_kept_counts(commitments: QuerySet[Commitment]) -> tuple[int, int]:
@@ -546,13 +552,23 @@ def promise_kept_counts(commitments: QuerySet[Commitment]) -> tuple[int, int]:
 
 
 def promises_resolved_in(f: Filters) -> QuerySet[Commitment]:
-    return Commitment.objects.filter(
-        client_q(f),
-        currency=f.currency,
-        kind__in=PROMISE_KINDS,
-        resolved_on__gte=f.start,
-        resolved_on__lte=f.end,
+    """The promises the dashboard's rate counts: the period's, the filters' clients."""
+    return Commitment.objects.filter(client_q(f), promise_window_q(f.start, f.end))
+
+
+def promise_kept_by_collector(
+    *, start: dt.date, end: dt.date, clients: Q | None = None
+) -> dict[int | None, tuple[int, int]]:
+    """``{collector id (None: no collector): (kept, judged)}`` over ``[start, end]``, for the
+    clients ``clients`` selects (a filter on Commitment, e.g. ``client__collector=…``). One
+    query. Collectors without a judged promise in the window are absent."""
+    rows = (
+        Commitment.objects.filter(promise_window_q(start, end), clients or Q())
+        .order_by()
+        .values(PROMISE_ATTRIBUTION)
+        .annotate(**promise_kept_aggregates())
     )
+    return {row[PROMISE_ATTRIBUTION]: (row["kept"], row["judged"]) for row in rows}
 
 
 def new_delinquencies(f: Filters) -> tuple[int, Decimal]:
@@ -845,7 +861,7 @@ def _dimension(dimension: str, prefix: str = "client__") -> tuple[dict, list[str
     if dimension == "collector":
         return {"key": F(f"{prefix}collector_id")}, ["key"]
     if dimension == "profile":
-        return {"key": _profile_key(prefix)}, ["key"]
+        return {"key": effective_profile_expr(f"{prefix}profile__")}, ["key"]
     raise ValueError(dimension)
 
 

@@ -32,15 +32,13 @@ from django.utils.translation import gettext as _
 
 from accounts import services as ledger
 from accounts.models import Client, Contact, Interaction, Invoice
+from cobranza import rules
 from cobranza.engine import channels, contact_rules, letters, messaging
 from cobranza.engine.contacts import ADDRESS_FIELD, choose_contact
 from cobranza.handoffs import services as handoffs
 from cobranza.models import (
     MESSAGE_CHANNELS,
     CollectorTask,
-    Commitment,
-    CommitmentStatus,
-    InvoiceHold,
     Notice,
     NoticeItem,
     StepChannel,
@@ -142,24 +140,15 @@ def _still_due_items(notice: Notice, today: dt.date) -> list[NoticeItem]:
     """The items whose invoice still calls for this notice (re-read now, not at planning)."""
     tolerance = notice.step.policy.tolerance
     invoice_ids = [i.invoice_id for i in notice.items.all()]
-    held = set(
-        InvoiceHold.objects.filter(invoice__in=invoice_ids)
-        .filter(Q(until__isnull=True) | Q(until__gte=today))
-        .values_list("invoice_id", flat=True)
-    )
-    # A promise, plan or extension agreed after planning stops the send too.
-    held |= set(
-        Commitment.invoices.through.objects.filter(
-            invoice_id__in=invoice_ids, commitment__status=CommitmentStatus.OPEN
-        ).values_list("invoice_id", flat=True)
+    # The planner's rule, re-read now: paid, disputed, held or under a promise, plan or
+    # extension agreed since planning, and the invoice no longer calls for the notice.
+    dunnable = set(
+        Invoice.objects.filter(rules.dunnable_invoice_q(today), pk__in=invoice_ids).values_list("pk", flat=True)
     )
     return [
         item
         for item in notice.items.all()
-        if item.invoice.status in (Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID)
-        and item.invoice.open_balance >= max(tolerance, 0)
-        and item.invoice.open_balance > 0
-        and item.invoice_id not in held
+        if item.invoice_id in dunnable and item.invoice.open_balance >= max(tolerance, 0)
     ]
 
 
@@ -172,7 +161,7 @@ def _client_stop(notice: Notice, today: dt.date) -> str:
             "status": client.get_status_display().lower()
         }
     dunning = getattr(client, "dunning", None)
-    if dunning is not None and dunning.paused_until and dunning.paused_until >= today:
+    if rules.pause_active(dunning, today):
         return _("Cliente en pausa hasta el %(date)s: %(reason)s") % {
             "date": dunning.paused_until.isoformat(),
             "reason": dunning.pause_reason,

@@ -26,8 +26,10 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from accounts.models import Client, ClientStatus, Interaction, Invoice
-from cobranza.engine.planner import effective_cte, open_commitment_sql
-from cobranza.models import CollectorTask, InvoiceHold, NoticeItem, Policy, PolicyStep, TaskKind
+from accounts.rules import sql_literal
+from cobranza import rules
+from cobranza.engine.planner import effective_cte
+from cobranza.models import CollectorTask, NoticeItem, Policy, PolicyStep, TaskKind
 
 
 def grace_days() -> int:
@@ -40,7 +42,6 @@ def _escalating_sql() -> str:
         "invoice": Invoice._meta.db_table,
         "policy": Policy._meta.db_table,
         "step": PolicyStep._meta.db_table,
-        "hold": InvoiceHold._meta.db_table,
         "item": NoticeItem._meta.db_table,
         # The day escalation is due for an invoice: its last step's day plus the grace days.
         "day": "(i.due_date + ls.last_offset + %(grace)s)",
@@ -53,23 +54,22 @@ def _escalating_sql() -> str:
     SELECT DISTINCT i.client_id
     FROM {invoice} i
     JOIN effective e ON e.client_id = i.client_id
-    JOIN {client} c ON c.id = i.client_id AND c.status = 'active'
+    JOIN {client} c ON c.id = i.client_id AND c.status = {active}
     JOIN {policy} p ON p.id = e.policy_id AND p.is_active
     JOIN last_step ls ON ls.policy_id = p.id
-    WHERE i.status IN ('open', 'partially_paid')
-      AND i.open_balance > 0
+    WHERE {dunnable}
       AND i.open_balance >= p.tolerance
       AND {day} <= %(today)s
-      AND NOT EXISTS (
-          SELECT 1 FROM {hold} h
-          WHERE h.invoice_id = i.id AND (h.until IS NULL OR h.until >= %(today)s)
-      )
       AND EXISTS (
           SELECT 1 FROM {item} ni JOIN {step} s ON s.id = ni.step_id
           WHERE ni.invoice_id = i.id AND s.policy_id = p.id
       )
-      AND NOT {in_commitment}
-    """.format(effective=effective_cte(), in_commitment=open_commitment_sql("i"), **t)
+    """.format(
+        effective=effective_cte(),
+        dunnable=rules.dunnable_invoice_sql("i", "%(today)s"),
+        active=sql_literal(ClientStatus.ACTIVE),
+        **t,
+    )
 
 
 def escalate(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = False) -> list[int]:

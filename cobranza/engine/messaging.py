@@ -42,6 +42,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.models import Client, Contact, Invoice, Language
+from accounts.rules import open_invoice_q
 from accounts.utils import money_str
 from cobranza.models import MessageTemplate, MessageTemplateText, Notice, NoticeItem, StepChannel
 from cobranza.portal import links
@@ -695,13 +696,7 @@ AUTOMATED_CONTACT_ROLES = (Contact.Role.BILLING, Contact.Role.PRIMARY, Contact.R
 def client_preview_context(client: Client, *, language: str | None = None, today: dt.date | None = None):
     """The context a message to ``client`` would have today: its open (not disputed)
     invoices, its billing contact, its collector. A fixed number of queries."""
-    invoices = list(
-        Invoice.objects.filter(
-            client=client,
-            status__in=[Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID],
-            open_balance__gt=0,
-        ).order_by("due_date", "number")
-    )
+    invoices = list(Invoice.objects.filter(open_invoice_q(), client=client).order_by("due_date", "number"))
     contacts = list(client.contacts.filter(is_active=True, role__in=AUTOMATED_CONTACT_ROLES).order_by("id"))
     contacts.sort(key=lambda c: AUTOMATED_CONTACT_ROLES.index(c.role))
     return build_context(

@@ -27,11 +27,9 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from accounts.models import Client, Invoice
+from cobranza import rules
 from cobranza.models import (
     ClientDunning,
-    ClientProfile,
-    Commitment,
-    InvoiceHold,
     LadderBump,
     Notice,
     NoticeItem,
@@ -49,12 +47,11 @@ def _candidate_sql() -> str:
         "dunning": ClientDunning._meta.db_table,
         "policy": Policy._meta.db_table,
         "step": PolicyStep._meta.db_table,
-        "hold": InvoiceHold._meta.db_table,
         "item": NoticeItem._meta.db_table,
         "bump": LadderBump._meta.db_table,
         # The day a step falls due for an invoice: due date + offset in days.
         "step_day": "(i.due_date + s.offset_days)",
-        "in_commitment": open_commitment_sql("i"),
+        "dunnable": rules.dunnable_invoice_sql("i", "%(today)s"),
     }
     return """
     WITH {effective},
@@ -66,8 +63,7 @@ def _candidate_sql() -> str:
         JOIN effective e ON e.client_id = i.client_id
         JOIN {policy} p ON p.id = e.policy_id AND p.is_active
         JOIN {step} s ON s.policy_id = p.id AND s.is_active
-        WHERE i.status IN ('open', 'partially_paid')
-          AND i.open_balance > 0
+        WHERE {dunnable}
           AND i.open_balance >= p.tolerance
           AND ({step_day} <= %(today)s OR EXISTS (
               -- a broken promise made this step (or a later one) due today: one step firmer
@@ -76,11 +72,6 @@ def _candidate_sql() -> str:
                 AND bs.policy_id = s.policy_id AND bs.position >= s.position
           ))
           AND NOT (s.offset_days < 0 AND i.due_date < %(today)s)
-          AND NOT {in_commitment}
-          AND NOT EXISTS (
-              SELECT 1 FROM {hold} h
-              WHERE h.invoice_id = i.id AND (h.until IS NULL OR h.until >= %(today)s)
-          )
     )
     SELECT d.invoice_id, d.client_id, d.step_id, d.min_overdue_amount, d.open_balance, d.due_date
     FROM due d
@@ -93,59 +84,21 @@ def _candidate_sql() -> str:
 
 
 def effective_cte() -> str:
-    """``effective AS (...)``: each client the ladder may act on (not written off, not with an
-    agency or in legal, not paused on %(today)s) with its effective policy — its own, else its
-    profile's (when that policy is active), else its segment's."""
-    t = {
-        "client": Client._meta.db_table,
-        "dunning": ClientDunning._meta.db_table,
-        "policy": Policy._meta.db_table,
-        "profile": ClientProfile._meta.db_table,
-    }
-    return """effective AS (
-        SELECT c.id AS client_id, COALESCE(cd.policy_id, pp.id, sp.id) AS policy_id
-        FROM {client} c
-        LEFT JOIN {dunning} cd ON cd.client_id = c.id
-        LEFT JOIN {profile} cp ON cp.client_id = c.id
-        LEFT JOIN {policy} pp ON pp.profile <> '' AND pp.is_active
-                             AND pp.profile = COALESCE(NULLIF(cp.override, ''), cp.computed)
-        LEFT JOIN {policy} sp ON sp.segment_id = c.segment_id
-        -- Written off: nothing to collect. With an agency or in legal: they contact the client now;
-        -- our reminders would be a second voice (and the ladder's later steps wait for them).
-        WHERE c.status NOT IN ('written_off', 'agency', 'legal')
-          AND (cd.paused_until IS NULL OR cd.paused_until < %(today)s)
-    )""".format(**t)
-
-
-def open_commitment_sql(invoice_alias: str) -> str:
-    """SQL condition: the invoice is in an open commitment (promise, plan, extension)."""
-    return (
-        f"EXISTS (SELECT 1 FROM {Commitment.invoices.through._meta.db_table} ci "
-        f"JOIN {Commitment._meta.db_table} cm ON cm.id = ci.commitment_id "
-        f"WHERE ci.invoice_id = {invoice_alias}.id AND cm.status = 'open')"
-    )
+    """``effective AS (...)``: each client the ladder may act on on %(today)s (not written off,
+    not with an agency or in legal, not paused) with its effective policy — its own, else its
+    profile's (when that policy is active), else its segment's (``cobranza.rules``)."""
+    return f"""effective AS (
+        SELECT c.id AS client_id, {rules.effective_policy_sql(dunning="cd")} AS policy_id
+        FROM {Client._meta.db_table} c
+        {rules.effective_policy_joins_sql("c", dunning="cd", profile="cp")}
+        WHERE {rules.ladder_client_sql("c", dunning="cd", today="%(today)s")}
+    )"""
 
 
 def effective_policy_of(client_ids) -> dict[int, int | None]:
     """The effective policy id of each client (own > profile's > segment's), pauses ignored."""
-    clients = Client.objects.filter(pk__in=list(client_ids)).values_list("pk", "segment_id")
-    own = dict(
-        ClientDunning.objects.filter(client_id__in=[c for c, _s in clients], policy__isnull=False).values_list(
-            "client_id", "policy_id"
-        )
-    )
-    profiles = {
-        cid: (override or computed)
-        for cid, override, computed in ClientProfile.objects.filter(client_id__in=[c for c, _s in clients]).values_list(
-            "client_id", "override", "computed"
-        )
-    }
-    by_profile = dict(Policy.objects.filter(is_active=True).exclude(profile="").values_list("profile", "pk"))
-    by_segment = dict(Policy.objects.filter(segment__isnull=False).values_list("segment_id", "pk"))
-    return {
-        cid: own.get(cid) or by_profile.get(profiles.get(cid, "")) or by_segment.get(segment_id)
-        for cid, segment_id in clients
-    }
+    clients = Client.objects.filter(pk__in=list(client_ids)).annotate(policy_id=rules.effective_policy_expr())
+    return dict(clients.values_list("pk", "policy_id"))
 
 
 @dataclass

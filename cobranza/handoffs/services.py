@@ -57,6 +57,7 @@ from django.utils.translation import ngettext
 from accounts import selectors as ledger_selectors
 from accounts import services as ledger
 from accounts.models import MONEY, ZERO, Client, Interaction, Invoice, Payment
+from accounts.rules import COLLECTIBLE, OPEN_STATUSES, is_open_invoice, open_invoice_q, overdue_q
 from accounts.services import AllocationRequest, ensure_can_work, ensure_manager, to_money
 from accounts.utils import actor, money_str
 from cobranza.models import HandOff, HandOffKind, HandOffStatus, HandOffUpdate, Notice, StepChannel
@@ -66,7 +67,7 @@ log = logging.getLogger(__name__)
 CASE_FILES_DIR = "expedientes"
 FORMATS = ("pdf", "csv")
 # Invoices that can be sent: still owed and not under a dispute.
-SENDABLE_STATUSES = (Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID)
+SENDABLE_STATUSES = OPEN_STATUSES
 STATUS_FOR_KIND = {HandOffKind.AGENCY: Client.Status.AGENCY, HandOffKind.LEGAL: Client.Status.LEGAL}
 CLOSING_STATUSES = (HandOffStatus.RECOVERED, HandOffStatus.CLOSED, HandOffStatus.RETURNED)
 KIND_FOR_CHANNEL = {StepChannel.AGENCY: HandOffKind.AGENCY, StepChannel.LEGAL: HandOffKind.LEGAL}
@@ -264,16 +265,12 @@ def _generate_case_file(handoff: HandOff) -> str:
 def default_invoices(client: Client, *, today: dt.date | None = None) -> QuerySet[Invoice]:
     """What a hand-off sends when no invoices are chosen: the overdue invoices still owed."""
     today = today or timezone.localdate()
-    return Invoice.objects.filter(
-        client=client, status__in=SENDABLE_STATUSES, open_balance__gt=0, due_date__lt=today
-    ).order_by("due_date", "id")
+    return Invoice.objects.filter(open_invoice_q(), overdue_q(today), client=client).order_by("due_date", "id")
 
 
 def sendable_invoices(client: Client) -> QuerySet[Invoice]:
     """The invoices a manager may choose to send (overdue or not), oldest due first."""
-    return Invoice.objects.filter(client=client, status__in=SENDABLE_STATUSES, open_balance__gt=0).order_by(
-        "due_date", "id"
-    )
+    return Invoice.objects.filter(open_invoice_q(), client=client).order_by("due_date", "id")
 
 
 def _check_invoices(client: Client, invoices: list[Invoice]) -> None:
@@ -283,7 +280,7 @@ def _check_invoices(client: Client, invoices: list[Invoice]) -> None:
             errors.append(_("La factura %(n)s no es de este cliente.") % {"n": inv.number})
         elif inv.status == Invoice.Status.DISPUTED:
             errors.append(_("La factura %(n)s está en disputa: resuélvala antes de enviarla.") % {"n": inv.number})
-        elif inv.status not in SENDABLE_STATUSES or inv.open_balance <= 0:
+        elif not is_open_invoice(inv):
             errors.append(_("La factura %(n)s ya no tiene saldo pendiente.") % {"n": inv.number})
     if errors:
         raise ValidationError({"invoices": errors})
@@ -483,7 +480,7 @@ def _record_recovery(*, by, handoff: HandOff, on: dt.date, amount: Decimal, refe
     """A payment applied to the hand-off's invoices, oldest due first; the rest is credit."""
     invoices = (
         Invoice.objects.select_for_update()
-        .filter(pk__in=handoff.invoices.values("pk"), status__in=SENDABLE_STATUSES, open_balance__gt=0)
+        .filter(open_invoice_q(), pk__in=handoff.invoices.values("pk"))
         .order_by("due_date", "id")
     )
     remaining = amount
@@ -553,7 +550,7 @@ def _client_status_after_close(client: Client, handoff: HandOff) -> str | None:
     if handoff.status == HandOffStatus.RETURNED:
         return Client.Status.IN_COLLECTION
     if handoff.status == HandOffStatus.RECOVERED:
-        owes = Invoice.objects.filter(client=client, status__in=Invoice.COLLECTIBLE_STATUSES, open_balance__gt=0)
+        owes = Invoice.objects.filter(COLLECTIBLE, client=client)
         return Client.Status.IN_COLLECTION if owes.exists() else Client.Status.ACTIVE
     return None
 
@@ -570,9 +567,7 @@ def open_for_notice(notice: Notice) -> HandOff:
         return existing
     # The invoices the manager approved on the notice, still owed; else the overdue ones.
     invoices = list(
-        Invoice.objects.filter(notice_items__notice=notice, status__in=SENDABLE_STATUSES, open_balance__gt=0).order_by(
-            "due_date", "id"
-        )
+        Invoice.objects.filter(open_invoice_q(), notice_items__notice=notice).order_by("due_date", "id")
     ) or list(default_invoices(client))
     left_behind: list[Invoice] = []
     currencies = {inv.currency for inv in invoices}
@@ -714,9 +709,5 @@ def client_open_handoffs(client: Client) -> list[HandOff]:
 
 def outstanding(handoff: HandOff) -> Decimal:
     """What the hand-off's invoices still owe today (one query)."""
-    total = (
-        handoff.invoices.filter(status__in=Invoice.COLLECTIBLE_STATUSES, open_balance__gt=0)
-        .aggregate(total=Sum("open_balance"))
-        .get("total")
-    )
+    total = handoff.invoices.filter(COLLECTIBLE).aggregate(total=Sum("open_balance")).get("total")
     return total or ZERO

@@ -22,8 +22,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.forms import add_service_errors
-from accounts.models import ZERO, Invoice
+from accounts.models import ZERO
 from accounts.roles import is_manager, is_staff_member
+from accounts.rules import is_collectible
 from accounts.services import ensure_can_work
 from accounts.utils import money_str
 from accounts.views import _visible_client, manager_required, staff_required
@@ -86,7 +87,7 @@ def handoff_detail(request, pk):
     is_open = handoff.status == HandOffStatus.OPEN
     invoices = list(handoffs.handoff_invoices(handoff))
     still_owed = sum(
-        (inv.open_balance for inv in invoices if inv.status in Invoice.COLLECTIBLE_STATUSES and inv.open_balance > 0),
+        (inv.open_balance for inv in invoices if is_collectible(inv)),
         ZERO,
     )
     return render(

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from accounts.models import Client, Invoice
+from accounts.rules import open_invoice_q
 from accounts.selectors import clients_visible_to
 from accounts.utils import money_locale
 from cobranza.models import (
@@ -170,13 +171,7 @@ def preview_clients(*, user, q: str = "", selected: Client | None = None) -> lis
     """Clients ``user`` may see for the live preview: those with open invoices first, then
     by name; filtered by name or RFC/NIF when ``q`` is given. The selected one always."""
     qs = clients_visible_to(user).annotate(
-        has_open=Exists(
-            Invoice.objects.filter(
-                client=OuterRef("pk"),
-                status__in=[Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID],
-                open_balance__gt=0,
-            )
-        )
+        has_open=Exists(Invoice.objects.filter(open_invoice_q(), client=OuterRef("pk")))
     )
     q = (q or "").strip()
     if q:

@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db.models import (
     Count,
-    Exists,
     IntegerField,
     Max,
     OuterRef,
@@ -25,20 +24,16 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Sum,
-    Value,
 )
-from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Client, Contact, Invoice
+from accounts.rules import COLLECTIBLE
 from accounts.selectors import clients_visible_to
 from cobranza.engine import planner
 from cobranza.models import (
     ClientDunning,
-    ClientProfile,
-    Commitment,
-    CommitmentStatus,
     InvoiceHold,
     LadderBump,
     Notice,
@@ -47,6 +42,14 @@ from cobranza.models import (
     Policy,
     PolicyStep,
     StepChannel,
+)
+from cobranza.rules import (
+    effective_policy,
+    effective_profile_expr,
+    hold_is_active,
+    open_commitment_exists,
+    pause_active,
+    profile_policy_q,
 )
 
 # A pseudo-status of the notice list: failed after the message was stored, i.e. the worker
@@ -465,20 +468,12 @@ def client_dunning_panel(
     else:
         segment_policy = Policy.objects.filter(segment_id=client.segment_id).first()
     # Own > the profile's ladder (when there is an active one) > the segment's: as the planner.
-    effective_profile = ClientProfile.objects.filter(client=client).annotate(
-        effective=Coalesce(NullIf("override", Value("")), "computed")
-    )
-    profile_policy = (
-        Policy.objects.filter(is_active=True, profile=Subquery(effective_profile.values("effective")[:1]))
-        .exclude(profile="")
-        .first()
-    )
-    policy = own or profile_policy or segment_policy
+    effective_profile = Client.objects.filter(pk=client.pk).values(p=effective_profile_expr())
+    profile_policy = Policy.objects.filter(profile_policy_q(Subquery(effective_profile))).first()
+    policy = effective_policy(own=own, profile_policy=profile_policy, segment_policy=segment_policy)
 
     steps: list[PolicyStep] = []
-    invoices = Invoice.objects.filter(
-        client=client, status__in=Invoice.COLLECTIBLE_STATUSES, open_balance__gt=0
-    ).select_related("hold")
+    invoices = Invoice.objects.filter(COLLECTIBLE, client=client).select_related("hold")
     if policy is not None:
         steps = list(PolicyStep.objects.filter(policy=policy, is_active=True).order_by("position"))
         reached = (
@@ -499,19 +494,15 @@ def client_dunning_panel(
         invoices = invoices.annotate(
             reached=Subquery(reached, output_field=IntegerField()),
             bumped=Subquery(bumped, output_field=IntegerField()),
-            promised=Exists(
-                Commitment.invoices.through.objects.filter(
-                    invoice_id=OuterRef("pk"), commitment__status=CommitmentStatus.OPEN
-                )
-            ),
+            promised=open_commitment_exists(),
         )
     by_position = {s.position: s for s in steps}
 
-    paused_until = dunning.paused_until if dunning and dunning.paused_until and dunning.paused_until >= today else None
+    paused_until = dunning.paused_until if pause_active(dunning, today) else None
     rows = []
     for invoice in invoices.order_by("due_date", "id"):
         hold = getattr(invoice, "hold", None)
-        hold_active = hold is not None and (hold.until is None or hold.until >= today)
+        hold_active = hold_is_active(hold, today)
         reached_position = getattr(invoice, "reached", None) or 0
         row = InvoiceLadder(
             invoice=invoice,

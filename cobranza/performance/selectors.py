@@ -19,18 +19,14 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.db.models import (
-    Case,
-    CharField,
     Count,
     DecimalField,
     F,
     OuterRef,
     Q,
-    QuerySet,
     Subquery,
     Sum,
     Value,
-    When,
 )
 from django.db.models.functions import Coalesce, Least, TruncDate
 from django.utils import timezone
@@ -62,6 +58,7 @@ from cobranza.models import (
     StepChannel,
     TaskStatus,
 )
+from cobranza.rules import effective_profile_expr
 
 MONEY_FIELD = DecimalField(**MONEY)
 HUNDRED = Decimal(100)
@@ -93,10 +90,7 @@ FORMULAS = {
     "promises_made": _(
         "Promesas hechas = promesas de pago registradas por el gestor con fecha de acuerdo en el periodo."
     ),
-    "promise_kept_rate": _(
-        "Promesas cumplidas = promesas registradas por el gestor resueltas en el periodo como cumplidas ÷ "
-        "(cumplidas + cumplidas en parte + incumplidas) × 100. Las canceladas no cuentan."
-    ),
+    "promise_kept_rate": metrics.FORMULAS["promise_kept"],
     "completion": _(
         "Cumplimiento de la agenda = tareas con fecha en el periodo asignadas al gestor y marcadas "
         "como hechas por él ÷ tareas con fecha en el periodo asignadas a él × 100. Las tareas "
@@ -177,16 +171,14 @@ def _person(user) -> str:
 # --- promises kept -----------------------------------------------------------------------------
 
 
-def _promise_kept_aggregates(period: Period) -> dict:
-    """Kept and judged promises resolved in the period, as aggregates (grouped per collector):
-    the canonical rule of ``cobranza.dashboard.metrics.promise_kept_aggregates``."""
-    return metrics.promise_kept_aggregates(Q(resolved_on__gte=period.start, resolved_on__lte=period.end))
-
-
-def _promise_kept_counts(commitments: QuerySet[Commitment], period: Period) -> tuple[int, int]:
-    """(kept, judged) promises of ``commitments`` resolved in the period (one query)."""
-    row = commitments.filter(kind=CommitmentKind.PROMISE).aggregate(**_promise_kept_aggregates(period))
-    return row["kept"], row["judged"]
+def _promises_made_q(period: Period) -> Q:
+    """Promises to pay a person registered in the period (their activity, by ``created_by``)."""
+    return Q(
+        kind=CommitmentKind.PROMISE,
+        created_by__isnull=False,
+        made_on__gte=period.start,
+        made_on__lte=period.end,
+    )
 
 
 # --- collector performance -----------------------------------------------------------------------
@@ -276,14 +268,27 @@ def collector_performance(
         .annotate(n=Count("id"))
         .values_list("author", "n")
     )
-    promises = {
-        row["created_by"]: row
-        for row in Commitment.objects.filter(by_client, kind=CommitmentKind.PROMISE, created_by__isnull=False)
-        .filter(Q(made_on__gte=start, made_on__lte=end) | Q(resolved_on__gte=start, resolved_on__lte=end))
+    # Promises made count for who registered them; the promise-kept rate is the dashboard's
+    # (metrics.promise_kept_by_collector: promises and extensions judged in the period, for the
+    # client's collector), read in the same query, grouped by both.
+    made_q, window = _promises_made_q(period), metrics.promise_window_q(start, end)
+    made: dict[int, int] = {}
+    kept_judged: dict[int | None, tuple[int, int]] = {}
+    for row in (
+        Commitment.objects.filter(by_client)
+        .filter(made_q | window)
         .order_by()
-        .values("created_by")
-        .annotate(made=Count("id", filter=Q(made_on__gte=start, made_on__lte=end)), **_promise_kept_aggregates(period))
-    }
+        .values("created_by", metrics.PROMISE_ATTRIBUTION)
+        .annotate(made=Count("id", filter=made_q), **metrics.promise_kept_aggregates(window))
+    ):
+        if row["made"]:
+            made[row["created_by"]] = made.get(row["created_by"], 0) + row["made"]
+        kept, judged = kept_judged.get(row[metrics.PROMISE_ATTRIBUTION], (0, 0))
+        kept_judged[row[metrics.PROMISE_ATTRIBUTION]] = (kept + row["kept"], judged + row["judged"])
+    promises = {pk: {"made": made.get(pk, 0)} for pk in made}
+    for pk, (kept, judged) in kept_judged.items():
+        if judged:
+            promises.setdefault(pk, {"made": 0}).update(kept=kept, judged=judged)
     tasks = {
         row["assigned_to"]: row
         for row in CollectorTask.objects.filter(
@@ -366,16 +371,6 @@ def _paid_within(days: int):
         Coalesce(Subquery(paid, output_field=MONEY_FIELD), Value(ZERO), output_field=MONEY_FIELD),
         F("open_balance"),
         output_field=MONEY_FIELD,
-    )
-
-
-def _effective_profile(prefix: str) -> Case:
-    """A client's delinquency profile as of now: the collector's override, else the computed
-    one, else "new" (same rule as ``cobranza.profiles.jobs.effective_profile_expr``)."""
-    return Case(
-        When(**{f"{prefix}profile__override__gt": ""}, then=F(f"{prefix}profile__override")),
-        default=Coalesce(F(f"{prefix}profile__computed"), Value(Profile.NEW)),
-        output_field=CharField(),
     )
 
 
@@ -612,7 +607,7 @@ def dunning_effectiveness(
             sent_notices=row["sent_notices"],
             money=MoneyFigures.of(row),
         )
-        for row in items.annotate(profile=_effective_profile("notice__client__"))
+        for row in items.annotate(profile=effective_profile_expr("notice__client__profile__"))
         .order_by()
         .values("notice__channel", "profile")
         .annotate(**sums)

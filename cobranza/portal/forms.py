@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.forms import DateInput
 from accounts.models import Client, Invoice
+from accounts.rules import open_invoice_q
 from cobranza.models import DisputeReason
 from cobranza.portal.services import client_today, open_currencies
 
@@ -73,7 +74,5 @@ class ProblemForm(PortalForm):
     def __init__(self, *args, client: Client, **kwargs):
         super().__init__(*args, **kwargs)
         # Only this client's invoices are choices: another client's id is an invalid choice.
-        self.fields["invoice"].queryset = client.invoices.filter(
-            status__in=(Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID), open_balance__gt=0
-        ).order_by("due_date", "number")
+        self.fields["invoice"].queryset = client.invoices.filter(open_invoice_q()).order_by("due_date", "number")
         self.fields["invoice"].label_from_instance = lambda inv: inv.number

@@ -21,20 +21,18 @@ from django.utils.translation import ngettext
 
 from accounts import services as ledger
 from accounts.models import ZERO, Client, Interaction, Invoice
+from accounts.rules import COLLECTIBLE, open_invoice_q
 from accounts.utils import money_str
 from cobranza.models import (
     CollectorTask,
     Commitment,
     CommitmentKind,
-    CommitmentStatus,
     Dispute,
     TaskKind,
 )
+from cobranza.rules import open_commitment_q
 from cobranza.workspace.commitments import commitment_create
 from cobranza.workspace.disputes import dispute_open
-
-STATEMENT_STATUSES = (Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID, Invoice.Status.DISPUTED)
-
 
 # --- reads -----------------------------------------------------------------------------------
 
@@ -73,7 +71,7 @@ def statement_of(client: Client) -> Statement:
     """The client's invoices still owed (disputed ones included, marked), oldest due first,
     with days overdue in the client's own time zone and totals per currency."""
     today = client_today(client)
-    invoices = client.invoices.filter(status__in=STATEMENT_STATUSES, open_balance__gt=0).order_by("due_date", "number")
+    invoices = client.invoices.filter(COLLECTIBLE).order_by("due_date", "number")
     result = Statement(client=client, today=today)
     totals: dict[str, CurrencyTotal] = {}
     for invoice in invoices:
@@ -89,13 +87,7 @@ def statement_of(client: Client) -> Statement:
 
 
 def open_currencies(client: Client) -> list[str]:
-    return sorted(
-        set(
-            client.invoices.filter(
-                status__in=(Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID), open_balance__gt=0
-            ).values_list("currency", flat=True)
-        )
-    )
+    return sorted(set(client.invoices.filter(open_invoice_q()).values_list("currency", flat=True)))
 
 
 # --- debtor actions (by=None: the debtor, not a staff user) ----------------------------------
@@ -116,13 +108,11 @@ def promise_create(*, client: Client, pay_on: dt.date, amount: Decimal, currency
     """The debtor promises to pay ``amount`` on ``pay_on`` for their open invoices in
     ``currency`` (those not already under a commitment). A follow-up task tells the collector."""
     invoices = list(
-        client.invoices.filter(
-            status__in=(Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID), currency=currency, open_balance__gt=0
-        )
-        .exclude(commitments__status=CommitmentStatus.OPEN)
+        client.invoices.filter(open_invoice_q(), currency=currency)
+        .exclude(open_commitment_q())
         .order_by("due_date", "id")
     )
-    if not invoices and client.invoices.filter(currency=currency, commitments__status=CommitmentStatus.OPEN).exists():
+    if not invoices and client.invoices.filter(open_commitment_q(), currency=currency).exists():
         raise ValidationError(
             {"amount": _("Ya hay un compromiso de pago vigente para sus facturas en %(c)s.") % {"c": currency}}
         )
@@ -148,9 +138,7 @@ def plan_request(*, client: Client, installments: int, comment: str) -> Interact
     """The debtor asks for a payment plan. Nothing is agreed automatically: the collector gets
     a task to answer and the request goes to the timeline."""
     comment = comment.strip()
-    open_invoices = list(
-        client.invoices.filter(status__in=(Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID), open_balance__gt=0)
-    )
+    open_invoices = list(client.invoices.filter(open_invoice_q()))
     summary = ngettext(
         "Solicita un plan de pagos de %(n)s cuota (portal de autoservicio)",
         "Solicita un plan de pagos de %(n)s cuotas (portal de autoservicio)",

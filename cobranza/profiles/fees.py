@@ -35,7 +35,8 @@ from django.db import connection, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from accounts.models import Client, Interaction, Invoice, Segment
+from accounts.models import Client, ClientStatus, Interaction, Invoice, Segment
+from accounts.rules import days_between_sql, open_invoice_sql, overdue_sql, sql_literal
 from accounts.services import ensure_can_work, ensure_manager, to_money
 from accounts.utils import actor, money_str
 from cobranza.models import LateFee, LateFeeKind, LateFeeRule
@@ -43,7 +44,7 @@ from cobranza.models import LateFee, LateFeeKind, LateFeeRule
 
 def _eligible_cte() -> str:
     """``eligible AS (...)``: the invoices that accrue today, with their rule and cap."""
-    days = "(%(today)s - i.due_date)"
+    days = days_between_sql("%(today)s", "i.due_date")
     return f"""eligible AS (
         SELECT i.id AS invoice_id, i.amount, i.open_balance, {days} AS days,
                r.grace_days, r.fixed_fee, r.monthly_rate,
@@ -51,10 +52,9 @@ def _eligible_cte() -> str:
         FROM {Invoice._meta.db_table} i
         JOIN {Client._meta.db_table} c ON c.id = i.client_id
         JOIN {LateFeeRule._meta.db_table} r ON r.segment_id = c.segment_id AND r.is_active
-        WHERE i.status IN ('open', 'partially_paid')
-          AND i.open_balance > 0
-          AND c.status <> 'written_off'
-          AND i.due_date < %(today)s
+        WHERE {open_invoice_sql("i")}
+          AND c.status <> {sql_literal(ClientStatus.WRITTEN_OFF)}
+          AND {overdue_sql("%(today)s", "i.due_date")}
           AND {days} > r.grace_days
     )"""  # noqa: S608 - table names from model metadata; values are parameters
 

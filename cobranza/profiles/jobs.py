@@ -65,13 +65,21 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Case, CharField, Count, F, QuerySet, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import Case, Count, QuerySet, Value, When
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.models import Client, Interaction, Invoice, Payment, PaymentAllocation
+from accounts.rules import (
+    COLLECTIBLE,
+    collectible_sql,
+    days_between_sql,
+    days_late_sql,
+    overdue_sql,
+    settled_invoices_sql,
+    sql_literal,
+)
 from accounts.services import ensure_can_work
 from accounts.utils import actor
 from cobranza.models import (
@@ -86,6 +94,7 @@ from cobranza.models import (
     Profile,
     TaskKind,
 )
+from cobranza.rules import effective_profile, effective_profile_expr, effective_profile_sql
 
 # --- rules and protocols, as the UI shows them ------------------------------------------------
 
@@ -258,34 +267,6 @@ def months_ago(day: dt.date, months: int) -> dt.date:
 # --- SQL --------------------------------------------------------------------------------------
 
 
-def _days(later: str, earlier: str) -> str:
-    """Whole days from ``earlier`` to ``later`` (both dates)."""
-    return f"({later} - {earlier})"
-
-
-def settled_invoices_sql(*, join: str = "", where: str = "", having: str = "") -> str:
-    """THE definition of a settled invoice, shared by profiles, alerts and the client analysis:
-    a paid invoice with its settlement date (the last payment applied to it). Columns:
-    ``client_id, due_date, settled_on``. ``join``/``where``/``having`` narrow it (``i`` is the
-    invoice, ``p`` the payment)."""
-    return f"""
-        SELECT i.client_id, i.due_date, MAX(p.received_on) AS settled_on
-        FROM {Invoice._meta.db_table} i
-        JOIN {PaymentAllocation._meta.db_table} a ON a.invoice_id = i.id
-        JOIN {Payment._meta.db_table} p ON p.id = a.payment_id
-        {join}
-        WHERE i.status = 'paid' {where}
-        GROUP BY i.id, i.client_id, i.due_date
-        {"HAVING " + having if having else ""}
-    """
-
-
-def days_late_sql(settled_on: str = "settled_on", due_date: str = "due_date") -> str:
-    """Days late at settlement: 0 when paid on or before the due date."""
-    days = _days(settled_on, due_date)
-    return f"CASE WHEN {days} > 0 THEN {days} ELSE 0 END"
-
-
 def _json(pairs: list[tuple[str, str]]) -> str:
     args = ", ".join(f"'{key}', {expr}" for key, expr in pairs)
     return f"jsonb_build_object({args})"
@@ -321,7 +302,8 @@ def _compute_sql(scope: str) -> str:
         "dispute": Dispute._meta.db_table,
         "commitment": Commitment._meta.db_table,
         "profile": ClientProfile._meta.db_table,
-        "oldest_days": _days("%(today)s", "o.oldest_due"),
+        "oldest_days": days_between_sql("%(today)s", "o.oldest_due"),
+        "overdue": overdue_sql("%(today)s", "i.due_date"),
     }
     evidence = _json(
         [
@@ -351,7 +333,7 @@ def _compute_sql(scope: str) -> str:
     ),
     settled AS ({settled_invoices_sql(join="JOIN scope s ON s.client_id = i.client_id")}),
     settled_days AS (
-        SELECT client_id, {days_late_sql()} AS days_late
+        SELECT client_id, {days_late_sql("settled_on", "due_date")} AS days_late
         FROM settled
         WHERE settled_on >= %(since_24m)s AND settled_on <= %(today)s
     ),
@@ -363,14 +345,14 @@ def _compute_sql(scope: str) -> str:
     ),
     overdue AS (
         SELECT i.client_id,
-               SUM(CASE WHEN i.status <> 'disputed' AND i.due_date < %(today)s THEN 1 ELSE 0 END) AS n,
-               SUM(CASE WHEN i.status <> 'disputed' AND i.due_date < %(today)s AND i.currency = s.currency
+               SUM(CASE WHEN i.status <> 'disputed' AND {t["overdue"]} THEN 1 ELSE 0 END) AS n,
+               SUM(CASE WHEN i.status <> 'disputed' AND {t["overdue"]} AND i.currency = s.currency
                         THEN i.open_balance ELSE 0 END) AS amount,
-               MIN(CASE WHEN i.status <> 'disputed' AND i.due_date < %(today)s THEN i.due_date END) AS oldest_due,
+               MIN(CASE WHEN i.status <> 'disputed' AND {t["overdue"]} THEN i.due_date END) AS oldest_due,
                SUM(CASE WHEN i.status = 'disputed' THEN 1 ELSE 0 END) AS disputed
         FROM {t["invoice"]} i
         JOIN scope s ON s.client_id = i.client_id
-        WHERE i.status IN ('open', 'partially_paid', 'disputed') AND i.open_balance > 0
+        WHERE {collectible_sql("i")}
         GROUP BY i.client_id
     ),
     disputes AS (
@@ -441,7 +423,8 @@ def _compute_sql(scope: str) -> str:
 
 
 def _effective_good_sql() -> str:
-    return "(override = 'good' OR (override = '' AND computed = 'good'))"
+    """On the profile table's own columns: the effective profile is good."""
+    return f"({effective_profile_sql(None)} = {sql_literal(Profile.GOOD)})"
 
 
 # --- good-payer standing ------------------------------------------------------------------------
@@ -605,15 +588,6 @@ def profile_override(*, by: AbstractBaseUser | None, client: Client, profile: st
 # --- reads for the UI ---------------------------------------------------------------------------
 
 
-def effective_profile_expr():
-    """SQL expression of a client's effective profile (override, else computed, else new)."""
-    return Case(
-        When(profile__override__gt="", then=F("profile__override")),
-        default=Coalesce(F("profile__computed"), Value(Profile.NEW)),
-        output_field=CharField(),
-    )
-
-
 @dataclass
 class InvoiceRow:
     """One invoice of the panel: its principal apart from its surcharges, and whether a
@@ -681,14 +655,12 @@ def client_profile_panel(client: Client, *, today: dt.date | None = None) -> Pro
     surcharge rule, the open invoices, the fees and the latest discounts."""
     today = today or timezone.localdate()
     profile = ClientProfile.objects.filter(client=client).select_related("override_by").first()
-    effective = profile.effective if profile else Profile.NEW
+    effective = effective_profile(profile)
     policy = Policy.objects.filter(profile=effective).first()
     rule = LateFeeRule.objects.filter(segment_id=client.segment_id).first()
     rows: dict[int, InvoiceRow] = {
         invoice.pk: InvoiceRow(invoice=invoice, open=True)
-        for invoice in Invoice.objects.filter(
-            client=client, status__in=Invoice.COLLECTIBLE_STATUSES, open_balance__gt=0
-        )
+        for invoice in Invoice.objects.filter(COLLECTIBLE, client=client)
     }
     totals: dict[str, Decimal] = {}
     for fee in LateFee.objects.filter(invoice__client=client).select_related("invoice", "waived_by"):

@@ -53,7 +53,8 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from accounts.models import ZERO, Client, Interaction, Invoice, Segment
 from accounts.roles import GROUP_NAMES, Role, is_collector, is_manager
-from accounts.selectors import COLLECTIBLE, OVERDUE_BUCKETS, clients_visible_to
+from accounts.rules import COLLECTIBLE, OVERDUE_BUCKETS, days_between, overdue_q
+from accounts.selectors import clients_visible_to
 from accounts.utils import money_str
 from cobranza.dashboard import metrics
 from cobranza.models import (
@@ -68,6 +69,7 @@ from cobranza.models import (
     TaskKind,
     TaskStatus,
 )
+from cobranza.rules import effective_profile_sql
 
 # --- the score -------------------------------------------------------------------------------
 
@@ -248,7 +250,7 @@ def _amount_points_sql(column: str) -> tuple[str, list]:
 
 
 def _age_points_sql(column: str, today: dt.date) -> tuple[str, list]:
-    """Aging buckets have one definition (accounts.selectors); oldest first wins."""
+    """Aging buckets have one definition (accounts.rules); oldest first wins."""
     parts, params = [], []
     for index, bucket in reversed(list(enumerate(OVERDUE_BUCKETS, start=1))):
         parts.append(f"WHEN {column} <= %s THEN {index * AGE_POINTS_PER_BUCKET}")
@@ -385,7 +387,7 @@ class Worklist:
         qn = connection.ops.quote_name
         due_ids = RawSQL("SELECT client_id FROM due", [], output_field=IntegerField())
         overdue = (
-            Invoice.objects.filter(COLLECTIBLE, due_date__lt=today, client_id__in=due_ids)
+            Invoice.objects.filter(COLLECTIBLE, overdue_q(today), client_id__in=due_ids)
             .order_by()
             .values("client_id", "currency")
             .annotate(t=Sum("open_balance"), d=Min("due_date"))
@@ -415,7 +417,7 @@ counted AS (
            due.task_count + due.promise_count + due.next_count AS item_count,
            COALESCE(overdue.overdue_max, CAST(%s AS NUMERIC)) AS overdue_max, overdue.oldest_overdue,
            CAST(COALESCE(broken.n, 0) AS INTEGER) AS broken_count,
-           COALESCE(NULLIF(profile.{qn("override")}, ''), profile.{qn("computed")}) AS profile_effective
+           {effective_profile_sql("profile")} AS profile_effective
     FROM due
     LEFT JOIN overdue ON overdue.client_id = due.client_id
     LEFT JOIN broken ON broken.client_id = due.client_id
@@ -690,7 +692,7 @@ def _invoice_reason(totals: list[CurrencyTotals], today: dt.date) -> Reason | No
     oldest = min((t.oldest_overdue for t in totals if t.oldest_overdue), default=None)
     if not count or oldest is None:
         return None
-    days = _days((today - oldest).days)
+    days = _days(days_between(today, oldest))
     text = ngettext(
         "%(n)d factura vencida con %(days)s",
         "%(n)d facturas vencidas, la más antigua con %(days)s",
@@ -706,9 +708,9 @@ def _totals_by_client(client_ids: list[int], today: dt.date, currency_of: dict[i
         .values("client_id", "currency")
         .annotate(
             open_total=Sum("open_balance"),
-            overdue_total=Sum("open_balance", filter=Q(due_date__lt=today)),
-            overdue_count=Count("pk", filter=Q(due_date__lt=today)),
-            oldest=Min("due_date", filter=Q(due_date__lt=today)),
+            overdue_total=Sum("open_balance", filter=overdue_q(today)),
+            overdue_count=Count("pk", filter=overdue_q(today)),
+            oldest=Min("due_date", filter=overdue_q(today)),
         )
         .order_by()
     )
@@ -1082,27 +1084,25 @@ class PromiseRate:
         return round(100 * self.kept / self.judged) if self.judged else None
 
 
+def promise_window(today: dt.date) -> tuple[dt.date, dt.date]:
+    """The worklist's window: the last PROMISE_RATE_DAYS days, today included."""
+    return today - dt.timedelta(days=PROMISE_RATE_DAYS - 1), today
+
+
 def promise_kept_rates(*, scope: Scope, today: dt.date | None = None) -> list[PromiseRate]:
-    """Promises kept ÷ promises judged (kept, partly kept or broken) in the last
-    PROMISE_RATE_DAYS days, per collector of the client: the scope's collector, or every
-    collector for a manager's view of all. Two queries (the rates, the collectors' names)."""
-    today = today or timezone.localdate()
-    promises = Commitment.objects.filter(
-        kind=CommitmentKind.PROMISE,
-        resolved_on__gt=today - dt.timedelta(days=PROMISE_RATE_DAYS),
-        resolved_on__lte=today,
-    )
+    """The promise-kept rate (``metrics.promise_kept_by_collector``, its one definition) over
+    the last PROMISE_RATE_DAYS days, per collector: the scope's collector, or every collector
+    for a manager's view of all. Two queries (the rates, the collectors' names)."""
+    start, end = promise_window(today or timezone.localdate())
     if scope.kind == COLLECTOR:
-        promises = promises.filter(client__collector=scope.collector)
-    elif scope.kind != ALL:
+        clients = Q(client__collector=scope.collector)
+    elif scope.kind == ALL:
+        clients = Q()
+    else:
         return []
-    rows = (
-        promises.values("client__collector")
-        .annotate(**metrics.promise_kept_aggregates())  # the one definition of the rate
-        .order_by("client__collector")
-    )
-    people = {u.pk: u for u in get_user_model().objects.filter(pk__in=[r["client__collector"] for r in rows])}
+    counts = metrics.promise_kept_by_collector(start=start, end=end, clients=clients)
+    people = {u.pk: u for u in get_user_model().objects.filter(pk__in=[pk for pk in counts if pk is not None])}
     return sorted(
-        (PromiseRate(people.get(r["client__collector"]), r["kept"], r["judged"]) for r in rows),
+        (PromiseRate(people.get(pk), kept, judged) for pk, (kept, judged) in counts.items()),
         key=lambda r: (-(r.percent or 0), str(r.collector or "")),
     )

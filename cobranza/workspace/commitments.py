@@ -29,13 +29,14 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from accounts import services as ledger
 from accounts.models import Client, Contact, Interaction, Invoice, PaymentAllocation
+from accounts.rules import OPEN_STATUSES, collectible_q, is_open_invoice, open_invoice_q
 from accounts.services import ensure_can_work
 from accounts.utils import actor, money_str
 from cobranza.engine import channels, contact_rules
@@ -53,10 +54,10 @@ from cobranza.models import (
     PolicyStep,
     TaskKind,
 )
+from cobranza.rules import open_commitment_q
 from cobranza.webhooks import outgoing as webhooks_out
 
 ZERO = Decimal("0.00")
-OPEN_INVOICE = (Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID)
 
 
 def _stamp(day: dt.date | None, hour: int = 12) -> dt.datetime | None:
@@ -125,10 +126,10 @@ def commitment_create(
 
     if invoices is None:
         # Default: every open invoice in the client's currency not already under a commitment.
-        owed_here = client.invoices.filter(status__in=OPEN_INVOICE, currency=client.currency, open_balance__gt=0)
-        chosen = list(owed_here.exclude(commitments__status=CommitmentStatus.OPEN))
+        owed_here = client.invoices.filter(open_invoice_q(), currency=client.currency)
+        chosen = list(owed_here.exclude(open_commitment_q()))
         if not chosen:
-            busy = sorted(owed_here.filter(commitments__status=CommitmentStatus.OPEN).values_list("number", flat=True))
+            busy = sorted(owed_here.filter(open_commitment_q()).values_list("number", flat=True))
             if busy:
                 errors.setdefault("invoices", []).append(
                     _("Ya hay un compromiso vigente para: %(list)s. Cancélelo o espere a que se resuelva.")
@@ -140,7 +141,7 @@ def commitment_create(
         errors.setdefault("invoices", []).append(_("Elija al menos una factura pendiente."))
     if any(inv.client_id != client.pk for inv in chosen):
         errors.setdefault("invoices", []).append(_("Alguna factura no pertenece a este cliente."))
-    if any(inv.status not in OPEN_INVOICE or inv.open_balance <= 0 for inv in chosen):
+    if any(not is_open_invoice(inv) for inv in chosen):
         errors.setdefault("invoices", []).append(_("Solo se comprometen facturas con saldo pendiente."))
     currencies = {inv.currency for inv in chosen}
     if len(currencies) > 1:
@@ -170,7 +171,7 @@ def commitment_create(
         # One open commitment per invoice: lock the invoices and look.
         locked = list(Invoice.objects.select_for_update().filter(pk__in=[inv.pk for inv in chosen]).order_by("pk"))
         busy = sorted(
-            Invoice.objects.filter(pk__in=[inv.pk for inv in locked], commitments__status=CommitmentStatus.OPEN)
+            Invoice.objects.filter(open_commitment_q(), pk__in=[inv.pk for inv in locked])
             .values_list("number", flat=True)
             .distinct()
         )
@@ -349,7 +350,7 @@ def _settle_paid_off(today: dt.date) -> int:
         .annotate(
             owed=Count(
                 "invoices",
-                filter=Q(invoices__status__in=Invoice.COLLECTIBLE_STATUSES, invoices__open_balance__gt=0),
+                filter=collectible_q("invoices__"),
             )
         )
         .filter(owed=0)
@@ -416,7 +417,7 @@ def _end(commitment: Commitment, status: str, *, today: dt.date) -> None:
     if status in (CommitmentStatus.BROKEN, CommitmentStatus.PARTIAL):
         webhooks_out.promise_broken(commitment=commitment, invoices=invoices, on=today)
         bumped = bump_ladder(
-            invoices=[i for i in invoices if i.status in OPEN_INVOICE], today=today, commitment=commitment
+            invoices=[i for i in invoices if i.status in OPEN_STATUSES], today=today, commitment=commitment
         )
         CollectorTask.objects.get_or_create(
             commitment=commitment,

@@ -32,7 +32,6 @@ from django.db import connection
 from django.db.models import (
     Case,
     DecimalField,
-    Exists,
     IntegerField,
     OuterRef,
     Prefetch,
@@ -45,6 +44,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import MONEY, ZERO, Client, Invoice, Payment, PaymentAllocation
+from accounts.rules import OPEN_STATUSES, days_late_sql, open_invoice_q, settled_invoices_sql
 from accounts.selectors import clients_visible_to
 from cobranza.models import (
     Commitment,
@@ -55,14 +55,13 @@ from cobranza.models import (
     Installment,
     InstallmentStatus,
 )
-from cobranza.profiles.jobs import days_late_sql, months_ago, settled_invoices_sql
+from cobranza.profiles.jobs import months_ago
+from cobranza.rules import open_commitment_exists, promise_judged_sql, promise_kept_sql
 
 PANEL_COMMITMENTS = 30  # the open ones and the most recent closed ones
 PANEL_HISTORY = 10
 PANEL_DISPUTES = 20
-OPEN_INVOICE = (Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID)
 ONE_DECIMAL = Decimal("0.1")
-JUDGED = (CommitmentStatus.KEPT, CommitmentStatus.PARTIAL, CommitmentStatus.BROKEN)
 # A change of less than this many days of average delay is "stable", not a trend.
 TREND_THRESHOLD_DAYS = Decimal("1.0")
 
@@ -189,13 +188,12 @@ def _analysis_sql() -> str:
         "dispute": Dispute._meta.db_table,
         "handoff": HandOff._meta.db_table,
     }
-    judged = ", ".join(f"'{s}'" for s in JUDGED)
     broken = f"'{CommitmentStatus.BROKEN}', '{CommitmentStatus.PARTIAL}'"
     # One row per currency billed (at least one row: the facts are LEFT JOINed to them).
     return f"""
     WITH settled AS ({settled_invoices_sql(where="AND i.client_id = %(client)s")}),
     delays AS (
-        SELECT settled_on, {days_late_sql()} AS days
+        SELECT settled_on, {days_late_sql("settled_on", "due_date")} AS days
         FROM settled
         WHERE settled_on > %(since_12m)s AND settled_on <= %(today)s
     ),
@@ -214,9 +212,9 @@ def _analysis_sql() -> str:
             (SELECT COUNT(*) FROM {t["commitment"]} m
               WHERE m.client_id = %(client)s AND m.status IN ({broken})) AS broken_n,
             (SELECT COUNT(*) FROM {t["commitment"]} m
-              WHERE m.client_id = %(client)s AND m.kind = 'promise' AND m.status = 'kept') AS kept_n,
+              WHERE m.client_id = %(client)s AND {promise_kept_sql("m")}) AS kept_n,
             (SELECT COUNT(*) FROM {t["commitment"]} m
-              WHERE m.client_id = %(client)s AND m.kind = 'promise' AND m.status IN ({judged})) AS judged_n,
+              WHERE m.client_id = %(client)s AND {promise_judged_sql("m")}) AS judged_n,
             (SELECT COUNT(*) FROM {t["dispute"]} d WHERE d.client_id = %(client)s) AS disputes_n,
             (SELECT COUNT(*) FROM {t["handoff"]} h WHERE h.client_id = %(client)s) AS handoffs_n
     ),
@@ -419,16 +417,13 @@ def disputes_visible_to(user):
 def open_invoices_for_commitment(client: Client):
     """The invoices a promise, plan or extension may take (open, owed), each annotated with
     ``committed``: already in an open commitment (the service refuses those)."""
-    busy = Commitment.invoices.through.objects.filter(
-        invoice_id=OuterRef("pk"), commitment__status=CommitmentStatus.OPEN
-    )
     return (
-        Invoice.objects.filter(client=client, status__in=OPEN_INVOICE, open_balance__gt=0)
-        .annotate(committed=Exists(busy))
+        Invoice.objects.filter(open_invoice_q(), client=client)
+        .annotate(committed=open_commitment_exists())
         .order_by("due_date", "id")
     )
 
 
 def open_invoices_for_dispute(client: Client):
     """The invoices a dispute may take: open or partly paid (not paid, cancelled or disputed)."""
-    return Invoice.objects.filter(client=client, status__in=OPEN_INVOICE).order_by("due_date", "id")
+    return Invoice.objects.filter(client=client, status__in=OPEN_STATUSES).order_by("due_date", "id")

@@ -19,7 +19,8 @@ import datetime as dt
 
 from django.db import connection, transaction
 
-from cobranza.engine.planner import effective_cte, open_commitment_sql
+from cobranza.engine.planner import effective_cte
+from cobranza.rules import open_commitment_sql
 
 HAND_SQL = """
 WITH {effective},

@@ -111,7 +111,7 @@ def book_fixture(clock, gerente, gestora):
     promise(b, "kept", D(2026, 4, 2))  # resolved after the period
     promise(a, "kept", D(2026, 3, 15), kind="plan")  # plans are not promises
     promise(a, "cancelled", D(2026, 3, 16))  # not judged
-    promise(c, "kept", D(2026, 3, 16), currency="EUR")  # another currency
+    promise(c, "kept", D(2026, 3, 16), currency="EUR")  # another currency: a promise all the same
     return {"a": a, "b": b, "c": c, "invoices": {i.number: i for i in (i1, i2, i3, i4, i5, i6, i7, i8, e1)}}
 
 
@@ -178,9 +178,10 @@ def test_every_kpi_of_the_period(book):
     assert k.add == Decimal("37.7")  # 2800 / 2300 × 31 = 37.74 (= 51.22 - 13.48)
     assert k.cei == Decimal("45.1")  # (3800 + 2300 - 3800) / (3800 + 2300 - 1000) = 2300 / 5100 = 45.10 %
     assert k.recovery_rate == Decimal("33.3")  # 600 / 1800
-    # Promises resolved in March, MXN, promise or extension: kept (A), broken (A), partial (B).
-    assert (k.promises_kept, k.promises_judged) == (1, 3)
-    assert k.promise_kept_rate == Decimal("33.3")
+    # Promises resolved in March, promise or extension, any currency (the rate counts promises,
+    # not money): kept (A), broken (A), partial (B), kept (C, in EUR).
+    assert (k.promises_kept, k.promises_judged) == (2, 4)
+    assert k.promise_kept_rate == Decimal("50.0")
     assert k.disputed_pct == Decimal("26.3")  # 1000 / 3800 = 26.32 %
     # Fell due between 02-28 and 03-30 with a balance that day: I7 300 (paid 03-01), I2 2000.
     # I4 was settled by the credit note on 03-18, before its due date 03-20.
@@ -189,8 +190,9 @@ def test_every_kpi_of_the_period(book):
 
 def test_promise_kept_counts_is_the_shared_definition(book):
     every = Commitment.objects.all()
-    # kept: 3 MXN/EUR kept + 1 plan kept = 4 kept; judged adds the broken and the partial = 6.
-    assert metrics.promise_kept_counts(every) == (4, 6)
+    # kept: the 3 MXN/EUR promises kept (a plan is not a promise); judged adds the broken and
+    # the partial one = 5.
+    assert metrics.promise_kept_counts(every) == (3, 5)
     assert metrics.promise_kept_counts(Commitment.objects.none()) == (0, 0)
 
 
@@ -211,7 +213,7 @@ def test_filters_change_the_numbers(book, gestora):
     assert metrics.kpis(mxn(profile="chronic")).receivable == Decimal("0.00")
     euro = metrics.kpis(Filters(currency="EUR", **MARCH))
     assert euro.receivable == Decimal("5000.00") and euro.closing.current == Decimal("5000.00")
-    assert euro.promises_judged == 1
+    assert euro.promises_judged == 4  # the same promises as in MXN: a count, not money
 
 
 def test_a_shorter_range_moves_opening_and_close(book):

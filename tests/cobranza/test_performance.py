@@ -24,6 +24,7 @@ from openpyxl import load_workbook
 
 from accounts import services as ledger
 from accounts.services import AllocationRequest
+from cobranza.dashboard import metrics as dashboard_metrics
 from cobranza.models import (
     ClientProfile,
     CollectorTask,
@@ -221,9 +222,9 @@ def test_the_segment_filter_slices_every_figure(team, gestora, gestor):
     assert data.unassigned_collected == D("0.00")
 
 
-def test_the_private_promise_counts_match_the_grouped_ones(team, gestora):
-    counts = metrics._promise_kept_counts(Commitment.objects.filter(created_by=gestora), metrics.Period(START, END))
-    assert counts == (1, 2)
+def test_the_promise_counts_are_the_dashboards(team, gestora):
+    counts = dashboard_metrics.promise_kept_by_collector(start=START, end=END)
+    assert counts[gestora.pk] == (1, 2)
 
 
 # --- dunning effectiveness: the portfolio ------------------------------------------------------------

@@ -32,7 +32,7 @@ from django.utils import timezone
 from accounts import services as ledger
 from accounts.models import MONEY, ZERO, Invoice
 from accounts.selectors import COLLECTIBLE, OVERDUE_BUCKETS
-from cobranza.models import CollectorTask, Installment, TaskKind
+from cobranza.models import CollectorTask, Installment, Profile, TaskKind
 from cobranza.worklist import selectors as wl
 from tests.cobranza.test_worklist import (
     _broken,
@@ -93,7 +93,10 @@ def _reference(*, user, scope, today):
             overdue_max=Coalesce(Subquery(overdue_max, output_field=money), Value(ZERO), output_field=money),
             oldest_overdue=Subquery(oldest),
             broken_count=_count(broken, "client"),
-            profile_effective=Coalesce(NullIf(F("profile__override"), Value("")), F("profile__computed")),
+            # No profile row: "new" (cobranza.rules' effective profile; it used to be NULL here).
+            profile_effective=Coalesce(
+                NullIf(F("profile__override"), Value("")), F("profile__computed"), Value(Profile.NEW)
+            ),
             task_count=_count(tasks, "client"),
             promise_count=promised,
             next_count=next_actions,
