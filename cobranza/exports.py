@@ -26,8 +26,6 @@ from decimal import Decimal
 
 from django.http import HttpResponse
 from django.utils.text import slugify
-from openpyxl import Workbook
-from openpyxl.styles import Font
 
 TEXT, MONEY, INT, PERCENT, DATE, DECIMAL = "text", "money", "int", "percent", "date", "decimal"
 FORMATS = ("csv", "xlsx")
@@ -108,6 +106,11 @@ NUMBER_FORMATS = {MONEY: "#,##0.00", DECIMAL: "#,##0.00", INT: "#,##0", PERCENT:
 
 
 def to_xlsx(table: Table) -> bytes:
+    # Imported here: openpyxl costs ~0.1 s at start-up of every web and worker process, and
+    # only a download needs it.
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
     book = Workbook()
     sheet = book.active
     sheet.title = (slugify(str(table.title))[:31] or "datos") if table.title else "datos"
