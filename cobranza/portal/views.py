@@ -88,7 +88,7 @@ def _page(request, template: str, client, token: str, **context) -> HttpResponse
 
 
 def _company() -> str:
-    return getattr(settings, "COMPANY_NAME", "Morosos")
+    return getattr(settings, "COMPANY_NAME", "")
 
 
 def _back(token: str, done: str):
