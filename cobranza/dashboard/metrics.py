@@ -308,6 +308,23 @@ def _cube(
     Each row: the dimension values, ``bucket``, ``disputed``, ``amount`` and ``invoices``;
     with ``cash_between``, also ``cash``: cash received in that range and applied to those
     invoices (for the recovery rate). One query; see the module docstring for the definition."""
+    sql, params = _cube_sql(f, as_of, age_on=age_on, dims=dims, cash_between=cash_between)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [col[0] for col in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _cube_sql(
+    f: Filters | None,
+    as_of: dt.date,
+    *,
+    age_on: dt.date | None = None,
+    dims: tuple[str, ...] = (),
+    cash_between: tuple[dt.date, dt.date] | None = None,
+) -> tuple[str, list]:
+    """The statement behind ``_cube`` and its parameters, for use as a subquery (the
+    month-end snapshot inserts from it without the rows passing through Python)."""
     t = _tables()
     age_on = age_on or as_of
     day, day_end = _date(as_of), connection.ops.adapt_datetimefield_value(_day_end(as_of))
@@ -388,10 +405,7 @@ def _cube(
         *currency_params,
         *client_params,
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        names = [col[0] for col in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return sql, params
 
 
 @dataclass
@@ -686,30 +700,29 @@ def kpis(f: Filters, *, closing: list[dict] | None = None, flows: Flows | None =
 
 def snapshot_aging(*, month_end: dt.date) -> int:
     """Store the receivables of every client and currency by aging bucket at the close of
-    ``month_end`` (the same definition as ``receivables_as_of``). One aggregate query and a
-    bulk insert in one transaction; running it again replaces the month's rows. Returns the
-    number of rows stored."""
-    per_client: dict[tuple[int, str], dict[str, Decimal]] = {}
-    for row in _cube(None, month_end, dims=("client", "currency")):
-        amounts = per_client.setdefault(
-            (row["client"], row["currency"]), dict.fromkeys(SNAPSHOT_COLUMNS.values(), ZERO)
-        )
-        amounts[SNAPSHOT_COLUMNS[row["bucket"]]] += Decimal(row["amount"] or 0)
-    now = timezone.now()
-    snapshots = [
-        AgingSnapshot(
-            month_end=month_end,
-            client_id=client_id,
-            currency=currency,
-            computed_at=now,
-            **{col: _cents(amount) for col, amount in amounts.items()},
-        )
-        for (client_id, currency), amounts in per_client.items()
-    ]
-    with transaction.atomic():
+    ``month_end`` (the same definition as ``receivables_as_of``). One ``INSERT … SELECT`` from
+    the receivables cube, in one transaction with the removal of the month's old rows: running
+    it again replaces them. Returns the number of rows stored."""
+    cube, cube_params = _cube_sql(None, month_end, dims=("client", "currency"))
+    columns = list(SNAPSHOT_COLUMNS.values())
+    # Each bucket summed to the cent like ``_cents`` (ROUND on numeric rounds half away from
+    # zero: half up for these positive balances).
+    sums = ", ".join(
+        "ROUND(COALESCE(SUM(cube.amount) FILTER (WHERE cube.bucket = %s), 0), 2)" for _bucket in SNAPSHOT_COLUMNS
+    )
+    q = connection.ops.quote_name
+    table = q(AgingSnapshot._meta.db_table)
+    sql = f"""
+        INSERT INTO {table} (month_end, client_id, currency, {", ".join(map(q, columns))}, computed_at)
+        SELECT %s, cube.client, cube.currency, {sums}, %s
+        FROM ({cube}) cube
+        GROUP BY cube.client, cube.currency
+    """  # noqa: S608 - identifiers from model metadata, values as parameters
+    params = [month_end, *SNAPSHOT_COLUMNS, timezone.now(), *cube_params]
+    with transaction.atomic(), connection.cursor() as cursor:
         AgingSnapshot.objects.filter(month_end=month_end).delete()
-        AgingSnapshot.objects.bulk_create(snapshots, batch_size=2000)
-    return len(snapshots)
+        cursor.execute(sql, params)
+        return cursor.rowcount
 
 
 def month_ends(last: dt.date, months: int) -> list[dt.date]:
