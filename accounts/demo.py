@@ -1735,35 +1735,54 @@ LEDGER_MODELS = (
 )
 
 
-def _foreign_dependents():
-    """Fields of models outside the ledger (cobranza's notices, holds, tasks…) that point at
-    ledger rows: they are cleared first so the plain DELETEs below cannot break a FK."""
-    ledger = set(LEDGER_MODELS)
+def _reset_tables() -> list:
+    """The models whose rows go with the clients: the ledger's, and every model (of any app,
+    e.g. cobranza's notices, tasks, snapshots) holding a required or cascading reference to
+    one of them, recursively. A nullable SET_NULL reference alone does not pull a model in."""
+    doomed = set(LEDGER_MODELS)
     tables = set(connection.introspection.table_names())
-    for model in apps.get_models(include_auto_created=True):
-        if model in ledger or model._meta.db_table not in tables:  # not migrated (yet): nothing to clear
-            continue
-        for f in model._meta.concrete_fields:
-            if f.is_relation and f.related_model in ledger:
-                yield model, f
+    grew = True
+    while grew:
+        grew = False
+        for model in apps.get_models(include_auto_created=True):
+            if model in doomed or model._meta.db_table not in tables:  # not migrated (yet): nothing to clear
+                continue
+            if any(
+                f.is_relation
+                and (f.many_to_one or f.one_to_one)
+                and f.related_model in doomed
+                and not (f.null and f.remote_field.on_delete is models.SET_NULL)
+                for f in model._meta.concrete_fields
+            ):
+                doomed.add(model)
+                grew = True
+    return sorted(doomed, key=lambda m: m._meta.db_table)
 
 
 def reset_ledger(stdout: Callable[[str], None] | None = None) -> dict[str, int]:
     """Delete every client and everything hanging off them (segments and users stay).
-    Plain DELETE statements, one per table, so it stays fast at a million invoices."""
+
+    One ``TRUNCATE`` of all those tables: seconds at a million invoices, where row-by-row
+    deletes took minutes. PostgreSQL refuses it (and nothing is lost) if a table outside the
+    list still refers to one inside — a model that only holds a nullable reference — so
+    those references are cleared first, as ``on_delete=SET_NULL`` would."""
+    doomed = _reset_tables()
     deleted = {}
     with transaction.atomic():
-        for model, f in _foreign_dependents():
-            rows = model._base_manager.filter(**{f"{f.name}__isnull": False})
-            if f.null and f.remote_field.on_delete is models.SET_NULL:
-                rows.update(**{f.name: None})
-            else:
-                rows.delete()
+        for model in apps.get_models(include_auto_created=True):
+            if model in doomed:
+                continue
+            for f in model._meta.concrete_fields:
+                if f.is_relation and f.related_model in doomed and f.null and not f.many_to_many:
+                    model._base_manager.filter(**{f"{f.name}__isnull": False}).update(**{f.name: None})
+        for model in LEDGER_MODELS:
+            deleted[model._meta.label] = model._base_manager.count()
+        q = connection.ops.quote_name
         with connection.cursor() as cursor:
-            for model in LEDGER_MODELS:
-                table = connection.ops.quote_name(model._meta.db_table)
-                cursor.execute(f"DELETE FROM {table}")  # noqa: S608 - table name from model metadata
-                deleted[model._meta.label] = cursor.rowcount
+            # Rows written earlier in this transaction leave deferred FK checks pending, and
+            # PostgreSQL will not truncate under them: run the checks now.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(f"TRUNCATE {', '.join(q(m._meta.db_table) for m in doomed)}")  # noqa: S608 - model metadata
     if stdout:
         stdout("  deleted " + ", ".join(f"{n:,} {label}" for label, n in deleted.items()))
     return deleted
