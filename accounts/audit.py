@@ -46,6 +46,8 @@ from django.utils import formats, timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 
+from accounts import clock
+
 from .models import Client, Contact, Invoice, Payment, PaymentAllocation
 from .utils import actor
 
@@ -137,7 +139,7 @@ def _entry(obj: Model, action: int, changes: dict, actor, now) -> LogEntry:
 def log_updates(*, by, before: dict, after: Iterable[Model]) -> int:
     """Write an UPDATE entry for each object of ``after`` that differs from its ``snapshot``
     (fields excluded in the registration are ignored, as for a save). One INSERT."""
-    actor, now = _actor_for(by), timezone.now()
+    actor, now = _actor_for(by), clock.now()
     entries = []
     for obj in after:
         old = before.get((type(obj), obj.pk))
@@ -152,7 +154,7 @@ def log_updates(*, by, before: dict, after: Iterable[Model]) -> int:
 
 def log_creations(*, by, objects: Iterable[Model]) -> int:
     """Write a CREATE entry for each object inserted by ``bulk_create`` (pks needed). One INSERT."""
-    actor, now = _actor_for(by), timezone.now()
+    actor, now = _actor_for(by), clock.now()
     entries = [
         _entry(obj, LogEntry.Action.CREATE, model_instance_diff(None, obj) or {}, actor, now)
         for obj in objects
@@ -410,7 +412,7 @@ class Lockout:
 def lockouts() -> list[Lockout]:
     """Failed logins still counting (within the cool-off), per username and address: locked
     ones first. One query."""
-    since = timezone.now() - cool_off()
+    since = clock.now() - cool_off()
     groups = (
         AccessAttempt.objects.filter(attempt_time__gte=since)
         .values("username", "ip_address")

@@ -22,6 +22,8 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from accounts import clock
+
 from . import selectors
 from .models import MONEY, Client, Contact, Interaction, Invoice, Payment, Segment
 from .services import CLIENT_FIELDS, CONTACT_FIELDS, MANUAL_STATUSES, AllocationRequest
@@ -342,7 +344,7 @@ class InvoiceForm(forms.Form):
     description = forms.CharField(label=_("Concepto"), max_length=255, required=False)
 
     def __init__(self, *args, client: Client, **kwargs):
-        today = timezone.localdate()
+        today = clock.localdate()
         kwargs.setdefault(
             "initial",
             {
@@ -423,9 +425,7 @@ class PaymentForm(forms.Form):
     )
 
     def __init__(self, *args, client: Client, open_invoices, **kwargs):
-        kwargs.setdefault(
-            "initial", {"received_on": timezone.localdate(), "currency": client.currency, "mode": self.AUTO}
-        )
+        kwargs.setdefault("initial", {"received_on": clock.localdate(), "currency": client.currency, "mode": self.AUTO})
         super().__init__(*args, **kwargs)
         self.client = client
         self.open_invoices = list(open_invoices)

@@ -14,8 +14,9 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Upper
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from accounts import clock
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
 ZERO = Decimal("0.00")
@@ -142,8 +143,8 @@ class Client(models.Model):
     status = models.CharField(_("estado"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
     address = models.TextField(_("dirección postal"), blank=True)
     notes = models.TextField(_("notas"), blank=True)
-    created_at = models.DateTimeField(_("creado"), default=timezone.now, editable=False)
-    updated_at = models.DateTimeField(_("actualizado"), default=timezone.now, editable=False)
+    created_at = models.DateTimeField(_("creado"), default=clock.now, editable=False)
+    updated_at = models.DateTimeField(_("actualizado"), default=clock.now, editable=False)
 
     class Meta:
         ordering = ["legal_name", "id"]
@@ -206,7 +207,7 @@ class Contact(models.Model):
     opt_out_letter = models.BooleanField(_("no enviar cartas"), default=False)
     is_active = models.BooleanField(_("activo"), default=True)
     notes = models.TextField(_("notas"), blank=True)
-    created_at = models.DateTimeField(_("creado"), default=timezone.now, editable=False)
+    created_at = models.DateTimeField(_("creado"), default=clock.now, editable=False)
 
     class Meta:
         ordering = ["client", "role", "name"]
@@ -258,8 +259,8 @@ class Invoice(models.Model):
     status = models.CharField(_("estado"), max_length=16, choices=Status.choices, default=Status.OPEN)
     external_ref = models.CharField(_("referencia externa"), max_length=80, blank=True)
     description = models.CharField(_("concepto"), max_length=255, blank=True)
-    created_at = models.DateTimeField(_("creada"), default=timezone.now, editable=False)
-    updated_at = models.DateTimeField(_("actualizada"), default=timezone.now, editable=False)
+    created_at = models.DateTimeField(_("creada"), default=clock.now, editable=False)
+    updated_at = models.DateTimeField(_("actualizada"), default=clock.now, editable=False)
 
     class Meta:
         ordering = ["due_date", "id"]
@@ -312,7 +313,7 @@ class Invoice(models.Model):
         return self.number
 
     def days_overdue(self, today=None) -> int:
-        return days_late(self.due_date, today or timezone.localdate())
+        return days_late(self.due_date, today or clock.localdate())
 
 
 class PaymentMethod(models.TextChoices):
@@ -352,7 +353,7 @@ class Payment(models.Model):
         related_name="+",
         verbose_name=_("registrado por"),
     )
-    created_at = models.DateTimeField(_("registrado"), default=timezone.now, editable=False)
+    created_at = models.DateTimeField(_("registrado"), default=clock.now, editable=False)
     invoices = models.ManyToManyField(Invoice, through="PaymentAllocation", related_name="payments")
 
     class Meta:
@@ -388,7 +389,7 @@ class PaymentAllocation(models.Model):
     payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="allocations")
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="allocations")
     amount = models.DecimalField(_("importe aplicado"), **MONEY)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = models.DateTimeField(default=clock.now, editable=False)
 
     class Meta:
         verbose_name = _("aplicación de pago")
@@ -473,7 +474,7 @@ class Interaction(models.Model):
         related_name="+",
         verbose_name=_("autor"),
     )
-    occurred_at = models.DateTimeField(_("fecha y hora"), default=timezone.now)
+    occurred_at = models.DateTimeField(_("fecha y hora"), default=clock.now)
     nonpayment_reason = models.CharField(
         _("motivo del impago"),
         max_length=12,
@@ -492,7 +493,7 @@ class Interaction(models.Model):
         related_name="corrections",
         verbose_name=_("corrige a"),
     )
-    created_at = models.DateTimeField(_("registrada"), default=timezone.now, editable=False)
+    created_at = models.DateTimeField(_("registrada"), default=clock.now, editable=False)
 
     class Meta:
         ordering = ["-occurred_at", "-id"]

@@ -30,7 +30,8 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Coalesce
-from django.utils import timezone
+
+from accounts import clock
 
 from .models import MONEY, ZERO, Client, Contact, ContactRole, Interaction, Invoice, Payment, PaymentAllocation
 from .roles import GROUP_NAMES, Role, is_collector, is_manager
@@ -120,7 +121,7 @@ def client_list(
 ) -> QuerySet[Client]:
     """The client list with its search, filters and sort. ``collector="none"`` means
     unassigned. ``bucket`` filters by the client's oldest collectible invoice."""
-    today = today or timezone.localdate()
+    today = today or clock.localdate()
     qs = clients_visible_to(user).select_related("segment", "collector")
     q = (q or "").strip()
     if q:
@@ -179,7 +180,7 @@ class ClientSummary:
 
 def client_summary(client: Client, today: dt.date | None = None) -> ClientSummary:
     """Balances by currency and aging bucket, client credit and credit-limit use (2 queries)."""
-    today = today or timezone.localdate()
+    today = today or clock.localdate()
     rows = (
         Invoice.objects.filter(COLLECTIBLE, client=client)
         .annotate(bucket=aging_bucket_expr(today))
@@ -222,7 +223,7 @@ def client_summary(client: Client, today: dt.date | None = None) -> ClientSummar
 
 def client_invoices(client: Client, today: dt.date | None = None, *, include_closed: bool = True) -> QuerySet[Invoice]:
     """A client's invoices with days overdue and aging bucket computed in SQL."""
-    today = today or timezone.localdate()
+    today = today or clock.localdate()
     qs = Invoice.objects.filter(client=client)
     if not include_closed:
         qs = qs.filter(COLLECTIBLE)
@@ -287,7 +288,7 @@ class PortfolioRow:
 
 def portfolio_aging(*, user, today: dt.date | None = None) -> list[PortfolioRow]:
     """Receivables by currency and aging bucket over the clients the user sees (2 queries)."""
-    today = today or timezone.localdate()
+    today = today or clock.localdate()
     invoices = Invoice.objects.filter(COLLECTIBLE, client__in=clients_visible_to(user).values("pk"))
     rows = (
         invoices.annotate(bucket=aging_bucket_expr(today))
@@ -316,7 +317,7 @@ def portfolio_aging(*, user, today: dt.date | None = None) -> list[PortfolioRow]
 
 def upcoming_next_actions(*, user, today: dt.date | None = None, limit: int = 10) -> QuerySet[Interaction]:
     """Interactions whose next action date is due, for the clients the user sees."""
-    today = today or timezone.localdate()
+    today = today or clock.localdate()
     return (
         Interaction.objects.filter(next_action_on__lte=today, client__in=clients_visible_to(user).values("pk"))
         .select_related("client", "author")
@@ -344,7 +345,7 @@ def business_group_members(*, client: Client, user, today: dt.date | None = None
     whole group (docs/domain.md#client-analysis) but works only their own."""
     if client.business_group_id is None:
         return Client.objects.none()
-    today = today or timezone.localdate()
+    today = today or clock.localdate()
     if is_manager(user):
         visible = Value(True)
     else:

@@ -20,6 +20,8 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
+from accounts import clock
+
 from . import audit, signals
 from .models import ZERO, BusinessGroup, Client, Contact, Interaction, Invoice, Payment, PaymentAllocation, Segment
 from .roles import is_collector, is_manager
@@ -67,7 +69,7 @@ def _system_event(
         summary=summary[:255],
         body=body,
         author=actor(by),
-        occurred_at=occurred_at or timezone.now(),
+        occurred_at=occurred_at or clock.now(),
     )
     entry.save()
     invoices = list(invoices)
@@ -169,7 +171,7 @@ def client_update(*, by: AbstractBaseUser | None, client: Client, **changes) -> 
             setattr(client, field, value)
     if not changed:
         return client
-    client.updated_at = timezone.now()
+    client.updated_at = clock.now()
     _full_clean(client)
     with transaction.atomic():
         client.save(update_fields=[*changed, "updated_at"])
@@ -196,7 +198,7 @@ def clients_assign_collector(
         if not to_change:
             return 0
         before = audit.snapshot(Client.objects.filter(pk__in=to_change))
-        Client.objects.filter(pk__in=to_change).update(collector=collector, updated_at=timezone.now())
+        Client.objects.filter(pk__in=to_change).update(collector=collector, updated_at=clock.now())
         audit.log_updates(by=by, before=before, after=Client.objects.filter(pk__in=to_change))
         name = (collector.get_full_name() or collector.get_username()) if collector else _("sin asignar")
         Interaction.objects.bulk_create(
@@ -351,7 +353,7 @@ def invoices_set_disputed(
         locked = list(Invoice.objects.select_for_update().filter(pk__in=[inv.pk for inv in invoices]).order_by("pk"))
         before = audit.snapshot(locked)
         changed = []
-        now = timezone.now()
+        now = clock.now()
         for invoice in locked:
             if disputed and invoice.status in (Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID):
                 invoice.status = Invoice.Status.DISPUTED
@@ -392,7 +394,7 @@ def invoice_set_status(*, by: AbstractBaseUser | None, invoice: Invoice, status:
             return invoice
         old_label = invoice.get_status_display()
         invoice.status = new
-        invoice.updated_at = timezone.now()
+        invoice.updated_at = clock.now()
         invoice.save(update_fields=["status", "updated_at"])
         _system_event(
             client=invoice.client,
@@ -429,7 +431,7 @@ def _apply(payment: Payment, invoices: Sequence[Invoice], wanted: dict[int, Deci
         invoice.amount_paid += take
         if invoice.status in Invoice.PAYMENT_STATUSES:
             invoice.status = _payment_status(invoice.amount, invoice.amount_paid)
-        invoice.updated_at = timezone.now()
+        invoice.updated_at = clock.now()
         remaining -= take
         allocations.append(PaymentAllocation(payment=payment, invoice=invoice, amount=take))
     payment.unallocated = remaining
@@ -495,7 +497,7 @@ def payment_record(
         recorded_by=actor(by),
     )
     _full_clean(payment, exclude=["reference"] if reference else ())
-    if received_on > timezone.localdate() + dt.timedelta(days=1):
+    if received_on > clock.localdate() + dt.timedelta(days=1):
         raise ValidationError({"received_on": _("La fecha de pago no puede estar en el futuro.")})
 
     wanted = None
@@ -559,7 +561,7 @@ def payment_record(
 
 def _day_at_noon(day: dt.date) -> dt.datetime:
     moment = dt.datetime.combine(day, dt.time(12), tzinfo=timezone.get_current_timezone())
-    return min(moment, timezone.now())
+    return min(moment, clock.now())
 
 
 def _existing_by_reference(*, client, amount, currency, reference) -> Payment | None:
@@ -681,8 +683,8 @@ def interaction_log(
         errors["invoices"] = _("Alguna factura no pertenece a este cliente.")
     if corrects is not None and corrects.client_id != client.pk:
         errors["corrects"] = _("La entrada corregida es de otro cliente.")
-    occurred_at = occurred_at or timezone.now()
-    if occurred_at > timezone.now() + dt.timedelta(minutes=5):
+    occurred_at = occurred_at or clock.now()
+    if occurred_at > clock.now() + dt.timedelta(minutes=5):
         errors["occurred_at"] = _("La fecha y hora no puede estar en el futuro.")
     if errors:
         raise ValidationError(errors)

@@ -49,11 +49,12 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
 from django.db.models import DateTimeField, JSONField
 from django.dispatch import Signal
-from django.utils import timezone
 from django.utils.encoding import smart_str
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
+
+from accounts import clock
 
 from . import audit
 from .models import (
@@ -165,7 +166,7 @@ class TimelineBatch:
 
     def flush(self) -> list[InteractionRow]:
         """Write the entries and their invoice links (through ``ledger_bulk_insert``)."""
-        now = timezone.now()
+        now = clock.now()
         author = actor(self.by)
         entries = []
         for client_id, lines in self._clients.items():
@@ -317,7 +318,7 @@ def _log_created(by, objs: list) -> None:
     relation pointing at it (reverse foreign keys, one-to-ones): for a row just inserted they
     hold nothing, yet reading them costs a query or a manager per relation and per row, which
     made an import of 10,000 invoices spend two thirds of its time here."""
-    actor, now = audit._actor_for(by), timezone.now()
+    actor, now = audit._actor_for(by), clock.now()
     entries = []
     by_model: dict[type, list] = defaultdict(list)
     for obj in objs:
@@ -458,7 +459,7 @@ def clients_bulk_upsert(
         result = ClientsUpsertResult(clients=[])
         new, new_at, changed, lines = [], [], [], {}
         fields_changed: set[str] = set()
-        now = timezone.now()
+        now = clock.now()
         for i, r in enumerate(rows):
             client = existing.get(r.get("tax_id"))
             if client is None:
@@ -544,7 +545,7 @@ def invoices_bulk_create(
     input order, with their ids."""
     ensure_manager(by)
     errors: dict[int, ValidationError] = {}
-    now = timezone.now()
+    now = clock.now()
     objs = []
     for i, spec in enumerate(invoices):
         inv = Invoice(
@@ -608,9 +609,9 @@ def payments_bulk_record(
     for client in clients.values():
         ensure_can_work(by, client)
     errors: dict[int, ValidationError] = {}
-    today = timezone.localdate()
+    today = clock.localdate()
     author = actor(by)
-    now = timezone.now()
+    now = clock.now()
     objs: list[Payment] = []
     wanted_by_index: dict[int, dict[int, Decimal] | None] = {}
     for i, spec in enumerate(payments):
@@ -1046,7 +1047,7 @@ def ledger_bulk_insert(
     payment-derived status; ``lock_stored`` locks those rows first (a caller that already
     holds the locks may skip it). Rows get their ids from the tables' sequences; the data goes
     in with ``COPY``. Timestamps left None are set to the moment of the insert."""
-    now = timezone.now()
+    now = clock.now()
     as_of = as_of or now
     check = _Checker()
     stored, touched = _validate(rows, check, as_of, now, lock_stored)
@@ -1066,7 +1067,7 @@ def ledger_bulk_insert(
 def ledger_rows_check(*, rows: LedgerRows, as_of: dt.datetime | None = None) -> dict[tuple[str, int], dict]:
     """The errors ``ledger_bulk_insert`` would raise for these rows (see
     :attr:`LedgerRowsError.row_errors`), without writing or locking anything."""
-    now = timezone.now()
+    now = clock.now()
     check = _Checker()
     _validate(rows, check, as_of or now, now, lock=False)
     return check.errors

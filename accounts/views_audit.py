@@ -25,6 +25,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts import clock
+
 from . import audit, selectors
 from .roles import is_admin
 from .views import manager_required, staff_required
@@ -147,7 +149,7 @@ def lockout_response(request, original_response=None, credentials=None):
         request,
         "registration/lockout.html",
         {
-            "retry_at": timezone.localtime(timezone.now() + cool_off),
+            "retry_at": timezone.localtime(clock.now() + cool_off),
             "minutes": max(1, round(cool_off.total_seconds() / 60)),
             "failure_limit": settings.AXES_FAILURE_LIMIT,
         },

@@ -12,9 +12,9 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts import clock
 from accounts.models import MONEY, ZERO, Client, Contact, Invoice, Language, Segment
 
 
@@ -48,7 +48,7 @@ class MessageTemplate(models.Model):
     channel = models.CharField(_("canal"), max_length=10, choices=[(c.value, c.label) for c in MESSAGE_CHANNELS])
     tone = models.CharField(_("tono"), max_length=10, choices=Tone.choices, default=Tone.COURTEOUS)
     is_active = models.BooleanField(_("activa"), default=True)
-    updated_at = models.DateTimeField(_("actualizada"), default=timezone.now)
+    updated_at = models.DateTimeField(_("actualizada"), default=clock.now)
 
     class Meta:
         ordering = ["channel", "name"]
@@ -118,7 +118,7 @@ class Policy(models.Model):
     profile = models.CharField(
         _("perfil de morosidad"), max_length=14, choices=Profile.choices, blank=True, default="", db_default=""
     )
-    updated_at = models.DateTimeField(_("actualizada"), default=timezone.now)
+    updated_at = models.DateTimeField(_("actualizada"), default=clock.now)
 
     class Meta:
         ordering = ["name"]
@@ -183,7 +183,7 @@ class ClientDunning(models.Model):
     )
     paused_until = models.DateField(_("sin recordatorios hasta"), null=True, blank=True)
     pause_reason = models.CharField(_("motivo de la pausa"), max_length=255, blank=True)
-    updated_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=clock.now)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
 
     class Meta:
@@ -205,7 +205,7 @@ class InvoiceHold(models.Model):
     invoice = models.OneToOneField(Invoice, on_delete=models.CASCADE, related_name="hold")
     until = models.DateField(_("retenida hasta"), null=True, blank=True)
     reason = models.CharField(_("motivo"), max_length=255)
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=clock.now)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
 
     class Meta:
@@ -270,8 +270,8 @@ class Notice(models.Model):
         related_name="+",
         verbose_name=_("impresa por"),
     )
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=clock.now)
+    updated_at = models.DateTimeField(default=clock.now)
     invoices = models.ManyToManyField(Invoice, through="NoticeItem", related_name="notices")
 
     class Meta:
@@ -401,7 +401,7 @@ class CollectorTask(models.Model):
     )
     due_on = models.DateField(_("para el"))
     status = models.CharField(_("estado"), max_length=10, choices=TaskStatus.choices, default=TaskStatus.OPEN)
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=clock.now)
     completed_at = models.DateTimeField(null=True, blank=True)
     completed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -486,7 +486,7 @@ class Commitment(models.Model):
         related_name="+",
         verbose_name=_("registrada por"),
     )
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=clock.now)
     resolved_on = models.DateField(_("resuelta el"), null=True, blank=True)
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -662,7 +662,7 @@ class Discount(models.Model):
     reason = models.CharField(_("motivo"), max_length=255)
     status = models.CharField(_("estado"), max_length=10, choices=DiscountStatus.choices)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
-    requested_at = models.DateTimeField(default=timezone.now)
+    requested_at = models.DateTimeField(default=clock.now)
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -848,7 +848,7 @@ class HandOffUpdate(models.Model):
     recovered = models.DecimalField(_("recuperado"), **MONEY, default=ZERO)
     payment = models.ForeignKey("accounts.Payment", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=clock.now)
 
     class Meta:
         ordering = ["-on", "-id"]
@@ -923,7 +923,7 @@ class AgingSnapshot(models.Model):
     d61_90 = models.DecimalField("61-90", **MONEY, default=ZERO)
     d91_120 = models.DecimalField("91-120", **MONEY, default=ZERO)
     d120_plus = models.DecimalField("120+", **MONEY, default=ZERO)
-    computed_at = models.DateTimeField(default=timezone.now)
+    computed_at = models.DateTimeField(default=clock.now)
 
     class Meta:
         verbose_name = _("foto de antigüedad")
@@ -971,7 +971,7 @@ class IdempotencyKey(models.Model):
     request_hash = models.CharField(max_length=64)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)  # null: in progress
     response_body = models.JSONField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=clock.now)
 
     class Meta:
         constraints = [
@@ -1014,7 +1014,7 @@ class ImportMapping(models.Model):
     decimal_separator = models.CharField(_("separador decimal"), max_length=1, default=".")
     encoding = models.CharField(_("codificación"), max_length=20, default="auto")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
-    updated_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=clock.now)
 
     class Meta:
         verbose_name = _("mapeo de importación")
@@ -1052,7 +1052,7 @@ class ImportJob(models.Model):
     errors = models.JSONField(default=list)  # [{"row": n, "column": "...", "reason": "..."}]
     summary = models.JSONField(default=dict)  # created / updated / unchanged counts
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=clock.now)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -1092,7 +1092,7 @@ class WebhookEndpoint(models.Model):
     events = models.JSONField(_("eventos"), default=list)  # a subset of SUBSCRIBABLE_EVENTS
     is_active = models.BooleanField(_("activo"), default=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
-    created_at = models.DateTimeField(_("creado"), default=timezone.now)
+    created_at = models.DateTimeField(_("creado"), default=clock.now)
     secret_rotated_at = models.DateTimeField(_("secreto renovado"), null=True, blank=True)
 
     class Meta:
@@ -1127,12 +1127,12 @@ class WebhookDelivery(models.Model):
         _("estado"), max_length=10, choices=WebhookDeliveryStatus.choices, default=WebhookDeliveryStatus.PLANNED
     )
     attempts = models.PositiveSmallIntegerField(_("intentos"), default=0)
-    next_attempt_at = models.DateTimeField(_("próximo intento"), default=timezone.now)
+    next_attempt_at = models.DateTimeField(_("próximo intento"), default=clock.now)
     lease_until = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveSmallIntegerField(_("última respuesta HTTP"), null=True, blank=True)
     last_error = models.CharField(_("último error"), max_length=500, blank=True)
     delivered_at = models.DateTimeField(_("entregado"), null=True, blank=True)
-    created_at = models.DateTimeField(_("creado"), default=timezone.now)
+    created_at = models.DateTimeField(_("creado"), default=clock.now)
 
     class Meta:
         ordering = ["-created_at", "-pk"]

@@ -4,6 +4,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import clock
 from cobranza.alerts import jobs as alerts
 from cobranza.dashboard import metrics, summaries
 from cobranza.engine import dispatch, escalation, planner
@@ -18,7 +19,7 @@ from cobranza.workspace import commitments
 def plan_dunning() -> dict:
     """Hourly: record the notices due today, escalate ladders that ended unpaid, then hand
     the due notices to the workers."""
-    now = timezone.now()
+    now = clock.now()
     today = timezone.localdate(now)
     result = planner.plan(today=today, now=now)
     escalated = escalation.escalate(today=today, now=now)
@@ -30,7 +31,7 @@ def plan_dunning() -> dict:
 def enqueue_due(limit: int = 2000) -> int:
     """Every minute: one dispatch task per notice that may go out now (a notice enqueued
     twice is claimed once)."""
-    ids = dispatch.due_notice_ids(now=timezone.now(), limit=limit)
+    ids = dispatch.due_notice_ids(now=clock.now(), limit=limit)
     with transaction.atomic():
         for notice_id in ids:
             dispatch_notice.delay_on_commit(notice_id)
@@ -46,43 +47,43 @@ def dispatch_notice(notice_id: int) -> str:
 def judge_commitments() -> dict:
     """Nightly: promises, plans and extensions whose dates passed are kept, partly kept or
     broken; broken ones resume the ladder one step firmer."""
-    return commitments.judge(today=timezone.localdate())
+    return commitments.judge(today=clock.localdate())
 
 
 @shared_task(name="cobranza.remind_installments", time_limit=900, soft_time_limit=840)
 def remind_installments() -> dict:
     """Hourly: the installment reminders whose day has come and whose contact hours allow."""
-    return commitments.remind_installments(now=timezone.now())
+    return commitments.remind_installments(now=clock.now())
 
 
 @shared_task(name="cobranza.compute_profiles", time_limit=3600, soft_time_limit=3500)
 def compute_profiles() -> dict:
     """Nightly, after the commitments are judged (so last night's broken promises count)."""
-    return profiles.compute_profiles(today=timezone.localdate())
+    return profiles.compute_profiles(today=clock.localdate())
 
 
 @shared_task(name="cobranza.accrue_late_fees", time_limit=3600, soft_time_limit=3500)
 def accrue_late_fees() -> dict:
     """Nightly: fixed fees due and interest to date, in set-based SQL."""
-    return fees.accrue_late_fees(today=timezone.localdate())
+    return fees.accrue_late_fees(today=clock.localdate())
 
 
 @shared_task(name="cobranza.raise_alerts", time_limit=3600, soft_time_limit=3500)
 def raise_alerts() -> dict:
     """Nightly, after the profiles: early warnings, once per client, kind and period."""
-    return alerts.raise_alerts(today=timezone.localdate())
+    return alerts.raise_alerts(today=clock.localdate())
 
 
 @shared_task(name="cobranza.send_alert_digest", time_limit=900, soft_time_limit=840)
 def send_alert_digest() -> int:
     """Mondays: last week's alerts to every manager, once per manager and week."""
-    return alerts.send_weekly_digest(today=timezone.localdate())
+    return alerts.send_weekly_digest(today=clock.localdate())
 
 
 @shared_task(name="cobranza.snapshot_aging", time_limit=3600, soft_time_limit=3500)
 def snapshot_aging() -> dict:
     """On the 1st: last month's closing aging per client and currency (roll rates, trends)."""
-    stored = metrics.backfill_snapshots(months=1, today=timezone.localdate())
+    stored = metrics.backfill_snapshots(months=1, today=clock.localdate())
     return {end.isoformat(): rows for end, rows in stored.items()}
 
 
@@ -112,7 +113,7 @@ def enqueue_due_webhooks(limit: int = 2000) -> int:
     """Every minute: retries whose backoff has passed, deliveries whose enqueue was lost and
     claims whose lease expired (a delivery enqueued twice is claimed once)."""
 
-    ids = webhooks_out.due_delivery_ids(now=timezone.now(), limit=limit)
+    ids = webhooks_out.due_delivery_ids(now=clock.now(), limit=limit)
     with transaction.atomic():
         for delivery_id in ids:
             deliver_webhook.delay_on_commit(delivery_id)

@@ -5,6 +5,7 @@ comment says why it cannot be at the top."""
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -141,3 +142,17 @@ COBRANZA_TOP = {"__init__.py", "apps.py", "demo.py", "exports.py", "models.py", 
 def test_cobranza_has_one_package_per_feature_and_no_suffixed_modules_at_its_top():
     top = {p.name for p in (ROOT / "cobranza").glob("*.py")}
     assert top <= COBRANZA_TOP, sorted(top - COBRANZA_TOP)
+
+
+def test_the_time_is_read_from_the_one_clock():
+    """docs/domain.md#one-clock: a replay stamps what it writes with the moment it runs at, so
+    no module reads the wall clock around ``accounts.clock``."""
+    wall = re.compile(r"\btimezone\.now\b|\btimezone\.localdate\(\)|\bdatetime\.now\(|\bdt\.datetime\.now\(")
+    offenders = []
+    for name, path in MODULES.items():
+        if name in ("accounts.clock",) or ".migrations." in name:
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if wall.search(line.split("#", 1)[0]):
+                offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert not offenders, "read accounts.clock.now()/localdate() instead:\n" + "\n".join(offenders)

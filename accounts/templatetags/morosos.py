@@ -15,6 +15,7 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 
+from accounts import clock
 from accounts.models import Client, Interaction, Invoice
 from accounts.selectors import BUCKETS_BY_CODE, bucket_for_days
 from accounts.utils import money_locale as utils_money_locale
@@ -54,7 +55,7 @@ def days_overdue(due_date, today=None):
     """Days past ``due_date`` (0 when not yet due, '' without a date)."""
     if not due_date:
         return ""
-    today = _as_date(today) or timezone.localdate()
+    today = _as_date(today) or clock.localdate()
     return max((today - _as_date(due_date)).days, 0)
 
 
@@ -63,7 +64,7 @@ def days_until(value):
     """Signed days from today to ``value``: negative when it is in the past."""
     if not value:
         return ""
-    return (_as_date(value) - timezone.localdate()).days
+    return (_as_date(value) - clock.localdate()).days
 
 
 @register.filter
@@ -124,7 +125,7 @@ def bucket_code(due_date):
 
     if not due_date:
         return ""
-    return bucket_for_days((timezone.localdate() - _as_date(due_date)).days).code
+    return bucket_for_days((clock.localdate() - _as_date(due_date)).days).code
 
 
 CLIENT_STATUS_CSS = {

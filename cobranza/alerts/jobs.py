@@ -74,6 +74,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from accounts import clock
 from accounts.models import NON_CASH_METHODS, Client, Interaction, Invoice, Payment
 from accounts.roles import GROUP_NAMES, Role, is_collector, is_manager
 from accounts.rules import collectible_q, days_late_sql, open_invoice_q, overdue_q, settled_invoices_sql
@@ -565,7 +566,7 @@ def raise_alerts(*, today: dt.date) -> dict:
     fresh = _fresh(candidates)
     # Timeline entries are dated on the day judged (the demo judges a past day), never later.
     end_of_day = dt.datetime.combine(today, dt.time(12, 0), tzinfo=timezone.get_current_timezone())
-    now = min(timezone.now(), end_of_day)
+    now = min(clock.now(), end_of_day)
     alerts, entries = [], []
     with translation.override(settings.LANGUAGE_CODE):
         for c in fresh:
@@ -661,7 +662,7 @@ def alert_summary(user) -> dict:
 def alert_acknowledge(*, by, alert: Alert) -> Alert:
     """Mark a new alert as seen by the collector or a manager."""
     ensure_can_work(by, alert.client)
-    now = timezone.now()
+    now = clock.now()
     done = Alert.objects.filter(pk=alert.pk, status=AlertStatus.OPEN).update(
         status=AlertStatus.ACKNOWLEDGED, handled_by=by, handled_at=now
     )
@@ -675,7 +676,7 @@ def alert_close(*, by, alert: Alert, note: str = "") -> Alert:
     """Close an alert (new or seen); the closing and its note go to the client's timeline."""
     ensure_can_work(by, alert.client)
     note = (note or "").strip()
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         done = (
             Alert.objects.filter(pk=alert.pk)
@@ -794,7 +795,7 @@ def send_weekly_digest(*, today: dt.date) -> int:
             except channels.PermanentSendError as exc:
                 AlertDigest.objects.filter(pk=digest.pk).update(error=str(exc)[:255])
                 continue
-            AlertDigest.objects.filter(pk=digest.pk).update(sent_at=timezone.now())
+            AlertDigest.objects.filter(pk=digest.pk).update(sent_at=clock.now())
             sent += 1
     log.info("alert digest %s: %d alerts to %d managers", label, len(alerts), sent)
     return sent

@@ -14,10 +14,10 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts import clock
 from accounts.roles import is_manager, is_staff_member
 from accounts.views import _safe_next, staff_required
 from cobranza.alerts import jobs as alerts
@@ -54,7 +54,7 @@ def alert_list(request):
     if fmt := export_format(request):
         # Every alert the filters select (not just this page), in the same order.
         table = alert_table(alerts.alert_list(user=request.user, **filters))
-        return table_response(table, filename=f"alertas-{timezone.localdate():%Y%m%d}", fmt=fmt)
+        return table_response(table, filename=f"alertas-{clock.localdate():%Y%m%d}", fmt=fmt)
     paginator = Paginator(alerts.alert_list(user=request.user, **filters), ALERTS_PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))
     return render(

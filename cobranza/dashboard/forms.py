@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 from django import forms
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts import clock
 from accounts.models import Segment
 from accounts.selectors import collectors
 from cobranza.dashboard.metrics import Filters, currency_options, last_complete_month
@@ -35,7 +35,7 @@ class DashboardFilterForm(forms.Form):
     profile = forms.ChoiceField(label=_("Perfil de morosidad"), required=False)
 
     def __init__(self, data, *, today: dt.date | None = None):
-        self.today = today or timezone.localdate()
+        self.today = today or clock.localdate()
         self.currencies = currency_options()
         self.default_start, self.default_end = last_complete_month(self.today)
         # Empty fields show (and use) their defaults.

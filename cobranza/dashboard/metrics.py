@@ -55,6 +55,7 @@ from django.db.models.functions import Coalesce, TruncMonth
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts import clock
 from accounts import rules as ledger
 from accounts.models import MONEY, NON_CASH_METHODS, ZERO, Client, Invoice, Payment, PaymentAllocation, Segment
 from accounts.rules import BUCKETS, OVERDUE_BUCKETS, Bucket
@@ -173,7 +174,7 @@ class Filters:
 
     @classmethod
     def default(cls, *, today: dt.date | None = None, currency: str | None = None, **kwargs) -> Filters:
-        today = today or timezone.localdate()
+        today = today or clock.localdate()
         start, end = last_complete_month(today)
         return cls(currency=currency or main_currency(), start=start, end=end, **kwargs)
 
@@ -718,7 +719,7 @@ def snapshot_aging(*, month_end: dt.date) -> int:
         FROM ({cube}) cube
         GROUP BY cube.client, cube.currency
     """  # noqa: S608 - identifiers from model metadata, values as parameters
-    params = [month_end, *SNAPSHOT_COLUMNS, timezone.now(), *cube_params]
+    params = [month_end, *SNAPSHOT_COLUMNS, clock.now(), *cube_params]
     with transaction.atomic(), connection.cursor() as cursor:
         AgingSnapshot.objects.filter(month_end=month_end).delete()
         cursor.execute(sql, params)
@@ -735,7 +736,7 @@ def month_ends(last: dt.date, months: int) -> list[dt.date]:
 
 def backfill_snapshots(*, months: int = 12, today: dt.date | None = None) -> dict[dt.date, int]:
     """Snapshots for the last ``months`` complete months before ``today`` (idempotent)."""
-    today = today or timezone.localdate()
+    today = today or clock.localdate()
     return {end: snapshot_aging(month_end=end) for end in month_ends(previous_month_end(today), months)}
 
 

@@ -30,8 +30,9 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.utils import timezone, translation
+from django.utils import translation
 
+from accounts import clock
 from cobranza.dashboard import metrics
 from cobranza.models import DashboardSummary
 
@@ -127,7 +128,7 @@ def dashboard_load(f: metrics.Filters, *, now: dt.datetime | None = None) -> tup
     there is one (1 query, 2 when the view is recorded), else computed live — and stored
     when that took longer than ``DASHBOARD_LIVE_MAX_MS``, or when it replaces a stored row
     that could not be loaded (that row exists because these filters were slow)."""
-    now = now or timezone.now()
+    now = now or clock.now()
     language = translation.get_language() or settings.LANGUAGE_CODE
     key = summary_key(f, language)
     row = DashboardSummary.objects.filter(key=key, computed_at__gte=now - STALE_AFTER).first()
@@ -146,7 +147,7 @@ def dashboard_load(f: metrics.Filters, *, now: dt.datetime | None = None) -> tup
 def summary_refresh(f: metrics.Filters) -> Freshness:
     """Recompute and store the summary of these filters in the active language now (the page's
     "Recalcular ahora")."""
-    now = timezone.now()
+    now = clock.now()
     data, duration_ms = _compute(f)
     _store(f, translation.get_language() or settings.LANGUAGE_CODE, data, duration_ms, now, viewed=True)
     return Freshness(now, duration_ms, stored=True)
@@ -163,7 +164,7 @@ def summaries_refresh(*, now: dt.datetime | None = None) -> dict[str, int]:
     """The beat job: recompute every summary viewed in the last ``KEEP_DAYS``, forget the
     others and those of an older ``FORMAT_VERSION`` (a view stores them again under the
     current key). One dashboard computation per kept summary."""
-    now = now or timezone.now()
+    now = now or clock.now()
     forgotten, _detail = DashboardSummary.objects.filter(viewed_at__lt=now - dt.timedelta(days=KEEP_DAYS)).delete()
     refreshed = 0
     for pk, key, filters, language in DashboardSummary.objects.values_list("pk", "key", "filters", "language"):
@@ -176,7 +177,7 @@ def summaries_refresh(*, now: dt.datetime | None = None) -> dict[str, int]:
             continue
         with translation.override(language):
             data, duration_ms = _compute(f)
-        _store(f, language, data, duration_ms, timezone.now(), viewed=False)
+        _store(f, language, data, duration_ms, clock.now(), viewed=False)
         refreshed += 1
     logger.info("dashboard summaries: %s refreshed, %s forgotten", refreshed, forgotten)
     return {"refreshed": refreshed, "forgotten": forgotten}

@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts import clock
 from accounts.selectors import BUCKETS
 from accounts.utils import money_locale, money_str
 from accounts.views import manager_required, staff_required
@@ -418,7 +419,7 @@ def dashboard(request):
             "query": query,
             "buckets": BUCKETS,
             "snapshot_months": SNAPSHOT_MONTHS,
-            "today": timezone.localdate(),
+            "today": clock.localdate(),
             "alert_summary": alerts.alert_summary(request.user),
             "freshness": freshness,
         },

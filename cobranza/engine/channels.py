@@ -22,8 +22,9 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
-from django.utils import timezone
 from django.utils.module_loading import import_string
+
+from accounts import clock
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class FileBackend:
 
     def send(self, message: OutgoingMessage) -> SendResult:
         self.outbox.mkdir(parents=True, exist_ok=True)
-        record = {**asdict(message), "at": timezone.now().isoformat()}
+        record = {**asdict(message), "at": clock.now().isoformat()}
         path = self.outbox / f"{message.channel}.jsonl"
         with path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")

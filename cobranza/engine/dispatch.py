@@ -30,6 +30,7 @@ from django.db.models import F, Prefetch, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts import clock
 from accounts import services as ledger
 from accounts.models import Client, Contact, Interaction, Invoice
 from cobranza import rules
@@ -226,7 +227,7 @@ def _step_label(notice: Notice) -> str:
 
 def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResult:
     """Claim, re-check, send and record one notice. Safe to call any number of times."""
-    now = now or timezone.now()
+    now = now or clock.now()
     claimed_lease = claim(notice_id, now=now)
     if claimed_lease is None:
         return DispatchResult(Outcome.NOT_CLAIMED)
@@ -375,7 +376,7 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
         reason = _("Envío rechazado: %(error)s") % {"error": exc}
         return _fail(notice, reason, now=now, invoices=invoices, message_id="", body=rendered.body)
 
-    sent_at = timezone.now()
+    sent_at = clock.now()
     _record_sent(notice, invoices=invoices, sent_at=sent_at, provider_ref=result.provider_ref)
     _timeline(
         notice,

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from django.conf import settings
 from django.template.loader import render_to_string
-from django.utils import timezone, translation
+from django.utils import translation
 
+from accounts import clock
 from cobranza.engine.channels import PermanentSendError, SendResult
 
 
@@ -33,7 +34,7 @@ def store_letter(notice, rendered) -> SendResult:
                 "subject": rendered.subject,
                 "body": rendered.body,
                 "company": getattr(settings, "COMPANY_NAME", "Morosos"),
-                "today": timezone.localdate(),
+                "today": clock.localdate(),
             },
         )
     path = letter_path(notice)

@@ -41,6 +41,7 @@ from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from accounts import clock
 from accounts.models import Client, Contact, Invoice, Language
 from accounts.rules import open_invoice_q
 from accounts.utils import money_str
@@ -576,7 +577,7 @@ def sample_context(language: str = FALLBACK_LANGUAGE, *, offset_days: int = 15, 
     """Realistic data for previews and validation: three invoices in two currencies (one
     partly paid), ``offset_days`` past due (negative: not yet due), a collector, a link."""
     sample = _SAMPLE.get(language, _SAMPLE[FALLBACK_LANGUAGE])
-    today = today or timezone.localdate()
+    today = today or clock.localdate()
     spread = (0, 2, 4) if offset_days >= 0 else (0, 0, 0)
     rows = [
         ("F-2026-00871", "12500.00", "12500.00", "MXN"),

@@ -24,8 +24,8 @@ from decimal import Decimal
 
 from django.db import connection, transaction
 from django.db.models import Count, Sum
-from django.utils import timezone
 
+from accounts import clock
 from accounts.models import Client, Invoice
 from cobranza import rules
 from cobranza.models import (
@@ -125,7 +125,7 @@ def plan(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = Fals
     """Record every notice due on ``today``. With ``dry_run`` nothing is written (the
     transaction is rolled back) and the result says what would have been planned.
     ``detail=N`` also returns the first N planned notices as rows (for the browser)."""
-    now = now or timezone.now()
+    now = now or clock.now()
     result = PlanResult(today=today, dry_run=dry_run)
     params = {"today": today, "now": now}
     notice_t, item_t, step_t = Notice._meta.db_table, NoticeItem._meta.db_table, PolicyStep._meta.db_table

@@ -6,9 +6,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import forms
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts import clock
 from accounts.forms import DatalistInput, DateInput
 from cobranza.models import HandOffKind, HandOffStatus
 
@@ -102,10 +102,10 @@ class HandOffUpdateForm(forms.Form):
     reference = forms.CharField(label=_("Referencia de la transferencia"), required=False, max_length=80)
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("initial", {"on": timezone.localdate()})
+        kwargs.setdefault("initial", {"on": clock.localdate()})
         super().__init__(*args, **kwargs)
         self.fields["recovered"].widget.attrs.update({"step": "0.01", "min": "0", "inputmode": "decimal"})
-        self.fields["on"].widget.attrs["max"] = timezone.localdate().isoformat()
+        self.fields["on"].widget.attrs["max"] = clock.localdate().isoformat()
         _style(self)
 
     def clean(self):

@@ -54,6 +54,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from accounts import clock
 from accounts import selectors as ledger_selectors
 from accounts import services as ledger
 from accounts.models import MONEY, ZERO, Client, Interaction, Invoice, Payment
@@ -264,7 +265,7 @@ def _generate_case_file(handoff: HandOff) -> str:
 
 def default_invoices(client: Client, *, today: dt.date | None = None) -> QuerySet[Invoice]:
     """What a hand-off sends when no invoices are chosen: the overdue invoices still owed."""
-    today = today or timezone.localdate()
+    today = today or clock.localdate()
     return Invoice.objects.filter(open_invoice_q(), overdue_q(today), client=client).order_by("due_date", "id")
 
 
@@ -313,7 +314,7 @@ def handoff_open(
     ensure_manager(by)
     if kind not in HandOffKind.values:
         raise ValidationError({"kind": _("Elija agencia de cobranza o vía judicial.")})
-    today = timezone.localdate()
+    today = clock.localdate()
     with transaction.atomic():
         # Serialises two openings for one client (the constraint is the last word anyway), and
         # refreshes the caller's object, which the status change below updates in place.
@@ -421,7 +422,7 @@ def handoff_update(
     note = (note or "").strip()
     reference = (reference or "").strip()
     recovered = to_money(recovered or 0)
-    today = timezone.localdate()
+    today = clock.localdate()
     errors: dict[str, str] = {}
     if recovered < 0:
         errors["recovered"] = _("El importe recuperado no puede ser negativo.")
@@ -514,7 +515,7 @@ def handoff_close(*, by: AbstractBaseUser | None, handoff: HandOff, status: str,
         raise ValidationError({"status": _("Elija cómo termina el envío.")})
     if status != HandOffStatus.RECOVERED and not note:
         raise ValidationError({"note": _("Indique el motivo del cierre.")})
-    today = timezone.localdate()
+    today = clock.localdate()
     with transaction.atomic():
         handoff = _lock_open(handoff)
         client = Client.objects.select_for_update().get(pk=handoff.client_id)

@@ -51,11 +51,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from accounts import audit, services_bulk
+from accounts import audit, clock, services_bulk
 from accounts.models import Client, Invoice, Payment, Segment
 from accounts.roles import GROUP_NAMES
 from accounts.utils import actor
@@ -677,7 +676,7 @@ def _plan_invoices(plan: Plan, rows: list[dict], header_of: dict, specs: dict) -
     rows = _duplicates(plan, rows, "number", header_of["number"], _("El folio"))
     clients = _clients_by_tax_id(r["client"] for r in rows)
     existing = {i.number: i for i in Invoice.objects.filter(number__in=[r["number"] for r in rows])}
-    today = timezone.localdate()
+    today = clock.localdate()
     for r in rows:
         n = r["row"]
         if len(r["number"]) > 40:
@@ -753,7 +752,7 @@ def _plan_payments(plan: Plan, rows: list[dict], header_of: dict, specs: dict) -
         i.number: i for i in Invoice.objects.filter(number__in=[r["invoice"] for r in rows if r.get("invoice")])
     }
     balance = {num: inv.amount - inv.amount_paid for num, inv in invoices.items()}
-    today = timezone.localdate()
+    today = clock.localdate()
     for r in rows:
         n = r["row"]
         if len(r["reference"]) > 80:
@@ -998,7 +997,7 @@ def job_create(
 ) -> ImportJob:
     """Store the upload (or point at ``path``) and record a pending job."""
     if path is None:
-        stamp = timezone.now().strftime("%Y%m%d%H%M%S%f")
+        stamp = clock.now().strftime("%Y%m%d%H%M%S%f")
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", os.path.basename(file_name))[-100:]
         target = imports_dir() / f"{stamp}_{safe}"
         target.write_bytes(data)
@@ -1061,7 +1060,7 @@ def run_job(job: ImportJob) -> ImportJob:
                 errors=plan.errors[:1000],
                 total_rows=plan.total_rows,
                 summary={**base, "error_count": len(plan.errors)},
-                finished_at=timezone.now(),
+                finished_at=clock.now(),
             )
             return job
         counts = plan.counts()
@@ -1072,7 +1071,7 @@ def run_job(job: ImportJob) -> ImportJob:
                 processed_rows=plan.total_rows,
                 total_rows=plan.total_rows,
                 summary={**base, **counts, "dry_run": True, "seconds": round(time.monotonic() - started, 2)},
-                finished_at=timezone.now(),
+                finished_at=clock.now(),
             )
             return job
         write_progress = _WriteProgress(job)
@@ -1099,7 +1098,7 @@ def run_job(job: ImportJob) -> ImportJob:
                 "write_seconds": round(done - writing, 2),
                 "live_progress": write_progress.live,
             },
-            finished_at=timezone.now(),
+            finished_at=clock.now(),
         )
     except ImportRejected as exc:
         _set(
@@ -1107,7 +1106,7 @@ def run_job(job: ImportJob) -> ImportJob:
             status=ImportJob.Status.REJECTED,
             errors=exc.errors,
             summary={**base, "error_count": len(exc.errors)},
-            finished_at=timezone.now(),
+            finished_at=clock.now(),
         )
     except Exception as exc:
         _set(
@@ -1115,7 +1114,7 @@ def run_job(job: ImportJob) -> ImportJob:
             status=ImportJob.Status.FAILED,
             errors=[_err(0, "", _("Error inesperado: %(e)s") % {"e": exc})],
             summary=base,
-            finished_at=timezone.now(),
+            finished_at=clock.now(),
         )
         raise
     return job
@@ -1163,7 +1162,7 @@ def mapping_save(*, by, name: str, kind: str, options: Options) -> ImportMapping
             "decimal_separator": options.decimal_separator,
             "encoding": options.encoding,
             "created_by": actor(by),
-            "updated_at": timezone.now(),
+            "updated_at": clock.now(),
         },
     )
     return mapping

@@ -24,11 +24,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max, ProtectedError
-from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
-from accounts import audit
+from accounts import audit, clock
 from accounts.models import ZERO, Language, Segment
 from accounts.services import ensure_manager
 from cobranza.engine import messaging
@@ -79,7 +78,7 @@ def _merge(errors: dict[str, list], exc: ValidationError) -> None:
 
 
 def _touch(policy: Policy) -> None:
-    policy.updated_at = timezone.now()
+    policy.updated_at = clock.now()
     Policy.objects.filter(pk=policy.pk).update(updated_at=policy.updated_at)
 
 
@@ -159,7 +158,7 @@ def policy_create(
         profile=profile or "",
         tolerance=tolerance,
         is_active=is_active,
-        updated_at=timezone.now(),
+        updated_at=clock.now(),
     )
     _policy_errors(policy)
     with transaction.atomic():
@@ -184,7 +183,7 @@ def policy_update(*, by: AbstractBaseUser | None, policy: Policy, **changes) -> 
         for field in changed:
             setattr(policy, field, changes[field])
         _policy_errors(policy)
-        policy.updated_at = timezone.now()
+        policy.updated_at = clock.now()
         _save_policy(policy, update_fields=[*changed, "updated_at"])
     return policy
 
@@ -475,7 +474,7 @@ def template_save(
         template.channel = channel
         template.tone = tone
         template.is_active = is_active
-        template.updated_at = timezone.now()
+        template.updated_at = clock.now()
         try:
             template.full_clean(exclude=["code"], validate_unique=False, validate_constraints=False)
         except ValidationError as exc:

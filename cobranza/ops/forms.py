@@ -7,10 +7,10 @@ import datetime as dt
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
+from accounts import clock
 from accounts.forms import DateInput
 from cobranza.models import Notice, NoticeStatus, Policy, StepChannel
 from cobranza.ops import selectors
@@ -25,7 +25,7 @@ def _style(form: forms.Form) -> None:
 
 
 def _not_past(value: dt.date | None) -> dt.date | None:
-    if value is not None and value < timezone.localdate():
+    if value is not None and value < clock.localdate():
         raise ValidationError(_("La fecha ya pasó: elija hoy o una fecha futura."), code="past")
     return value
 
@@ -40,7 +40,7 @@ class OutboxForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.today = timezone.localdate()
+        self.today = clock.localdate()
         self.first = self.today
         self.last = self.today + dt.timedelta(days=selectors.OUTBOX_MAX_DAYS_AHEAD)
         self.fields["day"].initial = self.default()
@@ -176,7 +176,7 @@ class ClientPauseForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["until"].widget.attrs["min"] = timezone.localdate().isoformat()
+        self.fields["until"].widget.attrs["min"] = clock.localdate().isoformat()
         _style(self)
 
     def clean(self):

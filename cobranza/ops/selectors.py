@@ -25,9 +25,9 @@ from django.db.models import (
     Subquery,
     Sum,
 )
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts import clock
 from accounts.models import Client, Contact, Invoice
 from accounts.rules import COLLECTIBLE
 from accounts.selectors import clients_visible_to
@@ -458,7 +458,7 @@ def client_dunning_panel(
 ) -> ClientDunningPanel:
     """Everything the client page's dunning panel shows: five queries (six with the policy
     choices of a manager), whatever the number of invoices and notices."""
-    today = today or timezone.localdate()
+    today = today or clock.localdate()
     dunning = ClientDunning.objects.filter(client=client).select_related("policy").first()
     own = dunning.policy if dunning else None
     policies = None

@@ -7,9 +7,9 @@ import datetime as dt
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts import clock
 from accounts import services as ledger
 from accounts.models import Client, Interaction, Invoice
 from accounts.services import ensure_can_work, ensure_manager
@@ -45,7 +45,7 @@ def client_pause(
     ensure_can_work(by, client)
     reason = reason.strip()
     if until is not None:
-        if until < timezone.localdate():
+        if until < clock.localdate():
             raise ValidationError({"until": _("La fecha de la pausa ya pasó.")})
         if not reason:
             raise ValidationError({"reason": _("Indique el motivo de la pausa.")})
@@ -53,7 +53,7 @@ def client_pause(
         dunning, _created = ClientDunning.objects.select_for_update().get_or_create(client=client)
         dunning.paused_until = until
         dunning.pause_reason = reason if until else ""
-        dunning.updated_at = timezone.now()
+        dunning.updated_at = clock.now()
         dunning.updated_by = actor(by)
         dunning.save(update_fields=["paused_until", "pause_reason", "updated_at", "updated_by"])
         if until:
@@ -70,7 +70,7 @@ def client_set_policy(*, by: AbstractBaseUser | None, client: Client, policy: Po
     with transaction.atomic():
         dunning, _created = ClientDunning.objects.select_for_update().get_or_create(client=client)
         dunning.policy = policy
-        dunning.updated_at = timezone.now()
+        dunning.updated_at = clock.now()
         dunning.save(update_fields=["policy", "updated_at"])
         _note(
             by=by,
@@ -86,7 +86,7 @@ def invoice_hold(*, by: AbstractBaseUser | None, invoice: Invoice, until: dt.dat
     errors = {}
     if not reason.strip():
         errors["reason"] = _("Indique el motivo.")
-    if until is not None and until < timezone.localdate():
+    if until is not None and until < clock.localdate():
         errors["until"] = _("La fecha ya pasó: elija hoy o una fecha futura, o deje la retención sin fecha.")
     if errors:
         raise ValidationError(errors)
@@ -125,7 +125,7 @@ def invoice_release(*, by: AbstractBaseUser | None, invoice: Invoice) -> None:
 def notice_approve(*, by: AbstractBaseUser | None, notice: Notice) -> Notice:
     """A person approves a step that needs it; dispatch picks it up."""
     ensure_manager(by)
-    now = timezone.now()
+    now = clock.now()
     changed = Notice.objects.filter(pk=notice.pk, status=Notice.Status.AWAITING_APPROVAL).update(
         status=Notice.Status.PLANNED, approved_by=by, scheduled_at=now, updated_at=now
     )
@@ -141,7 +141,7 @@ def notice_cancel(*, by: AbstractBaseUser | None, notice: Notice, reason: str) -
     ensure_can_work(by, notice.client)
     if not reason.strip():
         raise ValidationError({"reason": _("Indique el motivo.")})
-    now = timezone.now()
+    now = clock.now()
     changed = Notice.objects.filter(
         pk=notice.pk, status__in=[Notice.Status.PLANNED, Notice.Status.AWAITING_APPROVAL]
     ).update(status=Notice.Status.CANCELLED, reason=reason.strip()[:255], updated_at=now)
@@ -160,7 +160,7 @@ def notice_retry(*, by: AbstractBaseUser | None, notice: Notice) -> Notice:
     manager retries it only after checking, so the stored Message-ID is cleared here —
     otherwise the dispatcher would take the notice for interrupted again."""
     ensure_manager(by)
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         previous = (
             Notice.objects.select_for_update()
@@ -198,7 +198,7 @@ def letters_mark_printed(*, by: AbstractBaseUser | None, notice_ids: list[int]) 
     notice_ids = [int(pk) for pk in notice_ids]
     if not notice_ids:
         raise ValidationError(_("Seleccione al menos una carta."))
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         letters = list(
             Notice.objects.select_for_update(of=("self",))

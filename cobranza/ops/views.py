@@ -18,12 +18,12 @@ from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts import clock
 from accounts import selectors as ledger_selectors
 from accounts.models import Client
 from accounts.roles import is_manager, is_staff_member
@@ -196,7 +196,7 @@ def notice_detail(request, pk):
             "can_approve": manager and notice.status == NoticeStatus.AWAITING_APPROVAL,
             "can_cancel": manager and notice.status in (NoticeStatus.PLANNED, NoticeStatus.AWAITING_APPROVAL),
             "can_retry": manager and notice.status == NoticeStatus.FAILED,
-            "today": timezone.localdate(),
+            "today": clock.localdate(),
             "counts": _counts(request),
         },
     )

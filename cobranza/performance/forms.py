@@ -8,9 +8,9 @@ import datetime as dt
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts import clock
 from accounts.forms import DateInput
 from accounts.models import Segment
 from cobranza.models import Policy
@@ -29,7 +29,7 @@ class PeriodForm(forms.Form):
 
     def __init__(self, *args, today: dt.date | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.today = today or timezone.localdate()
+        self.today = today or clock.localdate()
         self.currencies = currencies_in_use() or ["MXN"]
         self.main_currency = self.currencies[0]
         self.fields["currency"].choices = [(c, c) for c in self.currencies]

@@ -32,6 +32,7 @@ from django.db.models.functions import Coalesce, Least, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts import clock
 from accounts.models import (
     MONEY,
     NON_CASH_METHODS,
@@ -141,7 +142,7 @@ class Period:
 
 def default_period(today: dt.date | None = None) -> Period:
     """The last 30 days, today included."""
-    today = today or timezone.localdate()
+    today = today or clock.localdate()
     return Period(today - dt.timedelta(days=29), today)
 
 
@@ -527,7 +528,7 @@ def dunning_effectiveness(
     how much of what they listed was paid within 7 and 14 days of the send; then the 14-day
     share by channel × segment and channel × profile. Six queries, whatever the volume."""
     period = Period(start, end)
-    today = today or timezone.localdate()
+    today = today or clock.localdate()
 
     notices = Notice.objects.filter(planned_for__gte=start, planned_for__lte=end)
     if policy:

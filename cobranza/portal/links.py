@@ -32,9 +32,9 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts import clock
 from accounts import services as ledger
 from accounts.models import Client, Interaction
 from accounts.services import ensure_can_work
@@ -122,7 +122,7 @@ def revoke(*, by: AbstractBaseUser | None, client: Client) -> SelfServiceAccess:
     with transaction.atomic():
         access, _created = SelfServiceAccess.objects.select_for_update().get_or_create(client=client)
         access.version = F("version") + 1
-        access.revoked_at = timezone.now()
+        access.revoked_at = clock.now()
         access.revoked_by = actor(by)
         access.save(update_fields=["version", "revoked_at", "revoked_by"])
         access.refresh_from_db(fields=["version"])

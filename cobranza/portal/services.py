@@ -19,6 +19,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from accounts import clock
 from accounts import services as ledger
 from accounts.models import ZERO, Client, Interaction, Invoice
 from accounts.rules import COLLECTIBLE, open_invoice_q
@@ -100,7 +101,7 @@ def _follow_up(*, client: Client, title: str, commitment: Commitment | None = No
         commitment=commitment,
         title=title[:255],
         assigned_to=client.collector,
-        due_on=timezone.localdate(),
+        due_on=clock.localdate(),
     )
 
 

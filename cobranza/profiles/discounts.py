@@ -20,9 +20,9 @@ from decimal import Decimal, InvalidOperation
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts import clock
 from accounts.models import Interaction, Invoice, PaymentMethod
 from accounts.roles import is_manager
 from accounts.services import AllocationRequest, ensure_can_work, ensure_manager, payment_record, to_money
@@ -86,7 +86,7 @@ def _apply(*, by, discount: Discount, invoice: Invoice) -> None:
         client=invoice.client,
         amount=discount.amount,
         currency=invoice.currency,
-        received_on=timezone.localdate(),
+        received_on=clock.localdate(),
         method=PaymentMethod.DISCOUNT,
         allocations=[AllocationRequest(invoice.pk, discount.amount)],
         notes=_("Descuento negociado: %(reason)s") % {"reason": discount.reason},
@@ -112,7 +112,7 @@ def discount_request(*, by: AbstractBaseUser | None, invoice: Invoice, amount, r
         errors["reason"] = [_("Indique el motivo del descuento.")]
     if errors:
         raise ValidationError(errors)
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         invoice = _locked_invoice(invoice)
         _check_balance(invoice, amount)
@@ -136,7 +136,7 @@ def discount_request(*, by: AbstractBaseUser | None, invoice: Invoice, amount, r
                     % {"amount": amount_text, "n": invoice.number, "name": name}
                 )[:255],
                 assigned_to=None,  # the managers' queue
-                due_on=timezone.localdate(),
+                due_on=clock.localdate(),
                 created_at=now,
             )
             _log(
@@ -182,7 +182,7 @@ def discount_approve(*, by: AbstractBaseUser | None, discount: Discount, notes: 
     """A manager approves a requested discount: it is applied now (if the balance allows)."""
     ensure_manager(by)
     notes = (notes or "").strip()
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         invoice = _locked_invoice(discount.invoice)
         locked = _locked_pending(discount)
@@ -209,7 +209,7 @@ def discount_reject(*, by: AbstractBaseUser | None, discount: Discount, notes: s
     notes = (notes or "").strip()
     if not notes:
         raise ValidationError({"notes": _("Indique el motivo del rechazo.")})
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         locked = _locked_pending(discount)
         invoice = Invoice.objects.select_related("client").get(pk=locked.invoice_id)

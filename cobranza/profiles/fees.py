@@ -32,9 +32,10 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.utils import timezone, translation
+from django.utils import translation
 from django.utils.translation import gettext as _
 
+from accounts import clock
 from accounts.models import Client, ClientStatus, Interaction, Invoice, Segment
 from accounts.rules import days_between_sql, open_invoice_sql, overdue_sql, sql_literal
 from accounts.services import ensure_can_work, ensure_manager, to_money
@@ -125,7 +126,7 @@ def _log_fixed_fees(created: list[tuple[int, Decimal]]) -> None:
     """One timeline entry per invoice that just got its fixed fee (bulk, same transaction)."""
     amounts = {invoice_id: Decimal(amount) for invoice_id, amount in created}
     invoices = list(Invoice.objects.filter(pk__in=amounts).only("pk", "number", "currency", "client_id"))
-    now = timezone.now()
+    now = clock.now()
     with translation.override(settings.LANGUAGE_CODE):
         entries = [
             Interaction(
@@ -153,7 +154,7 @@ def late_fee_waive(*, by: AbstractBaseUser | None, fee: LateFee, reason: str) ->
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": _("Indique el motivo de la condonación.")})
-    now = timezone.now()
+    now = clock.now()
     author = actor(by)
     with transaction.atomic():
         changed = LateFee.objects.filter(pk=fee.pk, waived=False).update(

@@ -66,10 +66,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Case, Count, QuerySet, Value, When
-from django.utils import timezone, translation
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from accounts import clock
 from accounts.models import Client, Interaction, Invoice, Payment, PaymentAllocation
 from accounts.rules import (
     COLLECTIBLE,
@@ -485,7 +486,7 @@ def _record_losses(client_ids: list[int], *, today: dt.date, now: dt.datetime, b
                     )
                     % {"since": since},
                     author=author,
-                    occurred_at=min(now, timezone.now()),
+                    occurred_at=min(now, clock.now()),
                 )
             )
             tasks.append(
@@ -509,7 +510,7 @@ def compute_profiles(*, today: dt.date, client_ids=None, now: dt.datetime | None
     """Recompute the profile of every client (or of ``client_ids``) as of ``today``.
 
     Returns ``{"today", "clients", "by_profile", "good_payer_gained", "good_payer_lost"}``."""
-    now = now or timezone.now()
+    now = now or clock.now()
     ids = None if client_ids is None else [int(pk) for pk in client_ids]
     params: dict = {
         "today": today,
@@ -551,7 +552,7 @@ def profile_override(*, by: AbstractBaseUser | None, client: Client, profile: st
         raise ValidationError({"profile": _("Perfil no válido.")})
     if profile and not reason:
         raise ValidationError({"reason": _("Indique el motivo del cambio de perfil.")})
-    now = timezone.now()
+    now = clock.now()
     author = actor(by)
     with transaction.atomic():
         row, _created = ClientProfile.objects.select_for_update().get_or_create(client=client)
@@ -580,7 +581,7 @@ def profile_override(*, by: AbstractBaseUser | None, client: Client, profile: st
                 body=reason,
                 author=author,
             ).save()
-        _update_standing(client_ids=[client.pk], today=timezone.localdate(), now=now, by=by)
+        _update_standing(client_ids=[client.pk], today=clock.localdate(), now=now, by=by)
     row.refresh_from_db()
     return row
 
@@ -653,7 +654,7 @@ def client_profile_panel(client: Client, *, today: dt.date | None = None) -> Pro
     """Everything the profile panel of the client page shows, in six queries whatever the
     number of invoices, fees and discounts: the profile, the profile's ladder, the segment's
     surcharge rule, the open invoices, the fees and the latest discounts."""
-    today = today or timezone.localdate()
+    today = today or clock.localdate()
     profile = ClientProfile.objects.filter(client=client).select_related("override_by").first()
     effective = effective_profile(profile)
     policy = Policy.objects.filter(profile=effective).first()

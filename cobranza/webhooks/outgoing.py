@@ -46,9 +46,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.db.models import F, Q
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts import clock
 from accounts.models import Client
 from accounts.roles import is_admin
 from accounts.utils import actor
@@ -213,7 +213,7 @@ def endpoint_rotate_secret(*, by: AbstractBaseUser | None, endpoint: WebhookEndp
     """A new secret from the next attempt on (retries of older events are signed with it too)."""
     ensure_admin(by)
     endpoint.secret = secret_generate()
-    endpoint.secret_rotated_at = timezone.now()
+    endpoint.secret_rotated_at = clock.now()
     endpoint.save(update_fields=["secret", "secret_rotated_at"])
     return endpoint
 
@@ -237,7 +237,7 @@ def webhook_event_emit(*, event: str, payload: dict, key: str, now: dt.datetime 
     per endpoint, however often it is emitted. Returns the ids of the new deliveries."""
     if event not in WebhookEvent.values:
         raise ValueError(f"unknown webhook event {event!r}")
-    now = now or timezone.now()
+    now = now or clock.now()
     event_id = uuid.uuid4()
     # default=str: dates, Decimals and UUIDs in the payload become strings, as sent.
     envelope = json.loads(json.dumps(_envelope(event=event, event_id=event_id, payload=payload, now=now), default=str))
@@ -396,7 +396,7 @@ def endpoint_ping(*, by: AbstractBaseUser | None, endpoint: WebhookEndpoint) -> 
     ensure_admin(by)
     if not endpoint.is_active:
         raise ValidationError(_("El webhook está desactivado: actívelo para enviarle un evento de prueba."))
-    now = timezone.now()
+    now = clock.now()
     event_id = uuid.uuid4()
     who = (by.get_full_name() or by.get_username()) if actor(by) else None
     return WebhookDelivery.objects.create(
@@ -417,7 +417,7 @@ def endpoint_ping(*, by: AbstractBaseUser | None, endpoint: WebhookEndpoint) -> 
 def delivery_retry(*, by: AbstractBaseUser | None, delivery: WebhookDelivery) -> WebhookDelivery:
     """Send a failed delivery again now, with a fresh series of attempts and the same event id."""
     ensure_admin(by)
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         updated = WebhookDelivery.objects.filter(pk=delivery.pk, status=Status.FAILED).update(
             status=Status.PLANNED, attempts=0, next_attempt_at=now, lease_until=None
@@ -517,7 +517,7 @@ class Outcome:
 
 def deliver(delivery_id: int, *, now: dt.datetime | None = None) -> str:
     """Claim, re-check, POST and record one delivery. Safe to call any number of times."""
-    now = now or timezone.now()
+    now = now or clock.now()
     if not claim(delivery_id, now=now):
         return Outcome.NOT_CLAIMED
     delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
@@ -587,7 +587,7 @@ def retention() -> dt.timedelta:
 def prune_deliveries(*, now: dt.datetime | None = None) -> int:
     """Delete finished deliveries (delivered or failed) older than the retention period, in
     one statement; queued and retrying ones are kept whatever their age."""
-    now = now or timezone.now()
+    now = now or clock.now()
     deleted, _by_model = WebhookDelivery.objects.filter(
         status__in=[Status.DELIVERED, Status.FAILED], created_at__lt=now - retention()
     ).delete()

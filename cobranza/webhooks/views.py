@@ -18,10 +18,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Max, Q
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts import clock
 from accounts.roles import is_admin
 from cobranza.models import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint, WebhookEvent
 from cobranza.webhooks import outgoing as webhooks_out
@@ -43,7 +43,7 @@ def admin_required(view):
 
 def _with_stats(queryset):
     """Each endpoint with its last week's deliveries by status, in the same query."""
-    since = timezone.now() - dt.timedelta(days=STATS_DAYS)
+    since = clock.now() - dt.timedelta(days=STATS_DAYS)
     recent = Q(deliveries__created_at__gte=since)
     return queryset.annotate(
         delivered_count=Count("deliveries", filter=recent & Q(deliveries__status=Status.DELIVERED)),

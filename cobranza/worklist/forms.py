@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 from django import forms
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts import clock
 from cobranza.worklist.selectors import ALL, MANAGERS, UNASSIGNED, Scope
 from cobranza.worklist.services import NOTE_MAX_LENGTH
 
@@ -83,7 +83,7 @@ class CalendarForm(ScopeForm):
         return value
 
     def day(self) -> dt.date:
-        return self.cleaned_data.get("semana") or timezone.localdate()
+        return self.cleaned_data.get("semana") or clock.localdate()
 
 
 class TaskDoneForm(forms.Form):

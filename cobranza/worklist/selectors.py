@@ -51,6 +51,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from accounts import clock
 from accounts.models import ZERO, Client, Interaction, Invoice, Segment
 from accounts.roles import GROUP_NAMES, Role, is_collector, is_manager
 from accounts.rules import COLLECTIBLE, OVERDUE_BUCKETS, days_between, overdue_q
@@ -545,7 +546,7 @@ def worklist(*, user, scope: Scope, today: dt.date | None = None) -> Worklist:
     ``next_count``, ``*_points``, ``score``). One query for the rows (one for the count);
     ``worklist_rows`` adds the details of a page. Ties: the oldest overdue invoice first,
     then the largest overdue amount, then the name."""
-    return Worklist(user=user, scope=scope, today=today or timezone.localdate())
+    return Worklist(user=user, scope=scope, today=today or clock.localdate())
 
 
 # --- the rows of a page ----------------------------------------------------------------------
@@ -743,7 +744,7 @@ def _points(client) -> list[tuple[str, int]]:
 
 def worklist_rows(clients, *, user, scope: Scope, today: dt.date | None = None) -> list[WorklistRow]:
     """The page's rows with their reasons, tasks and totals (4 queries, whatever the rows)."""
-    today = today or timezone.localdate()
+    today = today or clock.localdate()
     clients = list(clients)
     ids = [c.pk for c in clients]
     tasks: dict[int, list[CollectorTask]] = {}
@@ -859,7 +860,7 @@ def _day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
 
 def day_progress(*, user, scope: Scope, today: dt.date | None = None) -> Progress:
     """Tasks attended today against those due: done today + still open and due (1 query)."""
-    today = today or timezone.localdate()
+    today = today or clock.localdate()
     start, end = _day_bounds(today)
     counts = scope_tasks(user=user, scope=scope).aggregate(
         done=Count("pk", filter=Q(status=TaskStatus.DONE, completed_at__gte=start, completed_at__lt=end)),
@@ -971,7 +972,7 @@ def _calendar_sources(*, user, scope: Scope, start: dt.date, end: dt.date, today
 def calendar_week(*, user, scope: Scope, day: dt.date | None = None, today: dt.date | None = None) -> Calendar:
     """The week of ``day`` (Monday to Sunday) with its entries per day, and the month
     overview with counts per day (7 queries, whatever the entries)."""
-    today = today or timezone.localdate()
+    today = today or clock.localdate()
     start = week_start(day or today)
     end = start + dt.timedelta(days=6)
     days = {start + dt.timedelta(days=i): CalendarDay(start + dt.timedelta(days=i)) for i in range(7)}
@@ -1093,7 +1094,7 @@ def promise_kept_rates(*, scope: Scope, today: dt.date | None = None) -> list[Pr
     """The promise-kept rate (``metrics.promise_kept_by_collector``, its one definition) over
     the last PROMISE_RATE_DAYS days, per collector: the scope's collector, or every collector
     for a manager's view of all. Two queries (the rates, the collectors' names)."""
-    start, end = promise_window(today or timezone.localdate())
+    start, end = promise_window(today or clock.localdate())
     if scope.kind == COLLECTOR:
         clients = Q(client__collector=scope.collector)
     elif scope.kind == ALL:

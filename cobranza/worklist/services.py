@@ -6,9 +6,9 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts import clock
 from accounts.models import Interaction
 from accounts.roles import is_manager
 from accounts.services import ensure_can_work, interaction_log
@@ -36,7 +36,7 @@ def task_complete(*, by: AbstractBaseUser | None, task: CollectorTask, note: str
     note = (note or "").strip()
     if len(note) > NOTE_MAX_LENGTH:
         raise ValidationError({"note": _("La nota no puede pasar de %(max)d caracteres.") % {"max": NOTE_MAX_LENGTH}})
-    now = timezone.now()
+    now = clock.now()
     author = actor(by)
     with transaction.atomic():
         updated = CollectorTask.objects.filter(pk=task.pk, status=TaskStatus.OPEN).update(

@@ -15,11 +15,11 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts import clock
 from accounts import selectors as ledger_selectors
 from accounts import services as ledger
 from accounts.forms import BulkAssignForm
@@ -52,7 +52,7 @@ def worklist(request):
     collectors = _collectors(request)
     form = ScopeForm(request.GET, user=request.user, collectors=collectors)
     scope = form.scope()
-    today = timezone.localdate()
+    today = clock.localdate()
     paginator = Paginator(selectors.worklist(user=request.user, scope=scope, today=today), selectors.WORKLIST_PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))
     rows = selectors.worklist_rows(page.object_list, user=request.user, scope=scope, today=today)
@@ -141,7 +141,7 @@ def calendar(request):
     collectors = _collectors(request)
     form = CalendarForm(request.GET, user=request.user, collectors=collectors)
     scope = form.scope()
-    today = timezone.localdate()
+    today = clock.localdate()
     cal = selectors.calendar_week(user=request.user, scope=scope, day=form.day(), today=today)
     return render(
         request,

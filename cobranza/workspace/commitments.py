@@ -34,6 +34,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from accounts import clock
 from accounts import services as ledger
 from accounts.models import Client, Contact, Interaction, Invoice, PaymentAllocation
 from accounts.rules import OPEN_STATUSES, collectible_q, is_open_invoice, open_invoice_q
@@ -63,7 +64,7 @@ ZERO = Decimal("0.00")
 def _stamp(day: dt.date | None, hour: int = 12) -> dt.datetime | None:
     """When a timeline entry about ``day`` happened: now for today, or that day at ``hour``
     (local time) when the work is about a past day (the demo seeds history as of --today)."""
-    if day is None or day >= timezone.localdate():
+    if day is None or day >= clock.localdate():
         return None  # now
     return dt.datetime.combine(day, dt.time(hour), tzinfo=timezone.get_current_timezone())
 
@@ -108,7 +109,7 @@ def commitment_create(
     new date) for some of the client's open invoices (default: all of them in the client's
     currency). Reminders stop for those invoices while it is open."""
     ensure_can_work(by, client)
-    today = made_on or timezone.localdate()
+    today = made_on or clock.localdate()
     errors: dict[str, list[str]] = {}
     if kind not in CommitmentKind.values:
         errors.setdefault("kind", []).append(_("Tipo de compromiso no válido."))
@@ -223,7 +224,7 @@ def commitment_cancel(*, by: AbstractBaseUser | None, commitment: Commitment, re
     ensure_can_work(by, commitment.client)
     if not reason.strip():
         raise ValidationError({"reason": _("Indique el motivo.")})
-    today = timezone.localdate()
+    today = clock.localdate()
     with transaction.atomic():
         changed = Commitment.objects.filter(pk=commitment.pk, status=CommitmentStatus.OPEN).update(
             status=CommitmentStatus.CANCELLED, resolved_on=today
@@ -274,7 +275,7 @@ def _paid_by_cutoff(installment_ids: list[int]) -> dict[int, Decimal]:
 def judge(*, today: dt.date | None = None) -> dict:
     """Judge every installment whose cutoff has passed and settle the commitments that ended.
     Returns counts (for the beat task's log and the tests)."""
-    today = today or timezone.localdate()
+    today = today or clock.localdate()
     counts = {"paid_off": 0, "kept": 0, "partial": 0, "missed": 0, "broken": 0}
     with transaction.atomic():
         counts["paid_off"] = _settle_paid_off(today)
@@ -471,7 +472,7 @@ def remind_installments(*, now: dt.datetime | None = None) -> dict:
     """Email a reminder a few days before each installment of an open plan (and each date of
     a promise), once: the row is claimed (``reminded_at``) before the send, so two workers
     never both send; a transient failure releases the claim for the next run."""
-    now = now or timezone.now()
+    now = now or clock.now()
     today = timezone.localdate(now)
     horizon = today + dt.timedelta(days=settings.PLAN_REMINDER_DAYS_BEFORE)
     counts = {"sent": 0, "deferred": 0, "no_contact": 0, "failed": 0}

@@ -18,9 +18,9 @@ from decimal import Decimal
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts import clock
 from accounts import services as ledger
 from accounts.models import Client, Interaction, Invoice, Payment
 from accounts.roles import is_manager, is_staff_member
@@ -68,7 +68,7 @@ def dispute_open(
     if errors:
         raise ValidationError(errors)
     owner = owner or client.collector or actor(by)
-    today = timezone.localdate()
+    today = clock.localdate()
     with transaction.atomic():
         dispute = Dispute.objects.create(
             client=client,
@@ -138,7 +138,7 @@ def dispute_resolve(
         errors["notes"] = _("Explique la resolución: el cliente la verá reflejada en su estado de cuenta.")
     if errors:
         raise ValidationError(errors)
-    today = timezone.localdate()
+    today = clock.localdate()
     with transaction.atomic():
         dispute = Dispute.objects.select_for_update().get(pk=dispute.pk)
         if dispute.status != DisputeStatus.OPEN:
@@ -210,7 +210,7 @@ def dispute_resolve(
             body=notes.strip(),
             invoices=invoices,
         )
-        now = timezone.now()
+        now = clock.now()
         dispute.tasks.filter(status=TaskStatus.OPEN).update(
             status=TaskStatus.DONE, completed_at=now, completed_by=dispute.resolved_by
         )

@@ -41,8 +41,8 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Coalesce
-from django.utils import timezone
 
+from accounts import clock
 from accounts.models import MONEY, ZERO, Client, Invoice, Payment, PaymentAllocation
 from accounts.rules import OPEN_STATUSES, days_late_sql, open_invoice_q, settled_invoices_sql
 from accounts.selectors import clients_visible_to
@@ -241,7 +241,7 @@ def _analysis_sql() -> str:
 
 def client_analysis(client: Client, *, today: dt.date | None = None) -> Analysis:
     """Importance and payment behaviour of one client, in one query."""
-    today = today or timezone.localdate()
+    today = today or clock.localdate()
     params = {
         "client": client.pk,
         "today": today,
@@ -360,7 +360,7 @@ def _installments_with_coverage(commitment: Commitment, paid: Decimal) -> list[I
 
 def client_workspace(client: Client, *, today: dt.date | None = None) -> WorkspacePanel:
     """Everything the workspace panel of the client page shows: seven queries."""
-    today = today or timezone.localdate()
+    today = today or clock.localdate()
     open_first = Case(When(status=CommitmentStatus.OPEN, then=Value(0)), default=Value(1), output_field=IntegerField())
     invoice_fields = ("id", "number", "currency", "amount", "open_balance", "due_date", "status", "client_id")
     commitments = list(

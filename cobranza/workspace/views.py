@@ -20,12 +20,12 @@ from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_http_methods
 
+from accounts import clock
 from accounts import selectors as ledger_selectors
 from accounts import services as ledger
 from accounts.models import ZERO
@@ -137,7 +137,7 @@ def workspace_panel(request, client) -> str:
 @require_http_methods(["GET", "POST"])
 def log_outcome(request, pk):
     client = _visible_client(request, pk)
-    today = timezone.localdate()
+    today = clock.localdate()
     invoices = list(selectors.open_invoices_for_commitment(client))
     default_ids, default_total = _defaults(client, invoices)
     bundle = OutcomeForms(
@@ -264,7 +264,7 @@ def commitment_create(request, pk):
     """A promise (dates and amounts), a plan (built by a rule) or an extension (one new date)."""
     client = _visible_client(request, pk)
     kind = _kind(request)
-    today = timezone.localdate()
+    today = clock.localdate()
     invoices = list(selectors.open_invoices_for_commitment(client))
     default_ids, default_total = _defaults(client, invoices)
     data = request.POST if request.method == "POST" else None
@@ -325,7 +325,7 @@ def commitment_create(request, pk):
 def plan_preview(request, pk):
     """The schedule a plan's rule gives, before saving it (an htmx fragment)."""
     client = _visible_client(request, pk)
-    today = timezone.localdate()
+    today = clock.localdate()
     invoices = list(selectors.open_invoices_for_commitment(client))
     wanted = set(request.GET.getlist("invoices"))
     chosen = [inv for inv in invoices if str(inv.pk) in wanted]

@@ -7,9 +7,9 @@ See ``accounts.demo`` for what is generated and why it writes through the ledger
 import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone, translation
+from django.utils import translation
 
-from accounts import demo
+from accounts import clock, demo
 from accounts.extensions import demo_steps
 from accounts.models import Client
 
@@ -59,7 +59,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Deleting {existing:,} clients and their ledger rows (--reset)…")
             demo.reset_ledger(self.stdout.write)
 
-        today = options["today"] or timezone.localdate()
+        today = options["today"] or clock.localdate()
         self.stdout.write(f"Seeding {n:,} clients (seed {options['seed']}, history up to {today - dt.timedelta(1)})…")
         # Timeline texts and money formats are written in Spanish, the product's language.
         with translation.override("es"):
