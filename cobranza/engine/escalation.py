@@ -22,9 +22,10 @@ import datetime as dt
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.utils import timezone, translation
+from django.utils import translation
 from django.utils.translation import gettext as _
 
+from accounts import clock
 from accounts.models import Client, ClientStatus, Interaction, Invoice
 from accounts.rules import sql_literal
 from cobranza import rules
@@ -74,7 +75,7 @@ def _escalating_sql() -> str:
 
 def escalate(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = False) -> list[int]:
     """Escalate every client whose ladder ended unpaid; returns their ids."""
-    now = now or timezone.now()
+    now = now or clock.now()
     params = {"today": today, "grace": grace_days()}
     with transaction.atomic():
         with connection.cursor() as cur:
@@ -122,7 +123,7 @@ def _record(client_ids: list[int], *, today: dt.date, now: dt.datetime) -> None:
             direction=Interaction.Direction.INTERNAL,
             summary=summary,
             body=body,
-            occurred_at=min(now, timezone.now()),
+            occurred_at=now,
         )
         for client in clients
     )

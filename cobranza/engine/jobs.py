@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.utils import timezone
 
+from accounts import clock
 from cobranza.engine import dispatch, escalation, planner
 
 
@@ -20,13 +21,22 @@ def default_now(today: dt.date | None) -> dt.datetime:
     """``--today`` time travel runs at 10:00 in the company's time zone, inside every
     preset's contact hours; without it, now."""
     if today is None:
-        return timezone.now()
+        return clock.now()
     return dt.datetime.combine(today, dt.time(10, 0), tzinfo=ZoneInfo(settings.TIME_ZONE))
 
 
 def run(*, today: dt.date | None = None, now: dt.datetime | None = None, dry_run: bool = False) -> dict:
+    """Plan, escalate and dispatch. With ``today`` or ``now`` (a replay or a simulation),
+    the whole run reads that moment from ``accounts.clock``: every stamp it writes is the
+    simulated time, as if the run had happened then (docs/domain.md#one-clock)."""
+    replay = today is not None or now is not None
     now = now or default_now(today)
     today = today or timezone.localdate(now)
+    with clock.running_at(now if replay else None):
+        return _run(today=today, now=now, dry_run=dry_run)
+
+
+def _run(*, today: dt.date, now: dt.datetime, dry_run: bool) -> dict:
     planned = planner.plan(today=today, now=now, dry_run=dry_run)
     escalated = escalation.escalate(today=today, now=now, dry_run=dry_run)
     outcomes: Counter[str] = Counter()

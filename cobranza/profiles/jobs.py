@@ -486,7 +486,7 @@ def _record_losses(client_ids: list[int], *, today: dt.date, now: dt.datetime, b
                     )
                     % {"since": since},
                     author=author,
-                    occurred_at=min(now, clock.now()),
+                    occurred_at=now,
                 )
             )
             tasks.append(
