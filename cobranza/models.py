@@ -324,8 +324,15 @@ class ContactRules(models.Model):
     end_time = models.TimeField(_("hasta"))
     # ISO weekdays allowed (1 = Monday … 7 = Sunday), e.g. "1,2,3,4,5".
     weekdays = models.CharField(_("días permitidos"), max_length=13, default="1,2,3,4,5,6,7")
+    saturday_start_time = models.TimeField(
+        _("sábado desde"), null=True, blank=True, help_text=_("Solo si el sábado tiene otro horario.")
+    )
+    saturday_end_time = models.TimeField(_("sábado hasta"), null=True, blank=True)
     max_per_channel_7d = models.PositiveSmallIntegerField(_("máximo de contactos por canal en 7 días"), default=3)
     max_calls_7d = models.PositiveSmallIntegerField(_("máximo de llamadas en 7 días"), null=True, blank=True)
+    max_contacts_7d = models.PositiveSmallIntegerField(
+        _("máximo de contactos en 7 días (todos los canales)"), null=True, blank=True
+    )
     skip_holidays = models.BooleanField(_("no contactar en días festivos"), default=True)
     notes = models.TextField(_("fundamento"), blank=True)
 
@@ -336,6 +343,11 @@ class ContactRules(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(start_time__lt=models.F("end_time")), name="rules_window_not_empty"),
             models.CheckConstraint(condition=Q(weekdays__regex=r"^[1-7](,[1-7])*$"), name="rules_weekdays_format"),
+            models.CheckConstraint(
+                condition=Q(saturday_start_time__isnull=True, saturday_end_time__isnull=True)
+                | Q(saturday_start_time__lt=models.F("saturday_end_time")),
+                name="rules_saturday_window",
+            ),
         ]
 
     def __str__(self) -> str:

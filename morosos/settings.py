@@ -327,8 +327,6 @@ SELF_SERVICE_RATE_LIMIT = env.int("SELF_SERVICE_RATE_LIMIT", default=30)
 SELF_SERVICE_RATE_WINDOW = env.int("SELF_SERVICE_RATE_WINDOW", default=600)
 # Shared secret of the payment webhook (HMAC-SHA256 of the body in X-Morosos-Signature).
 PAYMENT_WEBHOOK_SECRET = env.str("PAYMENT_WEBHOOK_SECRET", default="")
-# Contact-rule preset used when a client's country has none (MX, ES, US ship as presets).
-DUNNING_DEFAULT_COUNTRY = env.str("DUNNING_DEFAULT_COUNTRY", default="MX")
 # Right-hand side of the deterministic Message-ID of reminder emails.
 DUNNING_MESSAGE_ID_DOMAIN = env.str("DUNNING_MESSAGE_ID_DOMAIN", default="")
 # SMS and WhatsApp backends, like EMAIL_BACKEND: cobranza.engine.channels.FileBackend (writes

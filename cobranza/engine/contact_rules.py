@@ -18,10 +18,12 @@ local time is.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays
 from django.conf import settings
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -31,6 +33,8 @@ from cobranza.models import ContactRules, Holiday
 
 UTC = dt.UTC
 CAP_PERIOD = dt.timedelta(days=7)
+# A client whose country has no rules is held, and looked at again a day later.
+MISSING_RULES_RETRY = dt.timedelta(days=1)
 # How far ahead next_allowed_moment looks before giving up: a year of holidays and then some.
 SEARCH_DAYS = 370
 ALL_WEEKDAYS = frozenset(range(1, 8))
@@ -58,22 +62,33 @@ class Window:
     end: dt.time
     weekdays: frozenset[int] = ALL_WEEKDAYS
     holidays: frozenset[dt.date] = frozenset()
+    # Saturday's own hours where the law sets them apart (Colombia: 08:00–15:00); None: the
+    # same hours as the other days.
+    saturday: tuple[dt.time, dt.time] | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "weekdays", frozenset(self.weekdays))
         object.__setattr__(self, "holidays", frozenset(self.holidays))
-        if self.start.tzinfo is not None or self.end.tzinfo is not None:
-            raise ValueError("Window times are local wall-clock times, without tzinfo.")
-        if not self.start < self.end:
-            raise ValueError(f"Window start {self.start} must be before its end {self.end} (no crossing midnight).")
+        for start, end in ((self.start, self.end), *([self.saturday] if self.saturday else [])):
+            if start.tzinfo is not None or end.tzinfo is not None:
+                raise ValueError("Window times are local wall-clock times, without tzinfo.")
+            if not start < end:
+                raise ValueError(f"Window start {start} must be before its end {end} (no crossing midnight).")
         if not self.weekdays or not self.weekdays <= ALL_WEEKDAYS:
             raise ValueError(f"Window weekdays must be a non-empty subset of 1..7, got {sorted(self.weekdays)}.")
+
+    def hours(self, day: dt.date) -> tuple[dt.time, dt.time]:
+        """The local opening and closing time on ``day``."""
+        if self.saturday is not None and day.isoweekday() == 6:
+            return self.saturday
+        return self.start, self.end
 
     def allows_day(self, day: dt.date) -> bool:
         return day.isoweekday() in self.weekdays and day not in self.holidays
 
     def allows_local(self, local: dt.datetime) -> bool:
-        return self.allows_day(local.date()) and self.start <= local.time() < self.end
+        start, end = self.hours(local.date())
+        return self.allows_day(local.date()) and start <= local.time() < end
 
     def contains(self, at: dt.datetime, tz: dt.tzinfo) -> bool:
         return self.allows_local(at.astimezone(tz))
@@ -135,7 +150,7 @@ def _entries(day: dt.date, tz: dt.tzinfo, window: Window) -> list[dt.datetime]:
         return []
     midnight = dt.datetime.combine(day, dt.time(0), tzinfo=tz).astimezone(UTC)
     return [
-        *_start_instants(day, window.start, tz),
+        *_start_instants(day, window.hours(day)[0], tz),
         *_transitions(tz, midnight - dt.timedelta(hours=3), midnight + dt.timedelta(hours=27)),
     ]
 
@@ -206,22 +221,31 @@ def schedule(
     window: Window,
     previous: Iterable[dt.datetime] = (),
     cap: int | None = None,
+    *,
+    overall: tuple[Iterable[dt.datetime], int] | None = None,
 ) -> tuple[dt.datetime, tuple[Block, ...]]:
     """The earliest moment ≥ ``at`` inside the window with fewer than ``cap`` contacts in
-    the 7 days before it, and the rules that held the send back on the way there."""
-    previous = sorted(p.astimezone(UTC) for p in previous)
+    the 7 days before it — and, with ``overall`` = (contacts on every channel, cap), fewer
+    than that many contacts of any kind — and the rules that held the send back on the way
+    there ("cap" for the channel's cap, "overall" for the cap across channels)."""
+    caps = []
+    if cap is not None:
+        caps.append(("cap", sorted(p.astimezone(UTC) for p in previous), cap))
+    if overall is not None:
+        caps.append(("overall", sorted(p.astimezone(UTC) for p in overall[0]), overall[1]))
     moment, blocks = at, []
     # Each cap round moves past at least one previous contact for good, so this ends.
-    for _round in range(len(previous) + 2):
+    for _round in range(sum(len(p) for _r, p, _c in caps) + 2):
         allowed = next_allowed_moment(moment, tz, window)
         if allowed.timestamp() != moment.timestamp():
             blocks.append(Block("window", moment))
-        freed = cap_frees_at(previous, cap, allowed) if cap is not None else None
-        if freed is None:
+        freed = [(rule, cap_frees_at(p, c, allowed)) for rule, p, c in caps]
+        freed = [(rule, when) for rule, when in freed if when is not None]
+        if not freed:
             return allowed, tuple(blocks)
-        blocks.append(Block("cap", allowed))
-        moment = freed
-    raise AssertionError("unreachable: the cap frees once every previous contact is 7 days old")
+        blocks.extend(Block(rule, allowed) for rule, _when in freed)
+        moment = max(when for _rule, when in freed)
+    raise AssertionError("unreachable: the caps free once every previous contact is 7 days old")
 
 
 # --- Database-backed decision ---------------------------------------------------------------
@@ -248,30 +272,40 @@ def client_time_zone(client) -> ZoneInfo:
     return ZoneInfo("UTC")
 
 
-def default_country() -> str:
-    return getattr(settings, "DUNNING_DEFAULT_COUNTRY", "MX")
+def rules_for(country: str) -> ContactRules | None:
+    """The rules of the client's country, or None: a country without rules is a configuration
+    error shown on the client and holding every send, never a silent fallback to another
+    country's rules (docs/domain.md#contact-rules). One query."""
+    return ContactRules.objects.filter(country=country).first()
 
 
-def builtin_rules():
-    """The Mexican preset (CONDUSEF hours), used when the database has no rules at all."""
-    return ContactRules(
-        country="MX",
-        name="México (CONDUSEF)",
-        start_time=dt.time(7),
-        end_time=dt.time(22),
-        weekdays="1,2,3,4,5,6,7",
-        max_per_channel_7d=3,
-        max_calls_7d=7,
-        skip_holidays=True,
-    )
+def missing_rules_reason(country: str) -> str:
+    return _(
+        "No hay reglas de contacto para el país %(country)s: configúrelas (Reglas de contacto) antes de "
+        "contactar a este cliente"
+    ) % {"country": country or "—"}
 
 
-def rules_for(country: str):
-    """The client's country's rules, else the default country's, else the built-in preset
-    (one query)."""
-    fallback = default_country()
-    found = {r.country: r for r in ContactRules.objects.filter(country__in={country, fallback})}
-    return found.get(country) or found.get(fallback) or builtin_rules()
+@functools.lru_cache(maxsize=256)
+def _national_holidays(country: str, year: int) -> dict[dt.date, str]:
+    """The country's national public holidays in ``year``, from the ``holidays`` package (a
+    maintained calendar: movable feasts, bridge-day laws and observed days included), named in
+    Spanish where the package has the translation. Regional holidays are added as Holiday rows."""
+    try:
+        calendar = holidays.country_holidays(country, years=year)
+    except NotImplementedError:  # a country the package does not know: only the Holiday rows
+        return {}
+    if "es" in getattr(calendar, "supported_languages", ()):
+        calendar = holidays.country_holidays(country, years=year, language="es")
+    return dict(calendar.items())
+
+
+def holidays_between(country: str, first: dt.date, last: dt.date) -> dict[dt.date, str]:
+    """National holidays of ``country`` from ``first`` to ``last`` (no query)."""
+    found: dict[dt.date, str] = {}
+    for year in range(first.year, last.year + 1):
+        found.update((day, name) for day, name in _national_holidays(country, year).items() if first <= day <= last)
+    return found
 
 
 def _weekdays(value: str) -> frozenset[int]:
@@ -279,12 +313,23 @@ def _weekdays(value: str) -> frozenset[int]:
 
 
 def _channel_cap(rules, channel: str) -> int | None:
-    cap = rules.max_calls_7d if channel == CALL_CHANNEL else rules.max_per_channel_7d
+    return _at_least_one(rules.max_calls_7d if channel == CALL_CHANNEL else rules.max_per_channel_7d)
+
+
+def _at_least_one(cap: int | None) -> int | None:
     if cap is None:
         return None
     # A cap of 0 would defer every send forever, and a send is deferred, never dropped:
     # read it as the strictest cap that still lets one contact a week through.
     return max(cap, 1)
+
+
+def _overall_reason(cap: int) -> str:
+    return ngettext(
+        "Límite de %(cap)d contacto en 7 días (todos los canales) alcanzado",
+        "Límite de %(cap)d contactos en 7 días (todos los canales) alcanzado",
+        cap,
+    ) % {"cap": cap}
 
 
 def _cap_reason(channel: str, cap: int) -> str:
@@ -322,9 +367,10 @@ def _window_reason(moment: dt.datetime, tz: ZoneInfo, window: Window, holiday_na
         if ALL_WEEKDAYS - window.weekdays == WEEKEND:
             return _("Fin de semana (no se contacta sábados ni domingos)")
         return _("Día no permitido para contactar: %(day)s") % {"day": _weekday_name(day.isoweekday())}
+    start, end = window.hours(day)
     return _("Fuera del horario permitido (%(start)s–%(end)s, %(tz)s)") % {
-        "start": window.start.strftime("%H:%M"),
-        "end": window.end.strftime("%H:%M"),
+        "start": start.strftime("%H:%M"),
+        "end": end.strftime("%H:%M"),
         "tz": getattr(tz, "key", str(tz)),
     }
 
@@ -333,49 +379,74 @@ def decide(*, client, channel: str, at: dt.datetime) -> Decision:
     """May ``client`` be contacted through ``channel`` at ``at``? If not, when, and why.
 
     Calls and messages (email, SMS, WhatsApp) follow the client's country rules: the local
-    window, weekdays and holidays, and the 7-day cap counted on the outbound timeline
-    entries of the same kind (sent notices and contacts logged by collectors alike).
-    Letters and internal steps are always allowed. At most three queries.
+    window (Saturday's own hours where set), weekdays and holidays (national ones from the
+    ``holidays`` package plus Holiday rows), the 7-day cap of the channel and, where the rules
+    set one, the 7-day cap across channels, counted on the outbound timeline entries (sent
+    notices and contacts logged by collectors alike). A country without rules holds the send
+    for a day with a reason saying so. Letters and internal steps are always allowed. At most
+    three queries.
     """
     _require_aware(at)
     if channel not in RULED_CHANNELS:
         return Decision(allowed=True, send_at=at)
 
     rules = rules_for(client.country)
+    if rules is None:
+        return Decision(
+            allowed=False,
+            send_at=at + MISSING_RULES_RETRY,
+            reason=missing_rules_reason(client.country),
+            blocks=(Block("rules", at),),
+        )
     tz = client_time_zone(client)
     holiday_names: dict[dt.date, str] = {}
     if rules.skip_holidays:
         # The debtor's own calendar, whichever country's rules apply.
         first = at.astimezone(tz).date() - dt.timedelta(days=1)
-        holiday_names = dict(
-            Holiday.objects.filter(
-                country=client.country, date__range=(first, first + dt.timedelta(days=SEARCH_DAYS + 2))
-            ).values_list("date", "name")
+        last = first + dt.timedelta(days=SEARCH_DAYS + 2)
+        holiday_names = holidays_between(client.country, first, last)
+        holiday_names.update(
+            Holiday.objects.filter(country=client.country, date__range=(first, last)).values_list("date", "name")
         )
     window = Window(
         start=rules.start_time,
         end=rules.end_time,
         weekdays=_weekdays(rules.weekdays),
         holidays=frozenset(holiday_names),
+        saturday=(rules.saturday_start_time, rules.saturday_end_time) if rules.saturday_start_time else None,
     )
     cap = _channel_cap(rules, channel)
-    previous: list[dt.datetime] = []
-    if cap is not None:
+    overall_cap = _at_least_one(rules.max_contacts_7d)
+    previous: list[tuple[str, dt.datetime]] = []
+    if cap is not None or overall_cap is not None:
         previous = list(
             Interaction.objects.filter(
                 client=client,
-                kind=channel,  # StepChannel and Interaction.Kind share these four values
+                # StepChannel and Interaction.Kind share these four values
+                kind__in=RULED_CHANNELS if overall_cap is not None else (channel,),
                 direction=Interaction.Direction.OUTBOUND,
                 occurred_at__gt=at - CAP_PERIOD,
                 # A correction restates an earlier entry; it is not another contact.
                 corrects__isnull=True,
-            ).values_list("occurred_at", flat=True)
+            ).values_list("kind", "occurred_at")
         )
 
-    send_at, blocks = schedule(at, tz, window, previous, cap)
+    send_at, blocks = schedule(
+        at,
+        tz,
+        window,
+        [when for kind, when in previous if kind == channel],
+        cap,
+        overall=([when for _kind, when in previous], overall_cap) if overall_cap is not None else None,
+    )
     reasons: list[str] = []
     for block in blocks:
-        text = _cap_reason(channel, cap) if block.rule == "cap" else _window_reason(block.at, tz, window, holiday_names)
+        if block.rule == "cap":
+            text = _cap_reason(channel, cap)
+        elif block.rule == "overall":
+            text = _overall_reason(overall_cap)
+        else:
+            text = _window_reason(block.at, tz, window, holiday_names)
         if text not in reasons:
             reasons.append(text)
     return Decision(allowed=not blocks, send_at=send_at, reason="; ".join(reasons), blocks=blocks)

@@ -34,6 +34,7 @@ from accounts.selectors import clients_visible_to
 from cobranza.engine import planner
 from cobranza.models import (
     ClientDunning,
+    ContactRules,
     InvoiceHold,
     LadderBump,
     Notice,
@@ -418,6 +419,9 @@ class ClientDunningPanel:
     today: dt.date
     policies: list[Policy] | None = None  # the choices for an own policy (managers only)
     profile_policy: Policy | None = None  # the ladder of the client's delinquency profile
+    # The client's country has no contact rules: every call and message is held until they
+    # are configured (docs/domain.md#contact-rules).
+    missing_contact_rules: bool = False
 
     @property
     def policy(self) -> Policy | None:
@@ -563,4 +567,5 @@ def client_dunning_panel(
         today=today,
         policies=policies,
         profile_policy=profile_policy,
+        missing_contact_rules=not ContactRules.objects.filter(country=client.country).exists(),
     )

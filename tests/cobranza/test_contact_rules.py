@@ -12,12 +12,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.migrations.loader import MigrationLoader
+from django.urls import reverse
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from accounts import services as ledger
 from accounts.models import Interaction
+from cobranza.engine import jobs as engine
 from cobranza.engine.contact_rules import (
     UTC,
     NoAllowedMoment,
@@ -28,8 +30,8 @@ from cobranza.engine.contact_rules import (
     next_allowed_moment,
     schedule,
 )
-from cobranza.models import ContactRules, Holiday
-from tests.factories import make_client
+from cobranza.models import ContactRules, Holiday, Notice
+from tests.factories import make_client, make_invoice
 
 MX = ZoneInfo("America/Mexico_City")
 MADRID = ZoneInfo("Europe/Madrid")
@@ -505,21 +507,50 @@ def test_a_us_debtors_eighth_call_attempt_in_seven_days_is_deferred(american):
 
 
 @pytest.mark.django_db
-def test_a_country_without_rules_follows_the_default_country(presets, gerente, settings):
-    colombian = make_client(by=gerente, country="CO", time_zone="America/Bogota")
-    saturday = _at(ZoneInfo("America/Bogota"), 2026, 6, 13, 11, 0)
-    assert decide(client=colombian, channel="email", at=saturday).allowed  # Mexican rules by default
-    settings.DUNNING_DEFAULT_COUNTRY = "ES"
-    decision = decide(client=colombian, channel="email", at=saturday)
-    assert decision.send_at == _at(ZoneInfo("America/Bogota"), 2026, 6, 15, 9, 0)
+def test_a_country_without_rules_is_held_with_a_reason_never_given_another_countrys(presets, gerente):
+    # Before, a Venezuelan client silently got Mexico's hours and no holidays at all.
+    ContactRules.objects.filter(country="VE").delete()
+    venezuelan = make_client(by=gerente, country="VE", time_zone="America/Caracas")
+    at = _at(ZoneInfo("America/Caracas"), 2026, 6, 10, 11, 0)  # a Wednesday morning
+    decision = decide(client=venezuelan, channel="email", at=at)
+    assert not decision.allowed
+    assert decision.send_at == at + dt.timedelta(days=1)  # held, looked at again tomorrow
+    assert "No hay reglas de contacto para el país VE" in decision.reason
+    assert decide(client=venezuelan, channel="letter", at=at).allowed  # letters are not ruled
 
 
 @pytest.mark.django_db
-def test_without_any_rules_the_built_in_mexican_preset_applies(gerente):
-    ContactRules.objects.all().delete()
-    client = make_client(by=gerente, country="ES", time_zone="Europe/Madrid")
-    decision = decide(client=client, channel="email", at=_at(MADRID, 2026, 6, 13, 23, 0))
-    assert decision.send_at == _at(MADRID, 2026, 6, 14, 7, 0)
+def test_every_spanish_speaking_market_has_rules_and_its_national_holidays(gerente):
+    bogota = ZoneInfo("America/Bogota")
+    for country in ("MX", "CO", "CL", "PE", "AR", "EC", "GT", "CR", "DO", "UY", "ES", "US"):
+        assert ContactRules.objects.filter(country=country).exists(), country
+    colombian = make_client(by=gerente, country="CO", time_zone="America/Bogota")
+    # 20 July, Colombia's independence day (from the holidays package, not a hand-typed row).
+    decision = decide(client=colombian, channel="email", at=_at(bogota, 2026, 7, 20, 10, 0))
+    assert decision.send_at == _at(bogota, 2026, 7, 21, 7, 0)
+    assert decision.reason.startswith("Día festivo: ")
+    # Saturday has its own hours (08:00–15:00); Sunday none; Monday 15 June is the Sacred Heart
+    # (moved to a Monday by Colombia's Ley Emiliani, which the package knows).
+    decision = decide(client=colombian, channel="email", at=_at(bogota, 2026, 6, 13, 16, 0))
+    assert decision.send_at == _at(bogota, 2026, 6, 16, 7, 0)
+    assert decision.reason == "Fuera del horario permitido (08:00–15:00, America/Bogota)"
+    assert decide(client=colombian, channel="email", at=_at(bogota, 2026, 6, 13, 14, 59)).allowed
+
+
+@pytest.mark.django_db
+def test_colombia_allows_one_contact_a_week_per_channel_and_two_in_all(gerente):
+    bogota = ZoneInfo("America/Bogota")
+    colombian = make_client(by=gerente, country="CO", time_zone="America/Bogota")
+    tuesday = _at(bogota, 2026, 6, 2, 9, 0)
+    _log(colombian, "email", tuesday)
+    decision = decide(client=colombian, channel="email", at=tuesday + dt.timedelta(hours=2))
+    assert decision.send_at == tuesday + WEEK
+    assert decision.reason == "Límite de 1 correo en 7 días alcanzado"
+    assert decide(client=colombian, channel="sms", at=tuesday + dt.timedelta(hours=2)).allowed
+    _log(colombian, "sms", tuesday + dt.timedelta(hours=2))
+    decision = decide(client=colombian, channel="whatsapp", at=tuesday + dt.timedelta(days=1))
+    assert decision.send_at == tuesday + WEEK
+    assert decision.reason == "Límite de 2 contactos en 7 días (todos los canales) alcanzado"
 
 
 @pytest.mark.django_db
@@ -550,3 +581,35 @@ def test_an_invalid_time_zone_falls_back_to_the_company_one(settings):
 def test_the_database_refuses_a_window_that_crosses_midnight():
     with pytest.raises(IntegrityError), transaction.atomic():
         ContactRules.objects.create(country="AR", name="Noche", start_time=dt.time(22), end_time=dt.time(7))
+
+
+@pytest.mark.django_db
+def test_a_client_in_a_country_without_rules_is_warned_about_and_its_reminder_held(gerente, client):
+    ContactRules.objects.filter(country="VE").delete()
+    venezuelan = make_client(
+        by=gerente, legal_name="Inversiones Caracas C.A.", country="VE", time_zone="America/Caracas"
+    )
+    ledger.contact_create(by=gerente, client=venezuelan, name="Pagos", email="pagos@caracas.example")
+    today = dt.date(2026, 6, 10)
+    make_invoice(by=gerente, client=venezuelan, due_date=today + dt.timedelta(days=3), amount="900.00")
+
+    client.force_login(gerente)
+    page = client.get(reverse("client_detail", args=[venezuelan.pk])).content.decode()
+    assert 'data-testid="missing-contact-rules"' in page
+    assert "No hay reglas de contacto para el país VE" in page
+
+    engine.run(today=today)
+    notice = Notice.objects.get(client=venezuelan)
+    assert (notice.status, notice.deferrals, notice.sent_at) == (Notice.Status.PLANNED, 1, None)
+    assert notice.reason.startswith("No hay reglas de contacto para el país VE")
+    assert Interaction.objects.filter(client=venezuelan, summary__contains="No hay reglas de contacto").exists()
+
+    # Once the country has rules, the warning goes and the reminder goes out.
+    ContactRules.objects.create(
+        country="VE", name="Venezuela", start_time=dt.time(8), end_time=dt.time(19), weekdays="1,2,3,4,5"
+    )
+    page = client.get(reverse("client_detail", args=[venezuelan.pk])).content.decode()
+    assert 'data-testid="missing-contact-rules"' not in page
+    engine.run(today=today + dt.timedelta(days=1))
+    notice.refresh_from_db()
+    assert notice.status == Notice.Status.SENT
