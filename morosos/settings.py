@@ -355,7 +355,8 @@ DUNNING_OUTBOX_DIR = env.path("DUNNING_OUTBOX_DIR", default=VAR_DIR / "outbox")
 # and shown with its time, recomputed by beat every 10 minutes (cobranza.dashboard.summaries).
 DASHBOARD_LIVE_MAX_MS = env.int("DASHBOARD_LIVE_MAX_MS", default=300)
 # Outgoing webhooks: seconds a POST may take, plain http to localhost allowed (development
-# only), and days finished deliveries are kept.
+# and tests only: it lets deliveries reach this machine's loopback addresses, which production
+# must never allow), and days finished deliveries are kept.
 OUTGOING_WEBHOOKS_TIMEOUT = env.float("OUTGOING_WEBHOOKS_TIMEOUT", default=10)
 OUTGOING_WEBHOOKS_ALLOW_LOCAL_HTTP = env.bool("OUTGOING_WEBHOOKS_ALLOW_LOCAL_HTTP", default=DEBUG)
 OUTGOING_WEBHOOKS_RETENTION_DAYS = env.int("OUTGOING_WEBHOOKS_RETENTION_DAYS", default=90)
