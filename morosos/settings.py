@@ -393,11 +393,28 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     # Debtors' e-mail addresses and phone numbers never reach a log line, whoever logs them.
+    # So do portal links (the debtor's credential is in the URL path).
     "filters": {"redact_pii": {"()": "morosos.logging.RedactPersonalData"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_pii"]}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_pii"]},
+        # runserver's request lines, as Django's default logging prints them, through the filter.
+        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server", "filters": ["redact_pii"]},
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's default logging gives "django" its own unfiltered console handler (with
+        # DEBUG) and mail_admins: replaced by the root's filtered handler ("Not Found:
+        # /portal/<token>" and every other request record pass the filter).
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
         "django.db.backends": {"level": "INFO"},
         # django-axes logs every successful login at INFO; failures and lock-outs are warnings.
         "axes": {"level": "WARNING"},
