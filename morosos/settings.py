@@ -325,8 +325,10 @@ SELF_SERVICE_LINK_DAYS = env.int("SELF_SERVICE_LINK_DAYS", default=30)
 # production needs a shared cache, e.g. Redis, for the limit to hold across processes).
 SELF_SERVICE_RATE_LIMIT = env.int("SELF_SERVICE_RATE_LIMIT", default=30)
 SELF_SERVICE_RATE_WINDOW = env.int("SELF_SERVICE_RATE_WINDOW", default=600)
-# Shared secret of the payment webhook (HMAC-SHA256 of the body in X-Morosos-Signature).
+# Shared secret of the payment webhook (X-Signature: HMAC-SHA256 of "<timestamp>.<body>"),
+# and how far (seconds) its X-Signature-Timestamp may be from our clock before it is refused.
 PAYMENT_WEBHOOK_SECRET = env.str("PAYMENT_WEBHOOK_SECRET", default="")
+PAYMENT_WEBHOOK_TOLERANCE_SECONDS = env.int("PAYMENT_WEBHOOK_TOLERANCE_SECONDS", default=300)
 # Contact-rule preset used when a client's country has none (MX, ES, US ship as presets).
 DUNNING_DEFAULT_COUNTRY = env.str("DUNNING_DEFAULT_COUNTRY", default="MX")
 # Right-hand side of the deterministic Message-ID of reminder emails.
@@ -432,6 +434,12 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
+    ],
+    # JSON read by accounts.utils.parse_json: any malformed body is a 400, never a 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "cobranza.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,

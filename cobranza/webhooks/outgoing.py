@@ -33,8 +33,6 @@ the row is sent again with the same event id.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import http
 import http.client
 import ipaddress
@@ -61,7 +59,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Client
 from accounts.roles import is_admin
-from accounts.utils import actor
+from accounts.utils import actor, webhook_signature
 from cobranza.models import SUBSCRIBABLE_EVENTS, WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint, WebhookEvent
 
 # cobranza.tasks.deliver_webhook, enqueued by its stable name: the tasks module imports this
@@ -540,8 +538,7 @@ def delivery_retry(*, by: AbstractBaseUser | None, delivery: WebhookDelivery) ->
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
+    return "sha256=" + webhook_signature(secret, timestamp, body)
 
 
 def due_delivery_ids(*, now: dt.datetime, limit: int = 500) -> list[int]:
