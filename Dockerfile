@@ -47,4 +47,4 @@ EXPOSE 8000
 
 # Same command as the `web` line of the Procfile. `exec` so gunicorn is PID 1's direct
 # replacement and receives SIGTERM from `docker stop`.
-CMD ["sh", "-c", "exec gunicorn morosos.wsgi:application --bind 0.0.0.0:8000 --no-control-socket --workers ${WEB_CONCURRENCY:-3} --timeout 60 --graceful-timeout 30 --max-requests 1000 --max-requests-jitter 100 --access-logfile - --error-logfile -"]
+CMD ["sh", "-c", "exec gunicorn morosos.wsgi:application --config python:morosos.gunicorn_conf --bind 0.0.0.0:8000 --no-control-socket --workers ${WEB_CONCURRENCY:-3} --timeout 60 --graceful-timeout 30 --max-requests 1000 --max-requests-jitter 100 --access-logfile - --error-logfile -"]

@@ -7,11 +7,22 @@
      "invoices": ["F-001", "F-002"],   # optional: apply to these, oldest due first
      "method": "transfer"}             # optional
 
-and ``X-Morosos-Signature: <hex HMAC-SHA256 of the raw body with PAYMENT_WEBHOOK_SECRET>``.
+and two headers:
+
+- ``X-Signature-Timestamp: <Unix seconds when the request was signed>``;
+- ``X-Signature: <hex HMAC-SHA256(PAYMENT_WEBHOOK_SECRET, "<timestamp>.<raw body>")>``
+  (``sha256=<hex>`` is accepted too; so is the older header name ``X-Morosos-Signature``).
+
+The signature covers the timestamp, and a timestamp more than
+``PAYMENT_WEBHOOK_TOLERANCE_SECONDS`` (300 by default) away from our clock is refused, so a
+captured request cannot be replayed later. (Before this, the signature covered the body only:
+senders must now sign ``"<timestamp>.<body>"``.)
 
 Answers: 201 recorded; 200 already recorded under that reference (the same payment id,
-nothing new); 400 malformed, with field errors; 401 bad or missing signature; 404 unknown
-client or invoice; 503 no secret configured (the endpoint is off). Recording goes through
+nothing new); 400 malformed — any body that is not a JSON object (bad syntax, invalid UTF-8,
+nested too deeply…) or bad fields, with field errors; 401 bad or missing signature, or a
+timestamp missing or outside the tolerance; 404 unknown client or invoice; 503 no secret
+configured (the endpoint is off). Recording goes through
 ``accounts.services.payment_record`` (idempotent by reference); reminders for the paid
 invoices stop because dispatch re-checks balances before sending.
 
@@ -20,9 +31,8 @@ No session, no CSRF token and no login: the signature is the authentication.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
+import time
 from decimal import Decimal
 
 from django.conf import settings
@@ -36,13 +46,29 @@ from django.views.decorators.http import require_POST
 from accounts import services as ledger
 from accounts.forms import PaymentWebhookForm
 from accounts.models import Client, Invoice, Payment
+from accounts.utils import parse_json, webhook_signature
 
-SIGNATURE_HEADER = "X-Morosos-Signature"
+SIGNATURE_HEADER = "X-Signature"
+LEGACY_SIGNATURE_HEADER = "X-Morosos-Signature"
+TIMESTAMP_HEADER = "X-Signature-Timestamp"
 MAX_INVOICES = 500
 
 
-def signature_for(body: bytes, secret: str) -> str:
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def tolerance_seconds() -> int:
+    return int(getattr(settings, "PAYMENT_WEBHOOK_TOLERANCE_SECONDS", 300))
+
+
+def _authenticated(request, secret: str) -> bool:
+    """A signature of this timestamp and body with our secret, and a timestamp within the
+    tolerance of our clock (either way: a sender's clock may run a little ahead)."""
+    timestamp = request.headers.get(TIMESTAMP_HEADER, "").strip()
+    given = (request.headers.get(SIGNATURE_HEADER) or request.headers.get(LEGACY_SIGNATURE_HEADER) or "").strip()
+    given = given.lower().removeprefix("sha256=")
+    if not timestamp.isdigit() or len(timestamp) > 12 or not given:
+        return False
+    if not hmac.compare_digest(webhook_signature(secret, timestamp, request.body), given):
+        return False
+    return abs(time.time() - int(timestamp)) <= tolerance_seconds()
 
 
 def _error(status: int, code: str, message: str, **extra) -> JsonResponse:
@@ -71,13 +97,12 @@ def payments(request):
     secret = getattr(settings, "PAYMENT_WEBHOOK_SECRET", "")
     if not secret:
         return _error(503, "disabled", _("El webhook de pagos no está configurado."))
-    given = request.headers.get(SIGNATURE_HEADER, "").strip().lower()
-    if not given or not hmac.compare_digest(signature_for(request.body, secret), given):
-        return _error(401, "bad_signature", _("Firma ausente o no válida."))
+    if not _authenticated(request, secret):
+        return _error(401, "bad_signature", _("Firma o marca de tiempo ausente, no válida o caducada."))
 
     try:
-        payload = json.loads(request.body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        payload = parse_json(request.body)
+    except ValueError:
         return _field_errors({"body": [_("El cuerpo no es JSON válido.")]})
     if not isinstance(payload, dict):
         return _field_errors({"body": [_("El cuerpo debe ser un objeto JSON.")]})

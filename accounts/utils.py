@@ -1,8 +1,12 @@
 """Small helpers shared by accounts and cobranza: locale-aware money formatting (one definition
-for templates, timeline texts and mail) and who to record as the author of a change."""
+for templates, timeline texts and mail), who to record as the author of a change, and the
+machine-to-machine rules: how a JSON request body is read and what a webhook signature covers."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -54,3 +58,27 @@ def actor(by: User | AnonymousUser | None) -> User | None:
     anonymous user, so everything but a person is stored as NULL, which the UI shows as
     «Sistema» (the ``user_label`` filter)."""
     return by if getattr(by, "is_authenticated", False) else None
+
+
+# --- machine-to-machine ---------------------------------------------------------------------
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(raw: bytes | str):
+    """The one reader of JSON request bodies (the payment webhook, the API's parser). Any
+    malformed body — bad syntax, invalid UTF-8, NaN/Infinity, or nesting deep enough to exhaust
+    the interpreter's recursion limit (``{"a":`` × 50,000) — raises ValueError, which callers
+    answer with a 400; nothing else escapes as a 500."""
+    try:
+        return json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """Hex HMAC-SHA256 of ``"<timestamp>.<raw body>"``: what the payment webhook verifies and
+    what outgoing webhooks send. Signing the timestamp lets the receiver refuse replays."""
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()

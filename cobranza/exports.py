@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -60,12 +61,21 @@ def export_format(request) -> str | None:
 
 
 # A text cell starting with one of these is run as a formula by spreadsheet programs (CSV
-# injection): client names and notes come from users and imports, so exported text is inert.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# injection, OWASP): client names, invoice numbers, notes and timeline entries come from users,
+# debtors and imports.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
+_PLAIN_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
-def _inert(text: str) -> str:
-    return "'" + text if text.startswith(_FORMULA_START) else text
+def inert_cell(value):
+    """The one guard every CSV and XLSX writer passes each cell through (report tables here,
+    the hand-off case file, any other file a spreadsheet may open): text a spreadsheet would
+    run as a formula gets a leading apostrophe, which makes it plain text. Other values, and
+    plain numbers written as text ("-3", "-12.50": a spreadsheet reads a number, nothing
+    runs), are returned unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
 
 
 def _csv_cell(value, column: Column) -> str:
@@ -75,7 +85,7 @@ def _csv_cell(value, column: Column) -> str:
         return f"{Decimal(value):f}"
     if isinstance(value, dt.date):
         return value.isoformat()
-    return _inert(str(value))
+    return str(value)
 
 
 def _csv_headers(table: Table) -> list[tuple[str, Column | None]]:
@@ -91,14 +101,14 @@ def _csv_headers(table: Table) -> list[tuple[str, Column | None]]:
 def to_csv(table: Table) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow([label for label, _c in _csv_headers(table)])
+    writer.writerow([inert_cell(label) for label, _c in _csv_headers(table)])
     for row in table.rows:
         cells = []
         for column in table.columns:
             cells.append(_csv_cell(table.value(row, column), column))
             if column.kind == MONEY:
                 cells.append(row.get(column.currency_key, ""))
-        writer.writerow(cells)
+        writer.writerow([inert_cell(cell) for cell in cells])
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
@@ -115,7 +125,7 @@ def to_xlsx(table: Table) -> bytes:
     sheet = book.active
     sheet.title = (slugify(str(table.title))[:31] or "datos") if table.title else "datos"
     headers = _csv_headers(table)
-    sheet.append([label for label, _c in headers])
+    sheet.append([inert_cell(label) for label, _c in headers])
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for row in table.rows:
@@ -127,10 +137,8 @@ def to_xlsx(table: Table) -> bytes:
             values.append(value)
             if column.kind == MONEY:
                 values.append(row.get(column.currency_key, ""))
-        sheet.append(values)
-        for cell in sheet[sheet.max_row]:
-            if cell.data_type == "f":  # openpyxl makes any text starting with "=" a live formula
-                cell.data_type = "s"
+        # inert_cell also keeps openpyxl from storing text that starts with "=" as a live formula.
+        sheet.append([inert_cell(value) for value in values])
     for index, (_label, column) in enumerate(headers, start=1):
         if column is not None and column.kind in NUMBER_FORMATS:
             for (cell,) in sheet.iter_rows(min_row=2, min_col=index, max_col=index):
@@ -143,7 +151,7 @@ def to_xlsx(table: Table) -> bytes:
     if table.notes:
         sheet.append([])
         for note in table.notes:
-            sheet.append([str(note)])
+            sheet.append([inert_cell(str(note))])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

@@ -1,9 +1,11 @@
-"""Logging safety net: debtors' e-mail addresses and phone numbers never reach a log line.
+"""Logging safety net: debtors' e-mail addresses and phone numbers, and their portal links
+(the credential of the self-service page), never reach a log line.
 
 Code should not log personal data in the first place (log ids, not addresses); this filter,
-attached to the handlers in ``settings.LOGGING``, catches what slips through — a library that
-logs a recipient, an SMTP error that quotes the address it refused — in the message, its
-arguments and the formatted traceback.
+attached to the handlers in ``settings.LOGGING`` and to gunicorn's access and error logs
+(``morosos.gunicorn_conf``), catches what slips through — a library that logs a recipient, an
+SMTP error that quotes the address it refused, a request line or Referer carrying
+``/portal/<token>`` — in the message, its arguments and the formatted traceback.
 """
 
 from __future__ import annotations
@@ -18,19 +20,27 @@ PHONE = re.compile(
     r"(?<![\w+])\+\d[\d\s().-]{5,}\d(?!\w)"
     r"|(?<![\w.:-])\(?\d{2,4}\)?[\s.-]?\d{3,4}[\s.-]?\d{4}(?![\w:])"
 )
+# The debtor's self-service link is /portal/<signed token>[/...] (cobranza.portal.urls): the
+# token is a credential wherever the path is logged (request line, Referer, "Not Found: ...").
+# The staff-only /portal/revocar/<id>/ carries none. A token on its own, outside a path, has
+# the TimestampSigner shape "<client>.<version>:<time>:<signature>".
+PORTAL_PATH = re.compile(r"(/portal/)(?!revocar/)[^/\s?#\"']+")
+PORTAL_TOKEN = re.compile(r"\b\d+\.\d+:[0-9A-Za-z]+:[\w-]{20,}")
 EMAIL_MASK = "[correo]"
 PHONE_MASK = "[teléfono]"
+TOKEN_MASK = "[enlace]"
 
 _formatter = logging.Formatter()
 
 
 def redact(text: str) -> str:
+    text = PORTAL_TOKEN.sub(TOKEN_MASK, PORTAL_PATH.sub(rf"\g<1>{TOKEN_MASK}", text))
     return PHONE.sub(PHONE_MASK, EMAIL.sub(EMAIL_MASK, text))
 
 
 class RedactPersonalData(logging.Filter):
-    """Rewrites a record in place (message, arguments, traceback) with e-mail addresses and
-    phone numbers masked. Never drops a record."""
+    """Rewrites a record in place (message, arguments, traceback) with e-mail addresses, phone
+    numbers and portal tokens masked. Never drops a record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:

@@ -325,8 +325,10 @@ SELF_SERVICE_LINK_DAYS = env.int("SELF_SERVICE_LINK_DAYS", default=30)
 # production needs a shared cache, e.g. Redis, for the limit to hold across processes).
 SELF_SERVICE_RATE_LIMIT = env.int("SELF_SERVICE_RATE_LIMIT", default=30)
 SELF_SERVICE_RATE_WINDOW = env.int("SELF_SERVICE_RATE_WINDOW", default=600)
-# Shared secret of the payment webhook (HMAC-SHA256 of the body in X-Morosos-Signature).
+# Shared secret of the payment webhook (X-Signature: HMAC-SHA256 of "<timestamp>.<body>"),
+# and how far (seconds) its X-Signature-Timestamp may be from our clock before it is refused.
 PAYMENT_WEBHOOK_SECRET = env.str("PAYMENT_WEBHOOK_SECRET", default="")
+PAYMENT_WEBHOOK_TOLERANCE_SECONDS = env.int("PAYMENT_WEBHOOK_TOLERANCE_SECONDS", default=300)
 # Right-hand side of the deterministic Message-ID of reminder emails.
 DUNNING_MESSAGE_ID_DOMAIN = env.str("DUNNING_MESSAGE_ID_DOMAIN", default="")
 # SMS and WhatsApp backends, like EMAIL_BACKEND: cobranza.engine.channels.FileBackend (writes
@@ -353,7 +355,8 @@ DUNNING_OUTBOX_DIR = env.path("DUNNING_OUTBOX_DIR", default=VAR_DIR / "outbox")
 # and shown with its time, recomputed by beat every 10 minutes (cobranza.dashboard.summaries).
 DASHBOARD_LIVE_MAX_MS = env.int("DASHBOARD_LIVE_MAX_MS", default=300)
 # Outgoing webhooks: seconds a POST may take, plain http to localhost allowed (development
-# only), and days finished deliveries are kept.
+# and tests only: it lets deliveries reach this machine's loopback addresses, which production
+# must never allow), and days finished deliveries are kept.
 OUTGOING_WEBHOOKS_TIMEOUT = env.float("OUTGOING_WEBHOOKS_TIMEOUT", default=10)
 OUTGOING_WEBHOOKS_ALLOW_LOCAL_HTTP = env.bool("OUTGOING_WEBHOOKS_ALLOW_LOCAL_HTTP", default=DEBUG)
 OUTGOING_WEBHOOKS_RETENTION_DAYS = env.int("OUTGOING_WEBHOOKS_RETENTION_DAYS", default=90)
@@ -390,11 +393,28 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     # Debtors' e-mail addresses and phone numbers never reach a log line, whoever logs them.
+    # So do portal links (the debtor's credential is in the URL path).
     "filters": {"redact_pii": {"()": "morosos.logging.RedactPersonalData"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_pii"]}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_pii"]},
+        # runserver's request lines, as Django's default logging prints them, through the filter.
+        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server", "filters": ["redact_pii"]},
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's default logging gives "django" its own unfiltered console handler (with
+        # DEBUG) and mail_admins: replaced by the root's filtered handler ("Not Found:
+        # /portal/<token>" and every other request record pass the filter).
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
         "django.db.backends": {"level": "INFO"},
         # django-axes logs every successful login at INFO; failures and lock-outs are warnings.
         "axes": {"level": "WARNING"},
@@ -412,6 +432,12 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
+    ],
+    # JSON read by accounts.utils.parse_json: any malformed body is a 400, never a 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "cobranza.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,

@@ -153,12 +153,13 @@ def _day_of_collections(client, debtors, smtp, gerente):  # noqa: F811 - fixture
             "received_on": DUE.isoformat(),
         }
     ).encode()
-    signature = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    timestamp = str(int(dt.datetime.now(tz=dt.UTC).timestamp()))
+    signature = hmac.new(SECRET.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     webhook = client.post(
         reverse("webhooks:payments"),
         data=body,
         content_type="application/json",
-        headers={"X-Morosos-Signature": signature},
+        headers={"X-Signature": signature, "X-Signature-Timestamp": timestamp},
     )
     # 4. An import of clients with errors (an existing tax id under another name, a bad segment).
     rows = (

@@ -61,6 +61,7 @@ from accounts.models import MONEY, ZERO, Client, Interaction, Invoice, Payment
 from accounts.rules import COLLECTIBLE, OPEN_STATUSES, is_open_invoice, open_invoice_q, overdue_q
 from accounts.services import AllocationRequest, ensure_can_work, ensure_manager, to_money
 from accounts.utils import actor, money_str
+from cobranza.exports import inert_cell
 from cobranza.models import HandOff, HandOffKind, HandOffStatus, HandOffUpdate, Notice, StepChannel
 
 log = logging.getLogger(__name__)
@@ -247,7 +248,8 @@ def _generate_case_file(handoff: HandOff) -> str:
         with tmp.open("w", encoding="utf-8-sig", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(CSV_HEADER)
-            writer.writerows(_csv_rows(context))
+            # Sent to an outside agency, opened in a spreadsheet: every cell inert.
+            writer.writerows([inert_cell(cell) for cell in row] for row in _csv_rows(context))
 
     try:
         _write_atomically(pdf_path, lambda tmp: HTML(string=html).write_pdf(tmp))

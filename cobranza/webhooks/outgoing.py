@@ -16,7 +16,15 @@ endpoint is still active, then POST outside any transaction:
   "<timestamp>.<body>")>``;
 - 2xx: delivered. 408, 429, 5xx, timeouts and connection errors: retried after 1 min, 5 min,
   30 min, 2 h and 12 h, then failed. Redirects and other 4xx: failed at once (the receiver
-  said no; retrying will not change that). Every failure keeps its status code and error.
+  said no; retrying will not change that). Every failure keeps its status code and a generic
+  reason — never the receiver's body, nor which kind of network error it was.
+
+**Only the public Internet** (docs/security.md, finding 1): the URL's host is resolved when it
+is saved and again at every send, and refused unless every address is public
+(``is_public_address``); the POST then opens its socket to the address just checked, never
+resolving the name a second time, while the Host header, SNI and the certificate check keep
+using the name. ``OUTGOING_WEBHOOKS_ALLOW_LOCAL_HTTP`` (development and the test suite, never
+production) adds this machine's loopback addresses.
 
 Delivery is at least once: a worker that dies after the POST leaves a lease that expires and
 the row is sent again with the same event id.
@@ -25,15 +33,15 @@ the row is sent again with the same event id.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
+import http
+import http.client
 import ipaddress
 import json
 import logging
 import secrets
+import socket
+import ssl
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -51,7 +59,7 @@ from django.utils.translation import gettext as _
 from accounts import clock
 from accounts.models import Client
 from accounts.roles import is_admin
-from accounts.utils import actor
+from accounts.utils import actor, webhook_signature
 from cobranza.models import SUBSCRIBABLE_EVENTS, WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint, WebhookEvent
 
 # cobranza.tasks.deliver_webhook, enqueued by its stable name: the tasks module imports this
@@ -87,26 +95,124 @@ def allow_local_http() -> bool:
 # --- Endpoints --------------------------------------------------------------------------
 
 
+# Names of cloud metadata services and of private name spaces: refused whatever they resolve to.
+BLOCKED_HOSTS = frozenset(
+    {"metadata", "metadata.google.internal", "metadata.goog", "instance-data", "instance-data.ec2.internal"}
+)
+BLOCKED_SUFFIXES = (".internal", ".local", ".localdomain", ".home.arpa", ".lan", ".intranet", ".corp")
+# Globally routable by the IANA registries, yet a metadata service inside some clouds.
+BLOCKED_ADDRESSES = frozenset({ipaddress.ip_address("100.100.100.200")})
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# The resolver, a module attribute so that tests can stand in for DNS.
+getaddrinfo = socket.getaddrinfo
+
+
+def _host_name(host: str) -> str:
+    return host.lower().rstrip(".")
+
+
+def _literal(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
 def _is_local(host: str) -> bool:
+    """A name or literal that can only mean this machine (before any resolution)."""
+    host = _host_name(host)
     if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
         return True
-    try:
-        ip = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return ip.is_loopback
+    ip = _literal(host)
+    return ip is not None and ip.is_loopback
 
 
-def _is_private_literal(host: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
+def _blocked_name(host: str) -> bool:
+    """Metadata services, private name spaces, and single-label names (they resolve through
+    the search domains of this machine's network)."""
+    if _literal(host) is not None:
         return False
-    return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_unspecified
+    return host in BLOCKED_HOSTS or host.endswith(BLOCKED_SUFFIXES) or "." not in host
+
+
+def is_public_address(ip: IPAddress) -> bool:
+    """Routable on the Internet (``is_global``: not private, loopback, link-local, shared
+    100.64.0.0/10, reserved…), not multicast, not a known metadata address — and for IPv6
+    forms that carry an IPv4 address (mapped, NAT64, 6to4), the IPv4 address is public too."""
+    if ip in BLOCKED_ADDRESSES or ip.is_multicast or not ip.is_global:
+        return False
+    if ip.version == 6:
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and ip in NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None:
+            return is_public_address(embedded)
+    return True
+
+
+def resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address ``host`` resolves to, in the resolver's order; [] if it does not."""
+    try:
+        infos = getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return []
+    addresses: list[IPAddress] = []
+    for _family, _type, _proto, _name, sockaddr in infos:
+        try:
+            ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        except ValueError:
+            continue
+        if ip not in addresses:
+            addresses.append(ip)
+    return addresses
+
+
+def _refused_address() -> ValidationError:
+    # One message whether the name does not resolve or resolves to an internal address: the
+    # difference would let an administrator map the internal network's names.
+    return ValidationError(
+        _("La URL debe apuntar a una dirección pública de Internet (ni privada, ni reservada, ni interna).")
+    )
+
+
+def _https_required() -> ValidationError:
+    return ValidationError(_("La URL debe empezar por https:// (los eventos llevan datos de sus clientes)."))
+
+
+def checked_addresses(url: str) -> list[IPAddress]:
+    """Resolve the URL's host once and return its addresses, only if every one of them may be
+    sent to: public (``is_public_address``), or loopback where ``allow_local_http`` allows it.
+    Raises ValidationError otherwise. The caller connects to these addresses, never to the
+    name again, so a DNS answer that changes between check and connect changes nothing."""
+    parts = urlsplit(url)
+    host = _host_name(parts.hostname or "")
+    if not host:
+        raise _refused_address()
+    local = allow_local_http() and _is_local(host)
+    if not local and _blocked_name(host):
+        raise _refused_address()
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise _refused_address() from None
+    addresses = resolve(host.strip("[]"), port)
+    if not addresses:
+        raise _refused_address()
+    if allow_local_http() and all(ip.is_loopback for ip in addresses):
+        return addresses
+    if not all(is_public_address(ip) for ip in addresses):
+        raise _refused_address()
+    if parts.scheme != "https":
+        raise _https_required()
+    return addresses
 
 
 def validate_url(url: str) -> str:
-    """An https URL of another system. Plain http only to this machine, and only where
+    """An https URL of another system whose host resolves only to public addresses
+    (``checked_addresses``). Plain http only to this machine, and only where
     ``OUTGOING_WEBHOOKS_ALLOW_LOCAL_HTTP`` (on with DEBUG) allows it. Returns the URL trimmed;
     raises ValidationError with a message for the ``url`` field."""
     url = (url or "").strip()
@@ -124,9 +230,8 @@ def validate_url(url: str) -> str:
     if local and not allow_local_http():
         raise ValidationError(_("Esta instalación no envía eventos a su propio servidor (localhost)."))
     if parts.scheme != "https" and not local:
-        raise ValidationError(_("La URL debe empezar por https:// (los eventos llevan datos de sus clientes)."))
-    if not local and _is_private_literal(host):
-        raise ValidationError(_("La URL no puede apuntar a una dirección IP privada o reservada."))
+        raise _https_required()
+    checked_addresses(url)
     return url
 
 
@@ -433,8 +538,7 @@ def delivery_retry(*, by: AbstractBaseUser | None, delivery: WebhookDelivery) ->
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
+    return "sha256=" + webhook_signature(secret, timestamp, body)
 
 
 def due_delivery_ids(*, now: dt.datetime, limit: int = 500) -> list[int]:
@@ -463,41 +567,69 @@ class Response:
     error: str = ""
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """urllib would turn a redirected POST into a GET elsewhere: a redirect is an answer."""
+# What the administrator is told when no answer came. One message for a refused connection,
+# a timeout, a TLS failure or a closed connection: telling them apart would turn the test
+# event into a port scanner of whatever the receiver's address reaches.
+def _no_answer() -> str:
+    return _("No se pudo conectar con el receptor.")
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
+
+def _http_error(code: int) -> str:
+    """``HTTP 503 Service Unavailable``: the status and its standard phrase, never the
+    receiver's own reason text or body."""
+    try:
+        phrase = http.HTTPStatus(code).phrase
+    except ValueError:
+        phrase = ""
+    return f"HTTP {code} {phrase}".strip()
 
 
-_opener = urllib.request.build_opener(_NoRedirect)
+def _pinned(conn: http.client.HTTPConnection, address: IPAddress) -> http.client.HTTPConnection:
+    """Make ``conn`` open its socket to ``address`` (already checked) instead of resolving its
+    host name again. The name stays the connection's host: the Host header, SNI and the TLS
+    certificate check (``ssl.create_default_context``: hostname verification on) use it."""
+
+    def create_connection(addr, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None):
+        return socket.create_connection((str(address), addr[1]), timeout, source_address)
+
+    conn._create_connection = create_connection
+    return conn
 
 
 def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float) -> Response:
-    """One HTTP POST; never raises for network trouble (it is the answer we record)."""
-    # The scheme was checked when the URL was saved (validate_url: http or https only).
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
+    """One HTTP POST to the checked address of ``url``'s host; never raises for network
+    trouble (it is the answer we record). Redirects are not followed (an answer like any other)."""
     try:
-        with _opener.open(request, timeout=timeout) as resp:
-            resp.read(4096)
-            return Response(resp.status)
-    except urllib.error.HTTPError as exc:
+        addresses = checked_addresses(url)
+    except ValidationError as exc:
+        return Response(None, " ".join(exc.messages))
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    for address in addresses:
+        if parts.scheme == "https":
+            conn = http.client.HTTPSConnection(
+                parts.hostname, parts.port, timeout=timeout, context=ssl.create_default_context()
+            )
+        else:
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        _pinned(conn, address)
         try:
-            snippet = exc.read(300).decode("utf-8", "replace").strip()
-        except Exception:  # noqa: BLE001 - the body is only a hint
-            snippet = ""
+            try:
+                conn.connect()
+            except OSError as exc:  # refused, unreachable, timeout, TLS handshake or certificate
+                log.info("webhook connection to %s failed: %s", address, type(exc).__name__)
+                continue  # the next checked address, as socket.create_connection would
+            conn.request("POST", target, body=body, headers=headers)
+            resp = conn.getresponse()
+            resp.read(4096)  # drained, never kept: only the status is recorded
+            code = resp.status
+            return Response(code, "" if 200 <= code < 300 else _http_error(code))
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            log.info("webhook POST to %s failed: %s", address, type(exc).__name__)
+            return Response(None, _no_answer())
         finally:
-            exc.close()
-        return Response(exc.code, f"HTTP {exc.code} {exc.reason}" + (f": {snippet}" if snippet else ""))
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        if isinstance(reason, TimeoutError):
-            return Response(None, _("Sin respuesta en %(s)s s") % {"s": f"{timeout:g}"})
-        return Response(None, _("Error de conexión: %(error)s") % {"error": reason})
-    except TimeoutError:
-        return Response(None, _("Sin respuesta en %(s)s s") % {"s": f"{timeout:g}"})
-    except (OSError, ValueError) as exc:
-        return Response(None, _("Error de conexión: %(error)s") % {"error": exc})
+            conn.close()
+    return Response(None, _no_answer())
 
 
 def _permanent(code: int | None) -> bool:

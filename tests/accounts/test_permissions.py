@@ -356,7 +356,7 @@ def _no_portal_rate_limit(settings):
 
 
 @pytest.fixture
-def world(admin_user, gerente, gestora, gestor, nobody, settings, tmp_path):
+def world(admin_user, gerente, gestora, gestor, nobody, settings, tmp_path, monkeypatch):
     """One client of each collector, with an invoice, a contact and client credit."""
     today = dt.date.today()
     mine = make_client(by=gerente, collector=gestora)
@@ -437,7 +437,9 @@ def world(admin_user, gerente, gestora, gestor, nobody, settings, tmp_path):
         ],
         invoices=[plan_invoice],
     )
-    # An inactive outgoing webhook (never contacted) with one failed delivery.
+    # An inactive outgoing webhook (never contacted) with one failed delivery. Its host is
+    # resolved when saved: DNS (the outside world) answers a public address.
+    monkeypatch.setattr(webhooks_out, "getaddrinfo", lambda host, port, **kw: [(2, 1, 6, "", ("93.184.215.14", port))])
     webhook = webhooks_out.endpoint_create(
         by=admin_user, name="ERP", url="https://erp.example.com/hooks", events=["payment.received"], is_active=False
     )

@@ -436,6 +436,24 @@ def test_malformed_json_is_a_400(gestora):
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a":' * 50_000 + b"1" + b"}" * 50_000,  # RecursionError inside json: was a 500
+        b"[" * 50_000 + b"]" * 50_000,
+        b'{"summary": "\xff\xfe"}',  # not UTF-8
+        b'{"amount": NaN}',
+    ],
+)
+@pytest.mark.parametrize("idempotency_key", [None, "k-deep"])
+def test_malformed_json_of_any_shape_is_a_400(gestora, raw, idempotency_key):
+    """Security finding 7 (docs/security.md), through the Idempotency-Key path too."""
+    headers = {"HTTP_IDEMPOTENCY_KEY": idempotency_key} if idempotency_key else {}
+    for name in ("payment", "interaction"):
+        response = api(gestora).post(url(name), raw, content_type="application/json", **headers)
+        assert response.status_code == 400, (name, response.content[:200])
+
+
 # --- Idempotency-Key ---------------------------------------------------------------------
 
 

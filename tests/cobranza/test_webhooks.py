@@ -4,6 +4,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import time
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -39,13 +40,18 @@ def debtor(gerente, gestora):
     return client
 
 
-def _sign(body: bytes, secret: str = SECRET) -> str:
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def _sign(body: bytes, secret: str = SECRET, timestamp: str | None = None) -> str:
+    """What a sender does: HMAC-SHA256 of "<timestamp>.<body>"."""
+    timestamp = timestamp or str(int(time.time()))
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
-def _post(client, payload, *, signature=None, raw: bytes | None = None):
+def _post(client, payload, *, signature=None, raw: bytes | None = None, timestamp: str | None = None):
     body = raw if raw is not None else json.dumps(payload).encode()
-    headers = {} if signature == "" else {"X-Morosos-Signature": signature or _sign(body)}
+    timestamp = timestamp or str(int(time.time()))
+    headers = {"X-Signature-Timestamp": timestamp}
+    if signature != "":
+        headers["X-Signature"] = signature or _sign(body, timestamp=timestamp)
     return client.post(URL, data=body, content_type="application/json", headers=headers)
 
 
@@ -163,3 +169,77 @@ def test_a_planned_reminder_is_skipped_once_the_webhook_pays_the_invoice(client,
     assert notice.status == "skipped"
     assert debtor.invoices.get(number="FC-1").status == "paid"
     assert Decimal(response.json()["unallocated"]) == 0
+
+
+# --- malformed bodies and replays (security findings 7 and 10, docs/security.md) -------------
+
+DEEP = b'{"a":' * 50_000 + b"1" + b"}" * 50_000
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        DEEP,  # RecursionError inside json: was a 500
+        b"[" * 50_000 + b"]" * 50_000,
+        b'{"a":' * 50_000,  # deep and unterminated
+        b'"un texto"',
+        b"42",
+        b"null",
+        b"[]",
+        b'{"reference": "\xff\xfe"}',  # not UTF-8
+        b'{"reference": "R", "amount": NaN}',
+        b"",
+    ],
+)
+def test_a_signed_body_that_is_not_a_json_object_is_400_whatever_its_shape(client, debtor, raw):
+    response = _post(client, None, raw=raw)
+    assert response.status_code == 400, response.content[:200]
+    assert "body" in response.json()["errors"]
+    assert not Payment.objects.exists()
+
+
+def test_the_signature_covers_the_timestamp(client, debtor):
+    body = json.dumps(_payload()).encode()
+    now = str(int(time.time()))
+    # Signed for another moment, sent with this one: the timestamp cannot be swapped.
+    other = str(int(now) - 10)
+    assert _post(client, None, raw=body, timestamp=now, signature=_sign(body, timestamp=other)).status_code == 401
+    # The old body-only signature is refused.
+    body_only = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert _post(client, None, raw=body, timestamp=now, signature=body_only).status_code == 401
+    assert not Payment.objects.exists()
+    # Signed with this timestamp: accepted, also as "sha256=<hex>" under the older header name.
+    signed = _sign(body, timestamp=now)
+    response = client.post(
+        URL,
+        data=body,
+        content_type="application/json",
+        headers={"X-Signature-Timestamp": now, "X-Morosos-Signature": "sha256=" + signed},
+    )
+    assert response.status_code == 201
+
+
+@pytest.mark.parametrize("age", [301, 3600, -301])
+def test_an_old_or_future_timestamp_is_refused_even_with_a_good_signature(client, debtor, age):
+    timestamp = str(int(time.time()) - age)
+    response = _post(client, _payload(), timestamp=timestamp)
+    assert response.status_code == 401 and response.json()["error"] == "bad_signature"
+    assert not Payment.objects.exists()
+
+
+def test_a_fresh_timestamp_within_the_tolerance_is_accepted(client, debtor, settings):
+    assert _post(client, _payload(), timestamp=str(int(time.time()) - 290)).status_code == 201
+    settings.PAYMENT_WEBHOOK_TOLERANCE_SECONDS = 30
+    assert _post(client, _payload(reference="R-2"), timestamp=str(int(time.time()) - 60)).status_code == 401
+
+
+@pytest.mark.parametrize("timestamp", ["", "ayer", "1.5e9", "-5", "9" * 40])
+def test_a_missing_or_malformed_timestamp_is_refused(client, debtor, timestamp):
+    body = json.dumps(_payload()).encode()
+    response = client.post(
+        URL,
+        data=body,
+        content_type="application/json",
+        headers={"X-Signature-Timestamp": timestamp, "X-Signature": _sign(body, timestamp=timestamp or "0")},
+    )
+    assert response.status_code == 401
