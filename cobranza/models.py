@@ -548,6 +548,9 @@ class Installment(models.Model):
     covered = models.DecimalField(_("cubierto"), **MONEY, default=ZERO)
     judged_on = models.DateField(_("evaluada el"), null=True, blank=True)
     reminded_at = models.DateTimeField(_("recordada"), null=True, blank=True)
+    # The contact rules (or a missing email address) held the reminder back: not looked at
+    # again before this moment, so each hold is logged once on the timeline, with its reason.
+    remind_after = models.DateTimeField(_("recordar a partir de"), null=True, blank=True)
 
     class Meta:
         ordering = ["commitment", "number"]

@@ -29,7 +29,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -471,13 +471,18 @@ def bump_ladder(*, invoices: Sequence[Invoice], today: dt.date, commitment: Comm
 def remind_installments(*, now: dt.datetime | None = None) -> dict:
     """Email a reminder a few days before each installment of an open plan (and each date of
     a promise), once: the row is claimed (``reminded_at``) before the send, so two workers
-    never both send; a transient failure releases the claim for the next run."""
+    never both send; a transient failure releases the claim for the next run.
+
+    The reminder follows the debtor's contact rules like a notice (docs/domain.md#contact-rules):
+    when they hold it back, or the client has no email address to send it to, the timeline says
+    so once, with the reason and when it will be tried again (``remind_after``)."""
     now = now or clock.now()
     today = timezone.localdate(now)
     horizon = today + dt.timedelta(days=settings.PLAN_REMINDER_DAYS_BEFORE)
     counts = {"sent": 0, "deferred": 0, "no_contact": 0, "failed": 0}
     candidates = list(
         Installment.objects.filter(
+            Q(remind_after__isnull=True) | Q(remind_after__lte=now),
             status=InstallmentStatus.PENDING,
             reminded_at__isnull=True,
             commitment__status=CommitmentStatus.OPEN,
@@ -492,10 +497,17 @@ def remind_installments(*, now: dt.datetime | None = None) -> dict:
         contact = _reminder_contact(inst)
         if contact is None:
             counts["no_contact"] += 1
+            _hold_reminder(
+                inst,
+                now=now,
+                until=now + NO_CONTACT_RETRY,
+                reason=_("el cliente no tiene un correo activo para recibirlo"),
+            )
             continue
         decision = contact_rules.decide(client=client, channel="email", at=now)
         if not decision.allowed:
             counts["deferred"] += 1
+            _hold_reminder(inst, now=now, until=decision.send_at, reason=decision.reason)
             continue
         claimed = Installment.objects.filter(pk=inst.pk, reminded_at__isnull=True).update(reminded_at=now)
         if not claimed:
@@ -529,6 +541,31 @@ def remind_installments(*, now: dt.datetime | None = None) -> dict:
         )
         counts["sent"] += 1
     return counts
+
+
+# A reminder held for want of an email address is looked at again a day later.
+NO_CONTACT_RETRY = dt.timedelta(days=1)
+
+
+def _hold_reminder(inst: Installment, *, now: dt.datetime, until: dt.datetime, reason: str) -> None:
+    """Hold the reminder until ``until``; the timeline hears of it once per hold (a claim on
+    ``remind_after``: of two workers, only the one that moves it logs)."""
+    moved = (
+        Installment.objects.filter(pk=inst.pk, reminded_at__isnull=True)
+        .filter(Q(remind_after__isnull=True) | Q(remind_after__lte=now))
+        .update(remind_after=until)
+    )
+    if not moved:
+        return
+    client = inst.commitment.client
+    when = timezone.localtime(until, contact_rules.client_time_zone(client)).strftime("%Y-%m-%d %H:%M")
+    _note(
+        by=None,
+        client=client,
+        summary=_("Recordatorio de la cuota del %(due)s aplazado hasta %(when)s: %(reason)s")
+        % {"due": inst.due_on.strftime("%d/%m/%Y"), "when": when, "reason": reason},
+        invoices=inst.commitment.invoices.all(),
+    )
 
 
 def _reminder_contact(inst: Installment) -> Contact | None:

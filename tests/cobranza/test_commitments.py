@@ -254,6 +254,39 @@ def test_each_installment_is_reminded_once_by_email(debtor, clock, gestora, smtp
     assert Interaction.objects.filter(client=client, kind="email", summary=msg["Subject"].strip()).count() == 1
 
 
+def test_a_held_reminder_is_logged_once_with_its_reason_and_sent_when_allowed(debtor, clock, gestora, smtp):
+    client, a, b = debtor
+    commitments.commitment_create(by=gestora, client=client, kind="promise", installments=[(day(10), Decimal("10"))])
+    # 23:00 in Mexico City is outside 07:00–22:00: held until 07:00, said once however often the
+    # beat looks (before, 227 such checks in a month left no trace at all).
+    for minute in (0, 15, 30, 45):
+        late = at(day(7), 23) + dt.timedelta(minutes=minute)
+        clock(day(7), 23)
+        assert commitments.remind_installments(now=late)["deferred"] == (1 if minute == 0 else 0)
+    (entry,) = Interaction.objects.filter(client=client, summary__startswith="Recordatorio de la cuota")
+    assert entry.summary == (
+        "Recordatorio de la cuota del 12/03/2026 aplazado hasta 2026-03-10 07:00: "
+        "Fuera del horario permitido (07:00–22:00, America/Mexico_City)"
+    )
+    assert smtp.messages == []
+    assert commitments.remind_installments(now=at(day(8), 7))["sent"] == 1
+    assert len(smtp.messages) == 1
+
+
+def test_a_reminder_without_an_email_address_says_so_on_the_timeline(debtor, clock, gestora):
+    client, a, b = debtor
+    client.contacts.update(email="")
+    commitments.commitment_create(by=gestora, client=client, kind="promise", installments=[(day(10), Decimal("10"))])
+    assert commitments.remind_installments(now=at(day(7)))["no_contact"] == 1
+    assert commitments.remind_installments(now=at(day(7), 11))["no_contact"] == 0  # looked at again tomorrow
+    assert (
+        Interaction.objects.filter(
+            client=client, summary__contains="el cliente no tiene un correo activo para recibirlo"
+        ).count()
+        == 1
+    )
+
+
 def test_a_reminder_that_fails_transiently_is_released_for_the_next_run(debtor, clock, gestora, settings):
     client, a, b = debtor
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
