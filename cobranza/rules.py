@@ -241,6 +241,38 @@ def is_dunnable_invoice(invoice: Invoice, today: dt.date) -> bool:
     )
 
 
+# --- step due (docs/domain.md#planning) -----------------------------------------------------------
+# A ladder step falls due for an invoice on its day (due date + the step's offset in days) and
+# stays due after it — except a reminder before the due date (negative offset), which is stale
+# once the invoice is overdue. (A broken promise may also make a step due early: the planner's
+# ladder bumps, not part of this rule.)
+
+
+def step_day_reached_sql(invoice: str = "i", step: str = "s", today: str = "%(today)s") -> str:
+    return f"(({invoice}.due_date + {step}.offset_days) <= {today})"
+
+
+def stale_pre_due_sql(invoice: str = "i", step: str = "s", today: str = "%(today)s") -> str:
+    return f"({step}.offset_days < 0 AND {invoice}.due_date < {today})"
+
+
+def step_day(due_date: dt.date, offset_days: int) -> dt.date:
+    return due_date + dt.timedelta(days=offset_days)
+
+
+def step_day_reached(due_date: dt.date, offset_days: int, day: dt.date) -> bool:
+    return step_day(due_date, offset_days) <= day
+
+
+def stale_pre_due(due_date: dt.date, offset_days: int, day: dt.date) -> bool:
+    return offset_days < 0 and due_date < day
+
+
+def step_due(due_date: dt.date, offset_days: int, day: dt.date) -> bool:
+    """The Python form of ``step_day_reached_sql AND NOT stale_pre_due_sql``."""
+    return step_day_reached(due_date, offset_days, day) and not stale_pre_due(due_date, offset_days, day)
+
+
 # --- promise kept (docs/domain.md#promise-kept-rate) ----------------------------------------------
 # Promises are promises to pay and term extensions (a promise of a new date); a payment plan
 # is judged installment by installment, not as one promise. A promise is judged once it is
@@ -272,6 +304,19 @@ def promise_judged_q(prefix: str = "") -> Q:
 
 def promise_kept_q(prefix: str = "") -> Q:
     return promise_q(prefix) & Q(**{f"{prefix}status": KEPT_STATUS})
+
+
+# Not kept: judged, but not kept in full (broken or kept in part). What weighs on a client's
+# worklist score and raises the early warning of repeated broken promises.
+NOT_KEPT_STATUSES: tuple[str, ...] = tuple(s for s in JUDGED_STATUSES if s != KEPT_STATUS)
+
+
+def promise_not_kept_q(prefix: str = "") -> Q:
+    return promise_q(prefix) & Q(**{f"{prefix}status__in": NOT_KEPT_STATUSES})
+
+
+def is_not_kept_promise(commitment: Commitment) -> bool:
+    return commitment.kind in PROMISE_KINDS and commitment.status in NOT_KEPT_STATUSES
 
 
 def is_judged_promise(commitment: Commitment) -> bool:

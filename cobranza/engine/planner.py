@@ -49,8 +49,8 @@ def _candidate_sql() -> str:
         "step": PolicyStep._meta.db_table,
         "item": NoticeItem._meta.db_table,
         "bump": LadderBump._meta.db_table,
-        # The day a step falls due for an invoice: due date + offset in days.
-        "step_day": "(i.due_date + s.offset_days)",
+        "step_day_reached": rules.step_day_reached_sql("i", "s", "%(today)s"),
+        "stale_pre_due": rules.stale_pre_due_sql("i", "s", "%(today)s"),
         "dunnable": rules.dunnable_invoice_sql("i", "%(today)s"),
     }
     return """
@@ -65,13 +65,13 @@ def _candidate_sql() -> str:
         JOIN {step} s ON s.policy_id = p.id AND s.is_active
         WHERE {dunnable}
           AND i.open_balance >= p.tolerance
-          AND ({step_day} <= %(today)s OR EXISTS (
+          AND ({step_day_reached} OR EXISTS (
               -- a broken promise made this step (or a later one) due today: one step firmer
               SELECT 1 FROM {bump} b JOIN {step} bs ON bs.id = b.step_id
               WHERE b.invoice_id = i.id AND b.since <= %(today)s
                 AND bs.policy_id = s.policy_id AND bs.position >= s.position
           ))
-          AND NOT (s.offset_days < 0 AND i.due_date < %(today)s)
+          AND NOT {stale_pre_due}
     )
     SELECT d.invoice_id, d.client_id, d.step_id, d.min_overdue_amount, d.open_balance, d.due_date
     FROM due d

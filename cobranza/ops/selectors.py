@@ -51,6 +51,8 @@ from cobranza.rules import (
     open_commitment_exists,
     pause_active,
     profile_policy_q,
+    step_day,
+    step_due,
 )
 
 # A pseudo-status of the notice list: failed after the message was stored, i.e. the worker
@@ -432,26 +434,19 @@ class ClientDunningPanel:
         return bool(self.dunning and self.dunning.paused_until and self.dunning.paused_until >= self.today)
 
 
-def _step_day(due: dt.date, step: PolicyStep) -> dt.date:
-    return due + dt.timedelta(days=step.offset_days)
-
-
 def next_step_for(
     *, due_date: dt.date, steps: list[PolicyStep], reached_position: int, start: dt.date
 ) -> tuple[PolicyStep | None, dt.date | None]:
     """The step the planner will plan next for an invoice and the day, from ``start`` on.
 
-    Mirrors planner rules: on a day, the step planned is the highest not yet reached whose
-    day has come; a pre-due reminder is stale once the invoice is overdue. The minimum
-    overdue amount of a step (summed over the client's invoices) is not evaluated here."""
-
-    def due_on(step: PolicyStep, day: dt.date) -> bool:
-        return _step_day(due_date, step) <= day and not (step.offset_days < 0 and due_date < day)
-
+    As the planner: on a day, the step planned is the highest not yet reached that is due
+    (``cobranza.rules.step_due``). The minimum overdue amount of a step (summed over the
+    client's invoices) is not evaluated here."""
     candidates = [s for s in steps if s.position > reached_position]
-    days = [start] + sorted({_step_day(due_date, s) for s in candidates if _step_day(due_date, s) > start})
+    later = {step_day(due_date, s.offset_days) for s in candidates} - {start}
+    days = [start] + sorted(d for d in later if d > start)
     for day in days:
-        ready = [s for s in candidates if due_on(s, day)]
+        ready = [s for s in candidates if step_due(due_date, s.offset_days, day)]
         if ready:
             return max(ready, key=lambda s: s.position), day
     return None, None

@@ -264,3 +264,48 @@ def test_promise_kept_and_judged_are_one_rule(gerente):
     assert rows.aggregate(**rules.promise_kept_aggregates()) == {"kept": len(kept), "judged": len(judged)} == {
         "kept": 2, "judged": 6
     }  # fmt: skip
+
+
+# --- step due ---------------------------------------------------------------------------------------
+
+
+def test_step_due_is_one_rule():
+    """On every due date around TODAY and every offset of a ladder, the SQL the planner runs
+    and the Python the client page's "next step" uses agree."""
+    cases = [(TODAY + k * DAY, offset) for k in range(-12, 13) for offset in (-5, -3, -1, 0, 1, 3, 7, 15)]
+    values = ", ".join(f"(DATE '{due.isoformat()}', {offset})" for due, offset in cases)
+    reached = rules.step_day_reached_sql("i", "s", "%(today)s")
+    stale = rules.stale_pre_due_sql("i", "s", "%(today)s")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT i.due_date, s.offset_days, {reached} AND NOT {stale} "  # noqa: S608 - test literals
+            f"FROM (VALUES {values}) AS v(due_date, offset_days), LATERAL (SELECT v.due_date) i(due_date), "
+            "LATERAL (SELECT v.offset_days) s(offset_days)",
+            {"today": TODAY},
+        )
+        in_sql = {(due, offset): due_now for due, offset, due_now in cursor.fetchall()}
+    in_python = {(due, offset): rules.step_due(due, offset, TODAY) for due, offset in cases}
+    assert in_sql == in_python
+    # The edges: a step on its day, a pre-due reminder on the due date itself (still due) and
+    # the day after (stale), a follow-up one day early (not yet).
+    assert in_python[(TODAY + 3 * DAY, -3)] and in_python[(TODAY, -3)]
+    assert not in_python[(TODAY - DAY, -3)] and not in_python[(TODAY, 1)] and in_python[(TODAY - DAY, 1)]
+
+
+def test_a_promise_not_kept_is_one_rule(gerente):
+    client = make_client(by=gerente)
+    made = {}
+    for kind in ("promise", "extension", "plan"):
+        for status in ("open", "kept", "partial", "broken", "cancelled"):
+            made[(kind, status)] = Commitment.objects.create(
+                client=client,
+                kind=kind,
+                status=status,
+                currency="MXN",
+                total=Decimal("1"),
+                made_on=TODAY,
+                resolved_on=None if status == "open" else TODAY,
+            )
+    in_orm = set(Commitment.objects.filter(rules.promise_not_kept_q()).values_list("pk", flat=True))
+    in_python = {c.pk for c in made.values() if rules.is_not_kept_promise(c)}
+    assert in_orm == in_python == {made[(k, s)].pk for k in ("promise", "extension") for s in ("partial", "broken")}
