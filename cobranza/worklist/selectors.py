@@ -70,7 +70,7 @@ from cobranza.models import (
     TaskKind,
     TaskStatus,
 )
-from cobranza.rules import effective_profile_sql
+from cobranza.rules import effective_profile_sql, promise_not_kept_q
 
 # --- the score -------------------------------------------------------------------------------
 
@@ -223,12 +223,9 @@ def pending_next_actions(today: dt.date) -> QuerySet[Interaction]:
 
 
 def _broken_q(today: dt.date) -> Q:
-    """Promises broken (or kept only in part) within the window: they weigh on the score."""
-    return Q(
-        kind=CommitmentKind.PROMISE,
-        status__in=[CommitmentStatus.BROKEN, CommitmentStatus.PARTIAL],
-        resolved_on__gte=today - dt.timedelta(days=BROKEN_WINDOW_DAYS),
-    )
+    """Promises (term extensions included: docs/domain.md#promise-kept-rate) broken or kept
+    only in part within the window: they weigh on the score."""
+    return promise_not_kept_q() & Q(resolved_on__gte=today - dt.timedelta(days=BROKEN_WINDOW_DAYS))
 
 
 def _sql(qs: QuerySet) -> tuple[str, tuple]:
