@@ -24,6 +24,7 @@ from django.db.models import Sum
 
 from accounts import services as ledger
 from accounts.models import Client, Invoice
+from accounts.rules import open_invoice_q
 from cobranza.alerts import jobs as alerts
 from cobranza.dashboard import metrics
 from cobranza.models import CollectorTask, Commitment, Dispute, DisputeReason, TaskKind
@@ -110,10 +111,9 @@ def _commitments(rng: random.Random, today: dt.date) -> dict[str, int]:
     """Promises and plans for a sample of clients with overdue invoices."""
     overdue = (
         Invoice.objects.filter(
-            status__in=(Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID),
+            open_invoice_q(),
             due_date__lt=today - dt.timedelta(days=5),
             client__status__in=(Client.Status.ACTIVE, Client.Status.IN_COLLECTION),
-            open_balance__gt=0,
         )
         .exclude(commitments__isnull=False)
         .values("client_id", "currency")
@@ -132,10 +132,9 @@ def _commitments(rng: random.Random, today: dt.date) -> dict[str, int]:
         client, row = clients[client_id], candidates[client_id]
         invoices = list(
             client.invoices.filter(
-                status__in=(Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID),
+                open_invoice_q(),
                 currency=row["currency"],
                 due_date__lt=today - dt.timedelta(days=5),
-                open_balance__gt=0,
             )
         )
         owed = row["owed"]
