@@ -34,6 +34,7 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.db import connection, models
 from django.db.models import (
+    Case,
     Count,
     Exists,
     IntegerField,
@@ -41,8 +42,10 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Sum,
     Value,
+    When,
 )
 from django.db.models.expressions import RawSQL
 from django.urls import reverse
@@ -617,6 +620,14 @@ def task_text(task: CollectorTask) -> str:
         if kind == TaskKind.BROKEN_PROMISE:
             return _("Promesa incumplida de %(amount)s") % {"amount": amount}
         if kind == TaskKind.PLAN_MISSED:
+            missed = getattr(task, "missed_amount", None)
+            if missed is not None:
+                # The instalment's own amount and date, not the plan's total and the judging day.
+                return _("Cuota %(n)d del plan de pagos incumplida: %(amount)s, vencía el %(date)s") % {
+                    "n": task.missed_number,
+                    "amount": _money(missed, commitment.currency),
+                    "date": date_format(task.missed_due_on, "SHORT_DATE_FORMAT"),
+                }
             return _("Cuota incumplida del plan de pagos de %(amount)s") % {"amount": amount}
     if kind == TaskKind.CALL:
         return _("Llamada pendiente")
@@ -642,9 +653,11 @@ TASK_ICONS = {
 
 def _task_reason(task: CollectorTask, today: dt.date) -> Reason:
     text = task_text(task)
-    late = task.due_on < today
+    # A missed instalment is as late as its own due date, not as the day it was judged.
+    since = getattr(task, "missed_due_on", None) or task.due_on
+    late = since < today
     if late:
-        text = _("%(what)s · pendiente desde hace %(days)s") % {"what": text, "days": _days((today - task.due_on).days)}
+        text = _("%(what)s · pendiente desde hace %(days)s") % {"what": text, "days": _days((today - since).days)}
     detail = task.title if task.title and task.title != text else ""
     return Reason(text=text, icon=TASK_ICONS.get(task.kind, "check2-square"), detail=detail, late=late, task=task)
 
@@ -739,6 +752,22 @@ def _points(client) -> list[tuple[str, int]]:
     ]
 
 
+def _missed_installment() -> dict:
+    """For a missed-instalment task: the instalment judged on the task's day (its number,
+    amount and due date), as subqueries of the task query."""
+    missed = Installment.objects.filter(
+        commitment=OuterRef("commitment"),
+        judged_on=OuterRef("due_on"),
+        status__in=(InstallmentStatus.MISSED, InstallmentStatus.PARTIAL),
+    ).order_by("number")
+    when_missed = Q(kind=TaskKind.PLAN_MISSED)
+    return {
+        "missed_number": Case(When(when_missed, then=Subquery(missed.values("number")[:1])), default=None),
+        "missed_amount": Case(When(when_missed, then=Subquery(missed.values("amount")[:1])), default=None),
+        "missed_due_on": Case(When(when_missed, then=Subquery(missed.values("due_on")[:1])), default=None),
+    }
+
+
 def worklist_rows(clients, *, user, scope: Scope, today: dt.date | None = None) -> list[WorklistRow]:
     """The page's rows with their reasons, tasks and totals (4 queries, whatever the rows)."""
     today = today or clock.localdate()
@@ -752,6 +781,7 @@ def worklist_rows(clients, *, user, scope: Scope, today: dt.date | None = None) 
         for task in (
             CollectorTask.objects.filter(_due_tasks(today), _assignment_q(scope), client_id__in=ids)
             .select_related("notice__step", "commitment", "assigned_to")
+            .annotate(**_missed_installment())
             .order_by("due_on", "id")
         ):
             tasks.setdefault(task.client_id, []).append(task)

@@ -15,6 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from accounts import services as ledger
 from accounts.models import Interaction
@@ -329,6 +330,33 @@ def test_promised_dates_show_today_and_yesterday_only_while_pending(gerente, ges
 
 
 # --- who sees what --------------------------------------------------------------------------------
+
+
+def test_a_missed_instalment_row_shows_the_instalments_own_amount_date_and_lateness(gerente, gestora):
+    # Before: "Cuota incumplida del plan de pagos de $273,910.80 · hace 1 día" for an
+    # instalment of $68,477.70 that fell due 30 days earlier (the plan's total, the judging day).
+    client = make_client(by=gerente, collector=gestora, legal_name="Plan Partido")
+    make_invoice(by=gerente, client=client, amount="273910.80", due_date=_days_ago(60))
+    plan = _commitment(
+        client,
+        kind="plan",
+        total="273910.80",
+        dates=(
+            (_days_ago(30), "68477.70"),
+            (TODAY + dt.timedelta(days=30), "68477.70"),
+            (TODAY + dt.timedelta(days=60), "68477.70"),
+            (TODAY + dt.timedelta(days=90), "68477.80"),
+        ),
+    )
+    plan.installments.filter(number=1).update(status="missed", judged_on=YESTERDAY)
+    _task(client, TaskKind.PLAN_MISSED, due_on=YESTERDAY, commitment=plan, title="Cuota 1 del plan incumplida")
+    _clients, (row,) = _queue(gestora)
+    (reason,) = [r for r in row.todo if r.task is not None]
+    due = date_format(_days_ago(30), "SHORT_DATE_FORMAT")
+    assert reason.text == (
+        f"Cuota 1 del plan de pagos incumplida: $68,477.70, vencía el {due} · pendiente desde hace 30 días"
+    )
+    assert reason.late
 
 
 def test_a_collector_never_sees_another_collectors_clients(client, portfolio, gestora, gestor):
