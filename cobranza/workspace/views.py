@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import clock
 from accounts import selectors as ledger_selectors
@@ -321,18 +321,19 @@ def commitment_create(request, pk):
 
 
 @staff_required
-@require_GET
+@require_POST
 def plan_preview(request, pk):
-    """The schedule a plan's rule gives, before saving it (an htmx fragment)."""
+    """The schedule a plan's rule gives, before saving it (an htmx fragment). POST: the form
+    it previews carries the collector's notes, which must not travel in a URL (access logs)."""
     client = _visible_client(request, pk)
     today = clock.localdate()
     invoices = list(selectors.open_invoices_for_commitment(client))
-    wanted = set(request.GET.getlist("invoices"))
+    wanted = set(request.POST.getlist("invoices"))
     chosen = [inv for inv in invoices if str(inv.pk) in wanted]
-    form = PlanForm(request.GET, today=today)
+    form = PlanForm(request.POST, today=today)
     owed = _owed(client, invoices, chosen)
     # Until a first date is given there is nothing to show, and nothing to complain about.
-    started = bool(request.GET.get(form.add_prefix("first_on")))
+    started = bool(request.POST.get(form.add_prefix("first_on")))
     rows = form.schedule(owed=owed) if started else None
     currency = chosen[0].currency if chosen else client.currency
     return render(

@@ -198,7 +198,12 @@ CASES: dict[str, Case] = {
     # extensions and disputes. Own clients only; a dispute is resolved by its owner or a manager.
     "cobranza:log_outcome": _staff_page("client"),
     "cobranza:commitment_create": _staff_page("client"),
-    "cobranza:plan_preview": _staff_page("client"),
+    # POST (the form it previews carries notes); it answers with an HTML fragment (200).
+    "cobranza:plan_preview": Case(
+        expect={**_staff_page("client", method="post").expect, "owner": 200, "manager": 200, "admin": 200},
+        method="post",
+        obj="client",
+    ),
     "cobranza:dispute_open": _staff_page("client"),
     "cobranza:commitment_cancel": _staff_page("commitment"),
     "cobranza:dispute_resolve": _staff_page("dispute"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
+from urllib.parse import unquote_plus
 
 import pytest
 import time_machine
@@ -57,6 +58,10 @@ def test_a_broken_promise_logged_in_the_quick_form_resumes_the_ladder(page, live
     assert Notice.objects.filter(client=martillo, planned_for=today, step__offset_days=7).exists()
 
     # --- the call, in the browser ----------------------------------------------------------
+    # Nothing the collector types may travel in a URL (access logs keep URLs): every request line
+    # the browser sends is recorded and checked at the end.
+    request_lines = []
+    page.on("request", lambda request: request_lines.append(request.url))
     login(page, live_server, "gestora", PASSWORD)
     page.get_by_role("navigation", name="Navegación principal").get_by_role("link", name="Clientes").click()
     page.locator("#client-results").get_by_role("link", name="Ferretería El Martillo S.A. de C.V.").click()
@@ -95,6 +100,11 @@ def test_a_broken_promise_logged_in_the_quick_form_resumes_the_ladder(page, live
     expect(commitment.get_by_test_id("commitment-status")).to_have_text("Vigente")
     call = Interaction.objects.get(client=martillo, kind="call")
     assert call.outcome == "promise" and call.contact == ana and call.nonpayment_reason == "cash_flow"
+    assert request_lines and not [
+        url
+        for url in request_lines
+        if any(secret in unquote_plus(url) for secret in ("transferencia", "ana@martillo", "csrfmiddlewaretoken"))
+    ]
     _screenshot(page, "promise_logged")
 
     # --- two days later: nothing was paid ---------------------------------------------------------
