@@ -39,6 +39,13 @@ def add_service_errors(form: forms.Form, exc: ValidationError) -> None:
         form.add_error(None, exc)
 
 
+class IsoDateField(forms.DateField):
+    """A date typed in a query parameter or a filter: ISO 8601 only (morosos/formats), and an
+    error that says so."""
+
+    default_error_messages = {"invalid": _("Escriba la fecha como AAAA-MM-DD (por ejemplo, 2026-03-01).")}
+
+
 class DateInput(forms.DateInput):
     input_type = "date"
 

@@ -247,6 +247,8 @@ AUDITLOG_DISABLE_REMOTE_ADDR = True
 # --- i18n / l10n ------------------------------------------------------------------------
 LANGUAGE_CODE = "es"
 LANGUAGES = [("es", _("Español")), ("en", _("English"))]
+# Only DATE_INPUT_FORMATS is overridden there (ISO dates in, see morosos/formats/es/formats.py).
+FORMAT_MODULE_PATH = ["morosos.formats"]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="America/Mexico_City")
 USE_I18N = True

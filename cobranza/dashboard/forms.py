@@ -8,6 +8,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from accounts import clock
+from accounts.forms import IsoDateField
 from accounts.models import Segment
 from accounts.selectors import collectors
 from cobranza.dashboard.metrics import Filters, currency_options, last_complete_month
@@ -26,8 +27,8 @@ class DashboardFilterForm(forms.Form):
     that filter falls back to its default; the valid ones still apply."""
 
     currency = forms.ChoiceField(label=_("Moneda"), required=False)
-    start = forms.DateField(label=_("Desde"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(label=_("Hasta"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    start = IsoDateField(label=_("Desde"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = IsoDateField(label=_("Hasta"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     segment = forms.ModelChoiceField(
         label=_("Segmento"), queryset=Segment.objects.all(), required=False, empty_label=_("Todos los segmentos")
     )

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from accounts import clock
-from accounts.forms import DateInput
+from accounts.forms import DateInput, IsoDateField
 from accounts.models import Segment
 from cobranza.models import Policy
 from cobranza.performance.selectors import Period, currencies_in_use, default_period
@@ -20,8 +20,8 @@ MAX_PERIOD_DAYS = 731  # two years: longer ranges say little about who performs 
 
 
 class PeriodForm(forms.Form):
-    start = forms.DateField(label=_("Desde"), required=False, widget=DateInput())
-    end = forms.DateField(label=_("Hasta"), required=False, widget=DateInput())
+    start = IsoDateField(label=_("Desde"), required=False, widget=DateInput())
+    end = IsoDateField(label=_("Hasta"), required=False, widget=DateInput())
     currency = forms.ChoiceField(label=_("Moneda"), required=False)
     segment = forms.ModelChoiceField(
         label=_("Segmento"), queryset=Segment.objects.none(), required=False, empty_label=_("Todos")

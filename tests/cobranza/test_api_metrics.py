@@ -140,3 +140,17 @@ def test_the_metrics_are_in_the_openapi_schema(gerente):
     assert "/api/v1/metrics/portfolio/" in schema["paths"]
     params = {p["name"] for p in schema["paths"]["/api/v1/metrics/portfolio/"]["get"]["parameters"]}
     assert {"currency", "start", "end", "segment", "collector", "profile"} <= params
+
+
+@pytest.mark.parametrize("ambiguous", ["01/02/2026", "1/2/2026", "02-01-2026", "01/02/26"])
+def test_an_ambiguous_date_is_a_field_error_not_a_guess(book, gerente, client, ambiguous):
+    """``start=01/02/2013`` was read silently as 1 February (Spanish d/m/Y). Dates are ISO
+    8601 only, in the API and in the pages' filters alike (morosos/formats)."""
+    for endpoint in (PORTFOLIO, TREND):
+        response = api(gerente).get(endpoint, {"start": ambiguous, "end": "2026-03-31"})
+        assert response.status_code == 400, (endpoint, ambiguous)
+        assert "AAAA-MM-DD" in " ".join(response.json()["start"])
+        assert api(gerente).get(endpoint, {"start": "2026-02-01", "end": "2026-03-31"}).status_code == 200
+    client.force_login(gerente)
+    page = client.get(reverse("cobranza:dashboard"), {"start": ambiguous, "end": "2026-03-31"})
+    assert page.status_code == 200 and page.context["form"].errors["start"]
