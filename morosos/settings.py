@@ -329,6 +329,8 @@ SELF_SERVICE_RATE_WINDOW = env.int("SELF_SERVICE_RATE_WINDOW", default=600)
 PAYMENT_WEBHOOK_SECRET = env.str("PAYMENT_WEBHOOK_SECRET", default="")
 # Contact-rule preset used when a client's country has none (MX, ES, US ship as presets).
 DUNNING_DEFAULT_COUNTRY = env.str("DUNNING_DEFAULT_COUNTRY", default="MX")
+# Seconds one message template may take to render (cobranza.engine.messaging.Budget).
+MESSAGE_RENDER_SECONDS = env.float("MESSAGE_RENDER_SECONDS", default=2.0)
 # Right-hand side of the deterministic Message-ID of reminder emails.
 DUNNING_MESSAGE_ID_DOMAIN = env.str("DUNNING_MESSAGE_ID_DOMAIN", default="")
 # SMS and WhatsApp backends, like EMAIL_BACKEND: cobranza.engine.channels.FileBackend (writes
