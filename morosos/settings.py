@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "axes",
     "auditlog",
+    "django_ratelimit",
     "accounts",
     "cobranza",
 ]
@@ -152,6 +153,31 @@ if TESTING:
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Cache: where every rate limit and throttle counts ------------------------------------
+# Shared by every web process and machine, or a limit of 30 becomes 30 per process (and a
+# restart resets it): Redis when CACHE_URL names one (redis://host:6379/1), otherwise the
+# database cache, table morosos_cache (`manage.py createcachetable`, which `make migrate`,
+# `make run` and compose's migrate service run after migrating; the test runner creates it
+# in each test database). Never a per-process cache: django-ratelimit's system check refuses
+# LocMemCache and DummyCache.
+if env.str("CACHE_URL", default=""):
+    CACHES = {"default": env.cache_url("CACHE_URL")}
+else:
+    # Django's DatabaseCache with an atomic incr (morosos/cache.py).
+    # Past MAX_ENTRIES Django deletes a third of the rows, counters included: a flood of
+    # made-up tokens must not be a way to reset one's own limit.
+    CACHES = {
+        "default": {
+            "BACKEND": "morosos.cache.DatabaseCache",
+            "LOCATION": "morosos_cache",
+            "OPTIONS": {"MAX_ENTRIES": env.int("CACHE_MAX_ENTRIES", default=200_000)},
+        }
+    }
+RATELIMIT_USE_CACHE = "default"
+# django-ratelimit warns for every backend but memcached and django-redis, Django's own
+# RedisCache and our atomic DatabaseCache included; its errors (per-process caches) stay on.
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 
 # --- Login throttling (django-axes) -------------------------------------------------------
 # A username is locked out from one address after AXES_FAILURE_LIMIT wrong passwords in a row,
