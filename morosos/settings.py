@@ -178,6 +178,9 @@ RATELIMIT_USE_CACHE = "default"
 # django-ratelimit warns for every backend but memcached and django-redis, Django's own
 # RedisCache and our atomic DatabaseCache included; its errors (per-process caches) stay on.
 SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
+# Wrong old passwords allowed per user in the password-change form per period (5/15m: five
+# in 15 minutes), counted by django-ratelimit in the shared cache.
+PASSWORD_CHANGE_RATE = env.str("PASSWORD_CHANGE_RATE", default="5/15m")
 
 # --- Login throttling (django-axes) -------------------------------------------------------
 # A username is locked out from one address after AXES_FAILURE_LIMIT wrong passwords in a row,
