@@ -385,6 +385,11 @@ DUNNING_OUTBOX_DIR = env.path("DUNNING_OUTBOX_DIR", default=VAR_DIR / "outbox")
 # The managers' dashboard: a live computation slower than this (a large portfolio) is stored
 # and shown with its time, recomputed by beat every 10 minutes (cobranza.dashboard.summaries).
 DASHBOARD_LIVE_MAX_MS = env.int("DASHBOARD_LIVE_MAX_MS", default=300)
+# Imports: a file over these limits is refused before it is parsed (an XLSX of 63 KiB can
+# expand to a million cells): data rows, cells (rows x columns) and the XLSX uncompressed.
+IMPORT_MAX_ROWS = env.int("IMPORT_MAX_ROWS", default=100_000)
+IMPORT_MAX_CELLS = env.int("IMPORT_MAX_CELLS", default=500_000)
+IMPORT_MAX_XLSX_MB = env.int("IMPORT_MAX_XLSX_MB", default=100)
 # Outgoing webhooks: seconds a POST may take, plain http to localhost allowed (development
 # only), and days finished deliveries are kept.
 OUTGOING_WEBHOOKS_TIMEOUT = env.float("OUTGOING_WEBHOOKS_TIMEOUT", default=10)
