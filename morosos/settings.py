@@ -286,6 +286,8 @@ USE_TZ = True
 # Babel locale used for money per active language (country matters for the symbol/format).
 MONEY_LOCALES = env.dict("MONEY_LOCALES", default={"es": "es_MX", "en": "en_US"})
 DEFAULT_CURRENCY = env.str("DEFAULT_CURRENCY", default="MXN")
+# The largest amount of one invoice, payment or credit limit (a field error above it).
+MONEY_MAX_AMOUNT = env.str("MONEY_MAX_AMOUNT", default="1000000000.00")
 
 # --- Static files -----------------------------------------------------------------------
 STATIC_URL = "static/"

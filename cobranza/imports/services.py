@@ -59,7 +59,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts import audit, services_bulk
-from accounts.models import Client, Invoice, Payment, Segment
+from accounts.models import Client, Invoice, Payment, Segment, iso_currencies, validate_amount
 from accounts.roles import GROUP_NAMES
 from accounts.utils import actor
 from cobranza.models import ImportJob, ImportKind, ImportMapping
@@ -746,6 +746,10 @@ def _parse_cell(spec: Field, raw, text: str, options: Options, day_first, values
             raise ValueError(_("El importe debe ser mayor que cero."))
         if amount != amount.quantize(Decimal("0.01")):
             raise ValueError(_("«%(v)s» tiene más de dos decimales.") % {"v": text})
+        try:
+            validate_amount(amount)
+        except ValidationError as exc:
+            raise ValueError(exc.messages[0]) from exc
         if code:
             values["_currency_in_amount"] = code
         return amount
@@ -775,7 +779,7 @@ def _currency(values: dict, header_of: dict, specs: dict, plan: Plan, default: s
             )
         )
         return None
-    if code and not re.fullmatch(r"[A-Z]{3}", code):
+    if code and code not in iso_currencies():
         plan.errors.append(
             _err(values["row"], col, _("«%(v)s» no es un código de moneda ISO (MXN, EUR, USD).") % {"v": code})
         )
