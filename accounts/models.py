@@ -9,6 +9,7 @@ import functools
 import zoneinfo
 from decimal import Decimal
 
+from babel.numbers import list_currencies
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
@@ -30,8 +31,6 @@ currency_validator = RegexValidator(
 def iso_currencies() -> frozenset[str]:
     """ISO 4217 currency codes, from the CLDR data Babel ships (kept current with each Babel
     release), less XXX (no currency) and XTS (reserved for testing)."""
-    from babel.numbers import list_currencies
-
     return frozenset(list_currencies()) - {"XXX", "XTS"}
 
 
