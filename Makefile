@@ -50,6 +50,7 @@ run: $(VENV)/.installed-run $(VAR_DIR)/.collectstatic ## Set up what is missing,
 
 migrate: $(VENV)/.installed-run ## Apply database migrations
 	$(WITH_DB) $(MANAGE) migrate --noinput
+	$(WITH_DB) $(MANAGE) createcachetable
 
 seed: $(VENV)/.installed-run ## Load the demo data when the database is empty
 	$(WITH_DB) $(MANAGE) seed_demo --if-empty

@@ -14,6 +14,8 @@ from decimal import Decimal
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import Column, Div, Fieldset, Layout, Row
 from django import forms
+from django.conf import settings
+from django.contrib.auth.forms import PasswordChangeForm
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.forms.models import fields_for_model, model_to_dict
@@ -21,6 +23,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django_ratelimit.core import get_usage
 
 from accounts import clock
 
@@ -591,3 +594,32 @@ class PaymentWebhookForm(forms.Form):
         if received is not None and received > dt.date.today() + dt.timedelta(days=1):
             self.add_error("received_on", _("La fecha de pago no puede estar en el futuro."))
         return data
+
+
+class ThrottledPasswordChangeForm(PasswordChangeForm):
+    """Django's password change, with wrong old passwords limited per user
+    (``PASSWORD_CHANGE_RATE``, counted by django-ratelimit in the shared cache): a borrowed or
+    stolen session must not be a way to guess the password at full speed, out of the reach of
+    the login lock-out."""
+
+    def __init__(self, user, *args, request, **kwargs):
+        super().__init__(user, *args, **kwargs)
+        self.request = request
+
+    def _wrong_passwords(self, *, count: bool) -> dict:
+        return get_usage(
+            self.request, group="password-change", key="user", rate=settings.PASSWORD_CHANGE_RATE, increment=count
+        )
+
+    def clean_old_password(self):
+        usage = self._wrong_passwords(count=False)
+        if usage["count"] >= usage["limit"]:
+            raise ValidationError(
+                _("Demasiados intentos con una contraseña actual incorrecta. Espere unos minutos."),
+                code="throttled",
+            )
+        try:
+            return super().clean_old_password()
+        except ValidationError:
+            self._wrong_passwords(count=True)
+            raise

@@ -5,9 +5,11 @@ write goes through ``accounts.services``; reads with logic live in ``accounts.se
 """
 
 import datetime as dt
+import functools
 import zoneinfo
 from decimal import Decimal
 
+from babel.numbers import list_currencies
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
@@ -24,6 +26,58 @@ ZERO = Decimal("0.00")
 currency_validator = RegexValidator(
     r"^[A-Z]{3}$", _("Use un código de moneda ISO 4217 de tres letras (MXN, EUR, USD).")
 )
+
+
+@functools.cache
+def iso_currencies() -> frozenset[str]:
+    """ISO 4217 currency codes, from the CLDR data Babel ships (kept current with each Babel
+    release), less XXX (no currency) and XTS (reserved for testing)."""
+    return frozenset(list_currencies()) - {"XXX", "XTS"}
+
+
+def validate_currency(value: str) -> None:
+    """A currency code ISO 4217 knows (the shape alone let ``ZZZ`` in). A value of the wrong
+    shape is left to ``currency_validator``, which says so."""
+    if isinstance(value, str) and len(value) == 3 and value.isupper() and value not in iso_currencies():
+        raise ValidationError(
+            _("«%(code)s» no es un código de moneda ISO 4217 (MXN, EUR, USD...)."),
+            code="currency",
+            params={"code": value},
+        )
+
+
+def max_amount() -> Decimal:
+    return Decimal(settings.MONEY_MAX_AMOUNT)
+
+
+def validate_amount(value: Decimal | None) -> None:
+    """At most MONEY_MAX_AMOUNT in one invoice, payment or credit limit: a mistyped or forged
+    10,000,000,000 would otherwise distort every balance and report."""
+    if value is not None and value > max_amount():
+        raise ValidationError(
+            _("El importe supera el máximo permitido (%(limit)s)."),
+            code="max_amount",
+            params={"limit": f"{max_amount():,}"},
+        )
+
+
+# Fields of a ledger row that hold money or its currency, and their rule.
+MONEY_RULES = {"currency": validate_currency, "amount": validate_amount, "credit_limit": validate_amount}
+
+
+def money_errors(obj, *, exclude=()) -> dict[str, list[ValidationError]]:
+    """The money rules above broken by ``obj`` (a Client, Invoice or Payment), by field."""
+    errors: dict[str, list[ValidationError]] = {}
+    for name, rule in MONEY_RULES.items():
+        if name in exclude or not hasattr(obj, name):
+            continue
+        try:
+            rule(getattr(obj, name))
+        except ValidationError as exc:
+            errors[name] = [exc]
+    return errors
+
+
 country_validator = RegexValidator(r"^[A-Z]{2}$", _("Use un código de país ISO 3166 de dos letras (MX, ES, US)."))
 
 

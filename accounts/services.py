@@ -23,7 +23,18 @@ from django.utils.translation import gettext as _
 from accounts import clock
 
 from . import audit, signals
-from .models import ZERO, BusinessGroup, Client, Contact, Interaction, Invoice, Payment, PaymentAllocation, Segment
+from .models import (
+    ZERO,
+    BusinessGroup,
+    Client,
+    Contact,
+    Interaction,
+    Invoice,
+    Payment,
+    PaymentAllocation,
+    Segment,
+    money_errors,
+)
 from .roles import is_collector, is_manager
 from .utils import actor, money_str
 
@@ -79,7 +90,15 @@ def _system_event(
 
 
 def _full_clean(obj, *, exclude: Sequence[str] = ()) -> None:
-    obj.full_clean(exclude=list(exclude), validate_constraints=True)
+    """The model's own validation, plus the money rules (ISO 4217 currency, the largest
+    amount) that every single-row write of money passes: forms, API, webhook."""
+    errors = money_errors(obj, exclude=exclude)
+    try:
+        obj.full_clean(exclude=list(exclude), validate_constraints=True)
+    except ValidationError as exc:
+        errors = exc.update_error_dict(errors)
+    if errors:
+        raise ValidationError(errors)
 
 
 # --- clients -------------------------------------------------------------------------------

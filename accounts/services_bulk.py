@@ -69,6 +69,7 @@ from .models import (
     NonPaymentReason,
     Payment,
     PaymentAllocation,
+    money_errors,
     validate_time_zone,
 )
 from .services import (
@@ -992,6 +993,12 @@ class _Checker:
     def add(self, table: str, index: int, name: str, message: str) -> None:
         self.errors.setdefault((table, index), {}).setdefault(name, []).append(str(message))
 
+    def money(self, table: str, index: int, row) -> None:
+        """The money rules of the single-row services (ISO 4217 currency, the largest amount)."""
+        for name, problems in money_errors(row).items():
+            for problem in problems:
+                self.add(table, index, name, problem.messages[0])
+
     def ok(self, kind: str, value) -> bool:
         key = (kind, value)
         valid = self._seen.get(key)
@@ -1132,6 +1139,8 @@ def _validate(
                 check.add("clients", i, name, _("Valor no válido: %(v)s") % {"v": getattr(c, name)})
         if not isinstance(c.credit_limit, Decimal) or c.credit_limit < 0:
             check.add("clients", i, "credit_limit", _("El límite de crédito no puede ser negativo."))
+        else:
+            check.money("clients", i, c)
         if c.created_at is None:
             c.created_at = now
         if c.updated_at is None:
@@ -1179,6 +1188,7 @@ def _validate(
         if not _cents(inv.amount):
             check.add("invoices", i, "amount", _("El importe debe ser positivo, al centavo."))
             continue
+        check.money("invoices", i, inv)
         if inv.due_date < inv.issue_date:
             check.add("invoices", i, "due_date", _("El vencimiento no puede ser anterior a la fecha de emisión."))
         allocated = paid.get(inv, ZERO)
@@ -1262,6 +1272,7 @@ def _validate(
         if not _cents(p.amount):
             check.add("payments", i, "amount", _("El importe debe ser positivo, al centavo."))
             continue
+        check.money("payments", i, p)
         if not check.ok("currency", p.currency):
             check.add("payments", i, "currency", _("Use un código de moneda ISO 4217 de tres letras (MXN, EUR, USD)."))
         if not check.ok("method", p.method):

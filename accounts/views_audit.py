@@ -1,5 +1,6 @@
 """Security pages: the audit history (per client and for the whole system), the login
-lock-out page, and the administrators' list of locked-out logins.
+lock-out page, the administrators' list of locked-out logins, and the throttled password
+change.
 
 Access: a client's history follows the client page (any staff member who may open the client;
 another collector's client is a 404); the system-wide history is for managers and
@@ -15,6 +16,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -28,6 +30,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts import clock
 
 from . import audit, selectors
+from .forms import ThrottledPasswordChangeForm
 from .roles import is_admin
 from .views import manager_required, staff_required
 
@@ -183,3 +186,12 @@ def lockout_reset(request):
     else:
         messages.info(request, _("No había intentos fallidos que levantar."))
     return redirect("lockout_list")
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's password change; wrong old passwords are throttled (ThrottledPasswordChangeForm)."""
+
+    form_class = ThrottledPasswordChangeForm
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "request": self.request}

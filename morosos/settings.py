@@ -65,12 +65,16 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "axes",
     "auditlog",
+    "django_ratelimit",
+    "csp",
     "accounts",
     "cobranza",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -152,6 +156,34 @@ if TESTING:
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Cache: where every rate limit and throttle counts ------------------------------------
+# Shared by every web process and machine, or a limit of 30 becomes 30 per process (and a
+# restart resets it): Redis when CACHE_URL names one (redis://host:6379/1), otherwise the
+# database cache, table morosos_cache (`manage.py createcachetable`, which `make migrate`,
+# `make run` and compose's migrate service run after migrating; the test runner creates it
+# in each test database). Never a per-process cache: django-ratelimit's system check refuses
+# LocMemCache and DummyCache.
+if env.str("CACHE_URL", default=""):
+    CACHES = {"default": env.cache_url("CACHE_URL")}
+else:
+    # Django's DatabaseCache with an atomic incr (morosos/cache.py).
+    # Past MAX_ENTRIES Django deletes a third of the rows, counters included: a flood of
+    # made-up tokens must not be a way to reset one's own limit.
+    CACHES = {
+        "default": {
+            "BACKEND": "morosos.cache.DatabaseCache",
+            "LOCATION": "morosos_cache",
+            "OPTIONS": {"MAX_ENTRIES": env.int("CACHE_MAX_ENTRIES", default=200_000)},
+        }
+    }
+RATELIMIT_USE_CACHE = "default"
+# django-ratelimit warns for every backend but memcached and django-redis, Django's own
+# RedisCache and our atomic DatabaseCache included; its errors (per-process caches) stay on.
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
+# Wrong old passwords allowed per user in the password-change form per period (5/15m: five
+# in 15 minutes), counted by django-ratelimit in the shared cache.
+PASSWORD_CHANGE_RATE = env.str("PASSWORD_CHANGE_RATE", default="5/15m")
 
 # --- Login throttling (django-axes) -------------------------------------------------------
 # A username is locked out from one address after AXES_FAILURE_LIMIT wrong passwords in a row,
@@ -256,6 +288,8 @@ USE_TZ = True
 # Babel locale used for money per active language (country matters for the symbol/format).
 MONEY_LOCALES = env.dict("MONEY_LOCALES", default={"es": "es_MX", "en": "en_US"})
 DEFAULT_CURRENCY = env.str("DEFAULT_CURRENCY", default="MXN")
+# The largest amount of one invoice, payment or credit limit (a field error above it).
+MONEY_MAX_AMOUNT = env.str("MONEY_MAX_AMOUNT", default="1000000000.00")
 
 # --- Static files -----------------------------------------------------------------------
 STATIC_URL = "static/"
@@ -331,6 +365,8 @@ SELF_SERVICE_RATE_WINDOW = env.int("SELF_SERVICE_RATE_WINDOW", default=600)
 # and how far (seconds) its X-Signature-Timestamp may be from our clock before it is refused.
 PAYMENT_WEBHOOK_SECRET = env.str("PAYMENT_WEBHOOK_SECRET", default="")
 PAYMENT_WEBHOOK_TOLERANCE_SECONDS = env.int("PAYMENT_WEBHOOK_TOLERANCE_SECONDS", default=300)
+# Seconds one message template may take to render (cobranza.engine.messaging.Budget).
+MESSAGE_RENDER_SECONDS = env.float("MESSAGE_RENDER_SECONDS", default=2.0)
 # Right-hand side of the deterministic Message-ID of reminder emails.
 DUNNING_MESSAGE_ID_DOMAIN = env.str("DUNNING_MESSAGE_ID_DOMAIN", default="")
 # SMS and WhatsApp backends, like EMAIL_BACKEND: cobranza.engine.channels.FileBackend (writes
@@ -356,6 +392,11 @@ DUNNING_OUTBOX_DIR = env.path("DUNNING_OUTBOX_DIR", default=VAR_DIR / "outbox")
 # The managers' dashboard: a live computation slower than this (a large portfolio) is stored
 # and shown with its time, recomputed by beat every 10 minutes (cobranza.dashboard.summaries).
 DASHBOARD_LIVE_MAX_MS = env.int("DASHBOARD_LIVE_MAX_MS", default=300)
+# Imports: a file over these limits is refused before it is parsed (an XLSX of 63 KiB can
+# expand to a million cells): data rows, cells (rows x columns) and the XLSX uncompressed.
+IMPORT_MAX_ROWS = env.int("IMPORT_MAX_ROWS", default=100_000)
+IMPORT_MAX_CELLS = env.int("IMPORT_MAX_CELLS", default=500_000)
+IMPORT_MAX_XLSX_MB = env.int("IMPORT_MAX_XLSX_MB", default=100)
 # Outgoing webhooks: seconds a POST may take, plain http to localhost allowed (development
 # and tests only: it lets deliveries reach this machine's loopback addresses, which production
 # must never allow), and days finished deliveries are kept.
@@ -386,6 +427,26 @@ if not DEBUG:
     # Behind a TLS-terminating proxy (compose, load balancer) trust its header.
     if env.bool("SECURE_PROXY_SSL_HEADER", default=True):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Content-Security-Policy (django-csp): every asset is local, so only our own origin, and no
+# inline script anywhere (page scripts are static files; data goes in json_script blocks or
+# data- attributes). Inline style *attributes* stay allowed (style-src-attr): templates use
+# them for computed widths (aging bars, progress) and they cannot run code; <style> elements
+# are not. Bootstrap's CSS draws its icons from data: SVG images.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 # /healthz is probed over plain HTTP by compose and load balancers.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 

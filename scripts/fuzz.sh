@@ -20,6 +20,7 @@ echo "fuzz: ${FUZZ_EXAMPLES} examples per API operation and mode, ${FUZZ_PROPERT
 exec "$PYTHON" -m pytest -q -s -p no:cacheprovider --reuse-db \
     tests/fuzz/test_api_schemathesis.py \
     tests/fuzz/test_properties.py \
+    tests/fuzz/test_template_budget.py \
     tests/fuzz/test_import_corpus.py \
     tests/cobranza/test_api_fuzz_regressions.py \
     "$@"

@@ -11,6 +11,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${DEMO_PASSWORD:=morosos-demo}"
 
 python manage.py migrate --noinput
+# The shared cache of the rate limits when no CACHE_URL names a Redis (morosos/settings.py).
+python manage.py createcachetable
 python manage.py seed_demo --if-empty
 
 if [[ -n "${DATABASE_URL:-}" ]]; then database="DATABASE_URL"; else database="embedded PostgreSQL in $VAR_DIR/pgdata/"; fi

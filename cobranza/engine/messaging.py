@@ -14,6 +14,14 @@ Django resolves silently) and renders it against :func:`sample_context`. Renderi
 template therefore does not fail; if it somehow does, :class:`TemplateRenderError` tells the
 dispatcher to record a permanent failure instead of retrying.
 
+Every render has a budget (:class:`Budget`), because a template is code a manager runs on our
+servers: loops only over the documented lists (``facturas``, ``total``), at most
+:data:`MAX_LOOP_DEPTH` loops deep and :data:`MAX_BLOCK_DEPTH` tags deep, a source of at most
+:data:`TEMPLATE_MAX_CHARS`, an output of at most :data:`OUTPUT_MAX_CHARS` (every filter's result
+too) and ``MESSAGE_RENDER_SECONDS`` of rendering. Validation refuses what breaks the static
+limits, field by field; a render that runs out of budget raises :class:`TemplateBudgetExceeded`
+(a :class:`TemplateRenderError`), so a preview shows it and a send is recorded as failed.
+
 Layout niceties, so a manager can write readable templates: a line holding only tags (``{% for
 f in facturas %}``) leaves no blank line behind, trailing spaces are dropped and runs of blank
 lines collapse into one. Money and dates print in the language of the text actually rendered
@@ -22,9 +30,12 @@ lines collapse into one. Money and dates print in the language of the text actua
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 import functools
 import re
+import time
 import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -38,6 +49,7 @@ from django.template import Context, Engine, Library, TemplateSyntaxError, defau
 from django.template.base import FilterExpression, Lexer, Node, TokenType, Variable, VariableNode
 from django.template.defaulttags import FilterNode, FirstOfNode, ForNode, IfNode, NowNode, WithNode
 from django.utils import formats, timezone, translation
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -69,6 +81,93 @@ class TemplateRenderError(Exception):
     """A template could not be rendered. Permanent: retrying produces the same error."""
 
 
+class TemplateBudgetExceeded(TemplateRenderError):
+    """A render went over one of the limits of :class:`Budget`."""
+
+
+# --- the budget of a render --------------------------------------------------------------
+
+# Longest subject or body a manager can save (the default texts are under 1,500 characters).
+TEMPLATE_MAX_CHARS = 10_000
+# Longest output of a render, and of any one filter: a statement listing a thousand invoices
+# fits many times over.
+OUTPUT_MAX_CHARS = 200_000
+# Two loops: the invoices of each currency ({% for t in total %}{% for f in facturas %}).
+MAX_LOOP_DEPTH = 2
+# Tags inside tags ({% if %} in {% for %} in {% with %}...).
+MAX_BLOCK_DEPTH = 8
+# Seconds one render (subject and body) may take; the setting MESSAGE_RENDER_SECONDS overrides.
+RENDER_SECONDS = 2.0
+# What a loop may go over: the lists the context holds (and their slices), never a string,
+# a record or anything else a manager could make long.
+LOOPABLE_TYPES = (list, tuple)
+
+
+class Budget:
+    """Time, output size and loop depth left to one render; checked by every loop iteration
+    and every filter call, which are the only places where work can multiply."""
+
+    def __init__(self, *, seconds: float | None = None, max_chars: int = OUTPUT_MAX_CHARS):
+        seconds = getattr(settings, "MESSAGE_RENDER_SECONDS", RENDER_SECONDS) if seconds is None else seconds
+        self.deadline = time.monotonic() + seconds
+        self.seconds = seconds
+        self.max_chars = max_chars
+        self.loop_depth = 0
+
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise TemplateBudgetExceeded(
+                _("La plantilla tarda demasiado en generarse (más de %(seconds)s s).") % {"seconds": self.seconds}
+            )
+
+    def check_size(self, length: int) -> None:
+        if length > self.max_chars:
+            raise TemplateBudgetExceeded(
+                _("La plantilla genera un texto demasiado largo (más de %(limit)s caracteres).")
+                % {"limit": self.max_chars}
+            )
+
+    @contextlib.contextmanager
+    def loop(self):
+        self.loop_depth += 1
+        try:
+            if self.loop_depth > MAX_LOOP_DEPTH:
+                raise TemplateBudgetExceeded(loop_depth_message())
+            yield
+        finally:
+            self.loop_depth -= 1
+
+
+_budget: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("message_template_budget", default=None)
+
+
+def _current_budget() -> Budget:
+    # Outside render_text (a template compiled by hand) the default budget still applies.
+    return _budget.get() or Budget()
+
+
+@contextlib.contextmanager
+def budgeted(budget: Budget | None = None):
+    """Render under ``budget`` (a fresh default one if None)."""
+    budget = budget or Budget()
+    token = _budget.set(budget)
+    try:
+        yield budget
+    finally:
+        _budget.reset(token)
+
+
+def loop_depth_message() -> str:
+    return _("Como máximo %(depth)s {%% for %%} uno dentro de otro.") % {"depth": MAX_LOOP_DEPTH}
+
+
+def loop_source_message(name: str) -> str:
+    return _("«%(name)s» no es una lista: solo se pueden recorrer con {%% for %%} %(lists)s.") % {
+        "name": name,
+        "lists": ", ".join(n for n, f in PLACEHOLDERS.items() if f.many),
+    }
+
+
 @dataclass(frozen=True)
 class Rendered:
     subject: str
@@ -82,6 +181,8 @@ class Rendered:
 register = Library()
 
 ALLOWED_TAGS = ("if", "for", "with", "comment", "firstof", "now", "spaceless", "filter", "verbatim", "templatetag")
+# Allowed tags that open a block (closed by an end tag).
+_BLOCK_TAGS = frozenset({"if", "for", "with", "comment", "spaceless", "filter", "verbatim"})
 # Tags that only continue or close an allowed one.
 _INNER_TAGS = frozenset(
     {"elif", "else", "endif", "empty", "endfor", "endwith", "endcomment", "endspaceless", "endfilter", "endverbatim"}
@@ -133,10 +234,95 @@ ALLOWED_FILTERS = (
     "divisibleby",
 )
 
+
+class BudgetedForNode(ForNode):
+    """``{% for %}`` that goes only over lists, at most MAX_LOOP_DEPTH deep, and checks the
+    time and the size of its output at every iteration (Django's ForNode, budgeted)."""
+
+    def render(self, context):
+        budget = _current_budget()
+        parentloop = context.get("forloop", {})
+        with budget.loop(), context.push():
+            values = self.sequence.resolve(context, ignore_failures=True)
+            if values is None:
+                values = []
+            if not isinstance(values, LOOPABLE_TYPES):
+                raise TemplateBudgetExceeded(loop_source_message(self.sequence.token))
+            if not values:
+                return self.nodelist_empty.render(context)
+            if self.is_reversed:
+                values = list(reversed(values))
+            count = len(values)
+            output: list[str] = []
+            length = 0
+            loop_dict = context["forloop"] = {"parentloop": parentloop}
+            for i, item in enumerate(values):
+                budget.check_time()
+                loop_dict.update(
+                    counter0=i,
+                    counter=i + 1,
+                    revcounter=count - i,
+                    revcounter0=count - i - 1,
+                    first=i == 0,
+                    last=i == count - 1,
+                )
+                if len(self.loopvars) > 1:
+                    if not isinstance(item, LOOPABLE_TYPES) or len(item) != len(self.loopvars):
+                        raise ValueError(f"Need {len(self.loopvars)} values to unpack in for loop")
+                    context.update(dict(zip(self.loopvars, item, strict=True)))
+                else:
+                    context[self.loopvars[0]] = item
+                for node in self.nodelist_loop:
+                    text = node.render_annotated(context)
+                    length += len(text)
+                    output.append(text)
+                if len(self.loopvars) > 1:
+                    context.pop()
+                budget.check_size(length)
+        # As Django's ForNode: each part was escaped (or not) by the node that rendered it.
+        return mark_safe("".join(output))  # noqa: S308
+
+
+@register.tag("for")
+def do_for(parser, token):
+    node = defaulttags.do_for(parser, token)
+    return BudgetedForNode(node.loopvars, node.sequence, node.is_reversed, node.nodelist_loop, node.nodelist_empty)
+
+
+@functools.wraps(defaultfilters.join)
+def _safe_join(value, arg, autoescape=True):
+    # The only filter whose output can be many times its input ("x"*5000 joined by "y"*5000):
+    # refused before the string is built.
+    try:
+        estimate = len(value) * (len(arg) + 1) + len(str(value))
+    except TypeError:
+        estimate = 0
+    _current_budget().check_size(estimate)
+    return defaultfilters.join(value, arg, autoescape=autoescape)
+
+
+def _budgeted_filter(func):
+    """``func`` checking the render's time before and the size of its result after."""
+
+    @functools.wraps(func)
+    def wrapper(value, *args, **kwargs):
+        budget = _current_budget()
+        budget.check_time()
+        result = func(value, *args, **kwargs)
+        if isinstance(result, str | list | tuple):
+            budget.check_size(len(result))
+        return result
+
+    return wrapper
+
+
 for _name in ALLOWED_TAGS:
-    register.tag(_name, defaulttags.register.tags[_name])
+    if _name != "for":
+        register.tag(_name, defaulttags.register.tags[_name])
 for _name in ALLOWED_FILTERS:
-    register.filters[_name] = defaultfilters.register.filters[_name]
+    register.filters[_name] = _budgeted_filter(
+        _safe_join if _name == "join" else defaultfilters.register.filters[_name]
+    )
 
 
 def _active_language() -> str:
@@ -634,10 +820,15 @@ def render_text(*, channel: str, subject: str, body: str, language: str, context
     """Render one subject and body in ``language``. Raises TemplateRenderError, nothing else."""
     autoescape = AUTOESCAPE_BY_CHANNEL.get(channel, False)
     try:
-        with translation.override(language):
+        # Saved around validation (an import, the shell, an older version) is possible: the
+        # size limit and the budget hold here too.
+        for source in (subject, body):
+            _check_source_limits(source or "")
+        with translation.override(language), budgeted() as budget:
             ctx = Context(dict(context), autoescape=autoescape)
             rendered_subject = _compile(subject or "", autoescape).render(ctx) if subject else ""
             rendered_body = _compile(body or "", autoescape).render(ctx)
+            budget.check_size(len(rendered_subject) + len(rendered_body))
     except TemplateRenderError:
         raise
     except Exception as exc:  # a template must never crash a worker: report it as permanent
@@ -767,6 +958,7 @@ class _Checker:
 
     def __init__(self):
         self.errors: list[str] = []
+        self.loop_depth = 0
 
     def error(self, message: str) -> None:
         if message not in self.errors:
@@ -788,19 +980,20 @@ class _Checker:
         elif isinstance(node, ForNode):
             sequence = self.expression(node.sequence, scope)
             inner = {**scope, "forloop": _FORLOOP}
-            if len(node.loopvars) > 1 or sequence is ANY or sequence is None:
+            if sequence is None:  # unknown: already reported
                 item = ANY
-            elif sequence.many:
-                item = sequence.item()
+            elif sequence is not ANY and sequence.many:
+                item = sequence.item() if len(node.loopvars) == 1 else ANY
             else:
-                self.error(
-                    _("«%(name)s» no es una lista: no se puede recorrer con {%% for %%}.")
-                    % {"name": node.sequence.token}
-                )
+                self.error(loop_source_message(node.sequence.token))
                 item = ANY
+            if self.loop_depth >= MAX_LOOP_DEPTH:
+                self.error(loop_depth_message())
             for name in node.loopvars:
                 inner[name] = item
+            self.loop_depth += 1
             self.nodelist(node.nodelist_loop, inner)
+            self.loop_depth -= 1
             self.nodelist(node.nodelist_empty, scope)
         elif isinstance(node, WithNode):
             inner = dict(scope)
@@ -904,9 +1097,40 @@ def _tag_errors(source: str) -> list[str]:
     return errors
 
 
+def _limit_errors(source: str) -> list[str]:
+    """The size and nesting limits, read from the tokens (no parsing: a template nested
+    thousands deep would overflow the parser's recursion)."""
+    if len(source) > TEMPLATE_MAX_CHARS:
+        return [
+            _("El texto tiene %(length)s caracteres; el máximo es %(limit)s.")
+            % {"length": len(source), "limit": TEMPLATE_MAX_CHARS}
+        ]
+    depth = 0
+    for token in Lexer(source).tokenize():
+        if token.token_type != TokenType.BLOCK:
+            continue
+        name = (token.contents.split() or [""])[0]
+        if name in _BLOCK_TAGS:
+            depth += 1
+            if depth > MAX_BLOCK_DEPTH:
+                return [
+                    _("Como máximo %(depth)s etiquetas una dentro de otra (línea %(line)s).")
+                    % {"depth": MAX_BLOCK_DEPTH, "line": token.lineno}
+                ]
+        elif name.startswith("end"):
+            depth = max(depth - 1, 0)
+    return []
+
+
+def _check_source_limits(source: str) -> None:
+    errors = _limit_errors(source)
+    if errors:
+        raise TemplateBudgetExceeded(errors[0])
+
+
 def _compile_errors(source: str, autoescape: bool):
     """Compile ``source`` for validation: (template, errors)."""
-    errors = _tag_errors(source)
+    errors = _limit_errors(source) or _tag_errors(source)
     if errors:
         return None, errors
     try:
@@ -948,8 +1172,12 @@ def validate_template_text(*, channel: str, subject: str, body: str, language: s
         context = sample_context(language)
         for name, template in compiled.items():
             try:
-                with translation.override(language):
+                with translation.override(language), budgeted() as budget:
                     output = template.render(Context(dict(context), autoescape=autoescape))
+                    budget.check_size(len(output))
+            except TemplateBudgetExceeded as exc:
+                errors.setdefault(name, []).append(str(exc))
+                continue
             except Exception as exc:  # reported to the editor, never raised at send time
                 errors.setdefault(name, []).append(
                     _("No se pudo generar con los datos de ejemplo: %(error)s") % {"error": exc}

@@ -26,6 +26,14 @@ class ImportUploadForm(forms.Form):
             raise forms.ValidationError(_("Suba un archivo CSV o XLSX."))
         if upload.size > MAX_UPLOAD_BYTES:
             raise forms.ValidationError(_("El archivo supera los 50 MB."))
+        # Read once here, within the limits (rows, cells, an XLSX's uncompressed size): a file
+        # over them is refused on this field, and the job keeps what its pages need.
+        try:
+            self.file_facts = imports.file_facts(upload.read(), name=upload.name)
+        except imports.ImportRejected as exc:
+            raise forms.ValidationError([e["reason"] for e in exc.errors]) from exc
+        finally:
+            upload.seek(0)
         return upload
 
     def clean(self):

@@ -42,10 +42,13 @@ import os
 import re
 import time
 import unicodedata
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from xml.etree import ElementTree
+from xml.parsers import expat
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -55,7 +58,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts import audit, clock, services_bulk
-from accounts.models import Client, Invoice, Payment, Segment
+from accounts.models import Client, Invoice, Payment, Segment, iso_currencies, validate_amount
 from accounts.roles import GROUP_NAMES
 from accounts.utils import actor
 from cobranza.models import ImportJob, ImportKind, ImportMapping
@@ -207,6 +210,157 @@ def _is_xlsx(data: bytes, name: str) -> bool:
     return data[:2] == b"PK" or name.lower().endswith((".xlsx", ".xlsm"))
 
 
+# --- limits, checked before a workbook is parsed ------------------------------------------
+# An XLSX is a zip of XML: 63 KiB can expand to a million cells, and openpyxl's read-only mode
+# still pads every row to the sheet's declared width (a cell at XFD1048576 is 17 billion empty
+# cells). So the zip's directory and the first sheet's XML are checked first, streamed (no cell
+# objects), against IMPORT_MAX_ROWS, IMPORT_MAX_CELLS (rows x columns, as openpyxl would yield
+# them) and IMPORT_MAX_XLSX_MB (the whole workbook uncompressed).
+_NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+_CELL_REF = re.compile(r"^([A-Z]{1,3})?([0-9]+)?$")
+
+
+def _limits() -> tuple[int, int, int]:
+    return (
+        settings.IMPORT_MAX_ROWS,
+        settings.IMPORT_MAX_CELLS,
+        settings.IMPORT_MAX_XLSX_MB * 1024 * 1024,
+    )
+
+
+def _column_number(letters: str) -> int:
+    number = 0
+    for letter in letters:
+        number = number * 26 + ord(letter) - 64
+    return number
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _first_sheet(zf: zipfile.ZipFile) -> str:
+    """The member holding the first sheet, found as openpyxl finds it: the first <sheet> of
+    xl/workbook.xml and its relationship's target."""
+    # Small parts (their size is bounded by the uncompressed limit already checked). Python's
+    # expat (>= 2.4) refuses entity-expansion bombs.
+    workbook = ElementTree.fromstring(zf.read("xl/workbook.xml"))  # noqa: S314
+    sheet = next(e for e in workbook.iter() if _local(e.tag) == "sheet")
+    rels = ElementTree.fromstring(zf.read("xl/_rels/workbook.xml.rels"))  # noqa: S314
+    target = next(e.get("Target") for e in rels.iter() if e.get("Id") == sheet.get(_NS_REL))
+    path = target.lstrip("/") if target.startswith("/") else str(PurePosixPath("xl") / target)
+    return os.path.normpath(path).replace(os.sep, "/")
+
+
+def _too_big(message: str) -> ImportRejected:
+    return ImportRejected([_err(1, "", message)])
+
+
+class _SheetExtent:
+    """The extent of a sheet, counted by expat as its XML streams by (no tree, no cells)."""
+
+    class Over(Exception):
+        pass
+
+    def __init__(self, *, max_rows: int, max_cells: int):
+        self.max_rows, self.max_cells = max_rows, max_cells
+        self.last_row = self.last_column = self.cells = self.row = self.column = 0
+
+    def _ref(self, ref: str) -> tuple[int, int]:
+        match = _CELL_REF.match(ref or "")
+        if not match:
+            return 0, 0
+        return _column_number(match[1] or ""), int(match[2] or 0)
+
+    def start(self, name: str, attrs: dict) -> None:
+        tag = _local(name)
+        if tag == "dimension":
+            # openpyxl pads each row to the declared width: the declaration counts.
+            for ref in (attrs.get("ref") or "").split(":"):
+                column, row = self._ref(ref)
+                self.last_column, self.last_row = max(self.last_column, column), max(self.last_row, row)
+        elif tag == "row":
+            self.row = int(attrs.get("r") or self.row + 1)
+            self.column = 0
+            self.last_row = max(self.last_row, self.row)
+        elif tag == "c":
+            self.cells += 1
+            column, _row = self._ref(attrs.get("r"))
+            self.column = column or self.column + 1
+            self.last_column = max(self.last_column, self.column)
+        else:
+            return
+        if self.over_rows or self.over_cells:
+            raise self.Over
+
+    @property
+    def over_rows(self) -> bool:
+        return self.last_row > self.max_rows
+
+    @property
+    def over_cells(self) -> bool:
+        return max(self.cells, self.last_row * max(self.last_column, 1)) > self.max_cells
+
+
+# A cell's start tag, with or without a namespace prefix: <c>, <c r="A1">, <x:c/>.
+_CELL_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c[\s>/]")
+
+
+def _count_cells(zf: zipfile.ZipFile, member: str, *, stop_after: int) -> int:
+    """Cells in ``member`` counted from the bytes, stopping once past ``stop_after``."""
+    count, tail = 0, b""
+    with zf.open(member) as stream:
+        while chunk := stream.read(256 * 1024):
+            # A tag split across two chunks is seen whole in the overlap (tags here are short).
+            window = tail + chunk
+            count += len(_CELL_TAG.findall(window)) - len(_CELL_TAG.findall(tail))
+            tail = window[-64:]
+            if count > stop_after:
+                break
+    return count
+
+
+def check_xlsx_limits(data: bytes) -> int:
+    """Refuse (ImportRejected) a workbook over the limits without loading it: the zip's
+    directory for the uncompressed size, then the first sheet's XML streamed for its extent,
+    stopping at the first element over a limit. Returns the sheet's last row number."""
+    max_rows, max_cells, max_bytes = _limits()
+    extent = _SheetExtent(max_rows=max_rows, max_cells=max_cells)
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        size = sum(info.file_size for info in zf.infolist())
+        if size > max_bytes:
+            raise _too_big(
+                _("El libro de Excel descomprimido ocupa %(size)s MB; el máximo es %(limit)s MB.")
+                % {"size": f"{size / 1024 / 1024:,.0f}", "limit": settings.IMPORT_MAX_XLSX_MB}
+            )
+        sheet = _first_sheet(zf)
+        # A first pass at C speed: a million cells are refused in a tenth of a second.
+        extent.cells = _count_cells(zf, sheet, stop_after=max_cells)
+        if extent.over_cells:
+            raise _SheetExtent.Over
+        extent.cells = 0
+        # Then the exact extent, one element at a time (at most max_cells of them).
+        parser = expat.ParserCreate(namespace_separator="}")
+        parser.StartElementHandler = extent.start
+        with zf.open(sheet) as stream:
+            while chunk := stream.read(64 * 1024):
+                parser.Parse(chunk, False)
+            parser.Parse(b"", True)
+    except (ImportRejected, _SheetExtent.Over):
+        if not (extent.over_rows or extent.over_cells):
+            raise
+    except Exception as exc:  # noqa: BLE001 - a damaged zip or XML: the same answer as openpyxl's
+        raise _too_big(_("No se pudo leer el libro de Excel (XLSX).")) from exc
+    check_rows(extent.last_row)
+    if extent.over_cells:
+        raise _too_big(
+            _("La hoja tiene más de %(limit)s celdas (filas × columnas); divida el archivo o quite columnas.")
+            % {"limit": f"{max_cells:,}"}
+        )
+    return extent.last_row
+
+
 def _load_workbook(data: bytes, **options):
     # Imported here: openpyxl costs ~0.1 s at start-up of every web and worker process, and
     # only an XLSX import needs it.
@@ -215,11 +369,60 @@ def _load_workbook(data: bytes, **options):
     return openpyxl.load_workbook(io.BytesIO(data), read_only=True, **options)
 
 
+def _is_blank(row) -> bool:
+    return not any(c not in (None, "") and str(c).strip() for c in row)
+
+
+def _headers_of(row) -> list[str]:
+    headers = [("" if h is None else str(h)).strip() for h in row]
+    while headers and not headers[-1]:
+        headers.pop()
+    return headers
+
+
+# What the import pages need of a file, read once at upload and kept in the job's summary:
+# the pages never parse a stored file to render.
+FILE_FACTS = ("headers", "rows", "read_errors")
+
+
+def file_facts(data: bytes, *, name: str = "", encoding: str = "auto") -> dict:
+    """Its headers (the first non-blank row) and its rows (an estimate), reading the first
+    rows only: an XLSX is checked against the limits, then streamed in read-only mode."""
+    if not data.strip():
+        raise ImportRejected([_err(1, "", _("El archivo está vacío."))])
+    if _is_xlsx(data, name):
+        rows = check_xlsx_limits(data)
+        try:
+            wb = _load_workbook(data, data_only=True)
+            header = next((r for r in wb.worksheets[0].iter_rows(values_only=True) if not _is_blank(r)), ())
+            wb.close()
+        except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for a damaged workbook
+            raise ImportRejected([_err(1, "", _("No se pudo leer el libro de Excel (XLSX)."))]) from exc
+    else:
+        text = _decode(data, encoding)
+        rows = text.count("\n")
+        check_rows(rows)
+        lines = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(text))
+        try:
+            header = next((r for r in lines if not _is_blank(r)), [])
+        except csv.Error as exc:
+            raise ImportRejected([_err(1, "", _("No se pudo leer el encabezado del CSV."))]) from exc
+    return {"headers": _headers_of(header), "rows": max(rows - 1, 0), "read_errors": []}
+
+
+def check_rows(rows: int) -> None:
+    if rows > settings.IMPORT_MAX_ROWS:
+        raise _too_big(
+            _("La hoja tiene más de %(limit)s filas; divida el archivo.") % {"limit": f"{settings.IMPORT_MAX_ROWS:,}"}
+        )
+
+
 def read_table(data: bytes, *, name: str = "", encoding: str = "auto") -> tuple[list[str], list[list]]:
     """Headers and data rows (lists of cell values). Blank rows are dropped."""
     if not data.strip():
         raise ImportRejected([_err(1, "", _("El archivo está vacío."))])
     if _is_xlsx(data, name):
+        check_xlsx_limits(data)
         try:
             wb = _load_workbook(data, data_only=True)
             # Read-only sheets are parsed lazily: a damaged sheet fails here, not at load.
@@ -240,13 +443,12 @@ def read_table(data: bytes, *, name: str = "", encoding: str = "auto") -> tuple[
             ) % {"row": row, "limit": f"{csv.field_size_limit():,}"}
             raise ImportRejected([_err(row, "", message)]) from exc
     # Keep row numbers as the user sees them: blank rows are skipped, not renumbered.
-    numbered = [(i + 1, r) for i, r in enumerate(rows) if any(c not in (None, "") and str(c).strip() for c in r)]
+    check_rows(len(rows))
+    numbered = [(i + 1, r) for i, r in enumerate(rows) if not _is_blank(r)]
     if not numbered:
         raise ImportRejected([_err(1, "", _("El archivo está vacío."))])
     (_first, header), *body = numbered
-    headers = [("" if h is None else str(h)).strip() for h in header]
-    while headers and not headers[-1]:
-        headers.pop()
+    headers = _headers_of(header)
     if not body:
         raise ImportRejected([_err(1, "", _("El archivo sólo tiene encabezados: no hay filas que importar."))])
     return headers, body
@@ -543,6 +745,10 @@ def _parse_cell(spec: Field, raw, text: str, options: Options, day_first, values
             raise ValueError(_("El importe debe ser mayor que cero."))
         if amount != amount.quantize(Decimal("0.01")):
             raise ValueError(_("«%(v)s» tiene más de dos decimales.") % {"v": text})
+        try:
+            validate_amount(amount)
+        except ValidationError as exc:
+            raise ValueError(exc.messages[0]) from exc
         if code:
             values["_currency_in_amount"] = code
         return amount
@@ -572,7 +778,7 @@ def _currency(values: dict, header_of: dict, specs: dict, plan: Plan, default: s
             )
         )
         return None
-    if code and not re.fullmatch(r"[A-Z]{3}", code):
+    if code and code not in iso_currencies():
         plan.errors.append(
             _err(values["row"], col, _("«%(v)s» no es un código de moneda ISO (MXN, EUR, USD).") % {"v": code})
         )
@@ -994,15 +1200,19 @@ def job_create(
     options: Options | None = None,
     dry_run: bool = True,
     path: str | None = None,
+    facts: dict | None = None,
 ) -> ImportJob:
-    """Store the upload (or point at ``path``) and record a pending job."""
+    """Store the upload (or point at ``path``) and record a pending job, with the facts the
+    pages show (``file_facts``: given by the upload form, which has read them already)."""
+    if facts is None:
+        facts = _facts_or_errors(data or Path(path).read_bytes(), name=file_name, encoding=_encoding(options, mapping))
     if path is None:
         stamp = clock.now().strftime("%Y%m%d%H%M%S%f")
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", os.path.basename(file_name))[-100:]
         target = imports_dir() / f"{stamp}_{safe}"
         target.write_bytes(data)
         path = str(target.relative_to(settings.MEDIA_ROOT))
-    summary = {}
+    summary = {key: facts[key] for key in FILE_FACTS}
     if options is not None and mapping is None:
         summary["options"] = {
             "columns": options.columns,
@@ -1021,16 +1231,32 @@ def job_create(
     )
 
 
+def _encoding(options: Options | None, mapping: ImportMapping | None) -> str:
+    return (options.encoding if options else mapping.encoding if mapping else "auto") or "auto"
+
+
+def _facts_or_errors(data: bytes, *, name: str, encoding: str) -> dict:
+    try:
+        return file_facts(data, name=name, encoding=encoding)
+    except ImportRejected as exc:
+        return {"headers": [], "rows": 0, "read_errors": exc.errors}
+
+
+def _kept_facts(job: ImportJob) -> dict:
+    """The file's facts (FILE_FACTS), kept across every rewrite of the job's summary."""
+    return {key: job.summary[key] for key in FILE_FACTS if key in job.summary}
+
+
+def _stored_facts(job: ImportJob) -> dict:
+    if "headers" not in job.summary:  # a job from before the facts were stored: read once
+        facts = _facts_or_errors(job_file(job).read_bytes(), name=job.file_name, encoding=job_options(job).encoding)
+        _set(job, summary={**job.summary, **facts})
+    return job.summary
+
+
 def count_rows(job: ImportJob) -> int:
-    """A cheap estimate of data rows, to choose inline or background."""
-    data = job_file(job).read_bytes()
-    if _is_xlsx(data, job.file_name):
-        try:
-            wb = _load_workbook(data)
-            return max((wb.worksheets[0].max_row or 1) - 1, 0)
-        except Exception:
-            return 0
-    return max(data.count(b"\n") - 1, 0)
+    """An estimate of data rows, to choose inline or background (stored at upload)."""
+    return _stored_facts(job).get("rows", 0)
 
 
 def _set(job: ImportJob, **values) -> None:
@@ -1044,7 +1270,7 @@ def run_job(job: ImportJob) -> ImportJob:
     started = time.monotonic()
     inline = job.summary.get("options")
     options = job_options(job)
-    base = {"options": inline} if inline else {}
+    base = {**_kept_facts(job), **({"options": inline} if inline else {})}
     _set(job, status=ImportJob.Status.RUNNING, processed_rows=0, errors=[], summary={**base, "phase": "validating"})
     try:
         data = job_file(job).read_bytes()
@@ -1172,7 +1398,7 @@ def job_restart(
     job: ImportJob, *, dry_run: bool, mapping: ImportMapping | None = None, options: Options | None = None
 ) -> ImportJob:
     """Queue the same file again (a new mapping, or the commit after a dry run)."""
-    summary = {}
+    summary = _kept_facts(job)
     if options is not None and mapping is None:
         summary["options"] = {
             "columns": options.columns,
@@ -1180,8 +1406,8 @@ def job_restart(
             "decimal_separator": options.decimal_separator,
             "encoding": options.encoding,
         }
-    elif mapping is None and not job.mapping_id:
-        summary = {k: v for k, v in job.summary.items() if k == "options"}
+    elif mapping is None and not job.mapping_id and "options" in job.summary:
+        summary["options"] = job.summary["options"]
     _set(
         job,
         dry_run=dry_run,
@@ -1196,11 +1422,7 @@ def job_restart(
 
 
 def file_headers(job: ImportJob) -> tuple[list[str], list[dict]]:
-    """Their headers (for the mapping form), or the errors reading the file."""
-    try:
-        data = job_file(job).read_bytes()
-        encoding = job_options(job).encoding
-        headers, _body = read_table(data, name=job.file_name, encoding=encoding)
-    except ImportRejected as exc:
-        return [], exc.errors
-    return headers, []
+    """Their headers (for the mapping form), or the errors reading the file: as stored at
+    upload, never by parsing the file again."""
+    facts = _stored_facts(job)
+    return facts.get("headers") or [], facts.get("read_errors") or []

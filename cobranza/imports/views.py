@@ -56,6 +56,7 @@ def import_create(request):
             data=upload.read(),
             mapping=form.cleaned_data["mapping"],
             dry_run=True,
+            facts=form.file_facts,
         )
         if job.mapping_id:
             _start(job)

@@ -10,10 +10,10 @@ and reveals one client's statement only.
 - **Revocation**: ``SelfServiceAccess.version`` is part of the signed value; ``revoke`` raises
   it, so every link signed before stops working while new reminders carry new links.
 - **Rate limit**: 30 requests per 600 seconds per token and per IP (the optional settings
-  ``SELF_SERVICE_RATE_LIMIT`` / ``SELF_SERVICE_RATE_WINDOW`` override them), counted in
-  Django's configured cache; invalid tokens count too, so guessing is limited per IP. The
-  default cache is per process (LocMemCache): production with several web processes must
-  configure a shared cache (Redis or the database cache), or each process counts on its own.
+  ``SELF_SERVICE_RATE_LIMIT`` / ``SELF_SERVICE_RATE_WINDOW`` override them), counted by
+  django-ratelimit in the shared cache (Redis or the database, see ``CACHES`` in settings),
+  so the limit holds across web processes and machines and survives a restart; invalid
+  tokens count too, so guessing is limited per IP.
 
 Its own module because reminders (``cobranza.engine.messaging``) carry the link, and the
 portal's services depend on the engine through commitments: keeping the credential apart
@@ -23,16 +23,15 @@ keeps the imports one-way.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core import signing
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django_ratelimit.core import is_ratelimited
 
 from accounts import clock
 from accounts import services as ledger
@@ -144,21 +143,19 @@ def rate_window() -> int:
     return getattr(settings, "SELF_SERVICE_RATE_WINDOW", RATE_WINDOW)
 
 
-def _hit(key: str) -> int:
-    # Fixed window: the first hit creates the counter with the window as its lifetime.
-    cache.add(key, 0, timeout=rate_window())
-    try:
-        return cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=rate_window())
-        return 1
+def _client_ip(_group, request) -> str:
+    # REMOTE_ADDR only: X-Forwarded-For is set by the client unless a trusted proxy rewrites
+    # it, and a spoofable key would make the per-IP limit useless. (django-ratelimit's "ip"
+    # key raises on an empty REMOTE_ADDR, which a Unix-socket proxy gives.)
+    return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 
-def rate_limited(*, ip: str, token: str) -> bool:
-    """Count one request for this IP and this token; True once either is over the limit.
-    Tokens are hashed so the cache never holds a usable link."""
-    token_key = hashlib.sha256(token.encode()).hexdigest()[:40]
-    by_ip = _hit(f"selfservice:rl:ip:{ip}")
-    by_token = _hit(f"selfservice:rl:token:{token_key}")
-    limit = getattr(settings, "SELF_SERVICE_RATE_LIMIT", RATE_LIMIT)
-    return by_ip > limit or by_token > limit
+def rate_limited(request, *, token: str) -> bool:
+    """Count one request for the client's address and for this token; True once either is
+    over the limit. django-ratelimit hashes what it counts: the cache never holds a link."""
+    rate = f"{getattr(settings, 'SELF_SERVICE_RATE_LIMIT', RATE_LIMIT)}/{rate_window()}s"
+    # Both counted on every request (no short-circuit): a flood of one token still uses up
+    # the address's allowance, and guesses from one address still count per token.
+    by_ip = is_ratelimited(request, group="selfservice:ip", key=_client_ip, rate=rate, increment=True)
+    by_token = is_ratelimited(request, group="selfservice:token", key=lambda _g, _r: token, rate=rate, increment=True)
+    return by_ip or by_token

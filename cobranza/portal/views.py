@@ -35,12 +35,6 @@ from cobranza.portal.forms import PlanRequestForm, ProblemForm, PromiseForm
 DONE_MESSAGES = ("promise", "plan", "problem")
 
 
-def _client_ip(request) -> str:
-    # REMOTE_ADDR only: X-Forwarded-For is set by the client unless a trusted proxy rewrites
-    # it, and a spoofable key would make the per-IP limit useless.
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
-
-
 def _private(response: HttpResponse) -> HttpResponse:
     add_never_cache_headers(response)
     response["Referrer-Policy"] = "no-referrer"
@@ -62,7 +56,7 @@ def portal_view(view):
     @login_not_required
     @functools.wraps(view)
     def wrapper(request, token, *args, **kwargs):
-        if links.rate_limited(ip=_client_ip(request), token=token):
+        if links.rate_limited(request, token=token):
             response = render(request, "cobranza/selfservice/rate_limited.html", status=429)
             response["Retry-After"] = str(links.rate_window())
             return _private(response)

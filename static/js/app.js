@@ -53,6 +53,19 @@
   });
   document.addEventListener("htmx:afterSettle", refreshBulk);
 
+  // --- "select every row of this page" boxes: data-check-all="<selector of the boxes>" ------
+  document.addEventListener("change", (evt) => {
+    const selector = evt.target.dataset && evt.target.dataset.checkAll;
+    if (!selector) return;
+    document.querySelectorAll(selector).forEach((b) => (b.checked = evt.target.checked));
+  });
+
+  // --- forms that ask first: data-confirm="<question>" --------------------------------------
+  document.addEventListener("submit", (evt) => {
+    const message = evt.target.dataset && evt.target.dataset.confirm;
+    if (message && !window.confirm(message)) evt.preventDefault();
+  });
+
   // --- client detail: tabs follow the URL hash ---------------------------------------------
   function showTabFromHash() {
     const id = window.location.hash.slice(1);

@@ -606,6 +606,31 @@ def test_manager_creates_an_invoice_with_default_due_date(client, gerente, debto
     assert invoice.currency == "MXN" and invoice.amount == Decimal("1234.50")
 
 
+@pytest.mark.parametrize(
+    ("amount", "currency", "field"),
+    [("10", "ZZZ", "currency"), ("10000000000.00", "MXN", "amount")],
+)
+def test_an_unknown_currency_or_a_huge_amount_is_a_field_error(
+    client, gerente, debtor, settings, amount, currency, field
+):
+    acme, *_ = debtor
+    _login(client, gerente)
+    response = client.post(
+        reverse("invoice_create", args=[acme.pk]),
+        {"number": "F-BIG", "issue_date": TODAY.isoformat(), "amount": amount, "currency": currency},
+    )
+    assert response.status_code == 200
+    assert field in response.context["form"].errors
+    assert not Invoice.objects.filter(number="F-BIG").exists()
+    settings.MONEY_MAX_AMOUNT = "20000000000"  # configurable
+    if field == "amount":
+        client.post(
+            reverse("invoice_create", args=[acme.pk]),
+            {"number": "F-BIG", "issue_date": TODAY.isoformat(), "amount": amount, "currency": currency},
+        )
+        assert Invoice.objects.filter(number="F-BIG").exists()
+
+
 def test_duplicate_invoice_number_is_a_field_error(client, gerente, debtor):
     acme, *_ = debtor
     _login(client, gerente)

@@ -408,6 +408,9 @@ def test_a_collector_cannot_pay_into_another_collectors_client(gestora, theirs):
         ({"amount": "-1.00"}, "amount"),
         ({"client": 987654}, "client"),
         ({"currency": "ZZ"}, "currency"),
+        # The right shape, but no ISO 4217 currency; more than MONEY_MAX_AMOUNT.
+        ({"currency": "ZZZ"}, "currency"),
+        ({"amount": "10000000000.00"}, "amount"),
         ({"received_on": "ayer"}, "received_on"),
         ({"received_on": str(TODAY + dt.timedelta(days=30))}, "received_on"),
         ({"method": "bitcoin"}, "method"),

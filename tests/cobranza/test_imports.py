@@ -336,6 +336,25 @@ def test_a_rejected_upload_shows_the_errors_table(client, gerente, cliente):
     assert "«abc» no es un importe." in page and "Importe" in page
 
 
+def test_an_unknown_currency_and_an_amount_over_the_limit_are_refused(client, gerente, cliente):
+    client.force_login(gerente)
+    mapping = ImportMapping.objects.create(name="Contpaq", kind="invoices", columns=INVOICE_COLS)
+    upload = io.BytesIO(
+        (
+            INVOICE_HEADER
+            + "F-1,AAA010101AAA,2024-01-10,,100.00,ZZZ,\n"
+            + "F-2,AAA010101AAA,2024-01-10,,10000000000.00,MXN,\n"
+        ).encode()
+    )
+    upload.name = "malo.csv"
+    response = client.post(
+        reverse("cobranza:import_create"), {"kind": "invoices", "file": upload, "mapping": mapping.pk}
+    )
+    page = client.get(response["Location"]).content.decode()
+    assert "«ZZZ» no es un código de moneda ISO" in page and "supera el máximo permitido" in page
+    assert not Invoice.objects.exists()
+
+
 # --- scale -----------------------------------------------------------------------------
 
 

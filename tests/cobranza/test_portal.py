@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limit():
-    # The limit counts in the (per-process) cache: every test starts from zero.
+    # The limit counts in the shared cache: every test starts from zero.
     cache.clear()
     yield
     cache.clear()

@@ -111,6 +111,20 @@ def test_without_a_secret_the_webhook_is_off(client, debtor, settings):
     assert not Payment.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("over", "field", "message"),
+    [
+        ({"currency": "ZZZ"}, "currency", "no es un código de moneda ISO 4217"),
+        ({"amount": "10000000000.00"}, "amount", "supera el máximo permitido"),
+    ],
+)
+def test_an_unknown_currency_or_an_amount_over_the_limit_is_a_field_error(client, debtor, over, field, message):
+    response = _post(client, _payload(**over))
+    assert response.status_code == 400
+    assert message in " ".join(response.json()["errors"][field])
+    assert not Payment.objects.exists()
+
+
 def test_a_malformed_payload_is_400_with_field_errors(client, debtor):
     response = _post(
         client,

@@ -52,7 +52,7 @@ class Command(BaseCommand):
             "status": job.status,
             "dry_run": job.dry_run,
             "total_rows": job.total_rows,
-            "summary": {k: v for k, v in job.summary.items() if k != "options"},
+            "summary": {k: v for k, v in job.summary.items() if k != "options" and k not in imports.FILE_FACTS},
             "errors": job.errors,
         }
         if opts["json"]:
