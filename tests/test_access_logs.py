@@ -10,9 +10,9 @@ every byte they logged — access log, error log, the process's output — is re
 from __future__ import annotations
 
 import re
-import time
 import shlex
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
