@@ -1,4 +1,4 @@
-"""Forms of the alerts pages. They parse input; writes go through ``cobranza.alerts.jobs``."""
+"""Forms of the alerts pages. They parse input; writes go through ``cobranza.alerts.services``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from accounts.forms import collector_options
-from cobranza.alerts.jobs import PENDING
+from cobranza.alerts.selectors import PENDING
 from cobranza.handoffs.forms import _style
 from cobranza.models import AlertKind, AlertStatus
 
@@ -29,7 +29,7 @@ class AlertFilterForm(forms.Form):
         _style(self)
 
     def filters(self) -> dict:
-        """The valid filters as keyword arguments of ``alerts.alert_list``."""
+        """The valid filters as keyword arguments of ``selectors.alert_list``."""
         self.is_valid()
         data = {name: self.cleaned_data.get(name) for name in self.fields if name not in self.errors}
         collector = data.get("collector")

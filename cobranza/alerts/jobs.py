@@ -6,8 +6,9 @@ then makes one pass over the few aggregate rows that matched (one per client) to
 ``Alert`` rows, which are written with one bulk insert that ignores conflicts: the unique
 ``(client, kind, period_key)`` makes a rerun raise nothing twice. Each new alert also writes
 one *system* entry on the client's timeline (bulk insert, like ``profiles``). Alerts reach the
-assigned collector through ``alerts_for(user)`` (the alerts page, the client page's panel and
-the dashboard summary); no task is created.
+assigned collector through ``selectors.alerts_for(user)`` (the alerts page, the client page's
+panel and the dashboard summary); no task is created. Staff acknowledge and close them with
+``cobranza.alerts.services``.
 
 Days late at settlement are ``profiles``' definition: an invoice is settled when its status is
 *paid*, on the date of the last payment applied to it (credit notes and discounts included),
@@ -54,7 +55,6 @@ docstring for how it avoids sending twice.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 from collections import Counter, defaultdict
@@ -62,8 +62,6 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, F, Min, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import TruncMonth
@@ -76,10 +74,9 @@ from django.utils.translation import gettext_lazy
 
 from accounts import clock
 from accounts.models import NON_CASH_METHODS, Client, Interaction, Invoice, Payment
-from accounts.roles import GROUP_NAMES, Role, is_collector, is_manager
 from accounts.rules import collectible_q, days_late_sql, open_invoice_q, overdue_q, settled_invoices_sql
-from accounts.services import ensure_can_work, interaction_log
 from accounts.utils import money_str
+from cobranza.alerts.selectors import managers, with_evidence
 from cobranza.engine import channels
 from cobranza.models import Alert, AlertDigest, AlertKind, AlertStatus, Commitment, CommitmentKind, CommitmentStatus
 from cobranza.profiles.jobs import months_ago
@@ -512,22 +509,6 @@ def alert_title(kind: str, ev: dict) -> str:
     return str(AlertKind(kind).label)
 
 
-_DATE_KEYS = ("_from", "_to", "_on", "_start")
-
-
-def with_evidence(alerts):
-    """Give each alert ``ev``: its evidence with the dates as dates, for the templates."""
-    alerts = list(alerts)
-    for alert in alerts:
-        ev = dict(alert.evidence or {})
-        for key, value in ev.items():
-            if key.endswith(_DATE_KEYS) and isinstance(value, str) and value:
-                with contextlib.suppress(ValueError):
-                    ev[key] = dt.date.fromisoformat(value)
-        alert.ev = ev
-    return alerts
-
-
 def _timeline_body(alert: Alert) -> str:
     with_evidence([alert])
     return " ".join(render_to_string("cobranza/alerts/_evidence_plain.txt", {"alert": alert}).split())
@@ -602,101 +583,6 @@ def raise_alerts(*, today: dt.date) -> dict:
     }
 
 
-# --- reads ----------------------------------------------------------------------------------------
-
-PENDING = "pending"  # the list's default filter: not closed
-
-
-def _visible(qs: QuerySet[Alert], user) -> QuerySet[Alert]:
-    if is_manager(user):
-        return qs
-    if is_collector(user):
-        return qs.filter(client__collector=user)
-    return qs.none()
-
-
-def alerts_for(user) -> QuerySet[Alert]:
-    """Open alerts the user should act on: a collector's own clients', every one for managers."""
-    qs = Alert.objects.filter(status=AlertStatus.OPEN).select_related("client", "client__collector")
-    return _visible(qs, user).order_by("-raised_on", "-id")
-
-
-def alert_list(*, user, kind: str = "", status: str = PENDING, collector=None) -> QuerySet[Alert]:
-    """The alerts page: visible alerts, filtered (one query per page)."""
-    qs = _visible(Alert.objects.select_related("client", "client__collector", "handled_by"), user)
-    if kind:
-        qs = qs.filter(kind=kind)
-    if status == PENDING:
-        qs = qs.exclude(status=AlertStatus.CLOSED)
-    elif status in AlertStatus.values:
-        qs = qs.filter(status=status)
-    if collector is not None:
-        qs = qs.filter(client__collector=collector)
-    return qs.order_by("-raised_on", "-id")
-
-
-def client_alerts(client: Client) -> list[Alert]:
-    """The client page's panel: the alerts not closed yet (one query)."""
-    return with_evidence(
-        Alert.objects.filter(client=client).exclude(status=AlertStatus.CLOSED).select_related("handled_by")
-    )
-
-
-LATEST = 5
-
-
-def alert_summary(user) -> dict:
-    """For the dashboard: open alerts by kind and the latest ones (two queries)."""
-    visible = alerts_for(user)
-    counts = dict(visible.order_by().values_list("kind").annotate(n=Count("pk")).values_list("kind", "n"))
-    return {
-        "by_kind": [{"kind": k, "label": label, "count": counts.get(k, 0)} for k, label in AlertKind.choices],
-        "total": sum(counts.values()),
-        "latest": with_evidence(visible[:LATEST]),
-    }
-
-
-# --- services ------------------------------------------------------------------------------------
-
-
-def alert_acknowledge(*, by, alert: Alert) -> Alert:
-    """Mark a new alert as seen by the collector or a manager."""
-    ensure_can_work(by, alert.client)
-    now = clock.now()
-    done = Alert.objects.filter(pk=alert.pk, status=AlertStatus.OPEN).update(
-        status=AlertStatus.ACKNOWLEDGED, handled_by=by, handled_at=now
-    )
-    if not done:
-        raise ValidationError(_("La alerta ya no está nueva."))
-    alert.refresh_from_db()
-    return alert
-
-
-def alert_close(*, by, alert: Alert, note: str = "") -> Alert:
-    """Close an alert (new or seen); the closing and its note go to the client's timeline."""
-    ensure_can_work(by, alert.client)
-    note = (note or "").strip()
-    now = clock.now()
-    with transaction.atomic():
-        done = (
-            Alert.objects.filter(pk=alert.pk)
-            .exclude(status=AlertStatus.CLOSED)
-            .update(status=AlertStatus.CLOSED, handled_by=by, handled_at=now)
-        )
-        if not done:
-            raise ValidationError(_("La alerta ya está cerrada."))
-        interaction_log(
-            by=by,
-            client=alert.client,
-            kind=Interaction.Kind.SYSTEM,
-            direction=Interaction.Direction.INTERNAL,
-            summary=_("Alerta cerrada: %(title)s") % {"title": alert.title},
-            body=note,
-        )
-    alert.refresh_from_db()
-    return alert
-
-
 # --- the weekly digest ---------------------------------------------------------------------------
 
 
@@ -705,19 +591,6 @@ def digest_week(today: dt.date) -> tuple[dt.date, dt.date, str]:
     start = today - dt.timedelta(days=today.weekday() + 7)
     year, week, _day = start.isocalendar()
     return start, start + dt.timedelta(days=6), f"{year}-W{week:02d}"
-
-
-def managers():
-    """Active managers and administrators with an email address."""
-    names = [GROUP_NAMES[Role.MANAGER], GROUP_NAMES[Role.ADMIN]]
-    return (
-        get_user_model()
-        .objects.filter(is_active=True)
-        .exclude(email="")
-        .filter(Q(groups__name__in=names) | Q(is_superuser=True))
-        .distinct()
-        .order_by("pk")
-    )
 
 
 def _digest_context(alerts: list[Alert], start: dt.date, end: dt.date, label: str) -> dict:

@@ -2,8 +2,9 @@
 the acknowledge/close action they post to.
 
 Same access rules as ``accounts.views``: a login and a staff role; a collector sees and
-handles only their own clients' alerts (another client's alert is a 404). Writes go through
-``cobranza.alerts.jobs``, which checks permissions again.
+handles only their own clients' alerts (another client's alert is a 404). Reads come from
+``cobranza.alerts.selectors``; writes go through ``cobranza.alerts.services``, which checks
+permissions again.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts import clock
 from accounts.roles import is_manager, is_staff_member
 from accounts.views import _safe_next, staff_required
-from cobranza.alerts import jobs as alerts
+from cobranza.alerts import jobs, selectors, services
 from cobranza.alerts.forms import AlertFilterForm, AlertUpdateForm
 from cobranza.exports import DATE, Column, Table, export_format, table_response
 from cobranza.models import AlertKind
@@ -32,7 +33,7 @@ def alerts_panel(request, client) -> str:
     """The client page's panel of alerts not yet closed (one query; nothing when none)."""
     if not is_staff_member(request.user):
         return ""
-    pending = alerts.client_alerts(client)
+    pending = selectors.client_alerts(client)
     if not pending:
         return ""
     return render_to_string(
@@ -53,9 +54,9 @@ def alert_list(request):
     filters = form.filters()
     if fmt := export_format(request):
         # Every alert the filters select (not just this page), in the same order.
-        table = alert_table(alerts.alert_list(user=request.user, **filters))
+        table = alert_table(selectors.alert_list(user=request.user, **filters))
         return table_response(table, filename=f"alertas-{clock.localdate():%Y%m%d}", fmt=fmt)
-    paginator = Paginator(alerts.alert_list(user=request.user, **filters), ALERTS_PER_PAGE)
+    paginator = Paginator(selectors.alert_list(user=request.user, **filters), ALERTS_PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))
     return render(
         request,
@@ -63,10 +64,10 @@ def alert_list(request):
         {
             "form": form,
             "page_obj": page,
-            "alerts": alerts.with_evidence(page.object_list),
-            "is_filtered": bool(filters["kind"] or filters["collector"] or filters["status"] != alerts.PENDING),
+            "alerts": selectors.with_evidence(page.object_list),
+            "is_filtered": bool(filters["kind"] or filters["collector"] or filters["status"] != selectors.PENDING),
             "next_url": request.get_full_path(),
-            "rules": [(kind, label, alerts.RULE_TEXTS[kind]) for kind, label in AlertKind.choices],
+            "rules": [(kind, label, jobs.RULE_TEXTS[kind]) for kind, label in AlertKind.choices],
         },
     )
 
@@ -102,7 +103,7 @@ def alert_table(queryset) -> Table:
 @staff_required
 @require_POST
 def alert_update(request, pk):
-    alert = get_object_or_404(alerts.alert_list(user=request.user, status="all"), pk=pk)
+    alert = get_object_or_404(selectors.alert_list(user=request.user, status="all"), pk=pk)
     target = _safe_next(request, reverse("cobranza:alert_list"))
     form = AlertUpdateForm(request.POST)
     if not form.is_valid():
@@ -110,10 +111,10 @@ def alert_update(request, pk):
         return redirect(target)
     try:
         if form.cleaned_data["action"] == "acknowledge":
-            alerts.alert_acknowledge(by=request.user, alert=alert)
+            services.alert_acknowledge(by=request.user, alert=alert)
             messages.success(request, _("Alerta marcada como vista."))
         else:
-            alerts.alert_close(by=request.user, alert=alert, note=form.cleaned_data["note"])
+            services.alert_close(by=request.user, alert=alert, note=form.cleaned_data["note"])
             messages.success(request, _("Alerta cerrada."))
     except ValidationError as exc:
         for error in exc.messages:

@@ -27,7 +27,7 @@ from accounts import clock
 from accounts.selectors import BUCKETS
 from accounts.utils import money_locale, money_str
 from accounts.views import manager_required, staff_required
-from cobranza.alerts import jobs as alerts
+from cobranza.alerts import selectors as alerts
 from cobranza.dashboard import metrics, summaries
 from cobranza.dashboard.forms import DashboardFilterForm
 from cobranza.exports import DATE, DECIMAL, INT, MONEY, PERCENT, Column, Table, export_format, table_response

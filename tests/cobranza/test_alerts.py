@@ -18,6 +18,8 @@ from accounts.models import Interaction
 from accounts.roles import roles_of
 from accounts.services import AllocationRequest
 from cobranza.alerts import jobs as alerts
+from cobranza.alerts import selectors as alert_selectors
+from cobranza.alerts import services as alert_services
 from cobranza.alerts.views import alerts_panel
 from cobranza.models import Alert, AlertKind, AlertStatus, Commitment
 from tests.factories import make_client, make_invoice
@@ -156,7 +158,7 @@ def test_credit_limit_exceeded_in_the_clients_currency(gerente, gestora):
     alerts.raise_alerts(today=D(2026, 12, 2))
     assert Alert.objects.filter(kind="credit_limit").count() == 1
     # …and once it is closed, December raises its own.
-    alerts.alert_close(by=gerente, alert=found[over.pk], note="Revisado con el cliente")
+    alert_services.alert_close(by=gerente, alert=found[over.pk], note="Revisado con el cliente")
     alerts.raise_alerts(today=D(2026, 12, 3))
     assert list(Alert.objects.filter(client=over, kind="credit_limit").values_list("period_key", flat=True)) == [
         "2026-12",
@@ -366,7 +368,7 @@ def test_manager_sees_all_and_filters(client, gerente, gestor, alerted):
     assert "Abarrotes Sol" in html and "Ferretería Ruiz" not in html
     html = client.get(reverse("cobranza:alert_list"), {"kind": "lateness"}).content.decode()
     assert "Abarrotes Sol" not in html
-    assert list(alerts.alerts_for(gerente)) == [alerted["other_alert"], alerted["alert"]]
+    assert list(alert_selectors.alerts_for(gerente)) == [alerted["other_alert"], alerted["alert"]]
 
 
 def test_collector_acknowledges_then_closes_with_a_note(client, gestora, alerted):
@@ -377,7 +379,7 @@ def test_collector_acknowledges_then_closes_with_a_note(client, gestora, alerted
     assert client.post(url, {"action": "acknowledge", "next": back}).url == back
     alert.refresh_from_db()
     assert (alert.status, alert.handled_by) == (AlertStatus.ACKNOWLEDGED, gestora)
-    assert alert not in alerts.alerts_for(gestora)  # no longer new
+    assert alert not in alert_selectors.alerts_for(gestora)  # no longer new
 
     client.post(url, {"action": "close", "note": "Llamé: pagará el viernes."})
     alert.refresh_from_db()
@@ -430,11 +432,11 @@ def test_alert_list_query_count_does_not_grow(client, gerente, gestora, alerted)
 
 
 def test_summary_counts_by_kind_and_latest(gerente, gestora, alerted):
-    summary = alerts.alert_summary(gestora)
+    summary = alert_selectors.alert_summary(gestora)
     assert summary["total"] == 1
     assert {row["kind"]: row["count"] for row in summary["by_kind"]}["credit_limit"] == 1
     assert summary["latest"] == [alerted["alert"]]
-    assert alerts.alert_summary(gerente)["total"] == 2
+    assert alert_selectors.alert_summary(gerente)["total"] == 2
 
 
 # --- the weekly digest ----------------------------------------------------------------------------
