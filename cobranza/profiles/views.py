@@ -5,7 +5,7 @@ rules editor and the discount approval queue.
 Same access rules as ``accounts.views``: a login and a staff role everywhere; manager pages
 answer 403 to everyone else; a collector reaches only their own clients, invoices, fees and
 discounts, and anything else is a 404. Writes go through ``profiles``, ``fees`` and
-``services_discounts``, which check permissions again.
+``services``, which check permissions again.
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from accounts.utils import money_str
 from accounts.views import _safe_next, _visible_client, manager_required, staff_required
 from cobranza.ladders.forms import add_service_errors
 from cobranza.models import Discount, LateFee, LateFeeRule, Profile
-from cobranza.profiles import discounts as services_discounts
-from cobranza.profiles import fees
+from cobranza.profiles import fees, services
 from cobranza.profiles import jobs as profiles
 from cobranza.profiles.forms import (
     DiscountDecisionForm,
@@ -145,7 +144,7 @@ def discount_request(request, pk):
         _errors(request, form.errors)
         return redirect(_client_url(client))
     try:
-        discount = services_discounts.discount_request(
+        discount = services.discount_request(
             by=request.user, invoice=invoice, amount=form.cleaned_data["amount"], reason=form.cleaned_data["reason"]
         )
     except ValidationError as exc:
@@ -262,10 +261,10 @@ def discount_decide(request, pk):
     values = {"amount": money_str(discount.amount, invoice.currency), "number": invoice.number}
     try:
         if form.cleaned_data["action"] == form.APPROVE:
-            services_discounts.discount_approve(by=request.user, discount=discount, notes=form.cleaned_data["notes"])
+            services.discount_approve(by=request.user, discount=discount, notes=form.cleaned_data["notes"])
             text = _("Descuento de %(amount)s aprobado y aplicado a la factura %(number)s.")
         else:
-            services_discounts.discount_reject(by=request.user, discount=discount, notes=form.cleaned_data["notes"])
+            services.discount_reject(by=request.user, discount=discount, notes=form.cleaned_data["notes"])
             text = _("Descuento de %(amount)s en la factura %(number)s rechazado.")
     except ValidationError as exc:
         _service_errors(request, exc)

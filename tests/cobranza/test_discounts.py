@@ -15,7 +15,7 @@ from accounts.models import Interaction, Invoice, Payment
 from accounts.services import AllocationRequest
 from cobranza.models import CollectorTask, Discount, TaskKind, TaskStatus
 from cobranza.profiles import fees
-from cobranza.profiles.discounts import discount_approve, discount_reject, discount_request
+from cobranza.profiles.services import discount_approve, discount_reject, discount_request
 from tests.factories import make_client, make_invoice, segment
 
 pytestmark = pytest.mark.django_db

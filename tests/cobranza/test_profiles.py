@@ -27,9 +27,9 @@ from cobranza.models import (
     Profile,
     TaskKind,
 )
-from cobranza.profiles import discounts as services_discounts
 from cobranza.profiles import fees
 from cobranza.profiles import jobs as profiles
+from cobranza.profiles import services as profile_services
 from cobranza.profiles.views import profile_panel
 from tests.factories import make_client, make_invoice
 
@@ -479,7 +479,7 @@ def _grow(by, client, n, tag):
             waived_reason="Cortesía" if i % 2 else "",
             waived_by=by if i % 2 else None,
         )
-        services_discounts.discount_request(by=by, invoice=invoice, amount=Decimal("5.00"), reason=f"{tag}{i}")
+        profile_services.discount_request(by=by, invoice=invoice, amount=Decimal("5.00"), reason=f"{tag}{i}")
 
 
 def _panel_queries(user, debtor) -> tuple[int, str]:
@@ -556,7 +556,7 @@ def test_every_profile_url_answers_each_role(client, role, admin_user, gerente, 
         "client": debtor,
         "invoice": invoice,
         "late_fee": LateFee.objects.create(invoice=invoice, kind="fixed", amount=Decimal("10.00"), computed_on=TODAY),
-        "discount": services_discounts.discount_request(by=gestora, invoice=invoice, amount="5.00", reason="x"),
+        "discount": profile_services.discount_request(by=gestora, invoice=invoice, amount="5.00", reason="x"),
     }
     user = {"owner": gestora, "other": gestor, "manager": gerente, "admin": admin_user, "no_role": nobody}.get(role)
     if user is not None:
@@ -581,8 +581,8 @@ def test_profile_list_and_discount_queue_query_counts_do_not_grow(client, gerent
         for _ in range(n):
             debtor = make_client(by=gerente, collector=gestora)
             invoice = overdue(gerente, debtor, days=100)
-            services_discounts.discount_request(by=gestora, invoice=invoice, amount="5.00", reason="x")
-            services_discounts.discount_request(by=gerente, invoice=invoice, amount="5.00", reason="y")
+            profile_services.discount_request(by=gestora, invoice=invoice, amount="5.00", reason="x")
+            profile_services.discount_request(by=gerente, invoice=invoice, amount="5.00", reason="y")
         profiles.compute_profiles(today=TODAY)
 
     client.force_login(gerente)
