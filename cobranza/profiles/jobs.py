@@ -45,9 +45,9 @@ Rules, first match wins (``RULES`` says the same for the UI):
 The comparisons are exact integer arithmetic (``late × 100 > 60 × settled``), so a share of
 exactly 60 % is not "more than 60 %".
 
-A collector may override the computed profile with a reason (``profile_override``); the
-override wins (``ClientProfile.effective``) until cleared. The good-payer standing follows the
-*effective* profile: becoming good sets ``good_payer_since``; a good payer that stops being
+A collector may override the computed profile with a reason (``services.profile_override``);
+the override wins (``ClientProfile.effective``) until cleared. The good-payer standing follows
+the *effective* profile: becoming good sets ``good_payer_since``; a good payer that stops being
 good gets ``good_payer_lost_on``, one task for the collector (kind GOOD_PAYER_LOST) and one
 timeline entry — once per loss, whichever run or override notices it (the conditional
 ``UPDATE … RETURNING`` is the claim).
@@ -57,15 +57,11 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Case, Count, QuerySet, Value, When
+from django.db.models import Count
 from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -73,7 +69,6 @@ from django.utils.translation import gettext_lazy
 from accounts import clock
 from accounts.models import Client, Interaction, Invoice, Payment, PaymentAllocation
 from accounts.rules import (
-    COLLECTIBLE,
     collectible_sql,
     days_between_sql,
     days_late_sql,
@@ -81,21 +76,16 @@ from accounts.rules import (
     settled_invoices_sql,
     sql_literal,
 )
-from accounts.services import ensure_can_work
 from accounts.utils import actor
 from cobranza.models import (
     ClientProfile,
     CollectorTask,
     Commitment,
-    Discount,
     Dispute,
-    LateFee,
-    LateFeeRule,
-    Policy,
     Profile,
     TaskKind,
 )
-from cobranza.rules import effective_profile, effective_profile_expr, effective_profile_sql
+from cobranza.rules import effective_profile_sql
 
 # --- rules and protocols, as the UI shows them ------------------------------------------------
 
@@ -537,178 +527,3 @@ def compute_profiles(*, today: dt.date, client_ids=None, now: dt.datetime | None
         "good_payer_gained": gained,
         "good_payer_lost": lost,
     }
-
-
-# --- the collector's override -------------------------------------------------------------------
-
-
-def profile_override(*, by: AbstractBaseUser | None, client: Client, profile: str, reason: str = "") -> ClientProfile:
-    """Set the client's profile by hand (it wins over the computed one), or clear the override
-    with ``profile=""``. A reason is required to set it; both go to the timeline."""
-    ensure_can_work(by, client)
-    profile = (profile or "").strip()
-    reason = (reason or "").strip()
-    if profile and profile not in Profile.values:
-        raise ValidationError({"profile": _("Perfil no válido.")})
-    if profile and not reason:
-        raise ValidationError({"reason": _("Indique el motivo del cambio de perfil.")})
-    now = clock.now()
-    author = actor(by)
-    with transaction.atomic():
-        row, _created = ClientProfile.objects.select_for_update().get_or_create(client=client)
-        previous = row.override
-        row.override = profile
-        row.override_reason = reason[:255] if profile else ""
-        row.override_by = author if profile else None
-        row.override_at = now if profile else None
-        row.save(update_fields=["override", "override_reason", "override_by", "override_at"])
-        computed_label = Profile(row.computed).label
-        if profile:
-            summary = _("Perfil de morosidad asignado: %(profile)s (calculado: %(computed)s)") % {
-                "profile": Profile(profile).label,
-                "computed": computed_label,
-            }
-        elif previous:
-            summary = _("Perfil asignado retirado: vuelve al calculado (%(computed)s)") % {"computed": computed_label}
-        else:
-            summary = ""
-        if summary:
-            Interaction(
-                client=client,
-                kind=Interaction.Kind.SYSTEM,
-                direction=Interaction.Direction.INTERNAL,
-                summary=summary[:255],
-                body=reason,
-                author=author,
-            ).save()
-        _update_standing(client_ids=[client.pk], today=clock.localdate(), now=now, by=by)
-    row.refresh_from_db()
-    return row
-
-
-# --- reads for the UI ---------------------------------------------------------------------------
-
-
-@dataclass
-class InvoiceRow:
-    """One invoice of the panel: its principal apart from its surcharges, and whether a
-    discount may still be requested on it."""
-
-    invoice: Invoice
-    fixed: LateFee | None = None
-    interest: LateFee | None = None
-    open: bool = False
-
-    @property
-    def fees(self) -> list[LateFee]:
-        return [f for f in (self.fixed, self.interest) if f is not None]
-
-    @property
-    def fee_total(self) -> Decimal:
-        """Surcharges still to collect (waived ones left out)."""
-        return sum((f.amount for f in self.fees if not f.waived), Decimal("0.00"))
-
-
-@dataclass
-class ProfilePanel:
-    client: Client
-    profile: ClientProfile | None
-    effective: str
-    policy: Policy | None
-    rule: LateFeeRule | None
-    rows: list[InvoiceRow]
-    fee_totals: dict[str, Decimal]
-    discounts: list[Discount]
-    today: dt.date
-
-    @property
-    def protocol(self) -> Protocol:
-        return PROTOCOLS[self.effective]
-
-    @property
-    def rule_text(self) -> str:
-        return RULE_BY_PROFILE[self.profile.computed if self.profile else Profile.NEW]
-
-    @property
-    def effective_label(self) -> str:
-        return Profile(self.effective).label
-
-    @property
-    def is_good_payer(self) -> bool:
-        p = self.profile
-        return bool(p and p.good_payer_since and not p.good_payer_lost_on)
-
-    @property
-    def pending_discounts(self) -> int:
-        return sum(1 for d in self.discounts if d.status == Discount.Status.REQUESTED)
-
-    @property
-    def has_fees(self) -> bool:
-        return any(row.fees for row in self.rows)
-
-
-PANEL_DISCOUNTS = 10
-
-
-def client_profile_panel(client: Client, *, today: dt.date | None = None) -> ProfilePanel:
-    """Everything the profile panel of the client page shows, in six queries whatever the
-    number of invoices, fees and discounts: the profile, the profile's ladder, the segment's
-    surcharge rule, the open invoices, the fees and the latest discounts."""
-    today = today or clock.localdate()
-    profile = ClientProfile.objects.filter(client=client).select_related("override_by").first()
-    effective = effective_profile(profile)
-    policy = Policy.objects.filter(profile=effective).first()
-    rule = LateFeeRule.objects.filter(segment_id=client.segment_id).first()
-    rows: dict[int, InvoiceRow] = {
-        invoice.pk: InvoiceRow(invoice=invoice, open=True)
-        for invoice in Invoice.objects.filter(COLLECTIBLE, client=client)
-    }
-    totals: dict[str, Decimal] = {}
-    for fee in LateFee.objects.filter(invoice__client=client).select_related("invoice", "waived_by"):
-        row = rows.setdefault(fee.invoice_id, InvoiceRow(invoice=fee.invoice))
-        setattr(row, fee.kind, fee)
-        if not fee.waived:
-            currency = row.invoice.currency
-            totals[currency] = totals.get(currency, Decimal("0.00")) + fee.amount
-    discounts = list(
-        Discount.objects.filter(invoice__client=client)
-        .select_related("invoice", "requested_by", "decided_by")
-        .order_by(
-            Case(When(status=Discount.Status.REQUESTED, then=Value(0)), default=Value(1)), "-requested_at", "-id"
-        )[:PANEL_DISCOUNTS]
-    )
-    return ProfilePanel(
-        client=client,
-        profile=profile,
-        effective=effective,
-        policy=policy,
-        rule=rule,
-        rows=sorted(rows.values(), key=lambda r: (r.invoice.due_date, r.invoice.pk)),
-        fee_totals=dict(sorted(totals.items())),
-        discounts=discounts,
-        today=today,
-    )
-
-
-def profiles_overview(*, clients: QuerySet[Client], profile: str = "") -> tuple[list[dict], QuerySet[Client]]:
-    """Counts per effective profile (one query) and the clients of one profile (a queryset
-    to paginate: clients with their profile, collector and segment in one query)."""
-    annotated = clients.annotate(effective_profile=effective_profile_expr())
-    rows = annotated.order_by().values_list("effective_profile").annotate(n=Count("pk"))
-    counts = Counter(dict(rows.values_list("effective_profile", "n")))
-    policies = {p.profile: p for p in Policy.objects.exclude(profile="")}
-    summary = [
-        {
-            "profile": value,
-            "label": Profile(value).label,
-            "count": counts.get(value, 0),
-            "rule": RULE_BY_PROFILE[value],
-            "protocol": PROTOCOLS[value],
-            "policy": policies.get(value),
-        }
-        for value in PROFILE_ORDER
-    ]
-    listed = annotated.select_related("profile", "collector", "segment").order_by("legal_name", "id")
-    if profile:
-        listed = listed.filter(effective_profile=profile)
-    return summary, listed

@@ -1,5 +1,8 @@
-"""Negotiated discounts, one of the things to negotiate (docs/domain.md#negotiation).
+"""Profiles' writes, the ones staff trigger: negotiated discounts and the collector's profile
+override. The nightly classification is ``cobranza.profiles.jobs``; the reads behind the
+profile panel and the overview, ``cobranza.profiles.selectors``.
 
+**Negotiated discounts**, one of the things to negotiate (docs/domain.md#negotiation).
 A collector requests a discount on one invoice of their client, with a reason. It is applied
 at once when the requester is a manager, or when the amount is within the segment's
 ``LateFeeRule.discount_approval_over`` (a segment without a rule: every collector discount
@@ -11,6 +14,10 @@ Applying records a non-cash payment (method ``discount``) through
 ``accounts.services.payment_record`` with one explicit allocation, so the invoice's balance,
 status and the collections metrics (which leave non-cash methods out) stay truthful; the
 payment is linked on ``Discount.payment``. Every step goes to the client's timeline.
+
+**The profile override** (``profile_override``): a collector sets the client's profile by hand
+with a reason; it wins over the computed one until cleared, and moves the good-payer standing
+like a nightly run would (``jobs._update_standing``).
 """
 
 from __future__ import annotations
@@ -23,11 +30,12 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from accounts import clock
-from accounts.models import Interaction, Invoice, PaymentMethod
+from accounts.models import Client, Interaction, Invoice, PaymentMethod
 from accounts.roles import is_manager
 from accounts.services import AllocationRequest, ensure_can_work, ensure_manager, payment_record, to_money
 from accounts.utils import actor, money_str
-from cobranza.models import CollectorTask, Discount, LateFeeRule, TaskKind, TaskStatus
+from cobranza.models import ClientProfile, CollectorTask, Discount, LateFeeRule, Profile, TaskKind, TaskStatus
+from cobranza.profiles.jobs import _update_standing
 
 DISCOUNTABLE_STATUSES = Invoice.COLLECTIBLE_STATUSES
 
@@ -227,3 +235,50 @@ def discount_reject(*, by: AbstractBaseUser | None, discount: Discount, notes: s
         )
         _close_tasks(by=by, discount=locked, now=now)
     return locked
+
+
+# --- the collector's override -------------------------------------------------------------------
+
+
+def profile_override(*, by: AbstractBaseUser | None, client: Client, profile: str, reason: str = "") -> ClientProfile:
+    """Set the client's profile by hand (it wins over the computed one), or clear the override
+    with ``profile=""``. A reason is required to set it; both go to the timeline."""
+    ensure_can_work(by, client)
+    profile = (profile or "").strip()
+    reason = (reason or "").strip()
+    if profile and profile not in Profile.values:
+        raise ValidationError({"profile": _("Perfil no válido.")})
+    if profile and not reason:
+        raise ValidationError({"reason": _("Indique el motivo del cambio de perfil.")})
+    now = clock.now()
+    author = actor(by)
+    with transaction.atomic():
+        row, _created = ClientProfile.objects.select_for_update().get_or_create(client=client)
+        previous = row.override
+        row.override = profile
+        row.override_reason = reason[:255] if profile else ""
+        row.override_by = author if profile else None
+        row.override_at = now if profile else None
+        row.save(update_fields=["override", "override_reason", "override_by", "override_at"])
+        computed_label = Profile(row.computed).label
+        if profile:
+            summary = _("Perfil de morosidad asignado: %(profile)s (calculado: %(computed)s)") % {
+                "profile": Profile(profile).label,
+                "computed": computed_label,
+            }
+        elif previous:
+            summary = _("Perfil asignado retirado: vuelve al calculado (%(computed)s)") % {"computed": computed_label}
+        else:
+            summary = ""
+        if summary:
+            Interaction(
+                client=client,
+                kind=Interaction.Kind.SYSTEM,
+                direction=Interaction.Direction.INTERNAL,
+                summary=summary[:255],
+                body=reason,
+                author=author,
+            ).save()
+        _update_standing(client_ids=[client.pk], today=clock.localdate(), now=now, by=by)
+    row.refresh_from_db()
+    return row

@@ -4,8 +4,8 @@ rules editor and the discount approval queue.
 
 Same access rules as ``accounts.views``: a login and a staff role everywhere; manager pages
 answer 403 to everyone else; a collector reaches only their own clients, invoices, fees and
-discounts, and anything else is a 404. Writes go through ``profiles``, ``fees`` and
-``services``, which check permissions again.
+discounts, and anything else is a 404. Reads come from ``selectors``; writes go through
+``services`` and ``fees``, which check permissions again.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from accounts.utils import money_str
 from accounts.views import _safe_next, _visible_client, manager_required, staff_required
 from cobranza.ladders.forms import add_service_errors
 from cobranza.models import Discount, LateFee, LateFeeRule, Profile
-from cobranza.profiles import fees, services
+from cobranza.profiles import fees, selectors, services
 from cobranza.profiles import jobs as profiles
 from cobranza.profiles.forms import (
     DiscountDecisionForm,
@@ -66,7 +66,7 @@ def profile_panel(request, client) -> str:
     ``CobranzaConfig.ready`` after the dunning panel). A constant number of queries."""
     if not is_staff_member(request.user):
         return ""
-    panel = profiles.client_profile_panel(client)
+    panel = selectors.client_profile_panel(client)
     return render_to_string(
         "cobranza/_profile_panel.html",
         {
@@ -90,7 +90,7 @@ def profile_override(request, pk):
         return redirect(_client_url(client))
     chosen = form.cleaned_data["profile"]
     try:
-        profiles.profile_override(by=request.user, client=client, profile=chosen, reason=form.cleaned_data["reason"])
+        services.profile_override(by=request.user, client=client, profile=chosen, reason=form.cleaned_data["reason"])
     except ValidationError as exc:
         _service_errors(request, exc)
     else:
@@ -174,7 +174,7 @@ def discount_request(request, pk):
 def profile_list(request):
     form = ProfileFilterForm(request.GET)
     chosen = form.chosen()
-    summary, clients = profiles.profiles_overview(
+    summary, clients = selectors.profiles_overview(
         clients=ledger_selectors.clients_visible_to(request.user), profile=chosen
     )
     page = Paginator(clients, CLIENTS_PER_PAGE).get_page(request.GET.get("page"))

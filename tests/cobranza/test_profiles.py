@@ -352,12 +352,12 @@ def test_a_regained_standing_starts_again_and_can_be_lost_again(gerente, debtor)
     for i in range(6):
         settle(gerente, debtor, due_days_ago=40 + 30 * i, days_late=0)
     profiles.compute_profiles(today=TODAY)
-    profiles.profile_override(by=gerente, client=debtor, profile=Profile.CASUAL, reason="Reclamó descuentos")
+    profile_services.profile_override(by=gerente, client=debtor, profile=Profile.CASUAL, reason="Reclamó descuentos")
     assert profile_of(debtor).good_payer_lost_on == TODAY
-    profiles.profile_override(by=gerente, client=debtor, profile="")
+    profile_services.profile_override(by=gerente, client=debtor, profile="")
     row = profile_of(debtor)
     assert row.good_payer_since == TODAY and row.good_payer_lost_on is None
-    profiles.profile_override(by=gerente, client=debtor, profile=Profile.CHRONIC, reason="Sin liquidez")
+    profile_services.profile_override(by=gerente, client=debtor, profile=Profile.CHRONIC, reason="Sin liquidez")
     assert CollectorTask.objects.filter(client=debtor, kind=TaskKind.GOOD_PAYER_LOST).count() == 2
 
 
@@ -368,7 +368,7 @@ def test_an_override_wins_over_the_computed_profile_until_cleared(gerente, gesto
     settle(gerente, debtor, due_days_ago=40, days_late=10)
     profiles.compute_profiles(today=TODAY)
     assert profile_of(debtor).effective == Profile.NEW
-    row = profiles.profile_override(
+    row = profile_services.profile_override(
         by=gestora, client=debtor, profile=Profile.CIRCUMSTANTIAL, reason="Reclamo por entrega incompleta"
     )
     assert row.effective == Profile.CIRCUMSTANTIAL and row.computed == Profile.NEW
@@ -378,7 +378,7 @@ def test_an_override_wins_over_the_computed_profile_until_cleared(gerente, gesto
     summaries = list(Interaction.objects.filter(client=debtor).values_list("summary", flat=True))
     assert any("Perfil de morosidad asignado: Moroso por circunstancias" in s for s in summaries)
 
-    profiles.profile_override(by=gestora, client=debtor, profile="")
+    profile_services.profile_override(by=gestora, client=debtor, profile="")
     row = profile_of(debtor)
     assert (row.override, row.override_reason, row.override_by) == ("", "", None)
     assert row.effective == Profile.NEW
@@ -386,16 +386,18 @@ def test_an_override_wins_over_the_computed_profile_until_cleared(gerente, gesto
 
 def test_an_override_needs_a_reason_a_valid_profile_and_the_right_collector(gerente, gestor, gestora, debtor):
     with pytest.raises(ValidationError) as exc:
-        profiles.profile_override(by=gestora, client=debtor, profile=Profile.CHRONIC, reason="  ")
+        profile_services.profile_override(by=gestora, client=debtor, profile=Profile.CHRONIC, reason="  ")
     assert "reason" in exc.value.message_dict
     with pytest.raises(ValidationError):
-        profiles.profile_override(by=gestora, client=debtor, profile="moroso", reason="x")
+        profile_services.profile_override(by=gestora, client=debtor, profile="moroso", reason="x")
     with pytest.raises(PermissionDenied):
-        profiles.profile_override(by=gestor, client=debtor, profile=Profile.CHRONIC, reason="x")
+        profile_services.profile_override(by=gestor, client=debtor, profile=Profile.CHRONIC, reason="x")
 
 
 def test_an_override_to_good_grants_the_standing(gerente, debtor):
-    row = profiles.profile_override(by=gerente, client=debtor, profile=Profile.GOOD, reason="Cliente de 20 años")
+    row = profile_services.profile_override(
+        by=gerente, client=debtor, profile=Profile.GOOD, reason="Cliente de 20 años"
+    )
     assert row.good_payer_since == TODAY
 
 
@@ -421,7 +423,9 @@ def test_the_panel_says_when_the_standing_was_lost_and_which_ladder_the_profile_
     for i in range(6):
         settle(gerente, debtor, due_days_ago=40 + 30 * i, days_late=0)
     profiles.compute_profiles(today=TODAY)
-    profiles.profile_override(by=gestora, client=debtor, profile=Profile.CHRONIC, reason="Problemas de liquidez")
+    profile_services.profile_override(
+        by=gestora, client=debtor, profile=Profile.CHRONIC, reason="Problemas de liquidez"
+    )
     client.force_login(gestora)
     html = client.get(reverse("client_detail", args=[debtor.pk])).content.decode()
     assert 'data-testid="good-payer-lost"' in html
@@ -495,7 +499,7 @@ def test_the_panel_costs_a_constant_number_of_queries(client, request, gerente, 
     user = request.getfixturevalue(role)
     _grow(gerente, debtor, 1, "A")
     profiles.compute_profiles(today=TODAY)
-    profiles.profile_override(by=gerente, client=debtor, profile=Profile.CHRONIC, reason="x")
+    profile_services.profile_override(by=gerente, client=debtor, profile=Profile.CHRONIC, reason="x")
     roles_of(user)  # read once per request, before the panels
     few, html = _panel_queries(user, debtor)
     assert 'data-testid="late-fees"' in html
