@@ -1,4 +1,6 @@
-"""Late fees and interest (*recargos*), agreed in advance per segment (docs/domain.md#late-fees).
+"""Late fees and interest (*recargos*), agreed in advance per segment (docs/domain.md#late-fees):
+the nightly accrual, a job like ``jobs.compute_profiles``. Waiving a fee and editing a
+segment's rule are writes staff make, in ``cobranza.profiles.services``.
 
 ``accrue_late_fees`` runs nightly, in two set-based statements, for every invoice that is
 open or partially paid (disputed, paid, written-off and cancelled invoices are left alone),
@@ -29,18 +31,15 @@ import datetime as dt
 from decimal import Decimal
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import translation
 from django.utils.translation import gettext as _
 
 from accounts import clock
-from accounts.models import Client, ClientStatus, Interaction, Invoice, Segment
+from accounts.models import Client, ClientStatus, Interaction, Invoice
 from accounts.rules import days_between_sql, open_invoice_sql, overdue_sql, sql_literal
-from accounts.services import ensure_can_work, ensure_manager, to_money
-from accounts.utils import actor, money_str
-from cobranza.models import LateFee, LateFeeKind, LateFeeRule
+from accounts.utils import money_str
+from cobranza.models import LateFee, LateFeeRule
 
 
 def _eligible_cte() -> str:
@@ -145,60 +144,3 @@ def _log_fixed_fees(created: list[tuple[int, Decimal]]) -> None:
     through = Interaction.invoices.through
     links = zip(entries, invoices, strict=True)
     through.objects.bulk_create(through(interaction_id=entry.pk, invoice_id=invoice.pk) for entry, invoice in links)
-
-
-def late_fee_waive(*, by: AbstractBaseUser | None, fee: LateFee, reason: str) -> LateFee:
-    """Forgive a fee (it stays, marked waived with its reason, and is never recomputed)."""
-    invoice = fee.invoice
-    ensure_can_work(by, invoice.client)
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationError({"reason": _("Indique el motivo de la condonación.")})
-    now = clock.now()
-    author = actor(by)
-    with transaction.atomic():
-        changed = LateFee.objects.filter(pk=fee.pk, waived=False).update(
-            waived=True, waived_reason=reason[:255], waived_by=author, waived_at=now
-        )
-        if not changed:
-            raise ValidationError(_("Este recargo ya estaba condonado."))
-        fee.refresh_from_db()
-        entry = Interaction(
-            client=invoice.client,
-            kind=Interaction.Kind.SYSTEM,
-            direction=Interaction.Direction.INTERNAL,
-            summary=(
-                _("Recargo condonado: %(kind)s de %(amount)s en la factura %(number)s")
-                % {
-                    "kind": LateFeeKind(fee.kind).label,
-                    "amount": money_str(fee.amount, invoice.currency),
-                    "number": invoice.number,
-                }
-            )[:255],
-            body=reason,
-            author=author,
-        )
-        entry.save()
-        entry.invoices.add(invoice)
-    return fee
-
-
-RULE_FIELDS = ("is_active", "grace_days", "fixed_fee", "monthly_rate", "max_percent", "discount_approval_over")
-
-
-def late_fee_rule_save(*, by: AbstractBaseUser | None, segment: Segment, **fields) -> LateFeeRule:
-    """Create or change the surcharge rule of a segment (managers)."""
-    ensure_manager(by)
-    unknown = set(fields) - set(RULE_FIELDS)
-    if unknown:
-        raise TypeError(f"late_fee_rule_save got unknown fields: {sorted(unknown)}")
-    for name in ("fixed_fee", "discount_approval_over"):
-        if fields.get(name) is not None:
-            fields[name] = to_money(fields[name])
-    with transaction.atomic():
-        rule = LateFeeRule.objects.select_for_update().filter(segment=segment).first() or LateFeeRule(segment=segment)
-        for name, value in fields.items():
-            setattr(rule, name, value)
-        rule.full_clean(validate_constraints=True)
-        rule.save()
-    return rule

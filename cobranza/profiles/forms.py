@@ -1,5 +1,5 @@
-"""Forms of the profile panel and pages: they parse input; writes go through ``services``
-and ``fees``, whose errors come back next to the right field."""
+"""Forms of the profile panel and pages: they parse input; writes go through ``services``,
+whose errors come back next to the right field."""
 
 from __future__ import annotations
 

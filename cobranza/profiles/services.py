@@ -1,6 +1,7 @@
-"""Profiles' writes, the ones staff trigger: negotiated discounts and the collector's profile
-override. The nightly classification is ``cobranza.profiles.jobs``; the reads behind the
-profile panel and the overview, ``cobranza.profiles.selectors``.
+"""Profiles' writes, the ones staff trigger: negotiated discounts, the collector's profile
+override, waiving a late fee and a segment's late-fee rule. The nightly work is
+``cobranza.profiles.jobs`` (the classification) and ``cobranza.profiles.fees`` (the late-fee
+accrual); the reads behind the profile panel and the overview, ``cobranza.profiles.selectors``.
 
 **Negotiated discounts**, one of the things to negotiate (docs/domain.md#negotiation).
 A collector requests a discount on one invoice of their client, with a reason. It is applied
@@ -18,6 +19,10 @@ payment is linked on ``Discount.payment``. Every step goes to the client's timel
 **The profile override** (``profile_override``): a collector sets the client's profile by hand
 with a reason; it wins over the computed one until cleared, and moves the good-payer standing
 like a nightly run would (``jobs._update_standing``).
+
+**Late fees** (docs/domain.md#late-fees): ``late_fee_waive`` forgives one (it stays, marked
+waived, and the accrual never changes it again); ``late_fee_rule_save`` sets a segment's rule
+(managers). How fees accrue is ``cobranza.profiles.fees``.
 """
 
 from __future__ import annotations
@@ -30,11 +35,21 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from accounts import clock
-from accounts.models import Client, Interaction, Invoice, PaymentMethod
+from accounts.models import Client, Interaction, Invoice, PaymentMethod, Segment
 from accounts.roles import is_manager
 from accounts.services import AllocationRequest, ensure_can_work, ensure_manager, payment_record, to_money
 from accounts.utils import actor, money_str
-from cobranza.models import ClientProfile, CollectorTask, Discount, LateFeeRule, Profile, TaskKind, TaskStatus
+from cobranza.models import (
+    ClientProfile,
+    CollectorTask,
+    Discount,
+    LateFee,
+    LateFeeKind,
+    LateFeeRule,
+    Profile,
+    TaskKind,
+    TaskStatus,
+)
 from cobranza.profiles.jobs import _update_standing
 
 DISCOUNTABLE_STATUSES = Invoice.COLLECTIBLE_STATUSES
@@ -282,3 +297,63 @@ def profile_override(*, by: AbstractBaseUser | None, client: Client, profile: st
         _update_standing(client_ids=[client.pk], today=clock.localdate(), now=now, by=by)
     row.refresh_from_db()
     return row
+
+
+# --- late fees: waiving one, and the segment's rule (managers) ---------------------------------
+
+
+def late_fee_waive(*, by: AbstractBaseUser | None, fee: LateFee, reason: str) -> LateFee:
+    """Forgive a fee (it stays, marked waived with its reason, and is never recomputed)."""
+    invoice = fee.invoice
+    ensure_can_work(by, invoice.client)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": _("Indique el motivo de la condonación.")})
+    now = clock.now()
+    author = actor(by)
+    with transaction.atomic():
+        changed = LateFee.objects.filter(pk=fee.pk, waived=False).update(
+            waived=True, waived_reason=reason[:255], waived_by=author, waived_at=now
+        )
+        if not changed:
+            raise ValidationError(_("Este recargo ya estaba condonado."))
+        fee.refresh_from_db()
+        entry = Interaction(
+            client=invoice.client,
+            kind=Interaction.Kind.SYSTEM,
+            direction=Interaction.Direction.INTERNAL,
+            summary=(
+                _("Recargo condonado: %(kind)s de %(amount)s en la factura %(number)s")
+                % {
+                    "kind": LateFeeKind(fee.kind).label,
+                    "amount": money_str(fee.amount, invoice.currency),
+                    "number": invoice.number,
+                }
+            )[:255],
+            body=reason,
+            author=author,
+        )
+        entry.save()
+        entry.invoices.add(invoice)
+    return fee
+
+
+RULE_FIELDS = ("is_active", "grace_days", "fixed_fee", "monthly_rate", "max_percent", "discount_approval_over")
+
+
+def late_fee_rule_save(*, by: AbstractBaseUser | None, segment: Segment, **fields) -> LateFeeRule:
+    """Create or change the surcharge rule of a segment (managers)."""
+    ensure_manager(by)
+    unknown = set(fields) - set(RULE_FIELDS)
+    if unknown:
+        raise TypeError(f"late_fee_rule_save got unknown fields: {sorted(unknown)}")
+    for name in ("fixed_fee", "discount_approval_over"):
+        if fields.get(name) is not None:
+            fields[name] = to_money(fields[name])
+    with transaction.atomic():
+        rule = LateFeeRule.objects.select_for_update().filter(segment=segment).first() or LateFeeRule(segment=segment)
+        for name, value in fields.items():
+            setattr(rule, name, value)
+        rule.full_clean(validate_constraints=True)
+        rule.save()
+    return rule

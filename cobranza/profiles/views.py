@@ -5,7 +5,7 @@ rules editor and the discount approval queue.
 Same access rules as ``accounts.views``: a login and a staff role everywhere; manager pages
 answer 403 to everyone else; a collector reaches only their own clients, invoices, fees and
 discounts, and anything else is a 404. Reads come from ``selectors``; writes go through
-``services`` and ``fees``, which check permissions again.
+``services``, which checks permissions again.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from accounts.utils import money_str
 from accounts.views import _safe_next, _visible_client, manager_required, staff_required
 from cobranza.ladders.forms import add_service_errors
 from cobranza.models import Discount, LateFee, LateFeeRule, Profile
-from cobranza.profiles import fees, selectors, services
 from cobranza.profiles import jobs as profiles
+from cobranza.profiles import selectors, services
 from cobranza.profiles.forms import (
     DiscountDecisionForm,
     DiscountRequestForm,
@@ -122,7 +122,7 @@ def fee_waive(request, pk):
         _errors(request, form.errors)
         return redirect(_client_url(client))
     try:
-        fees.late_fee_waive(by=request.user, fee=fee, reason=form.cleaned_data["reason"])
+        services.late_fee_waive(by=request.user, fee=fee, reason=form.cleaned_data["reason"])
     except ValidationError as exc:
         _service_errors(request, exc)
     else:
@@ -215,7 +215,7 @@ def fee_rules(request):
         form = LateFeeRuleForm(request.POST if request.method == "POST" else None, segment=segment, rule=rule)
         if request.method == "POST" and form.is_valid():
             try:
-                fees.late_fee_rule_save(by=request.user, segment=segment, **form.changes())
+                services.late_fee_rule_save(by=request.user, segment=segment, **form.changes())
             except ValidationError as exc:
                 add_service_errors(form, exc)
             else:

@@ -14,8 +14,7 @@ from accounts import services
 from accounts.models import Interaction, Invoice, Payment
 from accounts.services import AllocationRequest
 from cobranza.models import CollectorTask, Discount, TaskKind, TaskStatus
-from cobranza.profiles import fees
-from cobranza.profiles.services import discount_approve, discount_reject, discount_request
+from cobranza.profiles.services import discount_approve, discount_reject, discount_request, late_fee_rule_save
 from tests.factories import make_client, make_invoice, segment
 
 pytestmark = pytest.mark.django_db
@@ -35,7 +34,7 @@ def invoice(gerente, debtor):
 @pytest.fixture
 def threshold(gerente):
     """Collectors of the regular segment apply discounts up to 500.00 on their own."""
-    return fees.late_fee_rule_save(by=gerente, segment=segment(), discount_approval_over=Decimal("500.00"))
+    return late_fee_rule_save(by=gerente, segment=segment(), discount_approval_over=Decimal("500.00"))
 
 
 def test_a_discount_under_the_threshold_is_applied_at_once(gestora, debtor, invoice, threshold):

@@ -15,6 +15,7 @@ from accounts.models import Interaction, Invoice
 from accounts.services import AllocationRequest
 from cobranza.models import LateFee, LateFeeRule
 from cobranza.profiles import fees
+from cobranza.profiles import services as profile_services
 from tests.factories import make_client, make_invoice, segment
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +35,7 @@ def rule(by, code="regular", **fields) -> LateFeeRule:
         "max_percent": Decimal("0"),
     }
     values.update(fields)
-    return fees.late_fee_rule_save(by=by, segment=segment(code), **values)
+    return profile_services.late_fee_rule_save(by=by, segment=segment(code), **values)
 
 
 def late_invoice(by, client, *, days: int, amount: str = "10000.00") -> Invoice:
@@ -135,7 +136,9 @@ def test_a_waived_fee_is_never_changed(gerente, gestora, debtor):
     rule(gerente)
     invoice = late_invoice(gerente, debtor, days=50)
     fees.accrue_late_fees(today=TODAY)
-    interest = fees.late_fee_waive(by=gestora, fee=fee(invoice, "interest"), reason="Acordado en la llamada")
+    interest = profile_services.late_fee_waive(
+        by=gestora, fee=fee(invoice, "interest"), reason="Acordado en la llamada"
+    )
     assert interest.waived and interest.waived_by == gestora and interest.waived_reason == "Acordado en la llamada"
     fees.accrue_late_fees(today=TODAY + dt.timedelta(days=10))
     interest.refresh_from_db()
@@ -151,13 +154,13 @@ def test_waiving_needs_a_reason_the_right_collector_and_happens_once(gerente, ge
     fees.accrue_late_fees(today=TODAY)
     fixed = fee(invoice, "fixed")
     with pytest.raises(ValidationError) as exc:
-        fees.late_fee_waive(by=gestora, fee=fixed, reason=" ")
+        profile_services.late_fee_waive(by=gestora, fee=fixed, reason=" ")
     assert "reason" in exc.value.message_dict
     with pytest.raises(PermissionDenied):
-        fees.late_fee_waive(by=gestor, fee=fixed, reason="x")
-    fees.late_fee_waive(by=gestora, fee=fixed, reason="Primera vez")
+        profile_services.late_fee_waive(by=gestor, fee=fixed, reason="x")
+    profile_services.late_fee_waive(by=gestora, fee=fixed, reason="Primera vez")
     with pytest.raises(ValidationError):
-        fees.late_fee_waive(by=gerente, fee=fixed, reason="Otra vez")
+        profile_services.late_fee_waive(by=gerente, fee=fixed, reason="Otra vez")
 
 
 def test_disputed_paid_and_other_segments_invoices_are_left_alone(gerente, gestora, debtor):
@@ -297,7 +300,7 @@ def test_the_rule_editor_refuses_an_unknown_segment_without_a_500(client, gerent
 
 def test_rule_service_is_for_managers(gestora):
     with pytest.raises(PermissionDenied):
-        fees.late_fee_rule_save(by=gestora, segment=segment(), is_active=True)
+        profile_services.late_fee_rule_save(by=gestora, segment=segment(), is_active=True)
 
 
 # --- waiving from the client page ---------------------------------------------------------------------

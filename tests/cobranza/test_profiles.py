@@ -519,7 +519,7 @@ def test_the_panel_costs_a_constant_number_of_queries(client, request, gerente, 
 
 
 def test_fees_accrue_into_the_panel_apart_from_the_principal(client, gerente, gestora, debtor):
-    fees.late_fee_rule_save(
+    profile_services.late_fee_rule_save(
         by=gerente,
         segment=debtor.segment,
         is_active=True,
