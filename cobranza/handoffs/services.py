@@ -4,7 +4,8 @@ Writes (``handoff_open``, ``handoff_update``, ``handoff_close``, ``open_for_noti
 ``accounts.services``: keyword-only arguments, the acting user as ``by`` (``None`` is the
 system: the dispatcher opening a hand-off for an approved ladder step), one transaction,
 ``ValidationError`` with field names. Managers open and close; the client's collector may add
-updates and record recoveries. Every step is written to the client's timeline.
+updates and record recoveries. Every step is written to the client's timeline. The reads
+(lists, details, the case file's contents) are ``cobranza.handoffs.selectors``.
 
 Rules worth knowing:
 
@@ -38,7 +39,6 @@ import csv
 import datetime as dt
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -46,28 +46,23 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Case, Count, DecimalField, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value, When
-from django.db.models.functions import Coalesce
-from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from accounts import clock
-from accounts import selectors as ledger_selectors
 from accounts import services as ledger
-from accounts.models import MONEY, ZERO, Client, Interaction, Invoice, Payment
-from accounts.rules import COLLECTIBLE, OPEN_STATUSES, is_open_invoice, open_invoice_q, overdue_q
+from accounts.models import ZERO, Client, Interaction, Invoice, Payment
+from accounts.rules import COLLECTIBLE, OPEN_STATUSES, is_open_invoice, open_invoice_q
 from accounts.services import AllocationRequest, ensure_can_work, ensure_manager, to_money
 from accounts.utils import actor, money_str
 from cobranza.exports import inert_cell
+from cobranza.handoffs.selectors import CASE_FILES_DIR, _case_file_context, case_file_html, default_invoices
 from cobranza.models import HandOff, HandOffKind, HandOffStatus, HandOffUpdate, Notice, StepChannel
 
 log = logging.getLogger(__name__)
 
-CASE_FILES_DIR = "expedientes"
-FORMATS = ("pdf", "csv")
 # Invoices that can be sent: still owed and not under a dispute.
 SENDABLE_STATUSES = OPEN_STATUSES
 STATUS_FOR_KIND = {HandOffKind.AGENCY: Client.Status.AGENCY, HandOffKind.LEGAL: Client.Status.LEGAL}
@@ -107,52 +102,11 @@ def _status_for_open(client: Client, *, excluding: int | None = None) -> str | N
     return None
 
 
-# --- the case file ---------------------------------------------------------------------------
-
-
-def case_files_dir() -> Path:
-    return Path(settings.MEDIA_ROOT) / CASE_FILES_DIR
-
-
-def case_file_path(handoff: HandOff, fmt: str = "pdf") -> Path | None:
-    """Where the case file of ``handoff`` is in ``fmt`` (pdf or csv), or None if it has
-    none. The stored path is trusted only inside ``MEDIA_ROOT/expedientes``."""
-    if fmt not in FORMATS or not handoff.case_file:
-        return None
-    root = case_files_dir().resolve()
-    path = (Path(settings.MEDIA_ROOT) / handoff.case_file).with_suffix(f".{fmt}").resolve()
-    if root not in path.parents:
-        return None
-    return path
+# --- writing the case file (what goes in it: selectors) -------------------------------------
 
 
 def _case_file_stem(handoff: HandOff) -> str:
     return f"{CASE_FILES_DIR}/expediente-{handoff.pk}-{handoff.opened_on:%Y%m%d}"
-
-
-@dataclass
-class CaseFileInvoice:
-    invoice: Invoice
-    days_overdue: int
-
-
-def _case_file_context(handoff: HandOff) -> dict:
-    client = Client.objects.select_related("segment", "collector", "business_group").get(pk=handoff.client_id)
-    today = handoff.opened_on
-    invoices = [CaseFileInvoice(inv, inv.days_overdue(today)) for inv in handoff.invoices.order_by("due_date", "id")]
-    timeline = list(
-        ledger_selectors.client_timeline(client).order_by("occurred_at", "id")  # oldest first: a case reads forward
-    )
-    return {
-        "company": getattr(settings, "COMPANY_NAME", "Morosos"),
-        "handoff": handoff,
-        "client": client,
-        "contacts": list(ledger_selectors.client_contacts(client)),
-        "invoices": invoices,
-        "payments": list(ledger_selectors.client_payments(client).order_by("received_on", "id")),
-        "timeline": timeline,
-        "generated_at": timezone.localtime(),
-    }
 
 
 CSV_HEADER = (
@@ -227,11 +181,6 @@ def _write_atomically(path: Path, write) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def case_file_html(handoff: HandOff, context: dict | None = None) -> str:
-    """The HTML the case file's PDF is printed from."""
-    return render_to_string("cobranza/handoffs/case_file.html", context or _case_file_context(handoff))
-
-
 def _generate_case_file(handoff: HandOff) -> str:
     """Write the PDF and the CSV; returns the PDF's path relative to MEDIA_ROOT."""
     from weasyprint import HTML  # imported here: loading pango costs ~0.3 s at start-up
@@ -263,17 +212,6 @@ def _generate_case_file(handoff: HandOff) -> str:
 
 
 # --- writes ------------------------------------------------------------------------------------
-
-
-def default_invoices(client: Client, *, today: dt.date | None = None) -> QuerySet[Invoice]:
-    """What a hand-off sends when no invoices are chosen: the overdue invoices still owed."""
-    today = today or clock.localdate()
-    return Invoice.objects.filter(open_invoice_q(), overdue_q(today), client=client).order_by("due_date", "id")
-
-
-def sendable_invoices(client: Client) -> QuerySet[Invoice]:
-    """The invoices a manager may choose to send (overdue or not), oldest due first."""
-    return Invoice.objects.filter(open_invoice_q(), client=client).order_by("due_date", "id")
 
 
 def _check_invoices(client: Client, invoices: list[Invoice]) -> None:
@@ -593,124 +531,3 @@ def open_for_notice(notice: Notice) -> HandOff:
         if existing is not None:  # opened meanwhile by someone else
             return existing
         raise
-
-
-# --- reads -------------------------------------------------------------------------------------
-
-
-def handoffs_visible_to(user) -> QuerySet[HandOff]:
-    """Managers see every hand-off; a collector those of their own clients."""
-    return HandOff.objects.filter(client__in=ledger_selectors.clients_visible_to(user).values("pk"))
-
-
-def _recovered() -> Coalesce:
-    rows = (
-        HandOffUpdate.objects.filter(handoff=OuterRef("pk"))
-        .order_by()
-        .values("handoff")
-        .annotate(total=Sum("recovered"))
-        .values("total")
-    )
-    return Coalesce(Subquery(rows, output_field=DecimalField(**MONEY)), Value(ZERO), output_field=DecimalField(**MONEY))
-
-
-def with_recovery(qs: QuerySet[HandOff]) -> QuerySet[HandOff]:
-    """Annotate ``recovered`` (sum of the updates) and ``invoice_count``, in the same query."""
-    through = HandOff.invoices.through
-    count = (
-        through.objects.filter(handoff=OuterRef("pk")).order_by().values("handoff").annotate(n=Count("id")).values("n")
-    )
-    return qs.annotate(
-        recovered=_recovered(),
-        invoice_count=Coalesce(Subquery(count, output_field=IntegerField()), Value(0)),
-    )
-
-
-def handoff_list(
-    *, user, kind: str = "", status: str = "", agency: str = "", client: int | None = None
-) -> QuerySet[HandOff]:
-    """The hand-offs the user sees, open ones first, newest first."""
-    qs = handoffs_visible_to(user)
-    if kind:
-        qs = qs.filter(kind=kind)
-    if status:
-        qs = qs.filter(status=status)
-    agency = (agency or "").strip()
-    if agency:
-        qs = qs.filter(agency__icontains=agency)
-    if client:
-        qs = qs.filter(client_id=client)
-    open_first = Case(When(status=HandOffStatus.OPEN, then=Value(0)), default=Value(1), output_field=IntegerField())
-    return with_recovery(qs.select_related("client", "client__collector", "opened_by")).order_by(
-        open_first, "-opened_on", "-id"
-    )
-
-
-@dataclass
-class RecoveryTotal:
-    currency: str
-    count: int
-    sent: Decimal
-    recovered: Decimal
-
-    @property
-    def rate(self) -> Decimal:
-        """Recovery rate = recovered ÷ amount sent × 100."""
-        return (self.recovered / self.sent * 100) if self.sent > 0 else Decimal(0)
-
-
-def recovery_totals(qs: QuerySet[HandOff]) -> list[RecoveryTotal]:
-    """Amount sent and recovered per currency over ``qs`` (two queries)."""
-    base = qs.order_by().values("pk")
-    sent = (
-        HandOff.objects.filter(pk__in=base)
-        .values("currency")
-        .annotate(n=Count("id"), total=Sum("amount"))
-        .order_by("currency")
-    )
-    recovered = dict(
-        HandOffUpdate.objects.filter(handoff__in=base)
-        .values("handoff__currency")
-        .annotate(total=Sum("recovered"))
-        .order_by()
-        .values_list("handoff__currency", "total")
-    )
-    return [
-        RecoveryTotal(row["currency"], row["n"], row["total"] or ZERO, recovered.get(row["currency"]) or ZERO)
-        for row in sent
-    ]
-
-
-def known_agencies() -> list[str]:
-    """Agency and law-firm names already used: suggestions for the forms and the filter."""
-    return list(HandOff.objects.exclude(agency="").order_by("agency").values_list("agency", flat=True).distinct()[:200])
-
-
-def handoff_detail(*, user, pk: int) -> HandOff:
-    return (
-        with_recovery(handoffs_visible_to(user))
-        .select_related("client", "client__collector", "client__segment", "opened_by")
-        .get(pk=pk)
-    )
-
-
-def handoff_updates(handoff: HandOff) -> QuerySet[HandOffUpdate]:
-    return handoff.updates.select_related("created_by", "payment").order_by("-on", "-id")
-
-
-def handoff_invoices(handoff: HandOff) -> QuerySet[Invoice]:
-    """The invoices sent, with their balances as they are today."""
-    return handoff.invoices.order_by("due_date", "id")
-
-
-def client_open_handoffs(client: Client) -> list[HandOff]:
-    """The client panel's open hand-offs (one query)."""
-    return list(
-        with_recovery(HandOff.objects.filter(client=client, status=HandOffStatus.OPEN)).order_by("opened_on", "id")
-    )
-
-
-def outstanding(handoff: HandOff) -> Decimal:
-    """What the hand-off's invoices still owe today (one query)."""
-    total = handoff.invoices.filter(COLLECTIBLE).aggregate(total=Sum("open_balance")).get("total")
-    return total or ZERO

@@ -5,8 +5,8 @@ page's hand-off panel.
 Same access rules as ``accounts.views``: a login and a staff role everywhere; opening and
 closing are for managers (403 to everyone else); a collector reaches only the hand-offs of
 their own clients, and anything else is a 404. The case file is served only here, after the
-same check — never as a public media URL. Writes go through ``cobranza.handoffs.services``, which
-checks permissions again.
+same check — never as a public media URL. Reads come from ``cobranza.handoffs.selectors``;
+writes go through ``cobranza.handoffs.services``, which checks permissions again.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from accounts.rules import is_collectible
 from accounts.services import ensure_can_work
 from accounts.utils import money_str
 from accounts.views import _visible_client, manager_required, staff_required
+from cobranza.handoffs import selectors
 from cobranza.handoffs import services as handoffs
 from cobranza.handoffs.forms import HandOffCloseForm, HandOffFilterForm, HandOffOpenForm, HandOffUpdateForm
 from cobranza.models import HandOff, HandOffKind, HandOffStatus
@@ -42,13 +43,13 @@ def _detail_url(handoff) -> str:
 
 def _visible_handoff(request, pk) -> HandOff:
     try:
-        return handoffs.handoff_detail(user=request.user, pk=pk)
+        return selectors.handoff_detail(user=request.user, pk=pk)
     except HandOff.DoesNotExist as exc:
         raise Http404(_("Envío no encontrado.")) from exc
 
 
 def _file_info(handoff) -> dict[str, bool]:
-    return {fmt: bool((path := handoffs.case_file_path(handoff, fmt)) and path.is_file()) for fmt in handoffs.FORMATS}
+    return {fmt: bool((path := selectors.case_file_path(handoff, fmt)) and path.is_file()) for fmt in selectors.FORMATS}
 
 
 # --- list ------------------------------------------------------------------------------------
@@ -57,10 +58,10 @@ def _file_info(handoff) -> dict[str, bool]:
 @staff_required
 @require_GET
 def handoff_list(request):
-    agencies = handoffs.known_agencies()
+    agencies = selectors.known_agencies()
     form = HandOffFilterForm(request.GET, agencies=agencies)
     filters = form.filters()
-    qs = handoffs.handoff_list(user=request.user, **filters)
+    qs = selectors.handoff_list(user=request.user, **filters)
     page = Paginator(qs, HANDOFFS_PER_PAGE).get_page(request.GET.get("page"))
     return render(
         request,
@@ -69,7 +70,7 @@ def handoff_list(request):
             "form": form,
             "page_obj": page,
             "handoffs": page.object_list,
-            "totals": handoffs.recovery_totals(qs),
+            "totals": selectors.recovery_totals(qs),
             "filters": filters,
             "is_filtered": any(v for v in filters.values()),
         },
@@ -85,7 +86,7 @@ def handoff_detail(request, pk):
     handoff = _visible_handoff(request, pk)
     manager = is_manager(request.user)
     is_open = handoff.status == HandOffStatus.OPEN
-    invoices = list(handoffs.handoff_invoices(handoff))
+    invoices = list(selectors.handoff_invoices(handoff))
     still_owed = sum(
         (inv.open_balance for inv in invoices if is_collectible(inv)),
         ZERO,
@@ -98,7 +99,7 @@ def handoff_detail(request, pk):
             "client": handoff.client,
             "invoices": invoices,
             "still_owed": still_owed,
-            "updates": handoffs.handoff_updates(handoff),
+            "updates": selectors.handoff_updates(handoff),
             "files": _file_info(handoff),
             "update_form": HandOffUpdateForm() if is_open else None,
             "close_form": HandOffCloseForm() if is_open and manager else None,
@@ -114,7 +115,7 @@ def handoff_file(request, pk):
     the client."""
     handoff = _visible_handoff(request, pk)
     fmt = request.GET.get("format", "pdf")
-    path = handoffs.case_file_path(handoff, fmt)
+    path = selectors.case_file_path(handoff, fmt)
     if path is None or not path.is_file():
         raise Http404(_("El expediente no está disponible."))
     response = FileResponse(
@@ -136,12 +137,12 @@ def handoff_create(request, pk):
     client = _visible_client(request, pk)
     kind = request.GET.get("kind")
     initial = {"kind": kind if kind in HandOffKind.values else HandOffKind.AGENCY}
-    overdue_ids = set(handoffs.default_invoices(client).values_list("pk", flat=True))
+    overdue_ids = set(selectors.default_invoices(client).values_list("pk", flat=True))
     initial["invoices"] = list(overdue_ids)
     form = HandOffOpenForm(
         request.POST or None,
-        invoices=handoffs.sendable_invoices(client),
-        agencies=handoffs.known_agencies(),
+        invoices=selectors.sendable_invoices(client),
+        agencies=selectors.known_agencies(),
         initial=initial,
     )
     if request.method == "POST" and form.is_valid():
@@ -273,7 +274,7 @@ def client_panel(request, client) -> str:
     if not is_staff_member(request.user):
         return ""
     manager = is_manager(request.user)
-    open_handoffs = handoffs.client_open_handoffs(client)
+    open_handoffs = selectors.client_open_handoffs(client)
     if not open_handoffs and not manager:
         return ""
     open_kinds = {h.kind for h in open_handoffs}

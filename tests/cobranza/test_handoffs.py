@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from accounts import services as ledger
 from accounts.models import Client, Interaction, Invoice, Payment
+from cobranza.handoffs import selectors as handoff_selectors
 from cobranza.handoffs import services as handoffs
 from cobranza.handoffs.views import client_panel
 from cobranza.models import HandOff, HandOffUpdate, Notice, NoticeItem, PolicyStep
@@ -39,7 +40,7 @@ def _url(name, *args):
 
 
 def _csv(handoff) -> list[dict]:
-    text = handoffs.case_file_path(handoff, "csv").read_text(encoding="utf-8-sig")
+    text = handoff_selectors.case_file_path(handoff, "csv").read_text(encoding="utf-8-sig")
     return list(csv.DictReader(io.StringIO(text)))
 
 
@@ -77,7 +78,7 @@ def test_opening_sends_the_overdue_invoices_and_writes_the_case_file(debtor, sen
     assert sorted(inv.number for inv in sent.invoices.all()) == ["LP-1", "LP-2"]  # LP-3 is not due yet
     assert sent.amount == Decimal("4000.00")  # 2000 left on LP-1 + 2000 on LP-2
 
-    pdf = handoffs.case_file_path(sent, "pdf")
+    pdf = handoff_selectors.case_file_path(sent, "pdf")
     assert sent.case_file.startswith("expedientes/")
     assert pdf.is_file() and pdf.read_bytes().startswith(b"%PDF")
     rows = _csv(sent)
@@ -93,7 +94,7 @@ def test_opening_sends_the_overdue_invoices_and_writes_the_case_file(debtor, sen
 
 
 def test_the_case_file_shows_contacts_guarantors_payments_and_the_timeline(sent):
-    html = handoffs.case_file_html(sent)
+    html = handoff_selectors.case_file_html(sent)
     for text in ("Constructora Los Pinos", "CLP010101AB1", "Rosa Pagos", "Don Aval Fiador", "Aval", "LP-1", "LP-2"):
         assert text in html
     assert "LP-3" not in html.split("Pagos recibidos")[0]  # not sent
@@ -183,7 +184,7 @@ def test_a_recovery_records_a_payment_on_the_oldest_sent_invoice_first(debtor, g
     assert (lp1.open_balance, lp1.status) == (Decimal("0.00"), "paid")
     assert (lp2.open_balance, lp2.status) == (Decimal("1500.00"), "partially_paid")
     assert lp3.open_balance == Decimal("500.00")  # not sent: untouched
-    assert handoffs.handoff_detail(user=gestora, pk=sent.pk).recovered == Decimal("2500.00")
+    assert handoff_selectors.handoff_detail(user=gestora, pk=sent.pk).recovered == Decimal("2500.00")
     assert Interaction.objects.filter(client=debtor, summary__contains="recuperado").exists()
 
 
@@ -323,7 +324,7 @@ def test_the_file_view_serves_the_pdf_and_the_csv_privately(client, gestora, sen
     assert data["Content-Type"].startswith("text/csv")
     assert "attachment" in data["Content-Disposition"]
     assert client.get(_url("handoff_file", sent.pk), {"format": "../../etc/passwd"}).status_code == 404
-    handoffs.case_file_path(sent, "pdf").unlink()
+    handoff_selectors.case_file_path(sent, "pdf").unlink()
     assert client.get(_url("handoff_file", sent.pk)).status_code == 404
 
 
