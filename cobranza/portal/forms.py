@@ -11,7 +11,7 @@ from accounts.forms import DateInput
 from accounts.models import Client, Invoice
 from accounts.rules import open_invoice_q
 from cobranza.models import DisputeReason
-from cobranza.portal.services import client_today, open_currencies
+from cobranza.portal.selectors import client_today, open_currencies
 
 MAX_PLAN_INSTALLMENTS = 24
 

@@ -1,5 +1,6 @@
-"""The debtor's self-service page: what the page shows, and what it records. The link that
-opens it (signing, expiry, revocation, rate limit) is ``cobranza.portal.links``.
+"""The debtor's self-service page: what it records. What the page shows is
+``cobranza.portal.selectors``; the link that opens it (signing, expiry, revocation, rate limit)
+is ``cobranza.portal.links``.
 
 Debtor actions are written with ``by=None`` (no staff user acted) and each one lands in the
 client's timeline and in the collector's worklist.
@@ -8,21 +9,18 @@ client's timeline and in the collector's worklist.
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
-from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from accounts import clock
 from accounts import services as ledger
-from accounts.models import ZERO, Client, Interaction, Invoice
-from accounts.rules import COLLECTIBLE, open_invoice_q
+from accounts.models import Client, Interaction, Invoice
+from accounts.rules import open_invoice_q
 from accounts.utils import money_str
 from cobranza.models import (
     CollectorTask,
@@ -34,62 +32,6 @@ from cobranza.models import (
 from cobranza.rules import open_commitment_q
 from cobranza.workspace.commitments import commitment_create
 from cobranza.workspace.disputes import dispute_open
-
-# --- reads -----------------------------------------------------------------------------------
-
-
-@dataclass
-class StatementLine:
-    invoice: Invoice
-    days_overdue: int
-
-
-@dataclass
-class CurrencyTotal:
-    currency: str
-    total: Decimal = ZERO
-    overdue: Decimal = ZERO
-    count: int = 0
-
-
-@dataclass
-class Statement:
-    client: Client
-    today: dt.date
-    lines: list[StatementLine] = field(default_factory=list)
-    totals: list[CurrencyTotal] = field(default_factory=list)
-
-
-def client_today(client: Client) -> dt.date:
-    try:
-        tz = zoneinfo.ZoneInfo(client.time_zone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        tz = None
-    return timezone.localdate(timezone=tz)
-
-
-def statement_of(client: Client) -> Statement:
-    """The client's invoices still owed (disputed ones included, marked), oldest due first,
-    with days overdue in the client's own time zone and totals per currency."""
-    today = client_today(client)
-    invoices = client.invoices.filter(COLLECTIBLE).order_by("due_date", "number")
-    result = Statement(client=client, today=today)
-    totals: dict[str, CurrencyTotal] = {}
-    for invoice in invoices:
-        days = max((today - invoice.due_date).days, 0)
-        result.lines.append(StatementLine(invoice=invoice, days_overdue=days))
-        total = totals.setdefault(invoice.currency, CurrencyTotal(currency=invoice.currency))
-        total.total += invoice.open_balance
-        total.count += 1
-        if days > 0:
-            total.overdue += invoice.open_balance
-    result.totals = [totals[c] for c in sorted(totals)]
-    return result
-
-
-def open_currencies(client: Client) -> list[str]:
-    return sorted(set(client.invoices.filter(open_invoice_q()).values_list("currency", flat=True)))
-
 
 # --- debtor actions (by=None: the debtor, not a staff user) ----------------------------------
 

@@ -29,7 +29,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.forms import add_service_errors
 from accounts.services import ensure_can_work
 from accounts.views import _visible_client, staff_required
-from cobranza.portal import links, services
+from cobranza.portal import links, selectors, services
 from cobranza.portal.forms import PlanRequestForm, ProblemForm, PromiseForm
 
 DONE_MESSAGES = ("promise", "plan", "problem")
@@ -98,9 +98,9 @@ def statement(request, client, token):
         "cobranza/selfservice/statement.html",
         client,
         token,
-        statement=services.statement_of(client),
+        statement=selectors.statement_of(client),
         done=done if done in DONE_MESSAGES else "",
-        can_act=bool(services.open_currencies(client)),
+        can_act=bool(selectors.open_currencies(client)),
     )
 
 
@@ -109,7 +109,7 @@ def statement(request, client, token):
 def statement_pdf(request, client, token):
     from weasyprint import HTML  # imported here: loading pango costs ~0.3 s at start-up
 
-    data = services.statement_of(client)
+    data = selectors.statement_of(client)
     html = render_to_string(
         "cobranza/selfservice/statement_pdf.html",
         {"client": client, "statement": data, "company": _company()},

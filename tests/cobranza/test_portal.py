@@ -15,7 +15,7 @@ from accounts.models import Interaction
 from cobranza.engine import messaging
 from cobranza.models import CollectorTask, Commitment, Dispute, SelfServiceAccess, TaskKind
 from cobranza.portal import links
-from cobranza.portal import services as portal
+from cobranza.portal import selectors as portal_selectors
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db
@@ -63,7 +63,7 @@ def test_the_link_shows_that_clients_statement_with_totals_per_currency(client, 
 
 
 def test_the_statement_counts_days_overdue_and_totals_what_is_overdue(debtor):
-    data = portal.statement_of(debtor)
+    data = portal_selectors.statement_of(debtor)
     days = {line.invoice.number: line.days_overdue for line in data.lines}
     assert days == {"FC-1": 10, "FC-USD": 3, "FC-2": 0}
     mxn = next(t for t in data.totals if t.currency == "MXN")
@@ -146,7 +146,7 @@ def test_another_clients_invoice_in_a_post_is_refused(client, debtor, other):
 
 
 def test_a_promise_lands_in_the_timeline_and_the_worklist(client, debtor, gestora):
-    pay_on = portal.client_today(debtor) + dt.timedelta(days=7)
+    pay_on = portal_selectors.client_today(debtor) + dt.timedelta(days=7)
     response = client.post(
         _url(debtor, "promise"), {"pay_on": pay_on.isoformat(), "amount": "1200.00", "currency": "MXN"}
     )
@@ -161,12 +161,12 @@ def test_a_promise_lands_in_the_timeline_and_the_worklist(client, debtor, gestor
 
 
 def test_a_bad_promise_shows_the_errors_on_the_form(client, debtor):
-    yesterday = portal.client_today(debtor) - dt.timedelta(days=1)
+    yesterday = portal_selectors.client_today(debtor) - dt.timedelta(days=1)
     response = client.post(_url(debtor, "promise"), {"pay_on": yesterday.isoformat(), "amount": "10"})
     assert response.status_code == 200
     assert "pay_on" in response.context["form"].errors
     # More than owed: the service's error is shown next to the amount.
-    pay_on = portal.client_today(debtor) + dt.timedelta(days=3)
+    pay_on = portal_selectors.client_today(debtor) + dt.timedelta(days=3)
     response = client.post(_url(debtor, "promise"), {"pay_on": pay_on.isoformat(), "amount": "99999"})
     assert response.status_code == 200
     assert "amount" in response.context["form"].errors
