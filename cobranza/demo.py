@@ -29,7 +29,7 @@ from cobranza.alerts import jobs as alerts
 from cobranza.dashboard import metrics
 from cobranza.models import CollectorTask, Commitment, Dispute, DisputeReason, TaskKind
 from cobranza.profiles import jobs as profiles
-from cobranza.workspace import commitments
+from cobranza.workspace import jobs as commitments
 
 MAX_COMMITMENTS = 120
 CENT = Decimal("0.01")

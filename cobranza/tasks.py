@@ -12,7 +12,7 @@ from cobranza.imports import services as imports
 from cobranza.profiles import fees
 from cobranza.profiles import jobs as profiles
 from cobranza.webhooks import outgoing as webhooks_out
-from cobranza.workspace import commitments
+from cobranza.workspace import jobs as commitments
 
 
 @shared_task(name="cobranza.plan_dunning", time_limit=1800, soft_time_limit=1700)

@@ -23,7 +23,8 @@ from cobranza.models import (
     PolicyStep,
     TaskKind,
 )
-from cobranza.workspace import commitments, disputes
+from cobranza.workspace import disputes
+from cobranza.workspace import jobs as commitments
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db

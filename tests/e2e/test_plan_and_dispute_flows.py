@@ -20,7 +20,7 @@ from accounts import services as ledger
 from accounts.models import Invoice, Payment
 from cobranza.engine.planner import plan
 from cobranza.models import CollectorTask, Commitment, Dispute, Notice, TaskKind
-from cobranza.workspace import commitments
+from cobranza.workspace import jobs as commitments
 from tests.e2e.conftest import ARTIFACTS, login
 from tests.factories import PASSWORD, make_client, make_invoice
 

@@ -25,7 +25,7 @@ from accounts import services as ledger
 from accounts.models import Interaction
 from cobranza.engine.planner import plan
 from cobranza.models import CollectorTask, Commitment, Notice, TaskKind
-from cobranza.workspace import commitments
+from cobranza.workspace import jobs as commitments
 from tests.e2e.conftest import ARTIFACTS, login
 from tests.factories import PASSWORD, make_client, make_invoice
 
