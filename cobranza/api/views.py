@@ -27,8 +27,8 @@ from accounts.models import Interaction, Payment, PaymentAllocation, Segment
 from accounts.selectors import clients_visible_to, contacts_visible_to, invoices_visible_to
 from cobranza.models import CollectorTask, Commitment, CommitmentKind, Dispute, Notice, Policy
 from cobranza.worklist import services as worklist_services
-from cobranza.workspace import disputes
 from cobranza.workspace import jobs as commitments
+from cobranza.workspace import services as disputes
 
 from . import filters, serializers
 from .idempotency import idempotent

@@ -30,8 +30,8 @@ from cobranza.models import (
     TaskKind,
 )
 from cobranza.rules import open_commitment_q
-from cobranza.workspace.disputes import dispute_open
 from cobranza.workspace.jobs import commitment_create
+from cobranza.workspace.services import dispute_open
 
 # --- debtor actions (by=None: the debtor, not a staff user) ----------------------------------
 

@@ -6,7 +6,7 @@ client analysis (docs/domain.md#client-analysis).
 Same access rules as ``accounts.views``: a login and a staff role everywhere; a collector
 reaches only their own clients (anything else is a 404, so ids reveal nothing); managers reach
 every client. A dispute is resolved by its owner or a manager (403 for anyone else). Writes go
-through ``cobranza.workspace.jobs``, ``cobranza.workspace.disputes`` and ``accounts.services``, which check
+through ``cobranza.workspace.jobs``, ``cobranza.workspace.services`` and ``accounts.services``, which check
 permissions again; a service's ``ValidationError`` is shown next to the field it names.
 """
 
@@ -33,8 +33,9 @@ from accounts.roles import is_manager, is_staff_member
 from accounts.utils import money_str
 from accounts.views import _visible_client, staff_required
 from cobranza.models import CommitmentKind, CommitmentStatus, DisputeStatus
-from cobranza.workspace import disputes, selectors
 from cobranza.workspace import jobs as commitments
+from cobranza.workspace import selectors
+from cobranza.workspace import services as disputes
 from cobranza.workspace.forms import (
     CommitmentCancelForm,
     CommitmentForm,

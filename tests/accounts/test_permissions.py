@@ -35,8 +35,8 @@ from cobranza.models import (
 )
 from cobranza.portal import links
 from cobranza.webhooks import outgoing as webhooks_out
-from cobranza.workspace import disputes
 from cobranza.workspace import jobs as commitments
+from cobranza.workspace import services as disputes
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db

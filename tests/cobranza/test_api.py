@@ -17,8 +17,8 @@ from rest_framework.test import APIClient
 from accounts import services
 from accounts.models import Interaction, Invoice, Payment
 from cobranza.models import CollectorTask, Commitment, Dispute, IdempotencyKey, Notice, Policy
-from cobranza.workspace import disputes
 from cobranza.workspace import jobs as commitments
+from cobranza.workspace import services as disputes
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db

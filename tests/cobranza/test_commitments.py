@@ -23,8 +23,8 @@ from cobranza.models import (
     PolicyStep,
     TaskKind,
 )
-from cobranza.workspace import disputes
 from cobranza.workspace import jobs as commitments
+from cobranza.workspace import services as disputes
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db

@@ -32,7 +32,7 @@ from accounts.services import AllocationRequest
 from cobranza.dashboard import metrics
 from cobranza.dashboard.metrics import Filters
 from cobranza.models import AgingSnapshot, Commitment
-from cobranza.workspace import disputes
+from cobranza.workspace import services as disputes
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db

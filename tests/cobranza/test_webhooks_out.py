@@ -27,8 +27,8 @@ from cobranza.engine import dispatch
 from cobranza.engine.planner import plan
 from cobranza.models import Notice, WebhookDelivery, WebhookEndpoint
 from cobranza.webhooks import outgoing as webhooks_out
-from cobranza.workspace import disputes
 from cobranza.workspace import jobs as commitments
+from cobranza.workspace import services as disputes
 from morosos.celery import app as celery_app
 from tests.factories import make_client, make_invoice
 from tests.processes import closed_port

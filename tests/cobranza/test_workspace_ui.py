@@ -23,8 +23,8 @@ from accounts import services as ledger
 from accounts.models import Interaction, Invoice, Payment
 from cobranza.engine.planner import plan
 from cobranza.models import CollectorTask, Commitment, Dispute, Installment, Notice, TaskKind
-from cobranza.workspace import disputes
 from cobranza.workspace import jobs as commitments
+from cobranza.workspace import services as disputes
 from cobranza.workspace.forms import plan_schedule
 from cobranza.workspace.selectors import client_analysis
 from cobranza.workspace.views import workspace_panel
