@@ -30,6 +30,7 @@ from cobranza.dashboard import metrics
 from cobranza.models import CollectorTask, Commitment, Dispute, DisputeReason, TaskKind
 from cobranza.profiles import jobs as profiles
 from cobranza.workspace import jobs as commitments
+from cobranza.workspace import services as workspace_services
 
 MAX_COMMITMENTS = 120
 CENT = Decimal("0.01")
@@ -155,7 +156,7 @@ def _commitments(rng: random.Random, today: dt.date) -> dict[str, int]:
         if any(amount <= 0 for _d, amount in plan):
             continue
         try:
-            commitments.commitment_create(
+            workspace_services.commitment_create(
                 by=None,
                 client=client,
                 kind="plan" if kind == 2 else "promise",

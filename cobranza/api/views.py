@@ -27,8 +27,7 @@ from accounts.models import Interaction, Payment, PaymentAllocation, Segment
 from accounts.selectors import clients_visible_to, contacts_visible_to, invoices_visible_to
 from cobranza.models import CollectorTask, Commitment, CommitmentKind, Dispute, Notice, Policy
 from cobranza.worklist import services as worklist_services
-from cobranza.workspace import jobs as commitments
-from cobranza.workspace import services as disputes
+from cobranza.workspace import services as workspace_services
 
 from . import filters, serializers
 from .idempotency import idempotent
@@ -305,7 +304,7 @@ class _CommitmentViewSet(ReadOnlyApiViewSet, mixins.CreateModelMixin):
     def create(self, request, *args, **kwargs):
         data = dict(self._input(serializers.CommitmentInputSerializer))
         installments = [(row["due_on"], row["amount"]) for row in data.pop("installments")]
-        commitment = commitments.commitment_create(
+        commitment = workspace_services.commitment_create(
             by=request.user,
             kind=self.kind,
             installments=installments,
@@ -354,7 +353,7 @@ class DisputeViewSet(ReadOnlyApiViewSet, mixins.CreateModelMixin):
     @idempotent
     def create(self, request, *args, **kwargs):
         data = self._input(serializers.DisputeSerializer)
-        dispute = disputes.dispute_open(
+        dispute = workspace_services.dispute_open(
             by=request.user,
             client=data["client"],
             invoices=list(data["invoices"]),

@@ -30,8 +30,7 @@ from cobranza.models import (
     TaskKind,
 )
 from cobranza.rules import open_commitment_q
-from cobranza.workspace.jobs import commitment_create
-from cobranza.workspace.services import dispute_open
+from cobranza.workspace.services import commitment_create, dispute_open
 
 # --- debtor actions (by=None: the debtor, not a staff user) ----------------------------------
 

@@ -2,9 +2,9 @@
 email or WhatsApp, with the promise, plan or dispute it produced), promises, plans,
 extensions, disputes and their resolution.
 
-They parse and validate input; writes go through ``cobranza.workspace.jobs``,
-``cobranza.workspace.services`` and ``accounts.services``. A service's ``ValidationError`` is shown next
-to the field it names (``add_service_errors``), or on top of the section it belongs to.
+They parse and validate input; writes go through ``cobranza.workspace.services`` and
+``accounts.services``. A service's ``ValidationError`` is shown next to the field it names
+(``add_service_errors``), or on top of the section it belongs to.
 """
 
 from __future__ import annotations

@@ -5,9 +5,10 @@ client analysis (docs/domain.md#client-analysis).
 
 Same access rules as ``accounts.views``: a login and a staff role everywhere; a collector
 reaches only their own clients (anything else is a 404, so ids reveal nothing); managers reach
-every client. A dispute is resolved by its owner or a manager (403 for anyone else). Writes go
-through ``cobranza.workspace.jobs``, ``cobranza.workspace.services`` and ``accounts.services``, which check
-permissions again; a service's ``ValidationError`` is shown next to the field it names.
+every client. A dispute is resolved by its owner or a manager (403 for anyone else). Reads come
+from ``cobranza.workspace.selectors``; writes go through ``cobranza.workspace.services`` and
+``accounts.services``, which check permissions again; a service's ``ValidationError`` is shown
+next to the field it names.
 """
 
 from __future__ import annotations
@@ -33,9 +34,7 @@ from accounts.roles import is_manager, is_staff_member
 from accounts.utils import money_str
 from accounts.views import _visible_client, staff_required
 from cobranza.models import CommitmentKind, CommitmentStatus, DisputeStatus
-from cobranza.workspace import jobs as commitments
-from cobranza.workspace import selectors
-from cobranza.workspace import services as disputes
+from cobranza.workspace import selectors, services
 from cobranza.workspace.forms import (
     CommitmentCancelForm,
     CommitmentForm,
@@ -205,7 +204,7 @@ def _record_outcome(request, client, bundle: OutcomeForms, invoices) -> list[str
             texts.append(_("Gestión registrada: %(summary)s.") % {"summary": entry.summary})
             step = section
             if section in ("promise", "plan"):
-                commitment = commitments.commitment_create(
+                commitment = services.commitment_create(
                     by=request.user,
                     client=client,
                     kind=CommitmentKind.PROMISE if section == "promise" else CommitmentKind.PLAN,
@@ -216,7 +215,7 @@ def _record_outcome(request, client, bundle: OutcomeForms, invoices) -> list[str
                 )
                 texts.append(_commitment_message(commitment))
             elif section == "dispute":
-                dispute = disputes.dispute_open(
+                dispute = services.dispute_open(
                     by=request.user,
                     client=client,
                     invoices=chosen,
@@ -290,7 +289,7 @@ def commitment_create(request, pk):
             rows = section.rows()
         if rows is not None:
             try:
-                commitment = commitments.commitment_create(
+                commitment = services.commitment_create(
                     by=request.user,
                     client=client,
                     kind=kind,
@@ -361,7 +360,7 @@ def commitment_cancel(request, pk):
     form = CommitmentCancelForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
-            commitments.commitment_cancel(by=request.user, commitment=commitment, reason=form.cleaned_data["reason"])
+            services.commitment_cancel(by=request.user, commitment=commitment, reason=form.cleaned_data["reason"])
         except ValidationError as exc:
             add_service_errors(exc, main=form)
         else:
@@ -398,7 +397,7 @@ def dispute_open(request, pk):
     section = DisputeForm(data)
     if request.method == "POST" and form.is_valid() & section.is_valid():
         try:
-            dispute = disputes.dispute_open(
+            dispute = services.dispute_open(
                 by=request.user,
                 client=client,
                 invoices=list(form.cleaned_data["invoices"]),
@@ -429,7 +428,7 @@ def dispute_open(request, pk):
 
 
 def can_resolve(user, dispute) -> bool:
-    """The dispute's owner or a manager (as ``disputes.dispute_resolve`` decides)."""
+    """The dispute's owner or a manager (as ``services.dispute_resolve`` decides)."""
     return is_manager(user) or dispute.owner_id in (None, user.pk)
 
 
@@ -444,7 +443,7 @@ def dispute_resolve(request, pk):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            resolved = disputes.dispute_resolve(
+            resolved = services.dispute_resolve(
                 by=request.user,
                 dispute=dispute,
                 resolution=data["resolution"],

@@ -35,8 +35,7 @@ from cobranza.models import (
 )
 from cobranza.portal import links
 from cobranza.webhooks import outgoing as webhooks_out
-from cobranza.workspace import jobs as commitments
-from cobranza.workspace import services as disputes
+from cobranza.workspace import services as workspace_services
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db
@@ -404,7 +403,7 @@ def world(admin_user, gerente, gestora, gestor, nobody, settings, tmp_path, monk
     # A promise and a dispute on the owner's client (the workspace's commitment and dispute pages).
     promised = make_invoice(by=gerente, client=mine, amount="300.00", due_date=today - dt.timedelta(days=5))
     disputed = make_invoice(by=gerente, client=mine, amount="200.00", due_date=today - dt.timedelta(days=5))
-    commitment = commitments.commitment_create(
+    commitment = workspace_services.commitment_create(
         by=gerente,
         client=mine,
         kind="promise",
@@ -412,7 +411,7 @@ def world(admin_user, gerente, gestora, gestor, nobody, settings, tmp_path, monk
         invoices=[promised],
     )
     # The owner of the dispute is the client's collector (gestora): she and managers may resolve it.
-    dispute = disputes.dispute_open(
+    dispute = workspace_services.dispute_open(
         by=gerente, client=mine, invoices=[disputed], reason="price", description="Precio incorrecto"
     )
     # An open call task on the owner's client, assigned to her (the ladder's call step).
@@ -433,7 +432,7 @@ def world(admin_user, gerente, gestora, gestor, nobody, settings, tmp_path, monk
         title="Línea de crédito excedida",
     )
     plan_invoice = make_invoice(by=gerente, client=mine, amount="100.00", due_date=today - dt.timedelta(days=3))
-    plan = commitments.commitment_create(
+    plan = workspace_services.commitment_create(
         by=gerente,
         client=mine,
         kind="plan",

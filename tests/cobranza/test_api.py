@@ -17,8 +17,7 @@ from rest_framework.test import APIClient
 from accounts import services
 from accounts.models import Interaction, Invoice, Payment
 from cobranza.models import CollectorTask, Commitment, Dispute, IdempotencyKey, Notice, Policy
-from cobranza.workspace import jobs as commitments
-from cobranza.workspace import services as disputes
+from cobranza.workspace import services as workspace_services
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db
@@ -73,21 +72,21 @@ def build_client_data(*, by, collector, suffix: str = "") -> dict:
         allocations=[services.AllocationRequest(invoice_id=invoice.pk, amount=Decimal("100.00"))],
     )
     interaction = services.interaction_log(by=by, client=client, kind="call", summary="Llamada", invoices=[invoice])
-    promise = commitments.commitment_create(
+    promise = workspace_services.commitment_create(
         by=by,
         client=client,
         kind="promise",
         installments=[(TODAY + dt.timedelta(days=3), Decimal("300.00"))],
         invoices=[promised],
     )
-    plan = commitments.commitment_create(
+    plan = workspace_services.commitment_create(
         by=by,
         client=client,
         kind="plan",
         installments=[(TODAY + dt.timedelta(days=10), Decimal("300.00")), (TODAY + dt.timedelta(days=40), "300.00")],
         invoices=[planned],
     )
-    dispute = disputes.dispute_open(
+    dispute = workspace_services.dispute_open(
         by=by, client=client, invoices=[disputed], reason="price", description="Precio incorrecto"
     )
     task = CollectorTask.objects.create(client=client, kind="call", title="Llamar", assigned_to=collector, due_on=TODAY)

@@ -32,7 +32,7 @@ from accounts.services import AllocationRequest
 from cobranza.dashboard import metrics
 from cobranza.dashboard.metrics import Filters
 from cobranza.models import AgingSnapshot, Commitment
-from cobranza.workspace import services as disputes
+from cobranza.workspace import services as workspace_services
 from tests.factories import make_client, make_invoice
 
 pytestmark = pytest.mark.django_db
@@ -93,7 +93,7 @@ def book_fixture(clock, gerente, gestora):
     clock.move_to(dt.datetime(2026, 3, 25, 18, tzinfo=dt.UTC))
     i6 = inv(a, "I6", D(2026, 3, 25), D(2026, 4, 24), "700")
     services.invoice_set_status(by=gerente, invoice=i6, status="cancelled", reason="Error de captura")
-    disputes.dispute_open(by=gerente, client=b, invoices=[i3], reason="product", description="Llegó dañado")
+    workspace_services.dispute_open(by=gerente, client=b, invoices=[i3], reason="product", description="Llegó dañado")
 
     clock.move_to(dt.datetime(2026, 4, 5, 18, tzinfo=dt.UTC))
     pay(gerente, b, "200", D(2026, 4, 5), i5)

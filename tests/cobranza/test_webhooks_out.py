@@ -28,7 +28,7 @@ from cobranza.engine.planner import plan
 from cobranza.models import Notice, WebhookDelivery, WebhookEndpoint
 from cobranza.webhooks import outgoing as webhooks_out
 from cobranza.workspace import jobs as commitments
-from cobranza.workspace import services as disputes
+from cobranza.workspace import services as workspace_services
 from morosos.celery import app as celery_app
 from tests.factories import make_client, make_invoice
 from tests.processes import closed_port
@@ -355,7 +355,7 @@ def test_past_payments_being_loaded_are_not_news(endpoint, debtor, gestora):
 
 def test_an_opened_dispute_emits_dispute_opened_once(endpoint, debtor, gestora):
     client, inv = debtor
-    dispute = disputes.dispute_open(
+    dispute = workspace_services.dispute_open(
         by=gestora, client=client, invoices=[inv], reason="product", description="Llegaron cajas dañadas"
     )
     [delivery] = WebhookDelivery.objects.all()
@@ -369,7 +369,7 @@ def test_an_opened_dispute_emits_dispute_opened_once(endpoint, debtor, gestora):
 def test_a_broken_promise_emits_promise_broken_once(endpoint, debtor, gestora):
     client, inv = debtor
     with time_machine.travel(at(DUE), tick=False) as clock:
-        promise = commitments.commitment_create(
+        promise = workspace_services.commitment_create(
             by=gestora, client=client, kind="promise", installments=[(DUE + dt.timedelta(days=2), Decimal("1500.00"))]
         )
         clock.move_to(at(DUE + dt.timedelta(days=4)))
@@ -387,7 +387,7 @@ def test_a_broken_promise_emits_promise_broken_once(endpoint, debtor, gestora):
 def test_a_kept_promise_emits_nothing(endpoint, debtor, gestora):
     client, inv = debtor
     with time_machine.travel(at(DUE), tick=False) as clock:
-        commitments.commitment_create(
+        workspace_services.commitment_create(
             by=gestora, client=client, kind="promise", installments=[(DUE + dt.timedelta(days=2), Decimal("1500.00"))]
         )
         ledger.payment_record(by=gestora, client=client, amount=Decimal("1500.00"), received_on=DUE)

@@ -24,7 +24,7 @@ from accounts.models import Interaction, Invoice, Payment
 from cobranza.engine.planner import plan
 from cobranza.models import CollectorTask, Commitment, Dispute, Installment, Notice, TaskKind
 from cobranza.workspace import jobs as commitments
-from cobranza.workspace import services as disputes
+from cobranza.workspace import services as workspace_services
 from cobranza.workspace.forms import plan_schedule
 from cobranza.workspace.selectors import client_analysis
 from cobranza.workspace.views import workspace_panel
@@ -323,7 +323,7 @@ def test_an_invalid_promise_saves_nothing_and_shows_the_errors_where_they_belong
 
 def test_a_promise_on_an_invoice_already_promised_rolls_back_the_call_too(client, debtor, clock, gestora):
     c, a = debtor["client"], debtor["a"]
-    commitments.commitment_create(
+    workspace_services.commitment_create(
         by=gestora, client=c, kind="promise", installments=[(day(9), Decimal("100"))], invoices=[a]
     )
     client.force_login(gestora)
@@ -392,7 +392,7 @@ def test_an_extension_gives_one_new_date_for_what_the_chosen_invoices_owe(client
 
 def test_cancelling_a_commitment_needs_a_reason(client, debtor, clock, gestora):
     c = debtor["client"]
-    promise = commitments.commitment_create(
+    promise = workspace_services.commitment_create(
         by=gestora, client=c, kind="promise", installments=[(day(5), Decimal("100"))]
     )
     client.force_login(gestora)
@@ -412,7 +412,9 @@ def test_cancelling_a_commitment_needs_a_reason(client, debtor, clock, gestora):
 
 def test_resolving_a_dispute_with_a_credit_note(client, debtor, clock, gestora):
     c, a = debtor["client"], debtor["a"]
-    dispute = disputes.dispute_open(by=gestora, client=c, invoices=[a], reason="price", description="Precio mal")
+    dispute = workspace_services.dispute_open(
+        by=gestora, client=c, invoices=[a], reason="price", description="Precio mal"
+    )
     client.force_login(gestora)
     url = reverse("cobranza:dispute_resolve", args=[dispute.pk])
     assert client.get(url).status_code == 200
@@ -433,7 +435,7 @@ def test_resolving_a_dispute_with_a_credit_note(client, debtor, clock, gestora):
 
 def test_only_the_owner_or_a_manager_resolves_a_dispute(client, debtor, clock, gestora, gerente):
     c = debtor["client"]
-    dispute = disputes.dispute_open(
+    dispute = workspace_services.dispute_open(
         by=gerente, client=c, invoices=[debtor["a"]], reason="price", description="x", owner=gerente
     )
     client.force_login(gestora)
@@ -466,10 +468,12 @@ def test_a_dispute_from_its_own_form(client, debtor, clock, gestora):
 @pytest.fixture
 def objects(debtor, gestora):
     c = debtor["client"]
-    promise = commitments.commitment_create(
+    promise = workspace_services.commitment_create(
         by=gestora, client=c, kind="promise", installments=[(day(5), Decimal("100"))], invoices=[debtor["a"]]
     )
-    dispute = disputes.dispute_open(by=gestora, client=c, invoices=[debtor["b"]], reason="price", description="x")
+    dispute = workspace_services.dispute_open(
+        by=gestora, client=c, invoices=[debtor["b"]], reason="price", description="x"
+    )
     return {"client": c, "commitment": promise, "dispute": dispute}
 
 
@@ -543,7 +547,7 @@ def history(gerente, gestora):
         d = invoice("H-D", dt.date(2025, 10, 1), dt.date(2025, 10, 31), "1500.00")
         # A promise on D, kept: paid in two parts, the last 10 days after the due date.
         traveller.move_to(at(dt.date(2025, 11, 1)))
-        commitments.commitment_create(
+        workspace_services.commitment_create(
             by=gestora,
             client=c,
             kind="promise",
@@ -560,7 +564,7 @@ def history(gerente, gestora):
         f = invoice("H-F", dt.date(2026, 2, 1), dt.date(2026, 3, 1), "1000.00")
         # A promise on F, broken; then a dispute on it.
         traveller.move_to(at(dt.date(2026, 2, 5)))
-        commitments.commitment_create(
+        workspace_services.commitment_create(
             by=gestora,
             client=c,
             kind="promise",
@@ -569,7 +573,9 @@ def history(gerente, gestora):
         )
         commitments.judge(today=dt.date(2026, 2, 11))
         traveller.move_to(at(dt.date(2026, 3, 2)))
-        disputes.dispute_open(by=gestora, client=c, invoices=[f], reason="service", description="Servicio incompleto")
+        workspace_services.dispute_open(
+            by=gestora, client=c, invoices=[f], reason="service", description="Servicio incompleto"
+        )
         g = invoice("H-G", dt.date(2025, 11, 1), dt.date(2025, 12, 1), "9999.00")
         ledger.invoice_set_status(by=gerente, invoice=g, status=Invoice.Status.CANCELLED, reason="Duplicada")
         invoice("H-USD", dt.date(2025, 8, 1), dt.date(2025, 9, 1), "500.00", currency="USD")
@@ -647,7 +653,7 @@ def _grow(c, n, *, by, collector, tag):
             allocations=[ledger.AllocationRequest(invoice_id=paid.pk, amount=Decimal("50.00"))],
         )
         if i % 3 == 0:
-            commitments.commitment_create(
+            workspace_services.commitment_create(
                 by=collector,
                 client=c,
                 kind="plan",
@@ -655,12 +661,14 @@ def _grow(c, n, *, by, collector, tag):
                 invoices=[inv],
             )
         elif i % 3 == 1:
-            disputes.dispute_open(by=collector, client=c, invoices=[inv], reason="price", description=f"{tag}{i}")
+            workspace_services.dispute_open(
+                by=collector, client=c, invoices=[inv], reason="price", description=f"{tag}{i}"
+            )
         else:
-            promise = commitments.commitment_create(
+            promise = workspace_services.commitment_create(
                 by=collector, client=c, kind="promise", installments=[(day(2), Decimal("100"))], invoices=[inv]
             )
-            commitments.commitment_cancel(by=collector, commitment=promise, reason="error")
+            workspace_services.commitment_cancel(by=collector, commitment=promise, reason="error")
 
 
 @pytest.mark.parametrize("role", ["gestora", "gerente"])
