@@ -26,7 +26,7 @@ from accounts import services as ledger
 from accounts.models import Client, Invoice
 from accounts.rules import open_invoice_q
 from cobranza.alerts import jobs as alerts
-from cobranza.dashboard import metrics
+from cobranza.dashboard import jobs as dashboard_jobs
 from cobranza.models import CollectorTask, Commitment, Dispute, DisputeReason, TaskKind
 from cobranza.profiles import jobs as profiles
 from cobranza.workspace import jobs as commitments
@@ -53,7 +53,7 @@ def seed(*, today: dt.date, seed: int, stdout=None) -> str:
     # Month-end aging for the dashboard's trend and roll rates (13: the first month's CEI needs
     # the close of the month before).
 
-    snapshots = metrics.backfill_snapshots(months=13, today=today)
+    snapshots = dashboard_jobs.backfill_snapshots(months=13, today=today)
     raised = alerts.raise_alerts(today=today - dt.timedelta(days=1))
     return (
         f"cobranza: {disputes} disputas, {made['promise']} promesas ({made['open']} vigentes), "

@@ -6,7 +6,8 @@ from django.utils import timezone
 
 from accounts import clock
 from cobranza.alerts import jobs as alerts
-from cobranza.dashboard import metrics, summaries
+from cobranza.dashboard import jobs as dashboard
+from cobranza.dashboard import summaries
 from cobranza.engine import dispatch, escalation, planner
 from cobranza.imports import services as imports
 from cobranza.profiles import fees
@@ -83,7 +84,7 @@ def send_alert_digest() -> int:
 @shared_task(name="cobranza.snapshot_aging", time_limit=3600, soft_time_limit=3500)
 def snapshot_aging() -> dict:
     """On the 1st: last month's closing aging per client and currency (roll rates, trends)."""
-    stored = metrics.backfill_snapshots(months=1, today=clock.localdate())
+    stored = dashboard.backfill_snapshots(months=1, today=clock.localdate())
     return {end.isoformat(): rows for end, rows in stored.items()}
 
 

@@ -5,6 +5,10 @@ nothing else computes a KPI. Every function is a fixed number of SQL aggregate q
 whatever the size of the portfolio, and returns plain data (dataclasses, Decimals, dates).
 docs/domain.md#kpis states each formula in prose: keep it in step.
 
+These are the dashboard's reads (its selectors, named ``metrics`` because the rest of the code
+and the stored summaries know them so: ``summaries`` pickles ``metrics.Dashboard``). The one
+write, the month-end aging snapshots the trends read, is ``cobranza.dashboard.jobs``.
+
 Conventions
 -----------
 - **One currency at a time.** Money is never summed across currencies: every function takes
@@ -39,7 +43,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import (
     Count,
     DecimalField,
@@ -696,34 +700,7 @@ def kpis(f: Filters, *, closing: list[dict] | None = None, flows: Flows | None =
     )
 
 
-# --- month-end snapshots, trends and roll rates ---------------------------------------------------
-
-
-def snapshot_aging(*, month_end: dt.date) -> int:
-    """Store the receivables of every client and currency by aging bucket at the close of
-    ``month_end`` (the same definition as ``receivables_as_of``). One ``INSERT … SELECT`` from
-    the receivables cube, in one transaction with the removal of the month's old rows: running
-    it again replaces them. Returns the number of rows stored."""
-    cube, cube_params = _cube_sql(None, month_end, dims=("client", "currency"))
-    columns = list(SNAPSHOT_COLUMNS.values())
-    # Each bucket summed to the cent like ``_cents`` (ROUND on numeric rounds half away from
-    # zero: half up for these positive balances).
-    sums = ", ".join(
-        "ROUND(COALESCE(SUM(cube.amount) FILTER (WHERE cube.bucket = %s), 0), 2)" for _bucket in SNAPSHOT_COLUMNS
-    )
-    q = connection.ops.quote_name
-    table = q(AgingSnapshot._meta.db_table)
-    sql = f"""
-        INSERT INTO {table} (month_end, client_id, currency, {", ".join(map(q, columns))}, computed_at)
-        SELECT %s, cube.client, cube.currency, {sums}, %s
-        FROM ({cube}) cube
-        GROUP BY cube.client, cube.currency
-    """  # noqa: S608 - identifiers from model metadata, values as parameters
-    params = [month_end, *SNAPSHOT_COLUMNS, clock.now(), *cube_params]
-    with transaction.atomic(), connection.cursor() as cursor:
-        AgingSnapshot.objects.filter(month_end=month_end).delete()
-        cursor.execute(sql, params)
-        return cursor.rowcount
+# --- trends and roll rates (the month-end snapshots they read: jobs) ------------------------------
 
 
 def month_ends(last: dt.date, months: int) -> list[dt.date]:
@@ -732,12 +709,6 @@ def month_ends(last: dt.date, months: int) -> list[dt.date]:
     for _i in range(months - 1):
         ends.append(previous_month_end(ends[-1]))
     return ends[::-1]
-
-
-def backfill_snapshots(*, months: int = 12, today: dt.date | None = None) -> dict[dt.date, int]:
-    """Snapshots for the last ``months`` complete months before ``today`` (idempotent)."""
-    today = today or clock.localdate()
-    return {end: snapshot_aging(month_end=end) for end in month_ends(previous_month_end(today), months)}
 
 
 def trend_last_month(end: dt.date) -> dt.date:

@@ -28,7 +28,7 @@ from accounts.selectors import BUCKETS
 from accounts.utils import money_locale, money_str
 from accounts.views import manager_required, staff_required
 from cobranza.alerts import selectors as alerts
-from cobranza.dashboard import metrics, summaries
+from cobranza.dashboard import jobs, metrics, summaries
 from cobranza.dashboard.forms import DashboardFilterForm
 from cobranza.exports import DATE, DECIMAL, INT, MONEY, PERCENT, Column, Table, export_format, table_response
 from cobranza.models import Profile
@@ -467,7 +467,7 @@ def dashboard_report(request):
 def dashboard_snapshots(request):
     """Take the month-end aging snapshots the trend and roll rates read (the monthly job does
     it too; this fills the past months at once). Idempotent."""
-    filled = metrics.backfill_snapshots(months=SNAPSHOT_MONTHS)
+    filled = jobs.backfill_snapshots(months=SNAPSHOT_MONTHS)
     summaries.summaries_forget()  # the trend just changed: no stored figures without it
     messages.success(
         request,

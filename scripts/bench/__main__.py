@@ -119,7 +119,7 @@ def step_load(results: dict, today: dt.date) -> None:
 
 def step_nightly(results: dict, today: dt.date) -> None:
     from cobranza.alerts import jobs as alerts
-    from cobranza.dashboard import metrics
+    from cobranza.dashboard import jobs as dashboard
     from cobranza.profiles import jobs as profiles
 
     out = {}
@@ -127,7 +127,7 @@ def step_nightly(results: dict, today: dt.date) -> None:
         ("compute_profiles", lambda: profiles.compute_profiles(today=today)),
         (
             f"snapshot_aging (backfill of {SNAPSHOT_MONTHS} month{'s' if SNAPSHOT_MONTHS > 1 else ''})",
-            lambda: metrics.backfill_snapshots(months=SNAPSHOT_MONTHS, today=today),
+            lambda: dashboard.backfill_snapshots(months=SNAPSHOT_MONTHS, today=today),
         ),
         ("raise_alerts", lambda: alerts.raise_alerts(today=today)),
     ):

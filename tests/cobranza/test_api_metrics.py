@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
+from cobranza.dashboard import jobs as dashboard_jobs
 from cobranza.dashboard import metrics
 from tests.cobranza.test_api import api
 from tests.cobranza.test_metrics import TODAY, book_fixture, clock_fixture  # noqa: F401 (fixtures)
@@ -89,7 +90,7 @@ def test_the_api_the_dashboard_and_its_export_agree_to_the_cent(book, gerente, c
 
 
 def test_the_trend_and_roll_rates_come_from_the_month_end_snapshots(book, gerente):
-    metrics.backfill_snapshots(months=13, today=TODAY)
+    dashboard_jobs.backfill_snapshots(months=13, today=TODAY)
     data = api(gerente).get(TREND).json()
     assert len(data["points"]) == 12
     march = data["points"][-1]

@@ -14,6 +14,7 @@ from django.urls import reverse
 from openpyxl import load_workbook
 
 from accounts.utils import money_str
+from cobranza.dashboard import jobs as dashboard_jobs
 from cobranza.dashboard import metrics
 from cobranza.models import AgingSnapshot
 from tests.cobranza.test_metrics import TODAY, book_fixture, clock_fixture, pay  # noqa: F401 (fixtures)
@@ -75,7 +76,7 @@ def test_bad_filters_are_shown_and_fall_back_to_defaults(manager_http, book):
 
 @pytest.mark.parametrize("name", ["aging", "segment", "collector", "trend", "kpis"])
 def test_the_csv_export_equals_the_page_table(manager_http, book, name):
-    metrics.backfill_snapshots(months=13, today=TODAY)
+    dashboard_jobs.backfill_snapshots(months=13, today=TODAY)
     query = {"segment": book["b"].segment_id} if name == "trend" else {}
     page = manager_http.get(URL, query).context["tables"][name]
     response = manager_http.get(URL, {**query, "export": "csv", "table": name})
@@ -139,7 +140,7 @@ def test_only_managers_and_admins(client, book, gestora, nobody, admin_user):
 
 
 def test_the_page_costs_the_same_queries_for_one_or_many_rows(manager_http, book, gerente):
-    metrics.backfill_snapshots(months=13, today=TODAY)
+    dashboard_jobs.backfill_snapshots(months=13, today=TODAY)
 
     def count() -> int:
         with CaptureQueriesContext(connection) as ctx:
@@ -155,5 +156,5 @@ def test_the_page_costs_the_same_queries_for_one_or_many_rows(manager_http, book
         client = make_client(by=gerente, segment_code=("regular", "esporadico", "cuenta-clave")[n % 3])
         invoice = make_invoice(by=gerente, client=client, issue_date=dt.date(2026, 3, 2), due_date=dt.date(2026, 3, 9))
         pay(gerente, client, "25", dt.date(2026, 3, 10 + n), invoice)
-    metrics.backfill_snapshots(months=13, today=TODAY)
+    dashboard_jobs.backfill_snapshots(months=13, today=TODAY)
     assert count() == few

@@ -29,6 +29,7 @@ from accounts import services
 from accounts.models import Payment
 from accounts.selectors import portfolio_aging
 from accounts.services import AllocationRequest
+from cobranza.dashboard import jobs as dashboard_jobs
 from cobranza.dashboard import metrics
 from cobranza.dashboard.metrics import Filters
 from cobranza.models import AgingSnapshot, Commitment
@@ -229,10 +230,10 @@ def test_a_shorter_range_moves_opening_and_close(book):
 
 
 def test_snapshots_are_idempotent_and_feed_trend_and_roll_rates(book):
-    filled = metrics.backfill_snapshots(months=13, today=TODAY)
+    filled = dashboard_jobs.backfill_snapshots(months=13, today=TODAY)
     assert list(filled)[0] == D(2025, 3, 31) and list(filled)[-1] == D(2026, 3, 31)
     rows = AgingSnapshot.objects.count()
-    assert metrics.snapshot_aging(month_end=D(2026, 3, 31)) == filled[D(2026, 3, 31)]
+    assert dashboard_jobs.snapshot_aging(month_end=D(2026, 3, 31)) == filled[D(2026, 3, 31)]
     assert AgingSnapshot.objects.count() == rows
 
     trend = metrics.trend(mxn())
@@ -266,8 +267,8 @@ def test_snapshots_are_idempotent_and_feed_trend_and_roll_rates(book):
 
 def test_the_trend_says_which_months_have_no_snapshot(book):
     assert metrics.trend(mxn()).missing == metrics.month_ends(D(2026, 3, 31), 12)  # none taken
-    metrics.snapshot_aging(month_end=D(2026, 1, 31))
-    metrics.snapshot_aging(month_end=D(2026, 3, 31))
+    dashboard_jobs.snapshot_aging(month_end=D(2026, 1, 31))
+    dashboard_jobs.snapshot_aging(month_end=D(2026, 3, 31))
     trend = metrics.trend(mxn())
     assert trend.missing == [D(2026, 2, 28)]
     assert trend.points[-1].has_snapshot and trend.points[-1].cei is None  # no February opening
@@ -300,7 +301,7 @@ def test_each_metric_costs_a_fixed_number_of_queries(book, gerente):
             fn()
         return len(ctx.captured_queries)
 
-    metrics.backfill_snapshots(months=13, today=TODAY)
+    dashboard_jobs.backfill_snapshots(months=13, today=TODAY)
     few = (count(lambda: metrics.kpis(mxn())), count(lambda: metrics.trend(mxn())),
            count(lambda: metrics.breakdown(mxn(), "collector")),
            count(lambda: metrics.kpis_and_breakdowns(mxn())))  # fmt: skip
@@ -311,7 +312,7 @@ def test_each_metric_costs_a_fixed_number_of_queries(book, gerente):
         client = make_client(by=gerente, segment_code="regular")
         invoice = make_invoice(by=gerente, client=client, issue_date=D(2026, 3, 1), due_date=D(2026, 3, 5))
         pay(gerente, client, "10", D(2026, 3, 6 + n % 5), invoice)
-    metrics.backfill_snapshots(months=13, today=TODAY)
+    dashboard_jobs.backfill_snapshots(months=13, today=TODAY)
     many = (count(lambda: metrics.kpis(mxn())), count(lambda: metrics.trend(mxn())),
             count(lambda: metrics.breakdown(mxn(), "collector")),
             count(lambda: metrics.kpis_and_breakdowns(mxn())))  # fmt: skip

@@ -13,6 +13,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from accounts.utils import money_str
+from cobranza.dashboard import jobs as dashboard_jobs
 from cobranza.dashboard import metrics
 from tests.e2e.conftest import ARTIFACTS, login
 from tests.factories import PASSWORD, make_client, make_invoice
@@ -28,7 +29,7 @@ def test_a_manager_reads_the_dashboard_and_slices_it_by_segment(page, live_serve
     make_invoice(by=gerente, client=key, amount="1200.00", issue_date=start - dt.timedelta(days=20), due_date=start)
     sporadic = make_client(by=gerente, segment_code="esporadico", legal_name="Papelería Esporádica")
     make_invoice(by=gerente, client=sporadic, amount="800.00", issue_date=start, due_date=start + dt.timedelta(days=5))
-    metrics.backfill_snapshots(months=13, today=today)
+    dashboard_jobs.backfill_snapshots(months=13, today=today)
 
     login(page, live_server, "gerente", PASSWORD)
     page.goto(f"{live_server.url}{reverse('cobranza:dashboard')}")
