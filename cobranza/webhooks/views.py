@@ -25,6 +25,7 @@ from accounts import clock
 from accounts.roles import is_admin
 from cobranza.models import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint, WebhookEvent
 from cobranza.webhooks import outgoing as webhooks_out
+from cobranza.webhooks import services as webhooks_services
 from cobranza.webhooks.forms import EndpointForm
 
 STATS_DAYS = 7
@@ -71,14 +72,14 @@ def _save(request, form: EndpointForm, endpoint: WebhookEndpoint | None):
     data = form.cleaned_data
     try:
         if endpoint is None:
-            return webhooks_out.endpoint_create(
+            return webhooks_services.endpoint_create(
                 by=request.user,
                 name=data["name"],
                 url=data["url"],
                 events=data["events"],
                 is_active=data["is_active"],
             )
-        return webhooks_out.endpoint_update(
+        return webhooks_services.endpoint_update(
             by=request.user,
             endpoint=endpoint,
             name=data["name"],
@@ -152,7 +153,7 @@ def webhook_detail(request, pk):
 @admin_required
 def webhook_toggle(request, pk):
     endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
-    webhooks_out.endpoint_set_active(by=request.user, endpoint=endpoint, active=not endpoint.is_active)
+    webhooks_services.endpoint_set_active(by=request.user, endpoint=endpoint, active=not endpoint.is_active)
     if endpoint.is_active:
         messages.success(request, _("Webhook activado: recibirá los próximos eventos."))
     else:
@@ -164,7 +165,7 @@ def webhook_toggle(request, pk):
 @admin_required
 def webhook_rotate_secret(request, pk):
     endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
-    webhooks_out.endpoint_rotate_secret(by=request.user, endpoint=endpoint)
+    webhooks_services.endpoint_rotate_secret(by=request.user, endpoint=endpoint)
     messages.warning(
         request,
         _("Secreto renovado. Los próximos envíos se firman con el nuevo: actualícelo en el sistema que los recibe."),
@@ -177,7 +178,7 @@ def webhook_rotate_secret(request, pk):
 def webhook_ping(request, pk):
     endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
     try:
-        delivery = webhooks_out.endpoint_ping(by=request.user, endpoint=endpoint)
+        delivery = webhooks_services.endpoint_ping(by=request.user, endpoint=endpoint)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("cobranza:webhook_detail", pk=endpoint.pk)
@@ -204,7 +205,7 @@ def webhook_ping(request, pk):
 def webhook_delivery_retry(request, pk):
     delivery = get_object_or_404(WebhookDelivery, pk=pk)
     try:
-        webhooks_out.delivery_retry(by=request.user, delivery=delivery)
+        webhooks_services.delivery_retry(by=request.user, delivery=delivery)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
@@ -218,7 +219,7 @@ def webhook_delete(request, pk):
     endpoint = get_object_or_404(_with_stats(WebhookEndpoint.objects.all()), pk=pk)
     if request.method == "POST":
         name = endpoint.name
-        webhooks_out.endpoint_delete(by=request.user, endpoint=endpoint)
+        webhooks_services.endpoint_delete(by=request.user, endpoint=endpoint)
         messages.success(request, _("Webhook «%(name)s» eliminado con su historial de entregas.") % {"name": name})
         return redirect("cobranza:webhook_list")
     return render(request, "cobranza/integrations/delete.html", {"endpoint": endpoint})

@@ -35,6 +35,7 @@ from cobranza.models import (
 )
 from cobranza.portal import links
 from cobranza.webhooks import outgoing as webhooks_out
+from cobranza.webhooks import services as webhooks_services
 from cobranza.workspace import services as workspace_services
 from tests.factories import make_client, make_invoice
 
@@ -445,7 +446,7 @@ def world(admin_user, gerente, gestora, gestor, nobody, settings, tmp_path, monk
     # An inactive outgoing webhook (never contacted) with one failed delivery. Its host is
     # resolved when saved: DNS (the outside world) answers a public address.
     monkeypatch.setattr(webhooks_out, "getaddrinfo", lambda host, port, **kw: [(2, 1, 6, "", ("93.184.215.14", port))])
-    webhook = webhooks_out.endpoint_create(
+    webhook = webhooks_services.endpoint_create(
         by=admin_user, name="ERP", url="https://erp.example.com/hooks", events=["payment.received"], is_active=False
     )
     webhook_delivery = WebhookDelivery.objects.create(

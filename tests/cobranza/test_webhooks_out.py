@@ -27,6 +27,7 @@ from cobranza.engine import dispatch
 from cobranza.engine.planner import plan
 from cobranza.models import Notice, WebhookDelivery, WebhookEndpoint
 from cobranza.webhooks import outgoing as webhooks_out
+from cobranza.webhooks import services as webhooks_services
 from cobranza.workspace import jobs as commitments
 from cobranza.workspace import services as workspace_services
 from morosos.celery import app as celery_app
@@ -106,7 +107,7 @@ def receiver(settings):
 
 @pytest.fixture
 def endpoint(receiver, admin_user):
-    return webhooks_out.endpoint_create(by=admin_user, name="ERP", url=receiver.url, events=ALL_EVENTS)
+    return webhooks_services.endpoint_create(by=admin_user, name="ERP", url=receiver.url, events=ALL_EVENTS)
 
 
 @pytest.fixture
@@ -283,7 +284,7 @@ def test_two_workers_at_once_deliver_once(endpoint, receiver):
 
 
 def test_the_same_domain_event_is_queued_once_per_endpoint(endpoint, receiver, admin_user):
-    other = webhooks_out.endpoint_create(by=admin_user, name="BI", url=receiver.url, events=["payment.received"])
+    other = webhooks_services.endpoint_create(by=admin_user, name="BI", url=receiver.url, events=["payment.received"])
     first = emit_payment_event("payment.received:7")
     again = emit_payment_event("payment.received:7")
     assert len(first) == 2 and again == []
@@ -294,8 +295,10 @@ def test_the_same_domain_event_is_queued_once_per_endpoint(endpoint, receiver, a
 
 
 def test_inactive_and_unsubscribed_endpoints_get_nothing(receiver, admin_user):
-    off = webhooks_out.endpoint_create(by=admin_user, name="Off", url=receiver.url, events=ALL_EVENTS, is_active=False)
-    disputes_only = webhooks_out.endpoint_create(
+    off = webhooks_services.endpoint_create(
+        by=admin_user, name="Off", url=receiver.url, events=ALL_EVENTS, is_active=False
+    )
+    disputes_only = webhooks_services.endpoint_create(
         by=admin_user, name="Disputas", url=receiver.url, events=["dispute.opened"]
     )
     assert emit_payment_event() == []
@@ -304,7 +307,7 @@ def test_inactive_and_unsubscribed_endpoints_get_nothing(receiver, admin_user):
 
 def test_a_queued_delivery_for_an_endpoint_deactivated_since_is_not_sent(endpoint, receiver, admin_user):
     [delivery_id] = emit_payment_event()
-    webhooks_out.endpoint_set_active(by=admin_user, endpoint=endpoint, active=False)
+    webhooks_services.endpoint_set_active(by=admin_user, endpoint=endpoint, active=False)
     assert webhooks_out.deliver(delivery_id) == "failed"
     assert receiver.requests == []
     assert "desactivado" in WebhookDelivery.objects.get(pk=delivery_id).last_error
@@ -460,7 +463,7 @@ def test_an_unreachable_broker_loses_nothing(endpoint, receiver, monkeypatch):
 def test_the_secret_is_generated_here_and_rotation_changes_the_signature(endpoint, receiver, admin_user):
     old = endpoint.secret
     assert old.startswith("whsec_") and len(old) > 40
-    webhooks_out.endpoint_rotate_secret(by=admin_user, endpoint=endpoint)
+    webhooks_services.endpoint_rotate_secret(by=admin_user, endpoint=endpoint)
     endpoint.refresh_from_db()
     assert endpoint.secret != old and endpoint.secret_rotated_at is not None
     [delivery_id] = emit_payment_event()
@@ -487,8 +490,8 @@ def test_bad_urls_are_refused_with_a_reason(settings, url, allow_local, message)
 
 
 def test_only_administrators_configure_webhooks(gerente, receiver):
-    with pytest.raises(webhooks_out.PermissionDenied):
-        webhooks_out.endpoint_create(by=gerente, name="X", url=receiver.url, events=ALL_EVENTS)
+    with pytest.raises(webhooks_services.PermissionDenied):
+        webhooks_services.endpoint_create(by=gerente, name="X", url=receiver.url, events=ALL_EVENTS)
 
 
 # --- Pages ------------------------------------------------------------------------------
@@ -590,7 +593,7 @@ def test_the_list_and_deliveries_pages_cost_the_same_queries_however_many_rows(
 ):
     def add(n):
         for i in range(n):
-            ep = webhooks_out.endpoint_create(by=admin_user, name=f"E{i}", url=receiver.url, events=ALL_EVENTS)
+            ep = webhooks_services.endpoint_create(by=admin_user, name=f"E{i}", url=receiver.url, events=ALL_EVENTS)
             WebhookDelivery.objects.bulk_create(
                 WebhookDelivery(
                     endpoint=ep,

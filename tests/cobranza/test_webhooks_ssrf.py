@@ -23,6 +23,7 @@ from django.urls import reverse
 
 from cobranza.models import WebhookDelivery, WebhookEndpoint
 from cobranza.webhooks import outgoing as webhooks_out
+from cobranza.webhooks import services as webhooks_services
 from tests.cobranza.test_webhooks_out import ALL_EVENTS, Receiver, emit_payment_event, verify
 from tests.processes import closed_port
 
@@ -114,7 +115,7 @@ def listener():
 def _endpoint(admin_user, url: str) -> WebhookEndpoint:
     """An endpoint whose URL passed the checks when it was saved (or was saved before them)."""
     return WebhookEndpoint.objects.create(
-        name="ERP", url=url, events=ALL_EVENTS, secret=webhooks_out.secret_generate(), created_by=admin_user
+        name="ERP", url=url, events=ALL_EVENTS, secret=webhooks_services.secret_generate(), created_by=admin_user
     )
 
 
