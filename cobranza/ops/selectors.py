@@ -31,10 +31,9 @@ from accounts import clock
 from accounts.models import Client, Contact, Invoice
 from accounts.rules import COLLECTIBLE
 from accounts.selectors import clients_visible_to
-from cobranza.engine import planner
+from cobranza.engine import contact_rules, planner
 from cobranza.models import (
     ClientDunning,
-    ContactRules,
     InvoiceHold,
     LadderBump,
     Notice,
@@ -443,8 +442,9 @@ def next_step_for(
     (``cobranza.rules.step_due``). The minimum overdue amount of a step (summed over the
     client's invoices) is not evaluated here."""
     candidates = [s for s in steps if s.position > reached_position]
-    later = {step_day(due_date, s.offset_days) for s in candidates} - {start}
-    days = [start] + sorted(d for d in later if d > start)
+    days = [start] + sorted(
+        {step_day(due_date, s.offset_days) for s in candidates if step_day(due_date, s.offset_days) > start}
+    )
     for day in days:
         ready = [s for s in candidates if step_due(due_date, s.offset_days, day)]
         if ready:
@@ -562,5 +562,5 @@ def client_dunning_panel(
         today=today,
         policies=policies,
         profile_policy=profile_policy,
-        missing_contact_rules=not ContactRules.objects.filter(country=client.country).exists(),
+        missing_contact_rules=contact_rules.rules_for(client.country) is None,
     )
