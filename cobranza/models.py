@@ -1191,3 +1191,66 @@ class DashboardSummary(models.Model):
 
     def __str__(self) -> str:
         return f"{self.filters} ({self.language}) @ {self.computed_at:%Y-%m-%d %H:%M}"
+
+
+# --- The business that is owed: its identity in everything a debtor receives ----------------
+
+
+class BusinessProfile(models.Model):
+    """The business that sends the reminders (one row, id 1): its name, sender, signature,
+    ways to pay and legal footer, shown in every email, SMS, WhatsApp message, letter, portal
+    page, statement and hand-off case file. Edited by an administrator on the settings page
+    (``cobranza.business``); read through ``cobranza.business.selectors.current()``.
+    Our product's name never stands in for it (docs/domain.md, "Who the debtor hears from")."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    trade_name = models.CharField(_("nombre comercial"), max_length=120, blank=True)
+    legal_name = models.CharField(_("razón social"), max_length=200, blank=True)
+    tax_id = models.CharField(_("RFC / NIF / identificación fiscal"), max_length=40, blank=True)
+    logo = models.FileField(_("logotipo"), upload_to="marca/", blank=True)
+    brand_color = models.CharField(
+        _("color de la marca"),
+        max_length=7,
+        default="#0d6efd",
+        help_text=_("En formato #RRGGBB."),
+    )
+    sender_name = models.CharField(_("nombre del remitente"), max_length=120, blank=True)
+    sender_email = models.EmailField(_("correo del remitente"), blank=True)
+    reply_to = models.EmailField(_("responder a"), blank=True)
+    phone = models.CharField(_("teléfono"), max_length=40, blank=True)
+    website = models.URLField(_("sitio web"), blank=True)
+    signature_es = models.TextField(_("firma (español)"), blank=True)
+    signature_en = models.TextField(_("firma (inglés)"), blank=True)
+    bank_name = models.CharField(_("banco"), max_length=120, blank=True)
+    bank_account_holder = models.CharField(_("titular de la cuenta"), max_length=200, blank=True)
+    clabe = models.CharField(_("CLABE"), max_length=18, blank=True)
+    iban = models.CharField(_("IBAN"), max_length=34, blank=True)
+    bank_account = models.CharField(_("número de cuenta"), max_length=40, blank=True)
+    payment_link_template = models.CharField(
+        _("enlace de pago"),
+        max_length=500,
+        blank=True,
+        help_text=_("Dirección del proveedor de pagos con {cliente}, {facturas}, {importe} y {moneda}."),
+    )
+    legal_footer_es = models.TextField(_("pie legal (español)"), blank=True)
+    legal_footer_en = models.TextField(_("pie legal (inglés)"), blank=True)
+    public_base_url = models.URLField(
+        _("dirección pública"),
+        blank=True,
+        help_text=_("Dirección con la que sus clientes llegan a esta aplicación (p. ej. https://cobranza.suempresa.mx)."),
+    )
+    setup_completed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("datos de la empresa")
+        verbose_name_plural = _("datos de la empresa")
+        constraints = [
+            models.CheckConstraint(condition=Q(id=1), name="business_profile_single_row"),
+            models.CheckConstraint(
+                condition=Q(brand_color__regex=r"^#[0-9A-Fa-f]{6}$"), name="business_profile_brand_color_hex"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.trade_name or self.legal_name or "—"
