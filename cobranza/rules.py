@@ -15,12 +15,21 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from decimal import Decimal
 
 from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce, NullIf
 
 from accounts.models import Client, ClientStatus, Invoice
-from accounts.rules import is_open_invoice, open_invoice_q, open_invoice_sql, sql_in, sql_literal
+from accounts.rules import (
+    OVERDUE_BUCKETS,
+    aging_bucket_of,
+    is_open_invoice,
+    open_invoice_q,
+    open_invoice_sql,
+    sql_in,
+    sql_literal,
+)
 from cobranza.models import (
     ClientDunning,
     ClientProfile,
@@ -239,6 +248,51 @@ def is_dunnable_invoice(invoice: Invoice, today: dt.date) -> bool:
         and not hold_is_active(getattr(invoice, "hold", None), today)
         and not in_open_commitment(invoice)
     )
+
+
+# --- above tolerance (docs/domain.md#dunnable-invoice) --------------------------------------------
+# A balance below the effective policy's tolerance is not worth acting on: no reminder, and no
+# weight on the worklist. A client without a policy gets the field's default.
+
+
+def above_tolerance_sql(invoice: str = "i", policy: str = "p") -> str:
+    default = Policy._meta.get_field("tolerance").default
+    # A Decimal constant of the code, written as a numeric literal.
+    return f"({invoice}.open_balance >= COALESCE({policy}.tolerance, {Decimal(default):f}))"
+
+
+def is_above_tolerance(invoice: Invoice, policy: Policy | None) -> bool:
+    tolerance = policy.tolerance if policy is not None else Policy._meta.get_field("tolerance").default
+    return invoice.open_balance >= tolerance
+
+
+# --- amount at risk (docs/domain.md#amount-at-risk) ----------------------------------------------
+# The overdue balance weighted by how likely it is to be lost as it ages: the share of each
+# aging bucket's balance a collections manager expects to lose if nobody acts. Counted over the
+# invoices the ladder would act on (dunnable, overdue, above the policy's tolerance), per
+# currency: amounts in different currencies are never added together.
+
+LOSS_WEIGHTS: dict[str, Decimal] = {
+    "1_30": Decimal("0.05"),
+    "31_60": Decimal("0.15"),
+    "61_90": Decimal("0.30"),
+    "91_120": Decimal("0.50"),
+    "120_plus": Decimal("0.75"),
+}
+
+
+def loss_weight_sql(on: dt.date, due_date: str = "i.due_date") -> tuple[str, list]:
+    """``(sql, params)``: the loss weight of an invoice due on ``due_date``, on ``on``
+    (positional placeholders; 0 for an invoice not overdue)."""
+    whens, params = [], []
+    for bucket in reversed(OVERDUE_BUCKETS):
+        whens.append(f"WHEN {due_date} <= %s THEN {LOSS_WEIGHTS[bucket.code]}")
+        params.append(on - dt.timedelta(days=bucket.min_days))
+    return f"(CASE {' '.join(whens)} ELSE 0 END)", params
+
+
+def loss_weight(due_date: dt.date, on: dt.date) -> Decimal:
+    return LOSS_WEIGHTS.get(aging_bucket_of(due_date, on), Decimal("0"))
 
 
 # --- step due (docs/domain.md#planning) -----------------------------------------------------------

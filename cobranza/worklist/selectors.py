@@ -13,7 +13,11 @@ The worklist has one row per client that needs something done today:
 Rows are ordered by a priority score computed in SQL, the same formula for every client, so
 the order can be explained on the page (``SCORE_RULES``)::
 
-    score = (amount + age + broken promises + profile + items due) × segment weight
+    score = amount at risk + promised date + broken promises + tasks + next actions
+            + profile + segment
+
+(docs/domain.md#worklist-ranking states the weights.) The clients are those with something
+due today and those with an amount at risk the ladder would act on.
 
 Who sees what (``Scope``): a collector sees the clients assigned to them and every open task
 on those clients except the ones reserved for managers (tasks assigned to nobody — the
@@ -52,14 +56,15 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import ngettext
 
 from accounts import clock
 from accounts.models import ZERO, Client, Interaction, Invoice, Segment
 from accounts.roles import GROUP_NAMES, Role, is_collector, is_manager
-from accounts.rules import COLLECTIBLE, OVERDUE_BUCKETS, days_between, overdue_q
+from accounts.rules import COLLECTIBLE, OVERDUE_BUCKETS, days_between, overdue_q, sql_literal
 from accounts.selectors import clients_visible_to
 from accounts.utils import money_str
+from cobranza import rules
 from cobranza.dashboard import metrics
 from cobranza.models import (
     ClientProfile,
@@ -69,24 +74,28 @@ from cobranza.models import (
     CommitmentStatus,
     Installment,
     InstallmentStatus,
+    Policy,
     Profile,
     TaskKind,
     TaskStatus,
 )
 from cobranza.rules import effective_profile_sql, promise_not_kept_q
 
-# --- the score -------------------------------------------------------------------------------
+# --- the score (docs/domain.md#worklist-ranking) --------------------------------------------
 
-# Overdue amount, log-scaled: 5 points per order of magnitude of the client's largest overdue
-# total in one currency (amounts in different currencies are never added together).
-AMOUNT_STEPS: tuple[tuple[int, int], ...] = ((1_000_000, 25), (100_000, 20), (10_000, 15), (1_000, 10))
-AMOUNT_ANY = 5  # anything overdue below the first step
-# Days overdue of the oldest overdue invoice: 5 points per aging bucket (1–30 … 120+).
-AGE_POINTS_PER_BUCKET = 5
-# Promises broken (or kept only in part) in the last BROKEN_WINDOW_DAYS days.
+# The amount at risk leads: the overdue balance weighted by how likely it is to be lost as it
+# ages (``cobranza.rules.LOSS_WEIGHTS``: 5 % at 1–30 days … 75 % past 120), in the client's
+# largest currency, log-scaled: 10 points per order of magnitude ($100 → 20, $1,000 → 30,
+# $100,000 → 50; nothing below $1).
+RISK_POINTS_PER_DECADE = 10
+# Then what is due today, in this order of weight: a promised date to check, a promise broken
+# in the last BROKEN_WINDOW_DAYS days, an open task (ladder calls, reviews, missed instalments…),
+# a next action agreed with the client.
+PROMISE_POINTS, PROMISE_CAP = 40, 40
 BROKEN_WINDOW_DAYS = 90
-BROKEN_POINTS = 10
-BROKEN_CAP = 30
+BROKEN_POINTS, BROKEN_CAP = 20, 40
+TASK_POINTS, TASK_CAP = 15, 30
+NEXT_POINTS, NEXT_CAP = 10, 20
 # The negligent and the chronic need close, early follow-up; a good payer can wait
 # (docs/domain.md#late-payers).
 PROFILE_POINTS = {
@@ -95,27 +104,51 @@ PROFILE_POINTS = {
     Profile.INTENTIONAL: 5,
     Profile.GOOD: -10,
 }
-# Each thing due today (task, promised date, next action).
-ITEM_POINTS = 10
-ITEM_CAP = 30
+# The segment's priority weight: 5 points for each step above 1 (weight 3 → +10).
+SEGMENT_POINTS_PER_WEIGHT = 5
 
-# The rules as the page states them: keep them in step with the numbers above.
-SCORE_RULES = (
-    gettext_lazy(
-        "Importe vencido (el mayor total en una moneda): 5 puntos si hay algo vencido, 10 desde 1,000, "
-        "15 desde 10,000, 20 desde 100,000 y 25 desde 1,000,000."
-    ),
-    gettext_lazy(
-        "Días de atraso de la factura vencida más antigua: 5 puntos por tramo de antigüedad "
-        "(1–30 días: 5 … más de 120 días: 25)."
-    ),
-    gettext_lazy("Promesas incumplidas o cumplidas en parte en los últimos 90 días: 10 puntos cada una, hasta 30."),
-    gettext_lazy(
-        "Perfil de morosidad: negligente +15, crónico +10, moroso con intención +5, buen pagador −10, los demás 0."
-    ),
-    gettext_lazy("Pendientes de hoy (tareas, fechas prometidas, seguimientos): 10 puntos cada uno, hasta 30."),
-    gettext_lazy("La suma se multiplica por el peso de prioridad del segmento del cliente."),
-)
+
+def _loss_weights_text() -> str:
+    return ", ".join(f"{bucket.label} {int(rules.LOSS_WEIGHTS[bucket.code] * 100)} %" for bucket in OVERDUE_BUCKETS)
+
+
+class _ScoreRules:
+    """The rules as the page states them, from the numbers above (read in the reader's language)."""
+
+    def __iter__(self):
+        yield _(
+            "Importe en riesgo: el saldo vencido que la escalera cobraría (sin disputas, retenciones ni "
+            "compromisos vigentes, desde el saldo mínimo de la política), ponderado por la probabilidad "
+            "de perderlo según su antigüedad (%(weights)s), en la moneda de mayor importe: "
+            "10 puntos por cada orden de magnitud (100 → 20, 1,000 → 30, 100,000 → 50)."
+        ) % {"weights": _loss_weights_text()}
+        yield _("Fecha prometida por revisar hoy: %(n)d puntos.") % {"n": PROMISE_POINTS}
+        yield _("Promesas incumplidas en los últimos %(days)d días: %(n)d puntos cada una, hasta %(cap)d.") % {
+            "days": BROKEN_WINDOW_DAYS,
+            "n": BROKEN_POINTS,
+            "cap": BROKEN_CAP,
+        }
+        yield _("Tareas de hoy (llamadas, revisiones, cuotas incumplidas…): %(n)d puntos cada una, hasta %(cap)d.") % {
+            "n": TASK_POINTS,
+            "cap": TASK_CAP,
+        }
+        yield _("Seguimientos acordados con el cliente: %(n)d puntos cada uno, hasta %(cap)d.") % {
+            "n": NEXT_POINTS,
+            "cap": NEXT_CAP,
+        }
+        yield _(
+            "Perfil de morosidad: negligente +15, crónico +10, moroso con intención +5, buen pagador −10, los demás 0."
+        )
+        yield _("Segmento: %(n)d puntos por cada grado de peso de prioridad sobre 1.") % {
+            "n": SEGMENT_POINTS_PER_WEIGHT
+        }
+        yield _(
+            "Sin saldo en riesgo, un cliente solo aparece si tiene algo pendiente hoy. A igual puntaje, "
+            "primero la factura vencida más antigua."
+        )
+
+
+SCORE_RULES = _ScoreRules()
 
 WORKLIST_PER_PAGE = 25
 
@@ -238,25 +271,12 @@ def _sql(qs: QuerySet) -> tuple[str, tuple]:
 
 
 def _capped_sql(column: str, per: int, cap: int) -> str:
-    return f"CASE WHEN {column} >= {cap // per} THEN {cap} ELSE {column} * {per} END"
+    return f"LEAST({column} * {per}, {cap})"
 
 
-def _amount_points_sql(column: str) -> tuple[str, list]:
-    whens = [(f"{column} >= %s", [Decimal(step)], points) for step, points in AMOUNT_STEPS]
-    whens.append((f"{column} > %s", [ZERO], AMOUNT_ANY))
-    return (
-        "CASE " + " ".join(f"WHEN {cond} THEN {points}" for cond, _p, points in whens) + " ELSE 0 END",
-        [p for _cond, params, _points in whens for p in params],
-    )
-
-
-def _age_points_sql(column: str, today: dt.date) -> tuple[str, list]:
-    """Aging buckets have one definition (accounts.rules); oldest first wins."""
-    parts, params = [], []
-    for index, bucket in reversed(list(enumerate(OVERDUE_BUCKETS, start=1))):
-        parts.append(f"WHEN {column} <= %s THEN {index * AGE_POINTS_PER_BUCKET}")
-        params.append(today - dt.timedelta(days=bucket.min_days))
-    return "CASE " + " ".join(parts) + " ELSE 0 END", params
+def _risk_points_sql(column: str) -> str:
+    """10 points per order of magnitude of the amount at risk; nothing below 1."""
+    return f"CASE WHEN {column} >= 1 THEN CAST(FLOOR({RISK_POINTS_PER_DECADE} * LOG({column})) AS INTEGER) ELSE 0 END"
 
 
 def _profile_points_sql(column: str) -> tuple[str, list]:
@@ -264,31 +284,74 @@ def _profile_points_sql(column: str) -> tuple[str, list]:
     return f"CASE {parts} ELSE 0 END", [str(profile) for profile in PROFILE_POINTS]
 
 
+def _at_risk_invoices_sql(today: dt.date, *, where: str) -> tuple[str, list]:
+    """``FROM … WHERE …`` over the invoices that weigh as *amount at risk* (alias ``i``, the
+    client ``c`` with its ladder joins): dunnable, overdue, above the effective policy's
+    tolerance (docs/domain.md#amount-at-risk). ``where`` narrows it (positional params after)."""
+    qn = connection.ops.quote_name
+    sql = f"""FROM {qn(Invoice._meta.db_table)} AS i
+    JOIN {qn(Client._meta.db_table)} AS c ON c.id = i.client_id
+    {rules.effective_policy_joins_sql("c", dunning="cd", profile="cp")}
+    LEFT JOIN {qn(Policy._meta.db_table)} AS ep ON ep.id = {rules.effective_policy_sql(dunning="cd")}
+    WHERE {rules.dunnable_invoice_sql("i", "%s")} AND i.due_date < %s AND {rules.above_tolerance_sql("i", "ep")}
+      AND {where}"""
+    return sql, [today, today]
+
+
+def _attended_sql(client: str) -> str:
+    """The client ``client`` was attended on the day bounded by two placeholders (given twice):
+    one of its tasks was marked done, or a conversation was logged (not a system entry)."""
+    qn = connection.ops.quote_name
+    return f"""(EXISTS (SELECT 1 FROM {qn(CollectorTask._meta.db_table)} AS t
+        WHERE t.client_id = {client}.id AND t.status = {sql_literal(TaskStatus.DONE)}
+          AND t.completed_at >= %s AND t.completed_at < %s)
+     OR EXISTS (SELECT 1 FROM {qn(Interaction._meta.db_table)} AS x
+        WHERE x.client_id = {client}.id AND x.kind <> {sql_literal(Interaction.Kind.SYSTEM)}
+          AND x.occurred_at >= %s AND x.occurred_at < %s))"""
+
+
+def attended_on(client: Client, day: dt.date) -> bool:
+    """The Python form of ``_attended_sql``."""
+    start, end = _day_bounds(day)
+    done = CollectorTask.objects.filter(
+        client=client, status=TaskStatus.DONE, completed_at__gte=start, completed_at__lt=end
+    )
+    talked = Interaction.objects.filter(client=client, occurred_at__gte=start, occurred_at__lt=end).exclude(
+        kind=Interaction.Kind.SYSTEM
+    )
+    return done.exists() or talked.exists()
+
+
 # The client's counts and points, in this order after the client, segment and collector columns.
 _ANNOTATIONS = (
     "task_count",
     "promise_count",
     "next_count",
-    "item_count",
     "overdue_max",
     "oldest_overdue",
+    "at_risk",
+    "at_risk_currency",
     "broken_count",
     "profile_effective",
-    "amount_points",
-    "age_points",
+    "risk_points",
+    "promise_points",
     "broken_points",
+    "task_points",
+    "next_points",
     "profile_points",
-    "item_points",
+    "segment_points",
     "score",
 )
+_DECIMALS = {"overdue_max", "at_risk"}
+_TEXTS = {"profile_effective", "at_risk_currency"}
 # Their types, for the converters of raw rows (Worklist._fetch).
 _ANNOTATION_FIELDS = tuple(
     models.DecimalField(max_digits=18, decimal_places=2)
-    if name == "overdue_max"
+    if name in _DECIMALS
     else models.DateField()
     if name == "oldest_overdue"
     else models.CharField()
-    if name == "profile_effective"
+    if name in _TEXTS
     else models.IntegerField()
     for name in _ANNOTATIONS
 )
@@ -357,13 +420,29 @@ class Worklist:
             )
             nexts = pending_next_actions(today).filter(in_scope).order_by().values("client_id").annotate(n=Count("pk"))
             parts += [("promised", _sql(promised)), ("nexts", _sql(nexts))]
+            # Clients with an amount at risk and nothing due today: quiet, but they may lead
+            # (docs/domain.md#worklist-ranking). Only clients the ladder acts on: not paused,
+            # not written off, not with an agency or in legal.
+            clients_sql, clients_params = _sql(clients.values("pk")) if clients.query.where else ("", ())
+            # A client already attended today (a task done, a conversation logged) waits for
+            # tomorrow unless something else is due.
+            where = rules.ladder_client_sql("c", dunning="cd", today="%s") + f" AND NOT {_attended_sql('c')}"
+            if clients_sql:
+                where += f" AND c.id IN ({clients_sql})"
+            risky_from, risky_params = _at_risk_invoices_sql(today, where=where)
+            start, end = _day_bounds(today)
+            risky_params = (*risky_params, today, start, end, start, end, *clients_params)
+            parts.append(("risky", (f"SELECT DISTINCT i.client_id, 0 {risky_from}", risky_params)))
         sql, params = [], []
         for name, (part_sql, part_params) in parts:
             sql.append(f"{name} (client_id, n) AS ({part_sql})")
             params.extend(part_params)
         union = "SELECT client_id, n AS t, 0 AS p, 0 AS x FROM tasks"
         if scope.followups:
-            union += " UNION ALL SELECT client_id, 0, n, 0 FROM promised UNION ALL SELECT client_id, 0, 0, n FROM nexts"
+            union += (
+                " UNION ALL SELECT client_id, 0, n, 0 FROM promised UNION ALL SELECT client_id, 0, 0, n FROM nexts"
+                " UNION ALL SELECT client_id, 0, 0, 0 FROM risky"
+            )
         sql.append(
             "due AS (SELECT client_id, CAST(SUM(t) AS INTEGER) AS task_count, "
             "CAST(SUM(p) AS INTEGER) AS promise_count, "
@@ -401,8 +480,8 @@ class Worklist:
         )
         overdue_sql, overdue_params = _sql(overdue)
         broken_sql, broken_params = _sql(broken)
-        amount_sql, amount_params = _amount_points_sql("overdue_max")
-        age_sql, age_params = _age_points_sql("oldest_overdue", today)
+        weight_sql, weight_params = rules.loss_weight_sql(today, "i.due_date")
+        risk_from, risk_params = _at_risk_invoices_sql(today, where="i.client_id IN (SELECT client_id FROM due)")
         profile_sql, profile_params = _profile_points_sql("profile_effective")
         cols = (
             [f"c.{qn(f.column)}" for f in Client._meta.concrete_fields]
@@ -412,35 +491,52 @@ class Worklist:
         sql = f"""{ctes},
 overdue (client_id, overdue_max, oldest_overdue) AS (
     SELECT client_id, MAX(t), MIN(d) FROM ({overdue_sql}) AS by_currency GROUP BY client_id),
+risk_by_currency (client_id, currency, amount) AS (
+    SELECT i.client_id, i.currency, ROUND(SUM(i.open_balance * {weight_sql}), 2)
+    {risk_from}
+    GROUP BY i.client_id, i.currency),
+risk (client_id, currency, amount) AS (
+    SELECT DISTINCT ON (client_id) client_id, currency, amount FROM risk_by_currency
+    ORDER BY client_id, amount DESC, currency),
 broken (client_id, n) AS ({broken_sql}),
 counted AS (
     SELECT due.client_id, due.task_count, due.promise_count, due.next_count,
-           due.task_count + due.promise_count + due.next_count AS item_count,
            COALESCE(overdue.overdue_max, CAST(%s AS NUMERIC)) AS overdue_max, overdue.oldest_overdue,
+           COALESCE(risk.amount, CAST(%s AS NUMERIC)) AS at_risk, risk.currency AS at_risk_currency,
            CAST(COALESCE(broken.n, 0) AS INTEGER) AS broken_count,
            {effective_profile_sql("profile")} AS profile_effective
     FROM due
     LEFT JOIN overdue ON overdue.client_id = due.client_id
+    LEFT JOIN risk ON risk.client_id = due.client_id
     LEFT JOIN broken ON broken.client_id = due.client_id
     LEFT JOIN {qn(ClientProfile._meta.db_table)} AS profile ON profile.client_id = due.client_id),
 pointed AS (
-    SELECT counted.*, {amount_sql} AS amount_points, {age_sql} AS age_points,
+    SELECT counted.*, {_risk_points_sql("at_risk")} AS risk_points,
+           {_capped_sql("promise_count", PROMISE_POINTS, PROMISE_CAP)} AS promise_points,
            {_capped_sql("broken_count", BROKEN_POINTS, BROKEN_CAP)} AS broken_points,
-           {profile_sql} AS profile_points,
-           {_capped_sql("item_count", ITEM_POINTS, ITEM_CAP)} AS item_points
-    FROM counted)
+           {_capped_sql("task_count", TASK_POINTS, TASK_CAP)} AS task_points,
+           {_capped_sql("next_count", NEXT_POINTS, NEXT_CAP)} AS next_points,
+           {profile_sql} AS profile_points
+    FROM counted),
+scored AS (
+    SELECT p.*, {SEGMENT_POINTS_PER_WEIGHT} * (s.{qn("priority_weight")} - 1) AS segment_points,
+           s.id AS segment_pk
+    FROM pointed AS p
+    JOIN {qn(Client._meta.db_table)} AS c ON c.id = p.client_id
+    JOIN {qn(Segment._meta.db_table)} AS s ON s.id = c.{qn("segment_id")})
 SELECT {", ".join(cols)},
-       p.task_count, p.promise_count, p.next_count, p.item_count, p.overdue_max, p.oldest_overdue,
-       p.broken_count, p.profile_effective, p.amount_points, p.age_points, p.broken_points,
-       p.profile_points, p.item_points,
-       (p.amount_points + p.age_points + p.broken_points + p.profile_points + p.item_points)
-           * s.{qn("priority_weight")} AS score
-FROM pointed AS p
+       p.task_count, p.promise_count, p.next_count, p.overdue_max, p.oldest_overdue,
+       p.at_risk, p.at_risk_currency, p.broken_count, p.profile_effective,
+       p.risk_points, p.promise_points, p.broken_points, p.task_points, p.next_points,
+       p.profile_points, p.segment_points,
+       p.risk_points + p.promise_points + p.broken_points + p.task_points + p.next_points
+           + p.profile_points + p.segment_points AS score
+FROM scored AS p
 JOIN {qn(Client._meta.db_table)} AS c ON c.id = p.client_id
-JOIN {qn(Segment._meta.db_table)} AS s ON s.id = c.{qn("segment_id")}
+JOIN {qn(Segment._meta.db_table)} AS s ON s.id = p.segment_pk
 LEFT JOIN {qn(get_user_model()._meta.db_table)} AS u ON u.id = c.{qn("collector_id")}
 ORDER BY score DESC, p.oldest_overdue ASC NULLS LAST, p.overdue_max DESC, c.{qn("legal_name")} ASC, c.id ASC"""
-        params += [*overdue_params, *broken_params, ZERO, *amount_params, *age_params, *profile_params]
+        params += [*overdue_params, *weight_params, *risk_params, *broken_params, ZERO, ZERO, *profile_params]
         if limit is not None:
             sql += " LIMIT %s"
             params.append(limit)
@@ -583,8 +679,13 @@ class WorklistRow:
 
     @property
     def formula(self) -> str:
-        parts = " + ".join(str(p) for _label, p in self.points).replace("+ -", "− ")
-        return f"({parts}) × {self.weight} = {self.score}"
+        """The non-zero parts and their sum, e.g. "Importe en riesgo 50 + Tareas 15 = 65"."""
+        parts = [(label, p) for label, p in self.points if p] or [(_("Importe en riesgo"), 0)]
+        pieces = []
+        for index, (label, points) in enumerate(parts):
+            sign = ("−" if points < 0 else "") if index == 0 else ("−" if points < 0 else "+")
+            pieces.append(f"{sign} {label} {abs(points)}".strip() if index else f"{label} {sign}{abs(points)}")
+        return " ".join(pieces) + f" = {self.score}"
 
     @property
     def outcome_url(self) -> str:
@@ -743,12 +844,15 @@ def _totals_by_client(client_ids: list[int], today: dt.date, currency_of: dict[i
 
 
 def _points(client) -> list[tuple[str, int]]:
+    """The score's parts, as the row explains them (labels in the reader's language)."""
     return [
-        (_("Importe vencido"), client.amount_points),
-        (_("Días de atraso"), client.age_points),
+        (_("Importe en riesgo"), client.risk_points),
+        (_("Fecha prometida"), client.promise_points),
         (_("Promesas incumplidas"), client.broken_points),
+        (_("Tareas"), client.task_points),
+        (_("Seguimientos"), client.next_points),
         (_("Perfil"), client.profile_points),
-        (_("Pendientes de hoy"), client.item_points),
+        (_("Segmento"), client.segment_points),
     ]
 
 
@@ -818,6 +922,14 @@ def worklist_rows(clients, *, user, scope: Scope, today: dt.date | None = None) 
             for e in nexts.get(client.pk, [])
         ]
         why = []
+        if client.at_risk:
+            why.append(
+                Reason(
+                    text=_("%(amount)s en riesgo de perderse por la antigüedad del saldo vencido")
+                    % {"amount": _money(client.at_risk, client.at_risk_currency)},
+                    icon="exclamation-triangle",
+                )
+            )
         invoice_reason = _invoice_reason(client_totals, today)
         if invoice_reason:
             why.append(invoice_reason)
@@ -841,12 +953,14 @@ def worklist_rows(clients, *, user, scope: Scope, today: dt.date | None = None) 
                 )
             )
         weight = client.segment.priority_weight
-        why.append(
-            Reason(
-                text=_("Segmento %(segment)s (peso ×%(weight)d)") % {"segment": client.segment.name, "weight": weight},
-                icon="diagram-3",
+        if client.segment_points:
+            why.append(
+                Reason(
+                    text=_("Segmento %(segment)s (peso de prioridad %(weight)d)")
+                    % {"segment": client.segment.name, "weight": weight},
+                    icon="diagram-3",
+                )
             )
-        )
         rows.append(
             WorklistRow(
                 client=client,

@@ -1,38 +1,25 @@
-"""The set-based worklist query (``selectors_worklist.Worklist``) against the per-client
-queryset it replaced, kept here as the reference: on a portfolio with every kind of item,
-ties and scope, both give the same clients, in the same order, with the same counts, points
-and score — for every scope, on several days, whole and page by page."""
+"""The set-based worklist query (``cobranza.worklist.selectors.Worklist``) against a reference
+computed client by client in Python: on a portfolio with every kind of item, quiet balances at
+risk and balances that must stay out, ties and scope, both give the same clients, in the same
+order, with the same counts, points and score — for every scope, on several days, whole and
+page by page."""
 
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
+import math
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from django.db import connection
-from django.db.models import (
-    Case,
-    Count,
-    DecimalField,
-    ExpressionWrapper,
-    F,
-    IntegerField,
-    Min,
-    OuterRef,
-    Q,
-    Subquery,
-    Sum,
-    Value,
-    When,
-)
-from django.db.models.functions import Coalesce, NullIf
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts import services as ledger
-from accounts.models import MONEY, ZERO, Invoice
-from accounts.selectors import COLLECTIBLE, OVERDUE_BUCKETS
-from cobranza.models import CollectorTask, Installment, Profile, TaskKind
+from accounts.models import ZERO, Invoice
+from accounts.rules import is_collectible
+from cobranza import rules
+from cobranza.models import ClientDunning, CollectorTask, Installment, InvoiceHold, Policy, TaskKind
 from cobranza.worklist import selectors as wl
 from tests.cobranza.test_worklist import (
     _broken,
@@ -49,78 +36,108 @@ pytestmark = pytest.mark.django_db
 TODAY = timezone.localdate()
 
 
-# --- the reference: the per-client queryset the SQL replaced (one correlated subquery per
-# client and measure), unchanged but for its name --------------------------------------------
+# --- the reference: the queue computed client by client in Python, from the rules' Python
+# forms (``cobranza.rules``; test_rules.py checks they agree with the SQL forms) -------------
 
 
-def _count(qs, client_field):
-    rows = qs.order_by().values(client_field).annotate(n=Count("pk")).values("n")[:1]
-    return Coalesce(Subquery(rows, output_field=IntegerField()), Value(0), output_field=IntegerField())
-
-
-def _capped(name, per, cap):
-    return Case(
-        When(**{f"{name}__gte": cap // per}, then=Value(cap)),
-        default=ExpressionWrapper(F(name) * Value(per), output_field=IntegerField()),
-        output_field=IntegerField(),
+def _effective_policy(client, policies):
+    own = client.dunning.policy if hasattr(client, "dunning") else None
+    profile = rules.client_effective_profile(client)
+    segment = next((p for p in policies if p.segment_id == client.segment_id), None)
+    return rules.effective_policy(
+        own=own, profile_policy=rules.profile_policy(policies, profile), segment_policy=segment
     )
+
+
+def _risk_points(at_risk: Decimal) -> int:
+    return math.floor(wl.RISK_POINTS_PER_DECADE * math.log10(at_risk)) if at_risk >= 1 else 0
+
+
+class _Row:
+    def __init__(self, client, **facts):
+        self.pk = client.pk
+        self.legal_name = client.legal_name
+        for name, value in facts.items():
+            setattr(self, name, value)
 
 
 def _reference(*, user, scope, today):
-    overdue = Invoice.objects.filter(COLLECTIBLE, client=OuterRef("pk"), due_date__lt=today).order_by()
-    overdue_max = overdue.values("currency").annotate(t=Sum("open_balance")).order_by("-t").values("t")[:1]
-    oldest = overdue.values("client").annotate(d=Min("due_date")).values("d")[:1]
-    broken = wl.Commitment.objects.filter(wl._broken_q(today), client=OuterRef("pk"))
-    tasks = CollectorTask.objects.filter(wl._due_tasks(today), wl._assignment_q(scope), client=OuterRef("pk"))
-    if scope.followups:
-        promised = _count(
-            Installment.objects.filter(wl._promised(today), commitment__client=OuterRef("pk")), "commitment__client"
+    policies = list(Policy.objects.all())
+    rows = []
+    clients = wl.scope_clients(user=user, scope=scope).select_related("segment", "dunning__policy", "profile")
+    for client in clients:
+        tasks = CollectorTask.objects.filter(wl._due_tasks(today), wl._assignment_q(scope), client=client).count()
+        promised = nexts = 0
+        if scope.followups:
+            promised = Installment.objects.filter(wl._promised(today), commitment__client=client).count()
+            nexts = wl.pending_next_actions(today).filter(client=client).count()
+        invoices = list(Invoice.objects.filter(client=client).select_related("hold").prefetch_related("commitments"))
+        overdue: dict[str, Decimal] = {}
+        oldest = None
+        for invoice in invoices:
+            if is_collectible(invoice) and invoice.due_date < today:
+                overdue[invoice.currency] = overdue.get(invoice.currency, ZERO) + invoice.open_balance
+                oldest = min(oldest or invoice.due_date, invoice.due_date)
+        policy = _effective_policy(client, policies)
+        risky = [
+            i
+            for i in invoices
+            if rules.is_dunnable_invoice(i, today) and i.due_date < today and rules.is_above_tolerance(i, policy)
+        ]
+        risk: dict[str, Decimal] = {}
+        for invoice in risky:
+            risk[invoice.currency] = risk.get(invoice.currency, ZERO) + invoice.open_balance * rules.loss_weight(
+                invoice.due_date, today
+            )
+        risk = {cur: amount.quantize(Decimal("0.01"), ROUND_HALF_UP) for cur, amount in risk.items()}
+        at_risk_currency = min(risk, key=lambda cur: (-risk[cur], cur)) if risk else None
+        at_risk = risk[at_risk_currency] if risk else ZERO
+        quiet = (
+            scope.followups
+            and bool(risky)
+            and rules.is_ladder_client(client, today)
+            and not wl.attended_on(client, today)
         )
-        next_actions = _count(wl.pending_next_actions(today).filter(client=OuterRef("pk")), "client")
-    else:
-        promised = next_actions = Value(0, output_field=IntegerField())
-    money = DecimalField(**MONEY)
-    amount = [When(overdue_max__gte=Decimal(step), then=Value(points)) for step, points in wl.AMOUNT_STEPS]
-    amount.append(When(overdue_max__gt=ZERO, then=Value(wl.AMOUNT_ANY)))
-    age = [
-        When(oldest_overdue__lte=today - dt.timedelta(days=b.min_days), then=Value(i * wl.AGE_POINTS_PER_BUCKET))
-        for i, b in reversed(list(enumerate(OVERDUE_BUCKETS, start=1)))
-    ]
-    profile = [When(profile_effective=p, then=Value(points)) for p, points in wl.PROFILE_POINTS.items()]
-    return (
-        wl.scope_clients(user=user, scope=scope)
-        .annotate(
-            overdue_max=Coalesce(Subquery(overdue_max, output_field=money), Value(ZERO), output_field=money),
-            oldest_overdue=Subquery(oldest),
-            broken_count=_count(broken, "client"),
-            # No profile row: "new" (cobranza.rules' effective profile; it used to be NULL here).
-            profile_effective=Coalesce(
-                NullIf(F("profile__override"), Value("")), F("profile__computed"), Value(Profile.NEW)
-            ),
-            task_count=_count(tasks, "client"),
-            promise_count=promised,
-            next_count=next_actions,
-        )
-        .filter(Q(task_count__gt=0) | Q(promise_count__gt=0) | Q(next_count__gt=0))
-        .annotate(item_count=F("task_count") + F("promise_count") + F("next_count"))
-        .annotate(
-            amount_points=Case(*amount, default=Value(0), output_field=IntegerField()),
-            age_points=Case(*age, default=Value(0), output_field=IntegerField()),
-            broken_points=_capped("broken_count", wl.BROKEN_POINTS, wl.BROKEN_CAP),
-            profile_points=Case(*profile, default=Value(0), output_field=IntegerField()),
-            item_points=_capped("item_count", wl.ITEM_POINTS, wl.ITEM_CAP),
-        )
-        .annotate(
-            score=ExpressionWrapper(
-                (F("amount_points") + F("age_points") + F("broken_points") + F("profile_points") + F("item_points"))
-                * F("segment__priority_weight"),
-                output_field=IntegerField(),
+        if not (tasks or promised or nexts or quiet):
+            continue
+        broken = wl.Commitment.objects.filter(wl._broken_q(today), client=client).count()
+        profile = rules.client_effective_profile(client)
+        points = {
+            "risk_points": _risk_points(at_risk),
+            "promise_points": min(promised * wl.PROMISE_POINTS, wl.PROMISE_CAP),
+            "broken_points": min(broken * wl.BROKEN_POINTS, wl.BROKEN_CAP),
+            "task_points": min(tasks * wl.TASK_POINTS, wl.TASK_CAP),
+            "next_points": min(nexts * wl.NEXT_POINTS, wl.NEXT_CAP),
+            "profile_points": wl.PROFILE_POINTS.get(profile, 0),
+            "segment_points": wl.SEGMENT_POINTS_PER_WEIGHT * (client.segment.priority_weight - 1),
+        }
+        rows.append(
+            _Row(
+                client,
+                task_count=tasks,
+                promise_count=promised,
+                next_count=nexts,
+                overdue_max=max(overdue.values(), default=ZERO),
+                oldest_overdue=oldest,
+                at_risk=at_risk,
+                at_risk_currency=at_risk_currency,
+                broken_count=broken,
+                profile_effective=profile,
+                **points,
+                score=sum(points.values()),
             )
         )
-        .order_by(
-            F("score").desc(), F("oldest_overdue").asc(nulls_last=True), F("overdue_max").desc(), "legal_name", "id"
+    rows.sort(
+        key=lambda r: (
+            -r.score,
+            r.oldest_overdue is None,
+            r.oldest_overdue or today,
+            -r.overdue_max,
+            r.legal_name,
+            r.pk,
         )
     )
+    return rows
 
 
 def _facts(clients) -> list[tuple]:
@@ -167,6 +184,36 @@ def mixed(gerente, gestora, gestor):
     _commitment(plan, kind="plan", total="900.00", dates=((TODAY - dt.timedelta(days=1), "300.00"), (TODAY, "600.00")))
     for days in (5, 20, 40, 80):
         _broken(plan, days_ago=days)
+    # Quiet balances at risk (nothing due): in the queue by their amount at risk alone…
+    big = make_client(by=gerente, collector=gestora, legal_name="Quieto Grande")
+    make_invoice(by=gerente, client=big, amount="50000.00", due_date=_days_ago(100))
+    mixed_money = make_client(by=gerente, collector=gestor, legal_name="Quieto Dólares")
+    make_invoice(by=gerente, client=mixed_money, amount="3000.00", currency="USD", due_date=_days_ago(95))
+    make_invoice(by=gerente, client=mixed_money, amount="1000.00", due_date=_days_ago(10))
+    own = make_client(by=gerente, collector=None, legal_name="Política Propia")
+    strict = Policy.objects.create(name="Solo saldos grandes", tolerance=Decimal("10000.00"))
+    ClientDunning.objects.create(client=own, policy=strict)
+    make_invoice(by=gerente, client=own, amount="5000.00", due_date=_days_ago(50))  # under its tolerance
+    make_invoice(by=gerente, client=own, amount="20000.00", due_date=_days_ago(35))
+    # …and those that stay out: under the tolerance, disputed, on hold, promised, paused, with
+    # an agency.
+    tiny = make_client(by=gerente, collector=gestor, legal_name="Bajo Tolerancia")
+    make_invoice(by=gerente, client=tiny, amount="5.00", due_date=_days_ago(60))
+    disputed = make_client(by=gerente, collector=gestora, legal_name="En Disputa")
+    invoice = make_invoice(by=gerente, client=disputed, amount="7000.00", due_date=_days_ago(45))
+    ledger.invoice_set_status(by=gerente, invoice=invoice, status="disputed", reason="Precio")
+    held = make_client(by=gerente, collector=gestora, legal_name="Retenida")
+    invoice = make_invoice(by=gerente, client=held, amount="7000.00", due_date=_days_ago(45))
+    InvoiceHold.objects.create(invoice=invoice, reason="Revisión")
+    promised = make_client(by=gerente, collector=gestora, legal_name="Prometida")
+    invoice = make_invoice(by=gerente, client=promised, amount="7000.00", due_date=_days_ago(45))
+    _commitment(promised, total="7000.00", dates=((TODAY + dt.timedelta(days=10), None),)).invoices.add(invoice)
+    paused = make_client(by=gerente, collector=gestor, legal_name="Pausada")
+    make_invoice(by=gerente, client=paused, amount="7000.00", due_date=_days_ago(45))
+    ClientDunning.objects.create(client=paused, paused_until=TODAY + dt.timedelta(days=10), pause_reason="Negocia")
+    agency = make_client(by=gerente, collector=None, legal_name="Con Agencia")
+    make_invoice(by=gerente, client=agency, amount="7000.00", due_date=_days_ago(45))
+    type(agency).objects.filter(pk=agency.pk).update(status="agency")
 
 
 SCOPES = {
@@ -185,8 +232,12 @@ def test_the_set_based_queue_equals_the_per_client_reference(mixed, gerente, ges
     who, make_scope = SCOPES[scope_name]
     user, scope = users[who], make_scope(users)
     today = TODAY + dt.timedelta(days=day_offset)
-    expected = _facts(_reference(user=user, scope=scope, today=today))
+    reference = _reference(user=user, scope=scope, today=today)
+    expected = _facts(reference)
     assert expected, "the fixture must give every scope a queue"
+    names = {row.legal_name for row in reference}
+    out = {"Bajo Tolerancia", "En Disputa", "Retenida", "Prometida", "Pausada", "Con Agencia"}
+    assert not names & out
     queue = wl.worklist(user=user, scope=scope, today=today)
     assert _facts(queue) == expected
     assert queue.count() == len(expected)
@@ -213,7 +264,8 @@ def test_pages_are_slices_of_the_same_order(mixed, gerente):
 
 def test_ties_break_by_oldest_overdue_then_amount_then_name_with_nothing_overdue_last(mixed, gestora, gestor):
     names = [c.legal_name for c in wl.worklist(user=gestora, scope=wl.Scope.of_collector(gestora))]
-    # All four score (10 + 5|0 + 0 + 0 + 10) × 2: 20 days before 5 days; same day, more money first; then names.
+    # 2,500 × 5 % → 20 points leads; the other three score 18 + 15 + 5: 20 days before 5 days;
+    # same day and amount, by name.
     ties = [n for n in names if n.startswith("Tie")]
     assert ties == ["Tie C", "Tie A", "Tie B", "Tie Newer"]
     his = [c.legal_name for c in wl.worklist(user=gestor, scope=wl.Scope.of_collector(gestor))]
