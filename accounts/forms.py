@@ -136,7 +136,11 @@ class ClientFilterForm(forms.Form):
         label=_("Buscar"),
         required=False,
         widget=forms.TextInput(
-            attrs={"type": "search", "placeholder": _("Nombre, RFC/NIF o folio de factura"), "autocomplete": "off"}
+            attrs={
+                "type": "search",
+                "placeholder": _("Nombre, RFC/NIF, factura, correo o teléfono"),
+                "autocomplete": "off",
+            }
         ),
     )
     segment = forms.ModelChoiceField(
@@ -177,7 +181,8 @@ class ClientFilterForm(forms.Form):
             "collector": data.get("collector") or None,
             "status": data.get("status", ""),
             "bucket": data.get("bucket", ""),
-            "sort": data.get("sort") or "name",
+            # A search lists the best matches first unless another order is chosen.
+            "sort": data.get("sort") or (selectors.RELEVANCE if data.get("q", "").strip() else "name"),
         }
 
 

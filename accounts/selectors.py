@@ -9,12 +9,14 @@ rows (tests assert it).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.db.models import (
     Case,
+    CharField,
     Count,
     DecimalField,
     Exists,
@@ -29,6 +31,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
 from accounts import clock
@@ -76,7 +79,10 @@ SORTS = {
     "oldest": ("oldest_due", "legal_name", "id"),  # most days overdue first
     "-oldest": ("-oldest_due", "legal_name", "id"),
     "segment": ("segment__position", "legal_name", "id"),
+    # With a search: the best match first (client_search_rank_sql).
+    "relevance": ("-search_rank", "legal_name", "id"),
 }
+RELEVANCE = "relevance"
 
 
 def _client_sum(field_filter: Q) -> Subquery:
@@ -108,6 +114,114 @@ def with_balances(qs: QuerySet[Client], today: dt.date) -> QuerySet[Client]:
     )
 
 
+# --- search (docs/domain.md#search) ---------------------------------------------------------
+
+# Substring and typo-tolerant matches need three characters (a trigram); shorter text matches
+# names and tax ids only.
+SEARCH_MIN_CHARS = 3
+# Phone numbers match on their digits: at least this many.
+SEARCH_MIN_DIGITS = 4
+# The phone and WhatsApp numbers of a contact as one string of digits ("/" between them), the
+# expression the contact's trigram index is built on (accounts.models.Contact).
+CONTACT_DIGITS_SQL = "regexp_replace(({alias}.phone || '/' || {alias}.whatsapp), '[^0-9/]', '', 'g')"
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def client_search_sql(q: str) -> tuple[str, list]:
+    """``(sql, params)``: the ids of the clients ``q`` finds — any part of the name or trade
+    name, a name with a typo (trigram word similarity), the tax id or its beginning, any part of
+    an invoice number, a contact's email, any run of digits of a contact's phone or WhatsApp.
+    Each branch reads one trigram (or unique) index; the union is set-based."""
+    q = q.strip()
+    like = _like(q)
+    client, invoice, contact = Client._meta.db_table, Invoice._meta.db_table, Contact._meta.db_table
+    names = "c.legal_name ILIKE %s OR c.trade_name ILIKE %s OR c.tax_id ILIKE %s"
+    params: list = [like, like, _like(q)[1:]]
+    branches = []
+    if len(q) >= SEARCH_MIN_CHARS:
+        names += " OR c.legal_name %%> %s OR c.trade_name %%> %s"
+        params += [q, q]
+    branches.append(f"SELECT c.id FROM {client} c WHERE {names}")  # noqa: S608 - table names and constants; values are parameters
+    if len(q) >= SEARCH_MIN_CHARS:
+        branches.append(f"SELECT i.client_id FROM {invoice} i WHERE i.number ILIKE %s")  # noqa: S608 - table names and constants; values are parameters
+        branches.append(f"SELECT ct.client_id FROM {contact} ct WHERE ct.email ILIKE %s")  # noqa: S608 - table names and constants; values are parameters
+        params += [like, like]
+    digits = re.sub(r"\D", "", q)
+    if len(digits) >= SEARCH_MIN_DIGITS:
+        digits_sql = CONTACT_DIGITS_SQL.format(alias="ct")
+        branches.append(f"SELECT ct.client_id FROM {contact} ct WHERE {digits_sql} LIKE %s")  # noqa: S608 - as above
+        params.append(f"%{digits}%")
+    return " UNION ".join(branches), params
+
+
+def client_search_rank_sql(q: str) -> tuple[str, list]:
+    """``(sql, params)``: how well ``q`` matches a client row (``accounts_client``), highest
+    first: the exact tax id or invoice number, a name that starts with it, then the trigram
+    word similarity of the name (0 for clients found by part of an invoice, an email or a
+    phone)."""
+    q = q.strip()
+    table = Client._meta.db_table
+    prefix = _like(q)[1:]
+    invoices = Invoice._meta.db_table
+    # Table names only; the values are parameters.
+    sql = (
+        f"CASE WHEN UPPER({table}.tax_id) = UPPER(%s) THEN 3 "  # noqa: S608
+        f"WHEN EXISTS (SELECT 1 FROM {invoices} i WHERE i.client_id = {table}.id AND UPPER(i.number) = UPPER(%s)) "
+        "THEN 3 "
+        f"WHEN {table}.legal_name ILIKE %s OR {table}.trade_name ILIKE %s THEN 2 "
+        f"ELSE GREATEST(word_similarity(%s, {table}.legal_name), word_similarity(%s, {table}.trade_name)) END"
+    )
+    return sql, [q, q, prefix, prefix, q, q]
+
+
+def client_search_q(q: str) -> Q:
+    """The clients ``q`` finds, as a filter on a Client queryset."""
+    sql, params = client_search_sql(q)
+    return Q(pk__in=RawSQL(sql, params))  # noqa: S611 - table names and constants; values are parameters
+
+
+@dataclass
+class SearchHit:
+    """What a search found for one client besides its name: invoices, contacts."""
+
+    invoices: list[str]
+    contacts: list[str]
+
+
+def search_hits(q: str, client_ids: list[int]) -> dict[int, SearchHit]:
+    """For the clients of a page: the invoice numbers and contacts ``q`` matched (at most three
+    of each per client; 2 queries, whatever the rows)."""
+    q = q.strip()
+    hits: dict[int, SearchHit] = {}
+    if not client_ids or len(q) < SEARCH_MIN_CHARS:
+        return hits
+    numbers = (
+        Invoice.objects.filter(client_id__in=client_ids, number__icontains=q)
+        .order_by("client_id", "number")
+        .values_list("client_id", "number")
+    )
+    for client_id, number in numbers:
+        hit = hits.setdefault(client_id, SearchHit([], []))
+        if len(hit.invoices) < 3:
+            hit.invoices.append(number)
+    digits = re.sub(r"\D", "", q)
+    matched = Q(email__icontains=q)
+    contacts = Contact.objects.filter(client_id__in=client_ids)
+    if len(digits) >= SEARCH_MIN_DIGITS:
+        sql = CONTACT_DIGITS_SQL.format(alias=Contact._meta.db_table)
+        contacts = contacts.alias(phone_digits=RawSQL(sql, [], output_field=CharField()))  # noqa: S611 - table names and constants; values are parameters
+        matched |= Q(phone_digits__contains=digits)
+    contacts = contacts.filter(matched).order_by("client_id", "name").values_list("client_id", "name", "email", "phone")
+    for client_id, name, email, phone in contacts:
+        hit = hits.setdefault(client_id, SearchHit([], []))
+        if len(hit.contacts) < 3:
+            hit.contacts.append(" · ".join(v for v in (name, email, phone) if v))
+    return hits
+
+
 def client_list(
     *,
     user,
@@ -125,16 +239,12 @@ def client_list(
     qs = clients_visible_to(user).select_related("segment", "collector")
     q = (q or "").strip()
     if q:
-        # The invoice-number match is one lookup on the UPPER(number) index, not a subquery per
-        # client (seconds on a million invoices).
-        by_invoice = Invoice.objects.filter(number__iexact=q).values("client_id")
-        qs = qs.filter(
-            Q(legal_name__icontains=q)
-            | Q(trade_name__icontains=q)
-            | Q(tax_id__iexact=q)
-            | Q(tax_id__istartswith=q)
-            | Q(pk__in=by_invoice)
-        )
+        qs = qs.filter(client_search_q(q))
+        if sort == RELEVANCE:
+            rank_sql, rank_params = client_search_rank_sql(q)
+            qs = qs.annotate(search_rank=RawSQL(rank_sql, rank_params))  # noqa: S611 - table names and constants; values are parameters
+    elif sort == RELEVANCE:
+        sort = "name"
     if segment:
         qs = qs.filter(segment_id=segment)
     if collector == "none":

@@ -120,10 +120,15 @@ def client_list(request):
     filters = form.filters()
     paginator = Paginator(selectors.client_list(user=request.user, **filters), CLIENTS_PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))
+    clients = list(page.object_list)
+    # What the search matched besides the name (an invoice, a contact), for this page's rows.
+    hits = selectors.search_hits(filters["q"], [c.pk for c in clients]) if filters["q"] else {}
+    for client in clients:
+        client.search_hit = hits.get(client.pk)
     context = {
         "form": form,
         "page_obj": page,
-        "clients": page.object_list,
+        "clients": clients,
         "filters": filters,
         "is_filtered": any(v for k, v in filters.items() if k != "sort"),
         "collector_options": options,
