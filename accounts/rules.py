@@ -101,6 +101,34 @@ def is_collectible(invoice: Invoice) -> bool:
     return invoice.status in COLLECTIBLE_STATUSES and invoice.open_balance > 0
 
 
+# --- automatic allocation (docs/domain.md#automatic-allocation) ---------------------------------
+# A payment without explicit amounts pays the client's open invoices in its currency, oldest
+# due date first, each up to its open balance, until the money runs out; the rest stays as
+# client credit. Disputed invoices wait for their resolution.
+
+AUTO_ALLOCATION_ORDER: tuple[str, ...] = ("due_date", "id")
+
+
+def auto_allocation_q(currency: str) -> Q:
+    """The invoices (of one client) an automatic payment in ``currency`` may pay."""
+    return Q(currency=currency, status__in=OPEN_STATUSES)
+
+
+def auto_allocation(invoices: Iterable[Invoice], amount) -> list[tuple[Invoice, object]]:
+    """``(invoice, amount)`` pairs: where ``amount`` goes among ``invoices`` (already filtered by
+    ``auto_allocation_q`` and in ``AUTO_ALLOCATION_ORDER``)."""
+    remaining = amount
+    plan = []
+    for invoice in invoices:
+        if remaining <= 0:
+            break
+        take = min(invoice.amount - invoice.amount_paid, remaining)
+        if take > 0:
+            plan.append((invoice, take))
+            remaining -= take
+    return plan
+
+
 # --- settled invoice (docs/domain.md#settled-invoice) ---------------------------------------------
 # Paid in full; settled on the day of the last payment applied to it (credit notes and
 # discounts included: they settle too).

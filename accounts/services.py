@@ -15,14 +15,14 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from accounts import clock
 
-from . import audit, signals
+from . import audit, rules, signals
 from .models import (
     ZERO,
     BusinessGroup,
@@ -440,11 +440,13 @@ def _apply(payment: Payment, invoices: Sequence[Invoice], wanted: dict[int, Deci
     names amounts. Updates invoices and the payment in memory; the caller saves."""
     remaining = payment.unallocated
     allocations = []
-    for invoice in invoices:
+    if wanted is None:
+        plan = rules.auto_allocation(invoices, remaining)
+    else:
+        plan = [(invoice, wanted.get(invoice.pk, ZERO)) for invoice in invoices]
+    for invoice, take in plan:
         if remaining <= 0:
             break
-        open_balance = invoice.amount - invoice.amount_paid
-        take = min(open_balance, remaining) if wanted is None else wanted.get(invoice.pk, ZERO)
         if take <= 0:
             continue
         invoice.amount_paid += take
@@ -538,14 +540,12 @@ def payment_record(
                 return duplicate
         # Lock the invoices first (in a stable order) so two payments for one client
         # cannot both read the same open balance.
-        invoices_qs = Invoice.objects.select_for_update().filter(client=client).order_by("due_date", "id")
+        invoices_qs = Invoice.objects.select_for_update().filter(client=client).order_by(*rules.AUTO_ALLOCATION_ORDER)
         if wanted is not None:
             invoices = list(invoices_qs.filter(pk__in=wanted))
             _check_requested(invoices, wanted, currency)
         else:
-            invoices = list(
-                invoices_qs.filter(currency=currency, status__in=[Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID])
-            )
+            invoices = list(invoices_qs.filter(rules.auto_allocation_q(currency)))
         before = audit.snapshot(invoices)
         try:
             with transaction.atomic():
@@ -645,9 +645,8 @@ def client_apply_credit(*, by: AbstractBaseUser | None, client: Client) -> dict[
         for payment in payments:
             invoices = list(
                 Invoice.objects.select_for_update()
-                .filter(client=client, currency=payment.currency)
-                .filter(Q(status=Invoice.Status.OPEN) | Q(status=Invoice.Status.PARTIALLY_PAID))
-                .order_by("due_date", "id")
+                .filter(rules.auto_allocation_q(payment.currency), client=client)
+                .order_by(*rules.AUTO_ALLOCATION_ORDER)
             )
             # Reuse the in-memory objects already changed by an earlier payment.
             invoices = [touched.get(inv.pk, inv) for inv in invoices]
