@@ -34,7 +34,7 @@ from django.db.models import (
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
-from accounts import clock
+from accounts import clock, rules
 
 from .models import MONEY, ZERO, Client, Contact, ContactRole, Interaction, Invoice, Payment, PaymentAllocation
 from .roles import GROUP_NAMES, Role, is_collector, is_manager
@@ -382,6 +382,28 @@ def open_invoices_for_allocation(client: Client, currency: str | None = None) ->
     if currency:
         qs = qs.filter(currency=currency)
     return qs.order_by("due_date", "id")
+
+
+@dataclass
+class PaymentPreview:
+    """What an automatic payment would pay before it is recorded (same rule as recording it)."""
+
+    currency: str
+    amount: Decimal
+    rows: list[tuple[Invoice, Decimal, Decimal]]  # (invoice, paid now, balance left)
+    credit: Decimal  # what stays as client credit
+
+
+def payment_preview(client: Client, *, amount: Decimal, currency: str) -> PaymentPreview:
+    """Where ``amount`` in ``currency`` would go if recorded now with automatic allocation
+    (``accounts.rules.auto_allocation``, as ``services.payment_record`` applies it; 1 query)."""
+    invoices = Invoice.objects.filter(rules.auto_allocation_q(currency), client=client).order_by(
+        *rules.AUTO_ALLOCATION_ORDER
+    )
+    plan = rules.auto_allocation(invoices, amount)
+    rows = [(invoice, paid, invoice.open_balance - paid) for invoice, paid in plan]
+    applied = sum((paid for _i, paid in plan), ZERO)
+    return PaymentPreview(currency=currency, amount=amount, rows=rows, credit=amount - applied)
 
 
 # --- portfolio -------------------------------------------------------------------------

@@ -418,6 +418,8 @@ def _payment_message(payment, client) -> str:
 @require_http_methods(["GET", "POST"])
 def payment_create(request, pk):
     client = _visible_client(request, pk)
+    if request.method == "POST" and _is_partial(request, "payment-preview"):
+        return _payment_preview(request, client)
     form = PaymentForm(
         request.POST or None, client=client, open_invoices=selectors.open_invoices_for_allocation(client)
     )
@@ -451,8 +453,26 @@ def payment_create(request, pk):
     return render(
         request,
         "accounts/payment_form.html",
-        {"form": form, "client": client, "cancel_url": _detail_url(client, "pagos")},
+        {
+            "form": form,
+            "client": client,
+            "summary": selectors.client_summary(client),
+            "cancel_url": _detail_url(client, "pagos"),
+        },
     )
+
+
+def _payment_preview(request, client):
+    """The automatic allocation of the amount being typed, before anything is saved (POST:
+    the amount is the collector's input, not something for a URL)."""
+    form = PaymentForm(request.POST, client=client, open_invoices=())
+    preview = None
+    if form.is_bound:
+        form.full_clean()
+    amount, currency = form.cleaned_data.get("amount"), form.cleaned_data.get("currency")
+    if amount and currency:
+        preview = selectors.payment_preview(client, amount=amount, currency=currency.upper())
+    return render(request, "accounts/_payment_preview.html", {"preview": preview, "client": client})
 
 
 # --- interactions --------------------------------------------------------------------------

@@ -254,3 +254,43 @@ def test_a_historical_payment_is_dated_in_the_timeline_on_the_day_it_was_receive
     old, new = Interaction.objects.filter(client=client, summary__startswith="Pago").order_by("occurred_at")
     assert old.occurred_at.astimezone().date() == received and old.occurred_at.hour in range(10, 24)
     assert new.occurred_at.date() >= dt.date.today() - dt.timedelta(days=1)  # recorded now
+
+
+# --- what the payment form shows before saving (docs/domain.md#automatic-allocation) ----------
+
+
+@pytest.mark.parametrize("amount", ["200.00", "1000.00", "1250.00", "1800.00", "2500.00"])
+def test_the_preview_is_what_recording_the_payment_does(client_with_invoices, gerente, gestora, amount):
+    from accounts import selectors
+
+    client, old, mid, new = client_with_invoices
+    services.invoice_set_status(by=gerente, invoice=mid, status="disputed", reason="Precio")  # skipped by both
+    preview = selectors.payment_preview(client, amount=Decimal(amount), currency="MXN")
+    payment = services.payment_record(by=gestora, client=client, amount=Decimal(amount), received_on=TODAY)
+    recorded = [(a.invoice.number, a.amount) for a in payment.allocations.select_related("invoice").order_by("id")]
+    assert [(invoice.number, paid) for invoice, paid, _left in preview.rows] == recorded
+    assert preview.credit == payment.unallocated
+    for invoice, _paid, left in preview.rows:
+        invoice.refresh_from_db()
+        assert invoice.open_balance == left
+
+
+def test_the_payment_form_shows_what_is_owed_and_previews_by_post(client, client_with_invoices, gestora):
+    from django.urls import reverse
+
+    debtor, old, mid, new = client_with_invoices
+    client.force_login(gestora)
+    url = reverse("payment_create", args=[debtor.pk])
+    html = client.get(url).content.decode()
+    assert 'data-testid="owed"' in html and "$1,800.00" in html and "$1,500.00 vencido" in html
+    assert 'id="payment-preview"' in html and 'hx-post="' in html
+    hx = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "payment-preview"}
+    part = client.post(url, {"amount": "1200.00", "currency": "mxn"}, **hx).content.decode()
+    assert "A-OLD" in part and "B-MID" in part and "C-NEW" not in part
+    assert "$1,000.00" in part and "$200.00" in part and "$300.00" in part  # paid, paid, left on B-MID
+    assert Payment.objects.count() == 0  # a preview records nothing
+    part = client.post(url, {"amount": "2000.00", "currency": "MXN"}, **hx).content.decode()
+    assert "Quedan $200.00 como saldo a favor del cliente." in part
+    # Bad input: no preview, no error page.
+    part = client.post(url, {"amount": "abc", "currency": "MXN"}, **hx)
+    assert part.status_code == 200 and b"payment-preview" not in part.content
