@@ -355,6 +355,14 @@ class OutcomeForm(StyledForm):
         self.fields["contact"].queryset = contacts
         self.fields["invoices"].queryset = invoices
         self.fields["next_action_on"].widget.attrs["min"] = today.isoformat()
+        # "Sí, hablamos" means someone answered: the client's primary contact unless another is
+        # chosen (the first of ``contacts``: active, then primary, billing…). workspace.js
+        # selects it again when the collector switches back to "Sí, hablamos".
+        primary = next(iter(contacts[:1]), None)
+        if primary is not None:
+            self.fields["contact"].widget.attrs["data-ws-primary"] = str(primary.pk)
+            if not self.is_bound and self.initial.get("reached", Reached.REACHED) == Reached.REACHED:
+                self.initial.setdefault("contact", primary.pk)
 
     def clean_next_action_on(self):
         value = self.cleaned_data.get("next_action_on")

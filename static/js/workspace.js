@@ -66,9 +66,21 @@
     updateAdd(box);
   });
 
+  // "Sí, hablamos" with nobody chosen: the client's primary contact (data-ws-primary).
+  function preselectContact(form, changed) {
+    if (changed.name !== "reached" || changed.value !== "reached" || !changed.checked) return;
+    const select = form.querySelector("select[data-ws-primary]");
+    if (select && !select.value) {
+      select.value = select.dataset.wsPrimary;
+      select.dispatchEvent(new Event("change", { bubbles: true }));
+    }
+  }
+
   document.addEventListener("change", (evt) => {
     const form = evt.target.closest("form");
-    if (form) refresh(form);
+    if (!form) return;
+    preselectContact(form, evt.target);
+    refresh(form);
   });
 
   function init(root) {
