@@ -25,15 +25,21 @@ from django.db.models import (
     Subquery,
     Sum,
 )
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from accounts import clock
-from accounts.models import Client, Contact, Invoice
+from accounts.models import Client, Contact, Invoice, Payment
 from accounts.rules import COLLECTIBLE
 from accounts.selectors import clients_visible_to
+from accounts.utils import money_str
 from cobranza.engine import contact_rules, planner
 from cobranza.models import (
     ClientDunning,
+    Commitment,
+    CommitmentStatus,
+    Dispute,
+    DisputeStatus,
     InvoiceHold,
     LadderBump,
     Notice,
@@ -44,8 +50,10 @@ from cobranza.models import (
     StepChannel,
 )
 from cobranza.rules import (
+    dunnable_invoice_q,
     effective_policy,
     effective_profile_expr,
+    hold_active_q,
     hold_is_active,
     open_commitment_exists,
     pause_active,
@@ -206,6 +214,113 @@ def approval_queue() -> QuerySet[Notice]:
         )
         .order_by("scheduled_at", "id")
     )
+
+
+# Steps that hand the client over: never while the client has a promise or plan running or a
+# dispute open (docs/domain.md#hand-offs).
+HANDOFF_CHANNELS = (StepChannel.AGENCY, StepChannel.LEGAL)
+
+
+@dataclass
+class ApprovalFacts:
+    """A notice waiting for approval, re-read now rather than as the planner saw it: the
+    invoices it still covers (live balances), the ones it no longer does and why, what the
+    manager should know about the client, and why approving it is refused, if it is."""
+
+    due: list[NoticeItem]
+    dropped: list[tuple[NoticeItem, str]]
+    warnings: list[str]
+    blocked: str = ""
+
+    @property
+    def totals(self) -> dict[str, Decimal]:
+        totals: dict[str, Decimal] = {}
+        for item in self.due:
+            totals[item.invoice.currency] = totals.get(item.invoice.currency, Decimal("0")) + item.invoice.open_balance
+        return dict(sorted(totals.items()))
+
+
+def approval_facts(notices: list[Notice], today: dt.date | None = None) -> dict[int, ApprovalFacts]:
+    """Live facts for each notice (a fixed number of queries for any number of notices; the
+    notices' items with their invoices are best prefetched, as ``approval_queue`` does).
+    The invoices still due follow the dispatcher's re-check (dunnable now and above the
+    policy's tolerance), so what a manager approves is what would go out."""
+    today = today or clock.localdate()
+    items = {n.pk: list(n.items.all()) for n in notices}
+    invoice_ids = {item.invoice_id for rows in items.values() for item in rows}
+    client_ids = {n.client_id for n in notices}
+    dunnable = set(Invoice.objects.filter(dunnable_invoice_q(today), pk__in=invoice_ids).values_list("pk", flat=True))
+    held = set(Invoice.objects.filter(hold_active_q(today), pk__in=invoice_ids).values_list("pk", flat=True))
+    promised = set(
+        Commitment.invoices.through.objects.filter(
+            invoice_id__in=invoice_ids, commitment__status=CommitmentStatus.OPEN
+        ).values_list("invoice_id", flat=True)
+    )
+    commitments: dict[int, list[Commitment]] = {}
+    for commitment in Commitment.objects.filter(client_id__in=client_ids, status=CommitmentStatus.OPEN).order_by("id"):
+        commitments.setdefault(commitment.client_id, []).append(commitment)
+    disputes: dict[int, list[Dispute]] = {}
+    for dispute in Dispute.objects.filter(client_id__in=client_ids, status=DisputeStatus.OPEN).order_by("id"):
+        disputes.setdefault(dispute.client_id, []).append(dispute)
+    since = min((n.planned_for for n in notices), default=today)
+    payments: dict[int, list[Payment]] = {}
+    for payment in Payment.objects.filter(client_id__in=client_ids, received_on__gte=since).order_by("received_on"):
+        payments.setdefault(payment.client_id, []).append(payment)
+
+    facts = {}
+    for notice in notices:
+        tolerance = notice.step.policy.tolerance
+        due, dropped = [], []
+        for item in items[notice.pk]:
+            invoice = item.invoice
+            if invoice.pk in dunnable and invoice.open_balance >= max(tolerance, 0):
+                due.append(item)
+            elif invoice.status not in (Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID):
+                dropped.append((item, invoice.get_status_display()))
+            elif invoice.open_balance <= 0:
+                dropped.append((item, _("Sin saldo")))
+            elif invoice.pk in held:
+                dropped.append((item, _("Retenida")))
+            elif invoice.pk in promised:
+                dropped.append((item, _("Con un compromiso de pago vigente")))
+            else:
+                dropped.append((item, _("Saldo menor al mínimo de la política")))
+        warnings = []
+        for commitment in commitments.get(notice.client_id, []):
+            warnings.append(
+                _("%(kind)s vigente por %(amount)s, acordado el %(date)s.")
+                % {
+                    "kind": commitment.get_kind_display(),
+                    "amount": money_str(commitment.total, commitment.currency),
+                    "date": date_format(commitment.made_on, "SHORT_DATE_FORMAT"),
+                }
+            )
+        for dispute in disputes.get(notice.client_id, []):
+            warnings.append(
+                _("Disputa abierta desde el %(date)s: %(reason)s.")
+                % {"date": date_format(dispute.opened_on, "SHORT_DATE_FORMAT"), "reason": dispute.get_reason_display()}
+            )
+        for payment in payments.get(notice.client_id, []):
+            if payment.received_on >= notice.planned_for:
+                warnings.append(
+                    _("Pagó %(amount)s el %(date)s, después de planearse este aviso.")
+                    % {
+                        "amount": money_str(payment.amount, payment.currency),
+                        "date": date_format(payment.received_on, "SHORT_DATE_FORMAT"),
+                    }
+                )
+        blocked = ""
+        if not due:
+            blocked = _("Ya no queda ninguna factura por cobrar en este aviso: cancélelo.")
+        elif notice.channel in HANDOFF_CHANNELS and (
+            commitments.get(notice.client_id) or disputes.get(notice.client_id)
+        ):
+            blocked = _(
+                "El cliente tiene una promesa, un plan o una disputa vigente: no se envía a agencia ni a "
+                "jurídico mientras siga así."
+            )
+        facts[notice.pk] = ApprovalFacts(due=due, dropped=dropped, warnings=warnings, blocked=blocked)
+    return facts
 
 
 # --- letters -----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from cobranza.models import (
     TaskKind,
     TaskStatus,
 )
+from cobranza.ops import selectors
 
 
 def _note(*, by, client: Client, summary: str, body: str = "", invoices=()) -> None:
@@ -123,8 +124,13 @@ def invoice_release(*, by: AbstractBaseUser | None, invoice: Invoice) -> None:
 
 
 def notice_approve(*, by: AbstractBaseUser | None, notice: Notice) -> Notice:
-    """A person approves a step that needs it; dispatch picks it up."""
+    """A person approves a step that needs it; dispatch picks it up. Refused when nothing is
+    left to collect on it, or for a hand-off while the client has a promise, a plan or a
+    dispute running (``selectors.approval_facts``: the facts the approvals page shows)."""
     ensure_manager(by)
+    blocked = selectors.approval_facts([notice])[notice.pk].blocked
+    if blocked:
+        raise ValidationError(blocked)
     now = clock.now()
     changed = Notice.objects.filter(pk=notice.pk, status=Notice.Status.AWAITING_APPROVAL).update(
         status=Notice.Status.PLANNED, approved_by=by, scheduled_at=now, updated_at=now

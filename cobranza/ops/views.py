@@ -222,13 +222,16 @@ def notice_retry(request, pk):
 # --- aprobaciones ----------------------------------------------------------------------------
 
 
-def _approval_entry(notice: Notice) -> dict:
-    items = list(notice.items.all())
-    rendered, _preview, error = _message_of(notice, items)
+def _approval_entry(notice: Notice, facts: selectors.ApprovalFacts) -> dict:
+    # The message as it would go out now: only the invoices still due, at today's balances.
+    rendered, _preview, error = _message_of(notice, facts.due) if facts.due else (None, False, "")
     return {
         "notice": notice,
-        "items": items,
-        "totals": _totals(items),
+        "items": facts.due,
+        "dropped": facts.dropped,
+        "warnings": facts.warnings,
+        "blocked": facts.blocked,
+        "totals": facts.totals,
         "rendered": rendered,
         "render_error": error,
         "task_text": _task_text(notice),
@@ -240,12 +243,14 @@ def _approval_entry(notice: Notice) -> dict:
 def approvals(request):
     paginator = Paginator(selectors.approval_queue(), APPROVALS_PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))
+    notices = list(page.object_list)
+    facts = selectors.approval_facts(notices)
     return render(
         request,
         "cobranza/ops/approvals.html",
         {
             "page_obj": page,
-            "entries": [_approval_entry(n) for n in page.object_list],
+            "entries": [_approval_entry(n, facts[n.pk]) for n in notices],
             "counts": _counts(request),
         },
     )

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.messages import get_messages
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -862,3 +863,100 @@ def test_a_written_off_client_shows_why_nothing_goes_out(client, gerente, gestor
     client.force_login(gerente)
     html = client.get(reverse("client_detail", args=[debtor.pk])).content.decode()
     assert re.search(r"Cliente castigado: no se envían avisos\.", html)
+
+
+# --- approvals with live facts (issue 15: "Approvals with live facts") ---------------------------
+
+
+@pytest.fixture
+def handoff(gerente, gestora):
+    """An agency hand-off (esporádico ladder, +25 days, needs approval) planned over three
+    invoices, then overtaken by events before a manager looks at it."""
+    debtor = make_client(by=gerente, collector=gestora, legal_name="Llantera La Rueda", segment_code="esporadico")
+    a = make_invoice(by=gerente, client=debtor, number="LR-1", amount="15331.58", due_date=_days_ago(40))
+    b = make_invoice(by=gerente, client=debtor, number="LR-2", amount="2000.00", due_date=_days_ago(35))
+    c = make_invoice(by=gerente, client=debtor, number="LR-3", amount="3000.00", due_date=_days_ago(30))
+    plan(today=TODAY)
+    notice = Notice.objects.get(client=debtor, status="awaiting_approval")
+    assert notice.channel == "agency" and notice.items.count() == 3
+    return {"client": debtor, "notice": notice, "a": a, "b": b, "c": c}
+
+
+def test_an_approval_card_rereads_balances_and_drops_what_no_longer_applies(client, gerente, handoff):
+    debtor, a, b = handoff["client"], handoff["a"], handoff["b"]
+    ledger.payment_record(
+        by=gerente,
+        client=debtor,
+        amount=Decimal("7000.00"),
+        received_on=TODAY,
+        allocations=[
+            ledger.AllocationRequest(invoice_id=a.pk, amount=Decimal("5000.00")),
+            ledger.AllocationRequest(invoice_id=b.pk, amount=Decimal("2000.00")),
+        ],
+    )
+    client.force_login(gerente)
+    (entry,) = client.get(_url("approvals")).context["entries"]
+    assert [i.invoice.number for i in entry["items"]] == ["LR-1", "LR-3"]
+    assert entry["totals"] == {"MXN": Decimal("13331.58")}  # 10,331.58 + 3,000.00, not 20,331.58
+    assert [(i.invoice.number, why) for i, why in entry["dropped"]] == [("LR-2", "Pagada")]
+    assert entry["warnings"] == [f"Pagó $7,000.00 el {TODAY.strftime('%d/%m/%Y')}, después de planearse este aviso."]
+    assert entry["blocked"] == ""
+    html = client.get(_url("approvals")).content.decode()
+    assert "$10,331.58" in html and "$15,331.58" not in html
+    assert "Ya no va en el aviso: Pagada" in html
+
+
+def test_a_handoff_is_blocked_while_a_promise_or_a_dispute_runs(client, gerente, gestora, handoff):
+    from cobranza.workspace import services as workspace
+
+    debtor, notice = handoff["client"], handoff["notice"]
+    workspace.dispute_open(
+        by=gestora, client=debtor, invoices=[handoff["c"]], reason="price", description="Precio distinto al pactado"
+    )
+    workspace.commitment_create(
+        by=gestora,
+        client=debtor,
+        kind="promise",
+        installments=[(TODAY + dt.timedelta(days=7), Decimal("2000.00"))],
+        invoices=[handoff["b"]],
+    )
+    client.force_login(gerente)
+    (entry,) = client.get(_url("approvals")).context["entries"]
+    assert [(i.invoice.number, why) for i, why in entry["dropped"]] == [
+        ("LR-2", "Con un compromiso de pago vigente"),
+        ("LR-3", "En disputa"),
+    ]
+    assert any(w.startswith("Promesa de pago vigente por $2,000.00") for w in entry["warnings"])
+    assert any(w.startswith("Disputa abierta desde el") for w in entry["warnings"])
+    assert "no se envía a agencia ni a jurídico" in entry["blocked"]
+    html = client.get(_url("approvals")).content.decode()
+    assert 'data-testid="approval-blocked"' in html and "disabled" in html
+    # The page's word is the rule: approving anyway is refused, and nothing changes.
+    response = client.post(_url("approval_decide"), {"action": "approve", "notices": [notice.pk]})
+    assert response.status_code == 302
+    assert any("no se envía a agencia" in m for m in _messages(response))
+    notice.refresh_from_db()
+    assert notice.status == "awaiting_approval"
+
+
+def test_a_notice_with_nothing_left_to_collect_cannot_be_approved(gerente, handoff):
+    from cobranza.ops import services as ops
+
+    debtor = handoff["client"]
+    ledger.payment_record(by=gerente, client=debtor, amount=Decimal("20331.58"), received_on=TODAY)
+    with pytest.raises(ValidationError, match="Ya no queda ninguna factura"):
+        ops.notice_approve(by=gerente, notice=handoff["notice"])
+
+
+def test_the_approvals_page_costs_a_fixed_number_of_queries(client, gerente, gestora, handoff):
+    client.force_login(gerente)
+    with CaptureQueriesContext(connection) as few:
+        assert client.get(_url("approvals")).status_code == 200
+    for i in range(6):
+        debtor = make_client(by=gerente, collector=gestora, legal_name=f"Otra {i}", segment_code="esporadico")
+        make_invoice(by=gerente, client=debtor, amount="5000.00", due_date=_days_ago(30 + i))
+        ledger.payment_record(by=gerente, client=debtor, amount=Decimal("100.00"), received_on=TODAY)
+    plan(today=TODAY)
+    with CaptureQueriesContext(connection) as many:
+        assert len(client.get(_url("approvals")).context["entries"]) == 7
+    assert len(many) == len(few)
