@@ -264,7 +264,12 @@ class Decision:
 def client_time_zone(client) -> ZoneInfo:
     """The debtor's time zone; the company's (settings.TIME_ZONE) when the stored value is
     not a valid zone (imported data, a zone removed from the tz database)."""
-    for name in (getattr(client, "time_zone", None), settings.TIME_ZONE):
+    return zone_named(getattr(client, "time_zone", None))
+
+
+def zone_named(zone: str | None) -> ZoneInfo:
+    """``client_time_zone`` for a stored zone name."""
+    for name in (zone, settings.TIME_ZONE):
         try:
             return ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):
@@ -306,6 +311,17 @@ def holidays_between(country: str, first: dt.date, last: dt.date) -> dict[dt.dat
     for year in range(first.year, last.year + 1):
         found.update((day, name) for day, name in _national_holidays(country, year).items() if first <= day <= last)
     return found
+
+
+def window_of(rules: ContactRules, holiday_names: Mapping[dt.date, str]) -> Window:
+    """The allowed local times of a country's rules, with the holidays found for the client."""
+    return Window(
+        start=rules.start_time,
+        end=rules.end_time,
+        weekdays=_weekdays(rules.weekdays),
+        holidays=frozenset(holiday_names),
+        saturday=(rules.saturday_start_time, rules.saturday_end_time) if rules.saturday_start_time else None,
+    )
 
 
 def _weekdays(value: str) -> frozenset[int]:
@@ -408,13 +424,7 @@ def decide(*, client, channel: str, at: dt.datetime) -> Decision:
         holiday_names.update(
             Holiday.objects.filter(country=client.country, date__range=(first, last)).values_list("date", "name")
         )
-    window = Window(
-        start=rules.start_time,
-        end=rules.end_time,
-        weekdays=_weekdays(rules.weekdays),
-        holidays=frozenset(holiday_names),
-        saturday=(rules.saturday_start_time, rules.saturday_end_time) if rules.saturday_start_time else None,
-    )
+    window = window_of(rules, holiday_names)
     cap = _channel_cap(rules, channel)
     overall_cap = _at_least_one(rules.max_contacts_7d)
     previous: list[tuple[str, dt.datetime]] = []
@@ -450,3 +460,61 @@ def decide(*, client, channel: str, at: dt.datetime) -> Decision:
         if text not in reasons:
             reasons.append(text)
     return Decision(allowed=not blocks, send_at=send_at, reason="; ".join(reasons), blocks=blocks)
+
+
+# --- When a collector may call (docs/domain.md#call-windows) ---------------------------------
+
+
+@dataclass(frozen=True)
+class CallWindow:
+    """Whether a debtor of ``country`` living in ``time_zone`` may be called at ``at`` by the
+    window, weekdays and holidays of the country's rules (the 7-day call cap is checked when
+    the call is logged): their local time, until when (allowed) or from when (not), and why."""
+
+    allowed: bool
+    local_now: dt.datetime
+    until: dt.datetime | None = None  # allowed: today's closing time, local
+    opens: dt.datetime | None = None  # not allowed: the next allowed moment, local
+    reason: str = ""
+
+
+def call_windows(pairs: Iterable[tuple[str, str]], at: dt.datetime) -> dict[tuple[str, str], CallWindow]:
+    """The call window now for each (country, time zone) pair: two queries (the countries'
+    rules and their Holiday rows) for any number of pairs — the worklist reads it per page."""
+    _require_aware(at)
+    pairs = set(pairs)
+    countries = {country for country, _tz in pairs}
+    rules = {r.country: r for r in ContactRules.objects.filter(country__in=countries)}
+    first = at.date() - dt.timedelta(days=2)
+    last = first + dt.timedelta(days=SEARCH_DAYS + 4)
+    extra: dict[str, dict[dt.date, str]] = {}
+    for country, day, name in Holiday.objects.filter(country__in=countries, date__range=(first, last)).values_list(
+        "country", "date", "name"
+    ):
+        extra.setdefault(country, {})[day] = name
+    found = {}
+    for country, zone in pairs:
+        tz = zone_named(zone)
+        local_now = at.astimezone(tz)
+        country_rules = rules.get(country)
+        if country_rules is None:
+            found[(country, zone)] = CallWindow(False, local_now, reason=missing_rules_reason(country))
+            continue
+        names = holidays_between(country, first, last) if country_rules.skip_holidays else {}
+        if country_rules.skip_holidays:
+            names.update(extra.get(country, {}))
+        window = window_of(country_rules, names)
+        if window.contains(at, tz):
+            end = window.hours(local_now.date())[1]
+            found[(country, zone)] = CallWindow(
+                True, local_now, until=local_now.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0)
+            )
+        else:
+            try:
+                opens = next_allowed_moment(at, tz, window).astimezone(tz)
+            except NoAllowedMoment:
+                opens = None
+            found[(country, zone)] = CallWindow(
+                False, local_now, opens=opens, reason=_window_reason(at, tz, window, names)
+            )
+    return found

@@ -66,6 +66,7 @@ from accounts.selectors import clients_visible_to
 from accounts.utils import money_str
 from cobranza import rules
 from cobranza.dashboard import metrics
+from cobranza.engine import contact_rules
 from cobranza.models import (
     ClientProfile,
     CollectorTask,
@@ -341,12 +342,15 @@ _ANNOTATIONS = (
     "profile_points",
     "segment_points",
     "score",
+    "callable_now",
 )
 _DECIMALS = {"overdue_max", "at_risk"}
 _TEXTS = {"profile_effective", "at_risk_currency"}
 # Their types, for the converters of raw rows (Worklist._fetch).
 _ANNOTATION_FIELDS = tuple(
-    models.DecimalField(max_digits=18, decimal_places=2)
+    models.BooleanField()
+    if name == "callable_now"
+    else models.DecimalField(max_digits=18, decimal_places=2)
     if name in _DECIMALS
     else models.DateField()
     if name == "oldest_overdue"
@@ -385,6 +389,8 @@ class Worklist:
         self.scope = scope
         self.today = today
         self._cache: list[Client] | None = None
+        # When each (country, time zone) of the scope may be called now (read once).
+        self._windows: dict[tuple[str, str], contact_rules.CallWindow] | None = None
         # The clients with something due and their counts, once ``count()`` has read them:
         # the page's query then starts from them instead of finding them again.
         self._due: list[tuple[int, int, int, int]] | None = None
@@ -449,6 +455,19 @@ class Worklist:
             f"CAST(SUM(x) AS INTEGER) AS next_count FROM ({union}) AS items GROUP BY client_id)"
         )
         return "WITH " + ",\n".join(sql), params
+
+    def call_windows(self) -> dict[tuple[str, str], contact_rules.CallWindow]:
+        """The call window now of each (country, time zone) among the scope's clients
+        (docs/domain.md#call-windows; three queries, whatever the number of clients)."""
+        if self._windows is None:
+            pairs = (
+                scope_clients(user=self.user, scope=self.scope)
+                .order_by()
+                .values_list("country", "time_zone")
+                .distinct()
+            )
+            self._windows = contact_rules.call_windows(pairs, clock.now())
+        return self._windows
 
     def _rows_sql(self, limit: int | None, offset: int) -> tuple[str, list]:
         # The due clients read by count() go back in as arrays; without count() they are found again.
@@ -523,20 +542,26 @@ scored AS (
            s.id AS segment_pk
     FROM pointed AS p
     JOIN {qn(Client._meta.db_table)} AS c ON c.id = p.client_id
-    JOIN {qn(Segment._meta.db_table)} AS s ON s.id = c.{qn("segment_id")})
+    JOIN {qn(Segment._meta.db_table)} AS s ON s.id = c.{qn("segment_id")}),
+callable_zones (country, time_zone) AS (SELECT * FROM unnest(%s::text[], %s::text[]))
 SELECT {", ".join(cols)},
        p.task_count, p.promise_count, p.next_count, p.overdue_max, p.oldest_overdue,
        p.at_risk, p.at_risk_currency, p.broken_count, p.profile_effective,
        p.risk_points, p.promise_points, p.broken_points, p.task_points, p.next_points,
        p.profile_points, p.segment_points,
        p.risk_points + p.promise_points + p.broken_points + p.task_points + p.next_points
-           + p.profile_points + p.segment_points AS score
+           + p.profile_points + p.segment_points AS score,
+       EXISTS (SELECT 1 FROM callable_zones z WHERE z.country = c.{qn("country")}
+                                               AND z.time_zone = c.{qn("time_zone")}) AS callable_now
 FROM scored AS p
 JOIN {qn(Client._meta.db_table)} AS c ON c.id = p.client_id
 JOIN {qn(Segment._meta.db_table)} AS s ON s.id = p.segment_pk
 LEFT JOIN {qn(get_user_model()._meta.db_table)} AS u ON u.id = c.{qn("collector_id")}
-ORDER BY score DESC, p.oldest_overdue ASC NULLS LAST, p.overdue_max DESC, c.{qn("legal_name")} ASC, c.id ASC"""
+ORDER BY callable_now DESC, score DESC, p.oldest_overdue ASC NULLS LAST, p.overdue_max DESC,
+         c.{qn("legal_name")} ASC, c.id ASC"""
+        callable_pairs = [pair for pair, window in self.call_windows().items() if window.allowed]
         params += [*overdue_params, *weight_params, *risk_params, *broken_params, ZERO, ZERO, *profile_params]
+        params += [[country for country, _tz in callable_pairs], [tz for _country, tz in callable_pairs]]
         if limit is not None:
             sql += " LIMIT %s"
             params.append(limit)
@@ -581,6 +606,7 @@ ORDER BY score DESC, p.oldest_overdue ASC NULLS LAST, p.overdue_max DESC, c.{qn(
                 collector_field.set_cached_value(client, collector)
                 for name, value in zip(_ANNOTATIONS, row[n_client + n_segment + n_user :], strict=True):
                     setattr(client, name, value)
+                client.call_window = self._windows.get((client.country, client.time_zone))
                 clients.append(client)
         return clients
 
@@ -688,9 +714,42 @@ class WorklistRow:
         return " ".join(pieces) + f" = {self.score}"
 
     @property
+    def call(self) -> contact_rules.CallWindow | None:
+        """When the debtor may be called now (their local time and window)."""
+        return getattr(self.client, "call_window", None)
+
+    @property
+    def call_text(self) -> str:
+        return call_window_text(self.call) if self.call is not None else ""
+
+    @property
     def outcome_url(self) -> str:
         """One click from the queue to the quick "log an outcome" form of the client."""
         return reverse("cobranza:log_outcome", args=[self.client.pk])
+
+
+def call_window_text(window: contact_rules.CallWindow) -> str:
+    """ "Allí son las 08:10 · se puede llamar hasta las 22:00", or when calling opens again."""
+    here = _("Allí son las %(time)s") % {"time": window.local_now.strftime("%H:%M")}
+    if window.allowed:
+        return _("%(here)s · se puede llamar hasta las %(time)s") % {
+            "here": here,
+            "time": window.until.strftime("%H:%M"),
+        }
+    if window.opens is None:
+        return f"{here} · {window.reason}"
+    if window.opens.date() == window.local_now.date():
+        when = _("hoy a las %(time)s") % {"time": window.opens.strftime("%H:%M")}
+    else:
+        when = _("el %(date)s a las %(time)s") % {
+            "date": date_format(window.opens.date(), "SHORT_DATE_FORMAT"),
+            "time": window.opens.strftime("%H:%M"),
+        }
+    return _("%(here)s · no llamar ahora (%(reason)s); se puede desde %(when)s") % {
+        "here": here,
+        "reason": window.reason,
+        "when": when,
+    }
 
 
 def _days(n: int) -> str:

@@ -348,10 +348,21 @@ class OutcomeForm(StyledForm):
         widget=DateInput(),
         help_text=_("Fecha de seguimiento: aparecerá en su cartera del día."),
     )
+    outside_hours_reason = forms.CharField(
+        label=_("Motivo para llamar fuera del horario permitido"),
+        max_length=255,
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": _("Por ejemplo: el cliente pidió que le llamara a esta hora")}),
+    )
 
-    def __init__(self, *args, contacts, invoices, today: dt.date, **kwargs):
+    def __init__(self, *args, contacts, invoices, today: dt.date, call_blocked: str = "", **kwargs):
+        """``call_blocked``: why the contact rules would not allow a call to this client now
+        (docs/domain.md#call-windows); an outbound call logged anyway needs a reason."""
         super().__init__(*args, **kwargs)
         self.today = today
+        self.call_blocked = call_blocked
+        if not call_blocked:
+            del self.fields["outside_hours_reason"]
         self.fields["contact"].queryset = contacts
         self.fields["invoices"].queryset = invoices
         self.fields["next_action_on"].widget.attrs["min"] = today.isoformat()
@@ -371,6 +382,13 @@ class OutcomeForm(StyledForm):
 
     def clean(self):
         data = super().clean()
+        calling_out = data.get("channel") == Channel.CALL and data.get("direction") == Interaction.Direction.OUTBOUND
+        if self.call_blocked and calling_out and not (data.get("outside_hours_reason") or "").strip():
+            self.add_error(
+                "outside_hours_reason",
+                _("Ahora no se permite llamar a este cliente (%(why)s): indique por qué llamó.")
+                % {"why": self.call_blocked},
+            )
         # Without a conversation there is no agreement: the result part is ignored.
         if data.get("reached") and data["reached"] != Reached.REACHED:
             data["result"] = ""
@@ -385,6 +403,18 @@ class OutcomeForm(StyledForm):
                 return ""
             return RESULT_SECTIONS.get(self.data.get(self.add_prefix("result"), ""), "")
         return ""
+
+    def body_text(self) -> str:
+        """The notes, with the reason for a call outside the allowed hours when there is one."""
+        body = self.cleaned_data.get("body", "")
+        reason = (self.cleaned_data.get("outside_hours_reason") or "").strip()
+        if not reason:
+            return body
+        note = _("Llamada fuera del horario permitido (%(why)s). Motivo: %(reason)s") % {
+            "why": self.call_blocked,
+            "reason": reason,
+        }
+        return f"{note}\n\n{body}".strip()
 
     def outcome(self) -> str:
         data = self.cleaned_data
@@ -411,9 +441,24 @@ class OutcomeForm(StyledForm):
 class OutcomeForms:
     """The quick form and the sections it discloses: promise dates, a plan, a dispute."""
 
-    def __init__(self, data=None, *, contacts, invoices, today: dt.date, default_total: Decimal, initial_invoices):
+    def __init__(
+        self,
+        data=None,
+        *,
+        contacts,
+        invoices,
+        today: dt.date,
+        default_total: Decimal,
+        initial_invoices,
+        call_blocked: str = "",
+    ):
         self.main = OutcomeForm(
-            data, contacts=contacts, invoices=invoices, today=today, initial={"invoices": initial_invoices}
+            data,
+            contacts=contacts,
+            invoices=invoices,
+            today=today,
+            initial={"invoices": initial_invoices},
+            call_blocked=call_blocked,
         )
         self.promise = promise_rows(data, today=today, amount=default_total)
         self.plan = PlanForm(data, today=today, initial={"total": None})

@@ -33,6 +33,7 @@ from accounts.models import ZERO
 from accounts.roles import is_manager, is_staff_member
 from accounts.utils import money_str
 from accounts.views import _visible_client, staff_required
+from cobranza.engine import contact_rules
 from cobranza.models import CommitmentKind, CommitmentStatus, DisputeStatus
 from cobranza.workspace import selectors, services
 from cobranza.workspace.forms import (
@@ -141,6 +142,8 @@ def log_outcome(request, pk):
     today = clock.localdate()
     invoices = list(selectors.open_invoices_for_commitment(client))
     default_ids, default_total = _defaults(client, invoices)
+    # The contact rules for a call right now: outside them, logging a call needs a reason.
+    call = contact_rules.decide(client=client, channel=contact_rules.CALL_CHANNEL, at=clock.now())
     bundle = OutcomeForms(
         request.POST if request.method == "POST" else None,
         contacts=ledger_selectors.client_contacts(client, active_only=True),
@@ -148,6 +151,7 @@ def log_outcome(request, pk):
         today=today,
         default_total=default_total,
         initial_invoices=default_ids,
+        call_blocked="" if call.allowed else call.reason,
     )
     if request.method == "POST" and bundle.is_valid():
         done = _record_outcome(request, client, bundle, invoices)
@@ -195,7 +199,7 @@ def _record_outcome(request, client, bundle: OutcomeForms, invoices) -> list[str
                 direction=data["direction"],
                 outcome=bundle.main.outcome(),
                 summary=bundle.main.summary_text(),
-                body=data["body"],
+                body=bundle.main.body_text(),
                 contact=data["contact"],
                 nonpayment_reason=data["nonpayment_reason"],
                 next_action_on=data["next_action_on"],

@@ -319,6 +319,42 @@ def test_a_quiet_balance_waits_for_tomorrow_once_attended_today(gerente, gestora
     assert [c.legal_name for c in _queue(gestora, today=TODAY + dt.timedelta(days=1))[0]] == ["Saldo Quieto"]
 
 
+def test_debtors_who_may_be_called_now_come_first_and_each_row_says_when(client, gerente, gestora):
+    """Monday 7 December 2026, 14:00 UTC: 08:00 in Mexico City (calls 07:00–22:00), 04:00 in
+    Honolulu (US rules: 08:00–21:00), 15:00 in Madrid (09:00–21:00 on weekdays)."""
+    import time_machine
+
+    monday = dt.datetime(2026, 12, 7, 14, 0, tzinfo=dt.UTC)
+    with time_machine.travel(monday, tick=False):
+        day = monday.date()
+        far = make_client(
+            by=gerente, collector=gestora, legal_name="Hawaii Grande", country="US", time_zone="Pacific/Honolulu"
+        )
+        make_invoice(by=gerente, client=far, amount="500000.00", due_date=day - dt.timedelta(days=100))
+        near = make_client(by=gerente, collector=gestora, legal_name="México Chico")
+        make_invoice(by=gerente, client=near, amount="2000.00", due_date=day - dt.timedelta(days=10))
+        spain = make_client(
+            by=gerente, collector=gestora, legal_name="Madrid Mediano", country="ES", time_zone="Europe/Madrid"
+        )
+        make_invoice(by=gerente, client=spain, amount="30000.00", due_date=day - dt.timedelta(days=40))
+        clients, rows = _queue(gestora, today=day)
+        # Callable now first (by score among them), then the rest: Honolulu's far larger
+        # balance waits until it is morning there.
+        assert [c.legal_name for c in clients] == ["Madrid Mediano", "México Chico", "Hawaii Grande"]
+        assert [c.callable_now for c in clients] == [True, True, False]
+        assert clients[2].score > clients[0].score > clients[1].score
+        assert rows[1].call_text == "Allí son las 08:00 · se puede llamar hasta las 22:00"
+        assert rows[0].call_text == "Allí son las 15:00 · se puede llamar hasta las 21:00"
+        assert rows[2].call_text == (
+            "Allí son las 04:00 · no llamar ahora (Fuera del horario permitido (08:00–21:00, Pacific/Honolulu)); "
+            "se puede desde hoy a las 08:00"
+        )
+        client.force_login(gestora)
+        html = client.get(_url("worklist")).content.decode()
+        assert html.index("Madrid Mediano") < html.index("México Chico") < html.index("Hawaii Grande")
+        assert 'data-testid="call-window"' in html and "se puede desde hoy a las 08:00" in html
+
+
 # --- the reasons --------------------------------------------------------------------------------
 
 
@@ -810,8 +846,9 @@ def _count(client, url, **params) -> int:
     return len(ctx.captured_queries)
 
 
-WORKLIST_MAX = 13  # session, user, roles (3) + [collectors] + count, page, tasks, installments,
-# next actions, totals, progress, promise-kept rates + their collectors' names
+WORKLIST_MAX = 16  # session, user, roles (3) + [collectors] + count, page, tasks, installments,
+# next actions, totals, progress, promise-kept rates + their collectors' names + the call windows
+# (the scope's countries and time zones, their rules and holidays: 3)
 CALENDAR_MAX = 12  # session, user, roles (3) + [collectors] + week (3) + month (3) + late tasks
 
 
@@ -828,7 +865,7 @@ def test_worklist_query_count_does_not_grow_with_rows(client, request, gerente, 
         assert _count(client, _url("worklist"), collector=gestora.pk, page=2) <= WORKLIST_MAX
 
 
-def test_worklist_selector_is_one_query_for_one_or_many_clients(gerente, gestora):
+def test_worklist_selector_is_a_fixed_number_of_queries_for_one_or_many_clients(gerente, gestora):
     scope = wl.Scope.of_collector(gestora)
     _busy_clients(1, by=gerente, collectors=[gestora], tag="Uno")
     with CaptureQueriesContext(connection) as one:
@@ -836,7 +873,8 @@ def test_worklist_selector_is_one_query_for_one_or_many_clients(gerente, gestora
     _busy_clients(20, by=gerente, collectors=[gestora], tag="Veinte")
     with CaptureQueriesContext(connection) as many:
         clients = list(wl.worklist(user=gestora, scope=scope))
-    assert len(clients) == 21 and len(one) == len(many) == 1
+    # The rows (1) and the call windows of the scope's countries and time zones (3).
+    assert len(clients) == 21 and len(one) == len(many) == 4
     with CaptureQueriesContext(connection) as rows:
         wl.worklist_rows(clients, user=gestora, scope=scope)
     assert len(rows) == 4

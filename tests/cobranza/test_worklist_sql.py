@@ -19,6 +19,7 @@ from accounts import services as ledger
 from accounts.models import ZERO, Invoice
 from accounts.rules import is_collectible
 from cobranza import rules
+from cobranza.engine import contact_rules
 from cobranza.models import ClientDunning, CollectorTask, Installment, InvoiceHold, Policy, TaskKind
 from cobranza.worklist import selectors as wl
 from tests.cobranza.test_worklist import (
@@ -63,6 +64,7 @@ class _Row:
 
 def _reference(*, user, scope, today):
     policies = list(Policy.objects.all())
+    now = timezone.now()
     rows = []
     clients = wl.scope_clients(user=user, scope=scope).select_related("segment", "dunning__policy", "profile")
     for client in clients:
@@ -111,9 +113,11 @@ def _reference(*, user, scope, today):
             "profile_points": wl.PROFILE_POINTS.get(profile, 0),
             "segment_points": wl.SEGMENT_POINTS_PER_WEIGHT * (client.segment.priority_weight - 1),
         }
+        window = contact_rules.call_windows([(client.country, client.time_zone)], now)
         rows.append(
             _Row(
                 client,
+                callable_now=window[(client.country, client.time_zone)].allowed,
                 task_count=tasks,
                 promise_count=promised,
                 next_count=nexts,
@@ -129,6 +133,7 @@ def _reference(*, user, scope, today):
         )
     rows.sort(
         key=lambda r: (
+            not r.callable_now,
             -r.score,
             r.oldest_overdue is None,
             r.oldest_overdue or today,
@@ -276,7 +281,8 @@ def test_rows_come_with_segment_and_collector_loaded_in_one_query(mixed, gerente
     with CaptureQueriesContext(connection) as ctx:
         clients = list(wl.worklist(user=gerente, scope=wl.Scope()))
         labels = [(c.segment.name, c.collector.username if c.collector else None) for c in clients]
-    assert len(ctx.captured_queries) == 1
+    # One for the rows, three for the call windows of the scope's countries and time zones.
+    assert len(ctx.captured_queries) == 4
     assert ("Regular", None) in labels and any(collector == "gestora" for _s, collector in labels)
 
 

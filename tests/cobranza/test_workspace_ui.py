@@ -680,3 +680,38 @@ def test_the_panel_costs_a_constant_number_of_queries(request, debtor, clock, ge
     _grow(c, 30, by=gerente, collector=gestora, tag="B")
     many = _panel_queries(user, c)
     assert few == many == PANEL_QUERIES
+
+
+# --- calls outside the debtor's hours (docs/domain.md#call-windows) -----------------------------
+
+
+def test_logging_a_call_outside_the_debtors_hours_asks_why(client, gerente, gestora):
+    import time_machine
+
+    from accounts.models import Interaction
+
+    # Monday 7 December 2026, 10:00 UTC: 04:00 in Mexico City (calls from 07:00).
+    with time_machine.travel(dt.datetime(2026, 12, 7, 10, 0, tzinfo=dt.UTC), tick=False):
+        debtor = make_client(by=gerente, collector=gestora, legal_name="Madrugada S.A.")
+        url = reverse("cobranza:log_outcome", args=[debtor.pk])
+        client.force_login(gestora)
+        page = client.get(url).content.decode()
+        assert 'data-testid="outside-hours"' in page and "Fuera del horario permitido (07:00–22:00" in page
+        response = client.post(url, _outcome(client, reached="no_answer"))
+        assert response.status_code == 200
+        assert "indique por qué llamó" in " ".join(response.context["form"].errors["outside_hours_reason"])
+        assert not Interaction.objects.filter(client=debtor, kind="call").exists()
+        # The client called us: no reason needed.
+        response = client.post(url, _outcome(client, direction="inbound", reached="reached"))
+        assert response.status_code == 302
+        response = client.post(
+            url, _outcome(client, reached="no_answer", outside_hours_reason="Pidió que le llamara antes de su turno")
+        )
+        assert response.status_code == 302
+        entry = Interaction.objects.filter(client=debtor, direction="outbound", kind="call").get()
+        assert entry.body.startswith("Llamada fuera del horario permitido (Fuera del horario permitido (07:00–22:00")
+        assert "Motivo: Pidió que le llamara antes de su turno" in entry.body
+    # At 16:00 UTC (10:00 in Mexico City) the question is not asked.
+    with time_machine.travel(dt.datetime(2026, 12, 7, 16, 0, tzinfo=dt.UTC), tick=False):
+        assert 'data-testid="outside-hours"' not in client.get(url).content.decode()
+        assert client.post(url, _outcome(client, reached="no_answer")).status_code == 302
