@@ -14,10 +14,12 @@ PAY_LINK_TEMPLATE = (
 
 
 def png_logo(width: int = 180, height: int = 48, color: str = "#7a1f5c") -> bytes:
-    from PIL import Image  # Pillow comes with WeasyPrint; only the logo tests need it
+    from PIL import Image, ImageDraw  # Pillow comes with WeasyPrint; only the logo tests need it
 
     buffer = io.BytesIO()
-    Image.new("RGB", (width, height), color).save(buffer, format="PNG")
+    image = Image.new("RGB", (width, height), color)
+    ImageDraw.Draw(image).text((14, height // 2 - 12), "AURORA", fill="white", font_size=22)
+    image.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
