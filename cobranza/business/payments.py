@@ -17,6 +17,7 @@ would let a template reach attributes: ``{cliente.__class__}``).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from babel.numbers import get_currency_precision
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
+from accounts.rules import is_open_invoice
+from accounts.selectors import client_payments
 from cobranza.business import selectors
 from cobranza.models import BusinessProfile
 
@@ -197,3 +200,33 @@ def ways_to_pay(
 def owed_from_invoices(invoices: Iterable) -> list[Owed]:
     """``Owed`` rows from ledger invoices (their current open balance)."""
     return [Owed(number=inv.number, balance=inv.open_balance, currency=inv.currency) for inv in invoices]
+
+
+# --- the portal's "Pagar ahora" --------------------------------------------------------------
+
+# Payments received this many days back are listed on the portal, so a debtor who just paid
+# sees it arrived.
+RECENT_PAYMENT_DAYS = 60
+
+
+@dataclass(frozen=True)
+class PortalPayment:
+    """What the portal's *Pagar ahora* section shows: the ways to pay what is open now, and
+    the payments received lately."""
+
+    ways: WaysToPay
+    received: tuple = ()
+
+
+def portal_section(*, client, invoices: Iterable, today) -> PortalPayment:
+    """For the portal: ``invoices`` are the client's invoices on the statement; only the open
+    ones (not disputed: docs/domain.md#open-invoice) are offered for payment. Three queries (the
+    profile, the payments and what they paid)."""
+    owed = [invoice for invoice in invoices if is_open_invoice(invoice)]
+    ways = ways_to_pay(client_ref=client.pk, invoices=owed_from_invoices(owed))
+    received = tuple(
+        client_payments(client)
+        .filter(received_on__gte=today - dt.timedelta(days=RECENT_PAYMENT_DAYS))
+        .order_by("-received_on", "-id")[:5]
+    )
+    return PortalPayment(ways=ways, received=received)
