@@ -159,16 +159,24 @@ def _reference(client_ref: str, numbers: list[str]) -> str:
 
 
 def ways_to_pay(
-    *, client_ref: str | int, invoices: Iterable[Owed], business: BusinessProfile | None = None
+    *,
+    client_ref: str | int,
+    invoices: Iterable[Owed],
+    business: BusinessProfile | None = None,
+    amounts: dict[str, Decimal] | None = None,
 ) -> WaysToPay:
     """How the client ``client_ref`` (our client id) can pay ``invoices``: the provider links
     (one per currency when the template names amount or currency), the bank details and the
-    reference to quote. ``business`` defaults to the saved profile (one query)."""
+    reference to quote. ``amounts`` (currency → amount) replaces the open balances as what to
+    pay now (an installment of a payment plan). ``business`` defaults to the saved profile
+    (one query)."""
     business = business if business is not None else selectors.current()
     owed = [item for item in invoices if Decimal(item.balance) > 0]
     client_ref = str(client_ref or "")
     numbers = list(dict.fromkeys(item.number for item in owed))
     totals = _totals(owed)
+    if amounts is not None:
+        totals = sorted(((c, Decimal(a)) for c, a in amounts.items() if a > 0), key=lambda kv: (-kv[1], kv[0]))
     links: list[PayLink] = []
     template = (business.payment_link_template or "").strip()
     if template and totals:

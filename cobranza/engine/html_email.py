@@ -131,13 +131,16 @@ def build(
     context: Mapping,
     business: BusinessProfile | None = None,
     embed: str = "cid",
+    ways: payments.WaysToPay | None = None,
 ) -> EmailContent:
     """Both parts of the email for ``rendered`` (what a template produced from ``context``).
-    ``embed`` is ``"cid"`` for a message to send, ``"data"`` for a browser preview."""
+    ``embed`` is ``"cid"`` for a message to send, ``"data"`` for a browser preview; ``ways``
+    replaces the context's ways to pay (an installment reminder asks for the installment)."""
     business = business if business is not None else selectors.current()
     language = rendered.language or messaging.FALLBACK_LANGUAGE
-    pago = context.get("pago")
-    ways = pago.ways if isinstance(pago, messaging.PaymentRecord) else payments.WaysToPay()
+    if ways is None:
+        pago = context.get("pago")
+        ways = pago.ways if isinstance(pago, messaging.PaymentRecord) else payments.WaysToPay()
     logo = _logo(business)
     logo_src = ""
     if logo is not None:
@@ -199,6 +202,31 @@ def compose_notice(notice: Notice, *, items: Sequence, today: dt.date | None = N
         return build(rendered=rendered, context=context, embed="cid")
     except Exception as exc:  # a broken logo or profile must fail the notice, not the worker
         raise messaging.TemplateRenderError(f"HTML: {type(exc).__name__}: {exc}") from exc
+
+
+def wrap_text(
+    *,
+    subject: str,
+    body: str,
+    language: str,
+    client,
+    contact,
+    invoices: Sequence,
+    amounts: dict | None = None,
+) -> EmailContent:
+    """Both parts of a debtor email whose text comes from elsewhere than a message template
+    (an installment reminder): the same HTML, for ``client``'s ``invoices``; ``amounts``
+    (currency → amount) is what the pay button asks for, when not the open balances."""
+    context = messaging.build_context(
+        client=client, contact=contact, items=invoices, language=language, collector=client.collector
+    )
+    ways = None
+    if amounts is not None:
+        ways = payments.ways_to_pay(
+            client_ref=client.pk, invoices=payments.owed_from_invoices(invoices), amounts=amounts
+        )
+    rendered = messaging.Rendered(subject=subject, body=body.strip(), language=language)
+    return build(rendered=rendered, context=context, embed="cid", ways=ways)
 
 
 def preview_html(preview: messaging.Preview) -> str:

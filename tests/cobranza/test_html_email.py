@@ -6,10 +6,12 @@ multipart/alternative with both parts. The template editor previews the same HTM
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 import tinyhtml5
 from django.urls import reverse
 
@@ -17,6 +19,8 @@ from accounts import services as ledger
 from cobranza.engine import dispatch, html_email, messaging
 from cobranza.engine.planner import plan
 from cobranza.models import ClientDunning, MessageTemplate, MessageTemplateText, Notice, Policy, PolicyStep
+from cobranza.workspace import jobs as commitments
+from cobranza.workspace import services as workspace_services
 from tests.business import business_profile
 from tests.factories import make_client, make_invoice
 
@@ -221,3 +225,32 @@ def test_an_sms_preview_has_no_html_frame(client, gerente):
         },
     )
     assert response.status_code == 200 and "<iframe" not in response.content.decode()
+
+
+def test_an_installment_reminder_is_html_too_and_its_button_asks_for_the_installment(gerente, gestora, smtp, media):
+    business_profile(logo=False)
+    now = dt.datetime.combine(DUE, dt.time(10, 0), tzinfo=MX)
+    with time_machine.travel(now, tick=False):
+        client = make_client(by=gerente, collector=gestora, legal_name="Plan en Cuotas")
+        ledger.contact_create(by=gerente, client=client, name="Ana Pagos", email="ana@cuotas.example")
+        make_invoice(by=gerente, client=client, number="P-1", amount="6000.00", due_date=DUE - dt.timedelta(days=9))
+        make_invoice(by=gerente, client=client, number="P-2", amount="4000.00", due_date=DUE - dt.timedelta(days=9))
+        workspace_services.commitment_create(
+            by=gestora,
+            client=client,
+            kind="plan",
+            installments=[
+                (DUE + dt.timedelta(days=3), Decimal("5000")),
+                (DUE + dt.timedelta(days=13), Decimal("5000")),
+            ],
+        )
+        assert commitments.remind_installments(now=now)["sent"] == 1
+    [msg] = smtp.messages
+    assert msg.get_content_type() == "multipart/alternative"
+    assert "$5,000.00" in msg.get_body(("plain",)).get_content()
+    root = _parse(msg.get_body(("html",)).get_content())
+    [button] = [a for a in _all(root, "a") if a.get("data-role") == "pay"]
+    query = {k: v[0] for k, v in parse_qs(urlsplit(button.get("href")).query).items()}
+    assert query == {"cliente": str(client.pk), "facturas": "P-1,P-2", "importe": "5000.00", "moneda": "MXN"}
+    rows = root.findall(f".//{XHTML}table[@data-role='invoices']/{XHTML}tbody/{XHTML}tr")
+    assert [r.get("data-invoice") for r in rows] == ["P-1", "P-2"]
