@@ -179,6 +179,12 @@ def ways_to_pay(
         totals = sorted(((c, Decimal(a)) for c, a in amounts.items() if a > 0), key=lambda kv: (-kv[1], kv[0]))
     links: list[PayLink] = []
     template = (business.payment_link_template or "").strip()
+    try:
+        # Saved around the settings form (the admin shell, an import): never put an address
+        # that is not https, or a broken template, behind a debtor's pay button.
+        validate_payment_link_template(template)
+    except ValidationError:
+        template = ""
     if template and totals:
         seen = set()
         for currency, amount in totals:

@@ -72,6 +72,13 @@ def test_bank_details_and_the_reference_to_quote():
     assert ways_to_pay(client_ref=42, invoices=many).reference == "C42", "too long for a transfer: the client only"
 
 
+@pytest.mark.parametrize("saved", ["javascript:alert(1)//{cliente}", "https://pay.example.com/?c={cliente.__class__}"])
+def test_an_invalid_template_saved_around_the_form_gives_no_link(saved):
+    business_profile(logo=False, payment_link_template=saved)
+    ways = ways_to_pay(client_ref=1, invoices=[Owed("F-1", Decimal(10), "MXN")])
+    assert ways.links == () and ways.bank, "the bank details are still offered"
+
+
 def test_without_a_profile_there_is_nothing_to_offer():
     BusinessProfile.objects.all().delete()
     ways = ways_to_pay(client_ref=1, invoices=[Owed("F-1", Decimal(10), "MXN")])
