@@ -39,6 +39,10 @@ LOGO_TYPES = ("image/png", "image/jpeg", "image/gif")
 # offers an opt-out); the footer says it unless the template's text already does.
 OPT_OUT_WORD = {"es": "BAJA", "en": "STOP"}
 
+# Rows of the invoice table: each costs about 0.7 KB once styles are inlined, and Gmail clips
+# a message over 102 KB. The totals always cover every invoice; the rest are on the portal.
+MAX_TABLE_ROWS = 60
+
 _INLINER = css_inline.CSSInliner(keep_style_tags=False, keep_link_tags=False, load_remote_stylesheets=False)
 
 
@@ -150,6 +154,7 @@ def build(
             else f"data:{logo.mimetype};base64,{base64.b64encode(logo.content).decode()}"
         )
     name = business.trade_name or business.legal_name
+    facturas = list(context.get("facturas") or [])
     with translation.override(language):
         text = _text_with_ways_to_pay(rendered.body, ways)
         business_line = " · ".join(
@@ -164,7 +169,8 @@ def build(
                 "brand_color": business.brand_color or "#0d6efd",
                 "logo_src": logo_src,
                 "paragraphs": _paragraphs(rendered.body),
-                "rows": _rows(context.get("facturas") or []),
+                "rows": _rows(facturas[:MAX_TABLE_ROWS]),
+                "more_rows": max(len(facturas) - MAX_TABLE_ROWS, 0),
                 "totals": [{"currency": t["moneda"], "text": str(t)} for t in context.get("total") or []],
                 "pay_links": [
                     {"url": link.url, "text": money_str(link.amount, link.currency, language)} for link in ways.links

@@ -254,3 +254,16 @@ def test_an_installment_reminder_is_html_too_and_its_button_asks_for_the_install
     assert query == {"cliente": str(client.pk), "facturas": "P-1,P-2", "importe": "5000.00", "moneda": "MXN"}
     rows = root.findall(f".//{XHTML}table[@data-role='invoices']/{XHTML}tbody/{XHTML}tr")
     assert [r.get("data-invoice") for r in rows] == ["P-1", "P-2"]
+
+
+def test_a_long_statement_stays_under_gmails_clipping_size_with_every_invoice_in_the_totals(media):
+    business_profile(logo=False)
+    context = messaging.sample_context("es")
+    context["facturas"] = [dict(f, numero=f"{f['numero']}-{i}") for i in range(100) for f in context["facturas"]]
+    rendered = messaging.render_text(channel="email", subject="x", body="{{ cliente }}", language="es", context=context)
+    email = html_email.build(rendered=rendered, context=context)
+    root = _parse(email.html)
+    rows = root.findall(f".//{XHTML}table[@data-role='invoices']/{XHTML}tbody/{XHTML}tr")
+    assert len(rows) == html_email.MAX_TABLE_ROWS + 1
+    assert _text(rows[-1]) == "y 240 facturas más: la lista completa está en su estado de cuenta en línea."
+    assert len(email.html.encode()) < 102_000, "Gmail clips a message over 102 KB"
