@@ -106,6 +106,20 @@ def test_mailpit_serves_smtp_and_its_web_ui(compose):
     mailpit = compose["services"]["mailpit"]
     assert mailpit["image"].startswith("axllent/mailpit")
     assert any(str(port).endswith(":8025") for port in mailpit["ports"])
+    assert "1025" in [str(port) for port in mailpit["expose"]], "SMTP inside the stack"
+    assert not any(str(port).endswith(":1025") for port in mailpit.get("ports", [])), "SMTP is not published"
+    assert "readyz" in " ".join(mailpit["healthcheck"]["test"])
+
+
+@pytest.mark.parametrize("name", ["web", "worker", "beat"])
+def test_every_app_service_sends_its_mail_to_mailpit(compose, name):
+    service = compose["services"][name]
+    assert _environment(service)["EMAIL_URL"] == "smtp://mailpit:1025"
+
+
+@pytest.mark.parametrize("name", ["web", "worker"])
+def test_the_senders_wait_for_a_healthy_mailpit(compose, name):
+    assert compose["services"][name]["depends_on"]["mailpit"]["condition"] == "service_healthy"
 
 
 def test_volumes_are_named_and_declared(compose):

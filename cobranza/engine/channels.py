@@ -18,10 +18,12 @@ import sys
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
+from email.mime.image import MIMEImage
 from pathlib import Path
 
 from django.conf import settings
-from django.core.mail import EmailMessage, get_connection
+from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connection
+from django.core.mail.message import SafeMIMEMultipart
 from django.utils.module_loading import import_string
 
 from accounts import clock
@@ -50,6 +52,10 @@ class OutgoingMessage:
     body: str
     message_id: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    # Email only: the HTML alternative of ``body`` and the images it shows by Content-ID,
+    # as (cid, bytes, MIME type) — see cobranza.engine.html_email.
+    html: str = ""
+    images: tuple = ()
 
 
 @dataclass
@@ -60,15 +66,40 @@ class SendResult:
 # --- email -------------------------------------------------------------------------------
 
 
+class HTMLEmail(EmailMultiAlternatives):
+    """multipart/alternative: the text, then the HTML — wrapped with its inline images in a
+    multipart/related part, so clients that show the text never list the logo as an attachment
+    (RFC 2387; Django's own attach() would put the images beside the alternatives)."""
+
+    def __init__(self, *args, html: str, images=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.inline_images = tuple(images)
+        self.attach_alternative(html, "text/html")
+
+    def _create_mime_attachment(self, content, mimetype):
+        part = super()._create_mime_attachment(content, mimetype)
+        if mimetype != "text/html" or not self.inline_images:
+            return part
+        related = SafeMIMEMultipart(_subtype="related", encoding=self.encoding or settings.DEFAULT_CHARSET)
+        related.attach(part)
+        for cid, data, image_type in self.inline_images:
+            image = MIMEImage(data, _subtype=image_type.split("/", 1)[1])
+            image["Content-ID"] = f"<{cid}>"
+            image["Content-Disposition"] = "inline"
+            related.attach(image)
+        return related
+
+
 def send_email(message: OutgoingMessage) -> SendResult:
     headers = {"Message-ID": message.message_id, **message.headers}
-    email = EmailMessage(
-        subject=message.subject,
-        body=message.body,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[message.recipient],
-        headers=headers,
-    )
+    fields = {
+        "subject": message.subject,
+        "body": message.body,
+        "from_email": settings.DEFAULT_FROM_EMAIL,
+        "to": [message.recipient],
+        "headers": headers,
+    }
+    email = HTMLEmail(**fields, html=message.html, images=message.images) if message.html else EmailMessage(**fields)
     try:
         connection = get_connection(fail_silently=False, timeout=getattr(settings, "DUNNING_EMAIL_TIMEOUT", 20))
         sent = connection.send_messages([email])

@@ -34,7 +34,7 @@ from accounts import clock
 from accounts import services as ledger
 from accounts.models import Client, Contact, Interaction, Invoice
 from cobranza import rules
-from cobranza.engine import channels, contact_rules, letters, messaging
+from cobranza.engine import channels, contact_rules, html_email, letters, messaging
 from cobranza.engine.contacts import ADDRESS_FIELD, choose_contact
 from cobranza.handoffs import services as handoffs
 from cobranza.models import (
@@ -330,8 +330,14 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
         return DispatchResult(Outcome.DEFERRED, decision.reason)
 
     notice.contact = contact
+    html = None
     try:
-        rendered = messaging.render_notice(notice, items=items, today=today)
+        if notice.channel == StepChannel.EMAIL:
+            # Both parts from one render: the text is the template's, the HTML wraps it.
+            html = html_email.compose_notice(notice, items=items, today=today)
+            rendered = messaging.Rendered(subject=html.subject, body=html.text, language=html.language)
+        else:
+            rendered = messaging.render_notice(notice, items=items, today=today)
     except messaging.TemplateRenderError as exc:
         reason = _("La plantilla no se pudo generar: %(error)s") % {"error": exc}
         return _fail(notice, reason, now=now, invoices=invoices)
@@ -368,6 +374,8 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
                     subject=rendered.subject,
                     body=rendered.body,
                     message_id=message_id,
+                    html=html.html if html else "",
+                    images=tuple((i.cid, i.content, i.mimetype) for i in html.images) if html else (),
                 )
             )
     except channels.TransientSendError as exc:

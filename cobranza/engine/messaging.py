@@ -57,6 +57,7 @@ from accounts import clock
 from accounts.models import Client, Contact, Invoice, Language
 from accounts.rules import open_invoice_q
 from accounts.utils import money_str
+from cobranza.business import payments
 from cobranza.models import MessageTemplate, MessageTemplateText, Notice, NoticeItem, StepChannel
 from cobranza.portal import links
 
@@ -475,6 +476,55 @@ class TotalText:
         return bool(self.totals)
 
 
+class PaymentRecord(Record):
+    """``{{ pago }}``: the business's ways to pay these invoices (``payments.ways_to_pay``),
+    built on first use, so a template that never names it costs no query."""
+
+    def __init__(self, *, client_ref: str, owed: list[payments.Owed]):
+        super().__init__("")
+        self._client_ref = client_ref
+        self._owed = owed
+        self._ways: payments.WaysToPay | None = None
+
+    @property
+    def ways(self) -> payments.WaysToPay:
+        if self._ways is None:
+            ways = payments.ways_to_pay(client_ref=self._client_ref, invoices=self._owed)
+            bank = ways.bank
+            dict.update(
+                self,
+                enlace=ways.link,
+                referencia=ways.reference,
+                banco=bank.bank,
+                titular=bank.holder,
+                clabe=bank.clabe,
+                iban=bank.iban,
+                cuenta=bank.account,
+            )
+            self._text = ways.link
+            self._ways = ways
+        return self._ways
+
+    def __getitem__(self, key):
+        self.ways  # noqa: B018 - loads the values
+        return super().__getitem__(key)
+
+    def __contains__(self, key) -> bool:
+        self.ways  # noqa: B018
+        return super().__contains__(key)
+
+    def get(self, key, default=None):
+        self.ways  # noqa: B018
+        return super().get(key, default)
+
+    def __str__(self) -> str:
+        self.ways  # noqa: B018
+        return super().__str__()
+
+    def __bool__(self) -> bool:
+        return bool(self.ways)
+
+
 COLLECTIONS_TEAM = {"es": "Equipo de cobranza", "en": "Collections team"}
 
 
@@ -579,6 +629,19 @@ PLACEHOLDERS: dict[str, Field] = {
     ),
     "empresa": Field(gettext_lazy("el nombre de nuestra empresa")),
     "enlace_pago": Field(gettext_lazy("enlace para consultar y pagar en línea (puede estar vacío)")),
+    "pago": Field(
+        gettext_lazy("las formas de pago de la empresa para estas facturas; se muestra como el enlace de pago"),
+        fields={
+            "enlace": Field(gettext_lazy("enlace del proveedor de pagos por el total (puede estar vacío)")),
+            "referencia": Field(gettext_lazy("referencia que el cliente indica en su transferencia")),
+            "banco": Field(gettext_lazy("banco para transferencias (puede estar vacío)")),
+            "titular": Field(gettext_lazy("titular de la cuenta")),
+            "clabe": Field(gettext_lazy("CLABE (puede estar vacía)")),
+            "iban": Field(gettext_lazy("IBAN (puede estar vacío)")),
+            "cuenta": Field(gettext_lazy("número de cuenta (puede estar vacío)")),
+        },
+        example="{% if pago.enlace %}{{ pago.enlace }}{% endif %} {{ pago.referencia }}",
+    ),
     "hoy": Field(gettext_lazy("la fecha de hoy")),
 }
 
@@ -671,6 +734,7 @@ def _context_from(
     enlace: str,
     today: dt.date,
     language: str,
+    client_ref: str = "",
 ) -> MessageContext:
     facturas = sorted(facturas, key=lambda f: (f["vencimiento"], f["numero"]))
     sums: dict[str, Decimal] = {}
@@ -689,6 +753,10 @@ def _context_from(
             "gestor": collector_record,
             "empresa": company_name(),
             "enlace_pago": enlace,
+            "pago": PaymentRecord(
+                client_ref=client_ref,
+                owed=[payments.Owed(f["numero"], f["saldo"]["cantidad"], f["moneda"]) for f in facturas],
+            ),
             "hoy": today,
         },
         language=language,
@@ -733,6 +801,7 @@ def build_context(
         enlace=payment_link(client=client) if link is None else link,
         today=today,
         language=language,
+        client_ref=str(client.pk or ""),
     )
 
 
@@ -799,6 +868,7 @@ def sample_context(language: str = FALLBACK_LANGUAGE, *, offset_days: int = 15, 
         enlace=_sample_link(),
         today=today,
         language=language,
+        client_ref=SAMPLE_TOKEN.split("-", 1)[0],
     )
 
 
@@ -869,8 +939,14 @@ def render_notice(notice: Notice, *, items: Sequence | None = None, today: dt.da
     template = notice.step.template
     if template is None:
         raise TemplateRenderError(_("El paso «%(step)s» no tiene plantilla de mensaje.") % {"step": notice.step.name})
+    context = notice_context(notice, items=items, today=today)
+    return render(template=template, language=notice.language or notice.client.language, context=context)
+
+
+def notice_context(notice: Notice, *, items: Sequence, today: dt.date | None = None) -> MessageContext:
+    """The variables of a notice's message (``render_notice``; the HTML email wraps the same)."""
     client = notice.client
-    context = build_context(
+    return build_context(
         client=client,
         contact=notice.contact,
         items=items,
@@ -879,7 +955,6 @@ def render_notice(notice: Notice, *, items: Sequence | None = None, today: dt.da
         today=today,
         link=payment_link(client=client, notice=notice),
     )
-    return render(template=template, language=notice.language or client.language, context=context)
 
 
 AUTOMATED_CONTACT_ROLES = (Contact.Role.BILLING, Contact.Role.PRIMARY, Contact.Role.BACKUP)
@@ -915,6 +990,8 @@ class Preview:
 
     rendered: Rendered | None
     errors: dict[str, list[str]] = field(default_factory=dict)
+    # The variables it was rendered with (the HTML email preview wraps the same).
+    context: MessageContext | None = None
 
     @property
     def ok(self) -> bool:
@@ -943,7 +1020,8 @@ def preview_draft(
     )
     try:
         return Preview(
-            rendered=render_text(channel=channel, subject=subject, body=body, language=language, context=context)
+            rendered=render_text(channel=channel, subject=subject, body=body, language=language, context=context),
+            context=context,
         )
     except TemplateRenderError as exc:
         return Preview(rendered=None, errors={"body": [str(exc)]})

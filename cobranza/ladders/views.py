@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.models import Language
 from accounts.views import manager_required
-from cobranza.engine import messaging
+from cobranza.engine import html_email, messaging
 from cobranza.ladders import selectors, services
 from cobranza.ladders.forms import PolicyForm, PreviewForm, StepForm, TemplateForm, add_service_errors, text_field
 from cobranza.ladders.services import SUBJECT_CHANNELS, StepRemoval, TextDraft
@@ -224,6 +224,8 @@ def _preview_context(*, channel, language, drafts, client, oob=False) -> dict:
     preview = messaging.preview_draft(channel=channel, subject=subject, body=body, language=language, client=client)
     return {
         "preview": preview,
+        # An email is previewed as its HTML part, built by the function that sends it.
+        "preview_html": html_email.preview_html(preview) if channel == StepChannel.EMAIL else "",
         "preview_language": language,
         "preview_language_name": names.get(language, language),
         "fallback_language_name": fallback,

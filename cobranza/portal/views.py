@@ -29,6 +29,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.forms import add_service_errors
 from accounts.services import ensure_can_work
 from accounts.views import _visible_client, staff_required
+from cobranza.business import payments
 from cobranza.portal import links, selectors, services
 from cobranza.portal.forms import PlanRequestForm, ProblemForm, PromiseForm
 
@@ -93,14 +94,19 @@ def _back(token: str, done: str):
 @require_GET
 def statement(request, client, token):
     done = request.GET.get("hecho", "")
+    statement = selectors.statement_of(client)
     return _page(
         request,
         "cobranza/selfservice/statement.html",
         client,
         token,
-        statement=selectors.statement_of(client),
+        statement=statement,
         done=done if done in DONE_MESSAGES else "",
         can_act=bool(selectors.open_currencies(client)),
+        # Pay now: templates/cobranza/selfservice/_pay.html.
+        pay=payments.portal_section(
+            client=client, invoices=[line.invoice for line in statement.lines], today=statement.today
+        ),
     )
 
 

@@ -37,9 +37,9 @@ from django.utils.translation import gettext as _
 from accounts import clock
 from accounts import services as ledger
 from accounts.models import Contact, Interaction, Invoice, PaymentAllocation
-from accounts.rules import OPEN_STATUSES, collectible_q
+from accounts.rules import OPEN_STATUSES, collectible_q, is_open_invoice
 from accounts.utils import money_str
-from cobranza.engine import channels, contact_rules
+from cobranza.engine import channels, contact_rules, html_email
 from cobranza.engine.contacts import choose_contact
 from cobranza.engine.planner import effective_policy_of
 from cobranza.models import (
@@ -409,12 +409,24 @@ def _installment_message(inst: Installment, contact: Contact, today: dt.date) ->
         }
         subject = " ".join(render_to_string("cobranza/email/installment_subject.txt", context).split())
         body = render_to_string("cobranza/email/installment_body.txt", context).strip() + "\n"
+    # The HTML part every debtor email has; its pay button asks for this installment.
+    email = html_email.wrap_text(
+        subject=subject,
+        body=body,
+        language=client.language,
+        client=client,
+        contact=contact,
+        invoices=[i for i in commitment.invoices.all() if is_open_invoice(i)],
+        amounts={commitment.currency: inst.amount},
+    )
     return channels.OutgoingMessage(
         notice_id=0,
         channel="email",
         recipient=contact.email,
         subject=subject,
-        body=body,
+        body=email.text + "\n",
         message_id=f"<installment-{inst.pk}@{domain.strip('<> ')}>",
         headers={},
+        html=email.html,
+        images=tuple((i.cid, i.content, i.mimetype) for i in email.images),
     )

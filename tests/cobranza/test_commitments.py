@@ -252,7 +252,7 @@ def test_each_installment_is_reminded_once_by_email(debtor, clock, gestora, smtp
     assert commitments.remind_installments(now=at(day(7), 11))["sent"] == 0
     (msg,) = smtp.messages
     assert msg["To"] == "ana@cliente.example" and "cuota 1 de 2" in msg["Subject"]
-    assert "$5,000.00" in msg.get_content()
+    assert "$5,000.00" in msg.get_body(("plain",)).get_content()
     assert Installment.objects.filter(reminded_at__isnull=False).count() == 1
     assert Interaction.objects.filter(client=client, kind="email", summary=msg["Subject"].strip()).count() == 1
 

@@ -85,7 +85,7 @@ def test_it_sends_one_email_per_client_listing_all_invoices(ladder, debtor, smtp
     assert msg["To"] == "rosa@clavo.example"
     assert msg["Subject"] == "Saldo pendiente de Ferretería El Clavo"
     assert msg["Message-ID"].startswith("<notice-") and "20260303" in msg["Message-ID"]
-    text = msg.get_payload(decode=True).decode()
+    text = msg.get_body(("plain",)).get_content()
     assert "FC-1 $1,500.00 (1 días)" in text and "FC-2 $500.00" in text
     notice = Notice.objects.get()
     assert (notice.status, notice.recipient, notice.message_id) == ("sent", "rosa@clavo.example", msg["Message-ID"])
@@ -124,7 +124,7 @@ def test_a_partly_paid_notice_lists_only_what_is_still_due(ladder, debtor, smtp,
         allocations=[ledger.AllocationRequest(inv.pk, Decimal("500.00"))],
     )
     _ = [dispatch.dispatch(i, now=AT_10) for i in dispatch.due_notice_ids(now=AT_10)]
-    text = smtp.messages[0].get_payload(decode=True).decode()
+    text = smtp.messages[0].get_body(("plain",)).get_content()
     assert "FC-1" in text and "FC-2" not in text
 
 
