@@ -345,3 +345,15 @@ def test_the_policy_editor_sets_the_limits_with_field_errors(client, debtor, ger
         Decimal("10.00"),
         None,
     )
+
+
+def test_an_english_client_is_confirmed_in_english(clock, gerente, gestora, smtp):
+    client = make_client(by=gerente, collector=gestora, language="en")
+    ledger.contact_create(by=gerente, client=client, name="Pat Payables", email="pat@example.com")
+    make_invoice(by=gerente, client=client, number="EN-1", amount="800.00", due_date=day(-5), issue_date=day(-35))
+    portal.promise_create(client=client, pay_on=day(120), amount=Decimal("10.00"), currency="MXN")
+    _send_all()
+    (mail,) = smtp.messages
+    assert mail["Subject"] == "We received your proposed promise to pay"
+    body = mail.get_content()
+    assert "your collector will review it" in body and "STOP" in body and "Estimado" not in body
