@@ -6,10 +6,11 @@ The planner records one Notice per client × step × day with the invoices at th
 dispatch claims a notice, re-checks it and sends it through a channel backend.
 """
 
+import datetime as dt
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -94,6 +95,12 @@ class Profile(models.TextChoices):
     NEW = "new", _("Sin historial suficiente")
 
 
+# Defaults of a policy's portal limits (docs/domain.md#portal-limits).
+PORTAL_PROMISE_MAX_DAYS = 30
+PORTAL_PROMISE_MIN_SHARE = Decimal("25.00")
+PORTAL_PLAN_MAX_INSTALLMENTS = 6
+
+
 class Policy(models.Model):
     """A dunning ladder. Each segment has one; a client may have its own."""
 
@@ -119,6 +126,36 @@ class Policy(models.Model):
         _("perfil de morosidad"), max_length=14, choices=Profile.choices, blank=True, default="", db_default=""
     )
     updated_at = models.DateTimeField(_("actualizada"), default=clock.now)
+    # What the debtor may agree to alone on the self-service page (docs/domain.md#portal-limits):
+    # inside these limits a promise or plan is accepted at once, outside it waits for a
+    # collector. Empty: no limit on that point. db_default: reference-data migrations written
+    # before these fields insert policies too (they get the defaults, not "no limit").
+    portal_promise_max_days = models.PositiveSmallIntegerField(
+        _("plazo máximo de una promesa en el portal (días)"),
+        null=True,
+        blank=True,
+        default=PORTAL_PROMISE_MAX_DAYS,
+        db_default=PORTAL_PROMISE_MAX_DAYS,
+        validators=[MaxValueValidator(3660)],
+    )
+    portal_promise_min_share = models.DecimalField(
+        _("parte mínima del vencido que cubre una promesa (%)"),
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        default=PORTAL_PROMISE_MIN_SHARE,
+        db_default=PORTAL_PROMISE_MIN_SHARE,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+    )
+    portal_plan_max_installments = models.PositiveSmallIntegerField(
+        _("cuotas máximas de un plan pedido en el portal"),
+        null=True,
+        blank=True,
+        default=PORTAL_PLAN_MAX_INSTALLMENTS,
+        db_default=PORTAL_PLAN_MAX_INSTALLMENTS,
+        validators=[MinValueValidator(2), MaxValueValidator(120)],
+    )
 
     class Meta:
         ordering = ["name"]
@@ -127,6 +164,15 @@ class Policy(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(tolerance__gte=0), name="policy_tolerance_gte_0"),
             models.UniqueConstraint(fields=["profile"], condition=~Q(profile=""), name="policy_one_per_profile"),
+            models.CheckConstraint(
+                condition=Q(portal_promise_min_share__isnull=True)
+                | Q(portal_promise_min_share__gte=0, portal_promise_min_share__lte=100),
+                name="policy_portal_share_0_100",
+            ),
+            models.CheckConstraint(
+                condition=Q(portal_plan_max_installments__isnull=True) | Q(portal_plan_max_installments__gte=2),
+                name="policy_portal_installments_gte_2",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -383,6 +429,7 @@ class TaskKind(models.TextChoices):
     DISCOUNT = "discount", _("Aprobar un descuento")
     FOLLOW_UP = "follow_up", _("Seguimiento acordado")
     GOOD_PAYER_LOST = "good_payer", _("Perdió la condición de buen pagador")
+    PORTAL_PROPOSAL = "portal_request", _("Aprobar una propuesta del portal")
 
 
 class TaskStatus(models.TextChoices):
@@ -1005,9 +1052,150 @@ class SelfServiceAccess(models.Model):
     version = models.PositiveIntegerField(default=1)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    # The client's day (their time zone) of the last portal visit written to the timeline:
+    # the first visit of each day is logged, the others are not (no flood).
+    last_visit_on = models.DateField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.client_id} v{self.version}"
+
+
+class ProposalStatus(models.TextChoices):
+    PENDING = "pending", _("Pendiente de aprobación")
+    APPROVED = "approved", _("Aprobada")
+    REJECTED = "rejected", _("Rechazada")
+
+
+class PortalProposal(models.Model):
+    """A promise or plan the debtor proposed on the self-service page outside the limits of
+    their policy (docs/domain.md#portal-limits): nothing is agreed and reminders go on until a
+    collector approves it (which creates the commitment, exactly as if it had been accepted)
+    or rejects it (the debtor is told)."""
+
+    Status = ProposalStatus
+
+    client = models.ForeignKey(
+        Client, on_delete=models.PROTECT, related_name="portal_proposals", verbose_name=_("cliente")
+    )
+    kind = models.CharField(_("tipo"), max_length=10, choices=CommitmentKind.choices)
+    status = models.CharField(
+        _("estado"), max_length=10, choices=ProposalStatus.choices, default=ProposalStatus.PENDING
+    )
+    currency = models.CharField(_("moneda"), max_length=3)
+    total = models.DecimalField(_("importe propuesto"), **MONEY, validators=[MinValueValidator(Decimal("0.01"))])
+    # [["YYYY-MM-DD", "amount"], ...]: the dates and amounts as proposed.
+    schedule = models.JSONField(_("fechas e importes"))
+    invoices = models.ManyToManyField(Invoice, related_name="portal_proposals", verbose_name=_("facturas"))
+    comment = models.TextField(_("comentario del cliente"), blank=True)
+    # Why it was not accepted at once (the limits it exceeds), for the collector.
+    reasons = models.TextField(_("fuera de los límites"), blank=True)
+    created_at = models.DateTimeField(default=clock.now)
+    task = models.OneToOneField(
+        CollectorTask, on_delete=models.SET_NULL, null=True, blank=True, related_name="portal_proposal"
+    )
+    commitment = models.OneToOneField(
+        Commitment, on_delete=models.PROTECT, null=True, blank=True, related_name="portal_proposal"
+    )
+    decided_at = models.DateTimeField(_("decidida"), null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decision_note = models.TextField(_("motivo"), blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("propuesta del portal")
+        verbose_name_plural = _("propuestas del portal")
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=["promise", "plan"]), name="proposal_kind_valid"),
+            models.CheckConstraint(condition=Q(status__in=ProposalStatus.values), name="proposal_status_valid"),
+            models.CheckConstraint(condition=Q(total__gt=0), name="proposal_total_gt_0"),
+            models.CheckConstraint(
+                condition=~Q(status="approved") | Q(commitment__isnull=False), name="proposal_approved_has_commitment"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="pending") | Q(decided_at__isnull=False), name="proposal_decided_has_date"
+            ),
+            # One proposal waiting per client and currency: a second one would compete for the
+            # same invoices.
+            models.UniqueConstraint(
+                fields=["client", "currency"], condition=Q(status="pending"), name="proposal_one_pending"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} · {self.client} · {self.total} {self.currency}"
+
+    def rows(self) -> list[tuple[dt.date, Decimal]]:
+        return [(dt.date.fromisoformat(day), Decimal(amount)) for day, amount in self.schedule]
+
+
+class PortalMessageKind(models.TextChoices):
+    LINK = "link", _("Enlace del portal")
+    ACCEPTED = "accepted", _("Confirmación: aceptada")
+    REQUESTED = "requested", _("Confirmación: solicitud recibida")
+    APPROVED = "approved", _("Confirmación: aprobada")
+    REJECTED = "rejected", _("Aviso: rechazada")
+
+
+class PortalMessageStatus(models.TextChoices):
+    PLANNED = "planned", _("Programado")
+    SENDING = "sending", _("Enviando")
+    SENT = "sent", _("Enviado")
+    SKIPPED = "skipped", _("Omitido")
+    FAILED = "failed", _("Fallido")
+
+
+class PortalMessage(models.Model):
+    """One message about the self-service page to one client: the link (sent by staff) or a
+    confirmation of a promise or plan. Sent like a notice (claim, re-check, send, record:
+    ``cobranza.portal.jobs``), under the same contact choice and contact rules."""
+
+    Kind = PortalMessageKind
+    Status = PortalMessageStatus
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="portal_messages")
+    kind = models.CharField(max_length=10, choices=PortalMessageKind.choices)
+    channel = models.CharField(max_length=10, choices=StepChannel.choices)
+    status = models.CharField(max_length=10, choices=PortalMessageStatus.choices, default=PortalMessageStatus.PLANNED)
+    proposal = models.ForeignKey(PortalProposal, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    commitment = models.ForeignKey(Commitment, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    # One message per send: a repeated request (double click, retried form) has the same key.
+    dedupe_key = models.CharField(max_length=80, blank=True, default="")
+    scheduled_at = models.DateTimeField(default=clock.now)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    contact = models.ForeignKey(Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    recipient = models.CharField(max_length=254, blank=True)
+    subject = models.CharField(max_length=255, blank=True)
+    body = models.TextField(blank=True)
+    message_id = models.CharField(max_length=255, blank=True)
+    provider_ref = models.CharField(max_length=255, blank=True)
+    reason = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=clock.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=PortalMessageKind.values), name="portal_message_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(channel__in=["email", "sms", "whatsapp"]), name="portal_message_channel_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=PortalMessageStatus.values), name="portal_message_status_valid"
+            ),
+            models.UniqueConstraint(
+                fields=["client", "dedupe_key"], condition=~Q(dedupe_key=""), name="portal_message_once"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["scheduled_at"], name="portal_message_due", condition=Q(status="planned")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client_id} {self.kind} {self.channel} {self.status}"
 
 
 # --- Imports from accounting exports --------------------------------------------------------
@@ -1237,7 +1425,9 @@ class BusinessProfile(models.Model):
     public_base_url = models.URLField(
         _("dirección pública"),
         blank=True,
-        help_text=_("Dirección con la que sus clientes llegan a esta aplicación (p. ej. https://cobranza.suempresa.mx)."),
+        help_text=_(
+            "Dirección con la que sus clientes llegan a esta aplicación (p. ej. https://cobranza.suempresa.mx)."
+        ),
     )
     setup_completed_at = models.DateTimeField(null=True, blank=True, editable=False)
     updated_at = models.DateTimeField(auto_now=True)

@@ -10,6 +10,7 @@ from cobranza.dashboard import jobs as dashboard
 from cobranza.dashboard import summaries
 from cobranza.engine import dispatch, escalation, planner
 from cobranza.imports import services as imports
+from cobranza.portal import jobs as portal_messages
 from cobranza.profiles import fees
 from cobranza.profiles import jobs as profiles
 from cobranza.webhooks import outgoing as webhooks_out
@@ -126,3 +127,20 @@ def prune_webhook_deliveries() -> int:
     """Nightly: finished webhook deliveries older than OUTGOING_WEBHOOKS_RETENTION_DAYS."""
 
     return webhooks_out.prune_deliveries()
+
+
+@shared_task(name="cobranza.send_portal_message", time_limit=120, soft_time_limit=100, acks_late=True)
+def send_portal_message(message_id: int) -> str:
+    """One message about the self-service page (the link, a confirmation): claim, re-check, send."""
+    return portal_messages.send(message_id)
+
+
+@shared_task(name="cobranza.enqueue_portal_messages", time_limit=120, soft_time_limit=100)
+def enqueue_portal_messages(limit: int = 2000) -> int:
+    """Every minute: portal messages deferred by the contact rules, retried, or whose enqueue
+    was lost (a message enqueued twice is claimed once)."""
+    ids = portal_messages.due_message_ids(now=clock.now(), limit=limit)
+    with transaction.atomic():
+        for message_id in ids:
+            send_portal_message.delay_on_commit(message_id)
+    return len(ids)

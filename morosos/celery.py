@@ -20,6 +20,7 @@ app.conf.beat_schedule = {
     "enqueue-due-notices": {"task": "cobranza.enqueue_due", "schedule": 60.0},
     # Outgoing webhooks: retries whose backoff passed and deliveries abandoned by a dead worker.
     "enqueue-due-webhooks": {"task": "cobranza.enqueue_due_webhooks", "schedule": 60.0},
+    "enqueue-portal-messages": {"task": "cobranza.enqueue_portal_messages", "schedule": 60.0},
     "prune-webhook-deliveries-nightly": {
         "task": "cobranza.prune_webhook_deliveries",
         "schedule": crontab(hour=3, minute=15),

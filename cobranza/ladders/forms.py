@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from crispy_forms.helper import FormHelper
-from crispy_forms.layout import Column, Field, Layout, Row
+from crispy_forms.layout import Column, Field, Fieldset, Layout, Row
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.text import capfirst
@@ -16,7 +16,18 @@ from django.utils.translation import gettext_lazy as _
 from accounts.forms import add_service_errors as _add_errors
 from accounts.models import MONEY, Language, Segment
 from cobranza.ladders.services import MAX_POSITION, TextDraft
-from cobranza.models import MESSAGE_CHANNELS, MessageTemplate, Policy, PolicyStep, Profile, StepChannel, Tone
+from cobranza.models import (
+    MESSAGE_CHANNELS,
+    PORTAL_PLAN_MAX_INSTALLMENTS,
+    PORTAL_PROMISE_MAX_DAYS,
+    PORTAL_PROMISE_MIN_SHARE,
+    MessageTemplate,
+    Policy,
+    PolicyStep,
+    Profile,
+    StepChannel,
+    Tone,
+)
 
 
 def _label(model, field: str) -> str:
@@ -96,6 +107,37 @@ class PolicyForm(forms.Form):
         initial=True,
         help_text=_("Una política inactiva no programa avisos para nadie."),
     )
+    # What a debtor may agree to alone on the self-service page (docs/domain.md#portal-limits).
+    portal_promise_max_days = forms.IntegerField(
+        label=_label(Policy, "portal_promise_max_days"),
+        required=False,
+        min_value=0,
+        max_value=3660,
+        initial=PORTAL_PROMISE_MAX_DAYS,
+        help_text=_(
+            "Una promesa o el primer pago de un plan más lejanos esperan la aprobación del gestor. Vacío: sin límite."
+        ),
+    )
+    portal_promise_min_share = forms.DecimalField(
+        label=_label(Policy, "portal_promise_min_share"),
+        required=False,
+        min_value=Decimal("0"),
+        max_value=Decimal("100"),
+        max_digits=5,
+        decimal_places=2,
+        initial=PORTAL_PROMISE_MIN_SHARE,
+        help_text=_(
+            "Una promesa por menos de esta parte de lo vencido espera la aprobación del gestor. Vacío: sin límite."
+        ),
+    )
+    portal_plan_max_installments = forms.IntegerField(
+        label=_label(Policy, "portal_plan_max_installments"),
+        required=False,
+        min_value=2,
+        max_value=120,
+        initial=PORTAL_PLAN_MAX_INSTALLMENTS,
+        help_text=_("Un plan pedido con más cuotas espera la aprobación del gestor. Vacío: sin límite."),
+    )
 
     def __init__(self, *args, instance: Policy | None = None, **kwargs):
         if instance is not None:
@@ -108,6 +150,9 @@ class PolicyForm(forms.Form):
                     "profile": instance.profile,
                     "tolerance": instance.tolerance,
                     "is_active": instance.is_active,
+                    "portal_promise_max_days": instance.portal_promise_max_days,
+                    "portal_promise_min_share": instance.portal_promise_min_share,
+                    "portal_plan_max_installments": instance.portal_plan_max_installments,
                 },
             )
         super().__init__(*args, **kwargs)
@@ -123,10 +168,28 @@ class PolicyForm(forms.Form):
                 Column("tolerance", css_class="col-md-5"),
                 Column(Field("is_active", wrapper_class="mt-md-4 pt-md-2"), css_class="col-md-7"),
             ),
+            Fieldset(
+                _("Límites del portal de autoservicio"),
+                Row(
+                    Column("portal_promise_max_days", css_class="col-md-4"),
+                    Column("portal_promise_min_share", css_class="col-md-4"),
+                    Column("portal_plan_max_installments", css_class="col-md-4"),
+                ),
+            ),
         )
 
     def changes(self) -> dict:
-        fields = ("name", "description", "segment", "profile", "tolerance", "is_active")
+        fields = (
+            "name",
+            "description",
+            "segment",
+            "profile",
+            "tolerance",
+            "is_active",
+            "portal_promise_max_days",
+            "portal_promise_min_share",
+            "portal_plan_max_installments",
+        )
         return {name: self.cleaned_data[name] for name in fields}
 
 

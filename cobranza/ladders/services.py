@@ -43,7 +43,18 @@ from cobranza.models import (
     Tone,
 )
 
-POLICY_FIELDS = ("name", "description", "segment", "profile", "tolerance", "is_active")
+POLICY_FIELDS = (
+    "name",
+    "description",
+    "segment",
+    "profile",
+    "tolerance",
+    "is_active",
+    # docs/domain.md#portal-limits
+    "portal_promise_max_days",
+    "portal_promise_min_share",
+    "portal_plan_max_installments",
+)
 STEP_FIELDS = (
     "position",
     "name",
@@ -136,6 +147,10 @@ def _save_policy(policy: Policy, **kwargs) -> None:
             raise ValidationError({"profile": _("Este perfil ya tiene una política.")}) from exc
         if "tolerance" in name:
             raise ValidationError({"tolerance": _("El saldo mínimo no puede ser negativo.")}) from exc
+        if "portal_share" in name:
+            raise ValidationError({"portal_promise_min_share": _("Indique un porcentaje entre 0 y 100.")}) from exc
+        if "portal_installments" in name:
+            raise ValidationError({"portal_plan_max_installments": _("Un plan tiene al menos 2 cuotas.")}) from exc
         raise ValidationError({"name": _("Ya existe una política con este nombre.")}) from exc
 
 
@@ -148,9 +163,14 @@ def policy_create(
     tolerance: Decimal = Decimal("1.00"),
     is_active: bool = True,
     profile: str = "",
+    **portal_limits,
 ) -> Policy:
-    """A new ladder, empty: steps are added with ``step_create``."""
+    """A new ladder, empty: steps are added with ``step_create``. ``portal_limits``: the
+    ``portal_*`` fields (docs/domain.md#portal-limits); left out, the model's defaults."""
     ensure_manager(by)
+    unknown = set(portal_limits) - {f for f in POLICY_FIELDS if f.startswith("portal_")}
+    if unknown:
+        raise TypeError(f"policy_create got unknown fields: {sorted(unknown)}")
     policy = Policy(
         name=(name or "").strip(),
         description=(description or "").strip(),
@@ -159,6 +179,7 @@ def policy_create(
         tolerance=tolerance,
         is_active=is_active,
         updated_at=clock.now(),
+        **portal_limits,
     )
     _policy_errors(policy)
     with transaction.atomic():

@@ -34,11 +34,7 @@ class PromiseForm(PortalForm):
     def __init__(self, *args, client: Client, **kwargs):
         super().__init__(*args, **kwargs)
         self.client = client
-        currencies = open_currencies(client) or [client.currency]
-        self.fields["currency"].choices = [(c, c) for c in currencies]
-        self.fields["currency"].initial = client.currency if client.currency in currencies else currencies[0]
-        if len(currencies) == 1:
-            self.fields["currency"].widget = forms.HiddenInput()
+        _currency_field(self, client)
 
     def clean_currency(self):
         # Blank (a single currency, or a hand-made POST): the client's usual one.
@@ -55,13 +51,44 @@ class PlanRequestForm(PortalForm):
     installments = forms.IntegerField(
         label=_("Número de pagos que propone"), min_value=2, max_value=MAX_PLAN_INSTALLMENTS, initial=3
     )
+    first_on = forms.DateField(label=_("Fecha del primer pago"), widget=DateInput())
+    spacing = forms.ChoiceField(
+        label=_("Cada cuánto pagaría"),
+        choices=[("monthly", _("Cada mes")), ("biweekly", _("Cada 14 días")), ("weekly", _("Cada semana"))],
+        initial="monthly",
+    )
+    currency = forms.ChoiceField(label=_("Moneda"), required=False)
     comment = forms.CharField(
         label=_("Comentario"),
         required=False,
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 4}),
-        help_text=_("Por ejemplo: cuándo podría empezar y cuánto podría pagar cada vez."),
+        help_text=_("Por ejemplo: por qué necesita el plan o cuándo podría pagar más."),
     )
+
+    def __init__(self, *args, client: Client, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.client = client
+        _currency_field(self, client)
+
+    def clean_currency(self):
+        return self.cleaned_data["currency"] or self.fields["currency"].initial
+
+    def clean_first_on(self):
+        day = self.cleaned_data["first_on"]
+        if day < client_today(self.client):
+            raise forms.ValidationError(_("La fecha no puede estar en el pasado."))
+        return day
+
+
+def _currency_field(form: forms.Form, client: Client) -> None:
+    """The currencies the client owes in; hidden when there is only one."""
+    currencies = open_currencies(client) or [client.currency]
+    field = form.fields["currency"]
+    field.choices = [(c, c) for c in currencies]
+    field.initial = client.currency if client.currency in currencies else currencies[0]
+    if len(currencies) == 1:
+        field.widget = forms.HiddenInput()
 
 
 class ProblemForm(PortalForm):
@@ -76,3 +103,25 @@ class ProblemForm(PortalForm):
         # Only this client's invoices are choices: another client's id is an invalid choice.
         self.fields["invoice"].queryset = client.invoices.filter(open_invoice_q()).order_by("due_date", "number")
         self.fields["invoice"].label_from_instance = lambda inv: inv.number
+
+
+# --- staff ---------------------------------------------------------------------------------
+
+
+class ProposalRejectForm(forms.Form):
+    note = forms.CharField(
+        label=_("Mensaje para el cliente (opcional)"),
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2, "class": "form-control form-control-sm"}),
+    )
+
+
+class LinkSendForm(forms.Form):
+    channel = forms.ChoiceField(
+        label=_("Enviar por"),
+        choices=[("email", _("Correo electrónico")), ("sms", _("SMS")), ("whatsapp", _("WhatsApp"))],
+    )
+    # The form's own token: a second submission of the same form is the same send.
+    key = forms.CharField(max_length=60, widget=forms.HiddenInput())
+    reissue = forms.BooleanField(required=False, widget=forms.HiddenInput())

@@ -1,4 +1,4 @@
-"""The debtor's self-service page (public, by signed token) and the staff revoke action."""
+"""The debtor's self-service page (public, by signed token) and the staff actions on it."""
 
 from django.urls import path, re_path
 
@@ -8,6 +8,9 @@ app_name = "selfservice"
 urlpatterns = [
     # Staff only (login + a role + the client's collector or a manager).
     path("revocar/<int:pk>/", views.revoke, name="revoke"),
+    path("enlace/<int:pk>/enviar/", views.link_send, name="link_send"),
+    path("propuesta/<int:pk>/aprobar/", views.proposal_approve, name="proposal_approve"),
+    path("propuesta/<int:pk>/rechazar/", views.proposal_reject, name="proposal_reject"),
     # Public: the token is the credential.
     # The link in reminders has no trailing slash (SELF_SERVICE_URL + "/" + token).
     re_path(r"^(?P<token>[^/]+)/?$", views.statement, name="statement"),

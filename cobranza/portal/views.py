@@ -1,5 +1,6 @@
-"""The debtor's self-service page (public, reached by a signed link) and the staff view that
-revokes a client's links.
+"""The debtor's self-service page (public, reached by a signed link) and what staff do with it:
+the portal panel of the client page (the link: copy, send now, revoke, issue a new one; the
+debtor's proposals to approve or reject).
 
 Public views need no login (``login_not_required``): the signed token is the credential and
 resolves to exactly one client, so nothing here takes a client id from the request. Every
@@ -11,13 +12,14 @@ the token does not leak to caches or other sites.
 from __future__ import annotations
 
 import functools
+import uuid
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
@@ -27,13 +29,16 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.forms import add_service_errors
+from accounts.roles import is_staff_member
 from accounts.services import ensure_can_work
-from accounts.views import _visible_client, staff_required
+from accounts.views import _safe_next, _visible_client, staff_required
 from cobranza.business import payments
+from cobranza.engine import messaging
+from cobranza.models import PortalProposal
 from cobranza.portal import links, selectors, services
-from cobranza.portal.forms import PlanRequestForm, ProblemForm, PromiseForm
+from cobranza.portal.forms import LinkSendForm, PlanRequestForm, ProblemForm, PromiseForm, ProposalRejectForm
 
-DONE_MESSAGES = ("promise", "plan", "problem")
+DONE_MESSAGES = ("promise", "plan", "proposal", "problem")
 
 
 def _private(response: HttpResponse) -> HttpResponse:
@@ -94,19 +99,19 @@ def _back(token: str, done: str):
 @require_GET
 def statement(request, client, token):
     done = request.GET.get("hecho", "")
-    statement = selectors.statement_of(client)
+    services.visit_record(client=client)
+    data = selectors.statement_of(client)
     return _page(
         request,
         "cobranza/selfservice/statement.html",
         client,
         token,
-        statement=statement,
+        statement=data,
+        agreements=selectors.agreements_of(client, data.today),
         done=done if done in DONE_MESSAGES else "",
         can_act=bool(selectors.open_currencies(client)),
         # Pay now: templates/cobranza/selfservice/_pay.html.
-        pay=payments.portal_section(
-            client=client, invoices=[line.invoice for line in statement.lines], today=statement.today
-        ),
+        pay=payments.portal_section(client=client, invoices=[line.invoice for line in data.lines], today=data.today),
     )
 
 
@@ -121,6 +126,7 @@ def statement_pdf(request, client, token):
         {"client": client, "statement": data, "company": _company()},
     )
     response = HttpResponse(HTML(string=html).write_pdf(), content_type="application/pdf")
+    services.statement_downloaded(client=client)
     filename = _("estado-de-cuenta") + f"-{data.today.isoformat()}.pdf"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
@@ -132,7 +138,7 @@ def promise(request, client, token):
     form = PromiseForm(request.POST or None, client=client)
     if request.method == "POST" and form.is_valid():
         try:
-            services.promise_create(
+            result = services.promise_create(
                 client=client,
                 pay_on=form.cleaned_data["pay_on"],
                 amount=form.cleaned_data["amount"],
@@ -141,7 +147,7 @@ def promise(request, client, token):
         except ValidationError as exc:
             add_service_errors(form, _map_installment_errors(exc))
         else:
-            return _back(token, "promise")
+            return _back(token, "proposal" if isinstance(result, PortalProposal) else "promise")
     return _page(request, "cobranza/selfservice/promise.html", client, token, form=form)
 
 
@@ -163,18 +169,21 @@ def _map_installment_errors(exc: ValidationError) -> ValidationError:
 @portal_view
 @require_http_methods(["GET", "POST"])
 def plan_request(request, client, token):
-    form = PlanRequestForm(request.POST or None)
+    form = PlanRequestForm(request.POST or None, client=client)
     if request.method == "POST" and form.is_valid():
         try:
-            services.plan_request(
+            result = services.plan_request(
                 client=client,
                 installments=form.cleaned_data["installments"],
+                first_on=form.cleaned_data["first_on"],
+                spacing=form.cleaned_data["spacing"],
+                currency=form.cleaned_data["currency"],
                 comment=form.cleaned_data["comment"],
             )
         except ValidationError as exc:
-            add_service_errors(form, exc)
+            add_service_errors(form, _map_installment_errors(exc))
         else:
-            return _back(token, "plan")
+            return _back(token, "proposal" if isinstance(result, PortalProposal) else "plan")
     return _page(request, "cobranza/selfservice/plan_request.html", client, token, form=form)
 
 
@@ -210,4 +219,111 @@ def revoke(request, pk):
     ensure_can_work(request.user, client)
     links.revoke(by=request.user, client=client)
     messages.success(request, _("Se revocaron los enlaces de autoservicio de este cliente."))
-    return redirect(reverse("client_detail", args=[client.pk]))
+    return redirect(_client_page(client))
+
+
+def _client_page(client, anchor: str = "portal") -> str:
+    return reverse("client_detail", args=[client.pk]) + f"#{anchor}"
+
+
+def _flash_errors(request, exc: ValidationError) -> None:
+    for message in exc.messages:
+        messages.error(request, message)
+
+
+@staff_required
+@require_POST
+def link_send(request, pk):
+    """Send the client's portal link now (or revoke every earlier link and send a new one)."""
+    client = _visible_client(request, pk)
+    ensure_can_work(request.user, client)
+    form = LinkSendForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect(_client_page(client))
+    try:
+        message = services.link_send(
+            by=request.user,
+            client=client,
+            channel=form.cleaned_data["channel"],
+            key=form.cleaned_data["key"],
+            reissue=form.cleaned_data["reissue"],
+        )
+    except ValidationError as exc:
+        _flash_errors(request, exc)
+    else:
+        messages.success(
+            request,
+            (
+                _("Enlaces anteriores revocados; el nuevo sale por %(channel)s y el envío queda en el historial.")
+                if form.cleaned_data["reissue"]
+                else _("El enlace sale por %(channel)s; el envío queda en el historial.")
+            )
+            % {"channel": message.get_channel_display()},
+        )
+    return redirect(_client_page(client))
+
+
+def _proposal(request, pk) -> PortalProposal:
+    proposal = get_object_or_404(PortalProposal.objects.select_related("client"), pk=pk)
+    # A collector reaches only their own clients' proposals (404 otherwise, as for the client).
+    client = _visible_client(request, proposal.client_id)
+    ensure_can_work(request.user, client)
+    return proposal
+
+
+@staff_required
+@require_POST
+def proposal_approve(request, pk):
+    proposal = _proposal(request, pk)
+    try:
+        services.proposal_approve(by=request.user, proposal=proposal)
+    except ValidationError as exc:
+        _flash_errors(request, exc)
+    else:
+        messages.success(
+            request, _("Propuesta aprobada: los recordatorios de esas facturas se detienen mientras la cumpla.")
+        )
+    return redirect(_safe_next(request, _client_page(proposal.client)))
+
+
+@staff_required
+@require_POST
+def proposal_reject(request, pk):
+    proposal = _proposal(request, pk)
+    form = ProposalRejectForm(request.POST)
+    if not form.is_valid():
+        _flash_errors(request, ValidationError(list(form.errors.get("note", []))))
+        return redirect(_client_page(proposal.client))
+    try:
+        services.proposal_reject(by=request.user, proposal=proposal, note=form.cleaned_data["note"])
+    except ValidationError as exc:
+        _flash_errors(request, exc)
+    else:
+        messages.success(request, _("Propuesta rechazada: se avisa al cliente y los recordatorios siguen."))
+    return redirect(_safe_next(request, _client_page(proposal.client)))
+
+
+def client_panel(request, client) -> str:
+    """The portal panel of the client page (registered in ``CobranzaConfig.ready``): the link,
+    what was sent, and the debtor's proposals waiting for a decision. Constant queries."""
+    if not is_staff_member(request.user):
+        return ""
+    panel = selectors.staff_panel(client)
+    # The public address reminders carry; without one, this server's own address (to copy).
+    public = messaging.payment_link(client=client)
+    return render_to_string(
+        "cobranza/selfservice/_staff_panel.html",
+        {
+            "client": client,
+            "panel": panel,
+            "link": public or request.build_absolute_uri(links.link_for(client)),
+            "can_send": bool(public),
+            "link_days": settings.SELF_SERVICE_LINK_DAYS,
+            "send_form_key": uuid.uuid4().hex,
+            "reject_form": ProposalRejectForm(),
+        },
+        request=request,
+    )

@@ -808,6 +808,7 @@ TASK_ICONS = {
     TaskKind.DISCOUNT: "percent",
     TaskKind.FOLLOW_UP: "arrow-repeat",
     TaskKind.GOOD_PAYER_LOST: "award",
+    TaskKind.PORTAL_PROPOSAL: "inbox",
 }
 
 

@@ -66,6 +66,29 @@
     if (message && !window.confirm(message)) evt.preventDefault();
   });
 
+  // --- copy buttons: data-copy="<id of the input whose value is copied>" ---------------------
+  document.addEventListener("click", (evt) => {
+    const btn = evt.target.closest("[data-copy]");
+    if (!btn) return;
+    const input = document.getElementById(btn.dataset.copy);
+    if (!input) return;
+    const done = () => {
+      const label = btn.querySelector("[data-copy-label]");
+      if (label && btn.dataset.copied) label.textContent = btn.dataset.copied;
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(input.value).then(done, () => {
+        input.select();
+        document.execCommand("copy");
+        done();
+      });
+    } else {
+      input.select();
+      document.execCommand("copy");
+      done();
+    }
+  });
+
   // --- client detail: tabs follow the URL hash ---------------------------------------------
   function showTabFromHash() {
     const id = window.location.hash.slice(1);

@@ -34,6 +34,7 @@ from cobranza.models import (
     WebhookDelivery,
 )
 from cobranza.portal import links
+from cobranza.portal import services as portal_services
 from cobranza.webhooks import outgoing as webhooks_out
 from cobranza.webhooks import services as webhooks_services
 from cobranza.workspace import services as workspace_services
@@ -259,6 +260,11 @@ CASES: dict[str, Case] = {
     # Staff: revoke a client's self-service links (POST-only).
     # (its own client: revoking the walk's client would turn the portal pages into 404s)
     "selfservice:revoke": _staff_page("revocable", method="post"),
+    # Staff: send the portal link (an empty form is a message on the client page: 302) and
+    # decide a debtor's proposal (the first decision wins; later ones redirect with a message).
+    "selfservice:link_send": _staff_page("client", method="post"),
+    "selfservice:proposal_approve": _staff_page("proposal", method="post"),
+    "selfservice:proposal_reject": _staff_page("proposal", method="post"),
     # Payment webhook: no login, authenticated by its HMAC signature; off (503) without a secret.
     "webhooks:payments": Case(expect={role: frozenset({401, 503}) for role in ROLES}, method="post"),
     # Imports from accounting exports (cobranza/imports/urls.py): managers only. Committing a
@@ -359,6 +365,15 @@ def project_routes():
 def _no_portal_rate_limit(settings):
     """The walk opens the portal many times with one token from one address: not an attack."""
     settings.SELF_SERVICE_RATE_LIMIT = 10_000
+
+
+def _proposal(gerente, gestora, today):
+    """A portal promise outside the limits, waiting for the collector (its own client)."""
+    debtor = make_client(by=gerente, collector=gestora)
+    make_invoice(by=gerente, client=debtor, amount="900.00", due_date=today - dt.timedelta(days=20))
+    return portal_services.promise_create(
+        client=debtor, pay_on=today + dt.timedelta(days=200), amount=Decimal("1.00"), currency=debtor.currency
+    )
 
 
 @pytest.fixture
@@ -464,6 +479,7 @@ def world(admin_user, gerente, gestora, gestor, nobody, settings, tmp_path, monk
         "import_job": imports.job_create(by=gerente, kind="invoices", file_name="f.csv", data=b"Folio\n1\n"),
         "selfservice_token": links.token_for(mine),
         "revocable": make_client(by=gerente, collector=gestora),
+        "proposal": _proposal(gerente, gestora, today),
         "payment": payment,
         "interaction": Interaction.objects.filter(client=mine).first(),
         "segment": Segment.objects.get(code="regular"),

@@ -116,7 +116,9 @@ def test_only_the_clients_collector_or_a_manager_revokes(client, debtor, gestor,
     client.force_login(gestora)
     assert client.get(url).status_code == 405
     response = client.post(url)
-    assert response.status_code == 302 and response["Location"] == reverse("client_detail", args=[debtor.pk])
+    assert (
+        response.status_code == 302 and response["Location"] == reverse("client_detail", args=[debtor.pk]) + "#portal"
+    )
     assert SelfServiceAccess.objects.get(client=debtor).version == 2
 
 
@@ -173,17 +175,27 @@ def test_a_bad_promise_shows_the_errors_on_the_form(client, debtor):
     assert not Commitment.objects.exists() and not CollectorTask.objects.exists()
 
 
-def test_a_plan_request_creates_a_task_and_a_timeline_entry_but_no_plan(client, debtor, gestora):
+def test_a_plan_request_inside_the_limits_is_a_plan_with_a_task_and_a_timeline_entry(client, debtor, gestora):
+    first = portal_selectors.client_today(debtor) + dt.timedelta(days=7)
     response = client.post(
-        _url(debtor, "plan_request"), {"installments": "4", "comment": "Podemos pagar cada quincena."}
+        _url(debtor, "plan_request"),
+        {
+            "installments": "4",
+            "first_on": first.isoformat(),
+            "spacing": "biweekly",
+            "currency": "MXN",
+            "comment": "Podemos pagar cada quincena.",
+        },
     )
-    assert response.status_code == 302
+    assert response.status_code == 302 and "hecho=plan" in response["Location"]
     entry = Interaction.objects.get(client=debtor, outcome=Interaction.Outcome.PLAN_REQUEST)
     assert "4 cuotas" in entry.summary and entry.body == "Podemos pagar cada quincena."
     assert entry.direction == Interaction.Direction.INBOUND
     task = CollectorTask.objects.get(client=debtor, kind=TaskKind.FOLLOW_UP)
     assert task.assigned_to == gestora and "4 cuotas" in task.title
-    assert not Commitment.objects.exists()
+    plan = Commitment.objects.get(client=debtor)
+    assert plan.kind == "plan" and plan.total == Decimal("2000.00")
+    assert [i.due_on for i in plan.installments.all()] == [first + dt.timedelta(days=14 * n) for n in range(4)]
 
 
 def test_reporting_a_problem_opens_a_dispute_with_its_task(client, debtor, gestora):
