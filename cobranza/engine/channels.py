@@ -50,6 +50,10 @@ class OutgoingMessage:
     body: str
     message_id: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    # Email only. Debtor mail names the business that is owed ("sender_name <sender_email>",
+    # its reply-to); empty: DEFAULT_FROM_EMAIL (staff mail such as the weekly digest).
+    from_email: str = ""
+    reply_to: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -65,8 +69,9 @@ def send_email(message: OutgoingMessage) -> SendResult:
     email = EmailMessage(
         subject=message.subject,
         body=message.body,
-        from_email=settings.DEFAULT_FROM_EMAIL,
+        from_email=message.from_email or settings.DEFAULT_FROM_EMAIL,
         to=[message.recipient],
+        reply_to=message.reply_to or None,
         headers=headers,
     )
     try:

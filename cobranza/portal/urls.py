@@ -9,7 +9,7 @@ urlpatterns = [
     # Staff only (login + a role + the client's collector or a manager).
     path("revocar/<int:pk>/", views.revoke, name="revoke"),
     # Public: the token is the credential.
-    # The link in reminders has no trailing slash (SELF_SERVICE_URL + "/" + token).
+    # The link in reminders has no trailing slash (public address + "/portal/" + token).
     re_path(r"^(?P<token>[^/]+)/?$", views.statement, name="statement"),
     path("<str:token>/estado-de-cuenta.pdf", views.statement_pdf, name="statement_pdf"),
     path("<str:token>/promesa/", views.promise, name="promise"),
