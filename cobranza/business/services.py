@@ -307,7 +307,7 @@ def public_address_default(*, url: str) -> bool:
 
 def business_demo(*, logo: bytes, public_base_url: str = "") -> BusinessProfile:
     """The demo's fictional business (seed_demo), set up; a public address already chosen
-    (``make run``'s) is kept."""
+    (``make run``'s) is kept, and a business an administrator already set up is left alone."""
     fields = {
         "trade_name": "Aceros y Herrajes del Bajío",
         "legal_name": "Aceros y Herrajes del Bajío, S.A. de C.V.",
@@ -345,6 +345,8 @@ def business_demo(*, logo: bytes, public_base_url: str = "") -> BusinessProfile:
     cleaned = clean(fields)
     with transaction.atomic():
         profile = _locked()
+        if profile.setup_completed_at is not None:
+            return profile
         if profile.public_base_url:
             cleaned.pop("public_base_url")
         for name, value in cleaned.items():
