@@ -75,7 +75,8 @@ def seed(*, today: dt.date, seed: int, stdout=None) -> str:
     snapshots = dashboard_jobs.backfill_snapshots(months=13, today=today)
     raised = alerts.raise_alerts(today=today - dt.timedelta(days=1))
     return (
-        f"cobranza: empresa «{profile.trade_name}» configurada; {disputes} disputas, {made['promise']} promesas ({made['open']} vigentes), "
+        f"cobranza: empresa «{profile.trade_name}» configurada; {disputes} disputas, "
+        f"{made['promise']} promesas ({made['open']} vigentes), "
         f"{made['plan']} planes de pagos; juicio: {judged['kept'] + judged['paid_off']} cumplidas, "
         f"{judged['broken']} incumplidas; {profiles} perfiles calculados; {len(snapshots)} cierres de mes; "
         f"{raised.get('raised', 0) if isinstance(raised, dict) else 0} alertas tempranas"
