@@ -595,7 +595,7 @@ PLACEHOLDERS: dict[str, Field] = {
             "iban": Field(gettext_lazy("IBAN (puede estar vacío)")),
             "cuenta": Field(gettext_lazy("número de cuenta (puede estar vacío)")),
         },
-        example="{% if empresa.firma %}{{ empresa.firma }}{% else %}{{ empresa }}{% endif %}",
+        example="{{ empresa.firma|default:empresa }}",
     ),
     "enlace_pago": Field(
         gettext_lazy(

@@ -2,8 +2,8 @@
 (docs/domain.md, "Who the debtor hears from").
 
 Only texts still exactly as shipped by 0003 are changed: a text a manager edited is theirs and
-is left alone. Emails and letters sign with ``{{ empresa.firma }}`` (the trade name when there
-is no signature); emails end with ``{{ empresa.pie_legal }}`` after the opt-out line (letters
+is left alone. Emails and letters sign with ``{{ empresa.firma|default:empresa }}`` (the trade
+name when there is no signature); emails end with ``{{ empresa.pie_legal }}`` after the opt-out line (letters
 print the legal footer in their own layout). Reversible the same way.
 """
 
@@ -13,7 +13,8 @@ from django.db import migrations
 
 DEFAULTS = importlib.import_module("cobranza.migrations.0003_default_ladders")
 
-SIGNED_BY = "{% if empresa.firma %}{{ empresa.firma }}{% else %}{{ empresa }}{% endif %}\n"
+# One variable on its line (a line of tags alone is dropped with its line break).
+SIGNED_BY = "{{ empresa.firma|default:empresa }}\n"
 LEGAL_FOOTER = "{% if empresa.pie_legal %}\n\n{{ empresa.pie_legal }}{% endif %}"
 
 
