@@ -7,6 +7,7 @@ from __future__ import annotations
 from django import forms
 from django.core.files.uploadedfile import UploadedFile
 from django.db import models
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from cobranza.business import services
@@ -15,7 +16,7 @@ from cobranza.models import BusinessProfile
 
 def _field(name: str, **kwargs) -> forms.Field:
     model_field = BusinessProfile._meta.get_field(name)
-    kwargs.setdefault("label", model_field.verbose_name)
+    kwargs.setdefault("label", capfirst(model_field.verbose_name))
     if model_field.help_text:
         kwargs.setdefault("help_text", model_field.help_text)
     kwargs.setdefault("required", False)  # the service's message, not Django's generic one

@@ -97,6 +97,7 @@ def setup(request):
                 % {"name": fields["trade_name"]},
             )
             return redirect(next_url or reverse("home"))
+    request.business_setup_pending = False  # this page is the notice
     return render(request, "cobranza/business/setup.html", {"form": form, "next": next_url})
 
 
