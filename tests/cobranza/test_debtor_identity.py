@@ -95,8 +95,11 @@ def check(text: str, where: str, *, html: bool = False) -> None:
         assert match is None, f"{where}: {what}: {readable[max(0, match.start() - 80) : match.end() + 80]!r}"
 
 
-def pdf_text(data: bytes) -> str:
+def pdf_text(data: bytes, *, logo: bool = True) -> str:
+    """The PDF's text and metadata; with ``logo``, the business's logo must be embedded."""
     reader = PdfReader(io.BytesIO(data))
+    if logo:
+        assert reader.pages[0].images, "the logo is not embedded on the first page"
     metadata = " ".join(str(v) for v in (reader.metadata or {}).values())
     return "\n".join(page.extract_text() or "" for page in reader.pages) + "\n" + metadata
 
