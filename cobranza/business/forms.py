@@ -60,26 +60,25 @@ class BusinessSettingsForm(_ServiceChecked):
     logo = forms.FileField(
         label=_("Logotipo"),
         required=False,
-        widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg"}),
+        widget=forms.FileInput(attrs={"accept": "image/png,image/jpeg"}),
         help_text=_("PNG o JPEG, hasta 1 MB. Aparece en los correos, el portal y los PDF."),
     )
+    remove_logo = forms.BooleanField(label=_("Quitar el logotipo"), required=False)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        logo = self.fields.pop("logo")
+        logo, remove = self.fields.pop("logo"), self.fields.pop("remove_logo")
         for name in services.TEXT_FIELDS:
             widget = ESSENTIAL_WIDGETS.get(name)
             self.fields[name] = _field(name, **({"widget": widget} if widget else {}))
         self.fields["brand_color"].widget = forms.TextInput(attrs={"type": "color"})
         self.fields["reply_to"].widget = forms.EmailInput()
         self.fields["website"].widget = forms.URLInput()
-        self.fields["logo"] = logo
+        self.fields["logo"], self.fields["remove_logo"] = logo, remove
 
     def clean_logo(self):
-        """``False``: remove it; an upload: checked by Pillow; otherwise keep the current one."""
+        """An upload: checked by Pillow; otherwise None (keep the current one)."""
         value = self.cleaned_data.get("logo")
-        if value is False:
-            return False
         if isinstance(value, UploadedFile):
             services.clean_logo(value)
             value.seek(0)

@@ -46,14 +46,12 @@ def _initial(profile) -> dict:
 @admin_required
 def settings_page(request):
     profile = selectors.current()
-    form = BusinessSettingsForm(
-        request.POST or None, request.FILES or None, initial={**_initial(profile), "logo": profile.logo or None}
-    )
+    form = BusinessSettingsForm(request.POST or None, request.FILES or None, initial=_initial(profile))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        logo = data.pop("logo", None)
+        logo = data.get("logo")
         fields = {name: data[name] for name in services.TEXT_FIELDS if name in data}
-        kwargs = {} if logo is None else {"logo": logo or None}
+        kwargs = {"logo": logo} if logo else ({"logo": None} if data.get("remove_logo") else {})
         try:
             services.business_update(by=request.user, fields=fields, **kwargs)
         except ValidationError as exc:

@@ -79,8 +79,16 @@ class LinkRevoked(LinkError):
     reason = "revoked"
 
 
+class _ClockSigner(signing.TimestampSigner):
+    """Stamps links with the one clock (docs/domain.md#one-clock): a replayed day's reminders
+    carry the links that day would have signed."""
+
+    def timestamp(self):
+        return signing.b62_encode(int(clock.now().timestamp()))
+
+
 def _signer() -> signing.TimestampSigner:
-    return signing.TimestampSigner(salt=SALT)
+    return _ClockSigner(salt=SALT)
 
 
 def _version_of(client_id: int) -> int:

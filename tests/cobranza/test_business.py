@@ -94,6 +94,18 @@ def test_a_complete_form_is_saved_and_audited(client, admin_user, media):
     assert "clabe" in entry.changes_dict and "tax_id" in entry.changes_dict
 
 
+def test_the_logo_is_kept_replaced_or_removed(client, admin_user, media):
+    client.force_login(admin_user)
+    client.post(URL, {**_form(), "logo": SimpleUploadedFile("a.jpg", png_bytes(fmt="JPEG"))})
+    first = BusinessProfile.objects.get().logo.name
+    assert first.endswith(".jpg")  # named by what Pillow read, not by the upload
+    assert client.post(URL, _form()).status_code == 302
+    assert BusinessProfile.objects.get().logo.name == first  # no upload: kept
+    assert client.post(URL, {**_form(), "remove_logo": "on"}).status_code == 302
+    assert not BusinessProfile.objects.get().logo
+    assert client.get(reverse("business_logo")).status_code == 404
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
