@@ -24,7 +24,7 @@ from decimal import ROUND_DOWN, Decimal
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Sum
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from accounts import services as ledger
 from accounts.models import Client, Invoice
@@ -52,9 +52,13 @@ def demo_logo() -> bytes:
     image = Image.new("RGB", (360, 96), "white")
     draw = ImageDraw.Draw(image)
     draw.rounded_rectangle((4, 4, 92, 92), radius=14, fill="#1F5F8B")
-    draw.text((26, 30), "AHB", fill="white", font_size=28)
-    draw.text((108, 22), "Aceros y Herrajes", fill="#1F5F8B", font_size=26)
-    draw.text((108, 54), "del Bajío", fill="#555555", font_size=22)
+    try:  # Pillow's built-in font has no accents; DejaVu comes with WeasyPrint's system fonts
+        font = ImageFont.truetype("DejaVuSans.ttf", 24)
+    except OSError:
+        font = None
+    draw.text((22, 32), "AHB", fill="white", font_size=26)
+    draw.text((108, 20), "Aceros y Herrajes", fill="#1F5F8B", font=font, font_size=24)
+    draw.text((108, 54), "del Bajío" if font else "del Bajio", fill="#555555", font=font, font_size=22)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
