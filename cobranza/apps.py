@@ -36,3 +36,10 @@ class CobranzaConfig(AppConfig):
         from cobranza.webhooks.outgoing import on_payment_recorded
 
         payment_recorded.connect(on_payment_recorded, dispatch_uid="cobranza.webhooks.outgoing.payment_received")
+
+        # The first-login setup: whether the business is set up is read once, at login.
+        from django.contrib.auth.signals import user_logged_in
+
+        from cobranza.business.middleware import on_login
+
+        user_logged_in.connect(on_login, dispatch_uid="cobranza.business.middleware.on_login")

@@ -7,7 +7,9 @@ Deterministic for a seed. It gives every demo page something true to show:
 - promises to pay — open ones whose date is coming, past ones the judge settles as kept or
   broken against the seeded payments — and a few payment plans with one installment due;
 - the nightly jobs run once: commitments judged (broken ones resume their ladder with a task)
-  and delinquency profiles computed.
+  and delinquency profiles computed;
+- a fictional business that is owed (a Mexican SME with logo, bank details, signatures and
+  legal footer), set up, so the demo's reminders go out under its name.
 Only a sample of clients gets commitments (at most ``MAX_COMMITMENTS``), through the same
 services the staff use, so a 100,000-client seed stays quick.
 """
@@ -15,17 +17,20 @@ services the staff use, so a 100,000-client seed stays quick.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import random
 from decimal import ROUND_DOWN, Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Sum
+from PIL import Image, ImageDraw, ImageFont
 
 from accounts import services as ledger
 from accounts.models import Client, Invoice
 from accounts.rules import open_invoice_q
 from cobranza.alerts import jobs as alerts
+from cobranza.business import services as business
 from cobranza.dashboard import jobs as dashboard_jobs
 from cobranza.models import CollectorTask, Commitment, Dispute, DisputeReason, TaskKind
 from cobranza.profiles import jobs as profiles
@@ -42,8 +47,26 @@ DEMO_REASONS = (
 )
 
 
+def demo_logo() -> bytes:
+    """The fictional business's logo: a steel-blue mark with its initials (PNG)."""
+    image = Image.new("RGB", (360, 96), "white")
+    draw = ImageDraw.Draw(image)
+    draw.rounded_rectangle((4, 4, 92, 92), radius=14, fill="#1F5F8B")
+    try:  # Pillow's built-in font has no accents; DejaVu comes with WeasyPrint's system fonts
+        font = ImageFont.truetype("DejaVuSans.ttf", 24)
+    except OSError:
+        font = None
+    draw.text((22, 32), "AHB", fill="white", font_size=26)
+    draw.text((108, 20), "Aceros y Herrajes", fill="#1F5F8B", font=font, font_size=24)
+    draw.text((108, 54), "del Bajío" if font else "del Bajio", fill="#555555", font=font, font_size=22)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def seed(*, today: dt.date, seed: int, stdout=None) -> str:
     rng = random.Random(seed * 7919 + 17)
+    profile = business.business_demo(logo=demo_logo())
     with transaction.atomic():
         disputes = _disputes(rng, today)
         made = _commitments(rng, today)
@@ -56,7 +79,8 @@ def seed(*, today: dt.date, seed: int, stdout=None) -> str:
     snapshots = dashboard_jobs.backfill_snapshots(months=13, today=today)
     raised = alerts.raise_alerts(today=today - dt.timedelta(days=1))
     return (
-        f"cobranza: {disputes} disputas, {made['promise']} promesas ({made['open']} vigentes), "
+        f"cobranza: empresa «{profile.trade_name}» configurada; {disputes} disputas, "
+        f"{made['promise']} promesas ({made['open']} vigentes), "
         f"{made['plan']} planes de pagos; juicio: {judged['kept'] + judged['paid_off']} cumplidas, "
         f"{judged['broken']} incumplidas; {profiles} perfiles calculados; {len(snapshots)} cierres de mes; "
         f"{raised.get('raised', 0) if isinstance(raised, dict) else 0} alertas tempranas"

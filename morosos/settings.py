@@ -86,6 +86,8 @@ MIDDLEWARE = [
     # Every page needs a login unless its view is explicitly marked @login_not_required.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # While the business is not set up: administrators go to the setup form first.
+    "cobranza.business.middleware.BusinessSetupMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into the lock-out page.
@@ -272,6 +274,7 @@ AUDITLOG_INCLUDE_TRACKING_MODELS = (
     {"model": "cobranza.MessageTemplate", "exclude_fields": ["updated_at"]},
     {"model": "cobranza.MessageTemplateText"},
     {"model": "cobranza.ClientDunning", "exclude_fields": ["updated_at", "updated_by"]},
+    {"model": "cobranza.BusinessProfile", "exclude_fields": ["updated_at"]},
 )
 # The audit page shows who made a change; the requester's address adds nothing there.
 AUDITLOG_DISABLE_REMOTE_ADDR = True
@@ -350,11 +353,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Dunning ----------------------------------------------------------------------------
-COMPANY_NAME = env.str("COMPANY_NAME", default="Morosos")
-COLLECTIONS_EMAIL = env.str("COLLECTIONS_EMAIL", default="")
-COLLECTIONS_PHONE = env.str("COLLECTIONS_PHONE", default="")
-# Base URL of the debtor self-service page that reminders link to (empty: no link).
-SELF_SERVICE_URL = env.str("SELF_SERVICE_URL", default="")
+# The business's name, sender, contact details and public address (the portal links' base)
+# are not settings: an administrator enters them in the app (cobranza.business, "Datos de la
+# empresa"), and debtor mail is sent from there, not from DEFAULT_FROM_EMAIL.
 # Days a debtor's self-service link stays valid.
 SELF_SERVICE_LINK_DAYS = env.int("SELF_SERVICE_LINK_DAYS", default=30)
 # Requests allowed per link and per IP address in a window of seconds (the cache counts them:

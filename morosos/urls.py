@@ -3,6 +3,8 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts import views_health
+from cobranza.business import views as business_views
+from cobranza.portal import views as portal_views
 
 urlpatterns = [
     path("healthz", views_health.healthz, name="healthz"),
@@ -12,6 +14,10 @@ urlpatterns = [
     path("cobranza/", include("cobranza.urls")),
     path("api/", include("cobranza.api.urls")),
     path("portal/", include("cobranza.portal.urls")),
+    # Public, for debtors: the business's logo (emails, portal) and the short portal link of
+    # SMS and WhatsApp messages.
+    path("marca/logo", business_views.logo, name="business_logo"),
+    path("p/<str:code>", portal_views.short_link, name="portal_short_link"),
     path("webhooks/", include("accounts.urls_webhooks")),
     path("", include("accounts.urls")),
 ]

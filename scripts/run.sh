@@ -13,6 +13,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 python manage.py migrate --noinput
 # The shared cache of the rate limits when no CACHE_URL names a Redis (morosos/settings.py).
 python manage.py createcachetable
+# Reminders link to the portal at the business's public address: this server's own, unless an
+# administrator already set one (Cobranza → Datos de la empresa).
+python manage.py set_public_address --if-empty "http://127.0.0.1:$PORT"
 python manage.py seed_demo --if-empty
 
 if [[ -n "${DATABASE_URL:-}" ]]; then database="DATABASE_URL"; else database="embedded PostgreSQL in $VAR_DIR/pgdata/"; fi

@@ -33,6 +33,7 @@ def business_profile(*, logo: bool = True, **fields) -> BusinessProfile:
         "sender_email": "cobranza@aurora.example",
         "phone": "+52 55 5000 1234",
         "website": "https://aurora.example",
+        "public_base_url": "https://cobranza.aurora.example",
         "bank_name": "BBVA México",
         "bank_account_holder": "Distribuidora Aurora, S.A. de C.V.",
         "clabe": "012180001234567891",

@@ -7,7 +7,7 @@ from django.db import connection
 from django.db.migrations.loader import MigrationLoader
 from django.test.utils import override_settings
 
-from tests.factories import make_user
+from tests.factories import make_business, make_user
 
 
 def pytest_configure(config):
@@ -49,6 +49,7 @@ REFERENCE_DATA_MIGRATIONS = [
     ("accounts", "0002_roles_segments_append_only"),  # staff groups, default segments
     ("cobranza", "0002_contact_rule_presets"),  # contact rules MX/ES/US, holidays
     ("cobranza", "0003_default_ladders"),  # message templates, segment ladders
+    ("cobranza", "0019_business_identity"),  # the templates sign as the business
 ]
 
 
@@ -88,6 +89,26 @@ def _reference_data(request):
     if _is_transactional(request):
         request.getfixturevalue("transactional_db")
         restore_reference_data()
+
+
+def _uses_database(request) -> bool:
+    return (
+        _is_transactional(request)
+        or "db" in request.fixturenames
+        or request.node.get_closest_marker("django_db") is not None
+    )
+
+
+@pytest.fixture(autouse=True)
+def business(request, _reference_data):
+    """The business that is owed, set up (tests/factories.BUSINESS): debtor messages need one
+    (docs/domain.md, "Who the debtor hears from"). A test marked ``without_business`` starts
+    before any administrator has filled it in."""
+    if request.node.get_closest_marker("without_business") or not _uses_database(request):
+        return None
+    if not _is_transactional(request):
+        request.getfixturevalue("db")
+    return make_business()
 
 
 @pytest.fixture

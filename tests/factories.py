@@ -7,14 +7,19 @@ values. The named cast (admin, gerente, gestora, gestor) lives in conftest fixtu
 from __future__ import annotations
 
 import datetime as dt
+import io
 import itertools
 from decimal import Decimal
 
 from django.contrib.auth.models import Group, User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
 
 from accounts import services
 from accounts.models import Client, Invoice, Segment
 from accounts.roles import GROUP_NAMES, Role
+from cobranza.business import selectors as business_selectors
+from cobranza.business import services as business_services
 
 _seq = itertools.count(1)
 
@@ -73,3 +78,32 @@ def make_invoice(
         amount=Decimal(amount),
         **fields,
     )
+
+
+# The business that is owed, as the autouse fixture in tests/conftest.py sets it up.
+BUSINESS = {
+    "trade_name": "Ferretería La Esperanza",
+    "legal_name": "Ferretería La Esperanza, S.A. de C.V.",
+    "sender_name": "Cobranza Ferretería La Esperanza",
+    "sender_email": "cobranza@ferreteria-esperanza.example",
+    "public_base_url": "https://cobranza.ferreteria-esperanza.example",
+    "phone": "+52 55 5555 0100",
+}
+
+
+def png_bytes(size: tuple[int, int] = (120, 40), color: str = "#1F5F8B", fmt: str = "PNG") -> bytes:
+    """A small real image (PNG unless ``fmt`` says otherwise), made with Pillow."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def make_business(*, set_up: bool = True, logo: bytes | None = None, **fields):
+    """The business's identity through its services (``BUSINESS`` plus ``fields``); set up
+    unless ``set_up`` is False."""
+    data = {**BUSINESS, **fields}
+    upload = SimpleUploadedFile("logo.png", logo) if logo is not None else None
+    business_services.business_update(by=None, fields=data, **({"logo": upload} if upload else {}))
+    if set_up:
+        return business_services.business_setup_complete(by=None, fields=data)
+    return business_selectors.current()

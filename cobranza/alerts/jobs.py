@@ -77,6 +77,7 @@ from accounts.models import NON_CASH_METHODS, Client, Interaction, Invoice, Paym
 from accounts.rules import collectible_q, days_late_sql, open_invoice_q, overdue_q, settled_invoices_sql
 from accounts.utils import money_str
 from cobranza.alerts.selectors import managers, with_evidence
+from cobranza.business import selectors as business
 from cobranza.engine import channels
 from cobranza.models import Alert, AlertDigest, AlertKind, AlertStatus, Commitment, CommitmentKind, CommitmentStatus
 from cobranza.profiles.jobs import months_ago
@@ -615,7 +616,8 @@ def _digest_context(alerts: list[Alert], start: dt.date, end: dt.date, label: st
         "total": len(alerts),
         "still_open": sum(1 for a in alerts if a.status == AlertStatus.OPEN),
         "url": getattr(settings, "SITE_URL", "").rstrip("/") + reverse("cobranza:alert_list"),
-        "company": getattr(settings, "COMPANY_NAME", "Morosos"),
+        # Staff mail: the business's name once it is set up, our product's before.
+        "company": business.current().trade_name or "Morosos",
     }
 
 

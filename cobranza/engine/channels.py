@@ -56,6 +56,10 @@ class OutgoingMessage:
     # as (cid, bytes, MIME type) — see cobranza.engine.html_email.
     html: str = ""
     images: tuple = ()
+    # Email only. Debtor mail names the business that is owed ("sender_name <sender_email>",
+    # its reply-to); empty: DEFAULT_FROM_EMAIL (staff mail such as the weekly digest).
+    from_email: str = ""
+    reply_to: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -95,8 +99,9 @@ def send_email(message: OutgoingMessage) -> SendResult:
     fields = {
         "subject": message.subject,
         "body": message.body,
-        "from_email": settings.DEFAULT_FROM_EMAIL,
+        "from_email": message.from_email or settings.DEFAULT_FROM_EMAIL,
         "to": [message.recipient],
+        "reply_to": message.reply_to or None,
         "headers": headers,
     }
     email = HTMLEmail(**fields, html=message.html, images=message.images) if message.html else EmailMessage(**fields)

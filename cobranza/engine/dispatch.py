@@ -34,6 +34,7 @@ from accounts import clock
 from accounts import services as ledger
 from accounts.models import Client, Contact, Interaction, Invoice
 from cobranza import rules
+from cobranza.business import selectors as business
 from cobranza.engine import channels, contact_rules, html_email, letters, messaging
 from cobranza.engine.contacts import ADDRESS_FIELD, choose_contact
 from cobranza.handoffs import services as handoffs
@@ -56,6 +57,9 @@ def lease() -> dt.timedelta:
 
 
 MAX_ATTEMPTS = 6
+# A message held because the business is not set up is looked at again a day later (like a
+# country without contact rules); finishing the setup releases the held ones at once.
+BUSINESS_SETUP_RETRY = dt.timedelta(days=1)
 
 # Which timeline kind records a sent message of each channel.
 INTERACTION_KIND = {
@@ -170,9 +174,8 @@ def _client_stop(notice: Notice, today: dt.date) -> str:
     return ""
 
 
-def _message_id(notice: Notice) -> str:
-    domain = getattr(settings, "DUNNING_MESSAGE_ID_DOMAIN", "") or settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1]
-    return f"<notice-{notice.pk}.{notice.planned_for:%Y%m%d}@{domain.strip('<> ')}>"
+def _message_id(notice: Notice, profile) -> str:
+    return f"<notice-{notice.pk}.{notice.planned_for:%Y%m%d}@{business.message_id_domain(profile)}>"
 
 
 def _finish(notice: Notice, status: str, reason: str, *, now: dt.datetime, **fields) -> None:
@@ -301,7 +304,15 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
         )
         return DispatchResult(Outcome.SKIPPED, reason)
 
-    decision = contact_rules.decide(client=notice.client, channel=notice.channel, at=now)
+    # Never under an empty name: until an administrator sets up the business, messages wait
+    # (docs/domain.md, "Who the debtor hears from"), re-checked every BUSINESS_SETUP_RETRY.
+    profile = business.current()
+    if profile.setup_completed_at is None:
+        decision = contact_rules.Decision(
+            allowed=False, send_at=now + BUSINESS_SETUP_RETRY, reason=business.not_set_up_reason()
+        )
+    else:
+        decision = contact_rules.decide(client=notice.client, channel=notice.channel, at=now)
     if not decision.allowed:
         _mine(notice).update(
             status=Notice.Status.PLANNED,
@@ -334,10 +345,10 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
     try:
         if notice.channel == StepChannel.EMAIL:
             # Both parts from one render: the text is the template's, the HTML wraps it.
-            html = html_email.compose_notice(notice, items=items, today=today)
+            html = html_email.compose_notice(notice, items=items, today=today, business=profile)
             rendered = messaging.Rendered(subject=html.subject, body=html.text, language=html.language)
         else:
-            rendered = messaging.render_notice(notice, items=items, today=today)
+            rendered = messaging.render_notice(notice, items=items, today=today, business=profile)
     except messaging.TemplateRenderError as exc:
         reason = _("La plantilla no se pudo generar: %(error)s") % {"error": exc}
         return _fail(notice, reason, now=now, invoices=invoices)
@@ -349,7 +360,7 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
         if notice.channel != StepChannel.LETTER
         else (notice.client.address or contact.name)
     )
-    message_id = _message_id(notice)
+    message_id = _message_id(notice, profile)
     # Committed before the network: from here on a crash means "may have been sent".
     stored = _mine(notice).update(
         contact=contact,
@@ -376,6 +387,11 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
                     message_id=message_id,
                     html=html.html if html else "",
                     images=tuple((i.cid, i.content, i.mimetype) for i in html.images) if html else (),
+                    **(
+                        {"from_email": business.sender(profile), "reply_to": business.reply_to(profile)}
+                        if notice.channel == StepChannel.EMAIL
+                        else {}
+                    ),
                 )
             )
     except channels.TransientSendError as exc:

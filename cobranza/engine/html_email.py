@@ -194,7 +194,7 @@ def build(
     )
 
 
-def compose_notice(notice: Notice, *, items: Sequence, today: dt.date | None = None) -> EmailContent:
+def compose_notice(notice: Notice, *, items: Sequence, today: dt.date | None = None, business=None) -> EmailContent:
     """The email of an email notice, both parts (dispatch's send path): its template rendered
     once, as ``messaging.render_notice`` does, then wrapped. Raises TemplateRenderError."""
     template = notice.step.template
@@ -202,7 +202,7 @@ def compose_notice(notice: Notice, *, items: Sequence, today: dt.date | None = N
         raise messaging.TemplateRenderError(
             _("El paso «%(step)s» no tiene plantilla de mensaje.") % {"step": notice.step.name}
         )
-    context = messaging.notice_context(notice, items=items, today=today)
+    context = messaging.notice_context(notice, items=items, today=today, business=business)
     rendered = messaging.render(template=template, language=notice.language or notice.client.language, context=context)
     try:
         return build(rendered=rendered, context=context, embed="cid")

@@ -9,6 +9,7 @@ from django.template.loader import render_to_string
 from django.utils import translation
 
 from accounts import clock
+from cobranza.business import selectors as business
 from cobranza.engine.channels import PermanentSendError, SendResult
 
 
@@ -24,6 +25,7 @@ def store_letter(notice, rendered) -> SendResult:
     """Write the letter PDF (idempotent: the same notice always writes the same file)."""
     from weasyprint import HTML  # imported here: loading pango costs ~0.3 s at start-up
 
+    profile = business.current()
     with translation.override(notice.language):
         html = render_to_string(
             "cobranza/letter.html",
@@ -33,7 +35,12 @@ def store_letter(notice, rendered) -> SendResult:
                 "contact": notice.contact,
                 "subject": rendered.subject,
                 "body": rendered.body,
-                "company": getattr(settings, "COMPANY_NAME", "Morosos"),
+                # The business that is owed, with its logo embedded from the file itself.
+                "business": profile,
+                "company": profile.trade_name,
+                "logo_file": business.logo_file_uri(profile),
+                "contact_email": business.contact_email(profile),
+                "legal_footer": business.by_language(profile, "legal_footer", notice.language),
                 "today": clock.localdate(),
             },
         )

@@ -40,7 +40,6 @@ import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
-from email.utils import parseaddr
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -48,6 +47,7 @@ from django.db.models import Prefetch
 from django.template import Context, Engine, Library, TemplateSyntaxError, defaultfilters, defaulttags
 from django.template.base import FilterExpression, Lexer, Node, TokenType, Variable, VariableNode
 from django.template.defaulttags import FilterNode, FirstOfNode, ForNode, IfNode, NowNode, WithNode
+from django.urls import reverse
 from django.utils import formats, timezone, translation
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
@@ -58,7 +58,8 @@ from accounts.models import Client, Contact, Invoice, Language
 from accounts.rules import open_invoice_q
 from accounts.utils import money_str
 from cobranza.business import payments
-from cobranza.models import MessageTemplate, MessageTemplateText, Notice, NoticeItem, StepChannel
+from cobranza.business import selectors as business_selectors
+from cobranza.models import BusinessProfile, MessageTemplate, MessageTemplateText, Notice, NoticeItem, StepChannel
 from cobranza.portal import links
 
 # --- channel limits ----------------------------------------------------------------------
@@ -627,8 +628,31 @@ PLACEHOLDERS: dict[str, Field] = {
             "telefono": Field(gettext_lazy("teléfono de cobranza (puede estar vacío)")),
         },
     ),
-    "empresa": Field(gettext_lazy("el nombre de nuestra empresa")),
-    "enlace_pago": Field(gettext_lazy("enlace para consultar y pagar en línea (puede estar vacío)")),
+    "empresa": Field(
+        gettext_lazy("nuestra empresa (Datos de la empresa): se muestra con su nombre comercial"),
+        fields={
+            "nombre": Field(gettext_lazy("nombre comercial")),
+            "razon_social": Field(gettext_lazy("razón social")),
+            "rfc": Field(gettext_lazy("RFC / NIF (puede estar vacío)")),
+            "telefono": Field(gettext_lazy("teléfono")),
+            "correo": Field(gettext_lazy("correo para responder (responder a, o el del remitente)")),
+            "web": Field(gettext_lazy("sitio web (puede estar vacío)")),
+            "firma": Field(gettext_lazy("firma, en el idioma del mensaje (puede estar vacía)")),
+            "pie_legal": Field(gettext_lazy("pie legal, en el idioma del mensaje (puede estar vacío)")),
+            "banco": Field(gettext_lazy("banco para transferencias (puede estar vacío)")),
+            "titular": Field(gettext_lazy("titular de la cuenta (puede estar vacío)")),
+            "clabe": Field(gettext_lazy("CLABE (puede estar vacía)")),
+            "iban": Field(gettext_lazy("IBAN (puede estar vacío)")),
+            "cuenta": Field(gettext_lazy("número de cuenta (puede estar vacío)")),
+        },
+        example="{{ empresa.firma|default:empresa }}",
+    ),
+    "enlace_pago": Field(
+        gettext_lazy(
+            "enlace personal del cliente a su estado de cuenta para pagar en línea (corto en SMS y WhatsApp; "
+            "vacío si no hay dirección pública)"
+        )
+    ),
     "pago": Field(
         gettext_lazy("las formas de pago de la empresa para estas facturas; se muestra como el enlace de pago"),
         fields={
@@ -669,21 +693,45 @@ def placeholder_help() -> list[dict]:
 # --- building contexts -------------------------------------------------------------------
 
 
-def company_name() -> str:
-    return getattr(settings, "COMPANY_NAME", "Morosos")
+# Channels with a length limit carry the short link (/p/<code>) instead of the long one.
+SHORT_LINK_CHANNELS = (StepChannel.SMS, StepChannel.WHATSAPP)
 
 
-def payment_link(*, client: Client | None, notice: Notice | None = None) -> str:
-    """The debtor's signed, expiring self-service link (``cobranza.portal.links.link_for``),
-    or ``SELF_SERVICE_URL`` itself without a client; empty while ``SELF_SERVICE_URL`` is unset
-    (reminders then carry no link). One link per client, not per notice: revoking the client's
-    links (``links.revoke``) covers every reminder already sent."""
-    base = getattr(settings, "SELF_SERVICE_URL", "")
-    if not base:
+def company_record(profile: BusinessProfile) -> Record:
+    """``{{ empresa }}``: the business that is owed, printed as its trade name, with its
+    details as fields (docs/domain.md, "Who the debtor hears from")."""
+    return Record(
+        profile.trade_name,
+        nombre=profile.trade_name,
+        razon_social=profile.legal_name,
+        rfc=profile.tax_id,
+        telefono=profile.phone,
+        correo=business_selectors.contact_email(profile),
+        web=profile.website,
+        firma=ByLanguage({"es": profile.signature_es, "en": profile.signature_en}),
+        pie_legal=ByLanguage({"es": profile.legal_footer_es, "en": profile.legal_footer_en}),
+        banco=profile.bank_name,
+        titular=profile.bank_account_holder,
+        clabe=profile.clabe,
+        iban=profile.iban,
+        cuenta=profile.bank_account,
+    )
+
+
+def payment_link(
+    *, client: Client | None, channel: str = StepChannel.EMAIL, business: BusinessProfile | None = None, **_ignored
+) -> str:
+    """The debtor's signed, expiring self-service link on the business's public address
+    (``cobranza.portal.links``): the short one on SMS and WhatsApp, the long one elsewhere.
+    Empty while no public address is configured (reminders then carry no link) or without a
+    client. One link per client, not per notice: revoking the client's links
+    (``links.revoke``) covers every reminder already sent."""
+    profile = business if business is not None else business_selectors.current()
+    if not profile.public_base_url or client is None or client.pk is None:
         return ""
-    if client is None or client.pk is None:
-        return base
-    return links.link_for(client)
+    if channel in SHORT_LINK_CHANNELS:
+        return links.short_link_for(client, profile)
+    return links.link_for(client, profile)
 
 
 def _client_today(client: Client | None) -> dt.date:
@@ -715,9 +763,10 @@ def _factura(invoice: Invoice, today: dt.date) -> Record:
     )
 
 
-def _collector_record(collector) -> Record:
-    phone = getattr(settings, "COLLECTIONS_PHONE", "")
-    email = getattr(settings, "COLLECTIONS_EMAIL", "") or parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
+def _collector_record(collector, profile: BusinessProfile) -> Record:
+    # Without a collector, or one without phone or email, the debtor gets the business's.
+    phone = profile.phone
+    email = business_selectors.contact_email(profile)
     if collector is None:
         team = ByLanguage(COLLECTIONS_TEAM)
         return Record(team, nombre=team, correo=email, telefono=phone)
@@ -734,6 +783,7 @@ def _context_from(
     enlace: str,
     today: dt.date,
     language: str,
+    empresa: Record,
     client_ref: str = "",
 ) -> MessageContext:
     facturas = sorted(facturas, key=lambda f: (f["vencimiento"], f["numero"]))
@@ -751,7 +801,7 @@ def _context_from(
             "total_texto": TotalText(totals),
             "dias_max_vencida": max((f["dias_vencida"] for f in facturas), default=0),
             "gestor": collector_record,
-            "empresa": company_name(),
+            "empresa": empresa,
             "enlace_pago": enlace,
             "pago": PaymentRecord(
                 client_ref=client_ref,
@@ -788,19 +838,24 @@ def build_context(
     collector=None,
     today: dt.date | None = None,
     link: str | None = None,
+    channel: str = StepChannel.EMAIL,
+    business: BusinessProfile | None = None,
 ) -> MessageContext:
-    """The variables of a message to ``client``. ``items`` are NoticeItems (with their invoice
-    loaded) or Invoices; balances are the invoices' current ones and days are counted to
-    ``today`` (default: today in the client's time zone). No queries if relations are loaded."""
+    """The variables of a message to ``client`` on ``channel``. ``items`` are NoticeItems (with
+    their invoice loaded) or Invoices; balances are the invoices' current ones and days are
+    counted to ``today`` (default: today in the client's time zone). Without ``business`` the
+    profile is read (one query); the link costs one (its revocation version)."""
     today = today or _client_today(client)
+    profile = business if business is not None else business_selectors.current()
     return _context_from(
         cliente=_client_record(client),
         contacto=_contact_record(contact),
         facturas=[_factura(_invoice_of(item), today) for item in items],
-        collector_record=_collector_record(collector),
-        enlace=payment_link(client=client) if link is None else link,
+        collector_record=_collector_record(collector, profile),
+        enlace=payment_link(client=client, channel=channel, business=profile) if link is None else link,
         today=today,
         language=language,
+        empresa=company_record(profile),
         client_ref=str(client.pk or ""),
     )
 
@@ -819,18 +874,56 @@ _SAMPLE = {
         "concepto": "Packaging supplies",
     },
 }
-SAMPLE_TOKEN = "1042-77:Xk3dQp9sLm2VbR8tYwZ4nH6jKe0"
+# As long as real ones, so the SMS length check is honest.
+SAMPLE_TOKEN = "1042.1:1vRk3Q:Xk3dQp9sLm2VbR8tYwZ4nH6jKe0AbCdEfGhIjKlMnOp"
+SAMPLE_SHORT_CODE = "80-1a2-0k3dqp9slm2vbr8t"
 
 
-def _sample_link() -> str:
-    # As long as a real link, so the SMS length check is honest.
-    base = getattr(settings, "SELF_SERVICE_URL", "") or "https://pagos.example.com/cuenta"
-    return f"{base.rstrip('/')}/{SAMPLE_TOKEN}"
+# The business of validation's sample data (no database): as long as a real one's details,
+# so the SMS and WhatsApp length checks stay honest. Previews use the real business.
+SAMPLE_BUSINESS = BusinessProfile(
+    trade_name="Comercial del Centro",
+    legal_name="Comercial del Centro, S.A. de C.V.",
+    tax_id="CCE150312KT4",
+    sender_name="Cobranza Comercial del Centro",
+    sender_email="cobranza@comercialdelcentro.example",
+    reply_to="pagos@comercialdelcentro.example",
+    phone="+52 55 5000 0142",
+    website="https://www.comercialdelcentro.example",
+    signature_es="Departamento de Crédito y Cobranza\nComercial del Centro\nTel. +52 55 5000 0142",
+    signature_en="Credit and Collections Department\nComercial del Centro\nPhone +52 55 5000 0142",
+    bank_name="Banco del Centro",
+    bank_account_holder="Comercial del Centro, S.A. de C.V.",
+    clabe="002010077777777771",
+    bank_account="0123456789",
+    legal_footer_es="Comercial del Centro, S.A. de C.V. · RFC CCE150312KT4 · Aviso de privacidad en nuestro sitio.",
+    legal_footer_en="Comercial del Centro, S.A. de C.V. · Tax ID CCE150312KT4 · Privacy notice on our website.",
+    public_base_url="https://cobranza.comercialcentro.mx",
+)
 
 
-def sample_context(language: str = FALLBACK_LANGUAGE, *, offset_days: int = 15, today: dt.date | None = None):
+def _sample_link(channel: str, profile: BusinessProfile) -> str:
+    """The sample data's link: built like a real one (same address, same paths), with a
+    token that opens nothing; empty, like a real one, without a public address."""
+    if not profile.public_base_url:
+        return ""
+    if channel in SHORT_LINK_CHANNELS:
+        return business_selectors.public_url(profile, reverse("portal_short_link", args=[SAMPLE_SHORT_CODE]))
+    return links.url_for_token(SAMPLE_TOKEN, profile)
+
+
+def sample_context(
+    language: str = FALLBACK_LANGUAGE,
+    *,
+    offset_days: int = 15,
+    today: dt.date | None = None,
+    channel: str = StepChannel.EMAIL,
+    business: BusinessProfile | None = None,
+):
     """Realistic data for previews and validation: three invoices in two currencies (one
-    partly paid), ``offset_days`` past due (negative: not yet due), a collector, a link."""
+    partly paid), ``offset_days`` past due (negative: not yet due), a collector, a link, and
+    a business (``SAMPLE_BUSINESS`` unless given: previews pass the real one). No queries."""
+    profile = business if business is not None else SAMPLE_BUSINESS
     sample = _SAMPLE.get(language, _SAMPLE[FALLBACK_LANGUAGE])
     today = today or clock.localdate()
     spread = (0, 2, 4) if offset_days >= 0 else (0, 0, 0)
@@ -865,10 +958,11 @@ def sample_context(language: str = FALLBACK_LANGUAGE, *, offset_days: int = 15, 
         contacto=Record(name, nombre=name, puesto=position),
         facturas=facturas,
         collector_record=Record(collector_name, nombre=collector_name, correo=email, telefono=phone),
-        enlace=_sample_link(),
+        enlace=_sample_link(channel, profile),
         today=today,
         language=language,
-        client_ref=SAMPLE_TOKEN.split("-", 1)[0],
+        empresa=company_record(profile),
+        client_ref=SAMPLE_TOKEN.split(".", 1)[0],
     )
 
 
@@ -927,23 +1021,33 @@ def _load_for_render(notice_id: int) -> Notice:
     )
 
 
-def render_notice(notice: Notice, *, items: Sequence | None = None, today: dt.date | None = None) -> Rendered:
-    """The message of a notice: its client, contact, collector and all its invoices.
+def render_notice(
+    notice: Notice,
+    *,
+    items: Sequence | None = None,
+    today: dt.date | None = None,
+    business: BusinessProfile | None = None,
+) -> Rendered:
+    """The message of a notice: its client, contact, collector and all its invoices, from the
+    business, with the client's link for the notice's channel.
 
     Without ``items`` the notice is re-read with everything it needs (three queries, however
     many invoices). The dispatcher passes the items still due at send time, on a notice it
-    loaded with its relations; then only the template's texts are read (one query)."""
+    loaded with its relations, and the business it read; then only the template's texts and
+    the link's version are read (two queries)."""
     if items is None:
         notice = _load_for_render(notice.pk)
         items = list(notice.items.all())
     template = notice.step.template
     if template is None:
         raise TemplateRenderError(_("El paso «%(step)s» no tiene plantilla de mensaje.") % {"step": notice.step.name})
-    context = notice_context(notice, items=items, today=today)
+    context = notice_context(notice, items=items, today=today, business=business)
     return render(template=template, language=notice.language or notice.client.language, context=context)
 
 
-def notice_context(notice: Notice, *, items: Sequence, today: dt.date | None = None) -> MessageContext:
+def notice_context(
+    notice: Notice, *, items: Sequence, today: dt.date | None = None, business: BusinessProfile | None = None
+) -> MessageContext:
     """The variables of a notice's message (``render_notice``; the HTML email wraps the same)."""
     client = notice.client
     return build_context(
@@ -953,16 +1057,20 @@ def notice_context(notice: Notice, *, items: Sequence, today: dt.date | None = N
         language=notice.language,
         collector=client.collector,
         today=today,
-        link=payment_link(client=client, notice=notice),
+        channel=notice.channel,
+        business=business,
     )
 
 
 AUTOMATED_CONTACT_ROLES = (Contact.Role.BILLING, Contact.Role.PRIMARY, Contact.Role.BACKUP)
 
 
-def client_preview_context(client: Client, *, language: str | None = None, today: dt.date | None = None):
-    """The context a message to ``client`` would have today: its open (not disputed)
-    invoices, its billing contact, its collector. A fixed number of queries."""
+def client_preview_context(
+    client: Client, *, language: str | None = None, today: dt.date | None = None, channel: str = StepChannel.EMAIL
+):
+    """The context a message to ``client`` on ``channel`` would have today: its open (not
+    disputed) invoices, its billing contact, its collector, its real link (the one sending
+    would carry). A fixed number of queries."""
     invoices = list(Invoice.objects.filter(open_invoice_q(), client=client).order_by("due_date", "number"))
     contacts = list(client.contacts.filter(is_active=True, role__in=AUTOMATED_CONTACT_ROLES).order_by("id"))
     contacts.sort(key=lambda c: AUTOMATED_CONTACT_ROLES.index(c.role))
@@ -973,6 +1081,7 @@ def client_preview_context(client: Client, *, language: str | None = None, today
         language=language or client.language,
         collector=client.collector,
         today=today,
+        channel=channel,
     )
 
 
@@ -980,7 +1089,7 @@ def preview_for_client(
     template: MessageTemplate, client: Client, language: str | None = None, *, today: dt.date | None = None
 ) -> Rendered:
     """The live preview of a saved template against a real client's open invoices."""
-    context = client_preview_context(client, language=language, today=today)
+    context = client_preview_context(client, language=language, today=today, channel=template.channel)
     return render(template=template, language=language or client.language, context=context)
 
 
@@ -1014,9 +1123,9 @@ def preview_draft(
     except ValidationError as exc:
         return Preview(rendered=None, errors={k: [str(m) for m in v] for k, v in exc.message_dict.items()})
     context = (
-        client_preview_context(client, language=language, today=today)
+        client_preview_context(client, language=language, today=today, channel=channel)
         if client is not None
-        else sample_context(language, today=today)
+        else sample_context(language, today=today, channel=channel, business=business_selectors.current())
     )
     try:
         return Preview(
@@ -1247,7 +1356,7 @@ def validate_template_text(*, channel: str, subject: str, body: str, language: s
         errors.setdefault("body", []).append(_("Canal sin mensajes: %(channel)s.") % {"channel": channel})
 
     if compiled:
-        context = sample_context(language)
+        context = sample_context(language, channel=channel)
         for name, template in compiled.items():
             try:
                 with translation.override(language), budgeted() as budget:

@@ -21,6 +21,7 @@ from accounts import clock
 from accounts import selectors as ledger_selectors
 from accounts.models import MONEY, ZERO, Client, Invoice
 from accounts.rules import COLLECTIBLE, open_invoice_q, overdue_q
+from cobranza.business import selectors as business
 from cobranza.models import HandOff, HandOffStatus, HandOffUpdate
 
 CASE_FILES_DIR = "expedientes"
@@ -59,8 +60,12 @@ def _case_file_context(handoff: HandOff) -> dict:
     timeline = list(
         ledger_selectors.client_timeline(client).order_by("occurred_at", "id")  # oldest first: a case reads forward
     )
+    profile = business.current()
     return {
-        "company": getattr(settings, "COMPANY_NAME", "Morosos"),
+        # The creditor: the business that is owed (docs/domain.md, "Who the debtor hears from").
+        "business": profile,
+        "company": profile.trade_name,
+        "logo_file": business.logo_file_uri(profile),
         "handoff": handoff,
         "client": client,
         "contacts": list(ledger_selectors.client_contacts(client)),

@@ -135,6 +135,11 @@ def _csv_rows(context: dict) -> list[list[str]]:
     """Machine-readable: ISO dates, dot decimals, stable column names (an agency's import
     script should not depend on our UI language); the human labels go in the PDF."""
     rows: list[list[str]] = []
+    # First, the creditor (the business that is owed): name in "resumen", legal name and tax
+    # id in "detalle".
+    business = context["business"]
+    legal = " · ".join(part for part in (business.legal_name, business.tax_id) if part)
+    rows.append(["acreedor", *[""] * 15, business.trade_name, legal])
     for row in context["invoices"]:
         inv = row.invoice
         rows.append(

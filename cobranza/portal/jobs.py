@@ -33,6 +33,7 @@ from accounts import clock
 from accounts import services as ledger
 from accounts.models import Client, Interaction
 from accounts.utils import money_str
+from cobranza.business import selectors as business
 from cobranza.engine import channels, contact_rules, messaging
 from cobranza.engine.contacts import ADDRESS_FIELD, choose_contact
 from cobranza.models import PortalMessage, PortalMessageKind, PortalMessageStatus
@@ -144,7 +145,14 @@ def send(message_id: int, *, now: dt.datetime | None = None) -> str:
             _("Sin contacto que acepte %(channel)s.") % {"channel": message.get_channel_display()},
             now=now,
         )
-    decision = contact_rules.decide(client=client, channel=message.channel, at=now)
+    # Never under an empty name (docs/domain.md, "Who the debtor hears from"), as dispatch.
+    profile = business.current()
+    if profile.setup_completed_at is None:
+        decision = contact_rules.Decision(
+            allowed=False, send_at=now + dt.timedelta(days=1), reason=business.not_set_up_reason()
+        )
+    else:
+        decision = contact_rules.decide(client=client, channel=message.channel, at=now)
     if not decision.allowed:
         _mine(message).update(
             status=Status.PLANNED,
@@ -161,7 +169,7 @@ def send(message_id: int, *, now: dt.datetime | None = None) -> str:
         )
         return "deferred"
 
-    link = messaging.payment_link(client=client)
+    link = messaging.payment_link(client=client, channel=message.channel, business=profile)
     if message.kind == PortalMessageKind.LINK and not link:
         return _end(
             message,
@@ -169,10 +177,9 @@ def send(message_id: int, *, now: dt.datetime | None = None) -> str:
             _("No hay una dirección pública del portal configurada: el enlace no se puede enviar."),
             now=now,
         )
-    subject, body = render(message, contact=contact, link=link)
+    subject, body = render(message, contact=contact, link=link, company=profile.trade_name)
     recipient = getattr(contact, ADDRESS_FIELD[message.channel])
-    domain = getattr(settings, "DUNNING_MESSAGE_ID_DOMAIN", "") or settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1]
-    message_id_header = f"<portal-{message.pk}.{message.attempts}@{domain.strip('<> ')}>"
+    message_id_header = f"<portal-{message.pk}.{message.attempts}@{business.message_id_domain(profile)}>"
     stored = _mine(message).update(
         contact=contact, recipient=recipient[:254], subject=subject[:255], body=body, message_id=message_id_header
     )
@@ -188,6 +195,11 @@ def send(message_id: int, *, now: dt.datetime | None = None) -> str:
                 subject=subject,
                 body=body,
                 message_id=message_id_header,
+                **(
+                    {"from_email": business.sender(profile), "reply_to": business.reply_to(profile)}
+                    if message.channel == "email"
+                    else {}
+                ),
             )
         )
     except channels.TransientSendError as exc:
@@ -227,7 +239,7 @@ def send(message_id: int, *, now: dt.datetime | None = None) -> str:
     return Status.SENT
 
 
-def render(message: PortalMessage, *, contact, link: str) -> tuple[str, str]:
+def render(message: PortalMessage, *, contact, link: str, company: str | None = None) -> tuple[str, str]:
     """Subject and body in the client's language: short for SMS and WhatsApp (the link and an
     opt-out), a letter-like email otherwise."""
     client = message.client
@@ -239,7 +251,7 @@ def render(message: PortalMessage, *, contact, link: str) -> tuple[str, str]:
             "channel": message.channel,
             "client": client,
             "contact": contact,
-            "company": messaging.company_name(),
+            "company": company if company is not None else business.current().trade_name,
             "link": link,
             "collector": client.collector,
             "what": agreed.get_kind_display().lower() if agreed is not None else "",

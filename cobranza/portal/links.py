@@ -1,10 +1,17 @@
 """The debtor's credential: signed, expiring, revocable self-service links, and the rate limit
 on using them.
 
-A link is ``SELF_SERVICE_URL + "/" + token``: ``SELF_SERVICE_URL`` must be this portal's
-public address (``https://<host>/portal``; unset, reminders carry no link). The token is a
-``TimestampSigner`` signature (own salt) of ``"<client id>.<version>"``. It needs no login
-and reveals one client's statement only.
+A link is the business's public address (``BusinessProfile.public_base_url``, set on the
+business settings page; ``make run`` sets it to its own address) plus ``/portal/<token>``;
+without a public address reminders carry no link. The token is a ``TimestampSigner``
+signature (own salt) of ``"<client id>.<version>"``. It needs no login and reveals one
+client's statement only.
+
+SMS and WhatsApp carry a **short link** instead (``/p/<code>``, about 25 characters after the
+address): ``<client id>-<day>-<MAC>`` in base 36, the MAC a salted HMAC over the client, its
+link version and the day it was issued. It is as revocable and as expiring as the long link
+(same version, same ``SELF_SERVICE_LINK_DAYS``), stores nothing, and redirects to a freshly
+signed long link.
 
 - **Expiry**: ``SELF_SERVICE_LINK_DAYS`` after it was signed (the timestamp is in the token).
 - **Revocation**: ``SelfServiceAccess.version`` is part of the signed value; ``revoke`` raises
@@ -30,6 +37,7 @@ from django.core import signing
 from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
+from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.translation import gettext as _
 from django_ratelimit.core import is_ratelimited
 
@@ -38,9 +46,13 @@ from accounts import services as ledger
 from accounts.models import Client, Interaction
 from accounts.services import ensure_can_work
 from accounts.utils import actor
+from cobranza.business import selectors as business
 from cobranza.models import SelfServiceAccess
 
 SALT = "morosos.selfservice.link"
+SHORT_SALT = "morosos.selfservice.short"
+# 16 base-36 characters of MAC (~82 bits); guessing is also rate limited per address.
+SHORT_MAC_CHARS = 16
 # Defaults of the optional settings SELF_SERVICE_RATE_LIMIT / SELF_SERVICE_RATE_WINDOW (seconds).
 RATE_LIMIT = 30
 RATE_WINDOW = 600
@@ -67,8 +79,16 @@ class LinkRevoked(LinkError):
     reason = "revoked"
 
 
+class _ClockSigner(signing.TimestampSigner):
+    """Stamps links with the one clock (docs/domain.md#one-clock): a replayed day's reminders
+    carry the links that day would have signed."""
+
+    def timestamp(self):
+        return signing.b62_encode(int(clock.now().timestamp()))
+
+
 def _signer() -> signing.TimestampSigner:
-    return signing.TimestampSigner(salt=SALT)
+    return _ClockSigner(salt=SALT)
 
 
 def _version_of(client_id: int) -> int:
@@ -81,15 +101,75 @@ def token_for(client: Client) -> str:
     return _signer().sign(f"{client.pk}.{_version_of(client.pk)}")
 
 
-def link_for(client: Client) -> str:
-    """The client's self-service link: ``SELF_SERVICE_URL`` (the public address of this
-    portal, e.g. ``https://cobranza.example.com/portal``) plus the token, or the site-relative
-    path when that setting is empty."""
-    token = token_for(client)
-    base = getattr(settings, "SELF_SERVICE_URL", "") or ""
-    if base:
-        return f"{base.rstrip('/')}/{token}"
-    return reverse("selfservice:statement", args=[token])
+def url_for_token(token: str, profile=None) -> str:
+    """The portal address of ``token`` on the business's public address (site-relative when
+    none is configured). Sending, the preview and the sample data all build links here."""
+    profile = profile if profile is not None else business.current()
+    return business.public_url(profile, reverse("selfservice:statement", args=[token]))
+
+
+def link_for(client: Client, profile=None) -> str:
+    """The client's self-service link: the public address plus ``/portal/<token>``."""
+    return url_for_token(token_for(client), profile)
+
+
+def _b36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        number, rest = divmod(number, 36)
+        out = digits[rest] + out
+        if not number:
+            return out
+
+
+def _short_mac(client_id: int, version: int, day: int) -> str:
+    digest = salted_hmac(SHORT_SALT, f"{client_id}.{version}.{day}", algorithm="sha256").digest()
+    return _b36(int.from_bytes(digest[:11], "big")).rjust(SHORT_MAC_CHARS, "0")[:SHORT_MAC_CHARS]
+
+
+def _epoch_day(day: dt.date) -> int:
+    return (day - dt.date(2020, 1, 1)).days
+
+
+def short_code_for(client: Client, *, today: dt.date | None = None) -> str:
+    day = _epoch_day(today or clock.localdate())
+    return f"{_b36(client.pk)}-{_b36(day)}-{_short_mac(client.pk, _version_of(client.pk), day)}"
+
+
+def short_path_for(client: Client, *, today: dt.date | None = None) -> str:
+    return reverse("portal_short_link", args=[short_code_for(client, today=today)])
+
+
+def short_link_for(client: Client, profile=None, *, today: dt.date | None = None) -> str:
+    """The client's short link (SMS, WhatsApp): the public address plus ``/p/<code>``."""
+    profile = profile if profile is not None else business.current()
+    return business.public_url(profile, short_path_for(client, today=today))
+
+
+def client_from_short_code(code: str) -> Client:
+    """The client a short code was issued for; the same errors as ``client_from_token``."""
+    try:
+        id_part, day_part, mac = code.split("-")
+        client_id, day = int(id_part, 36), int(day_part, 36)
+    except ValueError as exc:
+        raise LinkTampered(_("El enlace no es válido.")) from exc
+    if len(mac) != SHORT_MAC_CHARS or client_id <= 0 or client_id > 2**62:
+        raise LinkTampered(_("El enlace no es válido."))
+    version = _version_of(client_id)
+    if not constant_time_compare(mac, _short_mac(client_id, version, day)):
+        # Perhaps signed before a revocation: the MAC of an older version says "revoked".
+        if any(
+            constant_time_compare(mac, _short_mac(client_id, old, day)) for old in range(max(1, version - 3), version)
+        ):
+            raise LinkRevoked(_("El enlace fue revocado."))
+        raise LinkTampered(_("El enlace no es válido."))
+    if _epoch_day(clock.localdate()) - day > settings.SELF_SERVICE_LINK_DAYS:
+        raise LinkExpired(_("El enlace ha caducado."))
+    client = Client.objects.select_related("collector").filter(pk=client_id).first()
+    if client is None:
+        raise LinkTampered(_("El enlace no es válido."))
+    return client
 
 
 def client_from_token(token: str) -> Client:

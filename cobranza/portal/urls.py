@@ -12,7 +12,7 @@ urlpatterns = [
     path("propuesta/<int:pk>/aprobar/", views.proposal_approve, name="proposal_approve"),
     path("propuesta/<int:pk>/rechazar/", views.proposal_reject, name="proposal_reject"),
     # Public: the token is the credential.
-    # The link in reminders has no trailing slash (SELF_SERVICE_URL + "/" + token).
+    # The link in reminders has no trailing slash (public address + "/portal/" + token).
     re_path(r"^(?P<token>[^/]+)/?$", views.statement, name="statement"),
     path("<str:token>/estado-de-cuenta.pdf", views.statement_pdf, name="statement_pdf"),
     path("<str:token>/promesa/", views.promise, name="promise"),

@@ -33,6 +33,7 @@ from accounts.roles import is_staff_member
 from accounts.services import ensure_can_work
 from accounts.views import _safe_next, _visible_client, staff_required
 from cobranza.business import payments
+from cobranza.business import selectors as business
 from cobranza.engine import messaging
 from cobranza.models import PortalProposal
 from cobranza.portal import links, selectors, services
@@ -63,14 +64,11 @@ def portal_view(view):
     @functools.wraps(view)
     def wrapper(request, token, *args, **kwargs):
         if links.rate_limited(request, token=token):
-            response = render(request, "cobranza/selfservice/rate_limited.html", status=429)
-            response["Retry-After"] = str(links.rate_window())
-            return _private(response)
+            return _rate_limited(request)
         try:
             client = links.client_from_token(token)
         except links.LinkError as exc:
-            response = render(request, "cobranza/selfservice/invalid.html", {"reason": exc.reason}, status=404)
-            return _private(response)
+            return _invalid(request, exc)
         with translation.override(client.language):
             response = view(request, client, token, *args, **kwargs)
         response["Content-Language"] = client.language
@@ -79,16 +77,52 @@ def portal_view(view):
     return wrapper
 
 
+def _rate_limited(request) -> HttpResponse:
+    response = render(request, "cobranza/selfservice/rate_limited.html", _identity(), status=429)
+    response["Retry-After"] = str(links.rate_window())
+    return _private(response)
+
+
+def _invalid(request, exc: links.LinkError) -> HttpResponse:
+    response = render(request, "cobranza/selfservice/invalid.html", {"reason": exc.reason, **_identity()}, status=404)
+    return _private(response)
+
+
+def _identity(language: str | None = None) -> dict:
+    """Who the debtor is dealing with: the business's name, logo, colour, contact details and
+    legal footer (docs/domain.md, "Who the debtor hears from")."""
+    profile = business.current()
+    language = language or translation.get_language() or "es"
+    return {
+        "business": profile,
+        "company": profile.trade_name,
+        "logo_url": business.logo_path(profile),
+        "contact_email": business.contact_email(profile),
+        "legal_footer": business.by_language(profile, "legal_footer", language),
+    }
+
+
 def _page(request, template: str, client, token: str, **context) -> HttpResponse:
     return render(
         request,
         template,
-        {"client": client, "token": token, "company": _company(), **context},
+        {"client": client, "token": token, **_identity(client.language), **context},
     )
 
 
-def _company() -> str:
-    return getattr(settings, "COMPANY_NAME", "")
+@csrf_exempt
+@login_not_required
+@require_GET
+def short_link(request, code):
+    """The short link of SMS and WhatsApp messages: checked like a token (rate limit,
+    signature, revocation, expiry), then a redirect to a freshly signed long link."""
+    if links.rate_limited(request, token=code):
+        return _rate_limited(request)
+    try:
+        client = links.client_from_short_code(code)
+    except links.LinkError as exc:
+        return _invalid(request, exc)
+    return _private(redirect(reverse("selfservice:statement", args=[links.token_for(client)])))
 
 
 def _back(token: str, done: str):
@@ -123,7 +157,12 @@ def statement_pdf(request, client, token):
     data = selectors.statement_of(client)
     html = render_to_string(
         "cobranza/selfservice/statement_pdf.html",
-        {"client": client, "statement": data, "company": _company()},
+        {
+            "client": client,
+            "statement": data,
+            **_identity(client.language),
+            "logo_file": business.logo_file_uri(business.current()),
+        },
     )
     response = HttpResponse(HTML(string=html).write_pdf(), content_type="application/pdf")
     services.statement_downloaded(client=client)

@@ -39,6 +39,7 @@ from accounts import services as ledger
 from accounts.models import Contact, Interaction, Invoice, PaymentAllocation
 from accounts.rules import OPEN_STATUSES, collectible_q, is_open_invoice
 from accounts.utils import money_str
+from cobranza.business import selectors as business
 from cobranza.engine import channels, contact_rules, html_email
 from cobranza.engine.contacts import choose_contact
 from cobranza.engine.planner import effective_policy_of
@@ -54,6 +55,7 @@ from cobranza.models import (
     PolicyStep,
     TaskKind,
 )
+from cobranza.portal import links
 from cobranza.webhooks import outgoing as webhooks_out
 from cobranza.workspace.services import ZERO, _note
 
@@ -295,6 +297,7 @@ def remind_installments(*, now: dt.datetime | None = None) -> dict:
     today = timezone.localdate(now)
     horizon = today + dt.timedelta(days=settings.PLAN_REMINDER_DAYS_BEFORE)
     counts = {"sent": 0, "deferred": 0, "no_contact": 0, "failed": 0}
+    profile = business.current()
     candidates = list(
         Installment.objects.filter(
             Q(remind_after__isnull=True) | Q(remind_after__lte=now),
@@ -319,7 +322,13 @@ def remind_installments(*, now: dt.datetime | None = None) -> dict:
                 reason=_("el cliente no tiene un correo activo para recibirlo"),
             )
             continue
-        decision = contact_rules.decide(client=client, channel="email", at=now)
+        if profile.setup_completed_at is None:
+            # Never under an empty name (docs/domain.md, "Who the debtor hears from").
+            decision = contact_rules.Decision(
+                allowed=False, send_at=now + NO_CONTACT_RETRY, reason=business.not_set_up_reason()
+            )
+        else:
+            decision = contact_rules.decide(client=client, channel="email", at=now)
         if not decision.allowed:
             counts["deferred"] += 1
             _hold_reminder(inst, now=now, until=decision.send_at, reason=decision.reason)
@@ -327,7 +336,7 @@ def remind_installments(*, now: dt.datetime | None = None) -> dict:
         claimed = Installment.objects.filter(pk=inst.pk, reminded_at__isnull=True).update(reminded_at=now)
         if not claimed:
             continue
-        message = _installment_message(inst, contact, today)
+        message = _installment_message(inst, contact, today, profile)
         try:
             channels.send_email(message)
         except channels.TransientSendError:
@@ -390,10 +399,10 @@ def _reminder_contact(inst: Installment) -> Contact | None:
     return choose_contact(inst.commitment.client, "email")
 
 
-def _installment_message(inst: Installment, contact: Contact, today: dt.date) -> channels.OutgoingMessage:
+def _installment_message(inst: Installment, contact: Contact, today: dt.date, profile) -> channels.OutgoingMessage:
     commitment = inst.commitment
     client = commitment.client
-    domain = getattr(settings, "DUNNING_MESSAGE_ID_DOMAIN", "") or settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1]
+    domain = business.message_id_domain(profile)
     with translation.override(client.language):
         context = {
             "client": client,
@@ -404,7 +413,10 @@ def _installment_message(inst: Installment, contact: Contact, today: dt.date) ->
             "amount": money_str(inst.amount, commitment.currency),
             "total": money_str(commitment.total, commitment.currency),
             "collector": client.collector,
-            "company": getattr(settings, "COMPANY_NAME", "Morosos"),
+            "company": profile.trade_name,
+            "signature": business.by_language(profile, "signature", client.language),
+            "legal_footer": business.by_language(profile, "legal_footer", client.language),
+            "link": links.link_for(client, profile) if profile.public_base_url else "",
             "days": (inst.due_on - today).days,
         }
         subject = " ".join(render_to_string("cobranza/email/installment_subject.txt", context).split())
@@ -425,8 +437,10 @@ def _installment_message(inst: Installment, contact: Contact, today: dt.date) ->
         recipient=contact.email,
         subject=subject,
         body=email.text + "\n",
-        message_id=f"<installment-{inst.pk}@{domain.strip('<> ')}>",
+        message_id=f"<installment-{inst.pk}@{domain}>",
         headers={},
         html=email.html,
         images=tuple((i.cid, i.content, i.mimetype) for i in email.images),
+        from_email=business.sender(profile),
+        reply_to=business.reply_to(profile),
     )

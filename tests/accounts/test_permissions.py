@@ -289,6 +289,24 @@ CASES: dict[str, Case] = {
     # endpoint is inactive, so the test event is refused with a message (302) and nothing
     # goes out on the network; its failed delivery can be retried (302).
     "cobranza:webhook_list": _admin_page(),
+    # The business's identity (cobranza/business/urls.py): administrators only. The setup form
+    # sends an administrator on once the business is set up (as it is in the walk).
+    "cobranza:business_settings": _admin_page(),
+    "cobranza:business_setup": Case(
+        expect={
+            "anonymous": LOGIN_REDIRECT,
+            "owner": 403,
+            "other_collector": 403,
+            "manager": 403,
+            "admin": 302,
+            "no_role": 403,
+        }
+    ),
+    # Public, for debtors: the logo (none uploaded in the walk: 404 for everyone) and the short
+    # portal link of SMS and WhatsApp (a valid one redirects to the signed link; tampered,
+    # revoked and expired ones in tests/cobranza/test_portal_short_links.py).
+    "business_logo": Case(expect={role: 404 for role in ROLES}),
+    "portal_short_link": Case(expect={role: 302 for role in ROLES}),
     "cobranza:webhook_create": _admin_page(),
     "cobranza:webhook_detail": _admin_page("webhook"),
     "cobranza:webhook_edit": _admin_page("webhook"),
@@ -478,6 +496,7 @@ def world(admin_user, gerente, gestora, gestor, nobody, settings, tmp_path, monk
         "webhook_delivery": webhook_delivery,
         "import_job": imports.job_create(by=gerente, kind="invoices", file_name="f.csv", data=b"Folio\n1\n"),
         "selfservice_token": links.token_for(mine),
+        "short_code": links.short_code_for(mine),
         "revocable": make_client(by=gerente, collector=gestora),
         "proposal": _proposal(gerente, gestora, today),
         "payment": payment,
@@ -510,6 +529,9 @@ def _request(http: HttpClient, name: str, case: Case, world) -> tuple[str, objec
     for kwarg in project_routes()[name]:
         if kwarg == "token":  # the debtor's self-service link: a valid one of the owner's client
             kwargs["token"] = world["selfservice_token"]
+            continue
+        if kwarg == "code":  # its short form (SMS, WhatsApp)
+            kwargs["code"] = world["short_code"]
             continue
         assert kwarg == "pk" and case.obj, f"{name}: fill the '{kwarg}' URL argument in CASES"
         kwargs[kwarg] = world[case.obj].pk

@@ -465,7 +465,9 @@ def test_weekly_digest_goes_to_managers_once(smtp, admin_user, gerente, gestora,
     assert [m["To"] for m in messages] == ["admin@example.com", "gerente@example.com"]  # managers only
     message = messages[1]
     assert message["Message-ID"] == f"<alert-digest.2026-W47.{gerente.pk}@morosos.example>"
-    assert message["Subject"].strip() == "3 alertas tempranas nuevas del 16 Nov al 22 Nov 2026 · Morosos"
+    assert (
+        message["Subject"].strip() == "3 alertas tempranas nuevas del 16 Nov al 22 Nov 2026 · Ferretería La Esperanza"
+    )
     body = message.get_content()
     assert "Hola, Gabriela Gerente:" in body
     assert "3 alertas en total, 3 sin atender todavía." in body

@@ -18,7 +18,7 @@ from cobranza.engine import messaging
 from cobranza.engine.messaging import TemplateRenderError, validate_template_text
 from cobranza.engine.planner import plan
 from cobranza.models import ClientDunning, MessageTemplate, MessageTemplateText, Notice, Policy, PolicyStep
-from tests.factories import make_client, make_invoice
+from tests.factories import make_business, make_client, make_invoice
 
 DUE = dt.date(2026, 3, 2)
 STEP_DAY = DUE + dt.timedelta(days=1)
@@ -149,6 +149,7 @@ def test_subject_and_body_errors_are_reported_separately():
     assert set(errors) == {"subject", "body"}
 
 
+@pytest.mark.django_db  # the preview shows the real business (its name, its link)
 def test_preview_of_a_draft_reports_errors_without_raising():
     preview = messaging.preview_draft(channel="email", subject="", body="{{ clienteX }}", language="es")
     assert not preview.ok and preview.rendered is None and set(preview.errors) == {"subject", "body"}
@@ -265,9 +266,8 @@ def test_balances_are_the_current_ones_at_send_time(own_ladder, gerente, gestora
 
 
 @pytest.mark.django_db
-def test_the_contact_and_the_link_are_filled_in(own_ladder, gerente, gestora, settings):
-    settings.SELF_SERVICE_URL = "https://pagos.example.com/cuenta/"
-    settings.COMPANY_NAME = "Distribuidora Pérez & Hijos"
+def test_the_contact_and_the_link_are_filled_in(own_ladder, gerente, gestora):
+    make_business(trade_name="Distribuidora Pérez & Hijos", public_base_url="https://pagos.example.com/cuenta/")
     client = make_client(by=gerente, collector=gestora, legal_name="Con Contacto")
     contact = ledger.contact_create(by=gerente, client=client, name="Rosa Clavo", email="rosa@example.com")
     make_invoice(by=gerente, client=client, number="C1", due_date=DUE)
@@ -276,8 +276,8 @@ def test_the_contact_and_the_link_are_filled_in(own_ladder, gerente, gestora, se
     Notice.objects.filter(pk=notice.pk).update(contact=contact)
     body = messaging.render_notice(notice, today=SEND_DAY).body
     # Plain text: no HTML escaping of "&".
-    assert body.startswith("[es]\nRosa Clavo · Distribuidora Pérez & Hijos · https://pagos.example.com/cuenta/")
-    assert body.rsplit("/", 1)[1]  # a per-notice token
+    assert body.startswith("[es]\nRosa Clavo · Distribuidora Pérez & Hijos · https://pagos.example.com/cuenta/portal/")
+    assert body.rsplit("/", 1)[1]  # the client's token
 
 
 @pytest.mark.django_db
@@ -333,11 +333,12 @@ def test_render_notice_costs_the_same_queries_for_3_or_30_invoices(own_ladder, g
         assert rendered.body.count(f"Q{size}-") == size
         counts.append(len(queries))
         ClientDunning.objects.filter(client=client).delete()
-    assert counts[0] == counts[1] <= 3, counts
+    # The notice, its items and the texts; the business profile and the link's version.
+    assert counts[0] == counts[1] <= 5, counts
 
 
 @pytest.mark.django_db
-def test_render_with_the_dispatchers_items_reads_only_the_texts(own_ladder, gerente, gestora):
+def test_render_with_the_dispatchers_items_reads_only_the_texts_and_the_link(own_ladder, gerente, gestora, business):
     client = make_client(by=gerente, collector=gestora, legal_name="Despacho")
     for i in range(5):
         make_invoice(by=gerente, client=client, number=f"D-{i}", due_date=DUE)
@@ -349,8 +350,8 @@ def test_render_with_the_dispatchers_items_reads_only_the_texts(own_ladder, gere
     )
     items = list(notice.items.all())[:2]  # e.g. three were paid since planning
     with CaptureQueriesContext(connection) as queries:
-        rendered = messaging.render_notice(notice, items=items, today=SEND_DAY)
-    assert len(queries) == 1
+        rendered = messaging.render_notice(notice, items=items, today=SEND_DAY, business=business)
+    assert len(queries) == 2  # the template's texts and the link's version (revocation)
     assert rendered.body.count("D-") == 2
 
 

@@ -133,7 +133,11 @@ def _rows():
     ]
 
     def text(body):  # row ids differ between the two runs (the tables are emptied, not renumbered)
-        return re.sub(r"(aviso|notice) \d+", r"\1 #", body)
+        body = re.sub(r"(aviso|notice) \d+", r"\1 #", body)
+        # So do the client ids in portal links, and their signatures with them; the moment a
+        # link was signed (long link) or issued (short link) must be the simulated one.
+        body = re.sub(r"/portal/\d+\.(\d+):(\w+):[\w-]+", r"/portal/#.\1:\2:#", body)
+        return re.sub(r"/p/[0-9a-z]+-([0-9a-z]+)-[0-9a-z]+", r"/p/#-\1-#", body)
 
     timeline = [
         (i.client.legal_name, i.kind, i.direction, i.summary, text(i.body), local(i.occurred_at), local(i.created_at))

@@ -865,7 +865,7 @@ def test_a_written_off_client_shows_why_nothing_goes_out(client, gerente, gestor
     assert re.search(r"Cliente castigado: no se envían avisos\.", html)
 
 
-# --- approvals with live facts (issue 15: "Approvals with live facts") ---------------------------
+# --- approvals with live facts: today's balances, warnings, blocked hand-offs -------------------
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ from django.utils import timezone
 
 from accounts.models import Interaction
 from cobranza.engine import messaging
-from cobranza.models import CollectorTask, Commitment, Dispute, SelfServiceAccess, TaskKind
+from cobranza.models import BusinessProfile, CollectorTask, Commitment, Dispute, SelfServiceAccess, TaskKind
 from cobranza.portal import links
 from cobranza.portal import selectors as portal_selectors
-from tests.factories import make_client, make_invoice
+from tests.factories import make_business, make_client, make_invoice
 
 pytestmark = pytest.mark.django_db
 
@@ -122,15 +122,15 @@ def test_only_the_clients_collector_or_a_manager_revokes(client, debtor, gestor,
     assert SelfServiceAccess.objects.get(client=debtor).version == 2
 
 
-def test_reminders_carry_the_signed_link(debtor, settings):
-    settings.SELF_SERVICE_URL = "https://cobranza.example.com/portal/"
+def test_reminders_carry_the_signed_link(debtor):
+    make_business(public_base_url="https://cobranza.example.com/")
     link = messaging.payment_link(client=debtor)
     assert link.startswith("https://cobranza.example.com/portal/")
     assert links.client_from_token(link.rsplit("/", 1)[1]) == debtor
     # The path under the portal resolves to the statement, with or without a final slash.
     path = "/portal/" + link.rsplit("/", 1)[1]
     assert reverse("selfservice:statement", args=[link.rsplit("/", 1)[1]]) == path
-    settings.SELF_SERVICE_URL = ""
+    BusinessProfile.objects.update(public_base_url="")
     assert messaging.payment_link(client=debtor) == ""
 
 

@@ -16,7 +16,8 @@ from django.urls import reverse
 from accounts import services as ledger
 from accounts.models import Interaction, Invoice
 from cobranza import rules
-from cobranza.engine import dispatch, messaging
+from cobranza.business import selectors as business_selectors
+from cobranza.engine import dispatch
 from cobranza.engine.planner import plan
 from cobranza.models import (
     CollectorTask,
@@ -113,7 +114,8 @@ def test_a_promise_inside_the_limits_is_accepted_at_once_and_confirmed_by_email(
     body = mail.get_body(("plain",)).get_content()
     assert "$10,000.00" in body and "BAJA" in body
     # Signed by the business (whatever its configured name); our product's name is not added.
-    assert messaging.company_name() in body and "Morosos" not in body.replace(messaging.company_name(), "")
+    name = business_selectors.current().trade_name
+    assert name in body and "Morosos" not in body.replace(name, "")
     assert Interaction.objects.filter(client=debtor, kind="email", direction="outbound", outcome="sent").exists()
 
 

@@ -30,7 +30,7 @@ from accounts import services as ledger
 from accounts.models import Client, Interaction
 from cobranza.models import CollectorTask, HandOff, Notice, TaskKind
 from cobranza.ops import services
-from tests.factories import make_client, make_invoice
+from tests.factories import BUSINESS, make_client, make_invoice
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -257,7 +257,7 @@ def test_ninety_days_of_dunning(portfolio, gerente, gestora, smtp, outbox):
     # SMS went to the file backend, one line each; the letter is a PDF file.
     sms = [json.loads(line) for line in (outbox / "outbox" / "sms.jsonl").read_text().splitlines()]
     assert [(m["notice_id"], m["body"].split(" tiene")[0]) for m in sms] == [
-        (n.pk, f"Morosos: {n.client.legal_name}")
+        (n.pk, f"{BUSINESS['trade_name']}: {n.client.legal_name}")
         for n in Notice.objects.filter(channel="sms", status="sent").select_related("client").order_by("sent_at")
     ]
     assert len(sms) == 3

@@ -30,8 +30,7 @@ WIDTHS = {"desktop": 1280, "phone": 390}
 @pytest.fixture
 def media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
-    settings.SELF_SERVICE_URL = "https://cobranza.aurora.example/portal"
-    settings.COMPANY_NAME = "Distribuidora Aurora"
+    # The business (name, public address) is tests.business.business_profile's.
 
 
 def _shoot(page: Page, name: str) -> None:

@@ -91,7 +91,6 @@ def test_reminder_portal_pay_link_webhook_paid_and_the_next_run_skips_it(
 ):
     cache.clear()  # the portal's rate limit counts in the shared cache
     settings.MEDIA_ROOT = tmp_path / "media"
-    settings.SELF_SERVICE_URL = f"{live_server.url}/portal"
     settings.PAYMENT_WEBHOOK_SECRET = SECRET
     business_profile(public_base_url=live_server.url)
     clavo = _debtor(gerente, gestora, ladder, "Clavo", "pagos@clavo.example", ["1500.00", "520.25"])
@@ -103,7 +102,7 @@ def test_reminder_portal_pay_link_webhook_paid_and_the_next_run_skips_it(
     assert message.get_content_type() == "multipart/alternative"
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
-    portal_url = re.search(re.escape(settings.SELF_SERVICE_URL) + r"/\S+", text).group(0)
+    portal_url = re.search(re.escape(f"{live_server.url}/portal") + r"/\S+", text).group(0)
     email_pay = re.search(r'href="([^"]+)"[^>]*data-role="pay"', html).group(1).replace("&amp;", "&")
     assert portal_url in html, "the HTML part carries the same portal link"
 

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from cobranza.models import Commitment, Invoice, PortalProposal
+from cobranza.models import BusinessProfile, Commitment, Invoice, PortalProposal
 from cobranza.portal import links
 from tests.e2e.conftest import ARTIFACTS, login
 from tests.factories import PASSWORD, make_client, make_invoice
@@ -42,6 +42,8 @@ def debtor(gerente, gestora):
 
 
 def test_an_out_of_limit_promise_waits_for_the_collector_who_approves_it(page, live_server, browser, debtor, gestora):
+    # The portal's public address is the business's: this live server.
+    BusinessProfile.objects.filter(pk=1).update(public_base_url=live_server.url)
     portal_url = f"{live_server.url}{reverse('selfservice:statement', args=[links.token_for(debtor)])}"
     page.goto(portal_url)
     expect(page.locator('[data-total="MXN"]')).to_have_text("$25,781.63")

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.core import signing
 from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
+from accounts import clock
 from accounts.models import Interaction
 from cobranza.models import CollectorTask, Commitment, Dispute
 from cobranza.portal import links
@@ -114,13 +113,9 @@ def test_a_debtor_reads_downloads_promises_and_reports_a_problem_and_the_collect
 
 
 def test_an_expired_or_altered_link_shows_a_clear_page_not_an_error(page, live_server, debtor, settings):
-    real_time = time.time
-    signed_long_ago = real_time() - (settings.SELF_SERVICE_LINK_DAYS + 1) * 86400
-    try:
-        signing.time.time = lambda: signed_long_ago
+    # Signed by a run of long ago: links are stamped by the one clock (docs/domain.md#one-clock).
+    with clock.running_at(clock.now() - dt.timedelta(days=settings.SELF_SERVICE_LINK_DAYS + 1)):
         expired = links.token_for(debtor)
-    finally:
-        signing.time.time = real_time
 
     response = page.goto(_portal(live_server, expired))
     assert response.status == 404
