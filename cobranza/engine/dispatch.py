@@ -276,7 +276,13 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
         return DispatchResult(Outcome.SKIPPED, stop)
 
     invoices = [i.invoice for i in items]
+    # Pacing holds every step, tasks and hand-offs included, whoever planned or approved it
+    # (docs/domain.md#pacing).
+    pacing = contact_rules.pacing_for(notice)
     if notice.channel in TASK_FOR_CHANNEL:
+        decision = contact_rules.decide(client=notice.client, channel=notice.channel, at=now, pacing=pacing)
+        if not decision.allowed:
+            return _defer(notice, decision, invoices=invoices, now=now)
         return _dispatch_task(notice, invoices, now=now, today=today)
 
     contact = choose_contact(notice.client, notice.channel)
@@ -301,33 +307,9 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
         )
         return DispatchResult(Outcome.SKIPPED, reason)
 
-    decision = contact_rules.decide(client=notice.client, channel=notice.channel, at=now)
+    decision = contact_rules.decide(client=notice.client, channel=notice.channel, at=now, pacing=pacing)
     if not decision.allowed:
-        _mine(notice).update(
-            status=Notice.Status.PLANNED,
-            scheduled_at=decision.send_at,
-            deferrals=F("deferrals") + 1,
-            attempts=F("attempts") - 1,
-            reason=decision.reason[:255],
-            lease_until=None,
-            updated_at=now,
-        )
-        _timeline(
-            notice,
-            kind=Interaction.Kind.SYSTEM,
-            direction=Interaction.Direction.INTERNAL,
-            outcome="",
-            summary=_("%(step)s aplazado hasta %(when)s: %(reason)s")
-            % {
-                "step": _step_label(notice),
-                "when": timezone.localtime(decision.send_at, contact_rules.client_time_zone(notice.client)).strftime(
-                    "%Y-%m-%d %H:%M"
-                ),
-                "reason": decision.reason,
-            },
-            invoices=invoices,
-        )
-        return DispatchResult(Outcome.DEFERRED, decision.reason)
+        return _defer(notice, decision, invoices=invoices, now=now)
 
     notice.contact = contact
     try:
@@ -388,6 +370,35 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
         invoices=invoices,
     )
     return DispatchResult(Outcome.SENT)
+
+
+def _defer(notice: Notice, decision: contact_rules.Decision, *, invoices, now: dt.datetime) -> DispatchResult:
+    """Back to planned, not before ``decision.send_at``, with the reason in the timeline."""
+    _mine(notice).update(
+        status=Notice.Status.PLANNED,
+        scheduled_at=decision.send_at,
+        deferrals=F("deferrals") + 1,
+        attempts=F("attempts") - 1,
+        reason=decision.reason[:255],
+        lease_until=None,
+        updated_at=now,
+    )
+    _timeline(
+        notice,
+        kind=Interaction.Kind.SYSTEM,
+        direction=Interaction.Direction.INTERNAL,
+        outcome="",
+        summary=_("%(step)s aplazado hasta %(when)s: %(reason)s")
+        % {
+            "step": _step_label(notice),
+            "when": timezone.localtime(decision.send_at, contact_rules.client_time_zone(notice.client)).strftime(
+                "%Y-%m-%d %H:%M"
+            ),
+            "reason": decision.reason,
+        },
+        invoices=invoices,
+    )
+    return DispatchResult(Outcome.DEFERRED, decision.reason)
 
 
 RECORD_ATTEMPTS = 3
