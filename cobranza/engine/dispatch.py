@@ -79,6 +79,7 @@ class Outcome:
     SKIPPED = "skipped"
     FAILED = "failed"
     RETRY = "retry"
+    SUPERSEDED = "superseded"
     NOT_CLAIMED = "not_claimed"
 
 
@@ -151,6 +152,25 @@ def _still_due_items(notice: Notice, today: dt.date) -> list[NoticeItem]:
         for item in notice.items.all()
         if item.invoice_id in dunnable and item.invoice.open_balance >= max(tolerance, 0)
     ]
+
+
+def _without_firmer(notice: Notice, items: list[NoticeItem]) -> tuple[list[NoticeItem], Notice | None]:
+    """The items whose invoice has not reached a later step of the policy since this notice was
+    planned (an older notice still waiting — deferred, awaiting approval — when the ladder moved
+    on), and the latest notice that moved one of them on (docs/domain.md#pacing). One query."""
+    moved = dict(
+        NoticeItem.objects.filter(
+            invoice_id__in=[i.invoice_id for i in items],
+            step__policy_id=notice.step.policy_id,
+            step__position__gt=notice.step.position,
+        )
+        .order_by("notice_id")
+        .values_list("invoice_id", "notice_id")
+    )
+    if not moved:
+        return items, None
+    firmer = Notice.objects.select_related("step").get(pk=max(moved.values()))
+    return [i for i in items if i.invoice_id not in moved], firmer
 
 
 def _client_stop(notice: Notice, today: dt.date) -> str:
@@ -258,6 +278,13 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
 
     stop = _client_stop(notice, today)
     items = _still_due_items(notice, today) if not stop else []
+    if items:
+        items, firmer = _without_firmer(notice, items)
+        if not items:
+            # Every invoice of it has a firmer step planned since: only the firmest goes.
+            reason = _("Reemplazado por un paso más firme planeado después: «%(step)s».") % {"step": firmer.step.name}
+            _finish(notice, Notice.Status.SUPERSEDED, reason, now=now, superseded_by=firmer)
+            return DispatchResult(Outcome.SUPERSEDED, reason)
     if not stop and not items:
         stop = _(
             "Las facturas del aviso ya no están pendientes (pagadas, en disputa, retenidas o con un compromiso "

@@ -17,12 +17,13 @@ Rules in the SQL, so they hold for a million invoices without a Python loop:
   after the change (``PolicyStep.applies_from``), unless an administrator confirmed a catch-up.
 
 Pacing (docs/domain.md#pacing), in the same statements: a client gets at most one ladder step
-per run — the firmest of its due steps (highest position) that its spacing allows — and none
-while a notice of its is still open (planned, awaiting approval, sending) or while the last one
-sent is closer than the policy's minimum days between contacts (escalation steps: between
-escalations), by the client's local day. The invoices of other steps wait for a later day. For
-the invoices planned, every active step between the last one they reached and the planned one
-is recorded as a ``superseded`` notice listing them, so it is never sent later.
+per planning day — the firmest of its due steps (highest position) that its spacing allows —
+and none while the last notice sent to it is closer than the policy's minimum days between
+contacts (escalation steps: between escalations), by the client's local day. The invoices of
+other steps wait for a later day. For the invoices planned, every active step between the last
+one they reached and the planned one is recorded as a ``superseded`` notice listing them, so it
+is never sent later (and dispatch supersedes an older notice still waiting whose invoices a
+firmer one has since listed).
 """
 
 from __future__ import annotations
@@ -122,8 +123,8 @@ def _groups_sql() -> str:
 
 def _chosen_sql() -> str:
     """Per client, the one (client, step) to plan: of its steps whose invoices reach the
-    step's minimum amount, the firmest its pacing allows — none while one of its notices is
-    open or while its last sent notice is too recent (docs/domain.md#pacing)."""
+    step's minimum amount, the firmest its pacing allows — none when a notice planned for it
+    today is still open or while its last sent notice is too recent (docs/domain.md#pacing)."""
     t = {
         "client": Client._meta.db_table,
         "step": PolicyStep._meta.db_table,
@@ -153,7 +154,11 @@ def _chosen_sql() -> str:
                MAX(n.sent_at) FILTER (WHERE {t["escalation_n"]}) AS last_escalation
         FROM {t["notice"]} n WHERE n.client_id = g.client_id AND n.status = {t["sent"]}
     ) ls ON true
-    WHERE NOT EXISTS (SELECT 1 FROM {t["notice"]} o WHERE o.client_id = g.client_id AND {t["open"]})
+    WHERE NOT EXISTS (
+        -- one new notice per client and planning day: the next hourly run adds nothing
+        SELECT 1 FROM {t["notice"]} o
+        WHERE o.client_id = g.client_id AND o.planned_for = %(today)s AND {t["open"]}
+    )
       AND {spaced}
       AND (NOT {t["escalation"]} OR {escalation_spaced})
     ORDER BY g.client_id, s.position DESC

@@ -7,8 +7,8 @@ clients not written off / with an agency / in legal / paused, collectible invoic
 policy's tolerance, the highest due step per invoice that applies to it (pre-due reminders
 stale once overdue, a step's ``applies_from``, ladder bumps), nothing under an open commitment
 or a hold, nothing already listed at that step or a later one, the step's minimum amount; then
-pacing (docs/domain.md#pacing): per client the firmest step its spacing allows, none while a
-notice of its is open, and the steps its invoices pass over recorded as superseded.
+pacing (docs/domain.md#pacing): per client the firmest step its spacing allows, none when a
+notice planned for it today is open, and the steps its invoices pass over recorded as superseded.
 Written as a single statement with data-modifying CTEs: the candidates are computed once and
 feed every insert, with no temporary table. Simplifications against the planner: a notice
 that a concurrent planner inserts between this statement's snapshot and its insert makes it
@@ -92,7 +92,7 @@ gate AS MATERIALIZED (
            (%(moment)s::timestamptz AT TIME ZONE cs.time_zone)::date AS local_today,
            (ls.last_sent AT TIME ZONE cs.time_zone)::date AS last_day,
            (ls.last_escalation AT TIME ZONE cs.time_zone)::date AS last_escalation_day,
-           EXISTS (SELECT 1 FROM cobranza_notice o WHERE o.client_id = cs.client_id
+           EXISTS (SELECT 1 FROM cobranza_notice o WHERE o.client_id = cs.client_id AND o.planned_for = %(today)s
                    AND o.status IN ('planned', 'awaiting_approval', 'sending')) AS busy
     FROM (SELECT DISTINCT client_id, time_zone FROM grp) cs
     LEFT JOIN LATERAL (

@@ -16,11 +16,12 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from accounts import clock
-from cobranza.engine import contact_rules
+from accounts import services as ledger
+from cobranza.engine import contact_rules, dispatch
 from cobranza.engine.planner import plan
 from cobranza.ladders import selectors as ladder_selectors
 from cobranza.ladders import services as ladder_services
-from cobranza.models import MessageTemplate, Notice, NoticeItem, Policy, PolicyStep
+from cobranza.models import LadderBump, MessageTemplate, MessageTemplateText, Notice, NoticeItem, Policy, PolicyStep
 from tests.factories import make_client, make_invoice, segment
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +35,14 @@ def at(day: dt.date, hour: int = 10, minute: int = 0, tz=MX) -> dt.datetime:
 
 
 def _template(code, channel):
-    tpl, _ = MessageTemplate.objects.get_or_create(code=code, defaults={"name": code, "channel": channel})
+    tpl, created = MessageTemplate.objects.get_or_create(code=code, defaults={"name": code, "channel": channel})
+    if created:
+        MessageTemplateText.objects.create(
+            template=tpl,
+            language="es",
+            subject="Saldo de {{ cliente }}",
+            body="{{ cliente }}: {% for f in facturas %}{{ f.numero }} {% endfor %}Responda BAJA para no recibir más.",
+        )
     return tpl
 
 
@@ -134,17 +142,50 @@ def test_when_several_steps_are_due_the_firmest_goes_and_the_other_invoices_wait
     assert NoticeItem.objects.filter(invoice__number="OLD", step__position=2).count() == 1
 
 
-def test_a_client_with_a_notice_still_open_gets_nothing_new(ladder, gerente, gestora):
+def test_an_older_notice_still_waiting_is_superseded_when_a_firmer_one_lists_its_invoices(
+    ladder, gerente, gestora, smtp, outbox
+):
     acme = make_client(by=gerente, collector=gestora, legal_name="Acme")
+    ledger.contact_create(by=gerente, client=acme, name="Pagos", email="pagos@acme.example", phone="+52 55 5555 0100")
     make_invoice(by=gerente, client=acme, number="A1", due_date=D - dt.timedelta(days=1))
+    make_invoice(by=gerente, client=acme, number="A2", due_date=D - dt.timedelta(days=1))
     plan(today=D, now=at(D))
-    # Deferred by the contact rules and still waiting: the +7 of a new invoice waits behind it.
-    make_invoice(by=gerente, client=acme, number="A2", due_date=D - dt.timedelta(days=6))
-    result = plan(today=D + dt.timedelta(days=1), now=at(D + dt.timedelta(days=1)))
-    assert (result.notices, result.held_clients) == (0, 1)
-    _send(D + dt.timedelta(days=1))
-    plan(today=D + dt.timedelta(days=2), now=at(D + dt.timedelta(days=2)))
-    assert _planned(D + dt.timedelta(days=2)) == [("Acme", 3, ["A2"])]
+    # The hourly runs of the same day add nothing for that client.
+    assert plan(today=D, now=at(D, 11)).notices == 0
+    (older,) = Notice.objects.filter(client=acme)
+    # Deferred (say, a week of caps) while A1 falls under a broken promise's bump: +7 is due now.
+    bump_day = D + dt.timedelta(days=3)
+    LadderBump.objects.create(
+        invoice=older.items.get(invoice__number="A1").invoice, step=_step(ladder, 3), since=bump_day
+    )
+    plan(today=bump_day, now=at(bump_day))
+    firmer = Notice.objects.get(client=acme, step__position=3)
+    assert sorted(firmer.items.values_list("invoice__number", flat=True)) == ["A1"]
+    # Dispatch sends the firmer one; the older goes out for A2 only, the next day.
+    with clock.running_at(at(bump_day, 11)):
+        assert dispatch.dispatch(firmer.pk, now=at(bump_day, 11)).outcome == "sent"
+        result = dispatch.dispatch(older.pk, now=at(bump_day, 11))
+    assert result.outcome == "deferred" and "Un aviso por día como máximo" in result.reason
+    assert Notice.objects.get(pk=older.pk).scheduled_at == at(bump_day + dt.timedelta(days=1), 7)  # MX window
+    with clock.running_at(at(bump_day + dt.timedelta(days=1))):
+        assert dispatch.dispatch(older.pk, now=at(bump_day + dt.timedelta(days=1))).outcome == "sent"
+    older.refresh_from_db()
+    assert older.status == "sent" and "A2" in older.body and "A1" not in older.body
+    assert len(smtp.messages) == 1
+    # Had A2 moved on too, the older notice would not go at all.
+    make_invoice(by=gerente, client=acme, number="B1", due_date=D - dt.timedelta(days=1))
+    day2 = D + dt.timedelta(days=5)
+    plan(today=day2, now=at(day2))
+    waiting = Notice.objects.get(client=acme, planned_for=day2)
+    LadderBump.objects.create(
+        invoice=waiting.items.get().invoice, step=_step(ladder, 3), since=day2 + dt.timedelta(days=1)
+    )
+    plan(today=day2 + dt.timedelta(days=1), now=at(day2 + dt.timedelta(days=1)))
+    with clock.running_at(at(day2 + dt.timedelta(days=2))):
+        result = dispatch.dispatch(waiting.pk, now=at(day2 + dt.timedelta(days=2)))
+    waiting.refresh_from_db()
+    assert result.outcome == "superseded" and waiting.status == "superseded"
+    assert waiting.superseded_by.step.position == 3 and "SMS de seguimiento" in waiting.reason
 
 
 def test_the_spacing_counts_the_clients_local_day(ladder, gerente, gestora):
@@ -174,6 +215,7 @@ def test_a_policy_may_ask_for_more_days_between_contacts(ladder, gerente, gestor
     for n in range(1, 5):
         day = D + dt.timedelta(days=n)
         days[n] = plan(today=day, now=at(day)).notices
+        _send(day)
     assert days == {1: 0, 2: 0, 3: 1, 4: 0}
     assert _planned(D + dt.timedelta(days=3)) == [("Acme", 2, ["A2"])]
 
