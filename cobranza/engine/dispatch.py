@@ -307,8 +307,9 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
     # (docs/domain.md#pacing).
     pacing = contact_rules.pacing_for(notice)
     if notice.channel in TASK_FOR_CHANNEL:
-        decision = contact_rules.decide(client=notice.client, channel=notice.channel, at=now, pacing=pacing)
-        if not decision.allowed:
+        # A task is work for a person, not a contact at a time of day: pacing only.
+        if pacing.frees_at is not None and pacing.frees_at > now:
+            decision = contact_rules.Decision(allowed=False, send_at=pacing.frees_at, reason=pacing.reason)
             return _defer(notice, decision, invoices=invoices, now=now)
         return _dispatch_task(notice, invoices, now=now, today=today)
 
