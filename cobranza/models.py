@@ -33,6 +33,9 @@ class StepChannel(models.TextChoices):
 # Channels that deliver a rendered message to the debtor; the others create tasks or hand-offs.
 MESSAGE_CHANNELS = (StepChannel.EMAIL, StepChannel.SMS, StepChannel.WHATSAPP, StepChannel.LETTER)
 TASK_CHANNELS = (StepChannel.CALL, StepChannel.REVIEW, StepChannel.AGENCY, StepChannel.LEGAL)
+# Escalation steps: the final letter and the hand-offs. They keep their own minimum spacing per
+# client (Policy.min_days_between_escalations, docs/domain.md#pacing).
+ESCALATION_CHANNELS = (StepChannel.LETTER, StepChannel.AGENCY, StepChannel.LEGAL)
 
 
 class Tone(models.TextChoices):
@@ -125,6 +128,16 @@ class Policy(models.Model):
     profile = models.CharField(
         _("perfil de morosidad"), max_length=14, choices=Profile.choices, blank=True, default="", db_default=""
     )
+    # Pacing (docs/domain.md#pacing): days between two ladder steps for one client, counted on
+    # the client's local days; 1, the floor, is at most one a day. db_default: reference-data
+    # migrations written before these fields insert policies too.
+    min_days_between_contacts = models.PositiveSmallIntegerField(
+        _("días mínimos entre contactos"), default=1, db_default=1, validators=[MinValueValidator(1)]
+    )
+    # Between two escalation steps (final letter, agency, legal) for one client.
+    min_days_between_escalations = models.PositiveSmallIntegerField(
+        _("días mínimos entre escalamientos"), default=7, db_default=7, validators=[MinValueValidator(1)]
+    )
     updated_at = models.DateTimeField(_("actualizada"), default=clock.now)
     # What the debtor may agree to alone on the self-service page (docs/domain.md#portal-limits):
     # inside these limits a promise or plan is accepted at once, outside it waits for a
@@ -163,6 +176,10 @@ class Policy(models.Model):
         verbose_name_plural = _("políticas de cobranza")
         constraints = [
             models.CheckConstraint(condition=Q(tolerance__gte=0), name="policy_tolerance_gte_0"),
+            models.CheckConstraint(condition=Q(min_days_between_contacts__gte=1), name="policy_contact_days_gte_1"),
+            models.CheckConstraint(
+                condition=Q(min_days_between_escalations__gte=1), name="policy_escalation_days_gte_1"
+            ),
             models.UniqueConstraint(fields=["profile"], condition=~Q(profile=""), name="policy_one_per_profile"),
             models.CheckConstraint(
                 condition=Q(portal_promise_min_share__isnull=True)
@@ -200,6 +217,19 @@ class PolicyStep(models.Model):
     )
     requires_approval = models.BooleanField(_("requiere aprobación"), default=False)
     is_active = models.BooleanField(_("activo"), default=True)
+    # A step added, re-activated or moved to other days applies only to invoices whose day for
+    # it (due date + offset) is on or after this date: invoices already past it are not swept
+    # in, unless an administrator confirms a catch-up, which clears it (docs/domain.md#pacing).
+    applies_from = models.DateField(_("aplica desde"), null=True, blank=True)
+    catch_up_confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("puesta al día confirmada por"),
+    )
+    catch_up_confirmed_at = models.DateTimeField(_("puesta al día confirmada"), null=True, blank=True)
 
     class Meta:
         ordering = ["policy", "position"]
@@ -271,6 +301,8 @@ class NoticeStatus(models.TextChoices):
     SKIPPED = "skipped", _("Omitido")
     FAILED = "failed", _("Fallido")
     CANCELLED = "cancelled", _("Cancelado")
+    # A firmer step went out for these invoices on the same run: this one never goes.
+    SUPERSEDED = "superseded", _("Reemplazado")
 
 
 class Notice(models.Model):
@@ -306,6 +338,15 @@ class Notice(models.Model):
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # A superseded notice: the firmer notice planned instead of it.
+    superseded_by = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="supersedes",
+        verbose_name=_("reemplazado por"),
+    )
     # Letters: when a person printed the PDF for mailing (null: still to print).
     printed_at = models.DateTimeField(_("impresa"), null=True, blank=True)
     printed_by = models.ForeignKey(
@@ -328,6 +369,9 @@ class Notice(models.Model):
             models.UniqueConstraint(fields=["client", "step", "planned_for"], name="notice_once_per_client_step_day"),
             models.CheckConstraint(condition=Q(status__in=NoticeStatus.values), name="notice_status_valid"),
             models.CheckConstraint(condition=~Q(status="sent") | Q(sent_at__isnull=False), name="notice_sent_has_time"),
+            models.CheckConstraint(
+                condition=Q(status="superseded") | Q(superseded_by__isnull=True), name="notice_superseded_by_only_if"
+            ),
         ]
         indexes = [
             # Dispatch looks for due planned notices and for expired leases.

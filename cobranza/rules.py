@@ -394,3 +394,48 @@ def promise_kept_aggregates(within: Q | None = None) -> dict:
 def resolved_between_q(start: dt.date, end: dt.date, prefix: str = "") -> Q:
     """Commitments resolved in ``[start, end]`` (the window of a promise-kept rate)."""
     return Q(**{f"{prefix}resolved_on__gte": start, f"{prefix}resolved_on__lte": end})
+
+
+# --- pacing (docs/domain.md#pacing) ---------------------------------------------------------------
+# One ladder step per client per local day at the most, whatever the channel and the policy (the
+# floor); a policy may ask for more days between two, and escalation steps (final letter,
+# agency, legal) keep their own spacing. Counted on the notices actually sent, by the client's
+# local day: the next may go out from the start of the local day ``days`` after the last one.
+
+PACING_FLOOR_DAYS: int = 1
+
+
+def pacing_days_sql(policy: str = "p", field: str = "min_days_between_contacts") -> str:
+    """The policy's spacing in days, never below the floor."""
+    return f"GREATEST({policy}.{field}, {PACING_FLOOR_DAYS})"
+
+
+def pacing_days(value: int | None) -> int:
+    return max(value or PACING_FLOOR_DAYS, PACING_FLOOR_DAYS)
+
+
+def spaced_sql(last_day: str, today: str, days: str) -> str:
+    """``last_day`` (a local date, NULL: never contacted) is at least ``days`` before ``today``."""
+    return f"({last_day} IS NULL OR {today} - {last_day} >= {days})"
+
+
+def spaced(last_day: dt.date | None, today: dt.date, days: int) -> bool:
+    return last_day is None or (today - last_day).days >= days
+
+
+def next_contact_day(last_day: dt.date, days: int) -> dt.date:
+    """The first local day a step may go out after one that went out on ``last_day``."""
+    return last_day + dt.timedelta(days=days)
+
+
+# --- step applies (docs/domain.md#pacing) ---------------------------------------------------------
+# A step added, re-activated or moved to other days applies only to invoices whose day for it
+# comes on or after the change (``applies_from``); an administrator's catch-up clears it.
+
+
+def step_applies_sql(invoice: str = "i", step: str = "s") -> str:
+    return f"({step}.applies_from IS NULL OR ({invoice}.due_date + {step}.offset_days) >= {step}.applies_from)"
+
+
+def step_applies(due_date: dt.date, offset_days: int, applies_from: dt.date | None) -> bool:
+    return applies_from is None or step_day(due_date, offset_days) >= applies_from

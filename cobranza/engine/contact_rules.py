@@ -25,11 +25,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 from django.conf import settings
+from django.db.models import Max, Q
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from accounts.models import Interaction
-from cobranza.models import ContactRules, Holiday
+from cobranza.models import ESCALATION_CHANNELS, ContactRules, Holiday, Notice, NoticeStatus
+from cobranza.rules import next_contact_day, pacing_days
 
 UTC = dt.UTC
 CAP_PERIOD = dt.timedelta(days=7)
@@ -248,6 +251,66 @@ def schedule(
     raise AssertionError("unreachable: the caps free once every previous contact is 7 days old")
 
 
+# --- Pacing (docs/domain.md#pacing) ---------------------------------------------------------
+
+
+def spacing_frees_at(last_sent: dt.datetime | None, days: int, tz: dt.tzinfo) -> dt.datetime | None:
+    """The first instant of the client's local day ``days`` after the local day of
+    ``last_sent`` (``cobranza.rules.next_contact_day``), in UTC; None without a last send. A midnight
+    that falls in a daylight-saving gap gives the first real instant of that day."""
+    if last_sent is None:
+        return None
+    _require_aware(last_sent)
+    day = next_contact_day(last_sent.astimezone(tz).date(), days)
+    return dt.datetime.combine(day, dt.time(0), tzinfo=tz).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """Not before ``frees_at`` (None: no limit), because of ``reason``."""
+
+    frees_at: dt.datetime | None
+    reason: str = ""
+
+
+def pacing_for(notice) -> Pacing:
+    """The spacing that holds ``notice`` back: the client's last sent notice (any step, any
+    channel, any policy) and, for an escalation step, its last sent escalation, against the
+    notice's policy's minimum days, by the client's local day. One query."""
+    last = (
+        Notice.objects.filter(client_id=notice.client_id, status=NoticeStatus.SENT)
+        .exclude(pk=notice.pk)
+        .aggregate(
+            any=Max("sent_at"),
+            escalation=Max("sent_at", filter=Q(channel__in=ESCALATION_CHANNELS)),
+        )
+    )
+    tz = client_time_zone(notice.client)
+    policy = notice.step.policy
+    days = pacing_days(policy.min_days_between_contacts)
+    frees_at, reason = spacing_frees_at(last["any"], days, tz), ""
+    if frees_at is not None:
+        local = timezone.localtime(last["any"], tz).strftime("%Y-%m-%d")
+        reason = ngettext(
+            "Un aviso por día como máximo: el último salió el %(date)s",
+            "Mínimo de %(days)d días entre avisos: el último salió el %(date)s",
+            days,
+        ) % {"days": days, "date": local}
+    if notice.channel in ESCALATION_CHANNELS:
+        escalation_days = pacing_days(policy.min_days_between_escalations)
+        escalation_frees = spacing_frees_at(last["escalation"], escalation_days, tz)
+        if escalation_frees is not None and (frees_at is None or escalation_frees > frees_at):
+            frees_at = escalation_frees
+            reason = ngettext(
+                "Mínimo de %(days)d día entre escalamientos (carta, agencia, vía judicial): "
+                "el último salió el %(date)s",
+                "Mínimo de %(days)d días entre escalamientos (carta, agencia, vía judicial): "
+                "el último salió el %(date)s",
+                escalation_days,
+            ) % {"days": escalation_days, "date": timezone.localtime(last["escalation"], tz).strftime("%Y-%m-%d")}
+    return Pacing(frees_at=frees_at, reason=reason)
+
+
 # --- Database-backed decision ---------------------------------------------------------------
 
 
@@ -261,20 +324,20 @@ class Decision:
     blocks: tuple[Block, ...] = field(default=(), repr=False)
 
 
-def client_time_zone(client) -> ZoneInfo:
-    """The debtor's time zone; the company's (settings.TIME_ZONE) when the stored value is
-    not a valid zone (imported data, a zone removed from the tz database)."""
-    return zone_named(getattr(client, "time_zone", None))
-
-
-def zone_named(zone: str | None) -> ZoneInfo:
-    """``client_time_zone`` for a stored zone name."""
-    for name in (zone, settings.TIME_ZONE):
+def zone_named(name: str | None) -> ZoneInfo:
+    """The zone stored as ``name``; the company's (settings.TIME_ZONE) when it is not a valid
+    zone (imported data, a zone removed from the tz database)."""
+    for candidate in (name, settings.TIME_ZONE):
         try:
-            return ZoneInfo(name)
+            return ZoneInfo(candidate)
         except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):
             continue
     return ZoneInfo("UTC")
+
+
+def client_time_zone(client) -> ZoneInfo:
+    """The debtor's time zone (``zone_named``)."""
+    return zone_named(getattr(client, "time_zone", None))
 
 
 def rules_for(country: str) -> ContactRules | None:
@@ -391,7 +454,7 @@ def _window_reason(moment: dt.datetime, tz: ZoneInfo, window: Window, holiday_na
     }
 
 
-def decide(*, client, channel: str, at: dt.datetime) -> Decision:
+def decide(*, client, channel: str, at: dt.datetime, pacing: Pacing | None = None) -> Decision:
     """May ``client`` be contacted through ``channel`` at ``at``? If not, when, and why.
 
     Calls and messages (email, SMS, WhatsApp) follow the client's country rules: the local
@@ -401,18 +464,27 @@ def decide(*, client, channel: str, at: dt.datetime) -> Decision:
     notices and contacts logged by collectors alike). A country without rules holds the send
     for a day with a reason saying so. Letters and internal steps are always allowed. At most
     three queries.
+
+    ``pacing`` (``pacing_for``), for every channel: the send waits for the client's spacing
+    first, and the other rules apply from there (docs/domain.md#pacing).
     """
     _require_aware(at)
+    paced: list[Block] = []
+    reasons: list[str] = []
+    if pacing is not None and pacing.frees_at is not None and pacing.frees_at > at:
+        paced.append(Block("pacing", at))
+        reasons.append(pacing.reason)
+        at = pacing.frees_at
     if channel not in RULED_CHANNELS:
-        return Decision(allowed=True, send_at=at)
+        return Decision(allowed=not paced, send_at=at, reason="; ".join(reasons), blocks=tuple(paced))
 
     rules = rules_for(client.country)
     if rules is None:
         return Decision(
             allowed=False,
             send_at=at + MISSING_RULES_RETRY,
-            reason=missing_rules_reason(client.country),
-            blocks=(Block("rules", at),),
+            reason="; ".join([*reasons, missing_rules_reason(client.country)]),
+            blocks=(*paced, Block("rules", at)),
         )
     tz = client_time_zone(client)
     holiday_names: dict[dt.date, str] = {}
@@ -449,7 +521,6 @@ def decide(*, client, channel: str, at: dt.datetime) -> Decision:
         cap,
         overall=([when for _kind, when in previous], overall_cap) if overall_cap is not None else None,
     )
-    reasons: list[str] = []
     for block in blocks:
         if block.rule == "cap":
             text = _cap_reason(channel, cap)
@@ -459,6 +530,7 @@ def decide(*, client, channel: str, at: dt.datetime) -> Decision:
             text = _window_reason(block.at, tz, window, holiday_names)
         if text not in reasons:
             reasons.append(text)
+    blocks = (*paced, *blocks)
     return Decision(allowed=not blocks, send_at=send_at, reason="; ".join(reasons), blocks=blocks)
 
 

@@ -83,6 +83,7 @@ class Outcome:
     SKIPPED = "skipped"
     FAILED = "failed"
     RETRY = "retry"
+    SUPERSEDED = "superseded"
     NOT_CLAIMED = "not_claimed"
 
 
@@ -155,6 +156,25 @@ def _still_due_items(notice: Notice, today: dt.date) -> list[NoticeItem]:
         for item in notice.items.all()
         if item.invoice_id in dunnable and item.invoice.open_balance >= max(tolerance, 0)
     ]
+
+
+def _without_firmer(notice: Notice, items: list[NoticeItem]) -> tuple[list[NoticeItem], Notice | None]:
+    """The items whose invoice has not reached a later step of the policy since this notice was
+    planned (an older notice still waiting — deferred, awaiting approval — when the ladder moved
+    on), and the latest notice that moved one of them on (docs/domain.md#pacing). One query."""
+    moved = dict(
+        NoticeItem.objects.filter(
+            invoice_id__in=[i.invoice_id for i in items],
+            step__policy_id=notice.step.policy_id,
+            step__position__gt=notice.step.position,
+        )
+        .order_by("notice_id")
+        .values_list("invoice_id", "notice_id")
+    )
+    if not moved:
+        return items, None
+    firmer = Notice.objects.select_related("step").get(pk=max(moved.values()))
+    return [i for i in items if i.invoice_id not in moved], firmer
 
 
 def _client_stop(notice: Notice, today: dt.date) -> str:
@@ -261,6 +281,13 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
 
     stop = _client_stop(notice, today)
     items = _still_due_items(notice, today) if not stop else []
+    if items:
+        items, firmer = _without_firmer(notice, items)
+        if not items:
+            # Every invoice of it has a firmer step planned since: only the firmest goes.
+            reason = _("Reemplazado por un paso más firme planeado después: «%(step)s».") % {"step": firmer.step.name}
+            _finish(notice, Notice.Status.SUPERSEDED, reason, now=now, superseded_by=firmer)
+            return DispatchResult(Outcome.SUPERSEDED, reason)
     if not stop and not items:
         stop = _(
             "Las facturas del aviso ya no están pendientes (pagadas, en disputa, retenidas o con un compromiso "
@@ -279,7 +306,14 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
         return DispatchResult(Outcome.SKIPPED, stop)
 
     invoices = [i.invoice for i in items]
+    # Pacing holds every step, tasks and hand-offs included, whoever planned or approved it
+    # (docs/domain.md#pacing).
+    pacing = contact_rules.pacing_for(notice)
     if notice.channel in TASK_FOR_CHANNEL:
+        # A task is work for a person, not a contact at a time of day: pacing only.
+        if pacing.frees_at is not None and pacing.frees_at > now:
+            decision = contact_rules.Decision(allowed=False, send_at=pacing.frees_at, reason=pacing.reason)
+            return _defer(notice, decision, invoices=invoices, now=now)
         return _dispatch_task(notice, invoices, now=now, today=today)
 
     contact = choose_contact(notice.client, notice.channel)
@@ -312,33 +346,9 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
             allowed=False, send_at=now + BUSINESS_SETUP_RETRY, reason=business.not_set_up_reason()
         )
     else:
-        decision = contact_rules.decide(client=notice.client, channel=notice.channel, at=now)
+        decision = contact_rules.decide(client=notice.client, channel=notice.channel, at=now, pacing=pacing)
     if not decision.allowed:
-        _mine(notice).update(
-            status=Notice.Status.PLANNED,
-            scheduled_at=decision.send_at,
-            deferrals=F("deferrals") + 1,
-            attempts=F("attempts") - 1,
-            reason=decision.reason[:255],
-            lease_until=None,
-            updated_at=now,
-        )
-        _timeline(
-            notice,
-            kind=Interaction.Kind.SYSTEM,
-            direction=Interaction.Direction.INTERNAL,
-            outcome="",
-            summary=_("%(step)s aplazado hasta %(when)s: %(reason)s")
-            % {
-                "step": _step_label(notice),
-                "when": timezone.localtime(decision.send_at, contact_rules.client_time_zone(notice.client)).strftime(
-                    "%Y-%m-%d %H:%M"
-                ),
-                "reason": decision.reason,
-            },
-            invoices=invoices,
-        )
-        return DispatchResult(Outcome.DEFERRED, decision.reason)
+        return _defer(notice, decision, invoices=invoices, now=now)
 
     notice.contact = contact
     html = None
@@ -412,6 +422,35 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
         invoices=invoices,
     )
     return DispatchResult(Outcome.SENT)
+
+
+def _defer(notice: Notice, decision: contact_rules.Decision, *, invoices, now: dt.datetime) -> DispatchResult:
+    """Back to planned, not before ``decision.send_at``, with the reason in the timeline."""
+    _mine(notice).update(
+        status=Notice.Status.PLANNED,
+        scheduled_at=decision.send_at,
+        deferrals=F("deferrals") + 1,
+        attempts=F("attempts") - 1,
+        reason=decision.reason[:255],
+        lease_until=None,
+        updated_at=now,
+    )
+    _timeline(
+        notice,
+        kind=Interaction.Kind.SYSTEM,
+        direction=Interaction.Direction.INTERNAL,
+        outcome="",
+        summary=_("%(step)s aplazado hasta %(when)s: %(reason)s")
+        % {
+            "step": _step_label(notice),
+            "when": timezone.localtime(decision.send_at, contact_rules.client_time_zone(notice.client)).strftime(
+                "%Y-%m-%d %H:%M"
+            ),
+            "reason": decision.reason,
+        },
+        invoices=invoices,
+    )
+    return DispatchResult(Outcome.DEFERRED, decision.reason)
 
 
 RECORD_ATTEMPTS = 3

@@ -61,7 +61,9 @@ def _run(*, today: dt.date, now: dt.datetime, dry_run: bool) -> dict:
         "dry_run": dry_run,
         "planned": planned.as_dict(),
         "escalated": len(escalated),
-        "dispatched": {key: outcomes.get(key, 0) for key in ("sent", "deferred", "skipped", "failed", "retry")},
+        "dispatched": {
+            key: outcomes.get(key, 0) for key in ("sent", "deferred", "skipped", "failed", "retry", "superseded")
+        },
         "reasons": [
             {"outcome": outcome, "reason": reason, "count": count}
             for (outcome, reason), count in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))

@@ -12,7 +12,18 @@ Rules in the SQL, so they hold for a million invoices without a Python loop:
 - a broken commitment's ``LadderBump`` makes the next step due today, whatever its offset;
 - paused clients, held invoices, invoices under an open promise, plan or extension, disputed,
   paid, cancelled and written-off invoices, balances under the policy's tolerance, and steps
-  whose minimum overdue amount the client's invoices at that step do not reach are left out.
+  whose minimum overdue amount the client's invoices at that step do not reach are left out;
+- a step added or moved to other days applies only to invoices whose day for it comes on or
+  after the change (``PolicyStep.applies_from``), unless an administrator confirmed a catch-up.
+
+Pacing (docs/domain.md#pacing), in the same statements: a client gets at most one ladder step
+per planning day — the firmest of its due steps (highest position) that its spacing allows —
+and none while the last notice sent to it is closer than the policy's minimum days between
+contacts (escalation steps: between escalations), by the client's local day. The invoices of
+other steps wait for a later day. For the invoices planned, every active step between the last
+one they reached and the planned one is recorded as a ``superseded`` notice listing them, so it
+is never sent later (and dispatch supersedes an older notice still waiting whose invoices a
+firmer one has since listed).
 """
 
 from __future__ import annotations
@@ -21,26 +32,41 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts import clock
 from accounts.models import Client, Invoice
+from accounts.rules import sql_in, sql_literal
 from cobranza import rules
+from cobranza.engine.contact_rules import zone_named
 from cobranza.models import (
+    ESCALATION_CHANNELS,
     ClientDunning,
     LadderBump,
     Notice,
     NoticeItem,
+    NoticeStatus,
     Policy,
     PolicyStep,
 )
 
 CANDIDATES = "cobranza_plan_candidates"
+ZONES = "cobranza_plan_zones"
+CHOSEN = "cobranza_plan_chosen"
+PLANNED_ITEMS = "cobranza_plan_items"
+SUPERSEDED = "cobranza_plan_superseded"
+TEMP_TABLES = (CANDIDATES, ZONES, CHOSEN, PLANNED_ITEMS, SUPERSEDED)
 
 
 def _candidate_sql() -> str:
+    """Per invoice, its current step (the highest due) when not yet reached, with ``reached``:
+    the position of the furthest step of that policy it was already listed at (NULL: none)."""
     t = {
         "client": Client._meta.db_table,
         "invoice": Invoice._meta.db_table,
@@ -50,6 +76,7 @@ def _candidate_sql() -> str:
         "item": NoticeItem._meta.db_table,
         "bump": LadderBump._meta.db_table,
         "step_day_reached": rules.step_day_reached_sql("i", "s", "%(today)s"),
+        "step_applies": rules.step_applies_sql("i", "s"),
         "stale_pre_due": rules.stale_pre_due_sql("i", "s", "%(today)s"),
         "dunnable": rules.dunnable_invoice_sql("i", "%(today)s"),
     }
@@ -65,7 +92,7 @@ def _candidate_sql() -> str:
         JOIN {step} s ON s.policy_id = p.id AND s.is_active
         WHERE {dunnable}
           AND i.open_balance >= p.tolerance
-          AND ({step_day_reached} OR EXISTS (
+          AND (({step_day_reached} AND {step_applies}) OR EXISTS (
               -- a broken promise made this step (or a later one) due today: one step firmer
               SELECT 1 FROM {bump} b JOIN {step} bs ON bs.id = b.step_id
               WHERE b.invoice_id = i.id AND b.since <= %(today)s
@@ -73,14 +100,69 @@ def _candidate_sql() -> str:
           ))
           AND NOT {stale_pre_due}
     )
-    SELECT d.invoice_id, d.client_id, d.step_id, d.min_overdue_amount, d.open_balance, d.due_date
+    SELECT d.invoice_id, d.client_id, d.step_id, d.position, d.policy_id, d.min_overdue_amount,
+           d.open_balance, d.due_date, r.reached
     FROM due d
-    WHERE d.rank = 1
-      AND NOT EXISTS (
-          SELECT 1 FROM {item} ni JOIN {step} s2 ON s2.id = ni.step_id
-          WHERE ni.invoice_id = d.invoice_id AND s2.policy_id = d.policy_id AND s2.position >= d.position
-      )
+    LEFT JOIN LATERAL (
+        SELECT MAX(s2.position) AS reached FROM {item} ni JOIN {step} s2 ON s2.id = ni.step_id
+        WHERE ni.invoice_id = d.invoice_id AND s2.policy_id = d.policy_id
+    ) r ON true
+    WHERE d.rank = 1 AND (r.reached IS NULL OR r.reached < d.position)
     """.format(effective=effective_cte(), **t)
+
+
+def _groups_sql() -> str:
+    """The (client, step) pairs whose candidate invoices reach the step's minimum amount."""
+    return f"""
+        SELECT c.client_id, c.step_id
+        FROM {CANDIDATES} c JOIN {PolicyStep._meta.db_table} s ON s.id = c.step_id
+        GROUP BY c.client_id, c.step_id, s.min_overdue_amount
+        HAVING SUM(c.open_balance) >= s.min_overdue_amount
+    """
+
+
+def _chosen_sql() -> str:
+    """Per client, the one (client, step) to plan: of its steps whose invoices reach the
+    step's minimum amount, the firmest its pacing allows — none when a notice planned for it
+    today is still open or while its last sent notice is too recent (docs/domain.md#pacing)."""
+    t = {
+        "client": Client._meta.db_table,
+        "step": PolicyStep._meta.db_table,
+        "policy": Policy._meta.db_table,
+        "notice": Notice._meta.db_table,
+        "open": sql_in("o.status", Notice.OPEN_STATUSES),
+        "escalation": sql_in("s.channel", ESCALATION_CHANNELS),
+        "escalation_n": sql_in("n.channel", ESCALATION_CHANNELS),
+        "sent": sql_literal(NoticeStatus.SENT),
+    }
+    last_day = "(ls.last_sent AT TIME ZONE z.tz_name)::date"
+    last_escalation_day = "(ls.last_escalation AT TIME ZONE z.tz_name)::date"
+    spaced = rules.spaced_sql(last_day, "z.local_today", rules.pacing_days_sql("p"))
+    escalation_spaced = rules.spaced_sql(
+        last_escalation_day, "z.local_today", rules.pacing_days_sql("p", "min_days_between_escalations")
+    )
+    return f"""
+    WITH grp AS ({_groups_sql()})
+    SELECT DISTINCT ON (g.client_id) g.client_id, g.step_id
+    FROM grp g
+    JOIN {t["step"]} s ON s.id = g.step_id
+    JOIN {t["policy"]} p ON p.id = s.policy_id
+    JOIN {t["client"]} cl ON cl.id = g.client_id
+    JOIN {ZONES} z ON z.time_zone = cl.time_zone
+    LEFT JOIN LATERAL (
+        SELECT MAX(n.sent_at) AS last_sent,
+               MAX(n.sent_at) FILTER (WHERE {t["escalation_n"]}) AS last_escalation
+        FROM {t["notice"]} n WHERE n.client_id = g.client_id AND n.status = {t["sent"]}
+    ) ls ON true
+    WHERE NOT EXISTS (
+        -- one new notice per client and planning day: the next hourly run adds nothing
+        SELECT 1 FROM {t["notice"]} o
+        WHERE o.client_id = g.client_id AND o.planned_for = %(today)s AND {t["open"]}
+    )
+      AND {spaced}
+      AND (NOT {t["escalation"]} OR {escalation_spaced})
+    ORDER BY g.client_id, s.position DESC
+    """
 
 
 def effective_cte() -> str:
@@ -108,7 +190,16 @@ class PlanResult:
     items: int = 0
     by_channel: dict[str, int] = field(default_factory=dict)
     dry_run: bool = False
-    # With ``detail``: one row per planned notice (client, step, channel, invoices, totals).
+    # Steps passed over for a firmer one on this run (docs/domain.md#pacing).
+    superseded: int = 0
+    superseded_items: int = 0
+    # Clients with steps due that pacing holds back today (a notice still open, or the last
+    # one too recent), and (client, step) groups waiting behind their client's firmest step.
+    held_clients: int = 0
+    waiting: int = 0
+    # Per step id: {"notices": n, "invoices": n} planned (not superseded).
+    by_step: dict[int, dict[str, int]] = field(default_factory=dict)
+    # With ``detail``: one row per planned or superseded notice (client, step, channel, invoices, totals).
     rows: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -118,61 +209,176 @@ class PlanResult:
             "notices_planned": self.notices,
             "invoices_listed": self.items,
             "by_channel": dict(sorted(self.by_channel.items())),
+            "superseded": self.superseded,
+            "superseded_invoices": self.superseded_items,
+            "held_clients": self.held_clients,
+            "waiting": self.waiting,
         }
+
+
+def planning_moment(today: dt.date, now: dt.datetime) -> dt.datetime:
+    """The moment pacing reads the clients' local days at: ``now``, on ``today`` (a replay or
+    a dry run for another day keeps the time of day and takes the day asked for)."""
+    tz = ZoneInfo(settings.TIME_ZONE)
+    local = timezone.localtime(now, tz)
+    if local.date() == today:
+        return now
+    return dt.datetime.combine(today, local.time(), tzinfo=tz)
+
+
+def _fill_zones(cur, moment: dt.datetime) -> None:
+    """Each time zone of a candidate client with its valid name and its local date at
+    ``moment``: a few rows (one per distinct zone), computed by ``contact_rules.zone_named``
+    as dispatch reads them."""
+    cur.execute(
+        f"SELECT DISTINCT cl.time_zone FROM {CANDIDATES} c JOIN {Client._meta.db_table} cl ON cl.id = c.client_id"
+    )
+    stored = [row[0] for row in cur.fetchall()]
+    names, days = [], []
+    for name in stored:
+        tz = zone_named(name)
+        names.append(tz.key)
+        days.append(moment.astimezone(tz).date())
+    cur.execute(
+        f"CREATE TEMPORARY TABLE {ZONES} AS "
+        "SELECT * FROM unnest(%s::text[], %s::text[], %s::date[]) AS z(time_zone, tz_name, local_today)",
+        [stored, names, days],
+    )
 
 
 def plan(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = False, detail: int = 0) -> PlanResult:
     """Record every notice due on ``today``. With ``dry_run`` nothing is written (the
     transaction is rolled back) and the result says what would have been planned.
-    ``detail=N`` also returns the first N planned notices as rows (for the browser)."""
+    ``detail=N`` also returns the first N planned and superseded notices as rows (for the browser)."""
     now = now or clock.now()
     result = PlanResult(today=today, dry_run=dry_run)
-    params = {"today": today, "now": now}
+    params = {
+        "today": today,
+        "now": now,
+        # Stored in the company's language, like every reason the engine writes.
+        "superseded_reason": _("Reemplazado por un paso más firme planeado el mismo día: «{step}»."),
+    }
     notice_t, item_t, step_t = Notice._meta.db_table, NoticeItem._meta.db_table, PolicyStep._meta.db_table
+    client_t = Client._meta.db_table
     with transaction.atomic():
         with connection.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS {CANDIDATES}")
+            for table in TEMP_TABLES:
+                cur.execute(f"DROP TABLE IF EXISTS {table}")
             cur.execute(f"CREATE TEMPORARY TABLE {CANDIDATES} AS {_candidate_sql()}", params)
-            # One notice per client and step, when the invoices at that step reach the
-            # step's minimum amount. Approval steps wait for a person.
+            _fill_zones(cur, planning_moment(today, now))
+            cur.execute(f"CREATE TEMPORARY TABLE {CHOSEN} AS {_chosen_sql()}", params)
+            # One notice per chosen client and step. Approval steps wait for a person.
             cur.execute(
                 f"""
                 INSERT INTO {notice_t} (client_id, step_id, channel, planned_for, scheduled_at, status,
                     recipient, language, subject, body, attempts, deferrals, message_id, provider_ref,
                     reason, created_at, updated_at)
-                SELECT c.client_id, c.step_id, s.channel, %(today)s, %(now)s,
+                SELECT ch.client_id, ch.step_id, s.channel, %(today)s, %(now)s,
                        CASE WHEN s.requires_approval THEN 'awaiting_approval' ELSE 'planned' END,
                        '', cl.language, '', '', 0, 0, '', '', '', %(now)s, %(now)s
-                FROM {CANDIDATES} c
-                JOIN {step_t} s ON s.id = c.step_id
-                JOIN {Client._meta.db_table} cl ON cl.id = c.client_id
-                GROUP BY c.client_id, c.step_id, s.channel, s.requires_approval, s.min_overdue_amount, cl.language
-                HAVING SUM(c.open_balance) >= s.min_overdue_amount
+                FROM {CHOSEN} ch
+                JOIN {step_t} s ON s.id = ch.step_id
+                JOIN {client_t} cl ON cl.id = ch.client_id
                 ON CONFLICT (client_id, step_id, planned_for) DO NOTHING
-                RETURNING id, channel
+                RETURNING id, channel, step_id
                 """,
                 params,
             )
             # Only the rows this run inserted come back: a notice planned earlier is not counted.
             inserted = cur.fetchall()
             result.notices = len(inserted)
+            # The invoices go on today's open notice of their client and step: the one just
+            # planned, or one planned earlier today (invoices that became due since join it).
             cur.execute(
                 f"""
-                INSERT INTO {item_t} (notice_id, invoice_id, step_id, open_balance, days_overdue)
-                SELECT n.id, c.invoice_id, c.step_id, c.open_balance, (%(today)s::date - c.due_date)
-                FROM {CANDIDATES} c
-                JOIN {notice_t} n ON n.client_id = c.client_id AND n.step_id = c.step_id
-                                 AND n.planned_for = %(today)s
-                WHERE n.status IN ('planned', 'awaiting_approval')
-                ON CONFLICT (invoice_id, step_id) DO NOTHING
+                CREATE TEMPORARY TABLE {PLANNED_ITEMS} (notice_id bigint, invoice_id bigint, step_id bigint);
+                WITH ins AS (
+                    INSERT INTO {item_t} (notice_id, invoice_id, step_id, open_balance, days_overdue)
+                    SELECT n.id, c.invoice_id, c.step_id, c.open_balance, (%(today)s::date - c.due_date)
+                    FROM {CANDIDATES} c
+                    JOIN {notice_t} n ON n.client_id = c.client_id AND n.step_id = c.step_id
+                                     AND n.planned_for = %(today)s
+                    WHERE n.status IN ('planned', 'awaiting_approval')
+                    ON CONFLICT (invoice_id, step_id) DO NOTHING
+                    RETURNING notice_id, invoice_id, step_id
+                )
+                INSERT INTO {PLANNED_ITEMS} SELECT notice_id, invoice_id, step_id FROM ins
                 """,
                 params,
             )
             result.items = max(cur.rowcount, 0)
-            result.by_channel = dict(Counter(channel for _id, channel in inserted))
-            cur.execute(f"DROP TABLE IF EXISTS {CANDIDATES}")
+            result.by_channel = dict(Counter(channel for _id, channel, _step in inserted))
+            # The steps these invoices pass over: every active step between the furthest they
+            # reached and the one planned now (a catch-up after a pause, an import of old
+            # invoices, a planner that was down). Recorded, never sent.
+            cur.execute(
+                f"""
+                CREATE TEMPORARY TABLE {SUPERSEDED} AS
+                SELECT c.client_id, ls.id AS step_id, ls.channel, pi.notice_id AS by_notice,
+                       c.invoice_id, c.open_balance, c.due_date
+                FROM {PLANNED_ITEMS} pi
+                JOIN {CANDIDATES} c ON c.invoice_id = pi.invoice_id AND c.step_id = pi.step_id
+                JOIN {step_t} ls ON ls.policy_id = c.policy_id AND ls.is_active
+                                AND ls.position < c.position
+                                AND (c.reached IS NULL OR ls.position > c.reached)
+                JOIN {Invoice._meta.db_table} i ON i.id = c.invoice_id
+                WHERE {rules.step_applies_sql("i", "ls")}
+                  -- a stale pre-due reminder was never due: nothing to supersede
+                  AND NOT {rules.stale_pre_due_sql("i", "ls", "%(today)s")}
+                """,
+                params,
+            )
+            cur.execute(
+                f"""
+                INSERT INTO {notice_t} (client_id, step_id, channel, planned_for, scheduled_at, status,
+                    recipient, language, subject, body, attempts, deferrals, message_id, provider_ref,
+                    reason, superseded_by_id, created_at, updated_at)
+                SELECT sp.client_id, sp.step_id, sp.channel, %(today)s, %(now)s, 'superseded',
+                       '', cl.language, '', '', 0, 0, '', '',
+                       LEFT(replace(%(superseded_reason)s, '{{step}}', bs.name), 255),
+                       sp.by_notice, %(now)s, %(now)s
+                FROM (SELECT client_id, step_id, channel, MIN(by_notice) AS by_notice
+                      FROM {SUPERSEDED} GROUP BY client_id, step_id, channel) sp
+                JOIN {client_t} cl ON cl.id = sp.client_id
+                JOIN {notice_t} bn ON bn.id = sp.by_notice
+                JOIN {step_t} bs ON bs.id = bn.step_id
+                ON CONFLICT (client_id, step_id, planned_for) DO NOTHING
+                RETURNING id
+                """,
+                params,
+            )
+            superseded_ids = [row[0] for row in cur.fetchall()]
+            result.superseded = len(superseded_ids)
+            cur.execute(
+                f"""
+                INSERT INTO {item_t} (notice_id, invoice_id, step_id, open_balance, days_overdue)
+                SELECT n.id, sp.invoice_id, sp.step_id, sp.open_balance, (%(today)s::date - sp.due_date)
+                FROM {SUPERSEDED} sp
+                JOIN {notice_t} n ON n.client_id = sp.client_id AND n.step_id = sp.step_id
+                                 AND n.planned_for = %(today)s AND n.status = 'superseded'
+                ON CONFLICT (invoice_id, step_id) DO NOTHING
+                """,
+                params,
+            )
+            result.superseded_items = max(cur.rowcount, 0)
+            cur.execute(
+                f"""
+                WITH grp AS ({_groups_sql()})
+                SELECT COUNT(DISTINCT g.client_id) FILTER (WHERE ch.client_id IS NULL),
+                       COUNT(*) FILTER (WHERE ch.client_id IS NOT NULL AND ch.step_id <> g.step_id)
+                FROM grp g LEFT JOIN {CHOSEN} ch ON ch.client_id = g.client_id
+                """
+            )
+            result.held_clients, result.waiting = cur.fetchone()
+            cur.execute(f"SELECT step_id, COUNT(*) FROM {PLANNED_ITEMS} GROUP BY step_id")
+            invoices_by_step = dict(cur.fetchall())
+            for step_id, n in Counter(step for _id, _channel, step in inserted).items():
+                result.by_step[step_id] = {"notices": n, "invoices": invoices_by_step.get(step_id, 0)}
+            for table in TEMP_TABLES:
+                cur.execute(f"DROP TABLE IF EXISTS {table}")
         if detail:
-            result.rows = _rows([notice_id for notice_id, _channel in inserted], limit=detail)
+            planned_ids = [notice_id for notice_id, _channel, _step in inserted]
+            result.rows = _rows(planned_ids, limit=detail) + _rows(superseded_ids, limit=detail)
         if dry_run:
             transaction.set_rollback(True)
     return result
@@ -201,6 +407,7 @@ def _rows(notice_ids: list[int], *, limit: int) -> list[dict]:
             "policy": n.step.policy,
             "channel": n.channel,
             "status": n.status,
+            "reason": n.reason,
             "language": n.language,
             "invoice_count": n.invoice_count,
             "totals": dict(sorted(totals.get(n.pk, {}).items())),

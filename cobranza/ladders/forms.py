@@ -138,6 +138,25 @@ class PolicyForm(forms.Form):
         initial=PORTAL_PLAN_MAX_INSTALLMENTS,
         help_text=_("Un plan pedido con más cuotas espera la aprobación del gestor. Vacío: sin límite."),
     )
+    min_days_between_contacts = forms.IntegerField(
+        label=_label(Policy, "min_days_between_contacts"),
+        min_value=1,
+        max_value=60,
+        initial=1,
+        required=False,
+        help_text=_(
+            "Entre dos avisos a un mismo cliente, por cualquier canal, contados en días del cliente. "
+            "1: como máximo uno por día."
+        ),
+    )
+    min_days_between_escalations = forms.IntegerField(
+        label=_label(Policy, "min_days_between_escalations"),
+        min_value=1,
+        max_value=90,
+        initial=7,
+        required=False,
+        help_text=_("Entre carta, envío a agencia y envío a vía judicial a un mismo cliente."),
+    )
 
     def __init__(self, *args, instance: Policy | None = None, **kwargs):
         if instance is not None:
@@ -153,6 +172,8 @@ class PolicyForm(forms.Form):
                     "portal_promise_max_days": instance.portal_promise_max_days,
                     "portal_promise_min_share": instance.portal_promise_min_share,
                     "portal_plan_max_installments": instance.portal_plan_max_installments,
+                    "min_days_between_contacts": instance.min_days_between_contacts,
+                    "min_days_between_escalations": instance.min_days_between_escalations,
                 },
             )
         super().__init__(*args, **kwargs)
@@ -176,7 +197,13 @@ class PolicyForm(forms.Form):
                     Column("portal_plan_max_installments", css_class="col-md-4"),
                 ),
             ),
+            Row(
+                Column("min_days_between_contacts", css_class="col-md-6"),
+                Column("min_days_between_escalations", css_class="col-md-6"),
+            ),
         )
+        for name in ("min_days_between_contacts", "min_days_between_escalations"):
+            self.fields[name].widget.attrs.update({"min": "1", "class": "text-end"})
 
     def changes(self) -> dict:
         fields = (
@@ -190,7 +217,12 @@ class PolicyForm(forms.Form):
             "portal_promise_min_share",
             "portal_plan_max_installments",
         )
-        return {name: self.cleaned_data[name] for name in fields}
+        changes = {name: self.cleaned_data[name] for name in fields}
+        # Left empty: the policy keeps its spacing (a new one gets the defaults).
+        for name in ("min_days_between_contacts", "min_days_between_escalations"):
+            if self.cleaned_data.get(name) is not None:
+                changes[name] = self.cleaned_data[name]
+        return changes
 
 
 # --- steps ---------------------------------------------------------------------------------
@@ -333,6 +365,14 @@ class StepForm(forms.Form):
         # The offset is typed as days + "before/on/after": its errors go where it was typed.
         offset_field = "timing" if self.cleaned_data.get("timing") == ON else "days"
         add_service_errors(self, exc, {"offset_days": offset_field})
+
+
+class CatchUpForm(forms.Form):
+    """The figures the confirmation page stated, sent back with the confirmation."""
+
+    notices = forms.IntegerField(widget=forms.HiddenInput)
+    invoices = forms.IntegerField(widget=forms.HiddenInput)
+    superseded = forms.IntegerField(widget=forms.HiddenInput)
 
 
 # --- message templates ---------------------------------------------------------------------

@@ -6,20 +6,24 @@ templates or clients (tests/cobranza/test_policy_ui.py asserts it).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
 from babel.numbers import format_decimal
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from accounts import clock
 from accounts.models import Client, Invoice
 from accounts.rules import open_invoice_q
 from accounts.selectors import clients_visible_to
 from accounts.utils import money_locale
+from cobranza.engine import planner
 from cobranza.models import (
     ClientDunning,
     MessageTemplate,
@@ -189,3 +193,47 @@ def preview_client(*, user, pk) -> Client | None:
     except (TypeError, ValueError):
         return None
     return clients_visible_to(user).select_related("collector").filter(pk=pk).first()
+
+
+# --- catch-up of a new or edited step (docs/domain.md#pacing) ----------------------------
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """What confirming a step's catch-up changes in today's planning, from two dry runs of
+    the planner (without and with the catch-up): pacing and superseding included."""
+
+    day: dt.date
+    notices: int  # more notices at this step (one per client)
+    invoices: int  # more invoices listed at this step
+    superseded: int  # more steps recorded as superseded by them
+    total_without: int  # notices today's planning would create without the catch-up
+    total_with: int  # ... and with it
+
+    @property
+    def clients(self) -> int:
+        return self.notices
+
+    def same_figures(self, other: CatchUp) -> bool:
+        return (self.notices, self.invoices, self.superseded) == (other.notices, other.invoices, other.superseded)
+
+
+def catch_up_preview(step: PolicyStep, *, today: dt.date | None = None) -> CatchUp:
+    """What the planner would plan today if ``step`` reached the invoices already past its
+    day. Nothing is written (both runs and the change between them are rolled back)."""
+    today = today or clock.localdate()
+    with transaction.atomic():
+        without = planner.plan(today=today, dry_run=True)
+        PolicyStep.objects.filter(pk=step.pk).update(applies_from=None)
+        with_ = planner.plan(today=today, dry_run=True)
+        transaction.set_rollback(True)
+    before = without.by_step.get(step.pk, {})
+    after = with_.by_step.get(step.pk, {})
+    return CatchUp(
+        day=today,
+        notices=after.get("notices", 0) - before.get("notices", 0),
+        invoices=after.get("invoices", 0) - before.get("invoices", 0),
+        superseded=with_.superseded - without.superseded,
+        total_without=without.notices,
+        total_with=with_.notices,
+    )

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max, ProtectedError
 from django.utils.text import slugify
@@ -29,8 +29,10 @@ from django.utils.translation import gettext as _
 
 from accounts import audit, clock
 from accounts.models import ZERO, Language, Segment
+from accounts.roles import is_admin
 from accounts.services import ensure_manager
 from cobranza.engine import messaging
+from cobranza.ladders.selectors import CatchUp, catch_up_preview
 from cobranza.models import (
     MESSAGE_CHANNELS,
     MessageTemplate,
@@ -54,6 +56,8 @@ POLICY_FIELDS = (
     "portal_promise_max_days",
     "portal_promise_min_share",
     "portal_plan_max_installments",
+    "min_days_between_contacts",
+    "min_days_between_escalations",
 )
 STEP_FIELDS = (
     "position",
@@ -131,6 +135,11 @@ def _policy_errors(policy: Policy) -> None:
             )
     if policy.tolerance is not None and policy.tolerance < 0 and "tolerance" not in errors:
         errors["tolerance"] = [_("El saldo mínimo no puede ser negativo.")]
+    # The floor of one ladder step per client per day (docs/domain.md#pacing).
+    for field in ("min_days_between_contacts", "min_days_between_escalations"):
+        value = getattr(policy, field)
+        if value is not None and value < 1 and field not in errors:
+            errors[field] = [_("Al menos 1 día: nunca más de un aviso por día a un cliente.")]
     if errors:
         raise ValidationError(errors)
 
@@ -151,6 +160,9 @@ def _save_policy(policy: Policy, **kwargs) -> None:
             raise ValidationError({"portal_promise_min_share": _("Indique un porcentaje entre 0 y 100.")}) from exc
         if "portal_installments" in name:
             raise ValidationError({"portal_plan_max_installments": _("Un plan tiene al menos 2 cuotas.")}) from exc
+        if "contact_days" in name or "escalation_days" in name:
+            field = "min_days_between_contacts" if "contact_days" in name else "min_days_between_escalations"
+            raise ValidationError({field: _("Al menos 1 día: nunca más de un aviso por día a un cliente.")}) from exc
         raise ValidationError({"name": _("Ya existe una política con este nombre.")}) from exc
 
 
@@ -163,6 +175,8 @@ def policy_create(
     tolerance: Decimal = Decimal("1.00"),
     is_active: bool = True,
     profile: str = "",
+    min_days_between_contacts: int = 1,
+    min_days_between_escalations: int = 7,
     **portal_limits,
 ) -> Policy:
     """A new ladder, empty: steps are added with ``step_create``. ``portal_limits``: the
@@ -178,6 +192,8 @@ def policy_create(
         profile=profile or "",
         tolerance=tolerance,
         is_active=is_active,
+        min_days_between_contacts=min_days_between_contacts,
+        min_days_between_escalations=min_days_between_escalations,
         updated_at=clock.now(),
         **portal_limits,
     )
@@ -326,6 +342,8 @@ def step_create(
             min_overdue_amount=min_overdue_amount,
             requires_approval=requires_approval,
             is_active=is_active,
+            # A new step does not sweep in the invoices already past its day (docs/domain.md#pacing).
+            applies_from=clock.localdate(),
         )
         _normalize_step(step)
         _step_errors(step)
@@ -343,11 +361,21 @@ def step_update(*, by: AbstractBaseUser | None, step: PolicyStep, **changes) -> 
     with transaction.atomic():
         policy = _locked_policy(step.policy)
         fresh = PolicyStep.objects.select_related("template").get(pk=step.pk)
+        moved_days = "offset_days" in changes and changes["offset_days"] != fresh.offset_days
+        reactivated = changes.get("is_active") and not fresh.is_active
         for field, value in changes.items():
             setattr(fresh, field, value)
+        if moved_days or reactivated:
+            # Invoices already past the step's new day are not swept in (docs/domain.md#pacing).
+            fresh.applies_from = clock.localdate()
+            fresh.catch_up_confirmed_by = None
+            fresh.catch_up_confirmed_at = None
         _normalize_step(fresh)
         _step_errors(fresh)
-        _save_step(fresh, update_fields=list(STEP_FIELDS))
+        _save_step(
+            fresh,
+            update_fields=[*STEP_FIELDS, "applies_from", "catch_up_confirmed_by", "catch_up_confirmed_at"],
+        )
         _touch(policy)
     fresh.policy = policy
     return fresh
@@ -434,6 +462,40 @@ def step_move(*, by: AbstractBaseUser | None, step: PolicyStep, direction: str) 
         audit.log_updates(by=by, before=before, after=PolicyStep.objects.filter(pk__in=[step.pk, neighbour.pk]))
         _touch(policy)
     return True
+
+
+# --- catch-up of a new or edited step (docs/domain.md#pacing) ----------------------------
+
+
+def step_catch_up_confirm(*, by: AbstractBaseUser | None, step: PolicyStep, expected: CatchUp) -> PolicyStep:
+    """An administrator lets a new or edited step reach the invoices already past its day:
+    ``applies_from`` is cleared and who confirmed, and when, is recorded. ``expected`` is what
+    the confirmation page stated (``ladders.selectors.catch_up_preview``); when the planner
+    would now do something else, nothing changes and the error says the new figures."""
+    if by is not None and not is_admin(by):
+        raise PermissionDenied(_("Solo un administrador puede confirmar una puesta al día."))
+    with transaction.atomic():
+        _locked_policy(step.policy)
+        fresh = PolicyStep.objects.select_related("policy").get(pk=step.pk)
+        if fresh.applies_from is None:
+            raise ValidationError({NON_FIELD_ERRORS: _("Este paso ya se aplica a todas las facturas.")})
+        current = catch_up_preview(fresh)
+        if not current.same_figures(expected):
+            raise ValidationError(
+                {
+                    NON_FIELD_ERRORS: _(
+                        "Las cifras cambiaron mientras decidía: ahora serían %(notices)d avisos. Revíselas y "
+                        "confirme de nuevo."
+                    )
+                    % {"notices": current.notices}
+                }
+            )
+        fresh.applies_from = None
+        fresh.catch_up_confirmed_by = by
+        fresh.catch_up_confirmed_at = clock.now()
+        fresh.save(update_fields=["applies_from", "catch_up_confirmed_by", "catch_up_confirmed_at"])
+        _touch(fresh.policy)
+    return fresh
 
 
 # --- message templates ---------------------------------------------------------------------

@@ -12,6 +12,7 @@ urlpatterns = [
     path("pasos/<int:pk>/", views.step_edit, name="step_edit"),
     path("pasos/<int:pk>/eliminar/", views.step_delete, name="step_delete"),
     path("pasos/<int:pk>/mover/", views.step_move, name="step_move"),
+    path("pasos/<int:pk>/puesta-al-dia/", views.step_catch_up, name="step_catch_up"),
     path("plantillas/", views.template_list, name="template_list"),
     path("plantillas/nueva/", views.template_create, name="template_create"),
     path("plantillas/<int:pk>/", views.template_edit, name="template_edit"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -18,11 +18,21 @@ from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts import clock
 from accounts.models import Language
+from accounts.roles import is_admin
 from accounts.views import manager_required
 from cobranza.engine import html_email, messaging
 from cobranza.ladders import selectors, services
-from cobranza.ladders.forms import PolicyForm, PreviewForm, StepForm, TemplateForm, add_service_errors, text_field
+from cobranza.ladders.forms import (
+    CatchUpForm,
+    PolicyForm,
+    PreviewForm,
+    StepForm,
+    TemplateForm,
+    add_service_errors,
+    text_field,
+)
 from cobranza.ladders.services import SUBJECT_CHANNELS, StepRemoval, TextDraft
 from cobranza.models import MESSAGE_CHANNELS, MessageTemplate, Policy, PolicyStep, StepChannel
 
@@ -190,6 +200,44 @@ def step_move(request, pk):
         for error in exc.messages:
             messages.error(request, error)
     return redirect(_policy_url(step.policy, f"paso-{step.pk}"))
+
+
+@manager_required
+@require_http_methods(["GET", "POST"])
+def step_catch_up(request, pk):
+    """An administrator confirms that a new or edited step reaches the invoices already past
+    its day, after reading how many notices that creates today (docs/domain.md#pacing)."""
+    if not is_admin(request.user):
+        raise PermissionDenied(_("Solo un administrador puede confirmar una puesta al día."))
+    step = get_object_or_404(PolicyStep.objects.select_related("policy", "catch_up_confirmed_by"), pk=pk)
+    form = CatchUpForm(request.POST or None)
+    if request.method == "POST" and step.applies_from is not None:
+        if form.is_valid():
+            expected = selectors.CatchUp(day=clock.localdate(), total_without=0, total_with=0, **form.cleaned_data)
+            try:
+                services.step_catch_up_confirm(by=request.user, step=step, expected=expected)
+            except ValidationError as exc:
+                for error in exc.messages:
+                    messages.error(request, error)
+            else:
+                messages.success(
+                    request,
+                    _("Puesta al día confirmada: el paso «%(name)s» se aplica ahora a todas las facturas.")
+                    % {"name": step.name},
+                )
+                return redirect(_policy_url(step.policy, f"paso-{step.pk}"))
+        else:
+            messages.error(request, _("Faltan las cifras confirmadas: vuelva a cargar la página."))
+    preview = selectors.catch_up_preview(step) if step.applies_from is not None else None
+    if preview is not None:
+        form = CatchUpForm(
+            initial={"notices": preview.notices, "invoices": preview.invoices, "superseded": preview.superseded}
+        )
+    return render(
+        request,
+        "cobranza/policies/step_catch_up.html",
+        {"step": step, "policy": step.policy, "preview": preview, "form": form},
+    )
 
 
 # --- message templates ---------------------------------------------------------------------

@@ -58,6 +58,7 @@ from cobranza.rules import (
     open_commitment_exists,
     pause_active,
     profile_policy_q,
+    step_applies,
     step_day,
     step_due,
 )
@@ -182,6 +183,7 @@ def notice_detail(*, user, pk: int) -> Notice:
             "step__template",
             "approved_by",
             "printed_by",
+            "superseded_by__step",
         )
         .prefetch_related(
             Prefetch(
@@ -372,6 +374,7 @@ class Outbox:
     day: dt.date
     plan: planner.PlanResult
     new_rows: list[dict]
+    superseded_rows: list[dict]
     scheduled_rows: list[dict]
     scheduled_total: int
     by_channel: list[ChannelTotal]
@@ -422,7 +425,12 @@ def outbox(*, day: dt.date, limit: int = OUTBOX_DETAIL) -> Outbox:
     The planner's counts (notices, invoices, per channel) cover everything; its rows, and so
     the totals per policy and step of new notices, cover the first ``limit`` (largest first)."""
     result = planner.plan(today=day, dry_run=True, detail=limit)
-    new_rows = [{**row, "notice": None, "origin": "new"} for row in result.rows]
+    # The planner's rows are the notices it would plan and those it would record as
+    # superseded by them (docs/domain.md#pacing): shown apart, never counted as going out.
+    new_rows = [{**row, "notice": None, "origin": "new"} for row in result.rows if row["status"] != "superseded"]
+    superseded_rows = [
+        {**row, "notice": None, "origin": "superseded"} for row in result.rows if row["status"] == "superseded"
+    ]
 
     start, end = company_day_bounds(day)
     scheduled = Notice.objects.filter(
@@ -497,6 +505,7 @@ def outbox(*, day: dt.date, limit: int = OUTBOX_DETAIL) -> Outbox:
         day=day,
         plan=result,
         new_rows=new_rows,
+        superseded_rows=superseded_rows,
         scheduled_rows=scheduled_rows,
         scheduled_total=sum(row["n"] for row in per_step.values()),
         by_channel=sorted(channels.values(), key=lambda c: order.get(c.channel, 99)),
@@ -556,7 +565,9 @@ def next_step_for(
     As the planner: on a day, the step planned is the highest not yet reached that is due
     (``cobranza.rules.step_due``). The minimum overdue amount of a step (summed over the
     client's invoices) is not evaluated here."""
-    candidates = [s for s in steps if s.position > reached_position]
+    candidates = [
+        s for s in steps if s.position > reached_position and step_applies(due_date, s.offset_days, s.applies_from)
+    ]
     days = [start] + sorted(
         {step_day(due_date, s.offset_days) for s in candidates if step_day(due_date, s.offset_days) > start}
     )

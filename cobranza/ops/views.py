@@ -190,7 +190,8 @@ def notice_detail(request, pk):
             "rendered": rendered,
             "is_preview": is_preview,
             "render_error": render_error,
-            "task_text": _task_text(notice),
+            # A superseded step never became a task: nothing "will" happen.
+            "task_text": _task_text(notice) if notice.status != NoticeStatus.SUPERSEDED else "",
             "letter_file": letter_file,
             "interrupted": notice.status == NoticeStatus.FAILED and bool(notice.message_id),
             "can_approve": manager and notice.status == NoticeStatus.AWAITING_APPROVAL,

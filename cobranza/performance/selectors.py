@@ -530,7 +530,10 @@ def dunning_effectiveness(
     period = Period(start, end)
     today = today or clock.localdate()
 
-    notices = Notice.objects.filter(planned_for__gte=start, planned_for__lte=end)
+    # A superseded notice was never meant to go out (docs/domain.md#pacing): not a notice of the step.
+    notices = Notice.objects.filter(planned_for__gte=start, planned_for__lte=end).exclude(
+        status=NoticeStatus.SUPERSEDED
+    )
     if policy:
         notices = notices.filter(step__policy_id=policy)
     if segment:

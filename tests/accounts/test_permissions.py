@@ -332,6 +332,8 @@ CASES: dict[str, Case] = {
     "cobranza:step_edit": _manager_page("step"),
     "cobranza:step_delete": _manager_page("spare_step", method="post"),
     "cobranza:step_move": _manager_page("step", method="post", data={"direction": "up"}),
+    # Confirming a step's catch-up is for administrators (docs/domain.md#pacing).
+    "cobranza:step_catch_up": _admin_page("step"),
     "cobranza:template_list": _manager_page(),
     "cobranza:template_create": _manager_page(),
     "cobranza:template_edit": _manager_page("template"),

@@ -339,10 +339,12 @@ def test_a_dispute_pauses_its_invoices_and_a_credit_note_resolves_it(debtor, clo
     assert credit.method == "credit_note" and credit.amount == Decimal("1500.00")
     task.refresh_from_db()
     assert task.status == "done"
-    # Back in the ladder: the next day's plan lists P-1 at its current step.
+    # Back in the ladder: the next day's plan lists P-1 at its current step; its +1, passed
+    # over while disputed, is recorded as superseded (docs/domain.md#pacing).
     clock(day(7))
     plan(today=day(7))
-    assert _planned_steps(client, day(7)) == [(7, ["P-1", "P-2"])]
+    assert _planned_steps(client, day(7)) == [(1, ["P-1"]), (7, ["P-1", "P-2"])]
+    assert Notice.objects.get(client=client, planned_for=day(7), step__offset_days=1).status == "superseded"
 
 
 def test_a_rejected_dispute_returns_the_invoice_in_full(debtor, clock, gestora, gestor):

@@ -76,9 +76,11 @@ def lupe(gerente, gestor):
 def planned(martillo, lupe):
     """Today's plan: the review awaiting approval (Martillo) and the email (Lupe)."""
     plan(today=TODAY)
+    # Martillo's earlier steps are recorded as superseded by the review (docs/domain.md#pacing).
+    going_out = Notice.objects.exclude(status=Notice.Status.SUPERSEDED)
     return {
-        "review": Notice.objects.get(client=martillo),
-        "email": Notice.objects.get(client=lupe),
+        "review": going_out.get(client=martillo),
+        "email": going_out.get(client=lupe),
     }
 
 
@@ -252,6 +254,11 @@ def test_outbox_adds_notices_already_deferred_to_that_day(client, gerente, gesto
     make_invoice(by=gerente, client=deferred, amount="700.00", due_date=_days_ago(1))
     plan(today=TODAY)
     notice = Notice.objects.get(client=deferred)
+    # The portfolio's own steps of today went out today: tomorrow its clients may hear from
+    # us again (one notice per client and day, docs/domain.md#pacing).
+    Notice.objects.exclude(pk=notice.pk).filter(status__in=Notice.OPEN_STATUSES).update(
+        status="sent", sent_at=timezone.now()
+    )
     # Contact rules deferred it to tomorrow morning (what dispatch writes on a deferral).
     morning = dt.datetime.combine(TOMORROW, dt.time(9, 0), tzinfo=ZoneInfo("America/Mexico_City"))
     Notice.objects.filter(pk=notice.pk).update(scheduled_at=morning, deferrals=1, reason="Fuera de horario")
@@ -308,16 +315,26 @@ def test_notice_list_filters(client, gerente, planned, martillo, lupe):
     client.force_login(gerente)
     review, email = planned["review"], planned["email"]
     url = _url("notice_list")
-    assert set(_listed(client.get(url))) == {review.pk, email.pk}
+    # Martillo is 61 days late: the steps its review passed over are listed as superseded.
+    superseded = set(Notice.objects.filter(status="superseded").values_list("pk", flat=True))
+    assert superseded and set(Notice.objects.filter(client=martillo).values_list("pk", flat=True)) == {
+        review.pk,
+        *superseded,
+    }
+    assert set(_listed(client.get(url))) == {review.pk, email.pk, *superseded}
+    assert set(_listed(client.get(url, {"status": "superseded"}))) == superseded
+    assert "Reemplazado por un paso más firme" in client.get(url, {"status": "superseded"}).content.decode()
     assert _listed(client.get(url, {"status": "awaiting_approval"})) == [review.pk]
-    assert _listed(client.get(url, {"channel": "email"})) == [email.pk]
+    assert _listed(client.get(url, {"channel": "email", "status": "planned"})) == [email.pk]
     assert _listed(client.get(url, {"q": "lupe"})) == [email.pk]
-    assert _listed(client.get(url, {"q": martillo.tax_id})) == [review.pk]
+    assert _listed(client.get(url, {"q": martillo.tax_id, "status": "awaiting_approval"})) == [review.pk]
     regular = Policy.objects.get(segment__code="regular")
-    assert len(_listed(client.get(url, {"policy": regular.pk}))) == 2
+    assert len(_listed(client.get(url, {"policy": regular.pk}))) == 2 + len(superseded)
     other = Policy.objects.get(segment__code="alto-riesgo")
     assert _listed(client.get(url, {"policy": other.pk})) == []
-    assert len(_listed(client.get(url, {"date_from": TODAY.isoformat(), "date_to": TODAY.isoformat()}))) == 2
+    assert len(_listed(client.get(url, {"date_from": TODAY.isoformat(), "date_to": TODAY.isoformat()}))) == 2 + len(
+        superseded
+    )
     assert _listed(client.get(url, {"date_from": TOMORROW.isoformat()})) == []
     assert _listed(client.get(url, {"date_to": _days_ago(1).isoformat()})) == []
     # A bad value is ignored, the other filters still apply.
@@ -337,10 +354,11 @@ def test_failed_and_interrupted_notices_are_easy_to_find(client, gerente, planne
     assert _listed(client.get(_url("notice_list"), {"status": "interrupted"})) == [planned["email"].pk]
 
 
-def test_collectors_list_only_their_clients_notices(client, gestora, planned):
+def test_collectors_list_only_their_clients_notices(client, gestora, planned, martillo):
     client.force_login(gestora)
     response = client.get(_url("notice_list"))
-    assert _listed(response) == [planned["review"].pk]
+    assert set(_listed(response)) == set(Notice.objects.filter(client=martillo).values_list("pk", flat=True))
+    assert planned["review"].pk in _listed(response)
     assert "Abarrotes Doña Lupe" not in response.content.decode()
 
 
@@ -843,7 +861,12 @@ def test_the_panel_costs_the_same_queries_whatever_the_invoices_and_notices(clie
         assert client.get(url).status_code == 200
     grow(25, "B", 8)
     for i in range(12):
-        plan(today=TODAY - dt.timedelta(days=i))
+        day = TODAY - dt.timedelta(days=11 - i)
+        plan(today=day)
+        # What dispatch does with the day's notice: the next may be planned the next day.
+        Notice.objects.filter(client=debtor, status__in=Notice.OPEN_STATUSES).update(
+            status="sent", sent_at=dt.datetime.combine(day, dt.time(10), tzinfo=MX)
+        )
     services.client_pause(by=gerente, client=debtor, until=TOMORROW, reason="Convenio")
     with CaptureQueriesContext(connection) as many:
         assert client.get(url).status_code == 200

@@ -49,11 +49,20 @@ def ladder(db):
     return policy
 
 
-def _steps_on(day):
+def _steps_on(day, status=None):
+    """The notices planned on ``day`` (superseded ones apart: ``status="superseded"``)."""
+    notices = Notice.objects.filter(planned_for=day).select_related("client", "step")
+    notices = notices.filter(status=status) if status else notices.exclude(status=Notice.Status.SUPERSEDED)
     return sorted(
         (n.client.legal_name, n.step.position, sorted(n.items.values_list("invoice__number", flat=True)))
-        for n in Notice.objects.filter(planned_for=day).select_related("client", "step")
+        for n in notices
     )
+
+
+def _send_planned(day):
+    """What dispatch does with the day's planned notices, without the network: sent at 10:00."""
+    at = dt.datetime.combine(day, dt.time(10), tzinfo=dt.UTC)
+    Notice.objects.filter(status__in=Notice.OPEN_STATUSES).update(status=Notice.Status.SENT, sent_at=at)
 
 
 def test_each_step_goes_out_on_its_day_and_only_once(ladder, gerente, gestora):
@@ -66,6 +75,8 @@ def test_each_step_goes_out_on_its_day_and_only_once(ladder, gerente, gestora):
         plan(today=day)  # a repeated beat tick plans nothing more
         for _name, position, numbers in _steps_on(day):
             seen.setdefault(position, []).append((offset, numbers))
+        if offset < 45:
+            _send_planned(day)
     assert seen == {
         1: [(-3, ["A1"])],
         2: [(1, ["A1"])],
@@ -75,7 +86,8 @@ def test_each_step_goes_out_on_its_day_and_only_once(ladder, gerente, gestora):
         6: [(45, ["A1"])],
     }
     assert Notice.objects.get(step__position=6).status == Notice.Status.AWAITING_APPROVAL
-    assert Notice.objects.get(step__position=1).status == Notice.Status.PLANNED
+    # On its day every step was the only one due: nothing was superseded.
+    assert not Notice.objects.filter(status=Notice.Status.SUPERSEDED).exists()
 
 
 def test_one_notice_per_client_and_step_lists_all_its_invoices(ladder, gerente, gestora):
@@ -92,9 +104,16 @@ def test_a_late_start_sends_only_the_latest_step_not_the_whole_ladder(ladder, ge
     make_invoice(by=gerente, client=acme, number="OLD", due_date=DUE)
     plan(today=DUE + dt.timedelta(days=20))
     assert _steps_on(DUE + dt.timedelta(days=20)) == [("Acme", 4, ["OLD"])]
+    # The steps passed over are recorded as superseded by the one planned (the pre-due
+    # reminder, stale once the invoice was overdue, was never due).
+    assert _steps_on(DUE + dt.timedelta(days=20), "superseded") == [("Acme", 2, ["OLD"]), ("Acme", 3, ["OLD"])]
+    planned = Notice.objects.get(step__position=4)
+    for notice in Notice.objects.filter(status=Notice.Status.SUPERSEDED):
+        assert notice.superseded_by == planned
+        assert "Llamada" in notice.reason
     # The planner never goes back to skipped steps.
     plan(today=DUE + dt.timedelta(days=21))
-    assert Notice.objects.count() == 1
+    assert Notice.objects.count() == 3
 
 
 def test_a_pre_due_reminder_is_not_sent_for_an_invoice_already_overdue(ladder, gerente, gestora):

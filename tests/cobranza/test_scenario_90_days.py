@@ -195,8 +195,10 @@ def test_ninety_days_of_dunning(portfolio, gerente, gestora, smtp, outbox):
         # Legal hand-off needs approval: approved the next morning, then the client goes to legal.
         (day(7, 8), "D", 30, "legal", S, day(7, 9), ["D1"]),
         # E's pause ended on 10 July: the ladder resumes at the step it had reached (+30), on a
-        # Saturday, so Monday; the +15 call that fell inside the pause is not made up.
+        # Saturday, so Monday; the +15 call that fell inside the pause is not made up: it is
+        # recorded as superseded by the +30 email (docs/domain.md#pacing).
         (day(7, 11), "E", 30, "email", S, day(7, 13), ["E1"]),
+        (day(7, 11), "E", 15, "call", "superseded", None, ["E1"]),
         (day(7, 12), "B", -3, "email", S, day(7, 12), ["B3"]),
         (day(7, 15), "A", 35, "review", S, day(7, 16), ["A1"]),
         (day(7, 15), "B", 30, "email", S, day(7, 15), ["B2"]),

@@ -37,9 +37,10 @@ def _at(day: dt.date, hour: int = 9) -> dt.datetime:
 
 
 def _planned(client, day) -> list[tuple[int, list[str]]]:
+    """The steps that go out (the ones they pass over are recorded as superseded)."""
     return sorted(
         (n.step.offset_days, sorted(n.items.values_list("invoice__number", flat=True)))
-        for n in Notice.objects.filter(client=client, planned_for=day)
+        for n in Notice.objects.filter(client=client, planned_for=day).exclude(status="superseded")
     )
 
 

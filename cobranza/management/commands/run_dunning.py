@@ -32,6 +32,15 @@ class Command(BaseCommand):
             f"  Avisos programados: {planned['notices_planned']} ({planned['invoices_listed']} facturas)"
             + "".join(f"\n    {channel}: {n}" for channel, n in planned["by_channel"].items())
         )
+        # Pacing (docs/domain.md#pacing): one step per client and day, the firmest.
+        self.stdout.write(
+            f"  Pasos reemplazados por uno más firme: {planned['superseded']} "
+            f"({planned['superseded_invoices']} facturas; no se enviarán)"
+        )
+        self.stdout.write(
+            f"  En espera por el ritmo de contacto: {planned['held_clients']} clientes, "
+            f"{planned['waiting']} pasos detrás del más firme de su cliente"
+        )
         d = summary["dispatched"]
         self.stdout.write(
             f"  Enviados: {d['sent']}  Aplazados: {d['deferred']}  Omitidos: {d['skipped']}  "
