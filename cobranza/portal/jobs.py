@@ -36,6 +36,7 @@ from accounts.utils import money_str
 from cobranza.engine import channels, contact_rules, messaging
 from cobranza.engine.contacts import ADDRESS_FIELD, choose_contact
 from cobranza.models import PortalMessage, PortalMessageKind, PortalMessageStatus
+from cobranza.replies import tokens as reply_tokens
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +189,10 @@ def send(message_id: int, *, now: dt.datetime | None = None) -> str:
                 subject=subject,
                 body=body,
                 message_id=message_id_header,
+                # A reply finds its client again (docs/domain.md#replies).
+                headers={"Reply-To": reply_tokens.reply_address(message.client_id)}
+                if message.channel == "email"
+                else {},
             )
         )
     except channels.TransientSendError as exc:

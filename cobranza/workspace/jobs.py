@@ -54,6 +54,7 @@ from cobranza.models import (
     PolicyStep,
     TaskKind,
 )
+from cobranza.replies import tokens as reply_tokens
 from cobranza.webhooks import outgoing as webhooks_out
 from cobranza.workspace.services import ZERO, _note
 
@@ -426,7 +427,8 @@ def _installment_message(inst: Installment, contact: Contact, today: dt.date) ->
         subject=subject,
         body=email.text + "\n",
         message_id=f"<installment-{inst.pk}@{domain.strip('<> ')}>",
-        headers={},
+        # A reply finds its client again (docs/domain.md#replies).
+        headers={"Reply-To": reply_tokens.reply_address(client.pk)},
         html=email.html,
         images=tuple((i.cid, i.content, i.mimetype) for i in email.images),
     )
