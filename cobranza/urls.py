@@ -17,4 +17,5 @@ urlpatterns = [
     path("", include("cobranza.alerts.urls")),
     path("", include("cobranza.imports.urls")),
     path("", include("cobranza.webhooks.urls")),
+    path("", include("cobranza.replies.urls")),
 ]

@@ -12,6 +12,7 @@ urlpatterns = [
     path("cobranza/", include("cobranza.urls")),
     path("api/", include("cobranza.api.urls")),
     path("portal/", include("cobranza.portal.urls")),
+    path("webhooks/respuestas/", include("cobranza.replies.urls_webhooks")),
     path("webhooks/", include("accounts.urls_webhooks")),
     path("", include("accounts.urls")),
 ]

@@ -23,8 +23,8 @@ SIGNATURE_CHARS = 20
 TOKEN_RE = re.compile(rf"r(\d{{1,12}})-([0-9a-f]{{{SIGNATURE_CHARS}}})", re.IGNORECASE)
 
 
-def _signature(client_id: int) -> str:
-    return salted_hmac(SALT, str(client_id), algorithm="sha256").hexdigest()[:SIGNATURE_CHARS]
+def _signature(client_id: int, secret: str | None = None) -> str:
+    return salted_hmac(SALT, str(client_id), secret=secret, algorithm="sha256").hexdigest()[:SIGNATURE_CHARS]
 
 
 def token(client_id: int) -> str:
@@ -37,8 +37,12 @@ def client_id_from(value: str) -> int | None:
     match = TOKEN_RE.fullmatch((value or "").strip())
     if not match:
         return None
-    client_id = int(match.group(1))
-    return client_id if constant_time_compare(_signature(client_id), match.group(2).lower()) else None
+    client_id, given = int(match.group(1)), match.group(2).lower()
+    # Addresses already sent stay valid while an old secret key is kept as a fallback.
+    for secret in (settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())):
+        if constant_time_compare(_signature(client_id, secret), given):
+            return client_id
+    return None
 
 
 def base_address(profile=None) -> str:
@@ -56,12 +60,25 @@ def reply_address(client_id: int, *, profile=None) -> str:
     return f"{local}+{token(client_id)}@{domain}"
 
 
-def client_id_in_addresses(*values: str) -> int | None:
-    """The first client named by a signed token in these address headers (To, Delivered-To…)."""
+def _tags(values) -> list[str]:
+    """The plus tags shaped like our tokens in these addresses or address headers."""
+    tags = []
     for _name, address in getaddresses([v for v in values if v]):
-        local = address.rpartition("@")[0]
-        tag = local.partition("+")[2]
-        found = client_id_from(tag) if tag else None
+        tag = address.rpartition("@")[0].partition("+")[2]
+        if tag and TOKEN_RE.fullmatch(tag):
+            tags.append(tag)
+    return tags
+
+
+def has_token(*values: str) -> bool:
+    """Whether any address carries something shaped like a reply token (valid or not)."""
+    return bool(_tags(values))
+
+
+def client_id_in_addresses(*values: str) -> int | None:
+    """The first client named by a validly signed token in these addresses (To, Delivered-To…)."""
+    for tag in _tags(values):
+        found = client_id_from(tag)
         if found is not None:
             return found
     return None
