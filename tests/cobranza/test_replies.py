@@ -29,6 +29,7 @@ from cobranza.models import (
     PolicyStep,
 )
 from cobranza.replies import inbound, tokens
+from cobranza.replies.selectors import unread_replies
 from tests.factories import make_client, make_invoice, segment
 from tests.smtp import SMTPServer
 
@@ -315,3 +316,30 @@ def test_a_reply_through_smtp_reaches_the_timeline_and_pauses_the_ladder(
     dunning = ClientDunning.objects.get(client=debtor)
     assert dunning.paused_until == today + dt.timedelta(days=3)
     assert Interaction.objects.filter(client=debtor, summary__contains="pausa").exists()
+
+
+# --- unread on the client page ----------------------------------------------------------------
+
+
+def test_a_reply_is_unread_until_marked_read_or_answered(client, debtor, gestora, inbound_secret):
+    _post_text(client, SMS_URL, {"from": "+5215510002000", "text": "Pago el jueves", "id": "SM1"})
+    _post_text(client, SMS_URL, {"from": "+5215510002000", "text": "¿Recibieron?", "id": "SM2"})
+    first, second = InboundMessage.objects.order_by("id")
+    assert set(unread_replies().values_list("pk", flat=True)) == {first.pk, second.pk}
+    client.force_login(gestora)
+    page = client.get(reverse("client_detail", args=[debtor.pk])).content.decode()
+    assert page.count('data-testid="reply-unread"') == 2 and "Pago el jueves" in page
+    response = client.post(reverse("cobranza:reply_mark_read", args=[first.pk]))
+    assert response.status_code == 302
+    first.refresh_from_db()
+    assert first.read_by == gestora and set(unread_replies().values_list("pk", flat=True)) == {second.pk}
+    # A contact the collector logs after the reply answers it.
+    ledger.interaction_log(by=gestora, client=debtor, kind="call", summary="Le llamé", occurred_at=clock.now())
+    assert not unread_replies().exists()
+
+
+def test_another_collectors_reply_cannot_be_marked_read(client, debtor, gestor, inbound_secret):
+    _post_text(client, SMS_URL, {"from": "+5215510002000", "text": "Hola", "id": "SM9"})
+    client.force_login(gestor)
+    response = client.post(reverse("cobranza:reply_mark_read", args=[InboundMessage.objects.get().pk]))
+    assert response.status_code == 404 and unread_replies().exists()
