@@ -138,6 +138,14 @@ class PolicyForm(forms.Form):
         initial=PORTAL_PLAN_MAX_INSTALLMENTS,
         help_text=_("Un plan pedido con más cuotas espera la aprobación del gestor. Vacío: sin límite."),
     )
+    # docs/domain.md#replies
+    reply_pause_days = forms.IntegerField(
+        label=_label(Policy, "reply_pause_days"),
+        required=False,
+        min_value=0,
+        max_value=90,
+        help_text=_("Vacío: el valor general. 0: una respuesta no pausa los recordatorios."),
+    )
 
     def __init__(self, *args, instance: Policy | None = None, **kwargs):
         if instance is not None:
@@ -153,6 +161,7 @@ class PolicyForm(forms.Form):
                     "portal_promise_max_days": instance.portal_promise_max_days,
                     "portal_promise_min_share": instance.portal_promise_min_share,
                     "portal_plan_max_installments": instance.portal_plan_max_installments,
+                    "reply_pause_days": instance.reply_pause_days,
                 },
             )
         super().__init__(*args, **kwargs)
@@ -176,6 +185,7 @@ class PolicyForm(forms.Form):
                     Column("portal_plan_max_installments", css_class="col-md-4"),
                 ),
             ),
+            Row(Column("reply_pause_days", css_class="col-md-4")),
         )
 
     def changes(self) -> dict:
@@ -189,6 +199,7 @@ class PolicyForm(forms.Form):
             "portal_promise_max_days",
             "portal_promise_min_share",
             "portal_plan_max_installments",
+            "reply_pause_days",
         )
         return {name: self.cleaned_data[name] for name in fields}
 

@@ -54,6 +54,8 @@ POLICY_FIELDS = (
     "portal_promise_max_days",
     "portal_promise_min_share",
     "portal_plan_max_installments",
+    # docs/domain.md#replies
+    "reply_pause_days",
 )
 STEP_FIELDS = (
     "position",
@@ -166,9 +168,9 @@ def policy_create(
     **portal_limits,
 ) -> Policy:
     """A new ladder, empty: steps are added with ``step_create``. ``portal_limits``: the
-    ``portal_*`` fields (docs/domain.md#portal-limits); left out, the model's defaults."""
+    ``portal_*`` fields (docs/domain.md#portal-limits) and ``reply_pause_days``; left out, the model's defaults."""
     ensure_manager(by)
-    unknown = set(portal_limits) - {f for f in POLICY_FIELDS if f.startswith("portal_")}
+    unknown = set(portal_limits) - {f for f in POLICY_FIELDS if f.startswith("portal_") or f == "reply_pause_days"}
     if unknown:
         raise TypeError(f"policy_create got unknown fields: {sorted(unknown)}")
     policy = Policy(

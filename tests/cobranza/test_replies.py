@@ -343,3 +343,12 @@ def test_another_collectors_reply_cannot_be_marked_read(client, debtor, gestor, 
     client.force_login(gestor)
     response = client.post(reverse("cobranza:reply_mark_read", args=[InboundMessage.objects.get().pk]))
     assert response.status_code == 404 and unread_replies().exists()
+
+
+@pytest.mark.parametrize(("days", "paused_until"), [(7, 7), (0, None), (None, 3)])
+def test_a_reply_pauses_the_ladder_for_the_policys_days(client, ladder, debtor, inbound_secret, days, paused_until):
+    Policy.objects.filter(pk=ladder.pk).update(reply_pause_days=days)
+    _post_text(client, SMS_URL, {"from": "+5215510002000", "text": "Pago el jueves", "id": "SM1"})
+    dunning = ClientDunning.objects.filter(client=debtor).first()
+    expected = clock.localdate() + dt.timedelta(days=paused_until) if paused_until is not None else None
+    assert (dunning.paused_until if dunning else None) == expected
