@@ -29,7 +29,7 @@ EXPECTED_QUERIES = {
     "worklist_manager": 12,
     "client_list": 7,
     "client_list_search": 7,
-    "client_detail": 35,  # + whether the client's country has contact rules, + the portal panel (5)
+    "client_detail": 36,  # + whether the client's country has contact rules, + the portal panel (5), + replies (1)
 }
 
 
