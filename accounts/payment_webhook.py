@@ -58,7 +58,7 @@ def tolerance_seconds() -> int:
     return int(getattr(settings, "PAYMENT_WEBHOOK_TOLERANCE_SECONDS", 300))
 
 
-def _authenticated(request, secret: str) -> bool:
+def request_signed(request, secret: str) -> bool:
     """A signature of this timestamp and body with our secret, and a timestamp within the
     tolerance of our clock (either way: a sender's clock may run a little ahead)."""
     timestamp = request.headers.get(TIMESTAMP_HEADER, "").strip()
@@ -97,7 +97,7 @@ def payments(request):
     secret = getattr(settings, "PAYMENT_WEBHOOK_SECRET", "")
     if not secret:
         return _error(503, "disabled", _("El webhook de pagos no está configurado."))
-    if not _authenticated(request, secret):
+    if not request_signed(request, secret):
         return _error(401, "bad_signature", _("Firma o marca de tiempo ausente, no válida o caducada."))
 
     try:

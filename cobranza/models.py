@@ -16,7 +16,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from accounts import clock
-from accounts.models import MONEY, ZERO, Client, Contact, Invoice, Language, Segment
+from accounts.models import MONEY, ZERO, Client, Contact, Interaction, Invoice, Language, Segment
 
 
 class StepChannel(models.TextChoices):
@@ -168,6 +168,15 @@ class Policy(models.Model):
         default=PORTAL_PLAN_MAX_INSTALLMENTS,
         db_default=PORTAL_PLAN_MAX_INSTALLMENTS,
         validators=[MinValueValidator(2), MaxValueValidator(120)],
+    )
+    # Days a debtor's reply pauses the ladder (docs/domain.md#replies); empty: the global
+    # default, settings.REPLY_PAUSE_DAYS; 0: a reply does not pause.
+    reply_pause_days = models.PositiveSmallIntegerField(
+        _("días de pausa tras una respuesta del cliente"),
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(90)],
+        help_text=_("Vacío: el valor general. 0: una respuesta no pausa los recordatorios."),
     )
 
     class Meta:
@@ -1488,3 +1497,76 @@ class BusinessProfile(models.Model):
 
     def __str__(self) -> str:
         return self.trade_name or self.legal_name or "—"
+
+
+class InboundChannel(models.TextChoices):
+    EMAIL = "email", _("Correo electrónico")
+    SMS = "sms", _("SMS")
+    WHATSAPP = "whatsapp", _("WhatsApp")
+
+
+class InboundMatch(models.TextChoices):
+    TOKEN = "token", _("Dirección de respuesta")
+    SENDER = "sender", _("Remitente")
+    NONE = "", _("Sin asignar")
+
+
+class InboundMessage(models.Model):
+    """A message a debtor sent us: an email reply or an SMS/WhatsApp message, posted by the
+    provider's inbound webhook (docs/domain.md#replies). Kept even when no client matches (a
+    manager sees those), once per provider message id."""
+
+    Channel = InboundChannel
+    Match = InboundMatch
+
+    channel = models.CharField(_("canal"), max_length=10, choices=Channel.choices)
+    # The email's Message-ID (or a digest of the raw message when it has none), or the SMS /
+    # WhatsApp provider's message id: the same message posted twice is recorded once.
+    provider_id = models.CharField(_("identificador del proveedor"), max_length=255)
+    client = models.ForeignKey(
+        Client,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="inbound_messages",
+        verbose_name=_("cliente"),
+    )
+    contact = models.ForeignKey(
+        Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("contacto")
+    )
+    matched_by = models.CharField(_("asignado por"), max_length=8, choices=Match.choices, blank=True, default="")
+    interaction = models.OneToOneField(
+        Interaction, on_delete=models.PROTECT, null=True, blank=True, related_name="inbound_message"
+    )
+    sender = models.CharField(_("remitente"), max_length=254)
+    recipient = models.CharField(_("destinatario"), max_length=254, blank=True)
+    subject = models.CharField(_("asunto"), max_length=255, blank=True)
+    body = models.TextField(_("texto"), blank=True)
+    received_at = models.DateTimeField(_("recibido"), default=clock.now)
+    read_at = models.DateTimeField(_("leído"), null=True, blank=True)
+    read_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name = _("mensaje recibido")
+        verbose_name_plural = _("mensajes recibidos")
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "provider_id"], name="inbound_once_per_provider_id"),
+            models.CheckConstraint(condition=Q(channel__in=InboundChannel.values), name="inbound_channel_valid"),
+            models.CheckConstraint(
+                condition=Q(client__isnull=True, matched_by="", interaction__isnull=True)
+                | Q(client__isnull=False, interaction__isnull=False) & ~Q(matched_by=""),
+                name="inbound_matched_has_client_and_entry",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["client", "received_at"], condition=Q(read_at__isnull=True), name="inbound_unread_by_client"
+            ),
+            models.Index(fields=["-received_at"], condition=Q(client__isnull=True), name="inbound_unmatched"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} {self.sender}"

@@ -18,4 +18,5 @@ urlpatterns = [
     path("", include("cobranza.imports.urls")),
     path("", include("cobranza.webhooks.urls")),
     path("", include("cobranza.business.urls")),
+    path("", include("cobranza.replies.urls")),
 ]

@@ -366,6 +366,12 @@ SELF_SERVICE_RATE_WINDOW = env.int("SELF_SERVICE_RATE_WINDOW", default=600)
 # and how far (seconds) its X-Signature-Timestamp may be from our clock before it is refused.
 PAYMENT_WEBHOOK_SECRET = env.str("PAYMENT_WEBHOOK_SECRET", default="")
 PAYMENT_WEBHOOK_TOLERANCE_SECONDS = env.int("PAYMENT_WEBHOOK_TOLERANCE_SECONDS", default=300)
+# Replies from debtors (docs/domain.md#replies): the inbound webhooks' secret (signed and
+# time-checked like the payment webhook), the largest message accepted, and the days a reply
+# pauses the ladder when the client's policy does not say.
+INBOUND_WEBHOOK_SECRET = env.str("INBOUND_WEBHOOK_SECRET", default="")
+INBOUND_MAX_BYTES = env.int("INBOUND_MAX_BYTES", default=1_000_000)
+REPLY_PAUSE_DAYS = env.int("REPLY_PAUSE_DAYS", default=3)
 # Seconds one message template may take to render (cobranza.engine.messaging.Budget).
 MESSAGE_RENDER_SECONDS = env.float("MESSAGE_RENDER_SECONDS", default=2.0)
 # Right-hand side of the deterministic Message-ID of reminder emails.

@@ -18,6 +18,7 @@ urlpatterns = [
     # SMS and WhatsApp messages.
     path("marca/logo", business_views.logo, name="business_logo"),
     path("p/<str:code>", portal_views.short_link, name="portal_short_link"),
+    path("webhooks/respuestas/", include("cobranza.replies.urls_webhooks")),
     path("webhooks/", include("accounts.urls_webhooks")),
     path("", include("accounts.urls")),
 ]

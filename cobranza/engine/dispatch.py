@@ -46,6 +46,7 @@ from cobranza.models import (
     StepChannel,
     TaskKind,
 )
+from cobranza.replies import tokens as reply_tokens
 from cobranza.webhooks import outgoing as webhooks_out
 
 log = logging.getLogger(__name__)
@@ -395,6 +396,10 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
                     subject=rendered.subject,
                     body=rendered.body,
                     message_id=message_id,
+                    # A reply finds its client again (docs/domain.md#replies).
+                    headers={"Reply-To": reply_tokens.reply_address(notice.client_id)}
+                    if notice.channel == StepChannel.EMAIL
+                    else {},
                     html=html.html if html else "",
                     images=tuple((i.cid, i.content, i.mimetype) for i in html.images) if html else (),
                     **(

@@ -157,6 +157,14 @@ class PolicyForm(forms.Form):
         required=False,
         help_text=_("Entre carta, envío a agencia y envío a vía judicial a un mismo cliente."),
     )
+    # docs/domain.md#replies
+    reply_pause_days = forms.IntegerField(
+        label=_label(Policy, "reply_pause_days"),
+        required=False,
+        min_value=0,
+        max_value=90,
+        help_text=_("Vacío: el valor general. 0: una respuesta no pausa los recordatorios."),
+    )
 
     def __init__(self, *args, instance: Policy | None = None, **kwargs):
         if instance is not None:
@@ -174,6 +182,7 @@ class PolicyForm(forms.Form):
                     "portal_plan_max_installments": instance.portal_plan_max_installments,
                     "min_days_between_contacts": instance.min_days_between_contacts,
                     "min_days_between_escalations": instance.min_days_between_escalations,
+                    "reply_pause_days": instance.reply_pause_days,
                 },
             )
         super().__init__(*args, **kwargs)
@@ -201,6 +210,7 @@ class PolicyForm(forms.Form):
                 Column("min_days_between_contacts", css_class="col-md-6"),
                 Column("min_days_between_escalations", css_class="col-md-6"),
             ),
+            Row(Column("reply_pause_days", css_class="col-md-4")),
         )
         for name in ("min_days_between_contacts", "min_days_between_escalations"):
             self.fields[name].widget.attrs.update({"min": "1", "class": "text-end"})
@@ -216,6 +226,7 @@ class PolicyForm(forms.Form):
             "portal_promise_max_days",
             "portal_promise_min_share",
             "portal_plan_max_installments",
+            "reply_pause_days",
         )
         changes = {name: self.cleaned_data[name] for name in fields}
         # Left empty: the policy keeps its spacing (a new one gets the defaults).

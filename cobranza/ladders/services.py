@@ -58,6 +58,8 @@ POLICY_FIELDS = (
     "portal_plan_max_installments",
     "min_days_between_contacts",
     "min_days_between_escalations",
+    # docs/domain.md#replies
+    "reply_pause_days",
 )
 STEP_FIELDS = (
     "position",
@@ -180,9 +182,9 @@ def policy_create(
     **portal_limits,
 ) -> Policy:
     """A new ladder, empty: steps are added with ``step_create``. ``portal_limits``: the
-    ``portal_*`` fields (docs/domain.md#portal-limits); left out, the model's defaults."""
+    ``portal_*`` fields (docs/domain.md#portal-limits) and ``reply_pause_days``; left out, the model's defaults."""
     ensure_manager(by)
-    unknown = set(portal_limits) - {f for f in POLICY_FIELDS if f.startswith("portal_")}
+    unknown = set(portal_limits) - {f for f in POLICY_FIELDS if f.startswith("portal_") or f == "reply_pause_days"}
     if unknown:
         raise TypeError(f"policy_create got unknown fields: {sorted(unknown)}")
     policy = Policy(

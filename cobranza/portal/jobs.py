@@ -37,6 +37,7 @@ from cobranza.business import selectors as business
 from cobranza.engine import channels, contact_rules, messaging
 from cobranza.engine.contacts import ADDRESS_FIELD, choose_contact
 from cobranza.models import PortalMessage, PortalMessageKind, PortalMessageStatus
+from cobranza.replies import tokens as reply_tokens
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +197,12 @@ def send(message_id: int, *, now: dt.datetime | None = None) -> str:
                 body=body,
                 message_id=message_id_header,
                 **(
-                    {"from_email": business.sender(profile), "reply_to": business.reply_to(profile)}
+                    {
+                        "from_email": business.sender(profile),
+                        "reply_to": business.reply_to(profile),
+                        # A reply finds its client again (docs/domain.md#replies).
+                        "headers": {"Reply-To": reply_tokens.reply_address(message.client_id)},
+                    }
                     if message.channel == "email"
                     else {}
                 ),

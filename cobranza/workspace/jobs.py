@@ -56,6 +56,7 @@ from cobranza.models import (
     TaskKind,
 )
 from cobranza.portal import links
+from cobranza.replies import tokens as reply_tokens
 from cobranza.webhooks import outgoing as webhooks_out
 from cobranza.workspace.services import ZERO, _note
 
@@ -438,7 +439,8 @@ def _installment_message(inst: Installment, contact: Contact, today: dt.date, pr
         subject=subject,
         body=email.text + "\n",
         message_id=f"<installment-{inst.pk}@{domain}>",
-        headers={},
+        # A reply finds its client again (docs/domain.md#replies).
+        headers={"Reply-To": reply_tokens.reply_address(client.pk)},
         html=email.html,
         images=tuple((i.cid, i.content, i.mimetype) for i in email.images),
         from_email=business.sender(profile),

@@ -35,6 +35,7 @@ from cobranza.models import (
 )
 from cobranza.portal import links
 from cobranza.portal import services as portal_services
+from cobranza.replies import services as replies_services
 from cobranza.webhooks import outgoing as webhooks_out
 from cobranza.webhooks import services as webhooks_services
 from cobranza.workspace import services as workspace_services
@@ -267,6 +268,13 @@ CASES: dict[str, Case] = {
     "selfservice:proposal_reject": _staff_page("proposal", method="post"),
     # Payment webhook: no login, authenticated by its HMAC signature; off (503) without a secret.
     "webhooks:payments": Case(expect={role: frozenset({401, 503}) for role in ROLES}, method="post"),
+    # Debtors' replies (cobranza/replies): signed webhooks, no login; the managers' unmatched
+    # list; mark-as-read on one's own clients' replies.
+    "replies_webhooks:email": Case(expect={role: frozenset({401, 503}) for role in ROLES}, method="post"),
+    "replies_webhooks:sms": Case(expect={role: frozenset({401, 503}) for role in ROLES}, method="post"),
+    "replies_webhooks:whatsapp": Case(expect={role: frozenset({401, 503}) for role in ROLES}, method="post"),
+    "cobranza:replies_unmatched": _manager_page(),
+    "cobranza:reply_mark_read": _staff_page("reply", method="post"),
     # Imports from accounting exports (cobranza/imports/urls.py): managers only. Committing a
     # job that is not a finished dry run redirects back with a message.
     "cobranza:import_list": _manager_page(),
@@ -506,6 +514,9 @@ def world(admin_user, gerente, gestora, gestor, nobody, settings, tmp_path, monk
         "segment": Segment.objects.get(code="regular"),
         "plan": plan,
         "alert": alert,
+        "reply": replies_services.inbound_record(
+            channel="sms", provider_id="walk-1", sender="+000", body="Hola", token_client_id=mine.pk
+        )[0],
         "commitment": commitment,
         "dispute": dispute,
         "late_fee": late_fee,
