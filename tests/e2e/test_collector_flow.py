@@ -80,7 +80,7 @@ def test_collector_finds_a_client_and_records_a_partial_then_a_full_payment(page
     expect(results.get_by_role("link", name="Abarrotes Doña Lupe")).to_be_visible()
 
     # Typing filters the list in place (htmx) and keeps the search in the address bar.
-    page.get_by_role("searchbox", name="Buscar").press_sequentially("marti")
+    page.get_by_role("searchbox", name="Buscar", exact=True).press_sequentially("marti")
     expect(results.get_by_role("link", name="Abarrotes Doña Lupe")).to_have_count(0)
     expect(page).to_have_url(re.compile(r"/clientes/\?q=marti$"))
     results.get_by_role("link", name="El Martillo").click()
@@ -199,7 +199,7 @@ def test_switching_to_english_from_the_navbar_translates_the_ui_and_money(page, 
 
     login(page, live_server, "gestora", PASSWORD)
     _open_client_list(page)
-    page.get_by_role("searchbox", name="Buscar").press_sequentially("martillo")
+    page.get_by_role("searchbox", name="Buscar", exact=True).press_sequentially("martillo")
     expect(page.locator("#client-results").get_by_role("link", name="Abarrotes Doña Lupe")).to_have_count(0)
     expect(page.get_by_role("row").filter(has_text="El Martillo")).to_contain_text("$1,234.50")
 

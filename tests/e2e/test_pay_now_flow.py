@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from accounts import clock
 from accounts import services as ledger
 from accounts.models import Invoice
 from accounts.utils import webhook_signature
@@ -82,8 +83,11 @@ def _debtor(gerente, gestora, ladder, name: str, email: str, amounts: list[str])
 
 
 def _run(day: dt.date):
-    plan(today=day, now=_at(day))
-    return [dispatch.dispatch(i, now=_at(day)) for i in dispatch.due_notice_ids(now=_at(day))]
+    """One dunning run at 10:00 on ``day``: everything it writes carries that moment (the one
+    clock), so pacing counts the day's sends on the day they went."""
+    with clock.running_at(_at(day)):
+        plan(today=day, now=_at(day))
+        return [dispatch.dispatch(i, now=_at(day)) for i in dispatch.due_notice_ids(now=_at(day))]
 
 
 def test_reminder_portal_pay_link_webhook_paid_and_the_next_run_skips_it(
@@ -92,6 +96,9 @@ def test_reminder_portal_pay_link_webhook_paid_and_the_next_run_skips_it(
     cache.clear()  # the portal's rate limit counts in the shared cache
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.PAYMENT_WEBHOOK_SECRET = SECRET
+    # The dunning days are fixed dates in the past and the link is signed at the run's moment:
+    # it must still open today, when the browser follows it.
+    settings.SELF_SERVICE_LINK_DAYS = (timezone.localdate() - DUE).days + 30
     business_profile(public_base_url=live_server.url)
     clavo = _debtor(gerente, gestora, ladder, "Clavo", "pagos@clavo.example", ["1500.00", "520.25"])
     other = _debtor(gerente, gestora, ladder, "Tuerca", "pagos@tuerca.example", ["99.00"])

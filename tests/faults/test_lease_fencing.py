@@ -23,7 +23,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from cobranza.engine import channels, dispatch, messaging
+from cobranza.engine import channels, dispatch, html_email
 from cobranza.engine.planner import plan
 from cobranza.models import Notice
 from tests.faults.rig import make_clients
@@ -52,9 +52,9 @@ def test_a_worker_stalled_past_its_lease_does_not_send_a_notice_taken_over_by_an
     taken_over_at = t0 + dispatch.lease() + dt.timedelta(seconds=1)
 
     a_rendering, a_wakes, a_sending = threading.Event(), threading.Event(), threading.Event()
-    render, send = messaging.render_notice, channels.send
+    render, send = html_email.compose_notice, channels.send
 
-    def stalling_render(*args, **kwargs):
+    def stalling_render(*args, **kwargs):  # an email renders both its parts here
         if threading.current_thread().name == "worker-a":
             a_rendering.set()
             a_wakes.wait(10)  # the stall: A sleeps here, between its claim and storing the message
@@ -77,7 +77,7 @@ def test_a_worker_stalled_past_its_lease_does_not_send_a_notice_taken_over_by_an
         finally:
             connection.close()
 
-    messaging.render_notice, channels.send = stalling_render, observed_send
+    html_email.compose_notice, channels.send = stalling_render, observed_send
     try:
         worker_a = threading.Thread(target=run, args=("a", t0), name="worker-a")
         worker_a.start()
@@ -87,7 +87,7 @@ def test_a_worker_stalled_past_its_lease_does_not_send_a_notice_taken_over_by_an
         worker_b.join(20)
         worker_a.join(20)
     finally:
-        messaging.render_notice, channels.send = render, send
+        html_email.compose_notice, channels.send = render, send
 
     assert outcomes.get("b") == dispatch.Outcome.SENT, outcomes
     received = [m for m in mailbox.recorder.messages if str(m["Message-ID"]).startswith(f"<notice-{notice.pk}.")]
