@@ -8,13 +8,15 @@ The worklist has one row per client that needs something done today:
 - a promised date to check: a pending installment of an open commitment dated today or
   yesterday (it is judged the day after; the collector checks the payment meanwhile);
 - a next action agreed on an earlier interaction, due today or earlier, that nobody has
-  followed up: it is done as soon as a later non-system interaction exists for the client.
+  followed up: it is done as soon as a later non-system interaction exists for the client;
+- a reply from the client (an email, SMS or WhatsApp message) that nobody has read or answered
+  (``cobranza.replies.selectors.unread_replies``).
 
 Rows are ordered by a priority score computed in SQL, the same formula for every client, so
 the order can be explained on the page (``SCORE_RULES``)::
 
     score = amount at risk + promised date + broken promises + tasks + next actions
-            + profile + segment
+            + unread replies + profile + segment
 
 (docs/domain.md#worklist-ranking states the weights.) The clients are those with something
 due today and those with an amount at risk the ladder would act on.
@@ -73,6 +75,7 @@ from cobranza.models import (
     Commitment,
     CommitmentKind,
     CommitmentStatus,
+    InboundMessage,
     Installment,
     InstallmentStatus,
     Policy,
@@ -80,6 +83,7 @@ from cobranza.models import (
     TaskKind,
     TaskStatus,
 )
+from cobranza.replies.selectors import unread_replies
 from cobranza.rules import effective_profile_sql, promise_not_kept_q
 
 # --- the score (docs/domain.md#worklist-ranking) --------------------------------------------
@@ -97,6 +101,9 @@ BROKEN_WINDOW_DAYS = 90
 BROKEN_POINTS, BROKEN_CAP = 20, 40
 TASK_POINTS, TASK_CAP = 15, 30
 NEXT_POINTS, NEXT_CAP = 10, 20
+# A debtor who wrote back is waiting for an answer: their unread replies weigh like a task
+# and more, once (docs/domain.md#replies).
+REPLY_POINTS, REPLY_CAP = 25, 25
 # The negligent and the chronic need close, early follow-up; a good payer can wait
 # (docs/domain.md#late-payers).
 PROFILE_POINTS = {
@@ -137,6 +144,7 @@ class _ScoreRules:
             "n": NEXT_POINTS,
             "cap": NEXT_CAP,
         }
+        yield _("Respuestas del cliente sin leer: %(n)d puntos.") % {"n": REPLY_POINTS}
         yield _(
             "Perfil de morosidad: negligente +15, crónico +10, moroso con intención +5, buen pagador −10, los demás 0."
         )
@@ -328,6 +336,7 @@ _ANNOTATIONS = (
     "task_count",
     "promise_count",
     "next_count",
+    "reply_count",
     "overdue_max",
     "oldest_overdue",
     "at_risk",
@@ -339,6 +348,7 @@ _ANNOTATIONS = (
     "broken_points",
     "task_points",
     "next_points",
+    "reply_points",
     "profile_points",
     "segment_points",
     "score",
@@ -393,12 +403,12 @@ class Worklist:
         self._windows: dict[tuple[str, str], contact_rules.CallWindow] | None = None
         # The clients with something due and their counts, once ``count()`` has read them:
         # the page's query then starts from them instead of finding them again.
-        self._due: list[tuple[int, int, int, int]] | None = None
+        self._due: list[tuple[int, int, int, int, int]] | None = None
 
     # -- the SQL --
 
     def _due_ctes(self) -> tuple[str, list] | None:
-        """WITH tasks, promised, nexts, due: the scope's clients with something due today,
+        """WITH tasks, promised, nexts, replies, due: the scope's clients with something due today,
         with their counts. None when the user may see no client at all."""
         today, scope = self.today, self.scope
         clients = scope_clients(user=self.user, scope=scope)
@@ -425,7 +435,8 @@ class Worklist:
                 .annotate(n=Count("pk"))
             )
             nexts = pending_next_actions(today).filter(in_scope).order_by().values("client_id").annotate(n=Count("pk"))
-            parts += [("promised", _sql(promised)), ("nexts", _sql(nexts))]
+            replies = unread_replies().filter(in_scope).order_by().values("client_id").annotate(n=Count("pk"))
+            parts += [("promised", _sql(promised)), ("nexts", _sql(nexts)), ("replies", _sql(replies))]
             # Clients with an amount at risk and nothing due today: quiet, but they may lead
             # (docs/domain.md#worklist-ranking). Only clients the ladder acts on: not paused,
             # not written off, not with an agency or in legal.
@@ -443,16 +454,18 @@ class Worklist:
         for name, (part_sql, part_params) in parts:
             sql.append(f"{name} (client_id, n) AS ({part_sql})")
             params.extend(part_params)
-        union = "SELECT client_id, n AS t, 0 AS p, 0 AS x FROM tasks"
+        union = "SELECT client_id, n AS t, 0 AS p, 0 AS x, 0 AS r FROM tasks"
         if scope.followups:
             union += (
-                " UNION ALL SELECT client_id, 0, n, 0 FROM promised UNION ALL SELECT client_id, 0, 0, n FROM nexts"
-                " UNION ALL SELECT client_id, 0, 0, 0 FROM risky"
+                " UNION ALL SELECT client_id, 0, n, 0, 0 FROM promised"
+                " UNION ALL SELECT client_id, 0, 0, n, 0 FROM nexts"
+                " UNION ALL SELECT client_id, 0, 0, 0, n FROM replies"
+                " UNION ALL SELECT client_id, 0, 0, 0, 0 FROM risky"
             )
         sql.append(
             "due AS (SELECT client_id, CAST(SUM(t) AS INTEGER) AS task_count, "
-            "CAST(SUM(p) AS INTEGER) AS promise_count, "
-            f"CAST(SUM(x) AS INTEGER) AS next_count FROM ({union}) AS items GROUP BY client_id)"
+            "CAST(SUM(p) AS INTEGER) AS promise_count, CAST(SUM(x) AS INTEGER) AS next_count, "
+            f"CAST(SUM(r) AS INTEGER) AS reply_count FROM ({union}) AS items GROUP BY client_id)"
         )
         return "WITH " + ",\n".join(sql), params
 
@@ -472,10 +485,10 @@ class Worklist:
     def _rows_sql(self, limit: int | None, offset: int) -> tuple[str, list]:
         # The due clients read by count() go back in as arrays; without count() they are found again.
         if self._due is not None:
-            columns = list(zip(*self._due, strict=True)) if self._due else [(), (), (), ()]
+            columns = list(zip(*self._due, strict=True)) if self._due else [(), (), (), (), ()]
             ctes = (
-                "WITH due (client_id, task_count, promise_count, next_count) AS "
-                "(SELECT * FROM unnest(%s::integer[], %s::integer[], %s::integer[], %s::integer[]))"
+                "WITH due (client_id, task_count, promise_count, next_count, reply_count) AS "
+                "(SELECT * FROM unnest(%s::integer[], %s::integer[], %s::integer[], %s::integer[], %s::integer[]))"
             )
             params = [list(column) for column in columns]
         else:
@@ -519,7 +532,7 @@ risk (client_id, currency, amount) AS (
     ORDER BY client_id, amount DESC, currency),
 broken (client_id, n) AS ({broken_sql}),
 counted AS (
-    SELECT due.client_id, due.task_count, due.promise_count, due.next_count,
+    SELECT due.client_id, due.task_count, due.promise_count, due.next_count, due.reply_count,
            COALESCE(overdue.overdue_max, CAST(%s AS NUMERIC)) AS overdue_max, overdue.oldest_overdue,
            COALESCE(risk.amount, CAST(%s AS NUMERIC)) AS at_risk, risk.currency AS at_risk_currency,
            CAST(COALESCE(broken.n, 0) AS INTEGER) AS broken_count,
@@ -535,6 +548,7 @@ pointed AS (
            {_capped_sql("broken_count", BROKEN_POINTS, BROKEN_CAP)} AS broken_points,
            {_capped_sql("task_count", TASK_POINTS, TASK_CAP)} AS task_points,
            {_capped_sql("next_count", NEXT_POINTS, NEXT_CAP)} AS next_points,
+           {_capped_sql("reply_count", REPLY_POINTS, REPLY_CAP)} AS reply_points,
            {profile_sql} AS profile_points
     FROM counted),
 scored AS (
@@ -545,12 +559,12 @@ scored AS (
     JOIN {qn(Segment._meta.db_table)} AS s ON s.id = c.{qn("segment_id")}),
 callable_zones (country, time_zone) AS (SELECT * FROM unnest(%s::text[], %s::text[]))
 SELECT {", ".join(cols)},
-       p.task_count, p.promise_count, p.next_count, p.overdue_max, p.oldest_overdue,
+       p.task_count, p.promise_count, p.next_count, p.reply_count, p.overdue_max, p.oldest_overdue,
        p.at_risk, p.at_risk_currency, p.broken_count, p.profile_effective,
        p.risk_points, p.promise_points, p.broken_points, p.task_points, p.next_points,
-       p.profile_points, p.segment_points,
+       p.reply_points, p.profile_points, p.segment_points,
        p.risk_points + p.promise_points + p.broken_points + p.task_points + p.next_points
-           + p.profile_points + p.segment_points AS score,
+           + p.reply_points + p.profile_points + p.segment_points AS score,
        EXISTS (SELECT 1 FROM callable_zones z WHERE z.country = c.{qn("country")}
                                                AND z.time_zone = c.{qn("time_zone")}) AS callable_now
 FROM scored AS p
@@ -623,7 +637,8 @@ ORDER BY callable_now DESC, score DESC, p.oldest_overdue ASC NULLS LAST, p.overd
             else:
                 with connection.cursor() as cursor:
                     cursor.execute(
-                        due[0] + "\nSELECT client_id, task_count, promise_count, next_count FROM due", due[1]
+                        due[0] + "\nSELECT client_id, task_count, promise_count, next_count, reply_count FROM due",
+                        due[1],
                     )
                     self._due = [tuple(row) for row in cursor.fetchall()]
         return len(self._due)
@@ -681,6 +696,7 @@ class Reason:
     detail: str = ""
     late: bool = False  # due before today and still pending
     task: CollectorTask | None = None  # a task can be marked done from the row
+    reply: InboundMessage | None = None  # a reply can be read on the client page or marked read
 
 
 @dataclass
@@ -859,6 +875,30 @@ def next_action_text(entry: Interaction, today: dt.date) -> str:
     return _("Seguimiento acordado para el %(date)s") % {"date": date_format(when, "SHORT_DATE_FORMAT")}
 
 
+REPLY_ICONS = {"email": "envelope-open", "sms": "chat-left-text", "whatsapp": "whatsapp"}
+
+
+def reply_reason(message: InboundMessage, today: dt.date) -> Reason:
+    """An unread reply: what the client wrote, how and when (docs/domain.md#replies)."""
+    received = timezone.localdate(message.received_at)
+    values = {"channel": message.get_channel_display()}
+    if received >= today:
+        text = _("Respuesta del cliente por %(channel)s, sin leer") % values
+    else:
+        text = _("Respuesta del cliente por %(channel)s, sin leer desde hace %(days)s") % {
+            **values,
+            "days": _days((today - received).days),
+        }
+    detail = message.subject or " ".join(message.body.split())[:160]
+    return Reason(
+        text=text,
+        icon=REPLY_ICONS.get(message.channel, "reply"),
+        detail=detail,
+        late=received < today,
+        reply=message,
+    )
+
+
 def _invoice_reason(totals: list[CurrencyTotals], today: dt.date) -> Reason | None:
     count = sum(t.overdue_count for t in totals)
     oldest = min((t.oldest_overdue for t in totals if t.oldest_overdue), default=None)
@@ -911,6 +951,7 @@ def _points(client) -> list[tuple[str, int]]:
         (_("Promesas incumplidas"), client.broken_points),
         (_("Tareas"), client.task_points),
         (_("Seguimientos"), client.next_points),
+        (_("Respuestas"), client.reply_points),
         (_("Perfil"), client.profile_points),
         (_("Segmento"), client.segment_points),
     ]
@@ -933,13 +974,14 @@ def _missed_installment() -> dict:
 
 
 def worklist_rows(clients, *, user, scope: Scope, today: dt.date | None = None) -> list[WorklistRow]:
-    """The page's rows with their reasons, tasks and totals (4 queries, whatever the rows)."""
+    """The page's rows with their reasons, tasks and totals (5 queries, whatever the rows)."""
     today = today or clock.localdate()
     clients = list(clients)
     ids = [c.pk for c in clients]
     tasks: dict[int, list[CollectorTask]] = {}
     promised: dict[int, list[Installment]] = {}
     nexts: dict[int, list[Interaction]] = {}
+    replies: dict[int, list[InboundMessage]] = {}
     totals: dict[int, list[CurrencyTotals]] = {}
     if ids:
         for task in (
@@ -963,6 +1005,8 @@ def worklist_rows(clients, *, user, scope: Scope, today: dt.date | None = None) 
                 .order_by("next_action_on", "occurred_at", "id")
             ):
                 nexts.setdefault(entry.client_id, []).append(entry)
+            for message in unread_replies().filter(client_id__in=ids).order_by("received_at", "id"):
+                replies.setdefault(message.client_id, []).append(message)
         totals = _totals_by_client(ids, today, {c.pk: c.currency for c in clients})
     rows = []
     for client in clients:
@@ -981,6 +1025,7 @@ def worklist_rows(clients, *, user, scope: Scope, today: dt.date | None = None) 
             )
             for e in nexts.get(client.pk, [])
         ]
+        todo += [reply_reason(m, today) for m in replies.get(client.pk, [])]
         why = []
         if client.at_risk:
             why.append(

@@ -30,6 +30,7 @@ from cobranza.models import (
     TaskKind,
     TaskStatus,
 )
+from cobranza.replies import services as replies
 from cobranza.worklist import selectors as wl
 from cobranza.worklist import services as services_tasks
 from tests.factories import make_client, make_invoice
@@ -463,6 +464,78 @@ def test_promised_dates_show_today_and_yesterday_only_while_pending(gerente, ges
     assert [r.text for r in _queue(gestora)[1][0].todo] == ["Promesa de $100.00 vence hoy"]
 
 
+# --- unread replies -------------------------------------------------------------------------------
+
+
+def _reply(debtor, n=1, *, channel="email", subject="Re: Su saldo", body="Ya pagamos, les mando el comprobante."):
+    message, created = replies.inbound_record(
+        channel=channel,
+        provider_id=f"<{debtor.pk}-{n}-{channel}@clientes.example>",
+        sender="rosa@clientes.example" if channel == "email" else "+525511112222",
+        subject=subject if channel == "email" else "",
+        body=body,
+        token_client_id=debtor.pk,
+    )
+    assert created
+    return message
+
+
+def test_an_unread_reply_puts_the_client_on_the_worklist_with_its_points(gerente, gestora):
+    # Nothing owed and nothing due: only the reply brings the client to the queue.
+    writer = make_client(by=gerente, collector=gestora, legal_name="Escribió")
+    first = _reply(writer, 1)
+    _reply(writer, 2, channel="sms", body="¿Me pueden llamar?")
+    clients, rows = _queue(gestora)
+    assert [c.legal_name for c in clients] == ["Escribió"]
+    (c,), (row,) = clients, rows
+    # Two unread replies weigh once (docs/domain.md#replies).
+    assert (c.reply_count, c.reply_points) == (2, wl.REPLY_POINTS)
+    assert c.score == wl.REPLY_POINTS + c.profile_points + c.segment_points
+    assert [r.text for r in row.todo] == [
+        "Respuesta del cliente por Correo electrónico, sin leer",
+        "Respuesta del cliente por SMS, sin leer",
+    ]
+    assert [r.detail for r in row.todo] == ["Re: Su saldo", "¿Me pueden llamar?"]
+    assert row.todo[0].reply == first and row.formula.startswith(f"Respuestas {wl.REPLY_POINTS} ")
+
+
+def test_a_reply_read_or_answered_leaves_the_worklist(client, gerente, gestora):
+    read = make_client(by=gerente, collector=gestora, legal_name="La Leo")
+    answered = make_client(by=gerente, collector=gestora, legal_name="La Contesto")
+    message = _reply(read)
+    _reply(answered)
+    client.force_login(gestora)
+    page = client.get(_url("worklist"))
+    html = page.content.decode()
+    assert [r.client.legal_name for r in page.context["rows"]] == ["La Contesto", "La Leo"]
+    assert f'href="{reverse("client_detail", args=[read.pk])}#respuestas"' in html
+    assert _url("reply_mark_read", message.pk) in html
+    # Marked read from the row: back to the queue, without the client.
+    response = client.post(_url("reply_mark_read", message.pk), {"next": _url("worklist")})
+    assert response.status_code == 302 and response["Location"] == _url("worklist")
+    # Answered: a conversation logged after the reply.
+    ledger.interaction_log(by=gestora, client=answered, kind="call", outcome="reached", summary="Hablamos")
+    assert _queue(gestora)[0] == []
+
+
+def test_replies_are_the_collectors_work_not_the_managers_queue(gerente, gestora):
+    writer = make_client(by=gerente, collector=gestora, legal_name="Escribió")
+    _reply(writer)
+    assert [c.legal_name for c in _queue(gerente, wl.Scope(wl.MANAGERS))[0]] == []
+    assert [c.legal_name for c in _queue(gerente, wl.Scope())[0]] == ["Escribió"]
+    assert [c.legal_name for c in _queue(gestora)[0]] == ["Escribió"]
+
+
+def test_the_page_explains_the_reply_points_in_english(client, gerente, gestora, settings):
+    writer = make_client(by=gerente, collector=gestora, legal_name="Escribió")
+    _reply(writer)
+    client.force_login(gestora)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    html = client.get(_url("worklist")).content.decode()
+    assert "Reply from the client by Email, unread" in html and "Read and reply" in html
+    assert f"Unread replies from the client: {wl.REPLY_POINTS} points." in html
+
+
 # --- who sees what --------------------------------------------------------------------------------
 
 
@@ -846,8 +919,8 @@ def _count(client, url, **params) -> int:
     return len(ctx.captured_queries)
 
 
-WORKLIST_MAX = 16  # session, user, roles (3) + [collectors] + count, page, tasks, installments,
-# next actions, totals, progress, promise-kept rates + their collectors' names + the call windows
+WORKLIST_MAX = 17  # session, user, roles (3) + [collectors] + count, page, tasks, installments,
+# next actions, unread replies, totals, progress, promise-kept rates + their collectors' names + the call windows
 # (the scope's countries and time zones, their rules and holidays: 3)
 CALENDAR_MAX = 12  # session, user, roles (3) + [collectors] + week (3) + month (3) + late tasks
 
@@ -877,7 +950,7 @@ def test_worklist_selector_is_a_fixed_number_of_queries_for_one_or_many_clients(
     assert len(clients) == 21 and len(one) == len(many) == 4
     with CaptureQueriesContext(connection) as rows:
         wl.worklist_rows(clients, user=gestora, scope=scope)
-    assert len(rows) == 4
+    assert len(rows) == 5
 
 
 @pytest.mark.parametrize("role", ["gerente", "gestora"])

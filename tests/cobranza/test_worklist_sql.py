@@ -16,11 +16,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts import services as ledger
-from accounts.models import ZERO, Invoice
+from accounts.models import ZERO, Interaction, Invoice
 from accounts.rules import is_collectible
 from cobranza import rules
 from cobranza.engine import contact_rules
-from cobranza.models import ClientDunning, CollectorTask, Installment, InvoiceHold, Policy, TaskKind
+from cobranza.models import ClientDunning, CollectorTask, InboundMessage, Installment, InvoiceHold, Policy, TaskKind
+from cobranza.replies import services as replies
 from cobranza.worklist import selectors as wl
 from tests.cobranza.test_worklist import (
     _broken,
@@ -69,10 +70,20 @@ def _reference(*, user, scope, today):
     clients = wl.scope_clients(user=user, scope=scope).select_related("segment", "dunning__policy", "profile")
     for client in clients:
         tasks = CollectorTask.objects.filter(wl._due_tasks(today), wl._assignment_q(scope), client=client).count()
-        promised = nexts = 0
+        promised = nexts = replies = 0
         if scope.followups:
             promised = Installment.objects.filter(wl._promised(today), commitment__client=client).count()
             nexts = wl.pending_next_actions(today).filter(client=client).count()
+            replies = sum(
+                1
+                for message in InboundMessage.objects.filter(client=client)
+                if message.read_at is None
+                and not Interaction.objects.filter(
+                    client=client, author__isnull=False, occurred_at__gt=message.received_at
+                )
+                .exclude(kind="system")
+                .exists()
+            )
         invoices = list(Invoice.objects.filter(client=client).select_related("hold").prefetch_related("commitments"))
         overdue: dict[str, Decimal] = {}
         oldest = None
@@ -100,7 +111,7 @@ def _reference(*, user, scope, today):
             and rules.is_ladder_client(client, today)
             and not wl.attended_on(client, today)
         )
-        if not (tasks or promised or nexts or quiet):
+        if not (tasks or promised or nexts or replies or quiet):
             continue
         broken = wl.Commitment.objects.filter(wl._broken_q(today), client=client).count()
         profile = rules.client_effective_profile(client)
@@ -110,6 +121,7 @@ def _reference(*, user, scope, today):
             "broken_points": min(broken * wl.BROKEN_POINTS, wl.BROKEN_CAP),
             "task_points": min(tasks * wl.TASK_POINTS, wl.TASK_CAP),
             "next_points": min(nexts * wl.NEXT_POINTS, wl.NEXT_CAP),
+            "reply_points": min(replies * wl.REPLY_POINTS, wl.REPLY_CAP),
             "profile_points": wl.PROFILE_POINTS.get(profile, 0),
             "segment_points": wl.SEGMENT_POINTS_PER_WEIGHT * (client.segment.priority_weight - 1),
         }
@@ -121,6 +133,7 @@ def _reference(*, user, scope, today):
                 task_count=tasks,
                 promise_count=promised,
                 next_count=nexts,
+                reply_count=replies,
                 overdue_max=max(overdue.values(), default=ZERO),
                 oldest_overdue=oldest,
                 at_risk=at_risk,
@@ -189,6 +202,25 @@ def mixed(gerente, gestora, gestor):
     _commitment(plan, kind="plan", total="900.00", dates=((TODAY - dt.timedelta(days=1), "300.00"), (TODAY, "600.00")))
     for days in (5, 20, 40, 80):
         _broken(plan, days_ago=days)
+    # Replies: two unread (one from a client with nothing else due), one read, one answered
+    # with a logged call, one from nobody known.
+    for n, (name, collector) in enumerate(
+        (("Escribió Dos Veces", gestora), ("Escribió", gestor), ("Leída", gestora), ("Contestada", gestora))
+    ):
+        writer = make_client(by=gerente, collector=collector, legal_name=name)
+        for k in range(2 if n == 0 else 1):
+            message, _ = replies.inbound_record(
+                channel="email",
+                provider_id=f"<w{n}-{k}@x>",
+                sender=f"w{n}@example.com",
+                body="Ya pagué",
+                token_client_id=writer.pk,
+            )
+        if name == "Leída":
+            replies.reply_mark_read(by=gestora, message=message)
+        if name == "Contestada":
+            ledger.interaction_log(by=gestora, client=writer, kind="call", outcome="reached", summary="Hablamos")
+    replies.inbound_record(channel="sms", provider_id="sms-1", sender="+525500000000", body="¿Quién es?")
     # Quiet balances at risk (nothing due): in the queue by their amount at risk alone…
     big = make_client(by=gerente, collector=gestora, legal_name="Quieto Grande")
     make_invoice(by=gerente, client=big, amount="50000.00", due_date=_days_ago(100))
