@@ -8,6 +8,8 @@ Deterministic for a seed. It gives every demo page something true to show:
   broken against the seeded payments — and a few payment plans with one installment due;
 - the nightly jobs run once: commitments judged (broken ones resume their ladder with a task)
   and delinquency profiles computed;
+- a few debtors' replies from yesterday, unread (on their collector's worklist), and one SMS
+  from an unknown number (for the managers' *Mensajes sin asignar*);
 - a fictional business that is owed (a Mexican SME with logo, bank details, signatures and
   legal footer), set up, so the demo's reminders go out under its name.
 Only a sample of clients gets commitments (at most ``MAX_COMMITMENTS``), through the same
@@ -23,17 +25,20 @@ from decimal import ROUND_DOWN, Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Exists, OuterRef, Sum
+from django.utils import timezone
 from PIL import Image, ImageDraw, ImageFont
 
+from accounts import clock
 from accounts import services as ledger
-from accounts.models import Client, Invoice
+from accounts.models import Client, Interaction, Invoice
 from accounts.rules import open_invoice_q
 from cobranza.alerts import jobs as alerts
 from cobranza.business import services as business
 from cobranza.dashboard import jobs as dashboard_jobs
-from cobranza.models import CollectorTask, Commitment, Dispute, DisputeReason, TaskKind
+from cobranza.models import CollectorTask, Commitment, Dispute, DisputeReason, InboundMessage, TaskKind
 from cobranza.profiles import jobs as profiles
+from cobranza.replies import services as replies
 from cobranza.workspace import jobs as commitments
 from cobranza.workspace import services as workspace_services
 
@@ -72,6 +77,7 @@ def seed(*, today: dt.date, seed: int, stdout=None) -> str:
         made = _commitments(rng, today)
     # Like the ledger's, the seeded history ends yesterday: last night's judgement.
     judged = commitments.judge(today=today - dt.timedelta(days=1))
+    answered = _replies(rng, today)
     profiles = _profiles(today)
     # Month-end aging for the dashboard's trend and roll rates (13: the first month's CEI needs
     # the close of the month before).
@@ -82,7 +88,8 @@ def seed(*, today: dt.date, seed: int, stdout=None) -> str:
         f"cobranza: empresa «{profile.trade_name}» configurada; {disputes} disputas, "
         f"{made['promise']} promesas ({made['open']} vigentes), "
         f"{made['plan']} planes de pagos; juicio: {judged['kept'] + judged['paid_off']} cumplidas, "
-        f"{judged['broken']} incumplidas; {profiles} perfiles calculados; {len(snapshots)} cierres de mes; "
+        f"{judged['broken']} incumplidas; {answered} respuestas de clientes; {profiles} perfiles calculados; "
+        f"{len(snapshots)} cierres de mes; "
         f"{raised.get('raised', 0) if isinstance(raised, dict) else 0} alertas tempranas"
     )
 
@@ -209,6 +216,63 @@ def _commitments(rng: random.Random, today: dt.date) -> dict[str, int]:
     return made
 
 
+DEMO_REPLIES = (
+    (
+        "Re: Su saldo pendiente",
+        "Buenos días. La factura ya se pagó el viernes por transferencia; les mando el comprobante.",
+    ),
+    ("Re: Recordatorio de pago", "¿Me pueden llamar? Queremos proponer un plan de pagos para lo vencido."),
+    ("Re: Aviso de saldo vencido", "No reconocemos una de las facturas, el pedido llegó incompleto."),
+)
+
+
+def _replies(rng: random.Random, today: dt.date) -> int:
+    """Three clients with a collector and overdue invoices wrote back yesterday morning (through
+    the same service as the inbound webhook, so their ladder pauses as it would), and an unknown
+    number sent an SMS. Returns the replies matched to a client."""
+    yesterday = today - dt.timedelta(days=1)
+    candidates = list(
+        Client.objects.filter(
+            collector__isnull=False,
+            invoices__status=Invoice.Status.OPEN,
+            invoices__due_date__lt=today - dt.timedelta(days=10),
+        )
+        .exclude(invoices__status=Invoice.Status.DISPUTED)
+        # Nobody talked to them yesterday: the reply stays unread (docs/domain.md#replies).
+        .exclude(
+            Exists(
+                Interaction.objects.filter(
+                    client=OuterRef("pk"), author__isnull=False, occurred_at__date__gte=yesterday
+                ).exclude(kind=Interaction.Kind.SYSTEM)
+            )
+        )
+        .distinct()
+        .order_by("pk")
+        .values_list("pk", flat=True)[:60]
+    )
+    chosen = rng.sample(candidates, min(len(DEMO_REPLIES), len(candidates)))
+    tz = timezone.get_current_timezone()
+    for index, (client_id, (subject, body)) in enumerate(zip(chosen, DEMO_REPLIES, strict=False)):
+        at = dt.datetime.combine(yesterday, dt.time(8, 20 + 7 * index), tzinfo=tz)
+        with clock.running_at(at):
+            replies.inbound_record(
+                channel=InboundMessage.Channel.EMAIL,
+                provider_id=f"<demo-reply-{client_id}@clientes.example>",
+                sender=f"pagos+{client_id}@clientes.example",
+                subject=subject,
+                body=body,
+                token_client_id=client_id,
+            )
+    with clock.running_at(dt.datetime.combine(yesterday, dt.time(7, 45), tzinfo=tz)):
+        replies.inbound_record(
+            channel=InboundMessage.Channel.SMS,
+            provider_id="demo-sms-unknown",
+            sender="+525500000000",
+            body="Buenas tardes, ¿de parte de quién es el mensaje?",
+        )
+    return len(chosen)
+
+
 def _profiles(today: dt.date) -> int:
 
     result = profiles.compute_profiles(today=today)
@@ -220,4 +284,5 @@ def counts() -> dict[str, int]:
     return {
         "disputes": Dispute.objects.count(),
         "commitments": Commitment.objects.count(),
+        "replies": InboundMessage.objects.filter(client__isnull=False).count(),
     }

@@ -7,7 +7,9 @@ import pytest
 from django.core.management import call_command
 
 from accounts.models import Client, Interaction, Invoice
-from cobranza.models import ClientProfile, CollectorTask, Commitment, Dispute, TaskKind
+from cobranza.models import ClientProfile, CollectorTask, Commitment, Dispute, InboundMessage, TaskKind
+from cobranza.replies.selectors import unread_replies
+from cobranza.worklist import selectors as wl
 
 pytestmark = pytest.mark.django_db
 TODAY = dt.date(2026, 3, 15)
@@ -38,6 +40,16 @@ def test_the_demo_gives_every_collections_page_something_true_to_show():
     assert latest.date() <= TODAY
     # Profiles for every client.
     assert ClientProfile.objects.count() == Client.objects.count()
+    # Debtors wrote back yesterday: unread, in their timeline, on their collector's worklist.
+    unread = list(unread_replies().select_related("client__collector"))
+    assert len(unread) == 3 and "3 respuestas de clientes" in out
+    for message in unread:
+        assert message.received_at.date() == TODAY - dt.timedelta(days=1)
+        assert message.interaction.direction == "inbound" and message.client.collector is not None
+        queue = wl.worklist(user=message.client.collector, scope=wl.Scope.of_collector(message.client.collector))
+        row = next(c for c in queue if c.pk == message.client_id)
+        assert row.reply_count == 1
+    assert InboundMessage.objects.filter(client__isnull=True, channel="sms").count() == 1
 
 
 def test_the_demo_state_is_deterministic_for_a_seed():
