@@ -1038,6 +1038,23 @@ class AgingSnapshot(models.Model):
     d61_90 = models.DecimalField("61-90", **MONEY, default=ZERO)
     d91_120 = models.DecimalField("91-120", **MONEY, default=ZERO)
     d120_plus = models.DecimalField("120+", **MONEY, default=ZERO)
+    # Roll rates follow the invoices (docs/domain.md#roll-rate): for each bucket but the last,
+    # the balance at the previous month's close of the invoices then in that bucket
+    # (``roll_base_*``), and what those same invoices owe at this close in the next bucket
+    # (``roll_next_*``).
+    roll_base_current = models.DecimalField(**MONEY, default=ZERO)
+    roll_base_d1_30 = models.DecimalField(**MONEY, default=ZERO)
+    roll_base_d31_60 = models.DecimalField(**MONEY, default=ZERO)
+    roll_base_d61_90 = models.DecimalField(**MONEY, default=ZERO)
+    roll_base_d91_120 = models.DecimalField(**MONEY, default=ZERO)
+    roll_next_current = models.DecimalField(**MONEY, default=ZERO)
+    roll_next_d1_30 = models.DecimalField(**MONEY, default=ZERO)
+    roll_next_d31_60 = models.DecimalField(**MONEY, default=ZERO)
+    roll_next_d61_90 = models.DecimalField(**MONEY, default=ZERO)
+    roll_next_d91_120 = models.DecimalField(**MONEY, default=ZERO)
+    # False on rows stored before roll rates followed the invoices: their month shows no rate
+    # until it is computed again.
+    has_roll = models.BooleanField(default=True)
     computed_at = models.DateTimeField(default=clock.now)
 
     class Meta:

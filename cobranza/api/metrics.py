@@ -98,7 +98,13 @@ class TrendPointSerializer(serializers.Serializer):
 class RollRateSerializer(serializers.Serializer):
     month_end = serializers.DateField()
     next_month_end = serializers.DateField()
-    rates = serializers.DictField(child=_rate(), help_text='"1_30->31_60": share of a bucket moving on, in %')
+    rates = serializers.DictField(
+        child=_rate(),
+        help_text='"1_30->31_60": of the invoices in 1_30 at month_end, the share of their balance that sits '
+        "in 31_60 or later at next_month_end, in % (docs/domain.md#roll-rate)",
+    )
+    bases = serializers.DictField(child=_money(), help_text="each bucket's balance at month_end (the denominator)")
+    rolled = serializers.DictField(child=_money(), help_text="what those invoices owe at next_month_end, rolled on")
 
 
 class TrendSerializer(serializers.Serializer):
@@ -187,6 +193,14 @@ def trend_data(f: metrics.Filters) -> dict:
                 "rates": {
                     f"{a.code}->{b.code}": rate
                     for (a, b), rate in zip(metrics.ROLL_TRANSITIONS, row.rates, strict=True)
+                },
+                "bases": {
+                    f"{a.code}->{b.code}": value
+                    for (a, b), value in zip(metrics.ROLL_TRANSITIONS, row.bases, strict=False)
+                },
+                "rolled": {
+                    f"{a.code}->{b.code}": value
+                    for (a, b), value in zip(metrics.ROLL_TRANSITIONS, row.rolled, strict=False)
                 },
             }
             for row in t.roll

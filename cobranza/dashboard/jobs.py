@@ -11,31 +11,79 @@ import datetime as dt
 from django.db import connection, transaction
 
 from accounts import clock
-from cobranza.dashboard.metrics import SNAPSHOT_COLUMNS, _cube_sql, month_ends, previous_month_end
+from accounts.rules import BUCKETS
+from cobranza.dashboard.metrics import (
+    ROLL_BASE,
+    ROLL_NEXT,
+    ROLL_TRANSITIONS,
+    SNAPSHOT_COLUMNS,
+    _cube_sql,
+    month_ends,
+    previous_month_end,
+)
 from cobranza.models import AgingSnapshot
+
+
+def _later_codes(code: str) -> list[str]:
+    codes = [bucket.code for bucket in BUCKETS]
+    return codes[codes.index(code) + 1 :]
 
 
 def snapshot_aging(*, month_end: dt.date) -> int:
     """Store the receivables of every client and currency by aging bucket at the close of
-    ``month_end`` (the same definition as ``receivables_as_of``). One ``INSERT … SELECT`` from
-    the receivables cube, in one transaction with the removal of the month's old rows: running
-    it again replaces them. Returns the number of rows stored."""
-    cube, cube_params = _cube_sql(None, month_end, dims=("client", "currency"))
+    ``month_end`` (the same definition as ``receivables_as_of``), and the roll figures that
+    follow the invoices from the previous month's close (docs/domain.md#roll-rate). One
+    ``INSERT … SELECT`` from two invoice-level receivables cubes, in one transaction with the
+    removal of the month's old rows: running it again replaces them. Returns the rows stored."""
+    previous = previous_month_end(month_end)
+    now_cube, now_params = _cube_sql(None, month_end, dims=("invoice", "client", "currency"))
+    then_cube, then_params = _cube_sql(None, previous, dims=("invoice", "client", "currency"))
     columns = list(SNAPSHOT_COLUMNS.values())
     # Each bucket summed to the cent like ``_cents`` (ROUND on numeric rounds half away from
     # zero: half up for these positive balances).
     sums = ", ".join(
-        "ROUND(COALESCE(SUM(cube.amount) FILTER (WHERE cube.bucket = %s), 0), 2)" for _bucket in SNAPSHOT_COLUMNS
+        f"ROUND(COALESCE(SUM(n.amount) FILTER (WHERE n.bucket = %s), 0), 2) AS {column}" for column in columns
     )
+    bases = ", ".join(
+        f"ROUND(COALESCE(SUM(t.amount) FILTER (WHERE t.bucket = %s), 0), 2) AS {ROLL_BASE[a.code]}"
+        for a, _b in ROLL_TRANSITIONS
+    )
+    # "Rolled" is the next bucket or further: an invoice due on a month's last day can skip one
+    # in a 31-day month (docs/domain.md#roll-rate).
+    nexts = ", ".join(
+        f"ROUND(COALESCE(SUM(n.amount) FILTER (WHERE t.bucket = %s AND n.bucket = ANY(%s)), 0), 2) "
+        f"AS {ROLL_NEXT[a.code]}"
+        for a, _b in ROLL_TRANSITIONS
+    )
+    roll_columns = [
+        *(ROLL_BASE[a.code] for a, _b in ROLL_TRANSITIONS),
+        *(ROLL_NEXT[a.code] for a, _b in ROLL_TRANSITIONS),
+    ]
     q = connection.ops.quote_name
     table = q(AgingSnapshot._meta.db_table)
     sql = f"""
-        INSERT INTO {table} (month_end, client_id, currency, {", ".join(map(q, columns))}, computed_at)
-        SELECT %s, cube.client, cube.currency, {sums}, %s
-        FROM ({cube}) cube
-        GROUP BY cube.client, cube.currency
+        WITH n AS ({now_cube}),
+             t AS ({then_cube}),
+             aging AS (SELECT n.client, n.currency, {sums} FROM n GROUP BY n.client, n.currency),
+             roll AS (SELECT t.client, t.currency, {bases}, {nexts}
+                      FROM t LEFT JOIN n ON n.invoice = t.invoice
+                      GROUP BY t.client, t.currency)
+        INSERT INTO {table} (month_end, client_id, currency, {", ".join(map(q, columns + roll_columns))},
+                             has_roll, computed_at)
+        SELECT %s, COALESCE(aging.client, roll.client), COALESCE(aging.currency, roll.currency),
+               {", ".join(f"COALESCE(aging.{c}, 0)" for c in columns)},
+               {", ".join(f"COALESCE(roll.{c}, 0)" for c in roll_columns)}, TRUE, %s
+        FROM aging FULL OUTER JOIN roll ON roll.client = aging.client AND roll.currency = aging.currency
     """  # noqa: S608 - identifiers from model metadata, values as parameters
-    params = [month_end, *SNAPSHOT_COLUMNS, clock.now(), *cube_params]
+    params = [
+        *now_params,
+        *then_params,
+        *SNAPSHOT_COLUMNS,
+        *(a.code for a, _b in ROLL_TRANSITIONS),
+        *(value for a, _b in ROLL_TRANSITIONS for value in (a.code, _later_codes(a.code))),
+        month_end,
+        clock.now(),
+    ]
     with transaction.atomic(), connection.cursor() as cursor:
         AgingSnapshot.objects.filter(month_end=month_end).delete()
         cursor.execute(sql, params)

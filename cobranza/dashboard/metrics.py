@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.contrib.auth import get_user_model
+from django.contrib.postgres.aggregates import BoolAnd
 from django.db import connection
 from django.db.models import (
     Count,
@@ -86,6 +87,11 @@ SNAPSHOT_COLUMNS = {
     "91_120": "d91_120",
     "120_plus": "d120_plus",
 }
+
+# AgingSnapshot's roll columns for each bucket but the last (docs/domain.md#roll-rate): the
+# bucket's balance at the previous close, and what those invoices owe now in the next bucket.
+ROLL_BASE = {code: f"roll_base_{column}" for code, column in list(SNAPSHOT_COLUMNS.items())[:-1]}
+ROLL_NEXT = {code: f"roll_next_{column}" for code, column in list(SNAPSHOT_COLUMNS.items())[:-1]}
 
 # The promise-kept rule's constants (``cobranza.rules``), importable from here as before.
 PROMISE_KINDS = rules.PROMISE_KINDS
@@ -133,8 +139,10 @@ FORMULAS = {
         "importe = ese saldo."
     ),
     "roll": _(
-        "Tasa de traspaso = saldo de un tramo al cierre del mes siguiente ÷ saldo del tramo anterior "
-        "al cierre del mes × 100 (fotos de antigüedad de fin de mes)."
+        "Tasa de traspaso de un tramo al siguiente = de las facturas que estaban en el tramo al cierre "
+        "del mes, lo que deben al cierre del mes siguiente estando ya en el tramo siguiente ÷ su saldo "
+        "al cierre del mes × 100. Sigue a las mismas facturas: lo cobrado, lo castigado y lo que no "
+        "cambió de tramo no se traspasa, y la tasa no pasa de 100 %."
     ),
     "aging": _("Antigüedad de saldos al cierre: días transcurridos desde el vencimiento, a la fecha final."),
 }
@@ -257,6 +265,7 @@ def _ratio(num: Decimal, den: Decimal, scale: int = 100) -> Decimal | None:
 # not once per table it shows.
 
 _DIMENSIONS_SQL = {
+    "invoice": "i.id",
     "client": "i.client_id",
     "currency": "i.currency",
     "segment": "c.segment_id",
@@ -748,9 +757,16 @@ class TrendPoint:
 
 @dataclass
 class RollRow:
-    month_end: dt.date  # from this month's close to the next one
+    """From this month's close to the next one, per transition in ``ROLL_TRANSITIONS``: the
+    bucket's balance at this close (``bases``), what those same invoices owe at the next close
+    in the next bucket (``rolled``) and the rate (rolled ÷ base × 100; None without a base or
+    without the next month's roll figures)."""
+
+    month_end: dt.date
     next_month_end: dt.date
-    rates: list[Decimal | None]  # one per transition in ROLL_TRANSITIONS
+    rates: list[Decimal | None]
+    bases: list[Decimal] = field(default_factory=list)
+    rolled: list[Decimal] = field(default_factory=list)
 
 
 ROLL_TRANSITIONS: list[tuple[Bucket, Bucket]] = list(zip(BUCKETS[:-1], BUCKETS[1:], strict=True))
@@ -785,14 +801,28 @@ def trend(f: Filters, *, months: int = 12) -> Trend:
     currency); within a taken month, a slice without rows has nothing receivable."""
     ends = month_ends(trend_last_month(f.end), months + 1)  # one more: the first month's opening
     columns = list(SNAPSHOT_COLUMNS.values())
+    roll_columns = [*ROLL_BASE.values(), *ROLL_NEXT.values()]
     snap = {
         row["month_end"]: row
         for row in AgingSnapshot.objects.filter(client_q(f), currency=f.currency, month_end__in=ends)
         .values("month_end")
-        .annotate(**{col: _sum(col) for col in columns}, stamp=Max("computed_at"))
+        .annotate(
+            **{col: _sum(col) for col in columns + roll_columns},
+            stamp=Max("computed_at"),
+            has_roll=BoolAnd("has_roll"),
+        )
         .order_by()
     }
-    taken = set(AgingSnapshot.objects.filter(month_end__in=ends).values_list("month_end", flat=True).distinct())
+    # Months with rows (any client or currency), and whether they all carry roll figures.
+    taken_rolled = dict(
+        AgingSnapshot.objects.filter(month_end__in=ends)
+        .values("month_end")
+        .annotate(ok=BoolAnd("has_roll"))
+        .order_by()
+        .values_list("month_end", "ok")
+    )
+    taken = set(taken_rolled)
+    rolled_months = {month for month, ok in taken_rolled.items() if ok}
     sales = {
         (row["m"].date() if isinstance(row["m"], dt.datetime) else row["m"]): row["s"]
         for row in Invoice.objects.filter(
@@ -826,11 +856,15 @@ def trend(f: Filters, *, months: int = 12) -> Trend:
         )
     roll = []
     for this, nxt in zip(points[:-1], points[1:], strict=True):
-        if this.has_snapshot and nxt.has_snapshot:
-            rates = [_ratio(nxt.buckets[b.code], this.buckets[a.code]) for a, b in ROLL_TRANSITIONS]
+        # The next close's rows carry the roll from this close (docs/domain.md#roll-rate).
+        row = snap.get(nxt.month_end) if nxt.month_end in rolled_months else None
+        if nxt.has_snapshot and nxt.month_end in rolled_months:
+            bases = [_cents(row[ROLL_BASE[a.code]]) if row else ZERO for a, _b in ROLL_TRANSITIONS]
+            rolled = [_cents(row[ROLL_NEXT[a.code]]) if row else ZERO for a, _b in ROLL_TRANSITIONS]
+            rates = [_ratio(r, b) for r, b in zip(rolled, bases, strict=True)]
         else:
-            rates = [None] * len(ROLL_TRANSITIONS)
-        roll.append(RollRow(this.month_end, nxt.month_end, rates))
+            bases, rolled, rates = [], [], [None] * len(ROLL_TRANSITIONS)
+        roll.append(RollRow(this.month_end, nxt.month_end, rates, bases, rolled))
     return Trend(points=points, roll=roll)
 
 

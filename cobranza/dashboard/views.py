@@ -379,6 +379,12 @@ def chart_data(d: Dashboard) -> dict:
             "amounts": [num(a) for _b, a, _n in d.kpis.closing.buckets],
             "counts": [n for _b, _a, n in d.kpis.closing.buckets],
         },
+        "roll": {
+            "labels": [f"{_short_month(r.month_end)} → {_short_month(r.next_month_end)}" for r in d.trend.roll],
+            "series": [f"{a.label} → {b.label}" for a, b in metrics.ROLL_TRANSITIONS],
+            "rates": [[num(r.rates[i]) for r in d.trend.roll] for i in range(len(metrics.ROLL_TRANSITIONS))],
+            "percent": _("Tasa de traspaso (%)"),
+        },
         "trend": {
             "labels": [_short_month(p.month_end) for p in d.trend.points],
             "receivable": [num(p.receivable) for p in d.trend.points],
@@ -416,6 +422,7 @@ def dashboard(request):
             "trend": d.trend,
             "tables": rendered,
             "chart_data": chart_data(d),
+            "roll_formula": metrics.FORMULAS["roll"],
             "query": query,
             "buckets": BUCKETS,
             "snapshot_months": SNAPSHOT_MONTHS,

@@ -17,6 +17,17 @@
     }
   }
 
+  // Axis labels: no cents, abbreviated (1.2 M), in the same locale and currency.
+  function axisFormatter(data) {
+    try {
+      return new Intl.NumberFormat(data.locale, {
+        style: "currency", currency: data.currency, notation: "compact", maximumFractionDigits: 1,
+      });
+    } catch (e) {
+      return new Intl.NumberFormat(undefined, { notation: "compact", maximumFractionDigits: 1 });
+    }
+  }
+
   function agingChart(canvas, data, money) {
     return new Chart(canvas, {
       type: "bar",
@@ -46,7 +57,7 @@
           },
         },
         scales: {
-          y: { beginAtZero: true, ticks: { callback: function (v) { return money.format(v); } } },
+          y: { beginAtZero: true, ticks: { callback: function (v) { return axisFormatter(data).format(v); } } },
         },
       },
     });
@@ -82,8 +93,47 @@
           },
         },
         scales: {
-          y: { beginAtZero: true, position: "left", ticks: { callback: function (v) { return money.format(v); } } },
+          y: { beginAtZero: true, position: "left", ticks: { callback: function (v) { return axisFormatter(data).format(v); } } },
           y1: { beginAtZero: true, position: "right", grid: { drawOnChartArea: false } },
+        },
+      },
+    });
+  }
+
+  // Roll rates between consecutive month-ends, one line per pair of buckets (percent, 0–100).
+  function rollChart(canvas, data) {
+    var number = new Intl.NumberFormat(data.locale, { maximumFractionDigits: 1 });
+    return new Chart(canvas, {
+      type: "line",
+      data: {
+        labels: data.roll.labels,
+        datasets: data.roll.series.map(function (name, i) {
+          var color = BUCKET_COLORS[i + 1] || "#64748b";
+          return { label: name, data: data.roll.rates[i], borderColor: color, backgroundColor: color, spanGaps: false };
+        }),
+      },
+      options: {
+        responsive: true,
+        maintainAspectRatio: false,
+        animation: false,
+        interaction: { mode: "index", intersect: false },
+        plugins: {
+          tooltip: {
+            callbacks: {
+              label: function (ctx) {
+                var v = ctx.parsed.y;
+                return ctx.dataset.label + ": " + (v === null || v === undefined ? "—" : number.format(v) + " %");
+              },
+            },
+          },
+        },
+        scales: {
+          y: {
+            beginAtZero: true,
+            suggestedMax: 100,
+            title: { display: true, text: data.roll.percent },
+            ticks: { callback: function (v) { return number.format(v) + " %"; } },
+          },
         },
       },
     });
@@ -99,6 +149,8 @@
     if (aging) charts.push(agingChart(aging, data, money));
     var trend = document.getElementById("trend-chart");
     if (trend) charts.push(trendChart(trend, data, money));
+    var roll = document.getElementById("roll-chart");
+    if (roll) charts.push(rollChart(roll, data));
     window.dashboardCharts = charts;
 
     if (window.bootstrap && window.bootstrap.Tooltip) {

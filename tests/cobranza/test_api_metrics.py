@@ -105,6 +105,10 @@ def test_the_trend_and_roll_rates_come_from_the_month_end_snapshots(book, gerent
     assert set(data["roll_rates"][-1]["rates"]) == {"current->1_30", "1_30->31_60", "31_60->61_90",
                                                     "61_90->91_120", "91_120->120_plus"}  # fmt: skip
     assert data["missing_months"] == []
+    # Feb → Mar, following the invoices (test_metrics' hand computation): current 2300 → 2000.
+    last = data["roll_rates"][-1]
+    assert (last["bases"]["current->1_30"], last["rolled"]["current->1_30"]) == ("2300.00", "2000.00")
+    assert last["rates"]["current->1_30"] == "87.0"
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import pytest
 from django.core.management import call_command
 
 from accounts.models import Client, Interaction, Invoice
+from cobranza.dashboard import metrics
 from cobranza.models import ClientProfile, CollectorTask, Commitment, Dispute, InboundMessage, TaskKind
 from cobranza.replies.selectors import unread_replies
 from cobranza.worklist import selectors as wl
@@ -50,6 +51,10 @@ def test_the_demo_gives_every_collections_page_something_true_to_show():
         row = next(c for c in queue if c.pk == message.client_id)
         assert row.reply_count == 1
     assert InboundMessage.objects.filter(client__isnull=True, channel="sms").count() == 1
+    # The demo's eleven months of roll rates follow the invoices: none over 100 %.
+    trend = metrics.trend(metrics.Filters.default(today=TODAY))
+    rates = [rate for row in trend.roll for rate in row.rates if rate is not None]
+    assert len(trend.roll) == 11 and rates and max(rates) <= 100
 
 
 def test_the_demo_state_is_deterministic_for_a_seed():

@@ -26,7 +26,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts import services
-from accounts.models import Payment
+from accounts.models import ZERO, Payment
 from accounts.selectors import portfolio_aging
 from accounts.services import AllocationRequest
 from cobranza.dashboard import jobs as dashboard_jobs
@@ -263,6 +263,70 @@ def test_snapshots_are_idempotent_and_feed_trend_and_roll_rates(book):
 
     only_a = metrics.trend(mxn(segment=book["a"].segment_id))
     assert only_a.points[-1].receivable == Decimal("2300.00")
+
+
+def test_roll_rates_follow_the_same_invoices_and_never_pass_100(clock, gerente):
+    """Balances of invoices that were not in the bucket before never count as rolled into the
+    next one (docs/domain.md#roll-rate). Between the January and February closes:
+
+        Y  due 01-31, 1000: current at 01-31, 1–30 at 02-28, 400 paid 02-20       → 600 rolled
+        X  due 01-15, 100: 1–30 at 01-31 (16 days), 31–60 at 02-28 (44 days)      → rolled
+        W  due 01-20, 300: 1–30 at 01-31, paid in full 02-05                      → not rolled
+        V  due 12-20, 200: 31–60 at 01-31, written off 02-10                      → not rolled
+        R  due 10-15, 800: 91–120 at 01-31 (108 days), 120+ at 02-28              → rolled
+        Z  due 06-01, 5000: 120+ at both closes (it was never in 91–120 then)
+
+    The bucket-balance ratio of before (120+ at 02-28 ÷ 91–120 at 01-31) would read 5800 ÷ 800
+    = 725 %; following the invoices, 91–120 → 120+ is 800 ÷ 800 = 100 %. Between the February
+    and March closes, P (due 02-28, 700: current at 02-28, 31 days late at 03-31) skips 1–30:
+    it counts as rolled from current."""
+    clock.move_to(dt.datetime(2025, 11, 25, 18, tzinfo=dt.UTC))
+    debtor = make_client(by=gerente, legal_name="Traspasos")
+
+    def inv(number, issued, due, amount):
+        return make_invoice(by=gerente, client=debtor, number=number, issue_date=issued, due_date=due, amount=amount)
+
+    v = inv("V", D(2025, 11, 20), D(2025, 12, 20), "200")
+    inv("R", D(2025, 9, 15), D(2025, 10, 15), "800")
+    inv("Z", D(2025, 5, 1), D(2025, 6, 1), "5000")
+    clock.move_to(dt.datetime(2026, 1, 5, 18, tzinfo=dt.UTC))
+    inv("X", D(2026, 1, 1), D(2026, 1, 15), "100")
+    y = inv("Y", D(2026, 1, 2), D(2026, 1, 31), "1000")
+    w = inv("W", D(2026, 1, 3), D(2026, 1, 20), "300")
+    clock.move_to(dt.datetime(2026, 2, 5, 18, tzinfo=dt.UTC))
+    pay(gerente, debtor, "300", D(2026, 2, 5), w)
+    clock.move_to(dt.datetime(2026, 2, 10, 18, tzinfo=dt.UTC))
+    inv("P", D(2026, 2, 10), D(2026, 2, 28), "700")
+    services.invoice_set_status(by=gerente, invoice=v, status="written_off", reason="Incobrable")
+    clock.move_to(dt.datetime(2026, 2, 20, 18, tzinfo=dt.UTC))
+    pay(gerente, debtor, "400", D(2026, 2, 20), y)
+    clock.move_to(dt.datetime(2026, 4, 10, 18, tzinfo=dt.UTC))
+    for end in (D(2026, 1, 31), D(2026, 2, 28), D(2026, 3, 31)):
+        dashboard_jobs.snapshot_aging(month_end=end)
+
+    trend = metrics.trend(Filters(currency="MXN", start=D(2026, 3, 1), end=D(2026, 3, 31)))
+    jan_feb, feb_mar = trend.roll[-2], trend.roll[-1]
+    assert (jan_feb.month_end, feb_mar.month_end) == (D(2026, 1, 31), D(2026, 2, 28))
+    # Bases at 01-31: current Y 1000; 1–30 X 100 + W 300; 31–60 V 200; 91–120 R 800.
+    assert jan_feb.bases == [Decimal("1000.00"), Decimal("400.00"), Decimal("200.00"), ZERO, Decimal("800.00")]
+    assert jan_feb.rolled == [Decimal("600.00"), Decimal("100.00"), ZERO, ZERO, Decimal("800.00")]
+    assert jan_feb.rates == [Decimal("60.0"), Decimal("25.0"), Decimal("0.0"), None, Decimal("100.0")]
+    # The bucket balances themselves: 120+ at 02-28 = R 800 + Z 5000.
+    assert trend.points[-2].buckets["120_plus"] == Decimal("5800.00")
+    # Feb → Mar: current P 700 → 31–60 (skipped 1–30); 1–30 Y 600 → 31–60; 31–60 X 100 → 61–90.
+    assert feb_mar.bases[:3] == [Decimal("700.00"), Decimal("600.00"), Decimal("100.00")]
+    assert feb_mar.rates[:3] == [Decimal("100.0"), Decimal("100.0"), Decimal("100.0")]
+    for row in trend.roll:
+        assert all(rate is None or rate <= 100 for rate in row.rates)
+
+
+def test_rows_stored_before_roll_figures_show_no_rate_until_computed_again(book):
+    dashboard_jobs.backfill_snapshots(months=13, today=TODAY)
+    AgingSnapshot.objects.filter(month_end=D(2026, 3, 31)).update(has_roll=False)
+    trend = metrics.trend(mxn())
+    assert trend.roll[-1].rates == [None] * 5 and trend.points[-1].has_snapshot
+    dashboard_jobs.snapshot_aging(month_end=D(2026, 3, 31))
+    assert metrics.trend(mxn()).roll[-1].rates[0] == Decimal("87.0")
 
 
 def test_the_trend_says_which_months_have_no_snapshot(book):

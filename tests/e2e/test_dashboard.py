@@ -35,13 +35,22 @@ def test_a_manager_reads_the_dashboard_and_slices_it_by_segment(page, live_serve
     page.goto(f"{live_server.url}{reverse('cobranza:dashboard')}")
     expect(page.get_by_role("heading", name="Tablero de cartera")).to_be_visible()
 
-    # Both charts are drawn by Chart.js on their canvases.
+    # The charts are drawn by Chart.js on their canvases.
     expect(page.locator("#aging-chart")).to_be_visible()
     expect(page.locator("#trend-chart")).to_be_visible()
-    page.wait_for_function("window.dashboardCharts && window.dashboardCharts.length === 2")
+    page.wait_for_function("window.dashboardCharts && window.dashboardCharts.length === 3")
     assert page.evaluate("typeof Chart") == "function"
     assert page.evaluate("!!Chart.getChart(document.getElementById('aging-chart'))")
     assert page.evaluate("Chart.getChart(document.getElementById('trend-chart')).config.type") == "line"
+    # Roll rates follow the invoices: the regular client's invoice, current at the close before
+    # last, rolled whole into 1–30 (100 %); the formula is beside the chart.
+    roll = "Chart.getChart(document.getElementById('roll-chart')).data.datasets"
+    assert page.evaluate(f"{roll}.length") == 5
+    assert page.evaluate(f"{roll}[0].data[{roll}[0].data.length - 1]") == 100
+    expect(page.get_by_test_id("roll-formula")).to_contain_text("no pasa de 100 %")
+    # Money axes without cents.
+    ticks = page.evaluate("Chart.getChart(document.getElementById('aging-chart')).scales.y.ticks.map(t => t.label)")
+    assert ticks and not any(".00" in str(label) for label in ticks), ticks
     assert (
         page.evaluate(
             "Chart.getChart(document.getElementById('aging-chart')).data.datasets[0].data.reduce((a, b) => a + b, 0)"
@@ -65,7 +74,7 @@ def test_a_manager_reads_the_dashboard_and_slices_it_by_segment(page, live_serve
     page.wait_for_load_state("networkidle")
     expect(total).to_have_text(money_str(Decimal("1200"), "MXN"))
     expect(page.get_by_test_id("table-segment").locator("tbody tr")).to_have_count(1)
-    page.wait_for_function("window.dashboardCharts && window.dashboardCharts.length === 2")
+    page.wait_for_function("window.dashboardCharts && window.dashboardCharts.length === 3")
     assert (
         page.evaluate(
             "Chart.getChart(document.getElementById('aging-chart')).data.datasets[0].data.reduce((a, b) => a + b, 0)"
