@@ -266,6 +266,7 @@ def _ratio(num: Decimal, den: Decimal, scale: int = 100) -> Decimal | None:
 
 _DIMENSIONS_SQL = {
     "invoice": "i.id",
+    "due_date": "i.due_date",
     "client": "i.client_id",
     "currency": "i.currency",
     "segment": "c.segment_id",

@@ -15,12 +15,13 @@ Evidence, per client (``ClientProfile.evidence``, shown on the client page):
   the share in percent.
 - ``avg_days_late`` / ``max_days_late``: days late at settlement (settlement date − due date,
   0 when paid on time), averaged over all settled invoices, and the maximum.
-- ``overdue_count`` / ``overdue_amount`` / ``oldest_days_overdue``: invoices open or partially
-  paid past their due date today; the amount is the open balance in the client's currency;
-  the days of the oldest one.
-- ``disputes_12m`` / ``disputes_open``: disputes opened in the last 12 months; disputes open now.
-- ``disputed_invoices``: invoices in status *disputed* now (the ledger's own way to withhold an
-  invoice over a complaint, with or without a ``Dispute`` record).
+- ``overdue_count`` / ``overdue_amount`` / ``oldest_days_overdue``: invoices with a balance at
+  the day's close past their due date, not in dispute then (the receivables at that date); the
+  amount in the client's currency; the days of the oldest one.
+- ``disputes_12m`` / ``disputes_open``: disputes opened in the last 12 months; disputes open at
+  the day.
+- ``disputed_invoices``: invoices in dispute at the day (a dispute open then, or status
+  *disputed* without a ``Dispute`` record: the ledger's own way to withhold an invoice).
 - ``promises_broken_12m`` / ``promises_partial_12m``: promises to pay (commitments of kind
   *promise*) judged broken or only partly kept in the last 12 months.
 - ``payments_60d``: money payments received in the last 60 days (credit notes and discounts
@@ -57,6 +58,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -69,7 +71,6 @@ from django.utils.translation import gettext_lazy
 from accounts import clock
 from accounts.models import Client, Interaction, Invoice, Payment, PaymentAllocation
 from accounts.rules import (
-    collectible_sql,
     days_between_sql,
     days_late_sql,
     overdue_sql,
@@ -77,6 +78,9 @@ from accounts.rules import (
     sql_literal,
 )
 from accounts.utils import actor
+
+# The receivables at a date are the dashboard's (one definition: docs/domain.md#receivables).
+from cobranza.dashboard.metrics import _cube_sql
 from cobranza.models import (
     ClientProfile,
     CollectorTask,
@@ -284,7 +288,24 @@ def _scope(client_ids: list[int] | None, column: str, params: dict) -> str:
     return f" AND {column} IN ({', '.join(names)})"
 
 
-def _compute_sql(scope: str) -> str:
+def _receivable_sql(today: dt.date, params: dict) -> str:
+    """The invoices each client owed at the close of ``today``, one row each with its balance,
+    aging bucket, due date and whether it was in dispute then: the dashboard's receivables at a
+    date (docs/domain.md#receivables), so a profile as of a past day reads the ledger as it was
+    that day. Its positional parameters become named ones in ``params``."""
+    sql, positional = _cube_sql(None, today, dims=("invoice", "client", "currency", "due_date"))
+    pieces = sql.replace("%%", "\0").split("%s")
+    assert "%" not in "".join(pieces) and len(pieces) == len(positional) + 1
+    out = [pieces[0]]
+    for n, (value, piece) in enumerate(zip(positional, pieces[1:], strict=True)):
+        params[f"r{n}"] = value
+        out.append(f"%(r{n})s{piece}")
+    return "".join(out).replace("\0", "%%")
+
+
+def _classify_sql(scope: str, receivable: str) -> str:
+    """Each client of ``scope``: ``client_id``, its ``computed`` profile and the ``evidence`` (a
+    SELECT on named parameters, see ``compute_profiles``)."""
     t = {
         "client": Client._meta.db_table,
         "invoice": Invoice._meta.db_table,
@@ -318,7 +339,6 @@ def _compute_sql(scope: str) -> str:
     )
     non_cash = ", ".join(f"'{m}'" for m in ("credit_note", "discount"))
     return f"""
-    INSERT INTO {t["profile"]} (client_id, computed, evidence, computed_at, override, override_reason)
     WITH scope AS (
         SELECT c.id AS client_id, c.currency FROM {t["client"]} c WHERE 1 = 1 {scope}
     ),
@@ -334,22 +354,23 @@ def _compute_sql(scope: str) -> str:
                SUM(days_late) AS days_sum, MAX(days_late) AS days_max
         FROM settled_days GROUP BY client_id
     ),
+    receivable AS ({receivable}),
     overdue AS (
-        SELECT i.client_id,
-               SUM(CASE WHEN i.status <> 'disputed' AND {t["overdue"]} THEN 1 ELSE 0 END) AS n,
-               SUM(CASE WHEN i.status <> 'disputed' AND {t["overdue"]} AND i.currency = s.currency
-                        THEN i.open_balance ELSE 0 END) AS amount,
-               MIN(CASE WHEN i.status <> 'disputed' AND {t["overdue"]} THEN i.due_date END) AS oldest_due,
-               SUM(CASE WHEN i.status = 'disputed' THEN 1 ELSE 0 END) AS disputed
-        FROM {t["invoice"]} i
-        JOIN scope s ON s.client_id = i.client_id
-        WHERE {collectible_sql("i")}
-        GROUP BY i.client_id
+        SELECT r.client AS client_id,
+               SUM(CASE WHEN r.disputed = 0 AND r.bucket <> 'current' THEN 1 ELSE 0 END) AS n,
+               SUM(CASE WHEN r.disputed = 0 AND r.bucket <> 'current' AND r.currency = s.currency
+                        THEN r.amount ELSE 0 END) AS amount,
+               MIN(CASE WHEN r.disputed = 0 AND r.bucket <> 'current' THEN r.due_date END) AS oldest_due,
+               SUM(r.disputed) AS disputed
+        FROM receivable r
+        JOIN scope s ON s.client_id = r.client
+        GROUP BY r.client
     ),
     disputes AS (
         SELECT d.client_id,
                SUM(CASE WHEN d.opened_on >= %(since_12m)s AND d.opened_on <= %(today)s THEN 1 ELSE 0 END) AS recent,
-               SUM(CASE WHEN d.status = 'open' THEN 1 ELSE 0 END) AS open_n
+               SUM(CASE WHEN d.opened_on <= %(today)s AND (d.resolved_on IS NULL OR d.resolved_on > %(today)s)
+                        THEN 1 ELSE 0 END) AS open_n
         FROM {t["dispute"]} d
         JOIN scope s ON s.client_id = d.client_id
         GROUP BY d.client_id
@@ -405,12 +426,20 @@ def _compute_sql(scope: str) -> str:
                   AND f.days_sum <= {GOOD_MAX_AVG_DAYS} * f.settled
                   AND f.broken_12m + f.partial_12m = 0 THEN 'good'
              ELSE 'casual'
-           END,
-           {evidence}, %(now)s, '', ''
+           END AS computed,
+           {evidence} AS evidence
     FROM facts f
+    """  # noqa: S608 - table names from model metadata and constants; values are parameters
+
+
+def _compute_sql(scope: str, receivable: str) -> str:
+    table = ClientProfile._meta.db_table
+    return f"""
+    INSERT INTO {table} (client_id, computed, evidence, computed_at, override, override_reason)
+    SELECT q.client_id, q.computed, q.evidence, %(now)s, '', '' FROM ({_classify_sql(scope, receivable)}) q
     ON CONFLICT (client_id) DO UPDATE
         SET computed = excluded.computed, evidence = excluded.evidence, computed_at = excluded.computed_at
-    """  # noqa: S608 - table names from model metadata and constants; values are parameters
+    """  # noqa: S608 - table name from model metadata; values are parameters
 
 
 def _effective_good_sql() -> str:
@@ -496,26 +525,48 @@ def _record_losses(client_ids: list[int], *, today: dt.date, now: dt.datetime, b
 # --- the nightly job ----------------------------------------------------------------------------
 
 
-def compute_profiles(*, today: dt.date, client_ids=None, now: dt.datetime | None = None) -> dict:
-    """Recompute the profile of every client (or of ``client_ids``) as of ``today``.
+def _params(today: dt.date, **extra) -> dict:
+    return {
+        "today": today,
+        "today_text": today.isoformat(),
+        "since_24m": months_ago(today, 24),
+        "since_12m": months_ago(today, 12),
+        "since_60d": today - dt.timedelta(days=NEGLIGENT_NO_PAYMENT_DAYS),
+        **extra,
+    }
+
+
+def profile_as_of(client_id: int, day: dt.date) -> tuple[str, dict]:
+    """The profile and evidence ``client_id`` had at the close of ``day``, from the ledger as
+    it was then (nothing stored; one query). For the client page's "as of" view."""
+    params = _params(day)
+    scope = _scope([client_id], "c.id", params)
+    with connection.cursor() as cur:
+        cur.execute(_classify_sql(scope, _receivable_sql(day, params)), params)
+        row = cur.fetchone()
+    evidence = row[2] if isinstance(row[2], dict) else json.loads(row[2])
+    return row[1], evidence
+
+
+def compute_profiles(*, today: dt.date, client_ids=None, now: dt.datetime | None = None, standing: bool = True) -> dict:
+    """Recompute the profile of every client (or of ``client_ids``) as of the close of
+    ``today``, from the ledger as it was that day (a past day gives the profiles the clients
+    had then: ``compute_profiles --as-of``). ``standing=False`` leaves the good-payer standing
+    (its tasks and timeline entries) alone: the command does so for a past day.
 
     Returns ``{"today", "clients", "by_profile", "good_payer_gained", "good_payer_lost"}``."""
     now = now or clock.now()
     ids = None if client_ids is None else [int(pk) for pk in client_ids]
-    params: dict = {
-        "today": today,
-        "today_text": today.isoformat(),
-        "now": now,
-        "since_24m": months_ago(today, 24),
-        "since_12m": months_ago(today, 12),
-        "since_60d": today - dt.timedelta(days=NEGLIGENT_NO_PAYMENT_DAYS),
-    }
+    params = _params(today, now=now)
     scope = _scope(ids, "c.id", params)
+    sql = _compute_sql(scope, _receivable_sql(today, params))
     with transaction.atomic():
         with connection.cursor() as cur:
-            cur.execute(_compute_sql(scope), params)
+            cur.execute(sql, params)
             touched = max(cur.rowcount, 0)
-        gained, lost = _update_standing(client_ids=ids, today=today, now=now)
+        gained, lost = (0, 0)
+        if standing:
+            gained, lost = _update_standing(client_ids=ids, today=today, now=now)
         counts = ClientProfile.objects.all()
         if ids is not None:
             counts = counts.filter(client_id__in=ids)

@@ -4,10 +4,12 @@ good-payer standing, the collector's override and the profile pages."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 from decimal import Decimal
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
@@ -297,6 +299,75 @@ def test_the_settlement_date_is_the_last_payment_applied(gerente, debtor):
         )
     profiles.compute_profiles(today=TODAY)
     assert profile_of(debtor).evidence["max_days_late"] == 30  # paid off 20 days ago, due 50 days ago
+
+
+# --- as of a past day (docs/domain.md#late-payers) ----------------------------------------------------
+
+
+def test_profiles_as_of_a_past_day_read_the_ledger_as_it_was(gerente, gestora):
+    """D is 800 days ago. At D's close: A owed an invoice 100 days overdue and had paid nothing
+    for 60 days (negligent; paid 30 days after D); B had a dispute open (resolved 5 days after
+    D); C had settled 6 invoices on time in the 24 months before D — all older than 24 months
+    today, so today C has no history to judge."""
+    d = ago(800)
+    a = make_client(by=gerente, collector=gestora, legal_name="A")
+    b = make_client(by=gerente, collector=gestora, legal_name="B")
+    c = make_client(by=gerente, collector=gestora, legal_name="C")
+    late = make_invoice(
+        by=gerente,
+        client=a,
+        amount="900.00",
+        due_date=d - dt.timedelta(days=100),
+        issue_date=d - dt.timedelta(days=130),
+    )
+    services.payment_record(
+        by=gerente,
+        client=a,
+        amount=Decimal("900.00"),
+        received_on=d + dt.timedelta(days=30),
+        allocations=[AllocationRequest(late.pk, Decimal("900.00"))],
+    )
+    Dispute.objects.create(
+        client=b,
+        reason=Dispute.Reason.PRICE,
+        description="Precio distinto",
+        status=Dispute.Status.RESOLVED,
+        opened_on=d - dt.timedelta(days=10),
+        resolution=Dispute.Resolution.REJECTED,
+        resolved_on=d + dt.timedelta(days=5),
+    )
+    for i in range(6):
+        settle(gerente, c, due_days_ago=800 + 40 + 60 * i, days_late=0)
+
+    out = io.StringIO()
+    call_command("compute_profiles", "--as-of", d.isoformat(), stdout=out)
+    assert f"Perfiles de morosidad al {d.isoformat()}: 3 clientes" in out.getvalue()
+    at_d = {row.client.legal_name: row for row in ClientProfile.objects.select_related("client")}
+    assert {name: row.computed for name, row in at_d.items()} == {
+        "A": Profile.NEGLIGENT,
+        "B": Profile.CIRCUMSTANTIAL,
+        "C": Profile.GOOD,
+    }
+    assert (at_d["A"].evidence["overdue_count"], at_d["A"].evidence["oldest_days_overdue"]) == (1, 100)
+    assert at_d["A"].evidence["overdue_amount"] == "900.00" and at_d["A"].evidence["as_of"] == d.isoformat()
+    assert at_d["B"].evidence["disputes_open"] == 1 and at_d["C"].evidence["settled_24m"] == 6
+    # A past day leaves the good-payer standing alone: no "since", no task, no timeline entry.
+    assert at_d["C"].good_payer_since is None and not CollectorTask.objects.exists()
+    # The same figures without storing anything, for one client.
+    assert profiles.profile_as_of(a.pk, d) == (Profile.NEGLIGENT, at_d["A"].evidence)
+
+    # Today: A paid, B's dispute is resolved, C's history is older than 24 months.
+    call_command("compute_profiles", stdout=io.StringIO())
+    now = {row.client.legal_name: row for row in ClientProfile.objects.select_related("client")}
+    assert now["A"].evidence["overdue_count"] == 0 and now["B"].evidence["disputes_open"] == 0
+    assert now["C"].computed == Profile.NEW and now["C"].evidence["settled_24m"] == 0
+
+
+def test_compute_profiles_refuses_a_bad_or_future_day():
+    with pytest.raises(CommandError, match="YYYY-MM-DD"):
+        call_command("compute_profiles", "--as-of", "31/12/2024")
+    with pytest.raises(CommandError, match="future"):
+        call_command("compute_profiles", "--as-of", (TODAY + dt.timedelta(days=2)).isoformat())
 
 
 def test_compute_for_some_clients_leaves_the_others_alone(gerente, debtor, gestora):
