@@ -169,7 +169,7 @@ def portfolio_data(f: metrics.Filters) -> dict:
 
 
 def trend_data(f: metrics.Filters) -> dict:
-    t = metrics.trend(f)
+    t = metrics.trend(f, months=metrics.trend_months(f))
     return {
         "filters": _filters_data(f),
         "points": [

@@ -18,6 +18,7 @@ from cobranza.dashboard.metrics import (
     ROLL_TRANSITIONS,
     SNAPSHOT_COLUMNS,
     _cube_sql,
+    month_end,
     month_ends,
     previous_month_end,
 )
@@ -88,6 +89,24 @@ def snapshot_aging(*, month_end: dt.date) -> int:
         AgingSnapshot.objects.filter(month_end=month_end).delete()
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+def snapshot_months(ends: list[dt.date]) -> dict[dt.date, int]:
+    """Snapshots of the given month ends, oldest first (idempotent)."""
+    return {end: snapshot_aging(month_end=end) for end in sorted(ends)}
+
+
+def snapshot_history(*, since: dt.date, today: dt.date | None = None, limit: int = 120) -> dict[dt.date, int]:
+    """Every month-end close from ``since``'s month to the last complete month before
+    ``today`` (at most the last ``limit``): after an import of past invoices or payments, the
+    trend and roll rates of those months without a shell command (docs/domain.md#trend)."""
+    today = today or clock.localdate()
+    last = previous_month_end(today)
+    first = month_end(since)
+    if first > last:
+        return {}
+    count = (last.year * 12 + last.month) - (first.year * 12 + first.month) + 1
+    return snapshot_months(month_ends(last, min(count, limit)))
 
 
 def backfill_snapshots(*, months: int = 12, today: dt.date | None = None) -> dict[dt.date, int]:

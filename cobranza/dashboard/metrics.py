@@ -721,6 +721,21 @@ def month_ends(last: dt.date, months: int) -> list[dt.date]:
     return ends[::-1]
 
 
+TREND_MIN_MONTHS, TREND_MAX_MONTHS = 12, 36
+
+
+def trend_months(f: Filters) -> int:
+    """The trend covers the period's months: 12 at least (a one-month period still shows a
+    year), 36 at most (the longest period the filters take)."""
+    spanned = (f.end.year * 12 + f.end.month) - (f.start.year * 12 + f.start.month) + 1
+    return max(TREND_MIN_MONTHS, min(TREND_MAX_MONTHS, spanned))
+
+
+def trend_month_ends(f: Filters) -> list[dt.date]:
+    """The month ends the trend reads: its months and the close before the first (its opening)."""
+    return month_ends(trend_last_month(f.end), trend_months(f) + 1)
+
+
 def trend_last_month(end: dt.date) -> dt.date:
     """The trend ends with the month of ``end`` when ``end`` closes it, else the month before."""
     return end if end == month_end(end) else previous_month_end(end)
@@ -984,4 +999,4 @@ class Dashboard:
 def dashboard(f: Filters) -> Dashboard:
     """The dashboard's data (8 + 3 queries)."""
     kpis_, breakdowns = kpis_and_breakdowns(f)
-    return Dashboard(filters=f, kpis=kpis_, trend=trend(f), breakdowns=breakdowns)
+    return Dashboard(filters=f, kpis=kpis_, trend=trend(f, months=trend_months(f)), breakdowns=breakdowns)

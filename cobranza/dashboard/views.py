@@ -33,9 +33,6 @@ from cobranza.dashboard.forms import DashboardFilterForm
 from cobranza.exports import DATE, DECIMAL, INT, MONEY, PERCENT, Column, Table, export_format, table_response
 from cobranza.models import Profile
 
-SNAPSHOT_MONTHS = 13  # the 12 months of the trend and the opening of the first one
-
-
 # --- the data and its tables ------------------------------------------------------------------------
 
 
@@ -177,7 +174,7 @@ def tables(d: Dashboard, filter_labels: dict[str, str]) -> dict[str, Table]:
     )
 
     result["trend"] = Table(
-        title=_("Tendencia de 12 meses"),
+        title=_("Tendencia de %(n)d meses") % {"n": len(d.trend.points)},
         columns=[
             Column("month_end", _("Cierre de mes"), DATE),
             Column("receivable", _("Cartera"), MONEY),
@@ -425,7 +422,8 @@ def dashboard(request):
             "roll_formula": metrics.FORMULAS["roll"],
             "query": query,
             "buckets": BUCKETS,
-            "snapshot_months": SNAPSHOT_MONTHS,
+            "snapshot_months": metrics.trend_months(f) + 1,
+            "trend_months": len(d.trend.points),
             "today": clock.localdate(),
             "alert_summary": alerts.alert_summary(request.user),
             "freshness": freshness,
@@ -474,7 +472,10 @@ def dashboard_report(request):
 def dashboard_snapshots(request):
     """Take the month-end aging snapshots the trend and roll rates read (the monthly job does
     it too; this fills the past months at once). Idempotent."""
-    filled = jobs.backfill_snapshots(months=SNAPSHOT_MONTHS)
+    # The closes the trend of the page's filters reads (its months and the opening of the first).
+    query = request.POST.get("query", "")
+    f = DashboardFilterForm(QueryDict(query if "\n" not in query else "")).filters()
+    filled = jobs.snapshot_months(metrics.trend_month_ends(f))
     summaries.summaries_forget()  # the trend just changed: no stored figures without it
     messages.success(
         request,
@@ -482,7 +483,6 @@ def dashboard_snapshots(request):
         % {"months": len(filled), "rows": sum(filled.values())},
     )
     url = reverse("cobranza:dashboard")
-    query = request.POST.get("query", "")
     return redirect(f"{url}?{query}" if query and "\n" not in query else url)
 
 

@@ -61,7 +61,10 @@ from accounts import audit, clock, services_bulk
 from accounts.models import Client, Invoice, Payment, Segment, iso_currencies, validate_amount
 from accounts.roles import GROUP_NAMES
 from accounts.utils import actor
+from cobranza.dashboard import jobs as dashboard_jobs
+from cobranza.dashboard import summaries
 from cobranza.models import ImportJob, ImportKind, ImportMapping
+from cobranza.profiles import jobs as profile_jobs
 
 PROGRESS_EVERY = 500
 INLINE_MAX_ROWS = 2000
@@ -1127,6 +1130,41 @@ def _write_payments(rows: list[dict], by, timeline, columns: dict) -> None:
         raise _rejected(exc, rows, columns, {"allocations": "invoice"}) from exc
 
 
+def history_of(plan: Plan) -> tuple[dt.date | None, set[int]]:
+    """The earliest ledger date an import wrote (an invoice's issue date, a settlement or a
+    payment) and the clients it touched: what the figures must catch up with."""
+    dates: list[dt.date] = []
+    clients: set[int] = set()
+    for r in plan.rows:
+        if r["action"] == "unchanged" and not r.get("settle"):
+            continue
+        if plan.kind == ImportKind.INVOICES:
+            fields = r.get("fields")
+            invoice = r.get("invoice")
+            dates.append(fields["issue_date"] if fields else invoice.issue_date)
+            clients.add(fields["client"].pk if fields else invoice.client_id)
+            if r.get("settle"):
+                dates.append(r["settle"])
+        elif plan.kind == ImportKind.PAYMENTS:
+            dates.append(r["received_on"])
+            clients.add(r["client"].pk)
+    return (min(dates) if dates else None), clients
+
+
+def catch_up(plan: Plan) -> dict:
+    """After an import of invoices or payments: the month-end snapshots of every month it
+    reaches into (trend and roll rates for the imported history) and the profiles of the
+    clients it touched, as of today. Returns what was done, for the job's summary."""
+    since, clients = history_of(plan)
+    if since is None:
+        return {}
+    months = dashboard_jobs.snapshot_history(since=since)
+    if months:
+        summaries.summaries_forget()  # the trend changed: no stored figures without it
+    computed = profile_jobs.compute_profiles(today=clock.localdate(), client_ids=sorted(clients))
+    return {"snapshot_months": len(months), "profiles": computed["clients"]}
+
+
 class _WriteProgress:
     """Rows written so far, stored through a second database connection in autocommit, so
     the job page sees the bar move while the import's own transaction is still open (and a
@@ -1310,6 +1348,8 @@ def run_job(job: ImportJob) -> ImportJob:
                 counts = commit(plan, by=job.created_by, progress=write_progress, source=job.file_name)
         finally:
             write_progress.close()
+        _set(job, summary={**base, "phase": "figures", "live_progress": write_progress.live})
+        caught_up = catch_up(plan)
         done = time.monotonic()
         _set(
             job,
@@ -1319,6 +1359,7 @@ def run_job(job: ImportJob) -> ImportJob:
             summary={
                 **base,
                 **counts,
+                **caught_up,
                 "dry_run": False,
                 "seconds": round(done - started, 2),
                 "write_seconds": round(done - writing, 2),

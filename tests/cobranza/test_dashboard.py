@@ -8,6 +8,7 @@ import io
 from decimal import Decimal
 
 import pytest
+from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -124,6 +125,21 @@ def test_snapshots_can_be_taken_from_the_page(manager_http, book):
     assert response.status_code == 302 and response["Location"] == f"{URL}?currency=MXN"
     assert AgingSnapshot.objects.filter(month_end=dt.date(2026, 3, 31)).exists()
     assert manager_http.get(URL).context["trend"].points[-1].receivable == Decimal("3800.00")
+
+
+def test_a_longer_period_shows_a_longer_trend_and_takes_its_closes(manager_http, book):
+    query = "currency=MXN&start=2024-04-01&end=2026-03-31"  # two years
+    response = manager_http.post(reverse("cobranza:dashboard_snapshots"), {"query": query})
+    assert response.status_code == 302
+    # The 24 closes of the trend and the one before its first month (its opening): those with
+    # something receivable have rows (the book starts in October 2025).
+    assert "25 meses" in [str(m) for m in get_messages(response.wsgi_request)][0]
+    taken = sorted(set(AgingSnapshot.objects.values_list("month_end", flat=True)))
+    assert (taken[0], taken[-1], len(taken)) == (dt.date(2025, 10, 31), dt.date(2026, 3, 31), 6)
+    page = manager_http.get(URL, {"currency": "MXN", "start": "2024-04-01", "end": "2026-03-31"})
+    assert len(page.context["trend"].points) == 24 and page.context["trend"].missing == []
+    assert "Tendencia de 24 meses" in page.content.decode()
+    assert len(manager_http.get(URL).context["trend"].points) == 12  # one month: a year
 
 
 def test_only_managers_and_admins(client, book, gestora, nobody, admin_user):

@@ -16,11 +16,13 @@ import pytest
 from django.core.management import call_command
 from django.db import connections
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import Client, Interaction, Invoice, Payment
+from cobranza.dashboard import metrics
 from cobranza.imports import services as imports
 from cobranza.imports.services import Options
-from cobranza.models import ImportJob, ImportMapping
+from cobranza.models import AgingSnapshot, ClientProfile, ImportJob, ImportMapping
 from tests.factories import make_client, make_invoice
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "imports"
@@ -462,3 +464,56 @@ def _job_for(text, kind, cols, *, dry_run=True, by=None):
         options=Options(kind=kind, columns=cols),
         dry_run=dry_run,
     )
+
+
+# --- the figures catch up with an imported history (docs/domain.md#trend) ---------------------------
+
+
+def _first_of_month(day: dt.date, months: int) -> dt.date:
+    year, month = divmod(day.year * 12 + day.month - 1 + months, 12)
+    return dt.date(year, month + 1, 1)
+
+
+def test_an_imported_two_year_history_fills_the_trend_roll_rates_and_profiles(client, cliente, gerente):
+    """Twenty-four monthly invoices over the two years before last month, each settled 45 days
+    after its due date, and one still open: the import job takes the month-end closes of every
+    month it reaches into and the client's profile, so the dashboard's 24-month trend and the
+    profile need no shell command."""
+    today = timezone.localdate()
+    first = _first_of_month(today, -25)
+    lines = [INVOICE_HEADER]
+    for n in range(24):
+        issued = _first_of_month(first, n)
+        due = issued + dt.timedelta(days=30)
+        settled = due + dt.timedelta(days=45)
+        paid = settled.strftime("%d/%m/%Y") if settled < today else ""
+        lines.append(f"H-{n:02d},AAA010101AAA,{issued:%d/%m/%Y},{due:%d/%m/%Y},1000.00,MXN,{paid}\n")
+    job = _job_for("".join(lines), "invoices", INVOICE_COLS, dry_run=False, by=gerente)
+    imports.run_job(job)
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE, job.errors
+    # Every close from the first invoice's month to last month.
+    last = metrics.previous_month_end(today)
+    expected = metrics.month_ends(last, (last.year * 12 + last.month) - (first.year * 12 + first.month) + 1)
+    assert job.summary["snapshot_months"] == len(expected) >= 25
+    assert sorted(set(AgingSnapshot.objects.values_list("month_end", flat=True))) == expected
+    # A two-year period shows a 24-month trend, every month with its close and figures.
+    f = metrics.Filters(currency="MXN", start=metrics.month_ends(last, 24)[0].replace(day=1), end=last)
+    trend = metrics.trend(f, months=metrics.trend_months(f))
+    assert len(trend.points) == 24 and trend.missing == []
+    assert all(p.receivable is not None and p.receivable > 0 for p in trend.points)
+    # Paid 45 days after the due date: the invoice current at a close (issued that month) is
+    # 28–30 days late and unpaid at the next one; the one in 1–30 is paid before it reaches 60.
+    rolled = [row.rates[:2] for row in trend.roll if row.rates[0] is not None]
+    assert len(rolled) >= 20 and all(r[0] == Decimal("100.0") for r in rolled[:-1]), rolled
+    assert {r[1] for r in rolled} <= {Decimal("0.0"), None}  # (None: a close with nothing in 1–30)
+    # The profile from the imported history, as of today.
+    assert job.summary["profiles"] == 1
+    assert ClientProfile.objects.get(client=cliente).evidence["settled_24m"] > 0
+    # The job page says so.
+    client.force_login(gerente)
+    page = client.get(reverse("cobranza:import_detail", args=[job.pk])).content.decode()
+    assert f"{len(expected)} meses: la tendencia y las tasas de traspaso ya los incluyen" in page
+    # The dashboard with that period: the trend's title and its 25 closes on the button.
+    html = client.get(reverse("cobranza:dashboard"), {"start": f.start.isoformat(), "end": f.end.isoformat()})
+    assert "Tendencia de 24 meses" in html.content.decode()
