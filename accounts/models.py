@@ -81,6 +81,38 @@ def money_errors(obj, *, exclude=()) -> dict[str, list[ValidationError]]:
 country_validator = RegexValidator(r"^[A-Z]{2}$", _("Use un código de país ISO 3166 de dos letras (MX, ES, US)."))
 
 
+# The time zone of a country's capital (or its most populous zone): a new client's default when
+# only its country is known (an import, the API). Its hours and holidays follow the country's
+# contact rules (docs/domain.md#contact-rules); a different zone is set on the client.
+COUNTRY_TIME_ZONES = {
+    "AR": "America/Argentina/Buenos_Aires",
+    "BO": "America/La_Paz",
+    "CL": "America/Santiago",
+    "CO": "America/Bogota",
+    "CR": "America/Costa_Rica",
+    "DO": "America/Santo_Domingo",
+    "EC": "America/Guayaquil",
+    "ES": "Europe/Madrid",
+    "GT": "America/Guatemala",
+    "HN": "America/Tegucigalpa",
+    "MX": "America/Mexico_City",
+    "NI": "America/Managua",
+    "PA": "America/Panama",
+    "PE": "America/Lima",
+    "PR": "America/Puerto_Rico",
+    "PY": "America/Asuncion",
+    "SV": "America/El_Salvador",
+    "US": "America/New_York",
+    "UY": "America/Montevideo",
+    "VE": "America/Caracas",
+}
+DEFAULT_TIME_ZONE = "America/Mexico_City"
+
+
+def default_time_zone(country: str) -> str:
+    return COUNTRY_TIME_ZONES.get((country or "").upper(), DEFAULT_TIME_ZONE)
+
+
 def validate_time_zone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
         raise ValidationError(_("«%(tz)s» no es una zona horaria válida."), params={"tz": value})

@@ -36,6 +36,7 @@ from __future__ import annotations
 import copy
 import csv
 import datetime as dt
+import functools
 import io
 import json
 import os
@@ -43,6 +44,7 @@ import re
 import time
 import unicodedata
 import zipfile
+import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -58,11 +60,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts import audit, clock, services_bulk
-from accounts.models import Client, Invoice, Payment, Segment, iso_currencies, validate_amount
+from accounts.models import Client, Invoice, Payment, Segment, default_time_zone, iso_currencies, validate_amount
 from accounts.roles import GROUP_NAMES
 from accounts.utils import actor
 from cobranza.dashboard import jobs as dashboard_jobs
 from cobranza.dashboard import summaries
+from cobranza.exports import inert_cell
 from cobranza.models import ImportJob, ImportKind, ImportMapping
 from cobranza.profiles import jobs as profile_jobs
 
@@ -82,35 +85,129 @@ class Field:
     aliases: tuple[str, ...] = ()
 
 
+# Aliases: the headers accounting exports use, in Spanish and English (compared without
+# accents, case or punctuation; the field's name and label are recognised too).
 FIELDS: dict[str, list[Field]] = {
     ImportKind.CLIENTS: [
-        Field("tax_id", gettext_lazy("RFC / NIF"), aliases=("rfc", "nif", "cif", "tax id")),
-        Field("legal_name", gettext_lazy("Razón social"), aliases=("razon social", "nombre", "name")),
-        Field("trade_name", gettext_lazy("Nombre comercial"), required=False, aliases=("nombre comercial",)),
-        Field("segment", gettext_lazy("Segmento (código)"), "code", aliases=("segmento",)),
-        Field("collector", gettext_lazy("Gestor (usuario)"), required=False, aliases=("gestor",)),
-        Field("currency", gettext_lazy("Moneda"), "code", required=False, aliases=("moneda",)),
-        Field("payment_terms_days", gettext_lazy("Plazo (días)"), "int", required=False, aliases=("plazo",)),
-        Field("credit_limit", gettext_lazy("Límite de crédito"), "money", required=False, aliases=("limite",)),
-        Field("country", gettext_lazy("País"), "code", required=False, aliases=("pais",)),
+        Field(
+            "tax_id",
+            gettext_lazy("RFC / NIF"),
+            aliases=("rfc", "nif", "cif", "tax id", "customer id", "customer number", "id cliente", "cliente"),
+        ),
+        Field(
+            "legal_name",
+            gettext_lazy("Razón social"),
+            aliases=("razon social", "nombre", "name", "customer name", "customer", "company", "company name"),
+        ),
+        Field(
+            "trade_name",
+            gettext_lazy("Nombre comercial"),
+            required=False,
+            aliases=("nombre comercial", "trade name", "dba"),
+        ),
+        Field("segment", gettext_lazy("Segmento (código)"), "code", aliases=("segmento", "segment")),
+        Field(
+            "collector",
+            gettext_lazy("Gestor (usuario)"),
+            required=False,
+            aliases=("gestor", "cobrador", "collector", "account manager"),
+        ),
+        Field("currency", gettext_lazy("Moneda"), "code", required=False, aliases=("moneda", "currency")),
+        Field(
+            "payment_terms_days",
+            gettext_lazy("Plazo (días)"),
+            "int",
+            required=False,
+            aliases=("plazo", "dias de credito", "payment terms", "terms"),
+        ),
+        Field(
+            "credit_limit",
+            gettext_lazy("Límite de crédito"),
+            "money",
+            required=False,
+            aliases=("limite", "limite de credito", "credit limit"),
+        ),
+        Field("country", gettext_lazy("País"), "code", required=False, aliases=("pais", "country", "country code")),
+        Field(
+            "time_zone",
+            gettext_lazy("Zona horaria"),
+            required=False,
+            aliases=("zona horaria", "time zone", "timezone", "tz"),
+        ),
     ],
     ImportKind.INVOICES: [
-        Field("number", gettext_lazy("Folio"), aliases=("folio", "factura", "numero")),
-        Field("client", gettext_lazy("RFC / NIF del cliente"), aliases=("rfc", "nif", "tax_id", "cliente")),
-        Field("issue_date", gettext_lazy("Fecha de emisión"), "date", aliases=("emision", "fecha")),
-        Field("due_date", gettext_lazy("Fecha de vencimiento"), "date", required=False, aliases=("vencimiento",)),
-        Field("amount", gettext_lazy("Importe"), "money", aliases=("importe", "total")),
-        Field("currency", gettext_lazy("Moneda"), "code", required=False, aliases=("moneda",)),
-        Field("settled_on", gettext_lazy("Fecha de liquidación"), "date", required=False, aliases=("liquidacion",)),
-        Field("description", gettext_lazy("Concepto"), required=False, aliases=("concepto",)),
+        Field(
+            "number",
+            gettext_lazy("Folio"),
+            aliases=("folio", "factura", "numero", "invoice", "invoice number", "invoice no", "invoice id", "number"),
+        ),
+        Field(
+            "client",
+            gettext_lazy("RFC / NIF del cliente"),
+            aliases=("rfc", "nif", "tax_id", "cliente", "customer id", "customer", "customer number", "id cliente"),
+        ),
+        Field(
+            "issue_date",
+            gettext_lazy("Fecha de emisión"),
+            "date",
+            aliases=("emision", "fecha", "fecha factura", "invoice date", "issue date", "date"),
+        ),
+        Field(
+            "due_date",
+            gettext_lazy("Fecha de vencimiento"),
+            "date",
+            required=False,
+            aliases=("vencimiento", "due date", "due"),
+        ),
+        Field("amount", gettext_lazy("Importe"), "money", aliases=("importe", "total", "amount", "invoice amount")),
+        Field("currency", gettext_lazy("Moneda"), "code", required=False, aliases=("moneda", "currency")),
+        Field(
+            "settled_on",
+            gettext_lazy("Fecha de liquidación"),
+            "date",
+            required=False,
+            aliases=(
+                "liquidacion",
+                "fecha de pago",
+                "pagada el",
+                "settled date",
+                "settled on",
+                "paid date",
+                "date paid",
+            ),
+        ),
+        Field(
+            "description",
+            gettext_lazy("Concepto"),
+            required=False,
+            aliases=("concepto", "descripcion", "description", "memo"),
+        ),
     ],
     ImportKind.PAYMENTS: [
-        Field("reference", gettext_lazy("Referencia"), aliases=("referencia",)),
-        Field("client", gettext_lazy("RFC / NIF del cliente"), aliases=("rfc", "nif", "tax_id", "cliente")),
-        Field("received_on", gettext_lazy("Fecha de pago"), "date", aliases=("fecha", "date")),
-        Field("amount", gettext_lazy("Importe"), "money", aliases=("importe",)),
-        Field("currency", gettext_lazy("Moneda"), "code", required=False, aliases=("moneda",)),
-        Field("invoice", gettext_lazy("Folio de factura"), required=False, aliases=("folio", "factura")),
+        Field(
+            "reference",
+            gettext_lazy("Referencia"),
+            aliases=("referencia", "reference", "payment reference", "payment id", "ref"),
+        ),
+        Field(
+            "client",
+            gettext_lazy("RFC / NIF del cliente"),
+            aliases=("rfc", "nif", "tax_id", "cliente", "customer id", "customer", "customer number", "id cliente"),
+        ),
+        Field(
+            "received_on",
+            gettext_lazy("Fecha de pago"),
+            "date",
+            aliases=("fecha", "date", "fecha de pago", "payment date", "received on", "received"),
+        ),
+        Field("amount", gettext_lazy("Importe"), "money", aliases=("importe", "amount", "payment amount")),
+        Field("currency", gettext_lazy("Moneda"), "code", required=False, aliases=("moneda", "currency")),
+        Field(
+            "invoice",
+            gettext_lazy("Folio de factura"),
+            required=False,
+            aliases=("folio", "factura", "invoice", "invoice number", "invoice no"),
+        ),
     ],
 }
 
@@ -821,6 +918,18 @@ def _staff_by_username(names) -> dict:
     return {u.username: u for u in qs.distinct()}
 
 
+def _time_zone_named(value: str) -> str | None:
+    """The IANA zone ``value`` names, whatever its case (``america/bogota``), or None."""
+    text = value.strip()
+    zones = _zones_by_lower()
+    return text if text in zones.values() else zones.get(text.lower())
+
+
+@functools.cache
+def _zones_by_lower() -> dict[str, str]:
+    return {zone.lower(): zone for zone in zoneinfo.available_timezones()}
+
+
 def _plan_clients(plan: Plan, rows: list[dict], header_of: dict, specs: dict) -> None:
     rows = _duplicates(plan, rows, "tax_id", header_of["tax_id"], _("El RFC / NIF"))
     existing = _clients_by_tax_id(r["tax_id"] for r in rows)
@@ -856,7 +965,7 @@ def _plan_clients(plan: Plan, rows: list[dict], header_of: dict, specs: dict) ->
                 )
                 continue
             changes["collector"] = user
-        for name in ("trade_name", "payment_terms_days", "credit_limit", "country"):
+        for name in ("trade_name", "payment_terms_days", "credit_limit", "country", "time_zone"):
             if r.get(name) is not None:
                 changes[name] = r[name]
         currency = _currency(r, header_of, specs, plan, None)
@@ -873,8 +982,24 @@ def _plan_clients(plan: Plan, rows: list[dict], header_of: dict, specs: dict) ->
                 )
             )
             continue
+        if changes.get("time_zone"):
+            zone = _time_zone_named(changes["time_zone"])
+            if zone is None:
+                plan.errors.append(
+                    _err(
+                        n,
+                        header_of["time_zone"],
+                        _("«%(v)s» no es una zona horaria (use un nombre IANA, p. ej. America/Bogota).")
+                        % {"v": changes["time_zone"]},
+                    )
+                )
+                continue
+            changes["time_zone"] = zone
         client = existing.get(tax_id)
         if client is None:
+            # A new client's hours follow its country when the file names no time zone.
+            if changes.get("country") and not changes.get("time_zone"):
+                changes["time_zone"] = default_time_zone(changes["country"])
             plan.rows.append({"row": n, "action": "created", "fields": changes})
         else:
             diff = {k: v for k, v in changes.items() if getattr(client, k) != v}
@@ -1303,6 +1428,26 @@ def _set(job: ImportJob, **values) -> None:
     ImportJob.objects.filter(pk=job.pk).update(**values)
 
 
+ERRORS_SHOWN = 1000  # on the job page and in the job row; every error is in the CSV
+
+
+def errors_path(job: ImportJob) -> Path:
+    """Every error of a rejected job, as CSV (row, column, reason), beside the uploads."""
+    return imports_dir() / f"job-{job.pk}-errores.csv"
+
+
+def _errors_file(job: ImportJob, errors: list[dict]) -> dict:
+    """Write every error to ``errors_path`` (cells made inert: a spreadsheet opens it)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([_("Fila"), _("Columna"), _("Motivo")])
+    for e in errors:
+        writer.writerow([e["row"], inert_cell(e.get("column") or ""), inert_cell(e["reason"])])
+    path = errors_path(job)
+    path.write_text(buffer.getvalue(), encoding="utf-8-sig")
+    return {"errors_file": str(path.relative_to(settings.MEDIA_ROOT))}
+
+
 def run_job(job: ImportJob) -> ImportJob:
     """Validate (and, unless a dry run, write) one job; the job row tells the outcome."""
     started = time.monotonic()
@@ -1321,9 +1466,9 @@ def run_job(job: ImportJob) -> ImportJob:
             _set(
                 job,
                 status=ImportJob.Status.REJECTED,
-                errors=plan.errors[:1000],
+                errors=plan.errors[:ERRORS_SHOWN],
                 total_rows=plan.total_rows,
-                summary={**base, "error_count": len(plan.errors)},
+                summary={**base, "error_count": len(plan.errors), **_errors_file(job, plan.errors)},
                 finished_at=clock.now(),
             )
             return job
@@ -1371,8 +1516,8 @@ def run_job(job: ImportJob) -> ImportJob:
         _set(
             job,
             status=ImportJob.Status.REJECTED,
-            errors=exc.errors,
-            summary={**base, "error_count": len(exc.errors)},
+            errors=exc.errors[:ERRORS_SHOWN],
+            summary={**base, "error_count": len(exc.errors), **_errors_file(job, exc.errors)},
             finished_at=clock.now(),
         )
     except Exception as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -101,7 +102,13 @@ def import_detail(request, pk):
     return render(
         request,
         "cobranza/imports/detail.html",
-        {"job": job, "mapping_form": mapping_form, "read_errors": read_errors, **_progress_context(job)},
+        {
+            "job": job,
+            "mapping_form": mapping_form,
+            "read_errors": read_errors,
+            "error_total": job.summary.get("error_count") or len(job.errors),
+            **_progress_context(job),
+        },
     )
 
 
@@ -141,3 +148,17 @@ def import_commit(request, pk):
     imports.job_restart(job, dry_run=False)
     _start(job)
     return redirect("cobranza:import_detail", pk=job.pk)
+
+
+@manager_required
+@require_GET
+def import_errors_csv(request, pk):
+    """Every error of a rejected import (the page shows the first ``ERRORS_SHOWN``)."""
+    job = get_object_or_404(ImportJob, pk=pk)
+    name = job.summary.get("errors_file")
+    path = imports.errors_path(job)
+    if not name or not path.is_file():
+        raise Http404
+    response = FileResponse(path.open("rb"), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="importacion-{job.pk}-errores.csv"'
+    return response

@@ -282,6 +282,7 @@ CASES: dict[str, Case] = {
     "cobranza:import_detail": _manager_page("import_job"),
     "cobranza:import_progress": _manager_page("import_job"),
     "cobranza:import_commit": _manager_page("import_job", method="post"),
+    "cobranza:import_errors_csv": _manager_page("rejected_import"),
     # Early warnings (cobranza/alerts/urls.py). A collector's list shows only their clients'
     # alerts (200 for everyone with a role); another collector's alert is a 404.
     "cobranza:alert_list": _staff_page(),
@@ -505,6 +506,9 @@ def world(admin_user, gerente, gestora, gestor, nobody, settings, tmp_path, monk
         "webhook": webhook,
         "webhook_delivery": webhook_delivery,
         "import_job": imports.job_create(by=gerente, kind="invoices", file_name="f.csv", data=b"Folio\n1\n"),
+        "rejected_import": imports.run_job(
+            imports.job_create(by=gerente, kind="invoices", file_name="r.csv", data=b"Folio\n1\n", dry_run=False)
+        ),
         "selfservice_token": links.token_for(mine),
         "short_code": links.short_code_for(mine),
         "revocable": make_client(by=gerente, collector=gestora),

@@ -4,9 +4,11 @@ writes nothing; a good one upserts by natural key, so importing it twice changes
 from __future__ import annotations
 
 import copy
+import csv
 import datetime as dt
 import io
 import json
+import re
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -23,7 +25,7 @@ from cobranza.dashboard import metrics
 from cobranza.imports import services as imports
 from cobranza.imports.services import Options
 from cobranza.models import AgingSnapshot, ClientProfile, ImportJob, ImportMapping
-from tests.factories import make_client, make_invoice
+from tests.factories import make_client, make_invoice, make_user
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "imports"
 
@@ -517,3 +519,100 @@ def test_an_imported_two_year_history_fills_the_trend_roll_rates_and_profiles(cl
     # The dashboard with that period: the trend's title and its 25 closes on the button.
     html = client.get(reverse("cobranza:dashboard"), {"start": f.start.isoformat(), "end": f.end.isoformat()})
     assert "Tendencia de 24 meses" in html.content.decode()
+
+
+# --- exports in English, countries and time zones, every error (docs/domain.md#imports) --------------
+
+
+def test_english_headers_are_recognised_without_a_mapping(cliente, gerente):
+    text = (
+        "Invoice No,Customer ID,Invoice Date,Due Date,Amount,Currency,Date Paid,Memo\n"
+        "INV-1,AAA010101AAA,01/15/2024,02/14/2024,1500.00,MXN,03/20/2024,Tools\n"
+        "INV-2,AAA010101AAA,02/15/2024,03/16/2024,700.00,MXN,,Paint\n"
+    )
+    headers = text.splitlines()[0].split(",")
+    assert imports.guess_columns("invoices", headers) == {
+        "number": "Invoice No",
+        "client": "Customer ID",
+        "issue_date": "Invoice Date",
+        "due_date": "Due Date",
+        "amount": "Amount",
+        "currency": "Currency",
+        "settled_on": "Date Paid",
+        "description": "Memo",
+    }
+    counts = _import(text, cols={}, by=gerente)  # {}: guessed from the headers
+    assert counts["created"] == 2 and counts["payments"] == 1
+    assert Invoice.objects.get(number="INV-1").due_date == dt.date(2024, 2, 14)  # m/d/Y, told by 02/14
+    assert imports.guess_columns("payments", ["Payment Reference", "Customer ID", "Payment Date", "Amount"]) == {
+        "reference": "Payment Reference",
+        "client": "Customer ID",
+        "received_on": "Payment Date",
+        "amount": "Amount",
+    }
+
+
+def test_clients_take_their_country_and_time_zone(gerente):
+    text = (
+        "Customer ID,Customer Name,Segment,Country,Time Zone\n"
+        "CO-900123,Ferretería Bogotana,regular,CO,\n"
+        "ES-B1234,Suministros Canarios,regular,ES,atlantic/canary\n"
+        "US-77,Hardware Inc,regular,US,America/Chicago\n"
+    )
+    counts = _import(text, kind="clients", cols={}, by=gerente)
+    assert counts["created"] == 3
+    zones = dict(Client.objects.values_list("tax_id", "time_zone"))
+    countries = dict(Client.objects.values_list("tax_id", "country"))
+    # No zone in the file: the country's; a zone in any case: its IANA name.
+    assert zones == {"CO-900123": "America/Bogota", "ES-B1234": "Atlantic/Canary", "US-77": "America/Chicago"}
+    assert countries == {"CO-900123": "CO", "ES-B1234": "ES", "US-77": "US"}
+    bad = _validate(
+        "Customer ID,Customer Name,Segment,Country,Time Zone\nX-1,Uno,regular,CO,Bogota/Colombia\n", "clients", cols={}
+    )
+    assert bad.errors == [
+        {
+            "row": 2,
+            "column": "Time Zone",
+            "reason": "«Bogota/Colombia» no es una zona horaria (use un nombre IANA, p. ej. America/Bogota).",
+        }
+    ]
+
+
+def test_every_error_is_counted_and_available_as_csv(client, cliente, gerente, settings):
+    lines = [INVOICE_HEADER] + [f"E-{n},AAA010101AAA,no es fecha,,100.00,MXN,\n" for n in range(1005)]
+    job = _job_for("".join(lines), "invoices", INVOICE_COLS, dry_run=False, by=gerente)
+    imports.run_job(job)
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.REJECTED
+    assert len(job.errors) == imports.ERRORS_SHOWN == 1000 and job.summary["error_count"] == 1005
+    client.force_login(gerente)
+    page = client.get(reverse("cobranza:import_detail", args=[job.pk])).content.decode()
+    assert re.search(r"1,?005 errores: no se escribió nada", page)
+    assert "Se muestran los primeros 1000 de 1005 errores; el CSV los tiene todos." in page
+    response = client.get(reverse("cobranza:import_errors_csv", args=[job.pk]))
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+    assert rows[0] == ["Fila", "Columna", "Motivo"] and len(rows) == 1006
+    assert rows[-1] == [
+        "1006",
+        "Emision",
+        "«no es fecha» no es una fecha (use día/mes/año, mes/día/año o año-mes-día).",
+    ]
+    # Only managers.
+    client.force_login(make_user("gestora_csv", "collector"))
+    assert client.get(reverse("cobranza:import_errors_csv", args=[job.pk])).status_code == 403
+
+
+def test_the_command_counts_the_errors_it_does_not_print_and_documents_the_mapping(cliente, tmp_path, capsys):
+    path = tmp_path / "facturas.csv"
+    path.write_text(INVOICE_HEADER + "".join(f"E-{n},AAA010101AAA,x,,1.00,MXN,\n" for n in range(1002)))
+    mapping = tmp_path / "mapeo.json"
+    mapping.write_text(json.dumps(INVOICE_COLS))
+    with pytest.raises(SystemExit):
+        call_command("import_ledger", str(path), "--kind", "invoices", "--mapping", str(mapping))
+    err = capsys.readouterr().err
+    assert "… y 2 errores más (1002 en total)." in err and "Todos los errores: " in err
+    with pytest.raises(SystemExit):
+        call_command("import_ledger", "--help")
+    out = capsys.readouterr().out
+    assert "Ejemplo de mapeo" in out and '"client": "Customer ID"' in out and "customer id" in out

@@ -7,17 +7,74 @@ Runs in this process (no worker needed), as the system user. Exit code 1 when th
 rejected (nothing written) and the errors are printed; 0 otherwise.
 """
 
+import argparse
 import json
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import translation
 
 from cobranza.imports import services as imports
 from cobranza.models import ImportJob, ImportKind
 
 
+def _fields_help() -> str:
+    """Each kind's fields (name, whether required, the headers recognised without a mapping)."""
+    lines = []
+    with translation.override(settings.LANGUAGE_CODE):
+        for kind in ImportKind.values:
+            lines.append(f"  --kind {kind}:")
+            for f in imports.fields_for(kind):
+                need = "obligatorio" if f.required else "opcional"
+                lines.append(f"    {f.name:<20} {f.label} ({need}; {f.kind}) — encabezados: {', '.join(f.aliases)}")
+    return "\n".join(lines)
+
+
+EPILOG = """\
+Sin --mapping, las columnas se reconocen por su encabezado, en español o inglés (sin
+importar acentos ni mayúsculas). Con --mapping, el nombre de un mapeo guardado en la página
+de importación, o un archivo JSON: nuestro campo -> su encabezado, y opciones.
+
+Ejemplo de mapeo (facturas.json):
+
+  {{
+    "columns": {{
+      "number": "Invoice No",
+      "client": "Customer ID",
+      "issue_date": "Invoice Date",
+      "due_date": "Due Date",
+      "amount": "Amount",
+      "currency": "Currency",
+      "settled_on": "Date Paid",
+      "_ignore": ["Sales Rep"]
+    }},
+    "date_format": "%m/%d/%Y",
+    "decimal_separator": ".",
+    "encoding": "auto"
+  }}
+
+  "_ignore": encabezados que no se importan ("*": todos los que no estén asignados).
+  "date_format": auto | %d/%m/%Y | %m/%d/%Y | %Y-%m-%d (auto: por los valores del archivo;
+  una fecha ambigua como 01/02/2013 se rechaza si el archivo no aclara el orden).
+  "decimal_separator": "." o ",".  "encoding": auto | utf-8 | latin-1.
+
+Campos de cada tipo:
+{fields}
+
+Un archivo rechazado no escribe nada: se listan fila, columna y motivo de cada error (todos,
+también en el CSV que se indica al final).
+"""
+
+
 class Command(BaseCommand):
     help = "Importa clientes, facturas o pagos desde un CSV o XLSX de contabilidad."
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        parser.epilog = EPILOG.format(fields=_fields_help())
+        return parser
 
     def add_arguments(self, parser):
         parser.add_argument("file")
@@ -70,5 +127,10 @@ class Command(BaseCommand):
             self.stderr.write(f"{job.file_name}: {job.get_status_display()}")
             for e in job.errors:
                 self.stderr.write(f"  fila {e['row']}, columna «{e['column']}»: {e['reason']}")
+            total = job.summary.get("error_count", len(job.errors))
+            if total > len(job.errors):
+                self.stderr.write(f"  … y {total - len(job.errors)} errores más ({total} en total).")
+            if job.summary.get("errors_file"):
+                self.stderr.write(f"  Todos los errores: {Path(settings.MEDIA_ROOT) / job.summary['errors_file']}")
         if job.status != ImportJob.Status.DONE:
             raise SystemExit(1)
