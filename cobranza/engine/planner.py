@@ -407,7 +407,7 @@ def _rows(notice_ids: list[int], *, limit: int) -> list[dict]:
             "policy": n.step.policy,
             "channel": n.channel,
             "status": n.status,
-            "reason": n.reason,
+            "reason": n.reason_text,
             "language": n.language,
             "invoice_count": n.invoice_count,
             "totals": dict(sorted(totals.get(n.pk, {}).items())),

@@ -1,0 +1,148 @@
+"""The texts collections writes (timeline entries, task titles, notice reasons, alerts), each
+defined once with a code (accounts.texts, docs/domain.md#texts). A code, once stored, is
+kept: rename the wording freely, never the code (old rows would fall back to their stored
+Spanish)."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
+
+# The parameter helpers, re-exported so a writer needs one import.
+from accounts.texts import Text, choice, columns, date, define, from_columns, join, money  # noqa: F401
+
+# --- contact rules and pacing (engine.contact_rules) ------------------------------------------
+PACING_DAYS = define(
+    "rules.pacing_days",
+    ngettext_lazy(
+        "Un aviso por día como máximo: el último salió el %(date)s",
+        "Mínimo de %(days)d días entre avisos: el último salió el %(date)s",
+        "days",
+    ),
+)
+PACING_ESCALATIONS = define(
+    "rules.pacing_escalations",
+    ngettext_lazy(
+        "Mínimo de %(days)d día entre escalamientos (carta, agencia, vía judicial): el último salió el %(date)s",
+        "Mínimo de %(days)d días entre escalamientos (carta, agencia, vía judicial): el último salió el %(date)s",
+        "days",
+    ),
+)
+MISSING_RULES = define(
+    "rules.missing",
+    _(
+        "No hay reglas de contacto para el país %(country)s: configúrelas (Reglas de contacto) antes de "
+        "contactar a este cliente"
+    ),
+)
+CAP_ALL = define(
+    "rules.cap_all",
+    ngettext_lazy(
+        "Límite de %(cap)d contacto en 7 días (todos los canales) alcanzado",
+        "Límite de %(cap)d contactos en 7 días (todos los canales) alcanzado",
+        "cap",
+    ),
+)
+CAP_EMAIL = define(
+    "rules.cap_email",
+    ngettext_lazy(
+        "Límite de %(cap)d correo en 7 días alcanzado", "Límite de %(cap)d correos en 7 días alcanzado", "cap"
+    ),
+)
+CAP_SMS = define(
+    "rules.cap_sms",
+    ngettext_lazy("Límite de %(cap)d SMS en 7 días alcanzado", "Límite de %(cap)d SMS en 7 días alcanzado", "cap"),
+)
+CAP_WHATSAPP = define(
+    "rules.cap_whatsapp",
+    ngettext_lazy(
+        "Límite de %(cap)d mensaje de WhatsApp en 7 días alcanzado",
+        "Límite de %(cap)d mensajes de WhatsApp en 7 días alcanzado",
+        "cap",
+    ),
+)
+CAP_CALL = define(
+    "rules.cap_call",
+    ngettext_lazy(
+        "Límite de %(cap)d llamada en 7 días alcanzado", "Límite de %(cap)d llamadas en 7 días alcanzado", "cap"
+    ),
+)
+WEEKDAYS = (
+    define("rules.monday", _("lunes")),
+    define("rules.tuesday", _("martes")),
+    define("rules.wednesday", _("miércoles")),
+    define("rules.thursday", _("jueves")),
+    define("rules.friday", _("viernes")),
+    define("rules.saturday", _("sábado")),
+    define("rules.sunday", _("domingo")),
+)
+HOLIDAY = define("rules.holiday", _("Día festivo: %(name)s"))
+WEEKEND = define("rules.weekend", _("Fin de semana (no se contacta sábados ni domingos)"))
+DAY_NOT_ALLOWED = define("rules.day_not_allowed", _("Día no permitido para contactar: %(day)s"))
+OUTSIDE_HOURS = define("rules.outside_hours", _("Fuera del horario permitido (%(start)s–%(end)s, %(tz)s)"))
+BUSINESS_NOT_SET_UP = define(
+    "business.not_set_up",
+    _(
+        "Falta configurar los datos de la empresa (nombre, remitente, dirección pública): un administrador debe "
+        "completarlos antes de enviar mensajes a los clientes"
+    ),
+)
+
+# --- dispatch (engine.dispatch) ---------------------------------------------------------------
+OMITTED = define("notice.omitted", _("omitido"))
+CLIENT_WRITTEN_OFF = define("notice.written_off", _("Cliente castigado: no se envían avisos."))
+CLIENT_HANDED_OFF = define(
+    "notice.handed_off", _("El cliente está %(status)s: la gestión ya no la hacen nuestros recordatorios.")
+)
+CLIENT_PAUSED = define("notice.paused", _("Cliente en pausa hasta el %(date)s: %(reason)s"))
+INTERRUPTED = define("notice.interrupted", _("Envío interrumpido: no se sabe si salió. Verifique antes de reenviar."))
+CHECK_INTERRUPTED = define("task.check_interrupted", _("Verificar aviso interrumpido: %(step)s"))
+SUPERSEDED = define("notice.superseded", _("Reemplazado por un paso más firme planeado después: «%(step)s»."))
+NOT_PENDING = define(
+    "notice.not_pending",
+    _(
+        "Las facturas del aviso ya no están pendientes (pagadas, en disputa, retenidas o con un compromiso "
+        "de pago vigente)."
+    ),
+)
+NO_CONTACT = define("notice.no_contact", _("Sin contacto que acepte %(channel)s: se pidió al gestor conseguir uno."))
+FIND_CONTACT = define("task.find_contact", _("Conseguir un contacto para %(channel)s"))
+TEMPLATE_FAILED = define("notice.template_failed", _("La plantilla no se pudo generar: %(error)s"))
+REJECTED = define("notice.rejected", _("Envío rechazado: %(error)s"))
+DEFERRED = define("notice.deferred", _("%(step)s aplazado hasta %(when)s: %(reason)s"))
+FAILED_AFTER = define("notice.failed_after", _("Fallo tras %(n)s intentos: %(error)s"))
+RETRY = define("notice.retry", _("Reintento programado: %(error)s"))
+COULD_NOT_OPEN = define("notice.could_not_open", _("No se pudo abrir el envío: %(error)s"))
+TASK_CREATED = define("notice.task_created", _("%(step)s: tarea creada para %(who)s"))
+THE_TEAM = define("notice.the_team", _("el equipo de cobranza"))
+
+# --- escalation (engine.escalation) -----------------------------------------------------------
+ESCALATED = define(
+    "escalation.escalated",
+    _("Escalamiento: la escalera de cobranza terminó sin pago; el cliente pasa a «En cobranza»."),
+)
+ESCALATION_COLLECTOR = define("task.escalation_collector", _("Escalamiento: decidir el siguiente paso con el cliente"))
+ESCALATION_MANAGER = define(
+    "task.escalation_manager", _("Escalamiento: revisar la cuenta (la escalera terminó sin pago)")
+)
+
+# --- early warnings (alerts) ------------------------------------------------------------------
+ALERT_LATENESS = define(
+    "alert.lateness",
+    _("Paga cada vez más tarde: %(recent)s días de atraso promedio en 90 días (antes %(base)s)"),
+)
+ALERT_CREDIT_LIMIT = define(
+    "alert.credit_limit", _("Línea de crédito excedida: saldo %(balance)s con límite de %(limit)s")
+)
+ALERT_FIRST_BROKEN = define(
+    "alert.first_broken_promise", _("Primera promesa de pago incumplida: %(amount)s para el %(date)s")
+)
+ALERT_PATTERN = define(
+    "alert.pattern_change", _("Pagaba cada mes (%(paid)s de %(months)s meses) y lleva %(days)s días sin pagar")
+)
+ALERT_SEASONAL = define("alert.seasonal", _("Entra en sus meses flojos: %(month)s"))
+ALERT_RAISED = define("alert.raised", _("Alerta temprana: %(title)s"))
+ALERT_CLOSED = define("alert.closed", _("Alerta cerrada: %(title)s"))
+
+# --- the worklist -----------------------------------------------------------------------------
+TASK_DONE = define("task.done", _("Tarea hecha: %(title)s"))
