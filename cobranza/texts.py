@@ -146,3 +146,22 @@ ALERT_CLOSED = define("alert.closed", _("Alerta cerrada: %(title)s"))
 
 # --- the worklist -----------------------------------------------------------------------------
 TASK_DONE = define("task.done", _("Tarea hecha: %(title)s"))
+
+# --- promises and payment plans (workspace.jobs) ----------------------------------------------
+PLAN_MISSED = define("task.plan_missed", _("Cuota %(n)s del plan incumplida: %(amount)s del %(date)s"))
+COMMITMENT_KEPT = define("commitment.kept", _("%(kind)s cumplida: pagó %(paid)s de %(total)s"))
+COMMITMENT_PARTIAL = define("commitment.partial", _("%(kind)s cumplida en parte: pagó %(paid)s de %(total)s"))
+COMMITMENT_BROKEN = define("commitment.broken", _("%(kind)s incumplida: pagó %(paid)s de %(total)s"))
+LADDER_RESUMES = define("task.ladder_resumes", _("La escalera se reanuda un paso más firme."))
+LADDER_ENDED = define("task.ladder_ended", _("La escalera ya no tiene pasos: decida el siguiente."))
+REMINDER_NOT_SENT = define("installment.reminder_failed", _("Recordatorio de cuota no enviado: %(error)s"))
+REMINDER_DEFERRED = define(
+    "installment.reminder_deferred", _("Recordatorio de la cuota del %(due)s aplazado hasta %(when)s: %(reason)s")
+)
+
+# --- payer profiles and late fees (profiles) --------------------------------------------------
+GOOD_PAYER_LOST = define("profile.good_payer_lost", _("Perdió la condición de buen pagador (ahora: %(profile)s)"))
+GOOD_PAYER_LOST_TASK = define("task.good_payer_lost", _("Perdió la condición de buen pagador: %(name)s"))
+LATE_FEE_ADDED = define(
+    "fee.fixed_added", _("Recargo por atraso de %(amount)s en la factura %(number)s (aparte del saldo)")
+)
