@@ -98,6 +98,10 @@ CLIENT_PAUSED = define("notice.paused", _("Cliente en pausa hasta el %(date)s: %
 INTERRUPTED = define("notice.interrupted", _("Envío interrumpido: no se sabe si salió. Verifique antes de reenviar."))
 CHECK_INTERRUPTED = define("task.check_interrupted", _("Verificar aviso interrumpido: %(step)s"))
 SUPERSEDED = define("notice.superseded", _("Reemplazado por un paso más firme planeado después: «%(step)s»."))
+# Written by the planner's SQL (engine.planner), which fills in the step's name.
+SUPERSEDED_SAME_DAY = define(
+    "notice.superseded_same_day", _("Reemplazado por un paso más firme planeado el mismo día: «%(step)s».")
+)
 NOT_PENDING = define(
     "notice.not_pending",
     _(
@@ -165,3 +169,15 @@ GOOD_PAYER_LOST_TASK = define("task.good_payer_lost", _("Perdió la condición d
 LATE_FEE_ADDED = define(
     "fee.fixed_added", _("Recargo por atraso de %(amount)s en la factura %(number)s (aparte del saldo)")
 )
+
+# --- what a person did on the dunning pages (ops) ---------------------------------------------
+REMINDERS_PAUSED = define("ops.paused", _("Recordatorios en pausa hasta el %(date)s"))
+REMINDERS_RESUMED = define("ops.resumed", _("Recordatorios reanudados"))
+POLICY_SET = define("ops.policy_set", _("Política de cobranza: %(name)s"))
+SEGMENT_POLICY = define("ops.segment_policy", _("la del segmento"))
+INVOICE_HELD = define("ops.invoice_held", _("Factura %(n)s retenida: sin recordatorios"))
+INVOICE_RELEASED = define("ops.invoice_released", _("Factura %(n)s liberada: vuelve a la escalera"))
+NOTICE_APPROVED = define("ops.notice_approved", _("Aviso aprobado: %(step)s"))
+NOTICE_CANCELLED = define("ops.notice_cancelled", _("Aviso cancelado: %(step)s"))
+NOTICE_REQUEUED = define("ops.notice_requeued", _("Aviso fallido enviado de nuevo a la cola: %(step)s"))
+LETTER_PRINTED = define("ops.letter_printed", _("Carta impresa: %(step)s"))

@@ -259,3 +259,36 @@ def test_render_limits_are_worded_in_the_language_they_are_shown_in():
         assert str(caught.value) == "La plantilla genera un texto demasiado largo (más de 1 caracteres)."
     with translation.override("en"):
         assert str(caught.value) == "The template produces too long a text (more than 1 characters)."
+
+
+def test_a_reason_a_person_types_replaces_the_systems_code(gestora, skipped_for_no_contact):
+    from cobranza.ops import services as ops
+
+    notice = Notice.objects.get(client=skipped_for_no_contact)
+    Notice.objects.filter(pk=notice.pk).update(
+        status=Notice.Status.PLANNED, **texts.columns("reason", cobranza_texts.RETRY(error="timeout"))
+    )
+    ops.notice_cancel(by=gestora, notice=notice, reason="  Pagó en caja  ")
+    notice.refresh_from_db()
+    assert (notice.reason, notice.reason_code, notice.reason_params) == ("Pagó en caja", "", {})
+    with translation.override("en"):
+        assert notice.reason_text == "Pagó en caja"
+        entry = Interaction.objects.filter(client=notice.client, summary_code="ops.notice_cancelled").get()
+        assert entry.summary_text == "Notice cancelled: Paso 1"
+
+
+def test_the_planners_superseded_reason_reads_in_the_readers_language(gerente):
+    Policy.objects.filter(segment=segment("regular")).delete()
+    policy = Policy.objects.create(name="Prueba saltos", segment=segment("regular"))
+    for position, offset in ((1, 1), (2, 5)):
+        PolicyStep.objects.create(
+            policy=policy, position=position, name=f"Paso {position}", offset_days=offset, channel="call"
+        )
+    debtor = make_client(by=gerente, legal_name="Atrasado Viejo")
+    make_invoice(by=gerente, client=debtor, number="FC-OLD", amount="900.00", due_date=DUE)
+    plan(today=DUE + dt.timedelta(days=10), now=AT_10 + dt.timedelta(days=9))
+    skipped = Notice.objects.get(client=debtor, status=Notice.Status.SUPERSEDED)
+    assert skipped.reason == "Reemplazado por un paso más firme planeado el mismo día: «Paso 2»."
+    assert (skipped.reason_code, skipped.reason_params) == ("notice.superseded_same_day", {"step": "Paso 2"})
+    with translation.override("en"):
+        assert skipped.reason_text == "Superseded by a firmer step planned the same day: “Paso 2”."
