@@ -181,3 +181,23 @@ NOTICE_APPROVED = define("ops.notice_approved", _("Aviso aprobado: %(step)s"))
 NOTICE_CANCELLED = define("ops.notice_cancelled", _("Aviso cancelado: %(step)s"))
 NOTICE_REQUEUED = define("ops.notice_requeued", _("Aviso fallido enviado de nuevo a la cola: %(step)s"))
 LETTER_PRINTED = define("ops.letter_printed", _("Carta impresa: %(step)s"))
+
+# --- the self-service portal (portal.services) ------------------------------------------------
+PORTAL_PROMISE = define("portal.promise", _("Promesa de pago de %(amount)s para el %(date)s"))
+PORTAL_PLAN = define(
+    "portal.plan",
+    ngettext_lazy("Plan de pagos de %(n)s cuota: %(dates)s", "Plan de pagos de %(n)s cuotas: %(dates)s", "n"),
+)
+PORTAL_ACCEPTED_F = define("portal.accepted_promise", _("Portal: %(what)s (aceptada)"))
+PORTAL_ACCEPTED_M = define("portal.accepted_plan", _("Portal: %(what)s (aceptado)"))
+PORTAL_PENDING = define("portal.pending", _("Portal: %(what)s (pendiente de aprobación)"))
+PORTAL_PROMISE_TASK = define("task.portal_promise", _("Promesa desde el portal: %(amount)s para el %(date)s"))
+PORTAL_PLAN_TASK = define(
+    "task.portal_plan",
+    ngettext_lazy("Plan de pagos desde el portal: %(n)s cuota", "Plan de pagos desde el portal: %(n)s cuotas", "n"),
+)
+PORTAL_DECIDE_TASK = define("task.portal_decide", _("Aprobar o rechazar: %(what)s"))
+PORTAL_VISITED = define("portal.visited", _("Visitó el portal de autoservicio"))
+PORTAL_STATEMENT = define("portal.statement", _("Descargó su estado de cuenta (PDF) en el portal"))
+PROPOSAL_APPROVED = define("portal.proposal_approved", _("Propuesta del portal aprobada: %(kind)s de %(total)s"))
+PROPOSAL_REJECTED = define("portal.proposal_rejected", _("Propuesta del portal rechazada: %(kind)s de %(total)s"))
