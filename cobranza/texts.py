@@ -201,3 +201,16 @@ PORTAL_VISITED = define("portal.visited", _("Visitó el portal de autoservicio")
 PORTAL_STATEMENT = define("portal.statement", _("Descargó su estado de cuenta (PDF) en el portal"))
 PROPOSAL_APPROVED = define("portal.proposal_approved", _("Propuesta del portal aprobada: %(kind)s de %(total)s"))
 PROPOSAL_REJECTED = define("portal.proposal_rejected", _("Propuesta del portal rechazada: %(kind)s de %(total)s"))
+
+# --- hand-offs to an agency or a lawyer (handoffs) --------------------------------------------
+HANDOFF_SENT = define(
+    "handoff.sent",
+    ngettext_lazy(
+        "%(case)s: expediente enviado con %(count)d factura por %(amount)s",
+        "%(case)s: expediente enviado con %(count)d facturas por %(amount)s",
+        "count",
+    ),
+)
+HANDOFF_RECOVERED = define("handoff.recovered", _("%(case)s · recuperado %(amount)s"))
+HANDOFF_PROGRESS = define("handoff.progress", _("%(case)s · avance: %(note)s"))
+HANDOFF_CLOSED = define("handoff.closed", _("%(case)s · caso cerrado: %(status)s"))
