@@ -214,3 +214,10 @@ HANDOFF_SENT = define(
 HANDOFF_RECOVERED = define("handoff.recovered", _("%(case)s · recuperado %(amount)s"))
 HANDOFF_PROGRESS = define("handoff.progress", _("%(case)s · avance: %(note)s"))
 HANDOFF_CLOSED = define("handoff.closed", _("%(case)s · caso cerrado: %(status)s"))
+
+# --- disputes and commitments a collector records (workspace.services) ------------------------
+DISPUTE_OPENED = define("dispute.opened", _("Disputa abierta: %(reason)s"))
+DISPUTE_TASK = define("task.dispute", _("Resolver la disputa: %(reason)s (%(list)s)"))
+DISPUTE_RESOLVED = define("dispute.resolved", _("Disputa resuelta: %(resolution)s"))
+COMMITMENT_MADE = define("commitment.made", _("%(kind)s: %(dates)s"))
+COMMITMENT_CANCELLED = define("commitment.cancelled", _("%(kind)s cancelada"))

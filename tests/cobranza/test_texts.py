@@ -292,3 +292,31 @@ def test_the_planners_superseded_reason_reads_in_the_readers_language(gerente):
     assert (skipped.reason_code, skipped.reason_params) == ("notice.superseded_same_day", {"step": "Paso 2"})
     with translation.override("en"):
         assert skipped.reason_text == "Superseded by a firmer step planned the same day: “Paso 2”."
+
+
+def test_a_broken_promise_reads_in_the_readers_language(gerente, gestora):
+    from cobranza.workspace import jobs as workspace_jobs
+    from cobranza.workspace import services as workspace
+
+    debtor = make_client(by=gerente, collector=gestora, legal_name="Promete Mucho")
+    invoice = make_invoice(by=gerente, client=debtor, number="FC-P", amount="900.00", due_date=DUE)
+    with translation.override("en"):  # a collector working in English
+        workspace.commitment_create(
+            by=gestora,
+            client=debtor,
+            kind="promise",
+            installments=[(DUE, Decimal("900.00"))],
+            invoices=[invoice],
+            made_on=DUE - dt.timedelta(days=1),
+        )
+    made = Interaction.objects.get(client=debtor, summary_code="commitment.made")
+    assert made.summary.startswith("Promesa de pago: ")  # stored in Spanish whoever wrote it
+    workspace_jobs.judge(today=DUE + dt.timedelta(days=3))
+    broken = Interaction.objects.get(client=debtor, summary_code="commitment.broken")
+    task = CollectorTask.objects.get(client=debtor, kind=TaskKind.BROKEN_PROMISE)
+    with translation.override("en"):
+        assert made.summary_text.startswith("Promise to pay: ")
+        assert broken.summary_text.startswith("Promise to pay broken: paid")
+        assert task.title_text.startswith("Promise to pay broken: paid")
+    with translation.override("es"):
+        assert broken.summary_text.startswith("Promesa de pago incumplida: pagó")
