@@ -221,3 +221,15 @@ DISPUTE_TASK = define("task.dispute", _("Resolver la disputa: %(reason)s (%(list
 DISPUTE_RESOLVED = define("dispute.resolved", _("Disputa resuelta: %(resolution)s"))
 COMMITMENT_MADE = define("commitment.made", _("%(kind)s: %(dates)s"))
 COMMITMENT_CANCELLED = define("commitment.cancelled", _("%(kind)s cancelada"))
+
+# --- discounts, profile overrides and waived fees (profiles.services) -------------------------
+DISCOUNT_TASK = define("task.discount", _("Aprobar un descuento de %(amount)s en la factura %(n)s: %(name)s"))
+DISCOUNT_REQUESTED = define(
+    "discount.requested", _("Descuento de %(amount)s solicitado en la factura %(n)s: pendiente de aprobación")
+)
+DISCOUNT_APPLIED = define("discount.applied", _("Descuento de %(amount)s aplicado en la factura %(n)s"))
+DISCOUNT_APPROVED = define("discount.approved", _("Descuento de %(amount)s aprobado y aplicado en la factura %(n)s"))
+DISCOUNT_REJECTED = define("discount.rejected", _("Descuento de %(amount)s rechazado en la factura %(n)s"))
+PROFILE_SET = define("profile.override_set", _("Perfil de morosidad asignado: %(profile)s (calculado: %(computed)s)"))
+PROFILE_CLEARED = define("profile.override_cleared", _("Perfil asignado retirado: vuelve al calculado (%(computed)s)"))
+FEE_WAIVED = define("fee.waived", _("Recargo condonado: %(kind)s de %(amount)s en la factura %(number)s"))
