@@ -9,9 +9,9 @@ longer fit the template, fall back to the stored text.
 Each text is defined once, with :func:`define`, in the registry of the app that writes it
 (``accounts.texts`` here, ``cobranza.texts`` for collections)::
 
-    CLIENT_CREATED = define("client.created", _("Alta del cliente"))
+    CLIENT_CREATED = define("ledger.client_created", _("Alta del cliente"))
     ...
-    summary = CLIENT_CREATED()          # a Text: a str (the Spanish) with .code and .params
+    summary = CLIENT_CREATED()  # a Text: a str holding the Spanish, with .code and .params
 
 Parameters are data (names, numbers, invoice numbers — kept as written) or other texts, which
 are rendered in the reader's language too: nested texts (``Text``), choice labels
@@ -37,8 +37,9 @@ CHOICE_MODULES = ("accounts.models", "cobranza.models")
 
 
 class Text(str):
-    """A system-written text: behaves as its Spanish wording (what is stored in the old
-    column), and carries the ``code`` and ``params`` to render it in another language."""
+    """A system-written text. As a string (slicing, joining, comparing, the old column) it is
+    its Spanish wording; ``str()``, %-formatting and templates show it in the active language;
+    ``code`` and ``params`` are what is stored to render it again later."""
 
     code: str
     params: dict
@@ -101,7 +102,7 @@ def define(code: str, template) -> Definition:
 
 
 def choice(choices: type[models.Choices], value: str, *, lower: bool = False) -> Text:
-    """A choice's label (``StepChannel.EMAIL`` → «correo» / "email")."""
+    """A choice's label (``StepChannel.EMAIL`` → «Correo electrónico» / "Email")."""
     params = {"choices": f"{choices.__module__}.{choices.__qualname__}", "value": str(value)}
     return Text("@choice", {**params, "lower": True} if lower else params)
 
