@@ -28,7 +28,11 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.utils import formats, translation
+from django.utils.html import escape
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext_lazy as _
+
+from accounts.utils import money_str
 
 REGISTRY: dict[str, Any] = {}
 
@@ -59,8 +63,6 @@ class Text(str):
         return render(self.code, self.params, str.__str__(self))
 
     def __html__(self) -> str:
-        from django.utils.html import escape
-
         return escape(str(self))
 
     def __reduce__(self):
@@ -158,8 +160,6 @@ def _param(value):
 
 
 def _builtin(code: str, params: Mapping[str, Any]) -> str:
-    from accounts.utils import money_str
-
     if code == "@choice":
         path = params["choices"]
         if not path.startswith(CHOICE_MODULES):
@@ -229,8 +229,6 @@ def code_fields(field: str, *, max_length: int = 60) -> tuple[models.CharField, 
 
 
 # --- the ledger's texts (accounts.services) ---------------------------------------------------
-# Imported at the bottom on purpose: the definitions below use define() from above.
-from django.utils.translation import gettext_lazy as _  # noqa: E402
 
 UNASSIGNED = define("ledger.unassigned", _("sin asignar"))
 CLIENT_CREATED = define("ledger.client_created", _("Alta del cliente"))
