@@ -159,6 +159,7 @@ COMMITMENT_BROKEN = define("commitment.broken", _("%(kind)s incumplida: pagó %(
 LADDER_RESUMES = define("task.ladder_resumes", _("La escalera se reanuda un paso más firme."))
 LADDER_ENDED = define("task.ladder_ended", _("La escalera ya no tiene pasos: decida el siguiente."))
 REMINDER_NOT_SENT = define("installment.reminder_failed", _("Recordatorio de cuota no enviado: %(error)s"))
+REMINDER_NO_EMAIL = define("installment.no_email", _("el cliente no tiene un correo activo para recibirlo"))
 REMINDER_DEFERRED = define(
     "installment.reminder_deferred", _("Recordatorio de la cuota del %(due)s aplazado hasta %(when)s: %(reason)s")
 )

@@ -32,7 +32,6 @@ from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
-from django.utils.translation import gettext as _
 
 from accounts import clock
 from accounts import services as ledger
@@ -309,7 +308,7 @@ def remind_installments(*, now: dt.datetime | None = None) -> dict:
                 inst,
                 now=now,
                 until=now + NO_CONTACT_RETRY,
-                reason=_("el cliente no tiene un correo activo para recibirlo"),
+                reason=texts.REMINDER_NO_EMAIL(),
             )
             continue
         if profile.setup_completed_at is None:
