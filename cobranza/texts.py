@@ -234,3 +234,7 @@ DISCOUNT_REJECTED = define("discount.rejected", _("Descuento de %(amount)s recha
 PROFILE_SET = define("profile.override_set", _("Perfil de morosidad asignado: %(profile)s (calculado: %(computed)s)"))
 PROFILE_CLEARED = define("profile.override_cleared", _("Perfil asignado retirado: vuelve al calculado (%(computed)s)"))
 FEE_WAIVED = define("fee.waived", _("Recargo condonado: %(kind)s de %(amount)s en la factura %(number)s"))
+
+# --- replies from the debtor (replies.services) -----------------------------------------------
+REPLY_RECEIVED = define("reply.received", _("Respuesta del cliente: %(text)s"))
+REPLY_NO_TEXT = define("reply.no_text", _("(sin texto)"))
