@@ -18,7 +18,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
-from accounts import clock
+from accounts import clock, texts
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
 ZERO = Decimal("0.00")
@@ -550,6 +550,9 @@ class Interaction(models.Model):
         Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("contacto")
     )
     summary = models.CharField(_("resumen"), max_length=255)
+    # What the system wrote, as a code to render in the reader's language (accounts.texts).
+    summary_code, summary_params = texts.code_fields("summary")
+    summary_text = texts.Shown("summary")
     body = models.TextField(_("detalle"), blank=True)
     # Null author means the system (planner, workers, imports) wrote it.
     author = models.ForeignKey(

@@ -17,26 +17,27 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from accounts import clock
 
-from . import audit, rules, signals
+from . import audit, rules, signals, texts
 from .models import (
     ZERO,
     BusinessGroup,
     Client,
     Contact,
+    ContactRole,
     Interaction,
     Invoice,
+    InvoiceStatus,
     Payment,
     PaymentAllocation,
     Segment,
     money_errors,
 )
 from .roles import is_collector, is_manager
-from .utils import actor, money_str
+from .utils import actor
 
 CENT = Decimal("0.01")
 
@@ -77,7 +78,7 @@ def _system_event(
         client=client,
         kind=Interaction.Kind.SYSTEM,
         direction=Interaction.Direction.INTERNAL,
-        summary=summary[:255],
+        **texts.columns("summary", summary),
         body=body,
         author=actor(by),
         occurred_at=occurred_at or clock.now(),
@@ -168,7 +169,7 @@ def client_create(
     _full_clean(client)
     with transaction.atomic():
         client.save()
-        _system_event(client=client, by=by, summary=_("Alta del cliente"))
+        _system_event(client=client, by=by, summary=texts.CLIENT_CREATED())
     return client
 
 
@@ -200,7 +201,7 @@ def client_update(*, by: AbstractBaseUser | None, client: Client, **changes) -> 
             if field == "status":
                 old, new = Client.Status(old).label, Client.Status(new).label
             lines.append(f"{label}: {old or '—'} → {new or '—'}")
-        _system_event(client=client, by=by, summary=_("Datos del cliente actualizados"), body="\n".join(lines))
+        _system_event(client=client, by=by, summary=texts.CLIENT_UPDATED(), body="\n".join(lines))
     return client
 
 
@@ -219,13 +220,14 @@ def clients_assign_collector(
         before = audit.snapshot(Client.objects.filter(pk__in=to_change))
         Client.objects.filter(pk__in=to_change).update(collector=collector, updated_at=clock.now())
         audit.log_updates(by=by, before=before, after=Client.objects.filter(pk__in=to_change))
-        name = (collector.get_full_name() or collector.get_username()) if collector else _("sin asignar")
+        name = (collector.get_full_name() or collector.get_username()) if collector else texts.UNASSIGNED()
+        summary = texts.PORTFOLIO_REASSIGNED(name=name)
         Interaction.objects.bulk_create(
             Interaction(
                 client_id=pk,
                 kind=Interaction.Kind.SYSTEM,
                 direction=Interaction.Direction.INTERNAL,
-                summary=_("Cartera reasignada a %(name)s") % {"name": name},
+                **texts.columns("summary", summary),
                 author=actor(by),
             )
             for pk in to_change
@@ -265,8 +267,7 @@ def contact_create(*, by: AbstractBaseUser | None, client: Client, name: str, **
         _system_event(
             client=client,
             by=by,
-            summary=_("Nuevo contacto: %(name)s (%(role)s)")
-            % {"name": contact.name, "role": contact.get_role_display()},
+            summary=texts.CONTACT_CREATED(name=contact.name, role=texts.choice(ContactRole, contact.role)),
         )
     return contact
 
@@ -285,7 +286,7 @@ def contact_update(*, by: AbstractBaseUser | None, contact: Contact, **changes) 
     with transaction.atomic():
         contact.save(update_fields=changed)
         opt_outs = [Contact._meta.get_field(f).verbose_name for f in changed if f.startswith("opt_out_") and changes[f]]
-        summary = _("Contacto actualizado: %(name)s") % {"name": contact.name}
+        summary = texts.CONTACT_UPDATED(name=contact.name)
         body = (
             (_("Se registró la baja de: %(channels)s") % {"channels": ", ".join(map(str, opt_outs))})
             if opt_outs
@@ -343,12 +344,11 @@ def invoice_create(
             client=client,
             by=by,
             invoices=[invoice],
-            summary=_("Factura %(number)s emitida por %(amount)s, vence el %(due)s")
-            % {
-                "number": invoice.number,
-                "amount": money_str(invoice.amount, invoice.currency),
-                "due": date_format(invoice.due_date, "SHORT_DATE_FORMAT"),
-            },
+            summary=texts.INVOICE_ISSUED(
+                number=invoice.number,
+                amount=texts.money(invoice.amount, invoice.currency),
+                due=texts.date(invoice.due_date),
+            ),
         )
     return invoice
 
@@ -386,10 +386,8 @@ def invoices_set_disputed(
         audit.log_updates(by=by, before=before, after=changed)
         if changed:
             numbers = ", ".join(inv.number for inv in changed)
-            summary = (_("Facturas en disputa: %(list)s") if disputed else _("Facturas fuera de disputa: %(list)s")) % {
-                "list": numbers
-            }
-            _system_event(client=client, by=by, invoices=changed, summary=summary[:255], body=reason.strip())
+            summary = (texts.INVOICES_DISPUTED if disputed else texts.INVOICES_UNDISPUTED)(list=numbers)
+            _system_event(client=client, by=by, invoices=changed, summary=summary, body=reason.strip())
     return changed
 
 
@@ -411,7 +409,7 @@ def invoice_set_status(*, by: AbstractBaseUser | None, invoice: Invoice, status:
             raise ValidationError({"status": _("Estado no válido.")})
         if new == invoice.status:
             return invoice
-        old_label = invoice.get_status_display()
+        old_label = texts.choice(InvoiceStatus, invoice.status)
         invoice.status = new
         invoice.updated_at = clock.now()
         invoice.save(update_fields=["status", "updated_at"])
@@ -419,8 +417,9 @@ def invoice_set_status(*, by: AbstractBaseUser | None, invoice: Invoice, status:
             client=invoice.client,
             by=by,
             invoices=[invoice],
-            summary=_("Factura %(number)s: %(old)s → %(new)s")
-            % {"number": invoice.number, "old": old_label, "new": invoice.get_status_display()},
+            summary=texts.INVOICE_STATUS(
+                number=invoice.number, old=old_label, new=texts.choice(InvoiceStatus, invoice.status)
+            ),
             body=reason.strip(),
         )
     return invoice
@@ -618,13 +617,13 @@ def _check_requested(invoices: Sequence[Invoice], wanted: dict[int, Decimal], cu
         raise ValidationError({"allocations": errors})
 
 
-def _payment_summary(payment: Payment, allocations: Sequence[PaymentAllocation]) -> str:
-    text = _("Pago recibido de %(amount)s") % {"amount": money_str(payment.amount, payment.currency)}
+def _payment_summary(payment: Payment, allocations: Sequence[PaymentAllocation]) -> texts.Text:
+    parts: list = [texts.PAYMENT_RECEIVED(amount=texts.money(payment.amount, payment.currency))]
     if allocations:
-        text += " → " + ", ".join(a.invoice.number for a in allocations)
+        parts.append(" → " + ", ".join(a.invoice.number for a in allocations))
     if payment.unallocated > 0:
-        text += " · " + _("saldo a favor %(credit)s") % {"credit": money_str(payment.unallocated, payment.currency)}
-    return text
+        parts += [" · ", texts.PAYMENT_CREDIT(credit=texts.money(payment.unallocated, payment.currency))]
+    return texts.join(parts, sep="")
 
 
 def client_apply_credit(*, by: AbstractBaseUser | None, client: Client) -> dict[str, Decimal]:
@@ -662,12 +661,14 @@ def client_apply_credit(*, by: AbstractBaseUser | None, client: Client) -> dict[
         if touched:
             Invoice.objects.bulk_update(list(touched.values()), ["amount_paid", "status", "updated_at"])
             audit.log_updates(by=by, before=before_credit, after=touched.values())
-            amounts = ", ".join(money_str(amount, currency) for currency, amount in sorted(applied.items()))
+            amounts = texts.join(
+                [texts.money(amount, currency) for currency, amount in sorted(applied.items())], sep=", "
+            )
             _system_event(
                 client=client,
                 by=by,
                 invoices=list(touched.values()),
-                summary=_("Saldo a favor aplicado: %(amount)s") % {"amount": amounts},
+                summary=texts.CREDIT_APPLIED(amount=amounts),
             )
     return applied
 
@@ -711,7 +712,7 @@ def interaction_log(
         kind=kind,
         direction=direction,
         outcome=outcome or "",
-        summary=summary.strip()[:255],
+        **texts.columns("summary", summary),
         body=body,
         contact=contact,
         author=actor(by),

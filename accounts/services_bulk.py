@@ -917,6 +917,9 @@ class InteractionRow(_Row):
     corrects_id: int | None = None
     created_at: dt.datetime | None = None
     nonpayment_reason: str = ""
+    # A system text's code and its parameters as JSON text (accounts.texts); none by default.
+    summary_code: str = ""
+    summary_params: str = "{}"
     invoices: tuple = ()  # InvoiceRow or stored invoice ids, all of the entry's client
     id: int | None = None
 

@@ -22,7 +22,7 @@ class CobranzaConfig(AppConfig):
         from cobranza.replies.views import replies_panel
         from cobranza.workspace.views import workspace_panel
 
-        from . import demo
+        from . import demo, texts  # noqa: F401  (texts: its codes render on every page)
 
         # The client page, top to bottom: early warnings, what the client wrote to us, who the client is as a payer
         # (profile, protocol, fees), what was agreed (promises, plans, disputes), the self-service

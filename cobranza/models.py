@@ -15,7 +15,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from accounts import clock
+from accounts import clock, texts
 from accounts.models import MONEY, ZERO, Client, Contact, Interaction, Invoice, Language, Segment
 
 
@@ -344,6 +344,9 @@ class Notice(models.Model):
     provider_ref = models.CharField(_("referencia del proveedor"), max_length=255, blank=True)
     # Why it was deferred, skipped or failed (the latest reason; the timeline keeps them all).
     reason = models.CharField(_("motivo"), max_length=255, blank=True)
+    # The reason as a code to render in the reader's language (accounts.texts).
+    reason_code, reason_params = texts.code_fields("reason")
+    reason_text = texts.Shown("reason")
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -503,6 +506,9 @@ class CollectorTask(models.Model):
     commitment = models.ForeignKey("Commitment", on_delete=models.CASCADE, null=True, blank=True, related_name="tasks")
     dispute = models.ForeignKey("Dispute", on_delete=models.CASCADE, null=True, blank=True, related_name="tasks")
     title = models.CharField(_("tarea"), max_length=255)
+    # The title as a code to render in the reader's language (accounts.texts).
+    title_code, title_params = texts.code_fields("title")
+    title_text = texts.Shown("title")
     assigned_to = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -1002,6 +1008,9 @@ class Alert(models.Model):
     kind = models.CharField(_("tipo"), max_length=14, choices=AlertKind.choices)
     period_key = models.CharField(max_length=20)
     title = models.CharField(_("alerta"), max_length=255)
+    # The title as a code to render in the reader's language (accounts.texts).
+    title_code, title_params = texts.code_fields("title")
+    title_text = texts.Shown("title")
     evidence = models.JSONField(_("evidencia"), default=dict)
     raised_on = models.DateField(_("detectada el"))
     status = models.CharField(_("estado"), max_length=12, choices=AlertStatus.choices, default=AlertStatus.OPEN)

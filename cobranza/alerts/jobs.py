@@ -68,14 +68,13 @@ from django.db.models.functions import TruncMonth
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
-from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts import clock
 from accounts.models import NON_CASH_METHODS, Client, Interaction, Invoice, Payment
 from accounts.rules import collectible_q, days_late_sql, open_invoice_q, overdue_q, settled_invoices_sql
-from accounts.utils import money_str
+from cobranza import texts
 from cobranza.alerts.selectors import managers, with_evidence
 from cobranza.business import selectors as business
 from cobranza.engine import channels
@@ -482,32 +481,27 @@ RULE_TEXTS: dict[str, str] = {
 # --- titles and timeline entries (in the site's language: they are stored) ------------------------
 
 
-def alert_title(kind: str, ev: dict) -> str:
+def alert_title(kind: str, ev: dict) -> texts.Text:
     if kind == AlertKind.LATENESS_WORSENING:
-        return _("Paga cada vez más tarde: %(recent)s días de atraso promedio en 90 días (antes %(base)s)") % {
-            "recent": ev["recent_avg_days"],
-            "base": ev["baseline_avg_days"],
-        }
+        return texts.ALERT_LATENESS(recent=ev["recent_avg_days"], base=ev["baseline_avg_days"])
     if kind == AlertKind.CREDIT_LIMIT:
-        return _("Línea de crédito excedida: saldo %(balance)s con límite de %(limit)s") % {
-            "balance": money_str(ev["open_balance"], ev["currency"]),
-            "limit": money_str(ev["credit_limit"], ev["currency"]),
-        }
+        return texts.ALERT_CREDIT_LIMIT(
+            balance=texts.money(ev["open_balance"], ev["currency"]),
+            limit=texts.money(ev["credit_limit"], ev["currency"]),
+        )
     if kind == AlertKind.FIRST_BROKEN_PROMISE:
-        return _("Primera promesa de pago incumplida: %(amount)s para el %(date)s") % {
-            "amount": money_str(ev["total"], ev["currency"]),
-            "date": date_format(dt.date.fromisoformat(ev["resolved_on"]), "SHORT_DATE_FORMAT"),
-        }
+        return texts.ALERT_FIRST_BROKEN(
+            amount=texts.money(ev["total"], ev["currency"]), date=texts.date(dt.date.fromisoformat(ev["resolved_on"]))
+        )
     if kind == AlertKind.PATTERN_CHANGE:
-        return _("Pagaba cada mes (%(paid)s de %(months)s meses) y lleva %(days)s días sin pagar") % {
-            "paid": ev["months_paid"],
-            "months": ev["months"],
-            "days": ev["days_without_payment"] if ev["days_without_payment"] is not None else ev["silence_days"],
-        }
+        return texts.ALERT_PATTERN(
+            paid=ev["months_paid"],
+            months=ev["months"],
+            days=ev["days_without_payment"] if ev["days_without_payment"] is not None else ev["silence_days"],
+        )
     if kind == AlertKind.SEASONAL:
-        month = dt.date.fromisoformat(ev["month_start"])
-        return _("Entra en sus meses flojos: %(month)s") % {"month": date_format(month, "F")}
-    return str(AlertKind(kind).label)
+        return texts.ALERT_SEASONAL(month=texts.date(dt.date.fromisoformat(ev["month_start"]), "F"))
+    return texts.choice(AlertKind, kind)
 
 
 def _timeline_body(alert: Alert) -> str:
@@ -556,7 +550,7 @@ def raise_alerts(*, today: dt.date) -> dict:
                 client_id=c.client_id,
                 kind=c.kind,
                 period_key=c.period_key,
-                title=alert_title(c.kind, c.evidence)[:255],
+                **texts.columns("title", alert_title(c.kind, c.evidence)),
                 evidence=c.evidence,
                 raised_on=today,
             )
@@ -566,7 +560,7 @@ def raise_alerts(*, today: dt.date) -> dict:
                     client_id=c.client_id,
                     kind=Interaction.Kind.SYSTEM,
                     direction=Interaction.Direction.INTERNAL,
-                    summary=(_("Alerta temprana: %(title)s") % {"title": alert.title})[:255],
+                    **texts.columns("summary", texts.ALERT_RAISED(title=texts.from_columns(alert, "title"))),
                     body=_timeline_body(alert),
                     occurred_at=now,
                 )

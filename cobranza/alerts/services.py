@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from accounts import clock
 from accounts.models import Interaction
 from accounts.services import ensure_can_work, interaction_log
+from cobranza import texts
 from cobranza.models import Alert, AlertStatus
 
 
@@ -45,7 +46,7 @@ def alert_close(*, by, alert: Alert, note: str = "") -> Alert:
             client=alert.client,
             kind=Interaction.Kind.SYSTEM,
             direction=Interaction.Direction.INTERNAL,
-            summary=_("Alerta cerrada: %(title)s") % {"title": alert.title},
+            summary=texts.ALERT_CLOSED(title=texts.from_columns(alert, "title")),
             body=note,
         )
     alert.refresh_from_db()

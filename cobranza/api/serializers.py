@@ -40,6 +40,21 @@ EARLIEST_CONTACT = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 POSITIVE = {"max_digits": 14, "decimal_places": 2, "min_value": Decimal("0.01")}
 
 
+class ShownTextsMixin:
+    """Texts the system wrote (accounts.texts) go out in the request's language; their code
+    and parameters go with them (``<field>_code``, ``<field>_params``, read-only) for programs
+    that would rather not parse words (docs/domain.md#texts)."""
+
+    shown_texts: tuple[str, ...] = ()
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        for field in self.shown_texts:
+            if field in data:
+                data[field] = getattr(instance, f"{field}_text")
+        return data
+
+
 class VisibleRelatedField(serializers.PrimaryKeyRelatedField):
     """A primary key among the objects the requesting user may see."""
 
@@ -219,7 +234,8 @@ class PaymentInputSerializer(PaymentSerializer):
     allocations = AllocationInputSerializer(many=True, required=False)
 
 
-class InteractionSerializer(serializers.ModelSerializer):
+class InteractionSerializer(ShownTextsMixin, serializers.ModelSerializer):
+    shown_texts = ("summary",)
     client = _client_field()
     contact = VisibleRelatedField(visible=contacts_visible_to, required=False, allow_null=True)
     invoices = _invoices_field(required=False)
@@ -234,6 +250,8 @@ class InteractionSerializer(serializers.ModelSerializer):
             "outcome",
             "contact",
             "summary",
+            "summary_code",
+            "summary_params",
             "body",
             "author",
             "occurred_at",
@@ -282,7 +300,9 @@ class PolicySerializer(serializers.ModelSerializer):
         fields = ["id", "name", "description", "segment", "profile", "tolerance", "is_active", "steps", "updated_at"]
 
 
-class NoticeSerializer(serializers.ModelSerializer):
+class NoticeSerializer(ShownTextsMixin, serializers.ModelSerializer):
+    shown_texts = ("reason",)
+
     class Meta:
         model = Notice
         fields = [
@@ -300,6 +320,8 @@ class NoticeSerializer(serializers.ModelSerializer):
             "attempts",
             "sent_at",
             "reason",
+            "reason_code",
+            "reason_params",
             "invoices",
         ]
 
@@ -399,7 +421,9 @@ class DisputeSerializer(serializers.ModelSerializer):
         ]
 
 
-class TaskSerializer(serializers.ModelSerializer):
+class TaskSerializer(ShownTextsMixin, serializers.ModelSerializer):
+    shown_texts = ("title",)
+
     class Meta:
         model = CollectorTask
         fields = [
@@ -407,6 +431,8 @@ class TaskSerializer(serializers.ModelSerializer):
             "client",
             "kind",
             "title",
+            "title_code",
+            "title_params",
             "assigned_to",
             "due_on",
             "status",

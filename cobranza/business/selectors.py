@@ -9,8 +9,8 @@ from pathlib import Path
 from django.conf import settings
 from django.urls import reverse
 from django.utils import translation
-from django.utils.translation import gettext as _
 
+from cobranza import texts
 from cobranza.models import BusinessProfile
 
 
@@ -27,10 +27,7 @@ def is_set_up() -> bool:
 def not_set_up_reason() -> str:
     """Why a debtor message is held while the business is not set up (dispatch, the
     instalment reminders, the warning on the staff pages)."""
-    return _(
-        "Falta configurar los datos de la empresa (nombre, remitente, dirección pública): un administrador debe "
-        "completarlos antes de enviar mensajes a los clientes"
-    )
+    return texts.BUSINESS_NOT_SET_UP()
 
 
 def not_set_up_reasons() -> list[str]:
@@ -38,7 +35,7 @@ def not_set_up_reasons() -> list[str]:
     reasons = []
     for code, _name in settings.LANGUAGES:
         with translation.override(code):
-            reasons.append(not_set_up_reason()[:255])
+            reasons.append(str(not_set_up_reason())[:255])
     return reasons
 
 

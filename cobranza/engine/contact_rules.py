@@ -27,10 +27,9 @@ import holidays
 from django.conf import settings
 from django.db.models import Max, Q
 from django.utils import timezone
-from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
 from accounts.models import Interaction
+from cobranza import texts
 from cobranza.models import ESCALATION_CHANNELS, ContactRules, Holiday, Notice, NoticeStatus
 from cobranza.rules import next_contact_day, pacing_days
 
@@ -291,23 +290,15 @@ def pacing_for(notice) -> Pacing:
     frees_at, reason = spacing_frees_at(last["any"], days, tz), ""
     if frees_at is not None:
         local = timezone.localtime(last["any"], tz).strftime("%Y-%m-%d")
-        reason = ngettext(
-            "Un aviso por día como máximo: el último salió el %(date)s",
-            "Mínimo de %(days)d días entre avisos: el último salió el %(date)s",
-            days,
-        ) % {"days": days, "date": local}
+        reason = texts.PACING_DAYS(days=days, date=local)
     if notice.channel in ESCALATION_CHANNELS:
         escalation_days = pacing_days(policy.min_days_between_escalations)
         escalation_frees = spacing_frees_at(last["escalation"], escalation_days, tz)
         if escalation_frees is not None and (frees_at is None or escalation_frees > frees_at):
             frees_at = escalation_frees
-            reason = ngettext(
-                "Mínimo de %(days)d día entre escalamientos (carta, agencia, vía judicial): "
-                "el último salió el %(date)s",
-                "Mínimo de %(days)d días entre escalamientos (carta, agencia, vía judicial): "
-                "el último salió el %(date)s",
-                escalation_days,
-            ) % {"days": escalation_days, "date": timezone.localtime(last["escalation"], tz).strftime("%Y-%m-%d")}
+            reason = texts.PACING_ESCALATIONS(
+                days=escalation_days, date=timezone.localtime(last["escalation"], tz).strftime("%Y-%m-%d")
+            )
     return Pacing(frees_at=frees_at, reason=reason)
 
 
@@ -348,10 +339,7 @@ def rules_for(country: str) -> ContactRules | None:
 
 
 def missing_rules_reason(country: str) -> str:
-    return _(
-        "No hay reglas de contacto para el país %(country)s: configúrelas (Reglas de contacto) antes de "
-        "contactar a este cliente"
-    ) % {"country": country or "—"}
+    return texts.MISSING_RULES(country=country or "—")
 
 
 @functools.lru_cache(maxsize=256)
@@ -404,54 +392,29 @@ def _at_least_one(cap: int | None) -> int | None:
 
 
 def _overall_reason(cap: int) -> str:
-    return ngettext(
-        "Límite de %(cap)d contacto en 7 días (todos los canales) alcanzado",
-        "Límite de %(cap)d contactos en 7 días (todos los canales) alcanzado",
-        cap,
-    ) % {"cap": cap}
+    return texts.CAP_ALL(cap=cap)
 
 
 def _cap_reason(channel: str, cap: int) -> str:
-    if channel == "email":
-        text = ngettext(
-            "Límite de %(cap)d correo en 7 días alcanzado", "Límite de %(cap)d correos en 7 días alcanzado", cap
-        )
-    elif channel == "sms":
-        text = ngettext("Límite de %(cap)d SMS en 7 días alcanzado", "Límite de %(cap)d SMS en 7 días alcanzado", cap)
-    elif channel == "whatsapp":
-        text = ngettext(
-            "Límite de %(cap)d mensaje de WhatsApp en 7 días alcanzado",
-            "Límite de %(cap)d mensajes de WhatsApp en 7 días alcanzado",
-            cap,
-        )
-    else:
-        text = ngettext(
-            "Límite de %(cap)d llamada en 7 días alcanzado", "Límite de %(cap)d llamadas en 7 días alcanzado", cap
-        )
-    return text % {"cap": cap}
+    text = {"email": texts.CAP_EMAIL, "sms": texts.CAP_SMS, "whatsapp": texts.CAP_WHATSAPP}.get(channel, texts.CAP_CALL)
+    return text(cap=cap)
 
 
 def _weekday_name(iso_weekday: int) -> str:
-    return [_("lunes"), _("martes"), _("miércoles"), _("jueves"), _("viernes"), _("sábado"), _("domingo")][
-        iso_weekday - 1
-    ]
+    return texts.WEEKDAYS[iso_weekday - 1]()
 
 
 def _window_reason(moment: dt.datetime, tz: ZoneInfo, window: Window, holiday_names: Mapping[dt.date, str]) -> str:
     local = moment.astimezone(tz)
     day = local.date()
     if day in window.holidays:
-        return _("Día festivo: %(name)s") % {"name": holiday_names.get(day) or day.isoformat()}
+        return texts.HOLIDAY(name=holiday_names.get(day) or day.isoformat())
     if day.isoweekday() not in window.weekdays:
         if ALL_WEEKDAYS - window.weekdays == WEEKEND:
-            return _("Fin de semana (no se contacta sábados ni domingos)")
-        return _("Día no permitido para contactar: %(day)s") % {"day": _weekday_name(day.isoweekday())}
+            return texts.WEEKEND()
+        return texts.DAY_NOT_ALLOWED(day=_weekday_name(day.isoweekday()))
     start, end = window.hours(day)
-    return _("Fuera del horario permitido (%(start)s–%(end)s, %(tz)s)") % {
-        "start": start.strftime("%H:%M"),
-        "end": end.strftime("%H:%M"),
-        "tz": getattr(tz, "key", str(tz)),
-    }
+    return texts.OUTSIDE_HOURS(start=start.strftime("%H:%M"), end=end.strftime("%H:%M"), tz=getattr(tz, "key", str(tz)))
 
 
 def decide(*, client, channel: str, at: dt.datetime, pacing: Pacing | None = None) -> Decision:
@@ -476,14 +439,14 @@ def decide(*, client, channel: str, at: dt.datetime, pacing: Pacing | None = Non
         reasons.append(pacing.reason)
         at = pacing.frees_at
     if channel not in RULED_CHANNELS:
-        return Decision(allowed=not paced, send_at=at, reason="; ".join(reasons), blocks=tuple(paced))
+        return Decision(allowed=not paced, send_at=at, reason=texts.join(reasons), blocks=tuple(paced))
 
     rules = rules_for(client.country)
     if rules is None:
         return Decision(
             allowed=False,
             send_at=at + MISSING_RULES_RETRY,
-            reason="; ".join([*reasons, missing_rules_reason(client.country)]),
+            reason=texts.join([*reasons, missing_rules_reason(client.country)]),
             blocks=(*paced, Block("rules", at)),
         )
     tz = client_time_zone(client)
@@ -531,7 +494,7 @@ def decide(*, client, channel: str, at: dt.datetime, pacing: Pacing | None = Non
         if text not in reasons:
             reasons.append(text)
     blocks = (*paced, *blocks)
-    return Decision(allowed=not blocks, send_at=send_at, reason="; ".join(reasons), blocks=blocks)
+    return Decision(allowed=not blocks, send_at=send_at, reason=texts.join(reasons), blocks=blocks)
 
 
 # --- When a collector may call (docs/domain.md#call-windows) ---------------------------------

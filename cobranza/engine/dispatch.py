@@ -28,12 +28,11 @@ from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Prefetch, Q
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from accounts import clock
 from accounts import services as ledger
 from accounts.models import Client, Contact, Interaction, Invoice
-from cobranza import rules
+from cobranza import rules, texts
 from cobranza.business import selectors as business
 from cobranza.engine import channels, contact_rules, html_email, letters, messaging
 from cobranza.engine.contacts import ADDRESS_FIELD, choose_contact
@@ -181,17 +180,12 @@ def _without_firmer(notice: Notice, items: list[NoticeItem]) -> tuple[list[Notic
 def _client_stop(notice: Notice, today: dt.date) -> str:
     client = notice.client
     if client.status == Client.Status.WRITTEN_OFF:
-        return _("Cliente castigado: no se envían avisos.")
+        return texts.CLIENT_WRITTEN_OFF()
     if client.status in (Client.Status.AGENCY, Client.Status.LEGAL) and notice.channel not in STATUS_FOR_HANDOFF:
-        return _("El cliente está %(status)s: la gestión ya no la hacen nuestros recordatorios.") % {
-            "status": client.get_status_display().lower()
-        }
+        return texts.CLIENT_HANDED_OFF(status=texts.choice(Client.Status, client.status, lower=True))
     dunning = getattr(client, "dunning", None)
     if rules.pause_active(dunning, today):
-        return _("Cliente en pausa hasta el %(date)s: %(reason)s") % {
-            "date": dunning.paused_until.isoformat(),
-            "reason": dunning.pause_reason,
-        }
+        return texts.CLIENT_PAUSED(date=dunning.paused_until.isoformat(), reason=dunning.pause_reason)
     return ""
 
 
@@ -200,7 +194,7 @@ def _message_id(notice: Notice, profile) -> str:
 
 
 def _finish(notice: Notice, status: str, reason: str, *, now: dt.datetime, **fields) -> None:
-    _mine(notice).update(status=status, reason=reason[:255], lease_until=None, updated_at=now, **fields)
+    _mine(notice).update(status=status, **texts.columns("reason", reason), lease_until=None, updated_at=now, **fields)
 
 
 def _timeline(notice: Notice, *, kind: str, direction: str, outcome: str, summary: str, body: str = "", invoices=()):
@@ -223,7 +217,7 @@ def _task(notice: Notice, kind: str, title: str, *, due_on: dt.date, assigned_to
         kind=kind,
         defaults={
             "client": notice.client,
-            "title": title[:255],
+            **texts.columns("title", title),
             "assigned_to": assigned_to or notice.client.collector,
             "due_on": due_on,
         },
@@ -239,14 +233,15 @@ def _fail(notice: Notice, reason: str, *, now: dt.datetime, invoices=(), **field
         kind=Interaction.Kind.SYSTEM,
         direction=Interaction.Direction.INTERNAL,
         outcome=Interaction.Outcome.FAILED,
-        summary=f"{_step_label(notice)}: {reason}",
+        summary=texts.join([_step_label(notice), reason], sep=": "),
         invoices=invoices,
     )
     return DispatchResult(Outcome.FAILED, reason)
 
 
-def _step_label(notice: Notice) -> str:
-    return f"{notice.step.name} ({notice.get_channel_display()})"
+def _step_label(notice: Notice) -> texts.Text:
+    # The step's name is the business's data; its channel is shown in the reader's language.
+    return texts.join([notice.step.name, " (", texts.choice(StepChannel, notice.channel), ")"], sep="")
 
 
 def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResult:
@@ -263,12 +258,12 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
         # A previous worker stored the message and started sending, then died (retries and
         # deferrals clear message_id): it may have gone out. Do not send it a second time;
         # ask a person to check.
-        reason = _("Envío interrumpido: no se sabe si salió. Verifique antes de reenviar.")
+        reason = texts.INTERRUPTED()
         _finish(notice, Notice.Status.FAILED, reason, now=now)
         _task(
             notice,
             TaskKind.REVIEW,
-            _("Verificar aviso interrumpido: %(step)s") % {"step": _step_label(notice)},
+            texts.CHECK_INTERRUPTED(step=_step_label(notice)),
             due_on=today,
         )
         _timeline(
@@ -276,7 +271,7 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
             kind=Interaction.Kind.SYSTEM,
             direction=Interaction.Direction.INTERNAL,
             outcome=Interaction.Outcome.FAILED,
-            summary=f"{_step_label(notice)}: {reason}",
+            summary=texts.join([_step_label(notice), reason], sep=": "),
         )
         return DispatchResult(Outcome.FAILED, reason)
 
@@ -286,14 +281,11 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
         items, firmer = _without_firmer(notice, items)
         if not items:
             # Every invoice of it has a firmer step planned since: only the firmest goes.
-            reason = _("Reemplazado por un paso más firme planeado después: «%(step)s».") % {"step": firmer.step.name}
+            reason = texts.SUPERSEDED(step=firmer.step.name)
             _finish(notice, Notice.Status.SUPERSEDED, reason, now=now, superseded_by=firmer)
             return DispatchResult(Outcome.SUPERSEDED, reason)
     if not stop and not items:
-        stop = _(
-            "Las facturas del aviso ya no están pendientes (pagadas, en disputa, retenidas o con un compromiso "
-            "de pago vigente)."
-        )
+        stop = texts.NOT_PENDING()
     if stop:
         _finish(notice, Notice.Status.SKIPPED, stop, now=now)
         _timeline(
@@ -301,7 +293,7 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
             kind=Interaction.Kind.SYSTEM,
             direction=Interaction.Direction.INTERNAL,
             outcome="",
-            summary=f"{_step_label(notice)} — {_('omitido')}: {stop}",
+            summary=texts.join([_step_label(notice), " — ", texts.OMITTED(), ": ", stop], sep=""),
             invoices=[i.invoice for i in notice.items.all()],
         )
         return DispatchResult(Outcome.SKIPPED, stop)
@@ -319,14 +311,12 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
 
     contact = choose_contact(notice.client, notice.channel)
     if contact is None:
-        reason = _("Sin contacto que acepte %(channel)s: se pidió al gestor conseguir uno.") % {
-            "channel": notice.get_channel_display()
-        }
+        reason = texts.NO_CONTACT(channel=texts.choice(StepChannel, notice.channel))
         _finish(notice, Notice.Status.SKIPPED, reason, now=now)
         _task(
             notice,
             TaskKind.FIND_CONTACT,
-            _("Conseguir un contacto para %(channel)s") % {"channel": notice.get_channel_display()},
+            texts.FIND_CONTACT(channel=texts.choice(StepChannel, notice.channel)),
             due_on=today,
         )
         _timeline(
@@ -334,7 +324,7 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
             kind=Interaction.Kind.SYSTEM,
             direction=Interaction.Direction.INTERNAL,
             outcome="",
-            summary=f"{_step_label(notice)} — {reason}",
+            summary=texts.join([_step_label(notice), reason], sep=" — "),
             invoices=invoices,
         )
         return DispatchResult(Outcome.SKIPPED, reason)
@@ -361,7 +351,7 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
         else:
             rendered = messaging.render_notice(notice, items=items, today=today, business=profile)
     except messaging.TemplateRenderError as exc:
-        reason = _("La plantilla no se pudo generar: %(error)s") % {"error": exc}
+        reason = texts.TEMPLATE_FAILED(error=str(exc))
         return _fail(notice, reason, now=now, invoices=invoices)
 
     recipient = (
@@ -412,7 +402,7 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
     except channels.TransientSendError as exc:
         return _retry_later(notice, str(exc), now=now, invoices=invoices)
     except channels.PermanentSendError as exc:
-        reason = _("Envío rechazado: %(error)s") % {"error": exc}
+        reason = texts.REJECTED(error=str(exc))
         return _fail(notice, reason, now=now, invoices=invoices, message_id="", body=rendered.body)
 
     sent_at = clock.now()
@@ -422,7 +412,7 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
         kind=INTERACTION_KIND[notice.channel],
         direction=Interaction.Direction.OUTBOUND,
         outcome=Interaction.Outcome.SENT,
-        summary=f"{_step_label(notice)} → {recipient}"[:255],
+        summary=texts.join([_step_label(notice), recipient], sep=" → "),
         body=(f"{rendered.subject}\n\n" if rendered.subject else "") + rendered.body,
         invoices=invoices,
     )
@@ -436,7 +426,7 @@ def _defer(notice: Notice, decision: contact_rules.Decision, *, invoices, now: d
         scheduled_at=decision.send_at,
         deferrals=F("deferrals") + 1,
         attempts=F("attempts") - 1,
-        reason=decision.reason[:255],
+        **texts.columns("reason", decision.reason),
         lease_until=None,
         updated_at=now,
     )
@@ -445,14 +435,13 @@ def _defer(notice: Notice, decision: contact_rules.Decision, *, invoices, now: d
         kind=Interaction.Kind.SYSTEM,
         direction=Interaction.Direction.INTERNAL,
         outcome="",
-        summary=_("%(step)s aplazado hasta %(when)s: %(reason)s")
-        % {
-            "step": _step_label(notice),
-            "when": timezone.localtime(decision.send_at, contact_rules.client_time_zone(notice.client)).strftime(
+        summary=texts.DEFERRED(
+            step=_step_label(notice),
+            when=timezone.localtime(decision.send_at, contact_rules.client_time_zone(notice.client)).strftime(
                 "%Y-%m-%d %H:%M"
             ),
-            "reason": decision.reason,
-        },
+            reason=decision.reason,
+        ),
         invoices=invoices,
     )
     return DispatchResult(Outcome.DEFERRED, decision.reason)
@@ -483,7 +472,7 @@ def _record_sent(notice: Notice, *, invoices, sent_at: dt.datetime, provider_ref
 def _retry_later(notice: Notice, error: str, *, now: dt.datetime, invoices) -> DispatchResult:
     attempts = Notice.objects.values_list("attempts", flat=True).get(pk=notice.pk)
     if attempts >= MAX_ATTEMPTS:
-        reason = _("Fallo tras %(n)s intentos: %(error)s") % {"n": attempts, "error": error}
+        reason = texts.FAILED_AFTER(n=attempts, error=error)
         return _fail(notice, reason, now=now, invoices=invoices, message_id="")
     # 2, 4, 8, 16 … minutes: the provider gets time to recover.
     backoff = dt.timedelta(minutes=2**attempts)
@@ -492,7 +481,7 @@ def _retry_later(notice: Notice, error: str, *, now: dt.datetime, invoices) -> D
         scheduled_at=now + backoff,
         lease_until=None,
         message_id="",
-        reason=(_("Reintento programado: %(error)s") % {"error": error})[:255],
+        **texts.columns("reason", texts.RETRY(error=error)),
         updated_at=now,
     )
     return DispatchResult(Outcome.RETRY, error)
@@ -515,20 +504,19 @@ def _dispatch_task(notice: Notice, invoices, *, now: dt.datetime, today: dt.date
                     ledger.client_update(by=None, client=notice.client, status=new_status)
             _finish(notice, Notice.Status.SENT, "", now=now, sent_at=now)
     except ValidationError as exc:
-        reason = _("No se pudo abrir el envío: %(error)s") % {"error": "; ".join(exc.messages)}
+        reason = texts.COULD_NOT_OPEN(error="; ".join(exc.messages))
         return _fail(notice, reason, now=now, invoices=invoices)
     _timeline(
         notice,
         kind=Interaction.Kind.SYSTEM,
         direction=Interaction.Direction.INTERNAL,
         outcome="",
-        summary=_("%(step)s: tarea creada para %(who)s")
-        % {
-            "step": _step_label(notice),
-            "who": (notice.client.collector.get_full_name() or notice.client.collector.username)
+        summary=texts.TASK_CREATED(
+            step=_step_label(notice),
+            who=(notice.client.collector.get_full_name() or notice.client.collector.username)
             if notice.client.collector
-            else _("el equipo de cobranza"),
-        },
+            else texts.THE_TEAM(),
+        ),
         invoices=invoices,
     )
     return DispatchResult(Outcome.SENT)

@@ -28,7 +28,7 @@ from django.utils.translation import gettext as _
 from accounts import clock
 from accounts.models import Client, ClientStatus, Interaction, Invoice
 from accounts.rules import sql_literal
-from cobranza import rules
+from cobranza import rules, texts
 from cobranza.engine.planner import effective_cte
 from cobranza.models import CollectorTask, NoticeItem, Policy, PolicyStep, TaskKind
 
@@ -109,19 +109,19 @@ def _record(client_ids: list[int], *, today: dt.date, now: dt.datetime) -> None:
     grace = grace_days()
     clients = Client.objects.filter(pk__in=client_ids).select_related("collector")
     with translation.override(settings.LANGUAGE_CODE):
-        summary = _("Escalamiento: la escalera de cobranza terminó sin pago; el cliente pasa a «En cobranza».")
+        summary = texts.ESCALATED()
         body = _(
             "Pasaron %(days)s días desde el último paso automático de su política y sigue con saldo vencido. "
             "Se crearon tareas para el gestor y para el gerente."
         ) % {"days": grace}
-        collector_title = _("Escalamiento: decidir el siguiente paso con el cliente")
-        manager_title = _("Escalamiento: revisar la cuenta (la escalera terminó sin pago)")
+        collector_title = texts.ESCALATION_COLLECTOR()
+        manager_title = texts.ESCALATION_MANAGER()
     Interaction.objects.bulk_create(
         Interaction(
             client=client,
             kind=Interaction.Kind.SYSTEM,
             direction=Interaction.Direction.INTERNAL,
-            summary=summary,
+            **texts.columns("summary", summary),
             body=body,
             occurred_at=now,
         )
@@ -135,7 +135,7 @@ def _record(client_ids: list[int], *, today: dt.date, now: dt.datetime) -> None:
                 CollectorTask(
                     client=client,
                     kind=TaskKind.ESCALATION,
-                    title=f"{collector_title}: {name}"[:255],
+                    **texts.columns("title", texts.join([collector_title, name], sep=": ")),
                     assigned_to_id=client.collector_id,
                     due_on=today,
                     created_at=now,
@@ -146,7 +146,7 @@ def _record(client_ids: list[int], *, today: dt.date, now: dt.datetime) -> None:
             CollectorTask(
                 client=client,
                 kind=TaskKind.ESCALATION,
-                title=f"{manager_title}: {name}"[:255],
+                **texts.columns("title", texts.join([manager_title, name], sep=": ")),
                 assigned_to=None,
                 due_on=today,
                 created_at=now,

@@ -49,6 +49,7 @@ from django.template.base import FilterExpression, Lexer, Node, TokenType, Varia
 from django.template.defaulttags import FilterNode, FirstOfNode, ForNode, IfNode, NowNode, WithNode
 from django.urls import reverse
 from django.utils import formats, timezone, translation
+from django.utils.functional import lazy
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -87,6 +88,13 @@ class TemplateBudgetExceeded(TemplateRenderError):
     """A render went over one of the limits of :class:`Budget`."""
 
 
+def _shown_later(message, params: Mapping) -> str:
+    """``message % params`` worded when it is shown, not when it is raised: a render runs in
+    the language of the text being rendered (an English text in the Spanish editor), and its
+    errors must read in the editor's language (docs/domain.md#texts)."""
+    return lazy(lambda: str(message) % params, str)()
+
+
 # --- the budget of a render --------------------------------------------------------------
 
 # Longest subject or body a manager can save (the default texts are under 1,500 characters).
@@ -119,14 +127,19 @@ class Budget:
     def check_time(self) -> None:
         if time.monotonic() > self.deadline:
             raise TemplateBudgetExceeded(
-                _("La plantilla tarda demasiado en generarse (más de %(seconds)s s).") % {"seconds": self.seconds}
+                _shown_later(
+                    gettext_lazy("La plantilla tarda demasiado en generarse (más de %(seconds)s s)."),
+                    {"seconds": self.seconds},
+                )
             )
 
     def check_size(self, length: int) -> None:
         if length > self.max_chars:
             raise TemplateBudgetExceeded(
-                _("La plantilla genera un texto demasiado largo (más de %(limit)s caracteres).")
-                % {"limit": self.max_chars}
+                _shown_later(
+                    gettext_lazy("La plantilla genera un texto demasiado largo (más de %(limit)s caracteres)."),
+                    {"limit": self.max_chars},
+                )
             )
 
     @contextlib.contextmanager
@@ -160,14 +173,63 @@ def budgeted(budget: Budget | None = None):
 
 
 def loop_depth_message() -> str:
-    return _("Como máximo %(depth)s {%% for %%} uno dentro de otro.") % {"depth": MAX_LOOP_DEPTH}
+    return _shown_later(
+        gettext_lazy("Como máximo %(depth)s {%% for %%} uno dentro de otro."), {"depth": MAX_LOOP_DEPTH}
+    )
 
 
 def loop_source_message(name: str) -> str:
-    return _("«%(name)s» no es una lista: solo se pueden recorrer con {%% for %%} %(lists)s.") % {
-        "name": name,
-        "lists": ", ".join(n for n, f in PLACEHOLDERS.items() if f.many),
-    }
+    return _shown_later(
+        gettext_lazy("«%(name)s» no es una lista: solo se pueden recorrer con {%% for %%} %(lists)s."),
+        {"name": name, "lists": ", ".join(n for n, f in PLACEHOLDERS.items() if f.many)},
+    )
+
+
+# Django's template parser words its errors in English only: the usual ones, said again in the
+# editor's language with their details (tag, filter, text); any other keeps Django's words.
+_SYNTAX_ERRORS = (
+    (
+        re.compile(r"Invalid block tag on line \d+: '(?P<tag>[^']*)', expected (?P<expected>.*?)\. Did you forget"),
+        gettext_lazy("{%% %(tag)s %%} no va aquí; se esperaba %(expected)s."),
+    ),
+    (
+        re.compile(r"Unclosed tag on line \d+: '(?P<tag>[^']*)'\. Looking for one of: (?P<expected>.*?)\.?$"),
+        gettext_lazy("Falta cerrar {%% %(tag)s %%}: se esperaba %(expected)s."),
+    ),
+    (re.compile(r"Invalid filter: '(?P<name>[^']*)'"), gettext_lazy("Filtro desconocido: «%(name)s».")),
+    (
+        re.compile(r"Could not parse the remainder: '(?P<rest>.*)' from '(?P<token>.*)'$"),
+        gettext_lazy("No se entiende «%(rest)s» en «%(token)s»."),
+    ),
+    (re.compile(r"Empty variable tag"), gettext_lazy("Hay un {{ }} vacío.")),
+    (re.compile(r"Empty block tag"), gettext_lazy("Hay un {%% %%} vacío.")),
+    (
+        re.compile(r"Variables and attributes may not begin with underscores: '(?P<name>[^']*)'"),
+        gettext_lazy("Una variable no puede empezar con guion bajo: «%(name)s»."),
+    ),
+    (
+        re.compile(r"(?P<name>\w+) requires (?P<needed>\d+) arguments?, (?P<given>\d+) provided"),
+        gettext_lazy("El filtro «%(name)s» recibe %(needed)s argumentos y se le dieron %(given)s."),
+    ),
+    (
+        re.compile(r"'for' statements should use the format"),
+        gettext_lazy("Un {%% for %%} se escribe así: {%% for elemento in lista %%}."),
+    ),
+    (
+        re.compile(r"in if tag|at end of if expression"),
+        gettext_lazy("La condición del {%% if %%} está mal escrita."),
+    ),
+)
+
+
+def syntax_error_detail(exc: Exception) -> str:
+    """What is wrong in a template, in the active language (Django's own English as a fallback)."""
+    message = str(exc)
+    for pattern, wording in _SYNTAX_ERRORS:
+        found = pattern.search(message)
+        if found:
+            return str(wording) % found.groupdict()
+    return message
 
 
 @dataclass(frozen=True)
@@ -995,6 +1057,8 @@ def render_text(*, channel: str, subject: str, body: str, language: str, context
             budget.check_size(len(rendered_subject) + len(rendered_body))
     except TemplateRenderError:
         raise
+    except TemplateSyntaxError as exc:  # saved around validation: said like the editor says it
+        raise TemplateRenderError(_("Error de sintaxis: %(error)s") % {"error": syntax_error_detail(exc)}) from exc
     except Exception as exc:  # a template must never crash a worker: report it as permanent
         raise TemplateRenderError(f"{type(exc).__name__}: {exc}") from exc
     return Rendered(subject=_tidy_subject(rendered_subject), body=_tidy_body(rendered_body), language=language)
@@ -1326,8 +1390,11 @@ def _compile_errors(source: str, autoescape: bool):
     except TemplateSyntaxError as exc:
         line = getattr(exc, "template_debug", {}).get("line")
         if line:
-            return None, [_("Error de sintaxis en la línea %(line)s: %(error)s") % {"line": line, "error": exc}]
-        return None, [_("Error de sintaxis: %(error)s") % {"error": exc}]
+            return None, [
+                _("Error de sintaxis en la línea %(line)s: %(error)s")
+                % {"line": line, "error": syntax_error_detail(exc)}
+            ]
+        return None, [_("Error de sintaxis: %(error)s") % {"error": syntax_error_detail(exc)}]
     checker = _Checker()
     checker.nodelist(template.nodelist, {})
     return _compile(source, autoescape, True, True), checker.errors

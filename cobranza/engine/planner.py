@@ -37,13 +37,12 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Sum
-from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils import timezone, translation
 
 from accounts import clock
 from accounts.models import Client, Invoice
 from accounts.rules import sql_in, sql_literal
-from cobranza import rules
+from cobranza import rules, texts
 from cobranza.engine.contact_rules import zone_named
 from cobranza.models import (
     ESCALATION_CHANNELS,
@@ -246,6 +245,12 @@ def _fill_zones(cur, moment: dt.datetime) -> None:
     )
 
 
+def _superseded_wording() -> str:
+    """The Spanish wording of SUPERSEDED_SAME_DAY with ``{step}`` where the SQL puts the name."""
+    with translation.override(settings.LANGUAGE_CODE):
+        return str(texts.SUPERSEDED_SAME_DAY.template) % {"step": "{step}"}
+
+
 def plan(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = False, detail: int = 0) -> PlanResult:
     """Record every notice due on ``today``. With ``dry_run`` nothing is written (the
     transaction is rolled back) and the result says what would have been planned.
@@ -255,8 +260,9 @@ def plan(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = Fals
     params = {
         "today": today,
         "now": now,
-        # Stored in the company's language, like every reason the engine writes.
-        "superseded_reason": _("Reemplazado por un paso más firme planeado el mismo día: «{step}»."),
+        # Stored in Spanish with its code, like every reason the engine writes (docs/domain.md#texts).
+        "superseded_reason": _superseded_wording(),
+        "superseded_code": texts.SUPERSEDED_SAME_DAY.code,
     }
     notice_t, item_t, step_t = Notice._meta.db_table, NoticeItem._meta.db_table, PolicyStep._meta.db_table
     client_t = Client._meta.db_table
@@ -332,10 +338,11 @@ def plan(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = Fals
                 f"""
                 INSERT INTO {notice_t} (client_id, step_id, channel, planned_for, scheduled_at, status,
                     recipient, language, subject, body, attempts, deferrals, message_id, provider_ref,
-                    reason, superseded_by_id, created_at, updated_at)
+                    reason, reason_code, reason_params, superseded_by_id, created_at, updated_at)
                 SELECT sp.client_id, sp.step_id, sp.channel, %(today)s, %(now)s, 'superseded',
                        '', cl.language, '', '', 0, 0, '', '',
                        LEFT(replace(%(superseded_reason)s, '{{step}}', bs.name), 255),
+                       %(superseded_code)s, jsonb_build_object('step', bs.name),
                        sp.by_notice, %(now)s, %(now)s
                 FROM (SELECT client_id, step_id, channel, MIN(by_notice) AS by_notice
                       FROM {SUPERSEDED} GROUP BY client_id, step_id, channel) sp
@@ -407,7 +414,7 @@ def _rows(notice_ids: list[int], *, limit: int) -> list[dict]:
             "policy": n.step.policy,
             "channel": n.channel,
             "status": n.status,
-            "reason": n.reason,
+            "reason": n.reason_text,
             "language": n.language,
             "invoice_count": n.invoice_count,
             "totals": dict(sorted(totals.get(n.pk, {}).items())),

@@ -53,10 +53,12 @@ from django.utils.translation import ngettext
 
 from accounts import clock
 from accounts import services as ledger
+from accounts import texts as ledger_texts
 from accounts.models import ZERO, Client, Interaction, Invoice, Payment
 from accounts.rules import COLLECTIBLE, OPEN_STATUSES, is_open_invoice, open_invoice_q
 from accounts.services import AllocationRequest, ensure_can_work, ensure_manager, to_money
 from accounts.utils import actor, money_str
+from cobranza import texts
 from cobranza.exports import inert_cell
 from cobranza.handoffs.selectors import CASE_FILES_DIR, _case_file_context, case_file_html, default_invoices
 from cobranza.models import HandOff, HandOffKind, HandOffStatus, HandOffUpdate, Notice, StepChannel
@@ -74,6 +76,12 @@ def case_label(handoff: HandOff) -> str:
     """ "Agencia de cobranza «Despacho Pérez»": how the timeline names a hand-off."""
     label = str(HandOffKind(handoff.kind).label)
     return f"{label} «{handoff.agency}»" if handoff.agency else label
+
+
+def _case(handoff: HandOff) -> texts.Text:
+    """``case_label`` as a text, the kind in the reader's language (docs/domain.md#texts)."""
+    kind = texts.choice(HandOffKind, handoff.kind)
+    return texts.join([kind, " «", handoff.agency, "»"], sep="") if handoff.agency else kind
 
 
 def _timeline(*, by, handoff: HandOff, summary: str, body: str = "", invoices: Iterable[Invoice] = ()) -> Interaction:
@@ -316,16 +324,9 @@ def handoff_open(
         _timeline(
             by=by,
             handoff=handoff,
-            summary=ngettext(
-                "%(case)s: expediente enviado con %(count)d factura por %(amount)s",
-                "%(case)s: expediente enviado con %(count)d facturas por %(amount)s",
-                len(chosen),
-            )
-            % {
-                "case": case_label(handoff),
-                "count": len(chosen),
-                "amount": money_str(handoff.amount, handoff.currency),
-            },
+            summary=texts.HANDOFF_SENT(
+                case=_case(handoff), count=len(chosen), amount=texts.money(handoff.amount, handoff.currency)
+            ),
             body="\n".join(lines),
             invoices=chosen,
         )
@@ -408,16 +409,12 @@ def handoff_update(
             created_by=actor(by),
         )
         if recovered > 0:
-            summary = _("%(case)s · recuperado %(amount)s") % {
-                "case": case_label(handoff),
-                "amount": money_str(recovered, handoff.currency),
-            }
+            summary = texts.HANDOFF_RECOVERED(case=_case(handoff), amount=texts.money(recovered, handoff.currency))
             if payment.unallocated > 0:
-                summary += " · " + _("saldo a favor %(credit)s") % {
-                    "credit": money_str(payment.unallocated, payment.currency)
-                }
+                credit = ledger_texts.PAYMENT_CREDIT(credit=texts.money(payment.unallocated, payment.currency))
+                summary = texts.join([summary, credit], sep=" · ")
         else:
-            summary = _("%(case)s · avance: %(note)s") % {"case": case_label(handoff), "note": note.splitlines()[0]}
+            summary = texts.HANDOFF_PROGRESS(case=_case(handoff), note=note.splitlines()[0])
         _timeline(by=by, handoff=handoff, summary=summary, body=note, invoices=touched)
     return update
 
@@ -478,7 +475,7 @@ def handoff_close(*, by: AbstractBaseUser | None, handoff: HandOff, status: str,
         _timeline(
             by=by,
             handoff=handoff,
-            summary=_("%(case)s · caso cerrado: %(status)s") % {"case": case_label(handoff), "status": status_label},
+            summary=texts.HANDOFF_CLOSED(case=_case(handoff), status=texts.choice(HandOffStatus, handoff.status)),
             body=note,
         )
         new_status = _client_status_after_close(client, handoff)

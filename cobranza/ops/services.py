@@ -14,6 +14,7 @@ from accounts import services as ledger
 from accounts.models import Client, Interaction, Invoice
 from accounts.services import ensure_can_work, ensure_manager
 from accounts.utils import actor
+from cobranza import texts
 from cobranza.models import (
     ClientDunning,
     CollectorTask,
@@ -57,10 +58,7 @@ def client_pause(
         dunning.updated_at = clock.now()
         dunning.updated_by = actor(by)
         dunning.save(update_fields=["paused_until", "pause_reason", "updated_at", "updated_by"])
-        if until:
-            summary = _("Recordatorios en pausa hasta el %(date)s") % {"date": until.isoformat()}
-        else:
-            summary = _("Recordatorios reanudados")
+        summary = texts.REMINDERS_PAUSED(date=until.isoformat()) if until else texts.REMINDERS_RESUMED()
         _note(by=by, client=client, summary=summary, body=reason)
     return dunning
 
@@ -76,7 +74,7 @@ def client_set_policy(*, by: AbstractBaseUser | None, client: Client, policy: Po
         _note(
             by=by,
             client=client,
-            summary=_("Política de cobranza: %(name)s") % {"name": policy.name if policy else _("la del segmento")},
+            summary=texts.POLICY_SET(name=policy.name if policy else texts.SEGMENT_POLICY()),
         )
     return dunning
 
@@ -103,7 +101,7 @@ def invoice_hold(*, by: AbstractBaseUser | None, invoice: Invoice, until: dt.dat
         _note(
             by=by,
             client=invoice.client,
-            summary=_("Factura %(n)s retenida: sin recordatorios") % {"n": invoice.number},
+            summary=texts.INVOICE_HELD(n=invoice.number),
             body=reason,
             invoices=[invoice],
         )
@@ -118,7 +116,7 @@ def invoice_release(*, by: AbstractBaseUser | None, invoice: Invoice) -> None:
             _note(
                 by=by,
                 client=invoice.client,
-                summary=_("Factura %(n)s liberada: vuelve a la escalera") % {"n": invoice.number},
+                summary=texts.INVOICE_RELEASED(n=invoice.number),
                 invoices=[invoice],
             )
 
@@ -138,7 +136,7 @@ def notice_approve(*, by: AbstractBaseUser | None, notice: Notice) -> Notice:
     if not changed:
         raise ValidationError(_("El aviso ya no está pendiente de aprobación."))
     notice.refresh_from_db()
-    _note(by=by, client=notice.client, summary=_("Aviso aprobado: %(step)s") % {"step": notice.step.name})
+    _note(by=by, client=notice.client, summary=texts.NOTICE_APPROVED(step=notice.step.name))
     return notice
 
 
@@ -150,11 +148,11 @@ def notice_cancel(*, by: AbstractBaseUser | None, notice: Notice, reason: str) -
     now = clock.now()
     changed = Notice.objects.filter(
         pk=notice.pk, status__in=[Notice.Status.PLANNED, Notice.Status.AWAITING_APPROVAL]
-    ).update(status=Notice.Status.CANCELLED, reason=reason.strip()[:255], updated_at=now)
+    ).update(status=Notice.Status.CANCELLED, **texts.columns("reason", reason), updated_at=now)
     if not changed:
         raise ValidationError(_("El aviso ya se envió o se está enviando."))
     notice.refresh_from_db()
-    _note(by=by, client=notice.client, summary=_("Aviso cancelado: %(step)s") % {"step": notice.step.name}, body=reason)
+    _note(by=by, client=notice.client, summary=texts.NOTICE_CANCELLED(step=notice.step.name), body=reason)
     return notice
 
 
@@ -181,7 +179,7 @@ def notice_retry(*, by: AbstractBaseUser | None, notice: Notice) -> Notice:
             scheduled_at=now,
             lease_until=None,
             message_id="",
-            reason="",
+            **texts.columns("reason", ""),
             updated_at=now,
         )
         # The "check the interrupted send" task is answered by this decision.
@@ -192,7 +190,7 @@ def notice_retry(*, by: AbstractBaseUser | None, notice: Notice) -> Notice:
         _note(
             by=by,
             client=notice.client,
-            summary=_("Aviso fallido enviado de nuevo a la cola: %(step)s") % {"step": notice.step.name},
+            summary=texts.NOTICE_REQUEUED(step=notice.step.name),
             body=_("Motivo del fallo: %(reason)s") % {"reason": previous} if previous else "",
         )
     return notice
@@ -225,5 +223,5 @@ def letters_mark_printed(*, by: AbstractBaseUser | None, notice_ids: list[int]) 
             updated_at=now,
         )
         for letter in letters:
-            _note(by=by, client=letter.client, summary=_("Carta impresa: %(step)s") % {"step": letter.step.name})
+            _note(by=by, client=letter.client, summary=texts.LETTER_PRINTED(step=letter.step.name))
     return len(letters)

@@ -24,7 +24,6 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
 from accounts import clock
 from accounts import services as ledger
@@ -32,6 +31,7 @@ from accounts.models import ZERO, Client, Interaction, Invoice
 from accounts.rules import is_open_invoice, open_invoice_q
 from accounts.services import ensure_can_work
 from accounts.utils import actor, money_str
+from cobranza import texts
 from cobranza.engine.contacts import choose_contact
 from cobranza.models import (
     CollectorTask,
@@ -72,7 +72,7 @@ def _follow_up(*, client: Client, title: str, commitment: Commitment | None = No
         client=client,
         kind=TaskKind.FOLLOW_UP,
         commitment=commitment,
-        title=title[:255],
+        **texts.columns("title", title),
         assigned_to=client.collector,
         due_on=clock.localdate(),
     )
@@ -86,7 +86,7 @@ def _portal_entry(*, client: Client, summary: str, outcome: str = "", body: str 
         kind=Interaction.Kind.NOTE,
         direction=Interaction.Direction.INBOUND,
         outcome=outcome,
-        summary=summary[:255],
+        summary=summary,
         body=body,
         invoices=list(invoices),
     )
@@ -154,10 +154,7 @@ def promise_create(*, client: Client, pay_on: dt.date, amount: Decimal, currency
         currency=currency,
     )
     rows = [(pay_on, amount)]
-    what = _("Promesa de pago de %(amount)s para el %(date)s") % {
-        "amount": money_str(amount, currency),
-        "date": date_format(pay_on, "SHORT_DATE_FORMAT"),
-    }
+    what = texts.PORTAL_PROMISE(amount=texts.money(amount, currency), date=texts.date(pay_on))
     if breaches:
         return _propose(
             client=client,
@@ -181,14 +178,13 @@ def promise_create(*, client: Client, pay_on: dt.date, amount: Decimal, currency
         _portal_entry(
             client=client,
             outcome=Interaction.Outcome.PROMISE,
-            summary=_("Portal: %(what)s (aceptada)") % {"what": what},
+            summary=texts.PORTAL_ACCEPTED_F(what=what),
             invoices=invoices,
         )
         _follow_up(
             client=client,
             commitment=commitment,
-            title=_("Promesa desde el portal: %(amount)s para el %(date)s")
-            % {"amount": money_str(amount, currency), "date": date_format(pay_on, "SHORT_DATE_FORMAT")},
+            title=texts.PORTAL_PROMISE_TASK(amount=texts.money(amount, currency), date=texts.date(pay_on)),
         )
         _confirm(client=client, kind=PortalMessageKind.ACCEPTED, commitment=commitment)
     return commitment
@@ -217,11 +213,7 @@ def plan_request(
     )
     today = selectors.client_today(client)
     breaches = selectors.plan_breaches(selectors.limits_for(client), today=today, count=installments, first_on=first_on)
-    what = ngettext(
-        "Plan de pagos de %(n)s cuota: %(dates)s",
-        "Plan de pagos de %(n)s cuotas: %(dates)s",
-        installments,
-    ) % {"n": installments, "dates": _dates_text(rows, currency)}
+    what = texts.PORTAL_PLAN(n=installments, dates=_dates_text(rows, currency))
     if breaches:
         return _propose(
             client=client,
@@ -245,19 +237,14 @@ def plan_request(
         _portal_entry(
             client=client,
             outcome=Interaction.Outcome.PLAN_REQUEST,
-            summary=_("Portal: %(what)s (aceptado)") % {"what": what},
+            summary=texts.PORTAL_ACCEPTED_M(what=what),
             body=comment,
             invoices=invoices,
         )
         _follow_up(
             client=client,
             commitment=commitment,
-            title=ngettext(
-                "Plan de pagos desde el portal: %(n)s cuota",
-                "Plan de pagos desde el portal: %(n)s cuotas",
-                installments,
-            )
-            % {"n": installments},
+            title=texts.PORTAL_PLAN_TASK(n=installments),
         )
         _confirm(client=client, kind=PortalMessageKind.ACCEPTED, commitment=commitment)
     return commitment
@@ -291,7 +278,7 @@ def _propose(
             proposal.task = CollectorTask.objects.create(
                 client=client,
                 kind=TaskKind.PORTAL_PROPOSAL,
-                title=(_("Aprobar o rechazar: %(what)s") % {"what": what})[:255],
+                **texts.columns("title", texts.PORTAL_DECIDE_TASK(what=what)),
                 assigned_to=client.collector,
                 due_on=clock.localdate(),
             )
@@ -301,7 +288,7 @@ def _propose(
                 outcome=Interaction.Outcome.PROMISE
                 if kind == CommitmentKind.PROMISE
                 else Interaction.Outcome.PLAN_REQUEST,
-                summary=_("Portal: %(what)s (pendiente de aprobación)") % {"what": what},
+                summary=texts.PORTAL_PENDING(what=what),
                 body=_("Fuera de los límites de su política:") + "\n" + reasons + (f"\n\n{comment}" if comment else ""),
                 invoices=invoices,
             )
@@ -350,7 +337,7 @@ def visit_record(*, client: Client) -> bool:
                 client=client,
                 kind=Interaction.Kind.SYSTEM,
                 direction=Interaction.Direction.INBOUND,
-                summary=_("Visitó el portal de autoservicio"),
+                summary=texts.PORTAL_VISITED(),
             )
     return bool(moved)
 
@@ -361,7 +348,7 @@ def statement_downloaded(*, client: Client) -> Interaction:
         client=client,
         kind=Interaction.Kind.SYSTEM,
         direction=Interaction.Direction.INBOUND,
-        summary=_("Descargó su estado de cuenta (PDF) en el portal"),
+        summary=texts.PORTAL_STATEMENT(),
     )
 
 
@@ -411,7 +398,7 @@ def proposal_approve(*, by: AbstractBaseUser | None, proposal: PortalProposal) -
             client=client,
             kind=Interaction.Kind.SYSTEM,
             direction=Interaction.Direction.INTERNAL,
-            summary=(_("Propuesta del portal aprobada: %(kind)s de %(total)s") % _proposal_words(proposal))[:255],
+            summary=texts.PROPOSAL_APPROVED(**_proposal_words(proposal)),
             invoices=invoices,
         )
         _confirm(client=client, kind=PortalMessageKind.APPROVED, proposal=proposal, commitment=commitment)
@@ -438,7 +425,7 @@ def proposal_reject(*, by: AbstractBaseUser | None, proposal: PortalProposal, no
             client=proposal.client,
             kind=Interaction.Kind.SYSTEM,
             direction=Interaction.Direction.INTERNAL,
-            summary=(_("Propuesta del portal rechazada: %(kind)s de %(total)s") % _proposal_words(proposal))[:255],
+            summary=texts.PROPOSAL_REJECTED(**_proposal_words(proposal)),
             body=note,
         )
         _confirm(client=proposal.client, kind=PortalMessageKind.REJECTED, proposal=proposal)
@@ -446,7 +433,10 @@ def proposal_reject(*, by: AbstractBaseUser | None, proposal: PortalProposal, no
 
 
 def _proposal_words(proposal: PortalProposal) -> dict:
-    return {"kind": proposal.get_kind_display().lower(), "total": money_str(proposal.total, proposal.currency)}
+    return {
+        "kind": texts.choice(CommitmentKind, proposal.kind, lower=True),
+        "total": texts.money(proposal.total, proposal.currency),
+    }
 
 
 # --- messages: confirmations and the link ----------------------------------------------------

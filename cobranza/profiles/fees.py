@@ -33,12 +33,11 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import translation
-from django.utils.translation import gettext as _
 
 from accounts import clock
 from accounts.models import Client, ClientStatus, Interaction, Invoice
 from accounts.rules import days_between_sql, open_invoice_sql, overdue_sql, sql_literal
-from accounts.utils import money_str
+from cobranza import texts
 from cobranza.models import LateFee, LateFeeRule
 
 
@@ -132,10 +131,12 @@ def _log_fixed_fees(created: list[tuple[int, Decimal]]) -> None:
                 client_id=invoice.client_id,
                 kind=Interaction.Kind.SYSTEM,
                 direction=Interaction.Direction.INTERNAL,
-                summary=(
-                    _("Recargo por atraso de %(amount)s en la factura %(number)s (aparte del saldo)")
-                    % {"amount": money_str(amounts[invoice.pk], invoice.currency), "number": invoice.number}
-                )[:255],
+                **texts.columns(
+                    "summary",
+                    texts.LATE_FEE_ADDED(
+                        amount=texts.money(amounts[invoice.pk], invoice.currency), number=invoice.number
+                    ),
+                ),
                 occurred_at=now,
             )
             for invoice in invoices

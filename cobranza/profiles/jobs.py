@@ -78,6 +78,7 @@ from accounts.rules import (
     sql_literal,
 )
 from accounts.utils import actor
+from cobranza import texts
 
 # The receivables at a date are the dashboard's (one definition: docs/domain.md#receivables).
 from cobranza.dashboard.metrics import _cube_sql
@@ -491,14 +492,13 @@ def _record_losses(client_ids: list[int], *, today: dt.date, now: dt.datetime, b
         for row in rows:
             client = row.client
             name = client.trade_name or client.legal_name
-            profile_label = str(Profile(row.effective).label)
             since = row.good_payer_since.isoformat() if row.good_payer_since else "—"
             entries.append(
                 Interaction(
                     client=client,
                     kind=Interaction.Kind.SYSTEM,
                     direction=Interaction.Direction.INTERNAL,
-                    summary=_("Perdió la condición de buen pagador (ahora: %(profile)s)") % {"profile": profile_label},
+                    **texts.columns("summary", texts.GOOD_PAYER_LOST(profile=texts.choice(Profile, row.effective))),
                     body=_(
                         "Era buen pagador desde el %(since)s. Avise al cliente de los beneficios que pierde y de "
                         "cómo recuperarlos."
@@ -512,7 +512,7 @@ def _record_losses(client_ids: list[int], *, today: dt.date, now: dt.datetime, b
                 CollectorTask(
                     client=client,
                     kind=TaskKind.GOOD_PAYER_LOST,
-                    title=(_("Perdió la condición de buen pagador: %(name)s") % {"name": name})[:255],
+                    **texts.columns("title", texts.GOOD_PAYER_LOST_TASK(name=name)),
                     assigned_to_id=client.collector_id,
                     due_on=today,
                     created_at=now,

@@ -39,6 +39,7 @@ from accounts.models import Client, Interaction, Invoice, PaymentMethod, Segment
 from accounts.roles import is_manager
 from accounts.services import AllocationRequest, ensure_can_work, ensure_manager, payment_record, to_money
 from accounts.utils import actor, money_str
+from cobranza import texts
 from cobranza.models import (
     ClientProfile,
     CollectorTask,
@@ -60,7 +61,7 @@ def _log(*, by, invoice: Invoice, summary: str, body: str = "") -> None:
         client=invoice.client,
         kind=Interaction.Kind.SYSTEM,
         direction=Interaction.Direction.INTERNAL,
-        summary=summary[:255],
+        **texts.columns("summary", summary),
         body=body,
         author=actor(by),
     )
@@ -146,7 +147,7 @@ def discount_request(*, by: AbstractBaseUser | None, invoice: Invoice, amount, r
             requested_by=actor(by),
             requested_at=now,
         )
-        amount_text = money_str(amount, invoice.currency)
+        amount_text = texts.money(amount, invoice.currency)
         if needs_approval(by=by, invoice=invoice, amount=amount):
             discount.status = Discount.Status.REQUESTED
             discount.save()
@@ -154,10 +155,7 @@ def discount_request(*, by: AbstractBaseUser | None, invoice: Invoice, amount, r
             CollectorTask.objects.create(
                 client=invoice.client,
                 kind=TaskKind.DISCOUNT,
-                title=(
-                    _("Aprobar un descuento de %(amount)s en la factura %(n)s: %(name)s")
-                    % {"amount": amount_text, "n": invoice.number, "name": name}
-                )[:255],
+                **texts.columns("title", texts.DISCOUNT_TASK(amount=amount_text, n=invoice.number, name=name)),
                 assigned_to=None,  # the managers' queue
                 due_on=clock.localdate(),
                 created_at=now,
@@ -165,8 +163,7 @@ def discount_request(*, by: AbstractBaseUser | None, invoice: Invoice, amount, r
             _log(
                 by=by,
                 invoice=invoice,
-                summary=_("Descuento de %(amount)s solicitado en la factura %(n)s: pendiente de aprobación")
-                % {"amount": amount_text, "n": invoice.number},
+                summary=texts.DISCOUNT_REQUESTED(amount=amount_text, n=invoice.number),
                 body=reason,
             )
         else:
@@ -177,8 +174,7 @@ def discount_request(*, by: AbstractBaseUser | None, invoice: Invoice, amount, r
             _log(
                 by=by,
                 invoice=invoice,
-                summary=_("Descuento de %(amount)s aplicado en la factura %(n)s")
-                % {"amount": amount_text, "n": invoice.number},
+                summary=texts.DISCOUNT_APPLIED(amount=amount_text, n=invoice.number),
                 body=reason,
             )
     return discount
@@ -218,8 +214,7 @@ def discount_approve(*, by: AbstractBaseUser | None, discount: Discount, notes: 
         _log(
             by=by,
             invoice=invoice,
-            summary=_("Descuento de %(amount)s aprobado y aplicado en la factura %(n)s")
-            % {"amount": money_str(locked.amount, invoice.currency), "n": invoice.number},
+            summary=texts.DISCOUNT_APPROVED(amount=texts.money(locked.amount, invoice.currency), n=invoice.number),
             body=notes,
         )
         _close_tasks(by=by, discount=locked, now=now)
@@ -244,8 +239,7 @@ def discount_reject(*, by: AbstractBaseUser | None, discount: Discount, notes: s
         _log(
             by=by,
             invoice=invoice,
-            summary=_("Descuento de %(amount)s rechazado en la factura %(n)s")
-            % {"amount": money_str(locked.amount, invoice.currency), "n": invoice.number},
+            summary=texts.DISCOUNT_REJECTED(amount=texts.money(locked.amount, invoice.currency), n=invoice.number),
             body=notes,
         )
         _close_tasks(by=by, discount=locked, now=now)
@@ -275,14 +269,11 @@ def profile_override(*, by: AbstractBaseUser | None, client: Client, profile: st
         row.override_by = author if profile else None
         row.override_at = now if profile else None
         row.save(update_fields=["override", "override_reason", "override_by", "override_at"])
-        computed_label = Profile(row.computed).label
+        computed_label = texts.choice(Profile, row.computed)
         if profile:
-            summary = _("Perfil de morosidad asignado: %(profile)s (calculado: %(computed)s)") % {
-                "profile": Profile(profile).label,
-                "computed": computed_label,
-            }
+            summary = texts.PROFILE_SET(profile=texts.choice(Profile, profile), computed=computed_label)
         elif previous:
-            summary = _("Perfil asignado retirado: vuelve al calculado (%(computed)s)") % {"computed": computed_label}
+            summary = texts.PROFILE_CLEARED(computed=computed_label)
         else:
             summary = ""
         if summary:
@@ -290,7 +281,7 @@ def profile_override(*, by: AbstractBaseUser | None, client: Client, profile: st
                 client=client,
                 kind=Interaction.Kind.SYSTEM,
                 direction=Interaction.Direction.INTERNAL,
-                summary=summary[:255],
+                **texts.columns("summary", summary),
                 body=reason,
                 author=author,
             ).save()
@@ -322,14 +313,14 @@ def late_fee_waive(*, by: AbstractBaseUser | None, fee: LateFee, reason: str) ->
             client=invoice.client,
             kind=Interaction.Kind.SYSTEM,
             direction=Interaction.Direction.INTERNAL,
-            summary=(
-                _("Recargo condonado: %(kind)s de %(amount)s en la factura %(number)s")
-                % {
-                    "kind": LateFeeKind(fee.kind).label,
-                    "amount": money_str(fee.amount, invoice.currency),
-                    "number": invoice.number,
-                }
-            )[:255],
+            **texts.columns(
+                "summary",
+                texts.FEE_WAIVED(
+                    kind=texts.choice(LateFeeKind, fee.kind),
+                    amount=texts.money(fee.amount, invoice.currency),
+                    number=invoice.number,
+                ),
+            ),
             body=reason,
             author=author,
         )

@@ -19,6 +19,7 @@ from accounts import services as ledger
 from accounts.models import Client, Contact, Interaction
 from accounts.services import ensure_can_work
 from accounts.utils import actor
+from cobranza import texts
 from cobranza.engine.planner import effective_policy_of
 from cobranza.models import ClientDunning, InboundMessage, Policy
 from cobranza.ops import services as ops
@@ -96,10 +97,11 @@ def _pause_for_reply(message: InboundMessage) -> None:
     )
 
 
-def _summary(message: InboundMessage) -> str:
+def _summary(message: InboundMessage) -> texts.Text:
     first = next((line.strip() for line in message.body.splitlines() if line.strip()), "")
-    text = message.subject or first or _("(sin texto)")
-    return (_("Respuesta del cliente: %(text)s") % {"text": text})[:SUMMARY_CHARS]
+    # The debtor's words are data, cut to fit the summary; the label is read in the reader's language.
+    text = (message.subject or first)[: SUMMARY_CHARS - 25] or texts.REPLY_NO_TEXT()
+    return texts.REPLY_RECEIVED(text=text)
 
 
 def inbound_record(

@@ -807,7 +807,7 @@ def task_text(task: CollectorTask) -> str:
             return _("Cuota incumplida del plan de pagos de %(amount)s") % {"amount": amount}
     if kind == TaskKind.CALL:
         return _("Llamada pendiente")
-    return TaskKind(kind).label if kind in TaskKind.values else task.title
+    return TaskKind(kind).label if kind in TaskKind.values else task.title_text
 
 
 TASK_ICONS = {
@@ -835,7 +835,7 @@ def _task_reason(task: CollectorTask, today: dt.date) -> Reason:
     late = since < today
     if late:
         text = _("%(what)s · pendiente desde hace %(days)s") % {"what": text, "days": _days((today - since).days)}
-    detail = task.title if task.title and task.title != text else ""
+    detail = task.title_text if task.title and task.title_text != text else ""
     return Reason(text=text, icon=TASK_ICONS.get(task.kind, "check2-square"), detail=detail, late=late, task=task)
 
 
@@ -1020,7 +1020,7 @@ def worklist_rows(clients, *, user, scope: Scope, today: dt.date | None = None) 
             Reason(
                 text=next_action_text(e, today),
                 icon="arrow-repeat",
-                detail=e.summary,
+                detail=e.summary_text,
                 late=e.next_action_on < today,
             )
             for e in nexts.get(client.pk, [])
@@ -1237,7 +1237,7 @@ def calendar_week(*, user, scope: Scope, day: dt.date | None = None, today: dt.d
                 client=task.client,
                 text=task_text(task),
                 icon=TASK_ICONS.get(task.kind, "check2-square"),
-                detail=task.title,
+                detail=task.title_text,
                 done=done,
                 late=not done and task.due_on < today,
                 task=task,
@@ -1271,7 +1271,7 @@ def calendar_week(*, user, scope: Scope, day: dt.date | None = None, today: dt.d
                 client=entry.client,
                 text=_("Seguimiento acordado"),
                 icon="arrow-repeat",
-                detail=entry.summary,
+                detail=entry.summary_text,
                 done=entry.followed,
                 late=not entry.followed and entry.next_action_on < today,
                 who=entry.client.collector,

@@ -13,6 +13,7 @@ from accounts.models import Interaction
 from accounts.roles import is_manager
 from accounts.services import ensure_can_work, interaction_log
 from accounts.utils import actor
+from cobranza import texts
 from cobranza.models import CollectorTask, TaskStatus
 
 NOTE_MAX_LENGTH = 2000
@@ -50,7 +51,7 @@ def task_complete(*, by: AbstractBaseUser | None, task: CollectorTask, note: str
                 client=task.client,
                 kind=Interaction.Kind.SYSTEM,
                 direction=Interaction.Direction.INTERNAL,
-                summary=_("Tarea hecha: %(title)s") % {"title": task.title},
+                summary=texts.TASK_DONE(title=texts.from_columns(task, "title")),
                 body=note,
             )
     task.status, task.completed_at, task.completed_by = TaskStatus.DONE, now, author

@@ -92,7 +92,8 @@ def task_done(request, pk):
             messages.error(request, error)
         return redirect(back)
     messages.success(
-        request, _("Tarea hecha: %(title)s (%(client)s).") % {"title": task.title, "client": task.client.display_name}
+        request,
+        _("Tarea hecha: %(title)s (%(client)s).") % {"title": task.title_text, "client": task.client.display_name},
     )
     return redirect(back)
 

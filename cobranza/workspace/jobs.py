@@ -32,13 +32,13 @@ from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
-from django.utils.translation import gettext as _
 
 from accounts import clock
 from accounts import services as ledger
 from accounts.models import Contact, Interaction, Invoice, PaymentAllocation
 from accounts.rules import OPEN_STATUSES, collectible_q, is_open_invoice
 from accounts.utils import money_str
+from cobranza import texts
 from cobranza.business import selectors as business
 from cobranza.engine import channels, contact_rules, html_email
 from cobranza.engine.contacts import choose_contact
@@ -193,14 +193,12 @@ def _plan_missed_task(commitment: Commitment, inst: Installment) -> None:
         due_on=inst.judged_on,
         defaults={
             "client": client,
-            "title": (
-                _("Cuota %(n)s del plan incumplida: %(amount)s del %(date)s")
-                % {
-                    "n": inst.number,
-                    "amount": money_str(inst.amount, commitment.currency),
-                    "date": inst.due_on.strftime("%d/%m/%Y"),
-                }
-            )[:255],
+            **texts.columns(
+                "title",
+                texts.PLAN_MISSED(
+                    n=inst.number, amount=texts.money(inst.amount, commitment.currency), date=texts.date(inst.due_on)
+                ),
+            ),
             "assigned_to": client.collector,
         },
     )
@@ -212,25 +210,19 @@ def _end(commitment: Commitment, status: str, *, today: dt.date) -> None:
     client = commitment.client
     invoices = list(commitment.invoices.all())
     with translation.override(settings.LANGUAGE_CODE):
-        label = commitment.get_kind_display()
-        paid = money_str(commitment.paid_amount, commitment.currency)
-        total = money_str(commitment.total, commitment.currency)
+        figures = {
+            "kind": texts.choice(CommitmentKind, commitment.kind),
+            "paid": texts.money(commitment.paid_amount, commitment.currency),
+            "total": texts.money(commitment.total, commitment.currency),
+        }
         if status == CommitmentStatus.KEPT:
-            summary = _("%(kind)s cumplida: pagó %(paid)s de %(total)s") % {"kind": label, "paid": paid, "total": total}
+            summary = texts.COMMITMENT_KEPT(**figures)
             outcome = Interaction.Outcome.PAID
         elif status == CommitmentStatus.PARTIAL:
-            summary = _("%(kind)s cumplida en parte: pagó %(paid)s de %(total)s") % {
-                "kind": label,
-                "paid": paid,
-                "total": total,
-            }
+            summary = texts.COMMITMENT_PARTIAL(**figures)
             outcome = ""
         else:
-            summary = _("%(kind)s incumplida: pagó %(paid)s de %(total)s") % {
-                "kind": label,
-                "paid": paid,
-                "total": total,
-            }
+            summary = texts.COMMITMENT_BROKEN(**figures)
             outcome = ""
     _note(by=None, client=client, summary=summary, invoices=invoices, outcome=outcome, on=today)
     if status in (CommitmentStatus.BROKEN, CommitmentStatus.PARTIAL):
@@ -244,14 +236,10 @@ def _end(commitment: Commitment, status: str, *, today: dt.date) -> None:
             due_on=today,
             defaults={
                 "client": client,
-                "title": (
-                    f"{summary}. "
-                    + (
-                        _("La escalera se reanuda un paso más firme.")
-                        if bumped
-                        else _("La escalera ya no tiene pasos: decida el siguiente.")
-                    )
-                )[:255],
+                **texts.columns(
+                    "title",
+                    texts.join([summary, texts.LADDER_RESUMES() if bumped else texts.LADDER_ENDED()], sep=". "),
+                ),
                 "assigned_to": client.collector,
             },
         )
@@ -320,7 +308,7 @@ def remind_installments(*, now: dt.datetime | None = None) -> dict:
                 inst,
                 now=now,
                 until=now + NO_CONTACT_RETRY,
-                reason=_("el cliente no tiene un correo activo para recibirlo"),
+                reason=texts.REMINDER_NO_EMAIL(),
             )
             continue
         if profile.setup_completed_at is None:
@@ -349,7 +337,7 @@ def remind_installments(*, now: dt.datetime | None = None) -> dict:
             _note(
                 by=None,
                 client=client,
-                summary=_("Recordatorio de cuota no enviado: %(error)s") % {"error": exc},
+                summary=texts.REMINDER_NOT_SENT(error=str(exc)),
                 outcome=Interaction.Outcome.FAILED,
             )
             continue
@@ -387,8 +375,7 @@ def _hold_reminder(inst: Installment, *, now: dt.datetime, until: dt.datetime, r
     _note(
         by=None,
         client=client,
-        summary=_("Recordatorio de la cuota del %(due)s aplazado hasta %(when)s: %(reason)s")
-        % {"due": inst.due_on.strftime("%d/%m/%Y"), "when": when, "reason": reason},
+        summary=texts.REMINDER_DEFERRED(due=texts.date(inst.due_on), when=when, reason=reason),
         invoices=inst.commitment.invoices.all(),
     )
 

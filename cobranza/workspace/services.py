@@ -39,6 +39,7 @@ from accounts.roles import is_manager, is_staff_member
 from accounts.rules import is_open_invoice, open_invoice_q
 from accounts.services import AllocationRequest, ensure_can_work
 from accounts.utils import actor, money_str
+from cobranza import texts
 from cobranza.models import (
     CollectorTask,
     Commitment,
@@ -114,7 +115,7 @@ def dispute_open(
             kind=Interaction.Kind.NOTE,
             direction=Interaction.Direction.INBOUND,
             outcome=Interaction.Outcome.DISPUTE,
-            summary=(_("Disputa abierta: %(reason)s") % {"reason": dispute.get_reason_display()})[:255],
+            summary=texts.DISPUTE_OPENED(reason=texts.choice(DisputeReason, dispute.reason)),
             body=description.strip(),
             invoices=list(invoices),
         )
@@ -122,10 +123,12 @@ def dispute_open(
             client=client,
             kind=TaskKind.DISPUTE,
             dispute=dispute,
-            title=(
-                _("Resolver la disputa: %(reason)s (%(list)s)")
-                % {"reason": dispute.get_reason_display(), "list": ", ".join(inv.number for inv in invoices)}
-            )[:255],
+            **texts.columns(
+                "title",
+                texts.DISPUTE_TASK(
+                    reason=texts.choice(DisputeReason, dispute.reason), list=", ".join(inv.number for inv in invoices)
+                ),
+            ),
             assigned_to=owner,
             due_on=today,
         )
@@ -220,15 +223,15 @@ def dispute_resolve(
                 "resolved_by",
             ]
         )
-        summary = _("Disputa resuelta: %(resolution)s") % {"resolution": dispute.get_resolution_display()}
+        summary = texts.DISPUTE_RESOLVED(resolution=texts.choice(DisputeResolution, dispute.resolution))
         if credited:
-            summary += f" ({money_str(amount, invoices[0].currency)})"
+            summary = texts.join([summary, " (", texts.money(amount, invoices[0].currency), ")"], sep="")
         ledger.interaction_log(
             by=by,
             client=client,
             kind=Interaction.Kind.SYSTEM,
             direction=Interaction.Direction.INTERNAL,
-            summary=summary[:255],
+            summary=summary,
             body=notes.strip(),
             invoices=invoices,
         )
@@ -259,7 +262,7 @@ def _note(
         kind=Interaction.Kind.SYSTEM,
         direction=Interaction.Direction.INTERNAL,
         outcome=outcome,
-        summary=summary[:255],
+        summary=summary,
         body=body,
         invoices=list(invoices),
         occurred_at=_stamp(on),
@@ -381,15 +384,10 @@ def commitment_create(
             Installment(commitment=commitment, number=n, due_on=when, amount=amount)
             for n, (when, amount) in enumerate(rows, start=1)
         )
-        labels = {
-            CommitmentKind.PROMISE: _("Promesa de pago"),
-            CommitmentKind.PLAN: _("Plan de pagos"),
-            CommitmentKind.EXTENSION: _("Prórroga"),
-        }
         _note(
             by=by,
             client=client,
-            summary=_("%(kind)s: %(dates)s") % {"kind": labels[kind], "dates": _dates_text(rows, currency)},
+            summary=texts.COMMITMENT_MADE(kind=texts.choice(CommitmentKind, kind), dates=_dates_text(rows, currency)),
             body=_("Facturas: %(list)s. Los recordatorios de estas facturas se detienen mientras esté vigente.")
             % {"list": ", ".join(inv.number for inv in locked)}
             + (f"\n{notes.strip()}" if notes.strip() else ""),
@@ -417,7 +415,7 @@ def commitment_cancel(*, by: AbstractBaseUser | None, commitment: Commitment, re
         _note(
             by=by,
             client=commitment.client,
-            summary=_("%(kind)s cancelada") % {"kind": commitment.get_kind_display()},
+            summary=texts.COMMITMENT_CANCELLED(kind=texts.choice(CommitmentKind, commitment.kind)),
             body=reason.strip(),
         )
     return commitment
