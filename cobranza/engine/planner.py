@@ -44,10 +44,11 @@ from accounts import clock
 from accounts.models import Client, Invoice
 from accounts.rules import sql_in, sql_literal
 from cobranza import rules
-from cobranza.engine.contact_rules import zone_named
+from cobranza.engine.contact_rules import SPREAD_CHANNELS, spread_slot_sql, zone_named
 from cobranza.models import (
     ESCALATION_CHANNELS,
     ClientDunning,
+    ContactRules,
     LadderBump,
     Notice,
     NoticeItem,
@@ -165,6 +166,19 @@ def _chosen_sql() -> str:
     """
 
 
+def _scheduled_sql() -> str:
+    """When a planned notice is due: a message at its client's slot in the window of its
+    local planning day (``contact_rules.slot_moment``, docs/domain.md#spread), or now when
+    the slot has passed; anything else (tasks, letters, a country without rules) now.
+    Dispatch re-checks the rules (weekends, holidays, a window already closed) at that time."""
+    saturday = "EXTRACT(ISODOW FROM z.local_today) = 6 AND cr.saturday_start_time IS NOT NULL"
+    start = f"CASE WHEN {saturday} THEN cr.saturday_start_time ELSE cr.start_time END"
+    end = f"CASE WHEN {saturday} THEN cr.saturday_end_time ELSE cr.end_time END"
+    slot = spread_slot_sql("ch.client_id", start, end)
+    return f"""CASE WHEN {sql_in("s.channel", SPREAD_CHANNELS)} AND cr.id IS NOT NULL
+        THEN GREATEST(%(now)s, (z.local_today + {slot}) AT TIME ZONE z.tz_name) ELSE %(now)s END"""
+
+
 def effective_cte() -> str:
     """``effective AS (...)``: each client the ladder may act on on %(today)s (not written off,
     not with an agency or in legal, not paused) with its effective policy — its own, else its
@@ -273,12 +287,14 @@ def plan(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = Fals
                 INSERT INTO {notice_t} (client_id, step_id, channel, planned_for, scheduled_at, status,
                     recipient, language, subject, body, attempts, deferrals, message_id, provider_ref,
                     reason, created_at, updated_at)
-                SELECT ch.client_id, ch.step_id, s.channel, %(today)s, %(now)s,
+                SELECT ch.client_id, ch.step_id, s.channel, %(today)s, {_scheduled_sql()},
                        CASE WHEN s.requires_approval THEN 'awaiting_approval' ELSE 'planned' END,
                        '', cl.language, '', '', 0, 0, '', '', '', %(now)s, %(now)s
                 FROM {CHOSEN} ch
                 JOIN {step_t} s ON s.id = ch.step_id
                 JOIN {client_t} cl ON cl.id = ch.client_id
+                JOIN {ZONES} z ON z.time_zone = cl.time_zone
+                LEFT JOIN {ContactRules._meta.db_table} cr ON cr.country = cl.country
                 ON CONFLICT (client_id, step_id, planned_for) DO NOTHING
                 RETURNING id, channel, step_id
                 """,
