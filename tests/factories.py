@@ -53,6 +53,15 @@ def make_client(*, by: User, collector: User | None = None, segment_code: str = 
     return services.client_create(by=by, segment=segment(segment_code), collector=collector, **fields)
 
 
+def slot_of(client: Client, day: dt.date) -> dt.datetime:
+    """The client's slot on its local ``day`` by its country's rules (docs/domain.md#spread):
+    when its automatic messages of that day go out."""
+    from cobranza.engine import contact_rules
+
+    window = contact_rules.window_of(contact_rules.rules_for(client.country), {})
+    return contact_rules.slot_moment(client.pk, day, contact_rules.client_time_zone(client), window)
+
+
 def make_invoice(
     *,
     by: User,

@@ -282,9 +282,7 @@ def spread_offset_sql(client_id: str, start: str, end: str) -> str:
     ``client_id`` (bigint) and ``start``/``end`` (time)."""
     length = f"FLOOR(EXTRACT(EPOCH FROM (({end}) - ({start}))) / 60)::bigint"
     span = f"({length} - LEAST({SPREAD_MARGIN_MINUTES}, {length} / 2))"
-    return (
-        f"DIV(MOD(({client_id})::numeric * {SPREAD_MULTIPLIER}, {SPREAD_MODULUS}) * {span}, {SPREAD_MODULUS})::int"
-    )
+    return f"DIV(MOD(({client_id})::numeric * {SPREAD_MULTIPLIER}, {SPREAD_MODULUS}) * {span}, {SPREAD_MODULUS})::int"
 
 
 def spread_slot(client_id: int, start: dt.time, end: dt.time) -> dt.time:
@@ -536,9 +534,7 @@ def _spread_reason(moment: dt.datetime, tz: ZoneInfo, window: Window, client_id:
     }
 
 
-def decide(
-    *, client, channel: str, at: dt.datetime, pacing: Pacing | None = None, spread: bool = False
-) -> Decision:
+def decide(*, client, channel: str, at: dt.datetime, pacing: Pacing | None = None, spread: bool = False) -> Decision:
     """May ``client`` be contacted through ``channel`` at ``at``? If not, when, and why.
 
     Calls and messages (email, SMS, WhatsApp) follow the client's country rules: the local

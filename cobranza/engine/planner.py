@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Sum
+from django.db.models.functions import TruncMinute
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -215,6 +216,8 @@ class PlanResult:
     by_step: dict[int, dict[str, int]] = field(default_factory=dict)
     # With ``detail``: one row per planned or superseded notice (client, step, channel, invoices, totals).
     rows: list[dict] = field(default_factory=list)
+    # With ``detail``: the messages planned per local hour of their client (docs/domain.md#spread).
+    by_hour: dict[int, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
@@ -395,6 +398,7 @@ def plan(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = Fals
         if detail:
             planned_ids = [notice_id for notice_id, _channel, _step in inserted]
             result.rows = _rows(planned_ids, limit=detail) + _rows(superseded_ids, limit=detail)
+            result.by_hour = messages_by_local_hour(Notice.objects.filter(pk__in=planned_ids))
         if dry_run:
             transaction.set_rollback(True)
     return result
@@ -427,6 +431,26 @@ def _rows(notice_ids: list[int], *, limit: int) -> list[dict]:
             "language": n.language,
             "invoice_count": n.invoice_count,
             "totals": dict(sorted(totals.get(n.pk, {}).items())),
+            # when it goes, in the client's local time (docs/domain.md#spread)
+            "scheduled_at": n.scheduled_at,
+            "local_time": n.scheduled_at.astimezone(zone_named(n.client.time_zone)).strftime("%H:%M"),
         }
         for n in notices
     ]
+
+
+def messages_by_local_hour(notices) -> dict[int, int]:
+    """How many of ``notices`` are messages (email, SMS, WhatsApp) due in each hour of their
+    client's local day (0–23), by ``scheduled_at``. One query, grouped by zone and minute (a
+    zone may be off UTC by a part of an hour); the local hour is read as dispatch reads zones."""
+    counts: Counter[int] = Counter()
+    rows = (
+        notices.filter(channel__in=SPREAD_CHANNELS)
+        .annotate(minute=TruncMinute("scheduled_at", tzinfo=dt.UTC))
+        .values("client__time_zone", "minute")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for row in rows:
+        counts[row["minute"].astimezone(zone_named(row["client__time_zone"])).hour] += row["n"]
+    return dict(sorted(counts.items()))
