@@ -433,6 +433,13 @@ class ContactRules(models.Model):
         _("máximo de contactos en 7 días (todos los canales)"), null=True, blank=True
     )
     skip_holidays = models.BooleanField(_("no contactar en días festivos"), default=True)
+    spread_sends = models.BooleanField(
+        _("repartir los envíos en el horario"),
+        default=True,
+        help_text=_(
+            "Cada cliente recibe los mensajes automáticos a su propia hora dentro del horario, no todos al abrirlo."
+        ),
+    )
     notes = models.TextField(_("fundamento"), blank=True)
 
     class Meta:

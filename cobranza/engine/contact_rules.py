@@ -596,7 +596,7 @@ def decide(*, client, channel: str, at: dt.datetime, pacing: Pacing | None = Non
             ).values_list("kind", "occurred_at")
         )
 
-    spread = spread and channel in SPREAD_CHANNELS
+    spread = spread and channel in SPREAD_CHANNELS and rules.spread_sends
     send_at, blocks = schedule(
         at,
         tz,

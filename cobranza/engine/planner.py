@@ -171,12 +171,13 @@ def _scheduled_sql() -> str:
     """When a planned notice is due: a message at its client's slot in the window of its
     local planning day (``contact_rules.slot_moment``, docs/domain.md#spread), or now when
     the slot has passed; anything else (tasks, letters, a country without rules) now.
-    Dispatch re-checks the rules (weekends, holidays, a window already closed) at that time."""
+    Dispatch re-checks the rules (weekends, holidays, a window already closed) at that time.
+    A country whose rules do not spread (``ContactRules.spread_sends``) gets now as well."""
     saturday = "EXTRACT(ISODOW FROM z.local_today) = 6 AND cr.saturday_start_time IS NOT NULL"
     start = f"CASE WHEN {saturday} THEN cr.saturday_start_time ELSE cr.start_time END"
     end = f"CASE WHEN {saturday} THEN cr.saturday_end_time ELSE cr.end_time END"
     slot = spread_slot_sql("ch.client_id", start, end)
-    return f"""CASE WHEN {sql_in("s.channel", SPREAD_CHANNELS)} AND cr.id IS NOT NULL
+    return f"""CASE WHEN {sql_in("s.channel", SPREAD_CHANNELS)} AND cr.spread_sends
         THEN GREATEST(%(now)s, (z.local_today + {slot}) AT TIME ZONE z.tz_name) ELSE %(now)s END"""
 
 

@@ -28,7 +28,7 @@ from cobranza.engine.contact_rules import (
     spread_window,
 )
 from cobranza.engine.planner import plan
-from cobranza.models import MessageTemplate, MessageTemplateText, Notice, Policy, PolicyStep
+from cobranza.models import ContactRules, MessageTemplate, MessageTemplateText, Notice, Policy, PolicyStep
 from tests.factories import make_client, make_invoice, segment, slot_of
 
 MX = ZoneInfo("America/Mexico_City")
@@ -277,3 +277,14 @@ def test_the_outbox_shows_each_notices_local_time_and_the_messages_per_hour(ladd
     with CaptureQueriesContext(connection) as second:
         assert client.get(url, {"day": tomorrow.isoformat()}).status_code == 200
     assert len(second) <= len(first)
+
+
+@pytest.mark.django_db
+def test_a_country_whose_rules_do_not_spread_sends_from_the_windows_opening(ladder, gerente):
+    ContactRules.objects.filter(country="MX").update(spread_sends=False)
+    [client] = _debtors(gerente, 1)
+    early = dt.datetime.combine(DAY, dt.time(0, 30), tzinfo=MX)
+    plan(today=DAY, now=early)
+    assert Notice.objects.get(client=client).scheduled_at == early
+    decision = decide(client=client, channel="email", at=early, spread=True)
+    assert decision.send_at == dt.datetime.combine(DAY, dt.time(7), tzinfo=MX)
