@@ -20,6 +20,7 @@ class ContactRulesAdmin(admin.ModelAdmin):
         "max_calls_7d",
         "max_contacts_7d",
         "skip_holidays",
+        "spread_sends",
     )
     search_fields = ("country", "name")
 

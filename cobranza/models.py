@@ -436,6 +436,16 @@ class ContactRules(models.Model):
         _("máximo de contactos en 7 días (todos los canales)"), null=True, blank=True
     )
     skip_holidays = models.BooleanField(_("no contactar en días festivos"), default=True)
+    spread_sends = models.BooleanField(
+        _("repartir los envíos en el horario"),
+        default=True,
+        # In the database too: the presets' data migrations (re-run after a test flush) insert
+        # rows through historical models that predate this column.
+        db_default=True,
+        help_text=_(
+            "Cada cliente recibe los mensajes automáticos a su propia hora dentro del horario, no todos al abrirlo."
+        ),
+    )
     notes = models.TextField(_("fundamento"), blank=True)
 
     class Meta:

@@ -80,6 +80,10 @@ HOLIDAY = define("rules.holiday", _("Día festivo: %(name)s"))
 WEEKEND = define("rules.weekend", _("Fin de semana (no se contacta sábados ni domingos)"))
 DAY_NOT_ALLOWED = define("rules.day_not_allowed", _("Día no permitido para contactar: %(day)s"))
 OUTSIDE_HOURS = define("rules.outside_hours", _("Fuera del horario permitido (%(start)s–%(end)s, %(tz)s)"))
+SPREAD_SLOT = define(
+    "rules.spread_slot",
+    _("Envíos repartidos en el horario (%(start)s–%(end)s): la hora de este cliente es las %(slot)s"),
+)
 BUSINESS_NOT_SET_UP = define(
     "business.not_set_up",
     _(

@@ -20,6 +20,7 @@ from accounts.models import Client, Invoice, Segment
 from accounts.roles import GROUP_NAMES, Role
 from cobranza.business import selectors as business_selectors
 from cobranza.business import services as business_services
+from cobranza.engine import contact_rules
 
 _seq = itertools.count(1)
 
@@ -51,6 +52,13 @@ def make_client(*, by: User, collector: User | None = None, segment_code: str = 
     fields.setdefault("legal_name", f"Cliente de Prueba {n} S.A. de C.V.")
     fields.setdefault("tax_id", f"TST{n:06d}AB{n % 10}")
     return services.client_create(by=by, segment=segment(segment_code), collector=collector, **fields)
+
+
+def slot_of(client: Client, day: dt.date) -> dt.datetime:
+    """The client's slot on its local ``day`` by its country's rules (docs/domain.md#spread):
+    when its automatic messages of that day go out."""
+    window = contact_rules.window_of(contact_rules.rules_for(client.country), {})
+    return contact_rules.slot_moment(client.pk, day, contact_rules.client_time_zone(client), window)
 
 
 def make_invoice(

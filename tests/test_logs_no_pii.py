@@ -40,7 +40,8 @@ pytestmark = pytest.mark.django_db
 
 MX = ZoneInfo("America/Mexico_City")
 DUE = dt.date(2026, 3, 2)  # a Monday, no holiday
-AT_10 = dt.datetime.combine(DUE + dt.timedelta(days=1), dt.time(10, 0), tzinfo=MX)
+# Inside the window and after every client's slot (docs/domain.md#spread): messages are due.
+AT_21 = dt.datetime.combine(DUE + dt.timedelta(days=1), dt.time(21, 0), tzinfo=MX)
 SECRET = "secreto-del-webhook"
 
 CLAVO = {
@@ -132,15 +133,15 @@ def _as_logged(records):
 def _day_of_collections(client, debtors, smtp, gerente):  # noqa: F811 - fixture
     clavo, tuerca = debtors
     # 1. Reminders: an e-mail to each debtor; the mail server refuses the second one.
-    plan(today=DUE + dt.timedelta(days=1), now=AT_10)
-    ids = list(dispatch.due_notice_ids(now=AT_10))
+    plan(today=DUE + dt.timedelta(days=1), now=AT_21)
+    ids = list(dispatch.due_notice_ids(now=AT_21))
     first = Notice.objects.filter(pk__in=ids, client=clavo).values_list("pk", flat=True)
-    outcomes = [dispatch.dispatch(i, now=AT_10).outcome for i in first]
+    outcomes = [dispatch.dispatch(i, now=AT_21).outcome for i in first]
     smtp.recorder.refuse_with = "550 5.1.1 <beto@tuercafloja.example>: no such user"
-    outcomes += [dispatch.dispatch(i, now=AT_10).outcome for i in ids if i not in set(first)]
+    outcomes += [dispatch.dispatch(i, now=AT_21).outcome for i in ids if i not in set(first)]
     smtp.recorder.refuse_with = None
     # 2. The next day, the SMS step (file backend).
-    later = AT_10 + dt.timedelta(days=1)
+    later = AT_21 + dt.timedelta(days=1)
     plan(today=DUE + dt.timedelta(days=2), now=later)
     outcomes += [dispatch.dispatch(i, now=later).outcome for i in dispatch.due_notice_ids(now=later)]
     # 3. A payment webhook from the bank.

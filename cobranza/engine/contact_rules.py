@@ -250,6 +250,77 @@ def schedule(
     raise AssertionError("unreachable: the caps free once every previous contact is 7 days old")
 
 
+# --- Spread (docs/domain.md#spread) ---------------------------------------------------------
+
+# Knuth's multiplicative hash: consecutive client ids land far apart on [0, 2^32), so the
+# slots of a client base cover the window evenly; the same id always gives the same slot.
+SPREAD_MULTIPLIER = 2654435761
+SPREAD_MODULUS = 2**32
+# The last hour of the window is left free of slots (at most half a short window): retries,
+# a dispatch backlog or a cap that frees late still fit in the same day.
+SPREAD_MARGIN_MINUTES = 60
+# The channels whose automatic sends are spread: messages at a time of day. Calls and
+# reviews are work for a person; letters are postal mail.
+SPREAD_CHANNELS = ("email", "sms", "whatsapp")
+
+
+def _seconds(t: dt.time) -> int:
+    return t.hour * 3600 + t.minute * 60 + t.second
+
+
+def spread_offset(client_id: int, start: dt.time, end: dt.time) -> int:
+    """Minutes after ``start`` of the client's slot in the window ``start``–``end``: the
+    client's fixed fraction of the window less its margin (``spread_offset_sql`` is its twin)."""
+    length = (_seconds(end) - _seconds(start)) // 60
+    span = length - min(SPREAD_MARGIN_MINUTES, length // 2)
+    return (client_id * SPREAD_MULTIPLIER % SPREAD_MODULUS) * span // SPREAD_MODULUS
+
+
+def spread_offset_sql(client_id: str, start: str, end: str) -> str:
+    """``spread_offset`` in SQL, as an integer number of minutes, for SQL expressions
+    ``client_id`` (bigint) and ``start``/``end`` (time)."""
+    length = f"FLOOR(EXTRACT(EPOCH FROM (({end}) - ({start}))) / 60)::bigint"
+    span = f"({length} - LEAST({SPREAD_MARGIN_MINUTES}, {length} / 2))"
+    return f"DIV(MOD(({client_id})::numeric * {SPREAD_MULTIPLIER}, {SPREAD_MODULUS}) * {span}, {SPREAD_MODULUS})::int"
+
+
+def spread_slot(client_id: int, start: dt.time, end: dt.time) -> dt.time:
+    """The client's own local time in the window ``start``–``end`` (docs/domain.md#spread)."""
+    moment = dt.datetime.combine(dt.date(2000, 1, 1), start) + dt.timedelta(
+        minutes=spread_offset(client_id, start, end)
+    )
+    return moment.time()
+
+
+def spread_slot_sql(client_id: str, start: str, end: str) -> str:
+    """``spread_slot`` in SQL: a ``time``."""
+    return f"(({start}) + make_interval(mins => {spread_offset_sql(client_id, start, end)}))::time"
+
+
+def spread_window(window: Window, client_id: int) -> Window:
+    """The client's share of ``window``: from its slot to the window's end, every allowed day.
+    A send before the slot waits for it; one after it (a slot already passed today) goes
+    while the window is open, so a deferral lands on the next allowed day's slot."""
+    saturday = window.saturday
+    if saturday is not None:
+        saturday = (spread_slot(client_id, *saturday), saturday[1])
+    return Window(
+        start=spread_slot(client_id, window.start, window.end),
+        end=window.end,
+        weekdays=window.weekdays,
+        holidays=window.holidays,
+        saturday=saturday,
+    )
+
+
+def slot_moment(client_id: int, day: dt.date, tz: dt.tzinfo, window: Window) -> dt.datetime:
+    """The instant of the client's slot on local ``day`` (by the day's own hours), in UTC —
+    what the planner computes in SQL for the notices it plans (``planner``)."""
+    start, end = window.hours(day)
+    local = dt.datetime.combine(day, spread_slot(client_id, start, end), tzinfo=tz)
+    return local.astimezone(UTC)
+
+
 # --- Pacing (docs/domain.md#pacing) ---------------------------------------------------------
 
 
@@ -417,7 +488,16 @@ def _window_reason(moment: dt.datetime, tz: ZoneInfo, window: Window, holiday_na
     return texts.OUTSIDE_HOURS(start=start.strftime("%H:%M"), end=end.strftime("%H:%M"), tz=getattr(tz, "key", str(tz)))
 
 
-def decide(*, client, channel: str, at: dt.datetime, pacing: Pacing | None = None) -> Decision:
+def _spread_reason(moment: dt.datetime, tz: ZoneInfo, window: Window, client_id: int) -> str:
+    start, end = window.hours(moment.astimezone(tz).date())
+    return texts.SPREAD_SLOT(
+        start=start.strftime("%H:%M"),
+        end=end.strftime("%H:%M"),
+        slot=spread_slot(client_id, start, end).strftime("%H:%M"),
+    )
+
+
+def decide(*, client, channel: str, at: dt.datetime, pacing: Pacing | None = None, spread: bool = False) -> Decision:
     """May ``client`` be contacted through ``channel`` at ``at``? If not, when, and why.
 
     Calls and messages (email, SMS, WhatsApp) follow the client's country rules: the local
@@ -430,6 +510,9 @@ def decide(*, client, channel: str, at: dt.datetime, pacing: Pacing | None = Non
 
     ``pacing`` (``pacing_for``), for every channel: the send waits for the client's spacing
     first, and the other rules apply from there (docs/domain.md#pacing).
+
+    ``spread``, for automatic messages (email, SMS, WhatsApp): the window starts at the
+    client's own slot (``spread_window``, docs/domain.md#spread) instead of its opening.
     """
     _require_aware(at)
     paced: list[Block] = []
@@ -476,10 +559,11 @@ def decide(*, client, channel: str, at: dt.datetime, pacing: Pacing | None = Non
             ).values_list("kind", "occurred_at")
         )
 
+    spread = spread and channel in SPREAD_CHANNELS and rules.spread_sends
     send_at, blocks = schedule(
         at,
         tz,
-        window,
+        spread_window(window, client.pk) if spread else window,
         [when for kind, when in previous if kind == channel],
         cap,
         overall=([when for _kind, when in previous], overall_cap) if overall_cap is not None else None,
@@ -489,6 +573,8 @@ def decide(*, client, channel: str, at: dt.datetime, pacing: Pacing | None = Non
             text = _cap_reason(channel, cap)
         elif block.rule == "overall":
             text = _overall_reason(overall_cap)
+        elif spread and window.contains(block.at, tz):
+            text = _spread_reason(block.at, tz, window, client.pk)
         else:
             text = _window_reason(block.at, tz, window, holiday_names)
         if text not in reasons:

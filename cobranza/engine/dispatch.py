@@ -126,6 +126,17 @@ def due_notice_ids(*, now: dt.datetime, limit: int = 500) -> list[int]:
     )
 
 
+def next_due_at(*, after: dt.datetime, before: dt.datetime) -> dt.datetime | None:
+    """The next moment in (``after``, ``before``) at which a planned notice falls due, or None:
+    where a replay of a day moves its clock to (``jobs.run``)."""
+    return (
+        Notice.objects.filter(status=Notice.Status.PLANNED, scheduled_at__gt=after, scheduled_at__lt=before)
+        .order_by("scheduled_at")
+        .values_list("scheduled_at", flat=True)
+        .first()
+    )
+
+
 def _load(notice_id: int) -> Notice:
     return (
         Notice.objects.select_related(
@@ -337,7 +348,11 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
             allowed=False, send_at=now + BUSINESS_SETUP_RETRY, reason=business.not_set_up_reason()
         )
     else:
-        decision = contact_rules.decide(client=notice.client, channel=notice.channel, at=now, pacing=pacing)
+        # Ladder messages go at the client's slot in the window, not all at its opening
+        # (docs/domain.md#spread).
+        decision = contact_rules.decide(
+            client=notice.client, channel=notice.channel, at=now, pacing=pacing, spread=True
+        )
     if not decision.allowed:
         return _defer(notice, decision, invoices=invoices, now=now)
 

@@ -37,16 +37,18 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Sum
+from django.db.models.functions import TruncMinute
 from django.utils import timezone, translation
 
 from accounts import clock
 from accounts.models import Client, Invoice
 from accounts.rules import sql_in, sql_literal
 from cobranza import rules, texts
-from cobranza.engine.contact_rules import zone_named
+from cobranza.engine.contact_rules import SPREAD_CHANNELS, spread_slot_sql, zone_named
 from cobranza.models import (
     ESCALATION_CHANNELS,
     ClientDunning,
+    ContactRules,
     LadderBump,
     Notice,
     NoticeItem,
@@ -164,6 +166,20 @@ def _chosen_sql() -> str:
     """
 
 
+def _scheduled_sql() -> str:
+    """When a planned notice is due: a message at its client's slot in the window of its
+    local planning day (``contact_rules.slot_moment``, docs/domain.md#spread), or now when
+    the slot has passed; anything else (tasks, letters, a country without rules) now.
+    Dispatch re-checks the rules (weekends, holidays, a window already closed) at that time.
+    A country whose rules do not spread (``ContactRules.spread_sends``) gets now as well."""
+    saturday = "EXTRACT(ISODOW FROM z.local_today) = 6 AND cr.saturday_start_time IS NOT NULL"
+    start = f"CASE WHEN {saturday} THEN cr.saturday_start_time ELSE cr.start_time END"
+    end = f"CASE WHEN {saturday} THEN cr.saturday_end_time ELSE cr.end_time END"
+    slot = spread_slot_sql("ch.client_id", start, end)
+    return f"""CASE WHEN {sql_in("s.channel", SPREAD_CHANNELS)} AND cr.spread_sends
+        THEN GREATEST(%(now)s, (z.local_today + {slot}) AT TIME ZONE z.tz_name) ELSE %(now)s END"""
+
+
 def effective_cte() -> str:
     """``effective AS (...)``: each client the ladder may act on on %(today)s (not written off,
     not with an agency or in legal, not paused) with its effective policy — its own, else its
@@ -200,6 +216,8 @@ class PlanResult:
     by_step: dict[int, dict[str, int]] = field(default_factory=dict)
     # With ``detail``: one row per planned or superseded notice (client, step, channel, invoices, totals).
     rows: list[dict] = field(default_factory=list)
+    # With ``detail``: the messages planned per local hour of their client (docs/domain.md#spread).
+    by_hour: dict[int, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
@@ -279,12 +297,14 @@ def plan(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = Fals
                 INSERT INTO {notice_t} (client_id, step_id, channel, planned_for, scheduled_at, status,
                     recipient, language, subject, body, attempts, deferrals, message_id, provider_ref,
                     reason, created_at, updated_at)
-                SELECT ch.client_id, ch.step_id, s.channel, %(today)s, %(now)s,
+                SELECT ch.client_id, ch.step_id, s.channel, %(today)s, {_scheduled_sql()},
                        CASE WHEN s.requires_approval THEN 'awaiting_approval' ELSE 'planned' END,
                        '', cl.language, '', '', 0, 0, '', '', '', %(now)s, %(now)s
                 FROM {CHOSEN} ch
                 JOIN {step_t} s ON s.id = ch.step_id
                 JOIN {client_t} cl ON cl.id = ch.client_id
+                JOIN {ZONES} z ON z.time_zone = cl.time_zone
+                LEFT JOIN {ContactRules._meta.db_table} cr ON cr.country = cl.country
                 ON CONFLICT (client_id, step_id, planned_for) DO NOTHING
                 RETURNING id, channel, step_id
                 """,
@@ -386,6 +406,7 @@ def plan(*, today: dt.date, now: dt.datetime | None = None, dry_run: bool = Fals
         if detail:
             planned_ids = [notice_id for notice_id, _channel, _step in inserted]
             result.rows = _rows(planned_ids, limit=detail) + _rows(superseded_ids, limit=detail)
+            result.by_hour = messages_by_local_hour(Notice.objects.filter(pk__in=planned_ids))
         if dry_run:
             transaction.set_rollback(True)
     return result
@@ -418,6 +439,26 @@ def _rows(notice_ids: list[int], *, limit: int) -> list[dict]:
             "language": n.language,
             "invoice_count": n.invoice_count,
             "totals": dict(sorted(totals.get(n.pk, {}).items())),
+            # when it goes, in the client's local time (docs/domain.md#spread)
+            "scheduled_at": n.scheduled_at,
+            "local_time": n.scheduled_at.astimezone(zone_named(n.client.time_zone)).strftime("%H:%M"),
         }
         for n in notices
     ]
+
+
+def messages_by_local_hour(notices) -> dict[int, int]:
+    """How many of ``notices`` are messages (email, SMS, WhatsApp) due in each hour of their
+    client's local day (0–23), by ``scheduled_at``. One query, grouped by zone and minute (a
+    zone may be off UTC by a part of an hour); the local hour is read as dispatch reads zones."""
+    counts: Counter[int] = Counter()
+    rows = (
+        notices.filter(channel__in=SPREAD_CHANNELS)
+        .annotate(minute=TruncMinute("scheduled_at", tzinfo=dt.UTC))
+        .values("client__time_zone", "minute")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for row in rows:
+        counts[row["minute"].astimezone(zone_named(row["client__time_zone"])).hour] += row["n"]
+    return dict(sorted(counts.items()))

@@ -370,6 +370,32 @@ class StepTotal:
 
 
 @dataclass
+class HourCount:
+    hour: int
+    messages: int
+    share: int  # percent of the busiest hour, for the bar
+
+    @property
+    def label(self) -> str:
+        return f"{self.hour:02d}:00"
+
+
+def hour_counts(*counts: dict[int, int]) -> list[HourCount]:
+    """Hours from the first to the last with a message, with their counts summed."""
+    total: dict[int, int] = {}
+    for by_hour in counts:
+        for hour, n in by_hour.items():
+            total[hour] = total.get(hour, 0) + n
+    if not total:
+        return []
+    busiest = max(total.values())
+    return [
+        HourCount(hour=h, messages=total.get(h, 0), share=round(100 * total.get(h, 0) / busiest))
+        for h in range(min(total), max(total) + 1)
+    ]
+
+
+@dataclass
 class Outbox:
     day: dt.date
     plan: planner.PlanResult
@@ -382,6 +408,8 @@ class Outbox:
     amounts: dict[str, Decimal]
     needs_approval: int
     limit: int
+    # Messages going out per local hour of their client, new and scheduled (docs/domain.md#spread).
+    by_hour: list[HourCount] = field(default_factory=list)
 
     @property
     def new_truncated(self) -> bool:
@@ -406,6 +434,8 @@ def company_day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
 def _row(notice: Notice, totals: dict[str, Decimal], *, origin: str) -> dict:
     return {
         "notice": notice,
+        # when it goes, in the client's local time (docs/domain.md#spread)
+        "local_time": notice.scheduled_at.astimezone(contact_rules.client_time_zone(notice.client)).strftime("%H:%M"),
         "client": notice.client,
         "step": notice.step,
         "policy": notice.step.policy,
@@ -424,7 +454,10 @@ def outbox(*, day: dt.date, limit: int = OUTBOX_DETAIL) -> Outbox:
 
     The planner's counts (notices, invoices, per channel) cover everything; its rows, and so
     the totals per policy and step of new notices, cover the first ``limit`` (largest first)."""
-    result = planner.plan(today=day, dry_run=True, detail=limit)
+    # A later day is planned by its first hourly run, at the start of the day: its messages
+    # are shown at their clients' slots (docs/domain.md#spread), not at this hour of that day.
+    later = day > clock.localdate()
+    result = planner.plan(today=day, now=company_day_bounds(day)[0] if later else None, dry_run=True, detail=limit)
     # The planner's rows are the notices it would plan and those it would record as
     # superseded by them (docs/domain.md#pacing): shown apart, never counted as going out.
     new_rows = [{**row, "notice": None, "origin": "new"} for row in result.rows if row["status"] != "superseded"]
@@ -513,6 +546,7 @@ def outbox(*, day: dt.date, limit: int = OUTBOX_DETAIL) -> Outbox:
         amounts=dict(sorted(amounts.items())),
         needs_approval=needs_approval,
         limit=limit,
+        by_hour=hour_counts(result.by_hour, planner.messages_by_local_hour(scheduled)),
     )
 
 

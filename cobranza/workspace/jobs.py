@@ -317,7 +317,8 @@ def remind_installments(*, now: dt.datetime | None = None) -> dict:
                 allowed=False, send_at=now + NO_CONTACT_RETRY, reason=business.not_set_up_reason()
             )
         else:
-            decision = contact_rules.decide(client=client, channel="email", at=now)
+            # A reminder is a batch send like the ladder's: at the client's slot (docs/domain.md#spread).
+            decision = contact_rules.decide(client=client, channel="email", at=now, spread=True)
         if not decision.allowed:
             counts["deferred"] += 1
             _hold_reminder(inst, now=now, until=decision.send_at, reason=decision.reason)

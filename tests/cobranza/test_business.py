@@ -25,7 +25,8 @@ URL = reverse("cobranza:business_settings")
 SETUP = reverse("cobranza:business_setup")
 MX = ZoneInfo("America/Mexico_City")
 DUE = dt.date(2026, 3, 2)
-AT_10 = dt.datetime.combine(DUE + dt.timedelta(days=1), dt.time(10, 0), tzinfo=MX)
+# Inside the window and after every client's slot (docs/domain.md#spread): messages are due.
+AT_21 = dt.datetime.combine(DUE + dt.timedelta(days=1), dt.time(21, 0), tzinfo=MX)
 
 
 @pytest.fixture
@@ -235,17 +236,17 @@ def test_dispatch_holds_debtor_messages_until_the_business_is_set_up(gerente, ge
     debtor = make_client(by=gerente, collector=gestora, legal_name="Tlapalería Sin Nombre")
     ledger.contact_create(by=gerente, client=debtor, name="Rosa", email="rosa@tlapaleria.example")
     make_invoice(by=gerente, client=debtor, number="T-1", due_date=DUE)
-    with time_machine.travel(AT_10, tick=False):
-        plan(today=DUE + dt.timedelta(days=1), now=AT_10)
-        [notice_id] = dispatch.due_notice_ids(now=AT_10)
-        result = dispatch.dispatch(notice_id, now=AT_10)
+    with time_machine.travel(AT_21, tick=False):
+        plan(today=DUE + dt.timedelta(days=1), now=AT_21)
+        [notice_id] = dispatch.due_notice_ids(now=AT_21)
+        result = dispatch.dispatch(notice_id, now=AT_21)
         assert result.outcome == "deferred"
         notice = Notice.objects.get(pk=notice_id)
         assert notice.status == "planned" and notice.reason == selectors.not_set_up_reason()
-        assert notice.scheduled_at == AT_10 + dispatch.BUSINESS_SETUP_RETRY
+        assert notice.scheduled_at == AT_21 + dispatch.BUSINESS_SETUP_RETRY
         assert smtp.messages == []
 
-    later = AT_10 + dt.timedelta(minutes=20)
+    later = AT_21 + dt.timedelta(minutes=20)
     with time_machine.travel(later, tick=False):
         make_business(signature_es="Cobranza\nFerretería La Esperanza")  # finishing the setup releases it
         assert Notice.objects.get(pk=notice_id).scheduled_at == later

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from accounts import services as ledger
 from accounts.models import Interaction, Invoice, Payment
@@ -25,7 +26,7 @@ from cobranza.models import (
 )
 from cobranza.workspace import jobs as commitments
 from cobranza.workspace import services as workspace_services
-from tests.factories import make_client, make_invoice
+from tests.factories import make_client, make_invoice, slot_of
 
 pytestmark = pytest.mark.django_db
 
@@ -73,7 +74,8 @@ def test_a_promise_pauses_the_ladder_and_a_kept_one_resumes_nothing(debtor, cloc
     )
     # The +1 notice planned this morning no longer goes out: the invoices are promised.
     notice = Notice.objects.get(client=client, planned_for=day(1))
-    assert dispatch.dispatch(notice.pk, now=at(day(1), 11)).outcome == "skipped"
+    # at the moment it is due: the client's slot, or the planning moment once the slot has passed
+    assert dispatch.dispatch(notice.pk, now=notice.scheduled_at).outcome == "skipped"
     clock(day(7))
     plan(today=day(7))  # the +7 SMS day: nothing for promised invoices
     assert _planned_steps(client, day(7)) == []
@@ -247,9 +249,9 @@ def test_each_installment_is_reminded_once_by_email(debtor, clock, gestora, smtp
     )
     clock(day(6))
     assert commitments.remind_installments(now=at(day(6)))["sent"] == 0  # 4 days before: not yet
-    clock(day(7))
-    assert commitments.remind_installments(now=at(day(7)))["sent"] == 1
-    assert commitments.remind_installments(now=at(day(7), 11))["sent"] == 0
+    clock(day(7), 21)  # after the client's slot, whichever it is (docs/domain.md#spread)
+    assert commitments.remind_installments(now=at(day(7), 21))["sent"] == 1
+    assert commitments.remind_installments(now=at(day(7), 21) + dt.timedelta(minutes=30))["sent"] == 0
     (msg,) = smtp.messages
     assert msg["To"] == "ana@cliente.example" and "cuota 1 de 2" in msg["Subject"]
     assert "$5,000.00" in msg.get_body(("plain",)).get_content()
@@ -262,19 +264,21 @@ def test_a_held_reminder_is_logged_once_with_its_reason_and_sent_when_allowed(de
     workspace_services.commitment_create(
         by=gestora, client=client, kind="promise", installments=[(day(10), Decimal("10"))]
     )
-    # 23:00 in Mexico City is outside 07:00–22:00: held until 07:00, said once however often the
-    # beat looks (before, 227 such checks in a month left no trace at all).
+    # 23:00 in Mexico City is outside 07:00–22:00: held until the client's slot the next day
+    # (docs/domain.md#spread), said once however often the beat looks (before, 227 such checks
+    # in a month left no trace at all).
     for minute in (0, 15, 30, 45):
         late = at(day(7), 23) + dt.timedelta(minutes=minute)
         clock(day(7), 23)
         assert commitments.remind_installments(now=late)["deferred"] == (1 if minute == 0 else 0)
     (entry,) = Interaction.objects.filter(client=client, summary__startswith="Recordatorio de la cuota")
+    slot = slot_of(client, day(8))
     assert entry.summary == (
-        "Recordatorio de la cuota del 12/03/2026 aplazado hasta 2026-03-10 07:00: "
+        f"Recordatorio de la cuota del 12/03/2026 aplazado hasta 2026-03-10 {timezone.localtime(slot, MX):%H:%M}: "
         "Fuera del horario permitido (07:00–22:00, America/Mexico_City)"
     )
     assert smtp.messages == []
-    assert commitments.remind_installments(now=at(day(8), 7))["sent"] == 1
+    assert commitments.remind_installments(now=slot)["sent"] == 1
     assert len(smtp.messages) == 1
 
 
@@ -301,7 +305,7 @@ def test_a_reminder_that_fails_transiently_is_released_for_the_next_run(debtor, 
     workspace_services.commitment_create(
         by=gestora, client=client, kind="promise", installments=[(day(2), Decimal("10"))]
     )
-    assert commitments.remind_installments(now=at(DUE))["failed"] == 1
+    assert commitments.remind_installments(now=at(DUE, 21))["failed"] == 1  # after every slot
     assert Installment.objects.get().reminded_at is None
 
 

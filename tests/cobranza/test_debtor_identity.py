@@ -192,10 +192,11 @@ def test_the_messages_sent_speak_as_the_business(debtors, smtp, settings):
     WhatsApp message as the provider receives them, the letter's PDF."""
     for offset, _channel, _code in [*STEPS, LETTER]:
         day = DUE + dt.timedelta(days=offset)
-        with time_machine.travel(at(day), tick=False):
-            plan(today=day, now=at(day))
-            for notice_id in dispatch.due_notice_ids(now=at(day)):
-                result = dispatch.dispatch(notice_id, now=at(day))
+        # at 21:00, after every client's slot (docs/domain.md#spread)
+        with time_machine.travel(at(day, 21), tick=False):
+            plan(today=day, now=at(day, 21))
+            for notice_id in dispatch.due_notice_ids(now=at(day, 21)):
+                result = dispatch.dispatch(notice_id, now=at(day, 21))
                 assert result.outcome == "sent", (Notice.objects.get(pk=notice_id).channel, result)
 
     assert len(smtp.messages) == 2
@@ -266,7 +267,8 @@ def test_an_instalment_reminder_speaks_as_the_business(debtors, gestora, smtp):
                 (DUE + dt.timedelta(days=20), Decimal("1300")),
             ],
         )
-        assert commitments.remind_installments(now=at(DUE + dt.timedelta(days=8)))["sent"] == 1
+        # at 21:00, after the client's slot (docs/domain.md#spread)
+        assert commitments.remind_installments(now=at(DUE + dt.timedelta(days=8), 21))["sent"] == 1
     [message] = smtp.messages
     assert message["From"] == f"Cobranza {TRADE_NAME} <cobranza@ferreteria-esperanza.example>"
     assert re.fullmatch(

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts import services as ledger
 from accounts.models import Client, Contact, Interaction
-from cobranza.engine import dispatch
+from cobranza.engine import contact_rules, dispatch
 from cobranza.engine import jobs as engine
 from cobranza.engine.planner import plan
 from cobranza.models import (
@@ -28,7 +28,9 @@ from tests.smtp import SMTPServer
 pytestmark = pytest.mark.django_db
 MX = ZoneInfo("America/Mexico_City")
 DUE = dt.date(2026, 3, 2)  # a Monday, no holiday
-AT_10 = dt.datetime.combine(DUE + dt.timedelta(days=1), dt.time(10, 0), tzinfo=MX)
+# Inside the window (07:00–22:00) and after every client's slot (the latest is 20:59,
+# docs/domain.md#spread): whichever id the debtor gets, its email is due at this moment.
+AT_21 = dt.datetime.combine(DUE + dt.timedelta(days=1), dt.time(21, 0), tzinfo=MX)
 
 
 def _template(code, channel, body, subject=""):
@@ -79,7 +81,7 @@ def _plan_and_dispatch(day, now):
 
 
 def test_it_sends_one_email_per_client_listing_all_invoices(ladder, debtor, smtp, outbox):
-    results = _plan_and_dispatch(DUE + dt.timedelta(days=1), AT_10)
+    results = _plan_and_dispatch(DUE + dt.timedelta(days=1), AT_21)
     assert [r.outcome for r in results] == ["sent"]
     [msg] = smtp.messages
     assert msg["To"] == "rosa@clavo.example"
@@ -96,17 +98,17 @@ def test_it_sends_one_email_per_client_listing_all_invoices(ladder, debtor, smtp
 
 
 def test_dispatching_again_sends_nothing(ladder, debtor, smtp, outbox):
-    _plan_and_dispatch(DUE + dt.timedelta(days=1), AT_10)
+    _plan_and_dispatch(DUE + dt.timedelta(days=1), AT_21)
     notice = Notice.objects.get()
     for _ in range(3):
-        assert dispatch.dispatch(notice.pk, now=AT_10 + dt.timedelta(hours=1)).outcome == "not_claimed"
+        assert dispatch.dispatch(notice.pk, now=AT_21 + dt.timedelta(hours=1)).outcome == "not_claimed"
     assert len(smtp.messages) == 1
 
 
 def test_a_payment_after_planning_stops_the_send(ladder, debtor, smtp, outbox, gestora):
-    plan(today=DUE + dt.timedelta(days=1), now=AT_10)
+    plan(today=DUE + dt.timedelta(days=1), now=AT_21)
     ledger.payment_record(by=gestora, client=debtor, amount=Decimal("2000.00"), received_on=DUE)
-    [result] = [dispatch.dispatch(i, now=AT_10) for i in dispatch.due_notice_ids(now=AT_10)]
+    [result] = [dispatch.dispatch(i, now=AT_21) for i in dispatch.due_notice_ids(now=AT_21)]
     assert result.outcome == "skipped"
     assert smtp.messages == []
     assert Notice.objects.get().status == "skipped"
@@ -114,7 +116,7 @@ def test_a_payment_after_planning_stops_the_send(ladder, debtor, smtp, outbox, g
 
 
 def test_a_partly_paid_notice_lists_only_what_is_still_due(ladder, debtor, smtp, outbox, gestora):
-    plan(today=DUE + dt.timedelta(days=1), now=AT_10)
+    plan(today=DUE + dt.timedelta(days=1), now=AT_21)
     inv = debtor.invoices.get(number="FC-2")
     ledger.payment_record(
         by=gestora,
@@ -123,7 +125,7 @@ def test_a_partly_paid_notice_lists_only_what_is_still_due(ladder, debtor, smtp,
         received_on=DUE,
         allocations=[ledger.AllocationRequest(inv.pk, Decimal("500.00"))],
     )
-    _ = [dispatch.dispatch(i, now=AT_10) for i in dispatch.due_notice_ids(now=AT_10)]
+    _ = [dispatch.dispatch(i, now=AT_21) for i in dispatch.due_notice_ids(now=AT_21)]
     text = smtp.messages[0].get_body(("plain",)).get_content()
     assert "FC-1" in text and "FC-2" not in text
 
@@ -131,7 +133,7 @@ def test_a_partly_paid_notice_lists_only_what_is_still_due(ladder, debtor, smtp,
 def test_an_opted_out_contact_is_passed_over_and_without_any_a_task_is_created(ladder, debtor, smtp, outbox):
     rosa = debtor.contacts.get()
     ledger.contact_update(by=None, contact=rosa, opt_out_email=True)
-    [result] = _plan_and_dispatch(DUE + dt.timedelta(days=1), AT_10)
+    [result] = _plan_and_dispatch(DUE + dt.timedelta(days=1), AT_21)
     assert result.outcome == "skipped"
     task = CollectorTask.objects.get(kind="find_contact")
     assert task.client == debtor and task.assigned_to == debtor.collector
@@ -146,7 +148,7 @@ def test_guarantors_never_get_automated_reminders(ladder, gerente, gestora, smtp
     client = make_client(by=gerente, collector=gestora)
     ledger.contact_create(by=gerente, client=client, name="Aval", email="aval@x.example", role=Contact.Role.GUARANTOR)
     make_invoice(by=gerente, client=client, due_date=DUE)
-    [result] = _plan_and_dispatch(DUE + dt.timedelta(days=1), AT_10)
+    [result] = _plan_and_dispatch(DUE + dt.timedelta(days=1), AT_21)
     assert result.outcome == "skipped" and smtp.messages == []
 
 
@@ -156,9 +158,9 @@ def test_outside_contact_hours_the_send_is_deferred_not_dropped(ladder, debtor, 
     assert result.outcome == "deferred"
     notice = Notice.objects.get()
     assert notice.status == "planned" and notice.deferrals == 1
-    assert timezone.localtime(notice.scheduled_at, MX) == dt.datetime.combine(
-        DUE + dt.timedelta(days=2), dt.time(7, 0), tzinfo=MX
-    )
+    # Deferred to the client's slot the next day, not to the window's opening (docs/domain.md#spread).
+    window = contact_rules.Window(start=dt.time(7), end=dt.time(22))
+    assert notice.scheduled_at == contact_rules.slot_moment(debtor.pk, DUE + dt.timedelta(days=2), MX, window)
     assert Interaction.objects.filter(client=debtor, summary__contains="aplazado").exists()
     assert dispatch.due_notice_ids(now=late) == []
     morning = notice.scheduled_at
@@ -169,20 +171,20 @@ def test_outside_contact_hours_the_send_is_deferred_not_dropped(ladder, debtor, 
 def test_smtp_down_is_retried_with_backoff_then_sent(ladder, debtor, smtp, outbox, settings):
     port = settings.EMAIL_PORT
     smtp.stop()
-    [result] = _plan_and_dispatch(DUE + dt.timedelta(days=1), AT_10)
+    [result] = _plan_and_dispatch(DUE + dt.timedelta(days=1), AT_21)
     assert result.outcome == "retry"
     notice = Notice.objects.get()
-    assert notice.status == "planned" and notice.scheduled_at == AT_10 + dt.timedelta(minutes=2)
+    assert notice.status == "planned" and notice.scheduled_at == AT_21 + dt.timedelta(minutes=2)
     assert notice.message_id == ""
     server = SMTPServer(port=port, recorder=smtp.recorder).start()
     smtp.controller = server.controller  # the fixture stops whichever is running
-    assert dispatch.dispatch(notice.pk, now=AT_10 + dt.timedelta(minutes=3)).outcome == "sent"
+    assert dispatch.dispatch(notice.pk, now=AT_21 + dt.timedelta(minutes=3)).outcome == "sent"
     assert len(server.messages) == 1
 
 
 def test_a_refused_address_is_a_recorded_permanent_failure(ladder, debtor, smtp, outbox):
     smtp.recorder.refuse_with = "550 5.1.1 No such user"
-    [result] = _plan_and_dispatch(DUE + dt.timedelta(days=1), AT_10)
+    [result] = _plan_and_dispatch(DUE + dt.timedelta(days=1), AT_21)
     assert result.outcome == "failed"
     notice = Notice.objects.get()
     assert notice.status == "failed" and "550" in notice.reason
@@ -190,12 +192,12 @@ def test_a_refused_address_is_a_recorded_permanent_failure(ladder, debtor, smtp,
 
 
 def test_a_send_interrupted_by_a_dead_worker_is_not_repeated(ladder, debtor, smtp, outbox):
-    plan(today=DUE + dt.timedelta(days=1), now=AT_10)
+    plan(today=DUE + dt.timedelta(days=1), now=AT_21)
     notice = Notice.objects.get()
     # A worker claimed it, stored the message and died before recording the result.
-    assert dispatch.claim(notice.pk, now=AT_10)
+    assert dispatch.claim(notice.pk, now=AT_21)
     Notice.objects.filter(pk=notice.pk).update(message_id="<notice-x@y>", body="...", recipient="rosa@clavo.example")
-    after_lease = AT_10 + dispatch.lease() + dt.timedelta(seconds=1)
+    after_lease = AT_21 + dispatch.lease() + dt.timedelta(seconds=1)
     assert dispatch.due_notice_ids(now=after_lease) == [notice.pk]
     assert dispatch.dispatch(notice.pk, now=after_lease).outcome == "failed"
     assert smtp.messages == []
@@ -203,18 +205,18 @@ def test_a_send_interrupted_by_a_dead_worker_is_not_repeated(ladder, debtor, smt
 
 
 def test_a_claim_dies_before_sending_is_taken_over_after_the_lease(ladder, debtor, smtp, outbox):
-    plan(today=DUE + dt.timedelta(days=1), now=AT_10)
+    plan(today=DUE + dt.timedelta(days=1), now=AT_21)
     notice = Notice.objects.get()
-    assert dispatch.claim(notice.pk, now=AT_10)
-    assert dispatch.dispatch(notice.pk, now=AT_10 + dt.timedelta(minutes=1)).outcome == "not_claimed"
-    after_lease = AT_10 + dispatch.lease() + dt.timedelta(seconds=1)
+    assert dispatch.claim(notice.pk, now=AT_21)
+    assert dispatch.dispatch(notice.pk, now=AT_21 + dt.timedelta(minutes=1)).outcome == "not_claimed"
+    after_lease = AT_21 + dispatch.lease() + dt.timedelta(seconds=1)
     assert dispatch.dispatch(notice.pk, now=after_lease).outcome == "sent"
     assert len(smtp.messages) == 1
 
 
 def test_sms_goes_through_the_configured_backend(ladder, debtor, smtp, outbox):
     day = DUE + dt.timedelta(days=5)
-    results = _plan_and_dispatch(day, dt.datetime.combine(day, dt.time(10), tzinfo=MX))
+    results = _plan_and_dispatch(day, dt.datetime.combine(day, dt.time(21), tzinfo=MX))  # after every slot
     assert [r.outcome for r in results] == ["sent"]
     [line] = (outbox / "outbox" / "sms.jsonl").read_text().splitlines()
     record = json.loads(line)
@@ -252,7 +254,7 @@ def test_a_paused_client_gets_nothing_until_the_pause_ends(ladder, gerente, gest
     services.client_pause(by=gestora, client=client, until=due + dt.timedelta(days=3), reason="Convenio en revisión")
 
     def at(day):
-        return dt.datetime.combine(day, dt.time(10), tzinfo=MX)
+        return dt.datetime.combine(day, dt.time(21), tzinfo=MX)  # after every client's slot
 
     assert _plan_and_dispatch(due + dt.timedelta(days=1), at(due + dt.timedelta(days=1))) == []
     results = _plan_and_dispatch(due + dt.timedelta(days=4), at(due + dt.timedelta(days=4)))

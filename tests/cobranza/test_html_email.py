@@ -28,7 +28,8 @@ pytestmark = pytest.mark.django_db
 MX = ZoneInfo("America/Mexico_City")
 DUE = dt.date(2026, 3, 2)  # a Monday
 SEND_DAY = DUE + dt.timedelta(days=5)
-AT_10 = dt.datetime.combine(DUE + dt.timedelta(days=1), dt.time(10, 0), tzinfo=MX)
+# Inside the window and after every client's slot (docs/domain.md#spread): messages are due.
+AT_21 = dt.datetime.combine(DUE + dt.timedelta(days=1), dt.time(21, 0), tzinfo=MX)
 XHTML = "{http://www.w3.org/1999/xhtml}"
 
 BODY = {
@@ -171,8 +172,8 @@ def test_a_sent_reminder_is_multipart_alternative_with_both_parts_over_real_smtp
 ):
     business_profile()
     _debtor(gerente, gestora, email_ladder)
-    plan(today=DUE + dt.timedelta(days=1), now=AT_10)
-    [result] = [dispatch.dispatch(i, now=AT_10) for i in dispatch.due_notice_ids(now=AT_10)]
+    plan(today=DUE + dt.timedelta(days=1), now=AT_21)
+    [result] = [dispatch.dispatch(i, now=AT_21) for i in dispatch.due_notice_ids(now=AT_21)]
     assert result.outcome == "sent", result.reason
     [msg] = smtp.messages
     assert msg.get_content_type() == "multipart/alternative"
@@ -229,7 +230,7 @@ def test_an_sms_preview_has_no_html_frame(client, gerente):
 
 def test_an_installment_reminder_is_html_too_and_its_button_asks_for_the_installment(gerente, gestora, smtp, media):
     business_profile(logo=False)
-    now = dt.datetime.combine(DUE, dt.time(10, 0), tzinfo=MX)
+    now = dt.datetime.combine(DUE, dt.time(21, 0), tzinfo=MX)  # after the client's slot (docs/domain.md#spread)
     with time_machine.travel(now, tick=False):
         client = make_client(by=gerente, collector=gestora, legal_name="Plan en Cuotas")
         ledger.contact_create(by=gerente, client=client, name="Ana Pagos", email="ana@cuotas.example")

@@ -20,12 +20,14 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 
 from accounts import clock
 from accounts import services as ledger
 from accounts.demo import reset_ledger
-from accounts.models import Interaction
+from accounts.models import Client, Interaction
+from cobranza.engine import dispatch
 from cobranza.models import CollectorTask, Notice
 from cobranza.ops import services
 from tests.factories import make_client, make_invoice
@@ -108,7 +110,19 @@ def _scenario(mode, gerente, gestora):
         else:
             with lived(at(today, 10)):
                 call_command("run_dunning", stdout=StringIO())
+            _dispatcher_through(today)
     return _rows()
+
+
+def _dispatcher_through(today):
+    """The every-minute dispatcher for the rest of the lived day: each notice goes at its
+    client's slot (docs/domain.md#spread), as the replay walks its clock to it."""
+    moment, end = at(today, 10), at(today + dt.timedelta(days=1), 0)
+    while (moment := dispatch.next_due_at(after=moment, before=end)) is not None:
+        with lived(moment):
+            while ids := dispatch.due_notice_ids(now=moment):
+                for notice_id in ids:
+                    dispatch.dispatch(notice_id, now=moment)
 
 
 def _rows():
@@ -153,7 +167,11 @@ def _rows():
 def test_replaying_forty_days_writes_what_living_them_writes(gerente, gestora, settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     replay = _scenario(replayed, gerente, gestora)
+    first_id = Client.objects.order_by("pk").values_list("pk", flat=True).first()
     reset_ledger()
+    # The same client ids, hence the same slots (docs/domain.md#spread), in the lived run.
+    with connection.cursor() as cur:
+        cur.execute("SELECT setval(pg_get_serial_sequence('accounts_client', 'id'), %s, false)", [first_id])
     living = _scenario(lived, gerente, gestora)
 
     sent = [n for n in replay["notices"] if n[3] == Notice.Status.SENT]

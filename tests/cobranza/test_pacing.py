@@ -22,7 +22,7 @@ from cobranza.engine.planner import plan
 from cobranza.ladders import selectors as ladder_selectors
 from cobranza.ladders import services as ladder_services
 from cobranza.models import LadderBump, MessageTemplate, MessageTemplateText, Notice, NoticeItem, Policy, PolicyStep
-from tests.factories import make_client, make_invoice, segment
+from tests.factories import make_client, make_invoice, segment, slot_of
 
 pytestmark = pytest.mark.django_db
 MX = ZoneInfo("America/Mexico_City")
@@ -162,13 +162,15 @@ def test_an_older_notice_still_waiting_is_superseded_when_a_firmer_one_lists_its
     firmer = Notice.objects.get(client=acme, step__position=3)
     assert sorted(firmer.items.values_list("invoice__number", flat=True)) == ["A1"]
     # Dispatch sends the firmer one; the older goes out for A2 only, the next day.
-    with clock.running_at(at(bump_day, 11)):
-        assert dispatch.dispatch(firmer.pk, now=at(bump_day, 11)).outcome == "sent"
-        result = dispatch.dispatch(older.pk, now=at(bump_day, 11))
+    # (at 21:00, after the client's slot whichever it is: docs/domain.md#spread)
+    with clock.running_at(at(bump_day, 21)):
+        assert dispatch.dispatch(firmer.pk, now=at(bump_day, 21)).outcome == "sent"
+        result = dispatch.dispatch(older.pk, now=at(bump_day, 21))
     assert result.outcome == "deferred" and "Un aviso por día como máximo" in result.reason
-    assert Notice.objects.get(pk=older.pk).scheduled_at == at(bump_day + dt.timedelta(days=1), 7)  # MX window
-    with clock.running_at(at(bump_day + dt.timedelta(days=1))):
-        assert dispatch.dispatch(older.pk, now=at(bump_day + dt.timedelta(days=1))).outcome == "sent"
+    next_slot = slot_of(acme, bump_day + dt.timedelta(days=1))  # the client's slot, not the window's opening
+    assert Notice.objects.get(pk=older.pk).scheduled_at == next_slot
+    with clock.running_at(next_slot):
+        assert dispatch.dispatch(older.pk, now=next_slot).outcome == "sent"
     older.refresh_from_db()
     assert older.status == "sent" and "A2" in older.body and "A1" not in older.body
     assert len(smtp.messages) == 1

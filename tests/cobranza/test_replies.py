@@ -36,7 +36,8 @@ from tests.smtp import SMTPServer
 pytestmark = pytest.mark.django_db
 MX = ZoneInfo("America/Mexico_City")
 DUE = dt.date(2026, 3, 2)
-AT_10 = dt.datetime.combine(DUE + dt.timedelta(days=1), dt.time(10, 0), tzinfo=MX)
+# Inside the window and after every client's slot (docs/domain.md#spread): messages are due.
+AT_21 = dt.datetime.combine(DUE + dt.timedelta(days=1), dt.time(21, 0), tzinfo=MX)
 
 
 @pytest.fixture
@@ -73,9 +74,9 @@ def test_every_reminder_email_carries_a_reply_address_naming_its_client(ladder, 
     BusinessProfile.objects.filter(pk=1).update(
         reply_to="respuestas@clavos.example", sender_email="avisos@clavos.example"
     )
-    plan(today=AT_10.date(), now=AT_10)
-    [notice_id] = dispatch.due_notice_ids(now=AT_10)
-    assert dispatch.dispatch(notice_id, now=AT_10).outcome == "sent"
+    plan(today=AT_21.date(), now=AT_21)
+    [notice_id] = dispatch.due_notice_ids(now=AT_21)
+    assert dispatch.dispatch(notice_id, now=AT_21).outcome == "sent"
     [msg] = smtp.messages
     reply_to = parseaddr(msg["Reply-To"])[1]
     assert reply_to == f"respuestas+{tokens.token(debtor.pk)}@clavos.example"
@@ -84,9 +85,9 @@ def test_every_reminder_email_carries_a_reply_address_naming_its_client(ladder, 
 
 def test_without_a_reply_to_the_sender_takes_the_replies(ladder, debtor, smtp, outbox):
     BusinessProfile.objects.filter(pk=1).update(reply_to="", sender_email="cobranza@morosos.example")
-    plan(today=AT_10.date(), now=AT_10)
-    [notice_id] = dispatch.due_notice_ids(now=AT_10)
-    dispatch.dispatch(notice_id, now=AT_10)
+    plan(today=AT_21.date(), now=AT_21)
+    [notice_id] = dispatch.due_notice_ids(now=AT_21)
+    dispatch.dispatch(notice_id, now=AT_21)
     [msg] = smtp.messages
     assert parseaddr(msg["Reply-To"])[1] == f"cobranza+{tokens.token(debtor.pk)}@morosos.example"
 
@@ -292,9 +293,9 @@ def test_a_reply_through_smtp_reaches_the_timeline_and_pauses_the_ladder(
     live_server, ladder, debtor, smtp, outbox, inbound_secret
 ):
     today = clock.localdate()
-    plan(today=AT_10.date(), now=AT_10)
-    [notice_id] = dispatch.due_notice_ids(now=AT_10)
-    dispatch.dispatch(notice_id, now=AT_10)
+    plan(today=AT_21.date(), now=AT_21)
+    [notice_id] = dispatch.due_notice_ids(now=AT_21)
+    dispatch.dispatch(notice_id, now=AT_21)
     [reminder] = smtp.messages
     reply_to = parseaddr(reminder["Reply-To"])[1]
 

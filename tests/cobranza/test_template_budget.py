@@ -23,7 +23,8 @@ from tests.factories import make_client, make_invoice, segment
 BOMB = "".join(f'{{% for {v} in "0123456789" %}}' for v in "abcdefg") + "x" + "{% endfor %}" * 7
 MX = ZoneInfo("America/Mexico_City")
 DUE = dt.date(2026, 3, 2)
-AT_10 = dt.datetime.combine(DUE + dt.timedelta(days=1), dt.time(10, 0), tzinfo=MX)
+# Inside the window and after every client's slot (docs/domain.md#spread): messages are due.
+AT_21 = dt.datetime.combine(DUE + dt.timedelta(days=1), dt.time(21, 0), tzinfo=MX)
 
 
 def _body_errors(body, channel="email"):
@@ -156,9 +157,9 @@ def test_a_send_over_budget_is_recorded_as_failed_with_its_reason(gerente, gesto
     debtor = make_client(by=gerente, collector=gestora, legal_name="Bombas SA")
     ledger.contact_create(by=gerente, client=debtor, name="Ana", email="ana@bombas.example")
     make_invoice(by=gerente, client=debtor, number="B-1", amount="100.00", due_date=DUE)
-    plan(today=DUE + dt.timedelta(days=1), now=AT_10)
-    [notice_id] = dispatch.due_notice_ids(now=AT_10)
-    result = dispatch.dispatch(notice_id, now=AT_10)
+    plan(today=DUE + dt.timedelta(days=1), now=AT_21)
+    [notice_id] = dispatch.due_notice_ids(now=AT_21)
+    result = dispatch.dispatch(notice_id, now=AT_21)
     assert result.outcome == "failed"
     notice = Notice.objects.get(pk=notice_id)
     assert notice.status == "failed" and "no es una lista" in notice.reason

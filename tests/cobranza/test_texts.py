@@ -37,7 +37,8 @@ from tests.test_i18n import visible_text
 pytestmark = pytest.mark.django_db
 MX = ZoneInfo("America/Mexico_City")
 DUE = dt.date(2026, 3, 2)  # a Monday, no holiday
-AT_10 = dt.datetime.combine(DUE + dt.timedelta(days=1), dt.time(10, 0), tzinfo=MX)
+# After every client's slot in the window (docs/domain.md#spread): what is due has come due.
+AT_21 = dt.datetime.combine(DUE + dt.timedelta(days=1), dt.time(21, 0), tzinfo=MX)
 
 
 def _in(client, user, language):
@@ -161,8 +162,8 @@ def skipped_for_no_contact(gerente, gestora):
     PolicyStep.objects.create(policy=policy, position=1, name="Paso 1", offset_days=1, channel="email", template=email)
     debtor = make_client(by=gerente, collector=gestora, legal_name="Ferretería Sin Contacto")
     make_invoice(by=gerente, client=debtor, number="FC-9", amount="900.00", due_date=DUE)
-    plan(today=DUE + dt.timedelta(days=1), now=AT_10)
-    [result] = [dispatch.dispatch(i, now=AT_10) for i in dispatch.due_notice_ids(now=AT_10)]
+    plan(today=DUE + dt.timedelta(days=1), now=AT_21)
+    [result] = [dispatch.dispatch(i, now=AT_21) for i in dispatch.due_notice_ids(now=AT_21)]
     assert result.outcome == "skipped"
     return debtor
 
@@ -286,7 +287,7 @@ def test_the_planners_superseded_reason_reads_in_the_readers_language(gerente):
         )
     debtor = make_client(by=gerente, legal_name="Atrasado Viejo")
     make_invoice(by=gerente, client=debtor, number="FC-OLD", amount="900.00", due_date=DUE)
-    plan(today=DUE + dt.timedelta(days=10), now=AT_10 + dt.timedelta(days=9))
+    plan(today=DUE + dt.timedelta(days=10), now=AT_21 + dt.timedelta(days=9))
     skipped = Notice.objects.get(client=debtor, status=Notice.Status.SUPERSEDED)
     assert skipped.reason == "Reemplazado por un paso más firme planeado el mismo día: «Paso 2»."
     assert (skipped.reason_code, skipped.reason_params) == ("notice.superseded_same_day", {"step": "Paso 2"})

@@ -23,7 +23,8 @@ SECRET = "s3cr3t-de-prueba"
 URL = "/webhooks/pagos/"
 MX = ZoneInfo("America/Mexico_City")
 DUE = dt.date(2026, 3, 2)  # a Monday, no holiday
-AT_10 = dt.datetime.combine(DUE + dt.timedelta(days=1), dt.time(10, 0), tzinfo=MX)
+# Inside the window and after every client's slot (docs/domain.md#spread): messages are due.
+AT_21 = dt.datetime.combine(DUE + dt.timedelta(days=1), dt.time(21, 0), tzinfo=MX)
 
 
 @pytest.fixture(autouse=True)
@@ -172,12 +173,12 @@ def ladder(db):
 
 
 def test_a_planned_reminder_is_skipped_once_the_webhook_pays_the_invoice(client, ladder, debtor, outbox):
-    plan(today=DUE + dt.timedelta(days=1), now=AT_10)
+    plan(today=DUE + dt.timedelta(days=1), now=AT_21)
     notice = Notice.objects.get(client=debtor)
     assert notice.status == "planned"
     response = _post(client, _payload(invoices=["FC-1"], amount="1500.00"))
     assert response.status_code == 201
-    [result] = [dispatch.dispatch(i, now=AT_10) for i in dispatch.due_notice_ids(now=AT_10)]
+    [result] = [dispatch.dispatch(i, now=AT_21) for i in dispatch.due_notice_ids(now=AT_21)]
     assert result.outcome == "skipped"
     notice.refresh_from_db()
     assert notice.status == "skipped"

@@ -402,12 +402,13 @@ def test_a_kept_promise_emits_nothing(endpoint, debtor, gestora):
 def test_a_sent_notice_emits_notice_sent_once(endpoint, debtor, smtp, outbox):
     client, inv = debtor
     day = DUE + dt.timedelta(days=1)
-    with time_machine.travel(at(day), tick=False):
-        plan(today=day, now=at(day))
-        results = [dispatch.dispatch(i, now=at(day)) for i in dispatch.due_notice_ids(now=at(day))]
+    # at 21:00, after the client's slot (docs/domain.md#spread)
+    with time_machine.travel(at(day, 21), tick=False):
+        plan(today=day, now=at(day, 21))
+        results = [dispatch.dispatch(i, now=at(day, 21)) for i in dispatch.due_notice_ids(now=at(day, 21))]
         assert [r.outcome for r in results] == ["sent"] and len(smtp.messages) == 1
         notice = Notice.objects.get(status="sent")
-        assert dispatch.dispatch(notice.pk, now=at(day, 11)).outcome == "not_claimed"
+        assert dispatch.dispatch(notice.pk, now=at(day, 21)).outcome == "not_claimed"
     [delivery] = WebhookDelivery.objects.all()
     assert (delivery.event, delivery.event_key) == ("notice.sent", f"notice.sent:{notice.pk}")
     data = delivery.payload["data"]
@@ -420,10 +421,11 @@ def test_a_sent_notice_emits_notice_sent_once(endpoint, debtor, smtp, outbox):
 def test_a_skipped_notice_emits_nothing(endpoint, debtor, gestora, smtp, outbox):
     client, inv = debtor
     day = DUE + dt.timedelta(days=1)
-    with time_machine.travel(at(day), tick=False):
-        plan(today=day, now=at(day))
+    # at 21:00, after the client's slot (docs/domain.md#spread)
+    with time_machine.travel(at(day, 21), tick=False):
+        plan(today=day, now=at(day, 21))
         ledger.invoice_set_status(by=None, invoice=inv, status=Invoice.Status.CANCELLED, reason="Error de captura")
-        results = [dispatch.dispatch(i, now=at(day)) for i in dispatch.due_notice_ids(now=at(day))]
+        results = [dispatch.dispatch(i, now=at(day, 21)) for i in dispatch.due_notice_ids(now=at(day, 21))]
     assert [r.outcome for r in results] == ["skipped"]
     assert not WebhookDelivery.objects.exists()
 

@@ -137,7 +137,8 @@ class Workers:
 
 @pytest.fixture
 def open_hours(db):
-    """Contact rules allow any time of day, so the test does not depend on the clock."""
+    """Contact rules allow any time of day, all of it at once (no spread over the day,
+    docs/domain.md#spread), so the test does not depend on the clock."""
     from cobranza.models import ContactRules
 
     ContactRules.objects.update(
@@ -146,6 +147,7 @@ def open_hours(db):
         weekdays="1,2,3,4,5,6,7",
         skip_holidays=False,
         max_per_channel_7d=50,
+        spread_sends=False,
     )
 
 

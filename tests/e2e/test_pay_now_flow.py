@@ -42,7 +42,8 @@ SECRET = "e2e-payment-webhook-secret"
 
 
 def _at(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(10, 0), tzinfo=MX)
+    # After every client's slot (docs/domain.md#spread): the day's messages are due.
+    return dt.datetime.combine(day, dt.time(21, 0), tzinfo=MX)
 
 
 @pytest.fixture
@@ -83,7 +84,7 @@ def _debtor(gerente, gestora, ladder, name: str, email: str, amounts: list[str])
 
 
 def _run(day: dt.date):
-    """One dunning run at 10:00 on ``day``: everything it writes carries that moment (the one
+    """One dunning run at 21:00 on ``day``: everything it writes carries that moment (the one
     clock), so pacing counts the day's sends on the day they went."""
     with clock.running_at(_at(day)):
         plan(today=day, now=_at(day))

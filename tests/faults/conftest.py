@@ -16,8 +16,9 @@ from tests.faults.rig import Mailbox, Rig
 @pytest.fixture
 def fault_policy(db):
     """Every client of the regular segment gets one email the day after its invoice falls due;
-    contact rules allow any hour and enough messages (several rounds reach a client only once
-    each, but the rules must never defer: a deferral is not a fault)."""
+    contact rules allow any hour and enough messages, without spreading them over the day
+    (several rounds reach a client only once each, but the rules must never defer: a deferral
+    is not a fault)."""
     Policy.objects.filter(segment=segment("regular")).delete()
     policy = Policy.objects.create(name="Pruebas de fallos", segment=segment("regular"))
     tpl = MessageTemplate.objects.create(code="faults-email", name="faults", channel="email")
@@ -31,6 +32,7 @@ def fault_policy(db):
         weekdays="1,2,3,4,5,6,7",
         skip_holidays=False,
         max_per_channel_7d=50,
+        spread_sends=False,
     )
     return policy
 
