@@ -201,6 +201,7 @@ def _measure_pages(results: dict, key: str, *, explain: bool) -> None:
             "label": page.label,
             "url": page.url,
             "goal_ms": page.goal_ms,
+            "goal_queries": page.goal_queries,
             "ms": s,
             "sql_ms": stats(m["sql_ms"]),
             "queries": sorted(set(m["queries"])),
@@ -215,9 +216,10 @@ def _measure_pages(results: dict, key: str, *, explain: bool) -> None:
                 entry["explain"] = f"(EXPLAIN failed: {exc})"
             (VAR / f"explain-{page.key}.txt").write_text(slow[0][1] + "\n\n" + entry["explain"])
         out[page.key] = entry
+        goal = f" (goal ≤ {page.goal_ms:.0f} ms" + (f", ≤ {page.goal_queries} queries)" if page.goal_queries else ")")
         log(
             f"  {page.key}: p50 {s['p50']:.0f} ms, p95 {s['p95']:.0f} ms (SQL p50 {entry['sql_ms']['p50']:.0f} ms), "
-            f"{entry['queries']} queries"
+            f"{entry['queries']} queries{goal}"
         )
         save_results(results)
         report.write_interim(results)
