@@ -7,8 +7,8 @@ client's dunning state. An app registers a *client panel* in its ``AppConfig.rea
     register_client_panel(my_panel, section="cobranza")  # in the "Cobranza" tab, loaded on demand
     # my_panel(request, client) -> str (HTML) or ""
 
-The client page is a summary plus sections loaded when their tab is opened (docs/domain.md,
-"The client page"); each place renders its panels in registration order. A panel must cost a
+The client page is a summary plus sections loaded when their tab is opened
+(docs/domain.md#the-client-page); each place renders its panels in registration order. A panel must cost a
 constant number of queries (the summary's and each section's query count are asserted in the
 tests, and the summary's budget is small: keep summary panels to one query).
 """

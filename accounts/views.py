@@ -236,7 +236,7 @@ def client_edit(request, pk):
 
 
 # The client page is a summary (always shown, a small constant number of queries) and six
-# sections, each a tab loaded when it is opened (docs/domain.md, "The client page"): the
+# sections, each a tab loaded when it is opened (docs/domain.md#the-client-page): the
 # section's own URL answers its HTML fragment; ``?tab=<section>`` renders the whole page with
 # that section inline (no JavaScript needed, and the target of the redirects of forms posted
 # from a section).

@@ -24,7 +24,7 @@ class CobranzaConfig(AppConfig):
 
         from . import demo
 
-        # The client page (docs/domain.md, "The client page"). Its summary, always visible:
+        # The client page (docs/domain.md#the-client-page). Its summary, always visible:
         # early warnings, what the client wrote to us, who the client is as a payer and the next
         # reminder. Its "Cobranza" section, loaded when opened: the profile in full (protocol,
         # fees, discounts), what was agreed (promises, plans, disputes), the self-service portal

@@ -43,7 +43,7 @@ def pages(*, big_client_id: int, search: str) -> list[Page]:
             100,
         ),
         # The client page is a summary plus sections loaded when their tab is opened
-        # (docs/domain.md, "The client page"); the summary's goal: ≤ 60 ms and ≤ 12 queries.
+        # (docs/domain.md#the-client-page); the summary's goal: ≤ 60 ms and ≤ 12 queries.
         Page(
             "client_detail",
             "Client page summary (client with the most invoices)",

@@ -24,7 +24,7 @@ TODAY = timezone.localdate()
 
 # Ceilings: session + user + roles (3), then the page's own reads.
 LIST_MAX = 7  # + segments, collectors (managers), count, page
-# The client page's summary (docs/domain.md, "The client page"): + the client with its tabs'
+# The client page's summary (docs/domain.md#the-client-page): + the client with its tabs'
 # sizes, balances by bucket and client credit (2), the last contact, the business group, then
 # cobranza's summary panels: alerts, replies, the profile and the next reminder (4). The
 # issue's goal is 12 at the largest client; the sections are measured on their own below.

@@ -389,7 +389,7 @@ def test_manual_allocation_updates_balances_and_status(client, gestora, debtor):
         amount="700.00", mode="manual", reference="SPEI-1", **{f"alloc_{new.pk}": "500.00", f"alloc_{old.pk}": "150.00"}
     )
     response = client.post(reverse("payment_create", args=[acme.pk]), data)
-    assert response.status_code == 302 and response.url.endswith("#pagos")
+    assert response.status_code == 302 and response.url.endswith("?tab=pagos#seccion-pagos")
     old.refresh_from_db()
     new.refresh_from_db()
     assert new.status == "paid" and new.open_balance == Decimal("0.00")
@@ -492,7 +492,7 @@ def test_interaction_form_appends_to_the_timeline(client, gerente, gestora, debt
             "invoices": [old.pk],
         },
     )
-    assert response.status_code == 302 and response.url.endswith("#historial")
+    assert response.status_code == 302 and response.url.endswith("?tab=historial#seccion-historial")
     entry = Interaction.objects.filter(client=acme, kind="call").get()
     assert entry.author == gestora and entry.contact == contact and entry.next_action_on == follow_up
     assert list(entry.invoices.all()) == [old]

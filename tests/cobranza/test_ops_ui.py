@@ -705,7 +705,7 @@ def test_a_collector_pauses_her_client_until_a_date_and_resumes(client, gestora,
     response = client.post(
         _url("client_pause", martillo.pk), {"action": "pause", "until": until.isoformat(), "reason": "Convenio"}
     )
-    assert response["Location"] == reverse("client_detail", args=[martillo.pk]) + "#cobranza"
+    assert response["Location"] == reverse("client_detail", args=[martillo.pk]) + "?tab=cobranza#cobranza"
     dunning = ClientDunning.objects.get(client=martillo)
     assert dunning.paused_until == until and dunning.pause_reason == "Convenio"
     assert _timeline(martillo, "Recordatorios en pausa")
@@ -762,7 +762,7 @@ def test_holding_and_releasing_an_invoice(client, gestora, martillo):
     invoice = martillo.invoices.get()
     until = TODAY + dt.timedelta(days=20)
     response = client.post(_url("invoice_hold", invoice.pk), {"reason": "Nota de crédito en trámite", "until": until})
-    assert response["Location"].endswith("#cobranza")
+    assert response["Location"].endswith("?tab=cobranza#cobranza")
     hold = InvoiceHold.objects.get(invoice=invoice)
     assert hold.until == until and hold.created_by == gestora
     assert _timeline(martillo, "Factura FM-1 retenida")

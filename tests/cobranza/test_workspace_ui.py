@@ -130,7 +130,7 @@ def test_a_call_with_a_promise_logs_the_call_creates_the_promise_and_pauses_remi
         ),
     )
     assert response.status_code == 302
-    assert response.url == reverse("client_detail", args=[c.pk]) + "#compromisos"
+    assert response.url == reverse("client_detail", args=[c.pk]) + "?tab=cobranza#compromisos"
 
     call = Interaction.objects.get(client=c, kind="call")
     assert call.outcome == "promise" and call.direction == "outbound"
@@ -400,7 +400,7 @@ def test_cancelling_a_commitment_needs_a_reason(client, debtor, clock, gestora):
     response = client.post(url, {"reason": ""})
     assert response.status_code == 200 and response.context["form"].errors["reason"] == ["Indique el motivo."]
     response = client.post(url, {"reason": "Se registró por error"})
-    assert response.status_code == 302 and response.url.endswith("#compromisos")
+    assert response.status_code == 302 and response.url.endswith("?tab=cobranza#compromisos")
     promise.refresh_from_db()
     assert promise.status == "cancelled"
     assert Interaction.objects.filter(

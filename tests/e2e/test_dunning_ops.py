@@ -68,7 +68,7 @@ def test_manager_pauses_a_client_then_approves_a_notice(page, live_server, geren
     expect(panel.get_by_role("button", name="Reanudar recordatorios")).to_be_visible()
     # The timeline has it too.
     page.get_by_role("tab", name=re.compile("Historial")).click()
-    expect(page.locator("#historial")).to_contain_text("Recordatorios en pausa hasta el")
+    expect(page.locator("#seccion-historial")).to_contain_text("Recordatorios en pausa hasta el")
     _screenshot(page, "dunning-panel-paused")
 
     dunning = ClientDunning.objects.get(client=martillo)
