@@ -79,8 +79,10 @@ def _history(today: dt.date) -> float:
         plan(today=day, now=at)
         with transaction.atomic(), connection.cursor() as cur:
             cur.execute(
+                # A notice superseded by a firmer step the same day (docs/domain.md#pacing) was
+                # never sent, and the database refuses a sent one that names its successor.
                 "UPDATE cobranza_notice SET status = 'sent', sent_at = scheduled_at + interval '3 hours', "
-                "attempts = 1 WHERE planned_for = %s",
+                "attempts = 1 WHERE planned_for = %s AND status <> 'superseded'",
                 [day],
             )
     return time.perf_counter() - t0

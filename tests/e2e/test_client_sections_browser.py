@@ -55,6 +55,8 @@ def test_tabs_load_their_section_on_demand(browser, live_server, gestora, debtor
         expect(page.get_by_test_id("open-balance").first).to_be_visible()
         expect(page.get_by_test_id("summary-next-step")).to_be_visible()
         assert fetched == []  # nothing loaded before a tab is opened
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"client-summary-{viewport['width']}.png"), full_page=True)
         for label, marker in TABS:
             page.get_by_role("tab", name=re.compile(label)).click()
             panel = page.get_by_role("tabpanel", name=re.compile(label))
@@ -66,6 +68,7 @@ def test_tabs_load_their_section_on_demand(browser, live_server, gestora, debtor
                 ARTIFACTS.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(ARTIFACTS / f"sections-{viewport['width']}-{label}.png"), full_page=True)
             assert width[0] <= width[1], f"{label}: the page scrolls sideways at {viewport['width']} px"
+        page.screenshot(path=str(ARTIFACTS / f"client-section-cambios-{viewport['width']}.png"), full_page=True)
         assert len(fetched) == len(TABS)  # one fetch per section
         # Back to a section already opened: shown again without fetching it twice.
         page.get_by_role("tab", name=re.compile("Facturas")).click()

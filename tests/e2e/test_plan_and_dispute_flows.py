@@ -83,6 +83,7 @@ def test_a_missed_plan_installment_opens_a_task_and_shows_on_the_client_page(pag
         expect(row).to_contain_text("Cuota 1 del plan incumplida")
         # ...and the client page shows the installment missed, the plan still active.
         row.get_by_role("link", name="Abarrotes Doña Lupe").first.click()
+        page.get_by_role("tab", name=re.compile("Cobranza")).click()  # agreements are in that section
         box = page.get_by_test_id("open-commitment")
         expect(box).to_contain_text("Plan de pagos")
         installments = box.get_by_test_id("installments").locator("tbody tr")

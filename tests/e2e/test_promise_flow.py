@@ -66,6 +66,7 @@ def test_a_broken_promise_logged_in_the_quick_form_resumes_the_ladder(page, live
     page.get_by_role("navigation", name="Navegación principal").get_by_role("link", name="Clientes").click()
     page.locator("#client-results").get_by_role("link", name="Ferretería El Martillo S.A. de C.V.").click()
     expect(page.get_by_role("heading", level=1, name="Ferretería El Martillo S.A. de C.V.")).to_be_visible()
+    page.get_by_role("tab", name=re.compile("Cobranza")).click()  # agreements are in that section
     panel = page.get_by_test_id("workspace-panel")
     expect(panel.get_by_test_id("no-open-commitments")).to_be_visible()
     panel.get_by_test_id("log-outcome-link").click()
