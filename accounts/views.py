@@ -333,7 +333,6 @@ def _section_context(request, client, tab: str) -> dict:
         context["section_panels"] = client_panels(request, client, section="cobranza")
     elif tab == "cambios":
         context["rows"] = audit.present(audit.client_history(client)[:HISTORY_ENTRIES])
-        context["history_limit"] = HISTORY_ENTRIES
     return context
 
 
