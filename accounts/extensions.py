@@ -3,10 +3,14 @@
 ``cobranza`` may import ``accounts``, never the reverse; yet the client page must show the
 client's dunning state. An app registers a *client panel* in its ``AppConfig.ready``::
 
-    register_client_panel(my_panel)   # my_panel(request, client) -> str (HTML) or ""
+    register_client_panel(my_panel)                      # in the summary, always visible
+    register_client_panel(my_panel, section="cobranza")  # in the "Cobranza" tab, loaded on demand
+    # my_panel(request, client) -> str (HTML) or ""
 
-The client page renders every registered panel, in registration order. A panel must cost a
-constant number of queries (the page's query count is asserted in the tests).
+The client page is a summary plus sections loaded when their tab is opened
+(docs/domain.md#the-client-page); each place renders its panels in registration order. A panel must cost a
+constant number of queries (the summary's and each section's query count are asserted in the
+tests, and the summary's budget is small: keep summary panels to one query).
 """
 
 from __future__ import annotations
@@ -17,19 +21,21 @@ from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
 ClientPanel = Callable[..., str]
-_client_panels: list[ClientPanel] = []
+SUMMARY = "summary"
+_client_panels: dict[str, list[ClientPanel]] = {}
 
 
-def register_client_panel(panel: ClientPanel) -> ClientPanel:
-    if panel not in _client_panels:
-        _client_panels.append(panel)
+def register_client_panel(panel: ClientPanel, *, section: str = SUMMARY) -> ClientPanel:
+    panels = _client_panels.setdefault(section, [])
+    if panel not in panels:
+        panels.append(panel)
     return panel
 
 
-def client_panels(request, client) -> list[SafeString]:
-    """The HTML of every registered panel for this client (empty ones left out).
-    Panels render their own templates, which escape what they show."""
-    rendered = (panel(request, client) for panel in _client_panels)
+def client_panels(request, client, *, section: str = SUMMARY) -> list[SafeString]:
+    """The HTML of every panel registered for this place of the client page (empty ones left
+    out). Panels render their own templates, which escape what they show."""
+    rendered = (panel(request, client) for panel in _client_panels.get(section, []))
     return [mark_safe(html) for html in rendered if html]  # noqa: S308 - rendered by Django templates
 
 

@@ -348,11 +348,26 @@ def _count_of(qs: QuerySet) -> Coalesce:
 
 
 def with_detail_counts(qs: QuerySet[Client]) -> QuerySet[Client]:
-    """Clients with ``invoice_total`` and ``payment_total``: the sizes of the client page's
-    paginated tabs, read with the client (no COUNT query per tab)."""
+    """Clients with ``invoice_total``, ``payment_total``, ``contact_total`` and
+    ``interaction_total``: the sizes shown on the client page's tabs, read with the client (no
+    COUNT query per tab)."""
     return qs.annotate(
         invoice_total=_count_of(Invoice.objects.filter(client=OuterRef("pk"))),
         payment_total=_count_of(Payment.objects.filter(client=OuterRef("pk"))),
+        contact_total=_count_of(Contact.objects.filter(client=OuterRef("pk"))),
+        interaction_total=_count_of(Interaction.objects.filter(client=OuterRef("pk"))),
+    )
+
+
+def client_last_contact(client: Client) -> Interaction | None:
+    """The client's newest person-made entry (a call, an e-mail, a visit...; not a system
+    event), with its author and contact: one query on the timeline's own index."""
+    return (
+        Interaction.objects.filter(client=client)
+        .exclude(kind=Interaction.Kind.SYSTEM)
+        .select_related("author", "contact")
+        .order_by("-occurred_at", "-id")
+        .first()
     )
 
 

@@ -8,6 +8,11 @@ urlpatterns = [
     path("clientes/reasignar/", views.client_bulk_assign, name="client_bulk_assign"),
     path("clientes/nuevo/", views.client_create, name="client_create"),
     path("clientes/<int:pk>/", views.client_detail, name="client_detail"),
+    # The client page's sections (tabs), one URL each: an HTML fragment loaded on demand.
+    *(
+        path(f"clientes/<int:pk>/secciones/{tab}/", views.client_section, {"tab": tab}, name=f"client_section_{tab}")
+        for tab in views.SECTIONS
+    ),
     path("clientes/<int:pk>/editar/", views.client_edit, name="client_edit"),
     path("clientes/<int:pk>/aplicar-saldo-a-favor/", views.client_apply_credit, name="client_apply_credit"),
     path("clientes/<int:pk>/pagos/nuevo/", views.payment_create, name="payment_create"),

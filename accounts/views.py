@@ -15,6 +15,7 @@ import functools
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
@@ -23,7 +24,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import selectors, services
+from . import audit, selectors, services
 from .extensions import client_panels, outcome_form_url
 from .forms import (
     BulkAssignForm,
@@ -79,11 +80,6 @@ def _safe_next(request, fallback: str) -> str:
     if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
         return target
     return fallback
-
-
-def _detail_url(client, tab: str = "") -> str:
-    url = reverse("client_detail", args=[client.pk])
-    return f"{url}#{tab}" if tab else url
 
 
 def _is_partial(request, target: str) -> bool:
@@ -239,26 +235,40 @@ def client_edit(request, pk):
 # --- client detail -------------------------------------------------------------------------
 
 
-DETAIL_TABS = ("facturas", "pagos", "contactos", "historial")
+# The client page is a summary (always shown, a small constant number of queries) and six
+# sections, each a tab loaded when it is opened (docs/domain.md#the-client-page): the
+# section's own URL answers its HTML fragment; ``?tab=<section>`` renders the whole page with
+# that section inline (no JavaScript needed, and the target of the redirects of forms posted
+# from a section).
+SECTIONS = ("facturas", "pagos", "historial", "contactos", "cobranza", "cambios")
 
 
-def _tab(value) -> str:
-    return value if value in DETAIL_TABS else DETAIL_TABS[0]
+def section_url(client_or_pk, tab: str, anchor: str = "") -> str:
+    """The client page opened at ``tab``, scrolled to ``anchor`` (default: the section)."""
+    pk = getattr(client_or_pk, "pk", client_or_pk)
+    return f"{reverse('client_detail', args=[pk])}?tab={tab}#{anchor or 'seccion-' + tab}"
+
+
+def _detail_url(client, tab: str = "") -> str:
+    return section_url(client, tab) if tab else reverse("client_detail", args=[client.pk])
 
 
 def _active_tab(request, kind: str) -> str:
-    """The tab a link lands on: the one whose page or filter it turns, else ``?tab=``."""
+    """The section a link opens inline: the one whose page or filter it turns, else
+    ``?tab=``; none (the summary alone) by default."""
     if kind or "tpage" in request.GET:
         return "historial"
     if "fpage" in request.GET:
         return "facturas"
     if "ppage" in request.GET:
         return "pagos"
-    return _tab(request.GET.get("tab"))
+    tab = request.GET.get("tab", "")
+    return tab if tab in SECTIONS else ""
 
 
 INVOICES_PER_PAGE = 50
 PAYMENTS_PER_PAGE = 50
+HISTORY_ENTRIES = 25
 
 
 class _CountedPaginator(Paginator):
@@ -269,58 +279,104 @@ class _CountedPaginator(Paginator):
         self.__dict__["count"] = count  # the cached_property, already known
 
 
-@staff_required
-@require_GET
-def client_detail(request, pk):
-    client = get_object_or_404(
+def _tabs(client) -> list[tuple[str, str, str, int | None]]:
+    """(section, label, icon, size) of the page's tabs; sizes come with the client."""
+    return [
+        ("facturas", _("Facturas"), "bi-receipt", client.invoice_total),
+        ("pagos", _("Pagos"), "bi-cash-stack", client.payment_total),
+        ("historial", _("Historial"), "bi-clock-history", client.interaction_total),
+        ("contactos", _("Contactos"), "bi-person-lines-fill", client.contact_total),
+        ("cobranza", _("Cobranza"), "bi-megaphone", None),
+        ("cambios", _("Cambios"), "bi-journal-text", None),
+    ]
+
+
+def _detail_client(request, pk):
+    """The client of the page and of its sections: the same lookup (visible to the user, else
+    404) and the tabs' sizes read with it."""
+    return get_object_or_404(
         selectors.with_detail_counts(
             selectors.clients_visible_to(request.user).select_related("segment", "collector", "business_group")
         ),
         pk=pk,
     )
+
+
+def _timeline_kind(request) -> str:
     kind = request.GET.get("kind", "")
-    if kind not in Interaction.Kind.values:
-        kind = ""
+    return kind if kind in Interaction.Kind.values else ""
+
+
+def _timeline_context(request, client, kind: str) -> dict:
     timeline = Paginator(selectors.client_timeline(client, kind=kind), TIMELINE_PER_PAGE).get_page(
         request.GET.get("tpage")
     )
-    timeline_context = {
-        "client": client,
-        "timeline": timeline,
-        "kind": kind,
-        "kinds": Interaction.Kind.choices,
-    }
+    return {"client": client, "timeline": timeline, "kind": kind, "kinds": Interaction.Kind.choices}
+
+
+def _section_context(request, client, tab: str) -> dict:
+    """What one section shows; each costs a constant number of queries (asserted in tests)."""
+    context = {"client": client, "tab": tab, "can_manage": is_manager(request.user)}
+    if tab == "facturas":
+        context["invoices"] = _CountedPaginator(
+            selectors.client_invoices(client), INVOICES_PER_PAGE, count=client.invoice_total
+        ).get_page(request.GET.get("fpage"))
+    elif tab == "pagos":
+        context["payments"] = _CountedPaginator(
+            selectors.client_payments(client), PAYMENTS_PER_PAGE, count=client.payment_total
+        ).get_page(request.GET.get("ppage"))
+    elif tab == "historial":
+        context.update(_timeline_context(request, client, _timeline_kind(request)))
+    elif tab == "contactos":
+        context["contacts"] = selectors.client_contacts(client)
+    elif tab == "cobranza":
+        context["section_panels"] = client_panels(request, client, section="cobranza")
+    elif tab == "cambios":
+        context["rows"] = audit.present(audit.client_history(client)[:HISTORY_ENTRIES])
+    return context
+
+
+@staff_required
+@require_GET
+def client_detail(request, pk):
+    client = _detail_client(request, pk)
+    kind = _timeline_kind(request)
     if _is_partial(request, "timeline"):
-        response = render(request, "accounts/_timeline.html", timeline_context)
+        response = render(request, "accounts/_timeline.html", _timeline_context(request, client, kind))
         patch_vary_headers(response, ["HX-Request"])
         return response
 
-    summary = selectors.client_summary(client)
-    manager = is_manager(request.user)
-    # The newest person-made entry of the page already loaded (no extra query).
-    last_contact = None if kind else next((e for e in timeline if e.kind != Interaction.Kind.SYSTEM), None)
+    active_tab = _active_tab(request, kind)
     response = render(
         request,
         "accounts/client_detail.html",
         {
-            **timeline_context,
-            "summary": summary,
-            "last_contact": last_contact,
-            "invoices": _CountedPaginator(
-                selectors.client_invoices(client), INVOICES_PER_PAGE, count=client.invoice_total
-            ).get_page(request.GET.get("fpage")),
-            "payments": _CountedPaginator(
-                selectors.client_payments(client), PAYMENTS_PER_PAGE, count=client.payment_total
-            ).get_page(request.GET.get("ppage")),
-            "contacts": selectors.client_contacts(client),
+            "client": client,
+            "summary": selectors.client_summary(client),
+            "last_contact": selectors.client_last_contact(client),
             "group_members": selectors.business_group_members(client=client, user=request.user),
-            "can_manage": manager,
+            "can_manage": is_manager(request.user),
             "panels": client_panels(request, client),
             "outcome_url": outcome_form_url(client),
-            "active_tab": _active_tab(request, kind),
+            "tabs": _tabs(client),
+            "active_tab": active_tab,
+            **(_section_context(request, client, active_tab) if active_tab else {}),
         },
     )
     patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@staff_required
+@require_GET
+def client_section(request, pk, tab):
+    """One section of the client page as an HTML fragment (the tab's content), for app.js to
+    insert when the tab is opened. Same access as the page: a role, and the client visible."""
+    if tab not in SECTIONS:
+        raise Http404
+    client = _detail_client(request, pk)
+    response = render(request, "accounts/sections/section.html", _section_context(request, client, tab))
+    response["Cache-Control"] = "no-store"
     return response
 
 

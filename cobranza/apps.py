@@ -18,25 +18,21 @@ class CobranzaConfig(AppConfig):
         from cobranza.handoffs.views import client_panel as handoff_panel
         from cobranza.ops.views import client_panel as dunning_panel
         from cobranza.portal.views import client_panel as portal_panel
-        from cobranza.profiles.views import profile_panel
+        from cobranza.profiles.views import profile_panel, summary_panel
         from cobranza.replies.views import replies_panel
         from cobranza.workspace.views import workspace_panel
 
         from . import demo, texts  # noqa: F401  (texts: its codes render on every page)
 
-        # The client page, top to bottom: early warnings, what the client wrote to us, who the client is as a payer
-        # (profile, protocol, fees), what was agreed (promises, plans, disputes), the self-service
-        # portal (its link, the debtor's proposals to decide), the ladder, hand-offs.
-        for panel in (
-            alerts_panel,
-            replies_panel,
-            profile_panel,
-            workspace_panel,
-            portal_panel,
-            dunning_panel,
-            handoff_panel,
-        ):
+        # The client page (docs/domain.md#the-client-page). Its summary, always visible:
+        # early warnings, what the client wrote to us, who the client is as a payer and the next
+        # reminder. Its "Cobranza" section, loaded when opened: the profile in full (protocol,
+        # fees, discounts), what was agreed (promises, plans, disputes), the self-service portal
+        # (its link, the debtor's proposals to decide), the ladder, hand-offs.
+        for panel in (alerts_panel, replies_panel, summary_panel):
             register_client_panel(panel)
+        for panel in (profile_panel, workspace_panel, portal_panel, dunning_panel, handoff_panel):
+            register_client_panel(panel, section="cobranza")
         register_demo_step(demo.seed)
         register_outcome_form(lambda client: reverse("cobranza:log_outcome", args=[client.pk]))
 

@@ -115,3 +115,20 @@ def make_business(*, set_up: bool = True, logo: bytes | None = None, **fields):
     if set_up:
         return business_services.business_setup_complete(by=None, fields=data)
     return business_selectors.current()
+
+
+def client_page_html(http, client_pk: int, *tabs: str) -> str:
+    """The client page as a person reads it after opening ``tabs`` (every section when none
+    is named): the summary followed by each section's fragment, as app.js inserts them."""
+    from django.urls import reverse
+
+    from accounts.views import SECTIONS
+
+    response = http.get(reverse("client_detail", args=[client_pk]))
+    assert response.status_code == 200, response.status_code
+    parts = [response.content.decode()]
+    for tab in tabs or SECTIONS:
+        fragment = http.get(reverse(f"client_section_{tab}", args=[client_pk]))
+        assert fragment.status_code == 200, (tab, fragment.status_code)
+        parts.append(fragment.content.decode())
+    return "\n".join(parts)

@@ -23,7 +23,7 @@ from django.utils import timezone, translation
 
 from accounts import services
 from accounts.utils import money_str
-from tests.factories import make_client, make_invoice
+from tests.factories import client_page_html, make_client, make_invoice
 
 LOCALE_DIR = Path(settings.BASE_DIR) / "locale" / "en" / "LC_MESSAGES"
 PO = LOCALE_DIR / "django.po"
@@ -299,7 +299,7 @@ def test_manager_pages_in_english_have_no_spanish_labels_left(client, gerente, e
 @pytest.mark.django_db
 def test_client_detail_in_english_shows_statuses_buckets_and_money_in_english(client, gestora, english_ledger):
     _english(client, gestora)
-    text = visible_text(client.get(reverse("client_detail", args=[english_ledger.pk])).content.decode())
+    text = visible_text(client_page_html(client, english_ledger.pk))
     # 1500 + 734.50 - 500 paid (oldest first) = 1734.50 open, 1000 of it overdue.
     assert "MX$1,734.50" in text and "MX$1,000.00" in text
     for label in ("Partially paid", "Open", "31–60 days", "Current", "Credit balance", "Invoices", "Payments"):

@@ -724,3 +724,14 @@ def client_dunning_panel(
         profile_policy=profile_policy,
         missing_contact_rules=contact_rules.rules_for(client.country) is None,
     )
+
+
+def client_next_notice(client: Client) -> Notice | None:
+    """The client's next reminder still to go out (planned, awaiting approval or being sent),
+    soonest first, with its ladder step: the client page summary's "next step" (one query)."""
+    return (
+        Notice.objects.filter(client=client, status__in=Notice.OPEN_STATUSES)
+        .select_related("step")
+        .order_by("scheduled_at", "id")
+        .first()
+    )

@@ -27,7 +27,7 @@ from accounts import clock
 from accounts import selectors as ledger_selectors
 from accounts.models import Client
 from accounts.roles import is_manager, is_staff_member
-from accounts.views import _safe_next, _visible_client, manager_required, staff_required
+from accounts.views import _safe_next, _visible_client, manager_required, section_url, staff_required
 from cobranza.engine import contacts, letters, messaging
 from cobranza.models import MESSAGE_CHANNELS, Notice, NoticeStatus, StepChannel
 from cobranza.ops import selectors, services
@@ -47,8 +47,8 @@ LETTERS_PER_PAGE = 50
 
 
 def _client_url(client) -> str:
-    """The client page, scrolled to the dunning panel."""
-    return reverse("client_detail", args=[client.pk]) + "#cobranza"
+    """The client page, its "Cobranza" section open at the dunning panel."""
+    return section_url(client, "cobranza", "cobranza")
 
 
 def _form_errors(request, form) -> None:

@@ -31,7 +31,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.forms import add_service_errors
 from accounts.roles import is_staff_member
 from accounts.services import ensure_can_work
-from accounts.views import _safe_next, _visible_client, staff_required
+from accounts.views import _safe_next, _visible_client, section_url, staff_required
 from cobranza.business import payments
 from cobranza.business import selectors as business
 from cobranza.engine import messaging
@@ -262,7 +262,8 @@ def revoke(request, pk):
 
 
 def _client_page(client, anchor: str = "portal") -> str:
-    return reverse("client_detail", args=[client.pk]) + f"#{anchor}"
+    """The client page, its "Cobranza" section open at the portal panel."""
+    return section_url(client, "cobranza", anchor)
 
 
 def _flash_errors(request, exc: ValidationError) -> None:

@@ -66,8 +66,7 @@ class ProfilePanel:
 
     @property
     def is_good_payer(self) -> bool:
-        p = self.profile
-        return bool(p and p.good_payer_since and not p.good_payer_lost_on)
+        return is_good_payer(self.profile)
 
     @property
     def pending_discounts(self) -> int:
@@ -143,3 +142,33 @@ def profiles_overview(*, clients: QuerySet[Client], profile: str = "") -> tuple[
     if profile:
         listed = listed.filter(effective_profile=profile)
     return summary, listed
+
+
+def is_good_payer(profile: ClientProfile | None) -> bool:
+    """Good-payer standing held now (docs/domain.md#good-payer): gained and not lost since."""
+    return bool(profile and profile.good_payer_since and not profile.good_payer_lost_on)
+
+
+@dataclass
+class ProfileSummary:
+    """The client's profile as the client page summary shows it (one query)."""
+
+    profile: ClientProfile | None
+    effective: str
+
+    @property
+    def effective_label(self) -> str:
+        return Profile(self.effective).label
+
+    @property
+    def protocol(self) -> Protocol | None:
+        return PROTOCOLS.get(self.effective)
+
+    @property
+    def is_good_payer(self) -> bool:
+        return is_good_payer(self.profile)
+
+
+def client_profile_summary(client: Client) -> ProfileSummary:
+    profile = ClientProfile.objects.filter(client=client).first()
+    return ProfileSummary(profile=profile, effective=effective_profile(profile))

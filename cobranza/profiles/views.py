@@ -23,9 +23,10 @@ from accounts import selectors as ledger_selectors
 from accounts.models import Segment
 from accounts.roles import is_manager, is_staff_member
 from accounts.utils import money_str
-from accounts.views import _safe_next, _visible_client, manager_required, staff_required
+from accounts.views import _safe_next, _visible_client, manager_required, section_url, staff_required
 from cobranza.ladders.forms import add_service_errors
 from cobranza.models import Discount, LateFee, LateFeeRule, Profile
+from cobranza.ops import selectors as ops_selectors
 from cobranza.profiles import jobs as profiles
 from cobranza.profiles import selectors, services
 from cobranza.profiles.forms import (
@@ -43,8 +44,8 @@ RECENT_DECISIONS = 20
 
 
 def _client_url(client) -> str:
-    """The client page, scrolled to the profile panel."""
-    return reverse("client_detail", args=[client.pk]) + "#perfil"
+    """The client page, its "Cobranza" section open at the profile panel."""
+    return section_url(client, "cobranza", "perfil")
 
 
 def _errors(request, errors) -> None:
@@ -59,6 +60,23 @@ def _service_errors(request, exc: ValidationError) -> None:
 
 
 # --- the client page's panel ---------------------------------------------------------------------
+
+
+def summary_panel(request, client) -> str:
+    """The client page summary's "who and what next" card: the delinquency profile with its
+    protocol, and the next reminder still to go out. Two queries (registered in
+    ``CobranzaConfig.ready``); the full profile panel is in the "Cobranza" section."""
+    if not is_staff_member(request.user):
+        return ""
+    return render_to_string(
+        "cobranza/_summary_panel.html",
+        {
+            "client": client,
+            "profile": selectors.client_profile_summary(client),
+            "next_notice": ops_selectors.client_next_notice(client),
+        },
+        request=request,
+    )
 
 
 def profile_panel(request, client) -> str:

@@ -32,7 +32,7 @@ from accounts import services as ledger
 from accounts.models import ZERO
 from accounts.roles import is_manager, is_staff_member
 from accounts.utils import money_str
-from accounts.views import _visible_client, staff_required
+from accounts.views import _visible_client, section_url, staff_required
 from cobranza.engine import contact_rules
 from cobranza.models import CommitmentKind, CommitmentStatus, DisputeStatus
 from cobranza.workspace import selectors, services
@@ -55,8 +55,8 @@ ANCHOR = "compromisos"
 
 
 def _client_url(client) -> str:
-    """The client page, scrolled to the workspace panel."""
-    return reverse("client_detail", args=[client.pk]) + f"#{ANCHOR}"
+    """The client page, its "Cobranza" section open at the workspace panel."""
+    return section_url(client, "cobranza", ANCHOR)
 
 
 def _invoice_rows(invoices, selected) -> list[tuple]:

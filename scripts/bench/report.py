@@ -79,11 +79,16 @@ def _pages_table(results: dict, key: str = "pages") -> list[str]:
         s = p["ms"]
         ok = s["p95"] <= p["goal_ms"]
         verdict = "met" if ok else f"**missed by {s['p95'] - p['goal_ms']:.0f} ms ({s['p95'] / p['goal_ms']:.1f}×)**"
+        goal = f"≤ {p['goal_ms']:.0f} ms"
+        if p.get("goal_queries"):
+            goal += f", ≤ {p['goal_queries']} queries"
+            if max(p["queries"]) > p["goal_queries"]:
+                verdict = f"{'' if ok else verdict + '; '}**{max(p['queries'])} queries, over {p['goal_queries']}**"
         q = "/".join(str(x) for x in p["queries"])
         out.append(
             f"| {p['label']} (`{p['url']}`) | {_f(p.get('first_ms'))} | {s['p50']:.0f} | {s['p95']:.0f} "
             f"| {s['min']:.0f}–{s['max']:.0f} (n={s['n']}) | {_f((p.get('sql_ms') or {}).get('p50'))} | {q} "
-            f"| ≤ {p['goal_ms']:.0f} ms | {verdict} |"
+            f"| {goal} | {verdict} |"
         )
     return out
 

@@ -89,26 +89,95 @@
     }
   });
 
-  // --- client detail: tabs follow the URL hash ---------------------------------------------
-  function showTabFromHash() {
-    const id = window.location.hash.slice(1);
-    if (!id || !window.bootstrap) return;
-    const button = document.querySelector(`[data-bs-target="#${CSS.escape(id)}"]`);
-    if (button) window.bootstrap.Tab.getOrCreateInstance(button).show();
+  // --- client page: sections loaded when their tab is opened ------------------------------
+  // Each tab links to ?tab=<section> (the page with that section inline: works without this
+  // file); here a click fetches the section's fragment once and shows it in place.
+  const sectionTabs = () => document.querySelectorAll("[data-client-sections] [data-section]");
+
+  function sectionTab(name) {
+    return document.querySelector(`[data-client-sections] [data-section="${CSS.escape(name)}"]`);
   }
-  document.addEventListener("shown.bs.tab", (evt) => {
-    const target = evt.target.getAttribute("data-bs-target");
-    if (target && target.startsWith("#")) history.replaceState(history.state, "", target);
-  });
-  window.addEventListener("hashchange", showTabFromHash);
+
+  function scrollToAnchor(anchor) {
+    const el = anchor && document.getElementById(anchor);
+    if (el) el.scrollIntoView({ block: "start" });
+  }
+
+  function openSection(name, anchor) {
+    const tab = sectionTab(name);
+    if (!tab) return false;
+    const pane = document.getElementById(tab.getAttribute("aria-controls"));
+    sectionTabs().forEach((t) => {
+      const active = t === tab;
+      t.classList.toggle("active", active);
+      t.setAttribute("aria-selected", active ? "true" : "false");
+      const other = document.getElementById(t.getAttribute("aria-controls"));
+      if (other) other.hidden = !active;
+    });
+    document.querySelectorAll("[data-section-hint]").forEach((el) => (el.hidden = true));
+    const url = new URL(window.location.href);
+    url.search = `?tab=${encodeURIComponent(name)}`;
+    url.hash = anchor ? `#${anchor}` : "";
+    history.replaceState(history.state, "", url);
+    if (pane.hasAttribute("data-loaded")) {
+      scrollToAnchor(anchor);
+      return true;
+    }
+    pane.setAttribute("aria-busy", "true");
+    pane.innerHTML = `<div class="p-4 text-center text-body-secondary"><span class="spinner-border spinner-border-sm" role="status"></span></div>`;
+    fetch(tab.dataset.sectionUrl, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
+      .then((r) => {
+        if (!r.ok) throw new Error(String(r.status));
+        return r.text();
+      })
+      .then((html) => {
+        pane.innerHTML = html;
+        pane.setAttribute("data-loaded", "");
+        if (window.htmx) window.htmx.process(pane);
+        scrollToAnchor(anchor);
+      })
+      .catch(() => {
+        // Without the fragment, the page itself shows the section (the link's own target).
+        window.location.assign(tab.href);
+      })
+      .finally(() => pane.removeAttribute("aria-busy"));
+    return true;
+  }
+
   document.addEventListener("click", (evt) => {
-    const link = evt.target.closest("[data-show-tab]");
-    if (!link) return;
-    evt.preventDefault();
-    history.replaceState(history.state, "", `#${link.dataset.showTab}`);
-    showTabFromHash();
-    document.getElementById(link.dataset.showTab).closest(".card").scrollIntoView({ behavior: "smooth" });
+    if (evt.defaultPrevented || evt.button !== 0 || evt.metaKey || evt.ctrlKey || evt.shiftKey || evt.altKey) return;
+    const tab = evt.target.closest("[data-client-sections] [data-section]");
+    const link = tab ? null : evt.target.closest("[data-open-section]");
+    if (!tab && !link) return;
+    const name = tab ? tab.dataset.section : link.dataset.openSection;
+    if (openSection(name, link ? link.dataset.anchor || "" : "")) {
+      evt.preventDefault();
+      if (link && !link.dataset.anchor) tabContainer().scrollIntoView({ block: "start" });
+    }
   });
+
+  function tabContainer() {
+    return document.querySelector("[data-client-sections]");
+  }
+
+  // A link to an anchor that lives in a section not rendered (#facturas, #portal, #perfil...):
+  // open the section that holds it. Anchors of the summary (#respuestas, #alertas) are there.
+  const SECTION_OF_ANCHOR = {
+    perfil: "cobranza",
+    compromisos: "cobranza",
+    portal: "cobranza",
+    cobranza: "cobranza",
+    envios: "cobranza",
+  };
+
+  function openSectionFromHash() {
+    if (!tabContainer()) return;
+    const id = decodeURIComponent(window.location.hash.slice(1));
+    if (!id || document.getElementById(id)) return;
+    const name = id.startsWith("seccion-") ? id.slice(8) : SECTION_OF_ANCHOR[id] || id;
+    if (sectionTab(name)) openSection(name, SECTION_OF_ANCHOR[id] || name !== id ? id : "");
+  }
+  window.addEventListener("hashchange", openSectionFromHash);
 
   // --- invoice status dialog ----------------------------------------------------------------
   document.addEventListener("click", (evt) => {
@@ -194,7 +263,7 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     document.querySelectorAll("[data-payment-form]").forEach(setupPaymentForm);
-    showTabFromHash();
+    openSectionFromHash();
     refreshBulk();
   });
 })();

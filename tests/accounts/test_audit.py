@@ -19,7 +19,7 @@ from accounts import audit, services
 from accounts.models import Client, Contact, Invoice, PaymentAllocation
 from cobranza.ladders import services as services_policies
 from cobranza.models import MessageTemplate, Policy, PolicyStep
-from tests.factories import make_client, make_invoice, segment
+from tests.factories import client_page_html, make_client, make_invoice, segment
 
 pytestmark = pytest.mark.django_db
 
@@ -262,7 +262,7 @@ def test_a_collector_sees_only_the_history_of_clients_she_works(gestora, gestor,
 
 
 def test_the_client_page_links_to_its_history(gestora, hers):
-    html = _http(gestora).get(reverse("client_detail", args=[hers.pk])).content.decode()
+    html = client_page_html(_http(gestora), hers.pk)
     assert reverse("client_history", args=[hers.pk]) in html
 
 

@@ -42,17 +42,20 @@ def big(gerente):
 
 
 def test_the_invoice_and_payment_tabs_show_a_page_and_count_everything(client, gerente, big):
+    # The tabs are sections loaded on demand: the badges count everything on the summary, each
+    # section shows its first page, and ?fpage= / ?ppage= render the page with that section inline.
     client.force_login(gerente)
     url = reverse("client_detail", args=[big.pk])
     html = client.get(url).content.decode()
-    assert "Facturas 1–50 de 55" in html and "Pagos 1–50 de 52" in html
     assert '<span class="badge rounded-pill text-bg-light border">55</span>' in html
-    tab = html[html.index('id="facturas"') : html.index('id="pagos"')]  # the panels list open invoices too
-    assert "G-049" in tab and "G-050" not in tab
+    assert '<span class="badge rounded-pill text-bg-light border">52</span>' in html
+    invoices = client.get(reverse("client_section_facturas", args=[big.pk])).content.decode()
+    assert "Facturas 1–50 de 55" in invoices and "G-049" in invoices and "G-050" not in invoices
+    assert "Pagos 1–50 de 52" in client.get(reverse("client_section_pagos", args=[big.pk])).content.decode()
     second = client.get(url, {"fpage": 2})
     assert second.context["active_tab"] == "facturas"
     page = second.content.decode()
-    tab = page[page.index('id="facturas"') : page.index('id="pagos"')]
+    tab = page[page.index('id="seccion-facturas"') : page.index('id="seccion-pagos"')]
     assert "G-050" in tab and "G-054" in tab and "G-049" not in tab and "Facturas 51–55 de 55" in page
     assert client.get(url, {"ppage": 2}).context["active_tab"] == "pagos"
     assert client.get(url, {"fpage": "nope"}).status_code == 200

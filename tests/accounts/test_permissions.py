@@ -151,6 +151,13 @@ CASES: dict[str, Case] = {
     "client_bulk_assign": _manager_page(method="post", data={"clients": "{client}", "collector": "{other}"}),
     "client_create": _manager_page(),
     "client_detail": _staff_page("client"),
+    # The client page's sections (HTML fragments): exactly the page's access.
+    "client_section_facturas": _staff_page("client"),
+    "client_section_pagos": _staff_page("client"),
+    "client_section_historial": _staff_page("client"),
+    "client_section_contactos": _staff_page("client"),
+    "client_section_cobranza": _staff_page("client"),
+    "client_section_cambios": _staff_page("client"),
     "client_edit": _manager_page("client"),
     "client_apply_credit": _staff_page("client", method="post"),
     "payment_create": _staff_page("client"),

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts import services
 from accounts.models import Client, Contact, Interaction, Invoice, Payment
-from tests.factories import make_client, make_invoice, segment
+from tests.factories import client_page_html, make_client, make_invoice, segment
 
 pytestmark = pytest.mark.django_db
 TODAY = timezone.localdate()
@@ -285,9 +285,7 @@ def test_detail_shows_the_client_360(client, gerente, gestora, portfolio):
     services.interaction_log(by=gestora, client=martillo, kind="call", outcome="promise", summary="Promete pagar")
     services.interaction_log(by=None, client=martillo, kind="email", outcome="sent", summary="Recordatorio enviado")
     _login(client, gestora)
-    response = client.get(reverse("client_detail", args=[martillo.pk]))
-    html = response.content.decode()
-    assert response.status_code == 200
+    html = client_page_html(client, martillo.pk)  # the summary and every section
     for text in (
         "El Martillo",
         "FM-0077",
@@ -315,7 +313,7 @@ def test_detail_links_the_other_clients_of_the_business_group(client, gerente, g
     b = make_client(by=gerente, collector=gestora, trade_name="Norte Dos", business_group=group)
     c = make_client(by=gerente, collector=gestor, trade_name="Norte Tres", business_group=group)
     _login(client, gestora)
-    html = client.get(reverse("client_detail", args=[a.pk])).content.decode()
+    html = client_page_html(client, a.pk)
     assert f'href="{reverse("client_detail", args=[b.pk])}"' in html
     # The collector sees that the group has a third company but cannot open it.
     assert "Norte Tres" in html and f'href="{reverse("client_detail", args=[c.pk])}"' not in html
@@ -340,7 +338,7 @@ def test_apply_credit_button_applies_client_credit(client, gerente, gestora, ges
     services.payment_record(by=gerente, client=acme, amount=Decimal("300.00"), received_on=TODAY)
     invoice = make_invoice(by=gerente, client=acme, amount="200.00", due_date=_days_ago(1))
     _login(client, gestora)
-    assert "Aplicar saldo a favor" in client.get(reverse("client_detail", args=[acme.pk])).content.decode()
+    assert "Aplicar saldo a favor" in client_page_html(client, acme.pk)
     response = client.post(reverse("client_apply_credit", args=[acme.pk]))
     assert response.status_code == 302
     invoice.refresh_from_db()
@@ -391,7 +389,7 @@ def test_manual_allocation_updates_balances_and_status(client, gestora, debtor):
         amount="700.00", mode="manual", reference="SPEI-1", **{f"alloc_{new.pk}": "500.00", f"alloc_{old.pk}": "150.00"}
     )
     response = client.post(reverse("payment_create", args=[acme.pk]), data)
-    assert response.status_code == 302 and response.url.endswith("#pagos")
+    assert response.status_code == 302 and response.url.endswith("?tab=pagos#seccion-pagos")
     old.refresh_from_db()
     new.refresh_from_db()
     assert new.status == "paid" and new.open_balance == Decimal("0.00")
@@ -402,7 +400,7 @@ def test_manual_allocation_updates_balances_and_status(client, gestora, debtor):
     assert "Pago de $700.00 registrado." in message
     assert "A-OLD ($150.00)" in message and "B-NEW ($500.00)" in message
     assert "saldo a favor: $50.00" in message
-    detail = client.get(reverse("client_detail", args=[acme.pk])).content.decode()
+    detail = client_page_html(client, acme.pk)
     assert "Pago parcial" in detail and "Pagada" in detail
 
 
@@ -494,11 +492,11 @@ def test_interaction_form_appends_to_the_timeline(client, gerente, gestora, debt
             "invoices": [old.pk],
         },
     )
-    assert response.status_code == 302 and response.url.endswith("#historial")
+    assert response.status_code == 302 and response.url.endswith("?tab=historial#seccion-historial")
     entry = Interaction.objects.filter(client=acme, kind="call").get()
     assert entry.author == gestora and entry.contact == contact and entry.next_action_on == follow_up
     assert list(entry.invoices.all()) == [old]
-    html = client.get(reverse("client_detail", args=[acme.pk])).content.decode()
+    html = client_page_html(client, acme.pk)
     assert "Promete pagar A-OLD el viernes" in html and "Promesa de pago" in html
 
 
@@ -573,7 +571,7 @@ def test_contact_create_and_edit_with_opt_outs(client, gestora, debtor):
     assert response.status_code == 302
     contact.refresh_from_db()
     assert contact.opt_out_whatsapp and contact.opt_out_phone and not contact.opt_out_email
-    html = client.get(reverse("client_detail", args=[acme.pk])).content.decode()
+    html = client_page_html(client, acme.pk)
     assert "No llamar" in html and "No enviar WhatsApp" in html
     assert Interaction.objects.filter(client=acme, body__contains="Se registró la baja de").exists()
 

@@ -29,8 +29,15 @@ EXPECTED_QUERIES = {
     "worklist_manager": 16,  # (idem)
     "client_list": 7,
     "client_list_search": 9,  # + what the search matched on the page: invoices, contacts (2)
-    # + the business (1), whether the country has contact rules, the portal panel (5), replies (1)
-    "client_detail": 37,
+    # The summary (goal ≤ 12): + client, balances (2), last contact, alerts, replies, profile,
+    # next reminder. The sections: + client and their own reads (tests/accounts/test_query_counts.py).
+    "client_detail": 11,
+    "client_section_facturas": 5,
+    "client_section_pagos": 6,
+    "client_section_historial": 5,  # the loader writes no timeline: its count, no page
+    "client_section_contactos": 5,
+    "client_section_cobranza": 28,
+    "client_section_cambios": 5,  # the loader (COPY) writes no audit entries
 }
 
 

@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.migrations.loader import MigrationLoader
-from django.urls import reverse
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -31,7 +30,7 @@ from cobranza.engine.contact_rules import (
     schedule,
 )
 from cobranza.models import ContactRules, Holiday, Notice
-from tests.factories import make_client, make_invoice
+from tests.factories import client_page_html, make_client, make_invoice
 
 MX = ZoneInfo("America/Mexico_City")
 MADRID = ZoneInfo("Europe/Madrid")
@@ -594,7 +593,7 @@ def test_a_client_in_a_country_without_rules_is_warned_about_and_its_reminder_he
     make_invoice(by=gerente, client=venezuelan, due_date=today + dt.timedelta(days=3), amount="900.00")
 
     client.force_login(gerente)
-    page = client.get(reverse("client_detail", args=[venezuelan.pk])).content.decode()
+    page = client_page_html(client, venezuelan.pk)
     assert 'data-testid="missing-contact-rules"' in page
     assert "No hay reglas de contacto para el país VE" in page
 
@@ -608,7 +607,7 @@ def test_a_client_in_a_country_without_rules_is_warned_about_and_its_reminder_he
     ContactRules.objects.create(
         country="VE", name="Venezuela", start_time=dt.time(8), end_time=dt.time(19), weekdays="1,2,3,4,5"
     )
-    page = client.get(reverse("client_detail", args=[venezuelan.pk])).content.decode()
+    page = client_page_html(client, venezuelan.pk)
     assert 'data-testid="missing-contact-rules"' not in page
     engine.run(today=today + dt.timedelta(days=1))
     notice.refresh_from_db()

@@ -15,7 +15,7 @@ from accounts.models import Interaction, Invoice, Payment
 from accounts.services import AllocationRequest
 from cobranza.models import CollectorTask, Discount, TaskKind, TaskStatus
 from cobranza.profiles.services import discount_approve, discount_reject, discount_request, late_fee_rule_save
-from tests.factories import make_client, make_invoice, segment
+from tests.factories import client_page_html, make_client, make_invoice, segment
 
 pytestmark = pytest.mark.django_db
 TODAY = dt.date.today()
@@ -173,7 +173,7 @@ def test_request_from_the_panel(client, gestora, gestor, invoice, threshold):
     client.force_login(gestor)
     assert client.post(url, {"amount": "10", "reason": "x"}).status_code == 404
     client.force_login(gestora)
-    html = client.get(reverse("client_detail", args=[invoice.client_id])).content.decode()
+    html = client_page_html(client, invoice.client_id)
     assert url in html  # the panel's form for this invoice
     response = client.post(url, {"amount": "2000", "reason": "Demasiado"}, follow=True)
     assert "supera el saldo" in response.content.decode()
@@ -185,7 +185,7 @@ def test_request_from_the_panel(client, gestora, gestor, invoice, threshold):
     assert Discount.objects.get().status == Discount.Status.APPLIED
     response = client.post(url, {"amount": "700.00", "reason": "Liquidación"}, follow=True)
     assert "enviado al gerente" in response.content.decode()
-    html = client.get(reverse("client_detail", args=[invoice.client_id])).content.decode()
+    html = client_page_html(client, invoice.client_id)
     assert 'data-status="requested"' in html and 'data-status="applied"' in html
 
 

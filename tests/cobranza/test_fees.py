@@ -16,7 +16,7 @@ from accounts.services import AllocationRequest
 from cobranza.models import LateFee, LateFeeRule
 from cobranza.profiles import fees
 from cobranza.profiles import services as profile_services
-from tests.factories import make_client, make_invoice, segment
+from tests.factories import client_page_html, make_client, make_invoice, segment
 
 pytestmark = pytest.mark.django_db
 TODAY = dt.date.today()
@@ -323,7 +323,7 @@ def test_waive_from_the_panel(client, gerente, gestora, gestor, debtor):
     assert response.status_code == 302 and response.url.endswith("#perfil")
     fixed.refresh_from_db()
     assert fixed.waived and fixed.waived_reason == "Cliente de muchos años"
-    html = client.get(reverse("client_detail", args=[debtor.pk])).content.decode()
+    html = client_page_html(client, debtor.pk)
     assert 'data-testid="fee-waived"' in html and "Cliente de muchos años" in html
     response = client.post(url, {"reason": "Otra vez"}, follow=True)
     assert "ya estaba condonado" in response.content.decode()

@@ -330,7 +330,7 @@ def test_the_file_view_serves_the_pdf_and_the_csv_privately(client, gestora, sen
 
 def test_a_manager_sends_a_client_from_the_panel_form(client, gerente, debtor):
     client.force_login(gerente)
-    page = client.get(reverse("client_detail", args=[debtor.pk]))
+    page = client.get(reverse("client_detail", args=[debtor.pk]), {"tab": "cobranza"})
     assert b'data-testid="handoff-form"' in page.content
     response = client.post(_url("handoff_create", debtor.pk), {"kind": "legal", "agency": "Abogados Ruiz"})
     handoff = HandOff.objects.get(client=debtor)
@@ -339,7 +339,7 @@ def test_a_manager_sends_a_client_from_the_panel_form(client, gerente, debtor):
     detail = client.get(response.url)
     assert b'data-testid="file-pdf"' in detail.content and b'data-testid="file-csv"' in detail.content
     # The panel now lists it, and only offers the other kind.
-    page = client.get(reverse("client_detail", args=[debtor.pk]))
+    page = client.get(reverse("client_detail", args=[debtor.pk]), {"tab": "cobranza"})
     assert _url("handoff_detail", handoff.pk).encode() in page.content
     assert b'<option value="legal">' not in page.content
 

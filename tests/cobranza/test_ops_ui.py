@@ -26,7 +26,7 @@ from cobranza.engine import dispatch
 from cobranza.engine.planner import plan
 from cobranza.models import ClientDunning, InvoiceHold, Notice, Policy, PolicyStep
 from cobranza.ops import selectors
-from tests.factories import make_client, make_invoice
+from tests.factories import client_page_html, make_client, make_invoice
 
 pytestmark = pytest.mark.django_db
 TODAY = timezone.localdate()
@@ -688,7 +688,7 @@ def _panel(response) -> str:
 
 def test_the_client_page_shows_the_dunning_panel(client, gestora, planned, martillo):
     client.force_login(gestora)
-    html = _panel(client.get(reverse("client_detail", args=[martillo.pk])))
+    html = _panel(client.get(reverse("client_detail", args=[martillo.pk]), {"tab": "cobranza"}))
     assert "Escalera regular" in html and "La de su segmento" in html
     assert "FM-1" in html
     assert "Revisión del gerente: convenio, agencia o vía judicial" in html  # last notice
@@ -705,11 +705,11 @@ def test_a_collector_pauses_her_client_until_a_date_and_resumes(client, gestora,
     response = client.post(
         _url("client_pause", martillo.pk), {"action": "pause", "until": until.isoformat(), "reason": "Convenio"}
     )
-    assert response["Location"] == reverse("client_detail", args=[martillo.pk]) + "#cobranza"
+    assert response["Location"] == reverse("client_detail", args=[martillo.pk]) + "?tab=cobranza#cobranza"
     dunning = ClientDunning.objects.get(client=martillo)
     assert dunning.paused_until == until and dunning.pause_reason == "Convenio"
     assert _timeline(martillo, "Recordatorios en pausa")
-    html = client.get(reverse("client_detail", args=[martillo.pk])).content.decode()
+    html = client_page_html(client, martillo.pk)
     assert 'data-testid="pause-badge"' in html and "Convenio" in html
     # Nothing is planned while paused.
     assert plan(today=TODAY).notices == 0
@@ -741,12 +741,12 @@ def test_a_bad_pause_is_refused_with_a_clear_message(client, gestora, martillo, 
 def test_a_manager_gives_a_client_its_own_policy_and_goes_back_to_the_segments(client, gerente, martillo):
     client.force_login(gerente)
     own = Policy.objects.get(segment__code="alto-riesgo")
-    html = client.get(reverse("client_detail", args=[martillo.pk])).content.decode()
+    html = client_page_html(client, martillo.pk)
     assert _url("client_policy", martillo.pk) in html
     response = client.post(_url("client_policy", martillo.pk), {"policy": own.pk})
     assert any("Escalera de alto riesgo" in m for m in _messages(response))
     assert ClientDunning.objects.get(client=martillo).policy == own
-    html = client.get(reverse("client_detail", args=[martillo.pk])).content.decode()
+    html = client_page_html(client, martillo.pk)
     assert "Política propia del cliente" in html
     assert _timeline(martillo, "Política de cobranza: Escalera de alto riesgo")
 
@@ -762,11 +762,11 @@ def test_holding_and_releasing_an_invoice(client, gestora, martillo):
     invoice = martillo.invoices.get()
     until = TODAY + dt.timedelta(days=20)
     response = client.post(_url("invoice_hold", invoice.pk), {"reason": "Nota de crédito en trámite", "until": until})
-    assert response["Location"].endswith("#cobranza")
+    assert response["Location"].endswith("?tab=cobranza#cobranza")
     hold = InvoiceHold.objects.get(invoice=invoice)
     assert hold.until == until and hold.created_by == gestora
     assert _timeline(martillo, "Factura FM-1 retenida")
-    html = client.get(reverse("client_detail", args=[martillo.pk])).content.decode()
+    html = client_page_html(client, martillo.pk)
     assert 'data-testid="hold-badge"' in html and "Nota de crédito en trámite" in html
     assert _url("invoice_release", invoice.pk) in html
     assert plan(today=TODAY).notices == 0  # held: out of the ladder
@@ -884,7 +884,7 @@ def test_a_written_off_client_shows_why_nothing_goes_out(client, gerente, gestor
     make_invoice(by=gerente, client=debtor, due_date=_days_ago(5))
     ledger.client_update(by=gerente, client=debtor, status="written_off")
     client.force_login(gerente)
-    html = client.get(reverse("client_detail", args=[debtor.pk])).content.decode()
+    html = client_page_html(client, debtor.pk)
     assert re.search(r"Cliente castigado: no se envían avisos\.", html)
 
 

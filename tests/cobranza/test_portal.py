@@ -116,9 +116,8 @@ def test_only_the_clients_collector_or_a_manager_revokes(client, debtor, gestor,
     client.force_login(gestora)
     assert client.get(url).status_code == 405
     response = client.post(url)
-    assert (
-        response.status_code == 302 and response["Location"] == reverse("client_detail", args=[debtor.pk]) + "#portal"
-    )
+    back = reverse("client_detail", args=[debtor.pk]) + "?tab=cobranza#portal"
+    assert response.status_code == 302 and response["Location"] == back
     assert SelfServiceAccess.objects.get(client=debtor).version == 2
 
 

@@ -20,7 +20,7 @@ from cobranza.models import BusinessProfile, PortalMessage
 from cobranza.portal import jobs, links
 from cobranza.portal import services as portal
 from cobranza.portal.views import client_panel
-from tests.factories import make_client, make_invoice
+from tests.factories import client_page_html, make_client, make_invoice
 
 pytestmark = pytest.mark.django_db
 
@@ -127,7 +127,7 @@ def test_issuing_a_new_link_revokes_the_old_ones_and_sends_the_new(client, debto
 def test_without_a_public_address_the_link_is_copied_not_sent(client, debtor, gestora, settings):
     BusinessProfile.objects.filter(pk=1).update(public_base_url="")
     client.force_login(gestora)
-    page = client.get(reverse("client_detail", args=[debtor.pk])).content.decode()
+    page = client_page_html(client, debtor.pk)
     assert 'data-testid="portal-link"' in page and "http://testserver/portal/" in page
     assert 'data-testid="portal-send"' not in page
     portal.link_send(by=gestora, client=debtor, channel="email", key="x")
@@ -137,7 +137,7 @@ def test_without_a_public_address_the_link_is_copied_not_sent(client, debtor, ge
 @pytest.mark.parametrize("who", ["gestora", "gerente", "admin_user"])
 def test_the_clients_collector_managers_and_admins_send_and_revoke(client, debtor, who, request):
     client.force_login(request.getfixturevalue(who))
-    page = client.get(reverse("client_detail", args=[debtor.pk])).content.decode()
+    page = client_page_html(client, debtor.pk)
     assert 'data-testid="portal-panel"' in page and BASE in page
     assert client.post(reverse("selfservice:link_send", args=[debtor.pk]), _send("r", "email")).status_code == 302
     assert PortalMessage.objects.filter(client=debtor).count() == 1

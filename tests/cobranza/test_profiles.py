@@ -33,7 +33,7 @@ from cobranza.profiles import fees
 from cobranza.profiles import jobs as profiles
 from cobranza.profiles import services as profile_services
 from cobranza.profiles.views import profile_panel
-from tests.factories import make_client, make_invoice
+from tests.factories import client_page_html, make_client, make_invoice
 
 pytestmark = pytest.mark.django_db
 TODAY = dt.date.today()
@@ -480,7 +480,7 @@ def test_the_client_page_shows_profile_evidence_protocol_and_badge(client, geren
         settle(gerente, debtor, due_days_ago=40 + 30 * i, days_late=0)
     profiles.compute_profiles(today=TODAY)
     client.force_login(gestora)
-    html = client.get(reverse("client_detail", args=[debtor.pk])).content.decode()
+    html = client_page_html(client, debtor.pk)
     assert 'data-testid="profile-panel"' in html
     assert 'data-profile="good"' in html
     assert 'data-testid="good-payer-badge"' in html
@@ -498,7 +498,7 @@ def test_the_panel_says_when_the_standing_was_lost_and_which_ladder_the_profile_
         by=gestora, client=debtor, profile=Profile.CHRONIC, reason="Problemas de liquidez"
     )
     client.force_login(gestora)
-    html = client.get(reverse("client_detail", args=[debtor.pk])).content.decode()
+    html = client_page_html(client, debtor.pk)
     assert 'data-testid="good-payer-lost"' in html
     assert "Escalera para crónicos" in html
     assert "Problemas de liquidez" in html
@@ -601,7 +601,7 @@ def test_fees_accrue_into_the_panel_apart_from_the_principal(client, gerente, ge
     overdue(gerente, debtor, days=45, amount="10000.00")
     fees.accrue_late_fees(today=TODAY)
     client.force_login(gestora)
-    html = client.get(reverse("client_detail", args=[debtor.pk])).content.decode()
+    html = client_page_html(client, debtor.pk)
     assert 'data-testid="fee-total"' in html
     assert "$450.00" in html  # 150.00 fixed + 300.00 interest, shown apart
     assert "$10,000.00" in html  # the principal, unchanged

@@ -30,7 +30,7 @@ from cobranza.models import (
 )
 from cobranza.replies import inbound, tokens
 from cobranza.replies.selectors import unread_replies
-from tests.factories import make_client, make_invoice, segment
+from tests.factories import client_page_html, make_client, make_invoice, segment
 from tests.smtp import SMTPServer
 
 pytestmark = pytest.mark.django_db
@@ -331,7 +331,7 @@ def test_a_reply_is_unread_until_marked_read_or_answered(client, debtor, gestora
     first, second = InboundMessage.objects.order_by("id")
     assert set(unread_replies().values_list("pk", flat=True)) == {first.pk, second.pk}
     client.force_login(gestora)
-    page = client.get(reverse("client_detail", args=[debtor.pk])).content.decode()
+    page = client_page_html(client, debtor.pk)
     assert page.count('data-testid="reply-unread"') == 2 and "Pago el jueves" in page
     response = client.post(reverse("cobranza:reply_mark_read", args=[first.pk]))
     assert response.status_code == 302

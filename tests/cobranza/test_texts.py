@@ -127,7 +127,7 @@ def test_client_timeline_shows_system_entries_in_the_readers_language(client, ge
     assert entry.summary == "Factura INV-7 emitida por $734.50, vence el 02/03/2026"  # stored in Spanish
     assert entry.summary_code == "ledger.invoice_issued"
 
-    url = reverse("client_detail", args=[acme.pk])
+    url = reverse("client_section_historial", args=[acme.pk])  # the timeline tab
     english = _page(_in(client, gestora, "en"), url)
     assert "Invoice INV-7 issued for MX$734.50" in english
     assert "Factura INV-7 emitida" not in english and "Alta del cliente" not in english
@@ -196,7 +196,7 @@ def test_ops_pages_show_skip_reasons_in_the_readers_language(client, gerente, sk
         assert "Sin contacto que acepte" not in english, url
         spanish = _page(_in(client, gerente, "es"), url)
         assert "Sin contacto que acepte Correo electrónico" in spanish, url
-    timeline = _page(_in(client, gerente, "en"), reverse("client_detail", args=[skipped_for_no_contact.pk]))
+    timeline = _page(_in(client, gerente, "en"), reverse("client_section_historial", args=[skipped_for_no_contact.pk]))
     assert "Paso 1 (Email) — No contact accepts Email" in timeline
 
 
@@ -211,7 +211,7 @@ def test_alerts_read_in_the_readers_language(client, gerente, gestora):
         assert alert.title_text == "Credit limit exceeded: balance MX$1,500.00 against a limit of MX$1,000.00"
     english = _page(_in(client, gerente, "en"), reverse("cobranza:alert_list"))
     assert "Credit limit exceeded" in english and "Línea de crédito excedida" not in english
-    timeline = _page(_in(client, gerente, "en"), reverse("client_detail", args=[over.pk]))
+    timeline = _page(_in(client, gerente, "en"), reverse("client_section_historial", args=[over.pk]))
     assert "Early warning: Credit limit exceeded" in timeline
     spanish = _page(_in(client, gerente, "es"), reverse("cobranza:alert_list"))
     assert "Línea de crédito excedida" in spanish

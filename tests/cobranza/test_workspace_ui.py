@@ -28,7 +28,7 @@ from cobranza.workspace import services as workspace_services
 from cobranza.workspace.forms import plan_schedule
 from cobranza.workspace.selectors import client_analysis
 from cobranza.workspace.views import workspace_panel
-from tests.factories import make_client, make_invoice
+from tests.factories import client_page_html, make_client, make_invoice
 
 pytestmark = pytest.mark.django_db
 
@@ -130,7 +130,7 @@ def test_a_call_with_a_promise_logs_the_call_creates_the_promise_and_pauses_remi
         ),
     )
     assert response.status_code == 302
-    assert response.url == reverse("client_detail", args=[c.pk]) + "#compromisos"
+    assert response.url == reverse("client_detail", args=[c.pk]) + "?tab=cobranza#compromisos"
 
     call = Interaction.objects.get(client=c, kind="call")
     assert call.outcome == "promise" and call.direction == "outbound"
@@ -149,7 +149,7 @@ def test_a_call_with_a_promise_logs_the_call_creates_the_promise_and_pauses_remi
     plan(today=day(1))
     assert _planned(c, day(1)) == [(1, ["P-USD"])]
 
-    page = client.get(reverse("client_detail", args=[c.pk]))
+    page = client.get(reverse("client_detail", args=[c.pk]), {"tab": "cobranza"})  # where the form sends back
     panel = page.content.decode()
     assert 'data-testid="open-commitment" data-kind="promise"' in panel
     assert "Promesa de pago registrada" in " ".join(str(m) for m in page.context["messages"])
@@ -400,7 +400,7 @@ def test_cancelling_a_commitment_needs_a_reason(client, debtor, clock, gestora):
     response = client.post(url, {"reason": ""})
     assert response.status_code == 200 and response.context["form"].errors["reason"] == ["Indique el motivo."]
     response = client.post(url, {"reason": "Se registró por error"})
-    assert response.status_code == 302 and response.url.endswith("#compromisos")
+    assert response.status_code == 302 and response.url.endswith("?tab=cobranza#compromisos")
     promise.refresh_from_db()
     assert promise.status == "cancelled"
     assert Interaction.objects.filter(
@@ -429,7 +429,7 @@ def test_resolving_a_dispute_with_a_credit_note(client, debtor, clock, gestora):
     a.refresh_from_db()
     assert a.status == Invoice.Status.PARTIALLY_PAID and a.open_balance == Decimal("4500.00")
     assert Payment.objects.get(client=c).method == Payment.Method.CREDIT_NOTE
-    panel = client.get(reverse("client_detail", args=[c.pk])).content.decode()
+    panel = client_page_html(client, c.pk)
     assert 'data-testid="no-open-disputes"' in panel and "Se acredita la diferencia" in panel
 
 
@@ -442,7 +442,7 @@ def test_only_the_owner_or_a_manager_resolves_a_dispute(client, debtor, clock, g
     url = reverse("cobranza:dispute_resolve", args=[dispute.pk])
     assert client.get(url).status_code == 403
     assert client.post(url, {"resolution": "rejected", "notes": "no"}).status_code == 403
-    panel = client.get(reverse("client_detail", args=[c.pk])).content.decode()
+    panel = client_page_html(client, c.pk)
     assert 'data-testid="open-dispute"' in panel and 'data-testid="resolve-form"' not in panel
     client.force_login(gerente)
     assert client.post(url, {"resolution": "rejected", "notes": "Factura correcta"}).status_code == 302
@@ -616,7 +616,7 @@ def test_the_analysis_of_a_client_without_history(debtor):
 def test_the_panel_shows_the_analysis_and_the_history(client, history, gestora):
     with time_machine.travel(at(dt.date(2026, 3, 2)), tick=False):
         client.force_login(gestora)
-        html = client.get(reverse("client_detail", args=[history.pk])).content.decode()
+        html = client_page_html(client, history.pk)
     assert 'data-testid="workspace-panel"' in html
     assert "+166,7 %" in html or "+166.7 %" in html
     assert "1 año" in html and "9 meses" in html

@@ -26,7 +26,9 @@ def test_a_manager_edits_a_client_and_reads_the_change_in_its_history(page: Page
     page.get_by_role("button", name="Guardar cambios").click()
     expect(page.get_by_text("Datos del cliente guardados.")).to_be_visible()
 
-    page.get_by_role("link", name="Historial de cambios").click()
+    # The latest changes are the page's "Cambios" section; the full history is a page of its own.
+    page.get_by_role("tab", name="Cambios").click()
+    page.get_by_role("link", name="Ver el historial de cambios completo").click()
 
     expect(page.get_by_role("heading", level=1, name="Historial de cambios")).to_be_visible()
     newest = page.get_by_test_id("audit-table").locator("tbody tr").first

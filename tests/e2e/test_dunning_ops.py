@@ -47,6 +47,7 @@ def test_manager_pauses_a_client_then_approves_a_notice(page, live_server, geren
     page.get_by_role("navigation", name="Navegación principal").get_by_role("link", name="Clientes").click()
     page.locator("#client-results").get_by_role("link", name="Ferretería El Martillo").click()
     expect(page.get_by_role("heading", level=1, name="Ferretería El Martillo")).to_be_visible()
+    page.get_by_role("tab", name=re.compile("Cobranza")).click()  # the ladder is in that section
     panel = page.get_by_test_id("dunning-panel")
     expect(panel.get_by_role("heading", name="Recordatorios y escalera de cobranza")).to_be_visible()
     expect(panel.get_by_test_id("effective-policy")).to_have_text("Escalera regular")
@@ -68,7 +69,7 @@ def test_manager_pauses_a_client_then_approves_a_notice(page, live_server, geren
     expect(panel.get_by_role("button", name="Reanudar recordatorios")).to_be_visible()
     # The timeline has it too.
     page.get_by_role("tab", name=re.compile("Historial")).click()
-    expect(page.locator("#historial")).to_contain_text("Recordatorios en pausa hasta el")
+    expect(page.locator("#seccion-historial")).to_contain_text("Recordatorios en pausa hasta el")
     _screenshot(page, "dunning-panel-paused")
 
     dunning = ClientDunning.objects.get(client=martillo)

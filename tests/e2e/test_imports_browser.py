@@ -151,12 +151,13 @@ def test_a_manager_fixes_a_rejected_file_maps_it_previews_and_imports_it(page, l
 
     # 4. The client's page lists the invoices; the timeline has one entry for the file.
     page.goto(f"{live_server.url}{reverse('client_detail', args=[pluma.pk])}")
-    invoices = page.locator("#facturas")
+    page.locator("#tab-facturas").click()  # sections load when their tab is opened
+    invoices = page.locator("#seccion-facturas")
     for number in ("IMP-002", "IMP-003", "IMP-006"):  # the open ones (IMP-001 was paid)
         expect(invoices).to_contain_text(number)
     page.locator("#tab-historial").click()
-    expect(page.locator("#historial")).to_contain_text("Importadas 6 facturas por $21,760.40")
-    expect(page.locator("#historial")).to_contain_text("(archivo facturas_enero_corregido.csv)")
+    expect(page.locator("#seccion-historial")).to_contain_text("Importadas 6 facturas por $21,760.40")
+    expect(page.locator("#seccion-historial")).to_contain_text("(archivo facturas_enero_corregido.csv)")
     _screenshot(page, "import-client")
     assert Invoice.objects.get(number="IMP-001").status == Invoice.Status.PAID
     assert Invoice.objects.get(number="IMP-005").due_date == dt.date(2025, 3, 15)

@@ -51,7 +51,7 @@ def test_a_missed_plan_installment_opens_a_task_and_shows_on_the_client_page(pag
     make_invoice(by=gerente, client=lupe, number="DL-1", amount="900.00", due_date=today - dt.timedelta(days=40))
 
     login(page, live_server, "gestora", PASSWORD)
-    page.goto(f"{live_server.url}{reverse('client_detail', args=[lupe.pk])}")
+    page.goto(f"{live_server.url}{reverse('client_detail', args=[lupe.pk])}?tab=cobranza")
     panel = page.get_by_test_id("workspace-panel")
     panel.get_by_text("Plan de pagos", exact=True).click()
     form = panel.get_by_test_id("plan-form")
@@ -83,6 +83,7 @@ def test_a_missed_plan_installment_opens_a_task_and_shows_on_the_client_page(pag
         expect(row).to_contain_text("Cuota 1 del plan incumplida")
         # ...and the client page shows the installment missed, the plan still active.
         row.get_by_role("link", name="Abarrotes Doña Lupe").first.click()
+        page.get_by_role("tab", name=re.compile("Cobranza")).click()  # agreements are in that section
         box = page.get_by_test_id("open-commitment")
         expect(box).to_contain_text("Plan de pagos")
         installments = box.get_by_test_id("installments").locator("tbody tr")
@@ -99,7 +100,7 @@ def test_a_dispute_pauses_the_invoice_until_a_credit_note_resolves_it(page, live
     make_invoice(by=gerente, client=paco, number="PP-2", amount="500.00", due_date=today - dt.timedelta(days=8))
 
     login(page, live_server, "gestora", PASSWORD)
-    page.goto(f"{live_server.url}{reverse('client_detail', args=[paco.pk])}")
+    page.goto(f"{live_server.url}{reverse('client_detail', args=[paco.pk])}?tab=cobranza")
     panel = page.get_by_test_id("workspace-panel")
     panel.get_by_test_id("dispute-details").locator("summary").click()
     form = panel.get_by_test_id("dispute-form")

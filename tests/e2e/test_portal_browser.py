@@ -99,7 +99,7 @@ def test_a_debtor_reads_downloads_promises_and_reports_a_problem_and_the_collect
         login(collector, live_server, "gestora", PASSWORD)
         collector.goto(f"{live_server.url}{reverse('client_detail', args=[debtor.pk])}")
         collector.locator("#tab-historial").click()
-        timeline = collector.locator("#historial")
+        timeline = collector.locator("#seccion-historial")
         expect(timeline.get_by_text(re.compile(r"^Promesa de pago: \$15,700\.50")).first).to_be_visible()
         expect(timeline.get_by_text("Nos cobraron dos veces el mismo pedido.", exact=False).first).to_be_visible()
         collector.goto(f"{live_server.url}{reverse('cobranza:worklist')}")

@@ -66,6 +66,7 @@ def test_a_broken_promise_logged_in_the_quick_form_resumes_the_ladder(page, live
     page.get_by_role("navigation", name="Navegación principal").get_by_role("link", name="Clientes").click()
     page.locator("#client-results").get_by_role("link", name="Ferretería El Martillo S.A. de C.V.").click()
     expect(page.get_by_role("heading", level=1, name="Ferretería El Martillo S.A. de C.V.")).to_be_visible()
+    page.get_by_role("tab", name=re.compile("Cobranza")).click()  # agreements are in that section
     panel = page.get_by_test_id("workspace-panel")
     expect(panel.get_by_test_id("no-open-commitments")).to_be_visible()
     panel.get_by_test_id("log-outcome-link").click()
@@ -129,7 +130,7 @@ def test_a_broken_promise_logged_in_the_quick_form_resumes_the_ladder(page, live
 
         # A new working day: the session of two days ago has expired, she signs in again.
         login(page, live_server, "gestora", PASSWORD)
-        page.goto(f"{live_server.url}{reverse('client_detail', args=[martillo.pk])}")
+        page.goto(f"{live_server.url}{reverse('client_detail', args=[martillo.pk])}?tab=cobranza")
         panel = page.get_by_test_id("workspace-panel")
         expect(panel.get_by_test_id("no-open-commitments")).to_be_visible()
         history = panel.get_by_test_id("commitment-history")
@@ -153,7 +154,7 @@ def test_a_plan_from_the_client_page_shows_its_schedule_before_saving(page, live
     make_invoice(by=gerente, client=client, number="DL-1", amount="1000.00", due_date=today - dt.timedelta(days=40))
 
     login(page, live_server, "gestora", PASSWORD)
-    page.goto(f"{live_server.url}{reverse('client_detail', args=[client.pk])}")
+    page.goto(f"{live_server.url}{reverse('client_detail', args=[client.pk])}?tab=cobranza")
     panel = page.get_by_test_id("workspace-panel")
     panel.get_by_text("Plan de pagos", exact=True).click()
     form = panel.get_by_test_id("plan-form")
