@@ -521,7 +521,7 @@ def test_an_imported_two_year_history_fills_the_trend_roll_rates_and_profiles(cl
     assert "Tendencia de 24 meses" in html.content.decode()
 
 
-# --- exports in English, countries and time zones, every error (docs/domain.md#imports) --------------
+# --- exports in English, countries and time zones, every error ---------------------------------------
 
 
 def test_english_headers_are_recognised_without_a_mapping(cliente, gerente):
