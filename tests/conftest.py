@@ -49,6 +49,7 @@ REFERENCE_DATA_MIGRATIONS = [
     ("accounts", "0002_roles_segments_append_only"),  # staff groups, default segments
     ("cobranza", "0002_contact_rule_presets"),  # contact rules MX/ES/US, holidays
     ("cobranza", "0003_default_ladders"),  # message templates, segment ladders
+    ("cobranza", "0015_contact_rule_presets_markets"),  # the other presets, overall caps, holidays
     ("cobranza", "0019_business_identity"),  # the templates sign as the business
 ]
 

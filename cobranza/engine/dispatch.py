@@ -57,6 +57,7 @@ def lease() -> dt.timedelta:
 
 
 MAX_ATTEMPTS = 6
+SUMMARY_LENGTH = Interaction._meta.get_field("summary").max_length
 # A message held because the business is not set up is looked at again a day later (like a
 # country without contact rules); finishing the setup releases the held ones at once.
 BUSINESS_SETUP_RETRY = dt.timedelta(days=1)
@@ -445,18 +446,22 @@ def _defer(notice: Notice, decision: contact_rules.Decision, *, invoices, now: d
         lease_until=None,
         updated_at=now,
     )
+    summary = texts.DEFERRED(
+        step=_step_label(notice),
+        when=timezone.localtime(decision.send_at, contact_rules.client_time_zone(notice.client)).strftime(
+            "%Y-%m-%d %H:%M"
+        ),
+        reason=decision.reason,
+    )
     _timeline(
         notice,
         kind=Interaction.Kind.SYSTEM,
         direction=Interaction.Direction.INTERNAL,
         outcome="",
-        summary=texts.DEFERRED(
-            step=_step_label(notice),
-            when=timezone.localtime(decision.send_at, contact_rules.client_time_zone(notice.client)).strftime(
-                "%Y-%m-%d %H:%M"
-            ),
-            reason=decision.reason,
-        ),
+        summary=summary,
+        # A summary longer than the field (a long step name, several rules in the way) is cut:
+        # the detail then keeps the whole reason (docs/domain.md#contact-rules).
+        body=decision.reason if len(summary) > SUMMARY_LENGTH else "",
         invoices=invoices,
     )
     return DispatchResult(Outcome.DEFERRED, decision.reason)

@@ -15,6 +15,7 @@ from cobranza.engine import jobs as engine
 from cobranza.engine.planner import plan
 from cobranza.models import (
     CollectorTask,
+    Holiday,
     MessageTemplate,
     MessageTemplateText,
     Notice,
@@ -161,11 +162,25 @@ def test_outside_contact_hours_the_send_is_deferred_not_dropped(ladder, debtor, 
     # Deferred to the client's slot the next day, not to the window's opening (docs/domain.md#spread).
     window = contact_rules.Window(start=dt.time(7), end=dt.time(22))
     assert notice.scheduled_at == contact_rules.slot_moment(debtor.pk, DUE + dt.timedelta(days=2), MX, window)
-    assert Interaction.objects.filter(client=debtor, summary__contains="aplazado").exists()
+    entry = Interaction.objects.get(client=debtor, summary__contains="aplazado")
+    assert entry.body == ""  # the summary holds the whole reason: not said twice
     assert dispatch.due_notice_ids(now=late) == []
     morning = notice.scheduled_at
     assert dispatch.dispatch(notice.pk, now=morning).outcome == "sent"
     assert len(smtp.messages) == 1
+
+
+def test_a_deferral_keeps_its_whole_reason_in_the_timeline(ladder, debtor, smtp, outbox):
+    # A long step name and a long holiday name make the timeline summary longer than its 255
+    # characters: the entry's detail keeps the whole reason (docs/domain.md#contact-rules).
+    PolicyStep.objects.filter(policy=ladder, position=1).update(name="Primer recordatorio " + "x" * 100)
+    holiday = "Fiesta patronal de la colonia Santa María de Guadalupe de los Ángeles del Valle y sus barrios"
+    Holiday.objects.create(country="MX", date=AT_21.date(), name=holiday)
+    [result] = _plan_and_dispatch(AT_21.date(), AT_21)
+    assert result.outcome == "deferred"
+    entry = Interaction.objects.get(client=debtor, summary__contains="aplazado")
+    assert len(entry.summary) == 255
+    assert entry.body == result.reason == Notice.objects.get().reason == f"Día festivo: {holiday}"
 
 
 def test_smtp_down_is_retried_with_backoff_then_sent(ladder, debtor, smtp, outbox, settings):
