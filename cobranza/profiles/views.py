@@ -10,6 +10,8 @@ discounts, and anything else is a 404. Reads come from ``selectors``; writes go 
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -19,6 +21,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts import clock
 from accounts import selectors as ledger_selectors
 from accounts.models import Segment
 from accounts.roles import is_manager, is_staff_member
@@ -93,9 +96,31 @@ def profile_panel(request, client) -> str:
             "is_manager": is_manager(request.user),
             "profiles": Profile.choices,
             "rules": profiles.RULES,
+            "today": clock.localdate(),
+            **_as_of(request, client),
         },
         request=request,
     )
+
+
+def _as_of(request, client) -> dict:
+    """``?perfil_al=YYYY-MM-DD``: the profile the client had at that day's close, from the
+    ledger as it was then (``jobs.profile_as_of``; one query, nothing stored)."""
+    value = (request.GET.get("perfil_al") or "").strip()
+    if not value:
+        return {}
+    today = clock.localdate()
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        return {"as_of_value": value, "as_of_error": _("Escriba la fecha como AAAA-MM-DD.")}
+    if day > today:
+        return {"as_of_value": value, "as_of_error": _("La fecha no puede ser posterior a hoy.")}
+    computed, evidence = profiles.profile_as_of(client.pk, day)
+    return {
+        "as_of_value": value,
+        "as_of": {"day": day, "profile": computed, "label": Profile(computed).label, "evidence": evidence},
+    }
 
 
 @staff_required

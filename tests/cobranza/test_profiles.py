@@ -489,6 +489,40 @@ def test_the_client_page_shows_profile_evidence_protocol_and_badge(client, geren
     assert "Al menos 6 facturas liquidadas" in html  # the rule that decided
 
 
+def test_the_panel_shows_the_profile_at_a_chosen_day(client, gerente, gestora, debtor):
+    """Today a casual late payer (one invoice of seven paid late); 400 days ago the same client
+    owed that invoice 100 days overdue and had paid nothing for 60 days: negligent then. The
+    panel shows both, and stores nothing."""
+    d = ago(400)
+    late = make_invoice(
+        by=gerente, client=debtor, amount="800.00", due_date=d - dt.timedelta(days=100), issue_date=ago(600)
+    )
+    services.payment_record(
+        by=gerente,
+        client=debtor,
+        amount=Decimal("800.00"),
+        received_on=d + dt.timedelta(days=5),
+        allocations=[AllocationRequest(late.pk, Decimal("800.00"))],
+    )
+    for i in range(6):
+        settle(gerente, debtor, due_days_ago=40 + 30 * i, days_late=0)
+    profiles.compute_profiles(today=TODAY)
+    assert profile_of(debtor).computed == Profile.CASUAL
+    client.force_login(gestora)
+    url = reverse("client_detail", args=[debtor.pk])
+    html = client.get(url, {"tab": "cobranza", "perfil_al": d.isoformat()}).content.decode()
+    assert 'data-testid="profile-as-of"' in html and 'data-profile="negligent"' in html
+    assert 'data-testid="profile-as-of-evidence"' in html and "Vencido ese día" in html
+    assert profile_of(debtor).computed == Profile.CASUAL  # nothing stored
+    # Bad input is a field error, not a 500.
+    for bad, message in (
+        ("31/12/2024", "Escriba la fecha como AAAA-MM-DD."),
+        ((TODAY + dt.timedelta(days=1)).isoformat(), "posterior a hoy"),
+    ):
+        page = client.get(url, {"tab": "cobranza", "perfil_al": bad})
+        assert page.status_code == 200 and message in page.content.decode()
+
+
 def test_the_panel_says_when_the_standing_was_lost_and_which_ladder_the_profile_has(client, gerente, gestora, debtor):
     Policy.objects.create(name="Escalera para crónicos", profile=Profile.CHRONIC)
     for i in range(6):
