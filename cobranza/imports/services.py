@@ -60,13 +60,22 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts import audit, clock, services_bulk
+from accounts import services as ledger
 from accounts.models import Client, Invoice, Payment, Segment, default_time_zone, iso_currencies, validate_amount
 from accounts.roles import GROUP_NAMES
 from accounts.utils import actor
 from cobranza.dashboard import jobs as dashboard_jobs
 from cobranza.dashboard import summaries
 from cobranza.exports import inert_cell
-from cobranza.models import ImportJob, ImportKind, ImportMapping
+from cobranza.models import (
+    Dispute,
+    DisputeReason,
+    DisputeResolution,
+    DisputeStatus,
+    ImportJob,
+    ImportKind,
+    ImportMapping,
+)
 from cobranza.profiles import jobs as profile_jobs
 
 PROGRESS_EVERY = 500
@@ -182,6 +191,28 @@ FIELDS: dict[str, list[Field]] = {
             required=False,
             aliases=("concepto", "descripcion", "description", "memo"),
         ),
+        # A complaint that withheld payment (docs/domain.md#disputes): a historical dispute.
+        Field(
+            "disputed",
+            gettext_lazy("En disputa (sí/no)"),
+            "bool",
+            required=False,
+            aliases=("en disputa", "disputa", "disputada", "disputed", "in dispute", "dispute"),
+        ),
+        Field(
+            "dispute_opened_on",
+            gettext_lazy("Disputa abierta el"),
+            "date",
+            required=False,
+            aliases=("disputa abierta", "fecha de disputa", "dispute opened", "dispute date", "disputed on"),
+        ),
+        Field(
+            "dispute_resolved_on",
+            gettext_lazy("Disputa resuelta el"),
+            "date",
+            required=False,
+            aliases=("disputa resuelta", "fecha de resolucion", "dispute resolved", "resolved on", "resolution date"),
+        ),
     ],
     ImportKind.PAYMENTS: [
         Field(
@@ -210,6 +241,9 @@ FIELDS: dict[str, list[Field]] = {
         ),
     ],
 }
+
+YES = {"si", "s", "yes", "y", "true", "verdadero", "1", "x"}
+NO = {"no", "n", "false", "falso", "0"}
 
 CURRENCY_SYMBOLS = {"$": None, "€": "EUR", "US$": "USD", "MX$": "MXN"}
 
@@ -852,6 +886,13 @@ def _parse_cell(spec: Field, raw, text: str, options: Options, day_first, values
         if code:
             values["_currency_in_amount"] = code
         return amount
+    if spec.kind == "bool":
+        answer = _norm(text)
+        if answer in YES:
+            return True
+        if answer in NO:
+            return False
+        raise ValueError(_("«%(v)s» no es sí ni no.") % {"v": text})
     if spec.kind == "int":
         if not re.fullmatch(r"\d+", text):
             raise ValueError(_("«%(v)s» no es un número entero.") % {"v": text})
@@ -1006,6 +1047,31 @@ def _plan_clients(plan: Plan, rows: list[dict], header_of: dict, specs: dict) ->
             plan.rows.append({"row": n, "action": "updated" if diff else "unchanged", "client": client, "fields": diff})
 
 
+def _planned_dispute(plan: Plan, r: dict, header_of: dict, *, due, settled, today):
+    """A row's historical dispute as (opened, resolved or None), None without one, or False
+    after recording an error. Opened defaults to the due date; a dispute on an invoice settled
+    later was resolved then at the latest (docs/domain.md#disputes)."""
+    opened, resolved = r.get("dispute_opened_on"), r.get("dispute_resolved_on")
+    if not (r.get("disputed") or opened or resolved):
+        return None
+    n = r["row"]
+    opened = opened or due
+    resolved = resolved or settled
+    column = header_of.get("dispute_opened_on") or header_of.get("disputed") or header_of.get("dispute_resolved_on", "")
+    if opened > today or (resolved and resolved > today):
+        plan.errors.append(_err(n, column, _("La disputa tiene una fecha en el futuro.")))
+        return False
+    if opened < r["issue_date"]:
+        plan.errors.append(_err(n, column, _("La disputa se abrió antes de la emisión de la factura.")))
+        return False
+    if resolved and resolved < opened:
+        plan.errors.append(
+            _err(n, header_of.get("dispute_resolved_on", column), _("La disputa se resolvió antes de abrirse."))
+        )
+        return False
+    return opened, resolved
+
+
 def _plan_invoices(plan: Plan, rows: list[dict], header_of: dict, specs: dict) -> None:
     rows = _duplicates(plan, rows, "number", header_of["number"], _("El folio"))
     clients = _clients_by_tax_id(r["client"] for r in rows)
@@ -1042,6 +1108,9 @@ def _plan_invoices(plan: Plan, rows: list[dict], header_of: dict, specs: dict) -
         if settled and settled < r["issue_date"]:
             plan.errors.append(_err(n, header_of["settled_on"], _("La fecha de liquidación es anterior a la emisión.")))
             continue
+        dispute = _planned_dispute(plan, r, header_of, due=due, settled=settled, today=today)
+        if dispute is False:
+            continue
         values = {
             "number": r["number"],
             "client": client,
@@ -1053,7 +1122,7 @@ def _plan_invoices(plan: Plan, rows: list[dict], header_of: dict, specs: dict) -
         }
         inv = existing.get(r["number"])
         if inv is None:
-            plan.rows.append({"row": n, "action": "created", "fields": values, "settle": settled})
+            plan.rows.append({"row": n, "action": "created", "fields": values, "settle": settled, "dispute": dispute})
             continue
         differ = [
             k
@@ -1233,6 +1302,43 @@ def _write_invoices(rows: list[dict], by, timeline, columns: dict) -> None:
         services_bulk.payments_bulk_record(by=by, payments=payments, timeline=timeline)
     except services_bulk.BulkValidationError as exc:
         raise _rejected(exc, settle_rows, columns, {"received_on": "settled_on", "allocations": "settled_on"}) from exc
+    _write_disputes([(invoice_of[id(r)], *r["dispute"]) for r in new_rows if r.get("dispute")], by)
+
+
+def _write_disputes(rows: list[tuple[Invoice, dt.date, dt.date | None]], by) -> None:
+    """Historical disputes of new invoices: one Dispute each (reason *otro*), resolved on its
+    date — a resolved one was collected in full (*rechazada*), an open one puts its invoice in
+    dispute now, through the ledger's own service (docs/domain.md#disputes)."""
+    if not rows:
+        return
+    disputes = [
+        Dispute(
+            client=inv.client,
+            reason=DisputeReason.OTHER,
+            description=_("Disputa importada con la factura %(n)s.") % {"n": inv.number},
+            owner_id=inv.client.collector_id,
+            opened_on=opened,
+            opened_by=actor(by),
+            status=DisputeStatus.RESOLVED if resolved else DisputeStatus.OPEN,
+            resolution=DisputeResolution.REJECTED if resolved else "",
+            resolution_notes=_("Importada: resuelta el %(d)s.") % {"d": resolved.isoformat()} if resolved else "",
+            resolved_on=resolved,
+        )
+        for inv, opened, resolved in rows
+    ]
+    Dispute.objects.bulk_create(disputes)
+    through = Dispute.invoices.through
+    through.objects.bulk_create(
+        [through(dispute_id=d.pk, invoice_id=inv.pk) for d, (inv, _o, _r) in zip(disputes, rows, strict=True)]
+    )
+    still_open: dict[int, list[Invoice]] = {}
+    for inv, _opened, resolved in rows:
+        if resolved is None:
+            still_open.setdefault(inv.client_id, []).append(inv)
+    for invoices in still_open.values():
+        ledger.invoices_set_disputed(
+            by=by, client=invoices[0].client, invoices=invoices, disputed=True, reason=_("Disputa importada")
+        )
 
 
 def _write_payments(rows: list[dict], by, timeline, columns: dict) -> None:

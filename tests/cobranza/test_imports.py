@@ -24,7 +24,8 @@ from accounts.models import Client, Interaction, Invoice, Payment
 from cobranza.dashboard import metrics
 from cobranza.imports import services as imports
 from cobranza.imports.services import Options
-from cobranza.models import AgingSnapshot, ClientProfile, ImportJob, ImportMapping
+from cobranza.models import AgingSnapshot, ClientProfile, Dispute, ImportJob, ImportMapping
+from cobranza.profiles import jobs as profiles
 from tests.factories import make_client, make_invoice, make_user
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "imports"
@@ -616,3 +617,55 @@ def test_the_command_counts_the_errors_it_does_not_print_and_documents_the_mappi
         call_command("import_ledger", "--help")
     out = capsys.readouterr().out
     assert "Ejemplo de mapeo" in out and '"client": "Customer ID"' in out and "customer id" in out
+
+
+def test_historical_disputes_come_with_their_invoices(cliente, gerente):
+    """A disputed flag (sí/no, in any case) with optional opening and resolution dates: a dispute
+    on an invoice paid later was resolved by then at the latest; one still open puts its invoice
+    in dispute. The profile then sees them (docs/domain.md#disputes)."""
+    today = timezone.localdate()
+    old = today - dt.timedelta(days=200)
+    d = lambda day: day.strftime("%d/%m/%Y")  # noqa: E731
+    text = (
+        "Folio,RFC,Emision,Vencimiento,Importe,Moneda,Liquidacion,En disputa,Disputa abierta el\n"
+        f"D-1,AAA010101AAA,{d(old)},{d(old + dt.timedelta(days=30))},1000.00,MXN,"
+        f"{d(old + dt.timedelta(days=90))},Sí,{d(old + dt.timedelta(days=40))}\n"
+        f"D-2,AAA010101AAA,{d(old)},{d(old + dt.timedelta(days=30))},500.00,MXN,,si,\n"
+        f"D-3,AAA010101AAA,{d(old)},{d(old + dt.timedelta(days=30))},700.00,MXN,,No,\n"
+    )
+    assert imports.guess_columns("invoices", text.splitlines()[0].split(","))["disputed"] == "En disputa"
+    counts = _import(text, cols={}, by=gerente)
+    assert counts["created"] == 3
+    resolved, still_open = Dispute.objects.order_by("invoices__number")
+    assert (resolved.status, resolved.opened_on, resolved.resolved_on) == (
+        "resolved",
+        old + dt.timedelta(days=40),
+        old + dt.timedelta(days=90),
+    )
+    assert list(resolved.invoices.values_list("number", flat=True)) == ["D-1"]
+    assert (still_open.status, still_open.opened_on, still_open.resolved_on) == (
+        "open",
+        old + dt.timedelta(days=30),
+        None,
+    )
+    statuses = dict(Invoice.objects.values_list("number", "status"))
+    assert statuses == {"D-1": "paid", "D-2": "disputed", "D-3": "open"}
+    # Importing the same file again changes nothing: no second dispute.
+    assert _import(text, cols={}, by=gerente)["created"] == 0 and Dispute.objects.count() == 2
+    profiles.compute_profiles(today=today)
+    evidence = ClientProfile.objects.get(client=cliente).evidence
+    assert (evidence["disputes_12m"], evidence["disputes_open"], evidence["disputed_invoices"]) == (2, 1, 1)
+    assert ClientProfile.objects.get(client=cliente).computed == "circumstantial"
+
+
+def test_a_bad_dispute_cell_names_its_row_and_column(cliente):
+    text = (
+        "Folio,RFC,Emision,Vencimiento,Importe,En disputa,Disputa abierta el,Disputa resuelta el\n"
+        "X-1,AAA010101AAA,01/02/2025,03/03/2025,10.00,quizá,,\n"
+        "X-2,AAA010101AAA,01/02/2025,03/03/2025,10.00,sí,20/03/2025,10/03/2025\n"
+    )
+    plan = _validate(text, cols={})
+    assert plan.errors == [
+        {"row": 2, "column": "En disputa", "reason": "«quizá» no es sí ni no."},
+        {"row": 3, "column": "Disputa resuelta el", "reason": "La disputa se resolvió antes de abrirse."},
+    ]
