@@ -825,7 +825,6 @@ def trend(f: Filters, *, months: int = 12) -> Trend:
         .annotate(
             **{col: _sum(col) for col in columns + roll_columns},
             stamp=Max("computed_at"),
-            has_roll=BoolAnd("has_roll"),
         )
         .order_by()
     }

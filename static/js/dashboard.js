@@ -29,6 +29,7 @@
   }
 
   function agingChart(canvas, data, money) {
+    var axis = axisFormatter(data);
     return new Chart(canvas, {
       type: "bar",
       data: {
@@ -57,13 +58,14 @@
           },
         },
         scales: {
-          y: { beginAtZero: true, ticks: { callback: function (v) { return axisFormatter(data).format(v); } } },
+          y: { beginAtZero: true, ticks: { callback: function (v) { return axis.format(v); } } },
         },
       },
     });
   }
 
   function trendChart(canvas, data, money) {
+    var axis = axisFormatter(data);
     var number = new Intl.NumberFormat(data.locale, { maximumFractionDigits: 1 });
     return new Chart(canvas, {
       type: "line",
@@ -93,7 +95,7 @@
           },
         },
         scales: {
-          y: { beginAtZero: true, position: "left", ticks: { callback: function (v) { return axisFormatter(data).format(v); } } },
+          y: { beginAtZero: true, position: "left", ticks: { callback: function (v) { return axis.format(v); } } },
           y1: { beginAtZero: true, position: "right", grid: { drawOnChartArea: false } },
         },
       },
