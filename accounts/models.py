@@ -389,7 +389,9 @@ class Invoice(models.Model):
             # with the currency and balance they add up (index-only per client).
             models.Index(
                 fields=["client", "due_date"],
-                include=["currency", "open_balance"],
+                # Status and id too: the amount at risk of a client (not disputed, not on hold,
+                # not in an open commitment) is then read from this index alone.
+                include=["currency", "open_balance", "status", "id"],
                 name="invoice_client_collectible",
                 condition=Q(status__in=["open", "partially_paid", "disputed"]) & Q(open_balance__gt=0),
             ),
