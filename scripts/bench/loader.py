@@ -611,6 +611,9 @@ def load(*, n_clients: int, n_invoices: int, today: dt.date, seed: int = 7, prog
 
 
 def analyze() -> None:
+    """VACUUM ANALYZE what was loaded: the steady state autovacuum keeps a production database
+    in (planner statistics, and a visibility map so covering indexes serve index-only scans).
+    Measured right after a bulk COPY, every index-only scan would read the heap instead."""
     with connection.cursor() as cur:
         for table in [*LEDGER_TABLES, "accounts_interaction_invoices", *TABLES]:
-            cur.execute(f"ANALYZE {table}")
+            cur.execute(f"VACUUM (ANALYZE) {table}")
