@@ -70,6 +70,7 @@ from cobranza import rules
 from cobranza.dashboard import metrics
 from cobranza.engine import contact_rules
 from cobranza.models import (
+    ClientDunning,
     ClientProfile,
     CollectorTask,
     Commitment,
@@ -284,8 +285,12 @@ def _capped_sql(column: str, per: int, cap: int) -> str:
 
 
 def _risk_points_sql(column: str) -> str:
-    """10 points per order of magnitude of the amount at risk; nothing below 1."""
-    return f"CASE WHEN {column} >= 1 THEN CAST(FLOOR({RISK_POINTS_PER_DECADE} * LOG({column})) AS INTEGER) ELSE 0 END"
+    """10 points per order of magnitude of the amount at risk; nothing below 1. The logarithm in
+    double precision: a NUMERIC logarithm costs tens of microseconds, once per due client."""
+    return (
+        f"CASE WHEN {column} >= 1 THEN CAST(FLOOR({RISK_POINTS_PER_DECADE} * LOG(CAST({column} AS DOUBLE PRECISION)))"
+        " AS INTEGER) ELSE 0 END"
+    )
 
 
 def _profile_points_sql(column: str) -> tuple[str, list]:
@@ -329,6 +334,14 @@ def attended_on(client: Client, day: dt.date) -> bool:
         kind=Interaction.Kind.SYSTEM
     )
     return done.exists() or talked.exists()
+
+
+# The worklist's order (over ``ranked``: the score, then the ties; docs/domain.md#worklist-ranking).
+def _order(p: str = "") -> str:
+    return (
+        f"ORDER BY {p}callable_now DESC, {p}score DESC, {p}oldest_overdue ASC NULLS LAST, {p}overdue_max DESC, "
+        f"{p}legal_name ASC, {p}client_id ASC"
+    )
 
 
 # The client's counts and points, in this order after the client, segment and collector columns.
@@ -401,15 +414,16 @@ class Worklist:
         self._cache: list[Client] | None = None
         # When each (country, time zone) of the scope may be called now (read once).
         self._windows: dict[tuple[str, str], contact_rules.CallWindow] | None = None
-        # The clients with something due and their counts, once ``count()`` has read them:
-        # the page's query then starts from them instead of finding them again.
-        self._due: list[tuple[int, int, int, int, int]] | None = None
+        # The clients with something due, their counts and amount at risk, once ``count()`` has
+        # read them: the page's query then starts from them instead of finding them again.
+        self._due: list[tuple] | None = None
 
     # -- the SQL --
 
     def _due_ctes(self) -> tuple[str, list] | None:
-        """WITH tasks, promised, nexts, replies, due: the scope's clients with something due today,
-        with their counts. None when the user may see no client at all."""
+        """WITH tasks, promised, nexts, replies, risk, risky, due: the scope's clients with
+        something due today, with their counts, and their amount at risk (``risk``). None when
+        the user may see no client at all."""
         today, scope = self.today, self.scope
         clients = scope_clients(user=self.user, scope=scope)
         if clients.query.is_empty():
@@ -423,7 +437,7 @@ class Worklist:
             .values("client_id")
             .annotate(n=Count("pk"))
         )
-        parts = [("tasks", _sql(tasks))]
+        parts = [("tasks (client_id, n) AS", _sql(tasks))]
         if scope.followups:
             promised = (
                 Installment.objects.filter(
@@ -436,23 +450,22 @@ class Worklist:
             )
             nexts = pending_next_actions(today).filter(in_scope).order_by().values("client_id").annotate(n=Count("pk"))
             replies = unread_replies().filter(in_scope).order_by().values("client_id").annotate(n=Count("pk"))
-            parts += [("promised", _sql(promised)), ("nexts", _sql(nexts)), ("replies", _sql(replies))]
+            parts += [
+                ("promised (client_id, n) AS", _sql(promised)),
+                ("nexts (client_id, n) AS", _sql(nexts)),
+                ("replies (client_id, n) AS", _sql(replies)),
+            ]
+            # Every client of the scope may lead on its amount at risk alone.
+            parts += self._risk_ctes(clients)
             # Clients with an amount at risk and nothing due today: quiet, but they may lead
-            # (docs/domain.md#worklist-ranking). Only clients the ladder acts on: not paused,
-            # not written off, not with an agency or in legal.
-            clients_sql, clients_params = _sql(clients.values("pk")) if clients.query.where else ("", ())
-            # A client already attended today (a task done, a conversation logged) waits for
-            # tomorrow unless something else is due.
-            where = rules.ladder_client_sql("c", dunning="cd", today="%s") + f" AND NOT {_attended_sql('c')}"
-            if clients_sql:
-                where += f" AND c.id IN ({clients_sql})"
-            risky_from, risky_params = _at_risk_invoices_sql(today, where=where)
-            start, end = _day_bounds(today)
-            risky_params = (*risky_params, today, start, end, start, end, *clients_params)
-            parts.append(("risky", (f"SELECT DISTINCT i.client_id, 0 {risky_from}", risky_params)))
+            # (docs/domain.md#worklist-ranking).
+            parts.append(self._risky_cte())
+        else:
+            # The managers' queue holds their tasks only: the amount at risk of those clients.
+            parts += self._risk_ctes(where="i.client_id IN (SELECT client_id FROM tasks)")
         sql, params = [], []
-        for name, (part_sql, part_params) in parts:
-            sql.append(f"{name} (client_id, n) AS ({part_sql})")
+        for head, (part_sql, part_params) in parts:
+            sql.append(f"{head} ({part_sql})")
             params.extend(part_params)
         union = "SELECT client_id, n AS t, 0 AS p, 0 AS x, 0 AS r FROM tasks"
         if scope.followups:
@@ -468,6 +481,53 @@ class Worklist:
             f"CAST(SUM(r) AS INTEGER) AS reply_count FROM ({union}) AS items GROUP BY client_id)"
         )
         return "WITH " + ",\n".join(sql), params
+
+    def _risk_ctes(self, clients: QuerySet[Client] | None = None, *, where: str = "") -> list[tuple[str, tuple]]:
+        """``risk_by_currency``, ``risk``: the amount at risk of each client (of ``clients``, or
+        narrowed by ``where``) in its leading currency (docs/domain.md#amount-at-risk).
+
+        Read once, here, for the count and the page alike (``count()`` keeps it with the due
+        clients), and materialised: the planner must see how many clients it holds rather than
+        walk every overdue invoice of the portfolio once per client."""
+        today = self.today
+        if clients is not None and clients.query.where:
+            clients_sql, clients_params = _sql(clients.order_by().values("pk"))
+            where, params = f"i.client_id = ANY(ARRAY({clients_sql}))", clients_params
+        else:
+            where, params = where or "TRUE", ()
+        weight_sql, weight_params = rules.loss_weight_sql(today, "i.due_date")
+        risk_from, risk_params = _at_risk_invoices_sql(today, where=where)
+        return [
+            (
+                "risk_by_currency (client_id, currency, amount) AS MATERIALIZED",
+                (
+                    f"SELECT i.client_id, i.currency, ROUND(SUM(i.open_balance * {weight_sql}), 2) {risk_from}"
+                    " GROUP BY i.client_id, i.currency",
+                    (*weight_params, *risk_params, *params),
+                ),
+            ),
+            (
+                "risk (client_id, currency, amount) AS",
+                (
+                    "SELECT DISTINCT ON (client_id) client_id, currency, amount FROM risk_by_currency"
+                    " ORDER BY client_id, amount DESC, currency",
+                    (),
+                ),
+            ),
+        ]
+
+    def _risky_cte(self) -> tuple[str, tuple]:
+        """``risky``: the clients with an amount at risk the ladder acts on (not paused, not
+        written off, not with an agency or in legal) that nobody attended today: a task done
+        or a conversation logged makes a client wait for tomorrow unless something else is due."""
+        qn = connection.ops.quote_name
+        start, end = _day_bounds(self.today)
+        sql = f"""SELECT c.id, 0
+    FROM risk
+    JOIN {qn(Client._meta.db_table)} AS c ON c.id = risk.client_id
+    LEFT JOIN {qn(ClientDunning._meta.db_table)} AS cd ON cd.client_id = c.id
+    WHERE {rules.ladder_client_sql("c", dunning="cd", today="%s")} AND NOT {_attended_sql("c")}"""
+        return ("risky (client_id, n) AS", (sql, (self.today, start, end, start, end)))
 
     def call_windows(self) -> dict[tuple[str, str], contact_rules.CallWindow]:
         """The call window now of each (country, time zone) among the scope's clients
@@ -485,10 +545,14 @@ class Worklist:
     def _rows_sql(self, limit: int | None, offset: int) -> tuple[str, list]:
         # The due clients read by count() go back in as arrays; without count() they are found again.
         if self._due is not None:
-            columns = list(zip(*self._due, strict=True)) if self._due else [(), (), (), (), ()]
+            columns = list(zip(*self._due, strict=True)) if self._due else [(), (), (), (), (), (), ()]
             ctes = (
-                "WITH due (client_id, task_count, promise_count, next_count, reply_count) AS "
-                "(SELECT * FROM unnest(%s::integer[], %s::integer[], %s::integer[], %s::integer[], %s::integer[]))"
+                "WITH due_risk (client_id, task_count, promise_count, next_count, reply_count, amount, currency) AS "
+                "(SELECT * FROM unnest(%s::integer[], %s::integer[], %s::integer[], %s::integer[], %s::integer[], "
+                "%s::numeric[], %s::text[])),\n"
+                "due AS (SELECT client_id, task_count, promise_count, next_count, reply_count FROM due_risk),\n"
+                "risk (client_id, currency, amount) AS "
+                "(SELECT client_id, currency, amount FROM due_risk WHERE currency IS NOT NULL)"
             )
             params = [list(column) for column in columns]
         else:
@@ -512,8 +576,6 @@ class Worklist:
         )
         overdue_sql, overdue_params = _sql(overdue)
         broken_sql, broken_params = _sql(broken)
-        weight_sql, weight_params = rules.loss_weight_sql(today, "i.due_date")
-        risk_from, risk_params = _at_risk_invoices_sql(today, where="i.client_id IN (SELECT client_id FROM due)")
         profile_sql, profile_params = _profile_points_sql("profile_effective")
         cols = (
             [f"c.{qn(f.column)}" for f in Client._meta.concrete_fields]
@@ -523,13 +585,6 @@ class Worklist:
         sql = f"""{ctes},
 overdue (client_id, overdue_max, oldest_overdue) AS (
     SELECT client_id, MAX(t), MIN(d) FROM ({overdue_sql}) AS by_currency GROUP BY client_id),
-risk_by_currency (client_id, currency, amount) AS (
-    SELECT i.client_id, i.currency, ROUND(SUM(i.open_balance * {weight_sql}), 2)
-    {risk_from}
-    GROUP BY i.client_id, i.currency),
-risk (client_id, currency, amount) AS (
-    SELECT DISTINCT ON (client_id) client_id, currency, amount FROM risk_by_currency
-    ORDER BY client_id, amount DESC, currency),
 broken (client_id, n) AS ({broken_sql}),
 counted AS (
     SELECT due.client_id, due.task_count, due.promise_count, due.next_count, due.reply_count,
@@ -557,31 +612,39 @@ scored AS (
     FROM pointed AS p
     JOIN {qn(Client._meta.db_table)} AS c ON c.id = p.client_id
     JOIN {qn(Segment._meta.db_table)} AS s ON s.id = c.{qn("segment_id")}),
-callable_zones (country, time_zone) AS (SELECT * FROM unnest(%s::text[], %s::text[]))
+callable_zones (country, time_zone) AS (SELECT * FROM unnest(%s::text[], %s::text[])),
+ranked AS (
+    SELECT p.*, p.risk_points + p.promise_points + p.broken_points + p.task_points + p.next_points
+               + p.reply_points + p.profile_points + p.segment_points AS score,
+           EXISTS (SELECT 1 FROM callable_zones z WHERE z.country = c.{qn("country")}
+                                                   AND z.time_zone = c.{qn("time_zone")}) AS callable_now,
+           c.{qn("legal_name")} AS legal_name
+    FROM scored AS p
+    JOIN {qn(Client._meta.db_table)} AS c ON c.id = p.client_id
+    {_order()}{{page}})
 SELECT {", ".join(cols)},
        p.task_count, p.promise_count, p.next_count, p.reply_count, p.overdue_max, p.oldest_overdue,
        p.at_risk, p.at_risk_currency, p.broken_count, p.profile_effective,
        p.risk_points, p.promise_points, p.broken_points, p.task_points, p.next_points,
-       p.reply_points, p.profile_points, p.segment_points,
-       p.risk_points + p.promise_points + p.broken_points + p.task_points + p.next_points
-           + p.reply_points + p.profile_points + p.segment_points AS score,
-       EXISTS (SELECT 1 FROM callable_zones z WHERE z.country = c.{qn("country")}
-                                               AND z.time_zone = c.{qn("time_zone")}) AS callable_now
-FROM scored AS p
+       p.reply_points, p.profile_points, p.segment_points, p.score, p.callable_now
+FROM ranked AS p
 JOIN {qn(Client._meta.db_table)} AS c ON c.id = p.client_id
 JOIN {qn(Segment._meta.db_table)} AS s ON s.id = p.segment_pk
 LEFT JOIN {qn(get_user_model()._meta.db_table)} AS u ON u.id = c.{qn("collector_id")}
-ORDER BY callable_now DESC, score DESC, p.oldest_overdue ASC NULLS LAST, p.overdue_max DESC,
-         c.{qn("legal_name")} ASC, c.id ASC"""
+{_order("p.")}"""
         callable_pairs = [pair for pair, window in self.call_windows().items() if window.allowed]
-        params += [*overdue_params, *weight_params, *risk_params, *broken_params, ZERO, ZERO, *profile_params]
+        params += [*overdue_params, *broken_params, ZERO, ZERO, *profile_params]
         params += [[country for country, _tz in callable_pairs], [tz for _country, tz in callable_pairs]]
+        # Only the page's clients are joined for their columns: the order is decided on the
+        # scores of every due client, the wide rows are read for the page alone.
+        page = ""
         if limit is not None:
-            sql += " LIMIT %s"
+            page += " LIMIT %s"
             params.append(limit)
         if offset:
-            sql += " OFFSET %s"
+            page += " OFFSET %s"
             params.append(offset)
+        sql = sql.replace("{page}", page)
         return sql, params
 
     def _fetch(self, limit: int | None = None, offset: int = 0) -> list[Client]:
@@ -637,7 +700,8 @@ ORDER BY callable_now DESC, score DESC, p.oldest_overdue ASC NULLS LAST, p.overd
             else:
                 with connection.cursor() as cursor:
                     cursor.execute(
-                        due[0] + "\nSELECT client_id, task_count, promise_count, next_count, reply_count FROM due",
+                        due[0] + "\nSELECT due.client_id, task_count, promise_count, next_count, reply_count, "
+                        "risk.amount, risk.currency FROM due LEFT JOIN risk ON risk.client_id = due.client_id",
                         due[1],
                     )
                     self._due = [tuple(row) for row in cursor.fetchall()]
