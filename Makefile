@@ -27,7 +27,7 @@ LOCALES := --locale es --locale en
 # `run` wrapper (morosos/embedded_db.py): it starts the server under $(VAR_DIR)/pgdata first and
 # stops it after the command, Ctrl-C included.
 WITH_DB := $(if $(DATABASE_URL),,MOROSOS_VAR_DIR=$(abspath $(VAR_DIR)) $(PY) -m morosos.embedded_db run --)
-.PHONY: help run test test-fast lint fmt migrate seed messages lock clean services install install-dev bench faults fuzz
+.PHONY: help run test test-fast lint fmt migrate seed messages lock clean services install install-dev bench bench-curves faults fuzz
 
 help: ## Show this list
 	@echo "Morosos — make targets:"
@@ -87,6 +87,12 @@ bench: export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/15
 bench: $(VENV)/.installed-dev ## Benchmarks at 100,000 clients / 1,000,000 invoices -> docs/benchmarks.md
 	@bash scripts/ensure_services.sh
 	bash scripts/bench.sh
+
+bench-curves: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/morosos
+bench-curves: export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/15
+bench-curves: $(VENV)/.installed-dev ## Hot paths at 3 portfolio sizes (BENCH_SCALES) -> curves in docs/benchmarks.md
+	@bash scripts/ensure_services.sh
+	BENCH_ENTRY=curves BENCH_STEPS=curves bash scripts/bench.sh
 
 faults: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/morosos
 faults: export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/15

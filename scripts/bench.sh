@@ -62,5 +62,5 @@ if [[ ",${BENCH_STEPS:-http}," == *",http,"* ]] && [[ ! -x .venv-locust/bin/locu
 fi
 
 start=$(date +%s)
-"$PY" -m scripts.bench
+"$PY" -m "scripts.bench${BENCH_ENTRY:+.$BENCH_ENTRY}"
 echo "bench: finished in $(( ($(date +%s) - start) / 60 )) min; results in docs/benchmarks.md"

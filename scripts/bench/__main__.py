@@ -29,7 +29,15 @@ from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from scripts.bench import loader, report  # noqa: E402
-from scripts.bench.common import VAR, env_int, load_results, log, save_results, stats  # noqa: E402
+from scripts.bench.common import (  # noqa: E402
+    VAR,
+    WRITE_REPORT,
+    env_int,
+    load_results,
+    log,
+    save_results,
+    stats,
+)
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 N_CLIENTS = env_int("BENCH_CLIENTS", 2000 if QUICK else 100_000)
@@ -248,7 +256,8 @@ def _measure_pages(results: dict, key: str, *, explain: bool) -> None:
             f"{entry['queries']} queries{goal}"
         )
         save_results(results)
-        report.write_interim(results)
+        if WRITE_REPORT:
+            report.write_interim(results)
 
 
 def step_pages(results: dict, today: dt.date) -> None:
@@ -293,7 +302,8 @@ def main() -> int:
     today = timezone.localdate()
     results = load_results()
     if results.get("scale") != [N_CLIENTS, N_INVOICES]:
-        results = {}
+        # Another scale's figures go; the curves (their own runs, their own databases) stay.
+        results = {"curves": results["curves"]} if results.get("curves") else {}
     results["scale"] = [N_CLIENTS, N_INVOICES]
     results["quick"] = QUICK
     results["today"] = today.isoformat()
@@ -319,11 +329,13 @@ def main() -> int:
         steps[name](results, today)
         results.setdefault("step_seconds", {})[name] = time.perf_counter() - t0
         save_results(results)
-        report.write(results)
+        if WRITE_REPORT:
+            report.write(results)
     results["total_seconds"] = time.perf_counter() - started
     save_results(results)
-    report.write(results)
-    log(f"done in {results['total_seconds'] / 60:.1f} min -> docs/benchmarks.md")
+    if WRITE_REPORT:
+        report.write(results)
+    log(f"done in {results['total_seconds'] / 60:.1f} min" + (" -> docs/benchmarks.md" if WRITE_REPORT else ""))
     if os.environ.get("BENCH_DROP_DB") == "1":
         report.drop_database()
     return 0

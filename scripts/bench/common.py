@@ -10,7 +10,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 VAR = Path(os.environ.get("MOROSOS_VAR_DIR") or ROOT / "var" / "bench")
-RESULTS = VAR / "results.json"
+# One results file per run; the curves (scripts/bench/curves.py) give each scale its own.
+RESULTS = Path(os.environ.get("BENCH_RESULTS") or VAR / "results.json")
+# The curves' inner runs measure and keep their results; only the outer run writes the report.
+WRITE_REPORT = os.environ.get("BENCH_NO_REPORT") != "1"
 
 
 def log(msg: str) -> None:

@@ -156,11 +156,11 @@ def _status_counts(ids: list[int]) -> dict:
         return dict(cur.fetchall())
 
 
-def _workers_run(ids: list[int], smtp: SMTPServer, logs: Path) -> dict:
+def _workers_run(ids: list[int], smtp: SMTPServer, logs: Path, n_workers: int = 2) -> dict:
     from cobranza import tasks
 
     workers = Workers(smtp.port, logs)
-    workers.start(2)
+    workers.start(n_workers)
     try:
         workers.wait_ready()
         before = len(smtp.messages)
@@ -242,6 +242,13 @@ def _in_process(ids: list[int], port: int) -> dict:
     }
 
 
+def _worker_counts() -> list[int]:
+    """``BENCH_DISPATCH_WORKERS``: the numbers of worker processes to compare (default 1,2,4;
+    empty to skip)."""
+    raw = os.environ.get("BENCH_DISPATCH_WORKERS", "1,2,4")
+    return [int(part) for part in raw.split(",") if part.strip()]
+
+
 def run(results: dict, today: dt.date) -> None:
     n = env_int("BENCH_NOTICES", 100 if os.environ.get("BENCH_QUICK") == "1" else 1500)
     repeat = env_int("BENCH_DISPATCH_REPEAT", 2)
@@ -251,6 +258,7 @@ def run(results: dict, today: dt.date) -> None:
     smtp = SMTPServer().start()
     saved = _open_contact_rules()
     worker_rate, loop_new, loop_reuse = [], [], []
+    by_workers: dict[str, dict] = {}
     probe = {}
     runs = []
     try:
@@ -279,10 +287,20 @@ def run(results: dict, today: dt.date) -> None:
                 f"{r['status']}), "
                 f"smtplib new connection {loop_new[-1]:.0f}/s, one connection {loop_reuse[-1]:.0f}/s"
             )
+        # Where the machine saturates: one run per number of worker processes.
+        for n_workers in _worker_counts():
+            ids = _notice_ids(today, n)
+            if not ids:
+                log(f"  no planned email notices left for {n_workers} workers")
+                break
+            r = _workers_run(ids, smtp, VAR / "dispatch-logs", n_workers=n_workers)
+            by_workers[str(n_workers)] = {**r, "notices": len(ids), "rate": r["delivered"] / r["seconds"]}
+            log(f"  dispatch with {n_workers} worker(s): {by_workers[str(n_workers)]['rate']:.0f}/s")
     finally:
         _restore_contact_rules(saved)
         smtp.stop()
     results["dispatch"] = {
+        "by_workers": by_workers,
         "notices_per_run": n,
         "workers": stats(worker_rate),
         "smtplib_new_connection": stats(loop_new),

@@ -175,6 +175,31 @@ def write_interim(results: dict) -> None:
         pass
 
 
+def curves_lines(curves: dict) -> list[str]:
+    """The curves section (scripts/bench/curves.py): each path's median at each size and its
+    growth exponent k between sizes (time ∝ invoices^k)."""
+    sizes = curves["sizes"]
+    head = " | ".join(f"{c:,} / {i:,}" for c, i in sizes)
+    growth = " | ".join(f"k {a[1]:,}→{b[1]:,}" for a, b in zip(sizes, sizes[1:], strict=False))
+    L = [
+        "## Curves: cost against portfolio size",
+        "",
+        f"`make bench-curves` ({curves.get('measured', '')}): the same harness at each size (clients / invoices), "
+        "each on its own database. k is the growth exponent between two sizes, time ∝ invoices^k: 1 grows "
+        "like the portfolio, 0 does not grow. *portfolio*: meant to read the whole portfolio; *shown*: meant "
+        "to cost what the page shows — such a path with k ≥ 0.5 is flagged as a defect.",
+        "",
+        f"| path | meant to cost | {head} | {growth} | |",
+        "| --- | --- | " + " | ".join("---:" for _ in [*sizes, *sizes[1:]]) + " | --- |",
+    ]
+    for path, row in sorted(curves["paths"].items()):
+        values = " | ".join("–" if v is None else (f"{v:.2f}" if "(s)" in path else f"{v:.0f}") for v in row["values"])
+        ks = " | ".join("–" if k is None else f"{k:.2f}" for k in row["exponents"])
+        flag = "**grows with the portfolio**" if row.get("defect") else ""
+        L.append(f"| {path} | {row['expected']} | {values} | {ks} | {flag} |")
+    return L
+
+
 def write(results: dict) -> None:
     n_clients, n_invoices = results["scale"]
     L = ["# Benchmarks", ""]
@@ -252,6 +277,21 @@ def write(results: dict) -> None:
         if rv is not None:
             L += [f"Goal ≥ 0.5× of the plain loop: **{'met' if rv >= 0.5 else 'missed'}** ({rv:.2f}×).", ""]
         L += ["Outcomes per run: " + "; ".join(str(r["status"]) for r in d["runs"]), ""]
+        by_workers = d.get("by_workers") or {}
+        if by_workers:
+            cores = (results.get("machine") or {}).get("cores") or "?"
+            L += [
+                f"By number of worker processes ({cores} cores; one run each, "
+                f"{next(iter(by_workers.values()))['notices']:,} notices):",
+                "",
+                "| workers | notices/s | × one worker |",
+                "| ---: | ---: | ---: |",
+            ]
+            one = by_workers.get("1", {}).get("rate")
+            for k, r in sorted(by_workers.items(), key=lambda kv: int(kv[0])):
+                times_one = f"{r['rate'] / one:.2f}×" if one else "–"
+                L.append(f"| {k} | {r['rate']:.0f} | {times_one} |")
+            L.append("")
         probe = d.get("in_process") or {}
         if probe.get("ms"):
             L += [
@@ -321,6 +361,8 @@ def write(results: dict) -> None:
                 rps = "/".join(f"{r['rps']:.1f}" for r in rows)
                 L.append(f"| {name} | {req:,} | {p50} | {p95} | {fail} ({100 * fail / max(req, 1):.1f} %) | {rps} |")
             L += ["", "(Values per run separated by /.)", ""]
+    if results.get("curves"):
+        L += curves_lines(results["curves"]) + [""]
     analysis = ROOT / "scripts" / "bench" / "analysis.md"
     if analysis.exists() and not results.get("quick"):
         L += [analysis.read_text().strip(), ""]
