@@ -211,6 +211,43 @@ def test_an_invoice_file_reports_its_missing_clients_then_creates_them(gerente):
     assert (again.summary["clients_created"], again.summary["created"], Client.objects.count()) == (0, 0, 3)
 
 
+def test_the_invoice_preview_offers_to_create_the_missing_clients_in_a_segment(client, gerente):
+    make_client(by=gerente, tax_id="AAA010101AAA", legal_name="Ferretería Núñez", currency="MXN")
+    client.force_login(gerente)
+    upload = io.BytesIO(INVOICES.encode())
+    upload.name = "facturas.csv"
+    client.post(reverse("cobranza:import_create"), {"kind": "invoices", "file": upload, "mapping": ""})
+    job = ImportJob.objects.get()
+    data = {f"col_{k}": v for k, v in imports.guess_columns("invoices", INVOICES.splitlines()[0].split(",")).items()}
+    data.update(date_format="auto", decimal_separator=".", encoding="auto")
+    client.post(reverse("cobranza:import_detail", args=[job.pk]), data)  # not creating them
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.REJECTED and job.summary["missing_clients"] == 2
+    page = client.get(reverse("cobranza:import_detail", args=[job.pk])).content.decode()
+    assert "2 clientes que el archivo nombra no existen todavía" in page
+    assert "Crear los clientes que faltan" in page and 'value="regular" selected' in page  # the default
+    client.post(reverse("cobranza:import_clients", args=[job.pk]), {"segment": "no-existe"})
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.REJECTED  # an unknown segment changes nothing
+    client.post(reverse("cobranza:import_clients", args=[job.pk]), {"segment": "esporadico"})
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE and job.dry_run, job.errors
+    page = client.get(reverse("cobranza:import_detail", args=[job.pk])).content.decode()
+    assert "Se crearán 2 clientes nuevos en el segmento Esporádico." in page
+    client.post(reverse("cobranza:import_commit", args=[job.pk]))
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE and not job.dry_run, job.errors
+    assert dict(Client.objects.values_list("tax_id", "segment__code")) == {
+        "AAA010101AAA": "regular",
+        "NEW-001": "esporadico",
+        "NEW-002": "esporadico",
+    }
+    # The job is done: no more choices about its clients.
+    client.post(reverse("cobranza:import_clients", args=[job.pk]), {"segment": "regular"})
+    job.refresh_from_db()
+    assert not job.dry_run and Client.objects.filter(segment__code="esporadico").count() == 2
+
+
 def test_clients_and_invoices_are_written_all_or_nothing(gerente, monkeypatch):
     """A rule broken while writing the invoices rolls back the clients created before them."""
     original = imports.services_bulk.invoices_bulk_create
