@@ -9,10 +9,11 @@ import csv
 import datetime as dt
 import io
 import random
+import re
 from decimal import Decimal
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone
@@ -248,6 +249,25 @@ def test_the_invoice_preview_offers_to_create_the_missing_clients_in_a_segment(c
     assert not job.dry_run and Client.objects.filter(segment__code="esporadico").count() == 2
 
 
+def test_the_mapping_form_can_create_the_missing_clients_upfront(client, gerente):
+    client.force_login(gerente)
+    upload = io.BytesIO(INVOICES.encode())
+    upload.name = "facturas.csv"
+    client.post(reverse("cobranza:import_create"), {"kind": "invoices", "file": upload, "mapping": ""})
+    job = ImportJob.objects.get()
+    page = client.get(reverse("cobranza:import_detail", args=[job.pk])).content.decode()
+    assert 'name="create_clients"' in page and 'name="segment"' in page
+    data = {f"col_{k}": v for k, v in imports.guess_columns("invoices", INVOICES.splitlines()[0].split(",")).items()}
+    data.update(date_format="auto", decimal_separator=".", encoding="auto", create_clients="on", segment="alto-riesgo")
+    client.post(reverse("cobranza:import_detail", args=[job.pk]), data)
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE and job.dry_run, job.errors
+    assert (job.summary["clients_created"], job.summary["segment"]) == (3, "Alto riesgo")
+    # The choice stays with the job when its mapping is shown again.
+    page = client.get(reverse("cobranza:import_detail", args=[job.pk]), {"mapear": 1}).content.decode()
+    assert 'value="alto-riesgo" selected' in page and re.search(r'name="create_clients"[^>]*checked', page)
+
+
 def test_clients_and_invoices_are_written_all_or_nothing(gerente, monkeypatch):
     """A rule broken while writing the invoices rolls back the clients created before them."""
     original = imports.services_bulk.invoices_bulk_create
@@ -407,6 +427,21 @@ def test_a_ledger_row_with_a_bad_date_or_paid_amount_names_row_column_and_reason
         },
     ]
     assert Client.objects.count() == 0
+
+
+def test_the_command_creates_the_clients_of_an_invoice_file_in_the_segment_named(tmp_path, capsys):
+    path = tmp_path / "facturas.csv"
+    path.write_text(INVOICES.replace("AAA010101AAA", "NEW-003"))
+    with pytest.raises(SystemExit):
+        call_command("import_ledger", str(path), "--kind", "invoices")
+    err = capsys.readouterr().err
+    assert "fila 2, columna «Customer ID»" in err and "3 clientes no existen: --create-clients los crea" in err
+    with pytest.raises(CommandError, match="No existe el segmento «Mayoristas»"):
+        call_command("import_ledger", str(path), "--kind", "invoices", "--create-clients", "--segment", "Mayoristas")
+    call_command("import_ledger", str(path), "--kind", "invoices", "--create-clients", "--segment", "cuenta clave")
+    assert "clientes nuevos: 3 (segmento Cuenta clave), Creados: 4" in capsys.readouterr().out
+    assert set(Client.objects.values_list("segment__code", flat=True)) == {"cuenta-clave"}
+    assert Invoice.objects.count() == 4
 
 
 def test_the_command_help_documents_the_ledger_kind(capsys):
