@@ -212,7 +212,7 @@ def test_an_invoice_file_reports_its_missing_clients_then_creates_them(gerente):
     assert (again.summary["clients_created"], again.summary["created"], Client.objects.count()) == (0, 0, 3)
 
 
-def test_the_invoice_preview_offers_to_create_the_missing_clients_in_a_segment(client, gerente):
+def test_the_invoice_preview_offers_to_create_the_missing_clients_in_a_segment(client, gerente, gestora):
     make_client(by=gerente, tax_id="AAA010101AAA", legal_name="Ferretería Núñez", currency="MXN")
     client.force_login(gerente)
     upload = io.BytesIO(INVOICES.encode())
@@ -227,6 +227,9 @@ def test_the_invoice_preview_offers_to_create_the_missing_clients_in_a_segment(c
     page = client.get(reverse("cobranza:import_detail", args=[job.pk])).content.decode()
     assert "2 clientes que el archivo nombra no existen todavía" in page
     assert "Crear los clientes que faltan" in page and 'value="regular" selected' in page  # the default
+    client.force_login(gestora)  # managers only
+    assert client.post(reverse("cobranza:import_clients", args=[job.pk]), {"segment": "regular"}).status_code == 403
+    client.force_login(gerente)
     client.post(reverse("cobranza:import_clients", args=[job.pk]), {"segment": "no-existe"})
     job.refresh_from_db()
     assert job.status == ImportJob.Status.REJECTED  # an unknown segment changes nothing
