@@ -29,6 +29,12 @@ number exists with different data is an error. A settlement date on an invoice r
 payment of the open balance received on that day, so a business can load paid history
 (the client's timeline gets one entry for the file, dated when it was imported, listing the
 payments with their dates); importing it again finds the invoice paid and does nothing.
+
+An invoice file may create the clients it names that do not exist (``Options.create_clients``,
+in ``Options.segment``): they are planned with the invoices and written first, in the same
+transaction. The ``ledger`` kind is one invoice export with a settled-date column read as all
+three kinds: its missing clients, its invoices and one payment per settled invoice, referenced
+``PAGO-<number>`` so a second import finds it (docs/domain.md#imports).
 """
 
 from __future__ import annotations
@@ -1146,33 +1152,14 @@ def _plan_clients(plan: Plan, rows: list[dict], header_of: dict, specs: dict) ->
             continue
         if currency:
             changes["currency"] = currency
-        if changes.get("country") and not re.fullmatch(r"[A-Z]{2}", changes["country"]):
-            plan.errors.append(
-                _err(
-                    n,
-                    header_of["country"],
-                    _("«%(v)s» no es un código de país de dos letras.") % {"v": changes["country"]},
-                )
-            )
+        place = _checked_place(plan, n, header_of, changes.get("country"), changes.get("time_zone"))
+        if place is None:
             continue
-        if changes.get("time_zone"):
-            zone = _time_zone_named(changes["time_zone"])
-            if zone is None:
-                plan.errors.append(
-                    _err(
-                        n,
-                        header_of["time_zone"],
-                        _("«%(v)s» no es una zona horaria (use un nombre IANA, p. ej. America/Bogota).")
-                        % {"v": changes["time_zone"]},
-                    )
-                )
-                continue
-            changes["time_zone"] = zone
+        if place[1]:
+            changes["time_zone"] = place[1]
         client = existing.get(tax_id)
         if client is None:
-            # A new client's hours follow its country when the file names no time zone.
-            if changes.get("country") and not changes.get("time_zone"):
-                changes["time_zone"] = default_time_zone(changes["country"])
+            changes.update(_new_client_zone(changes.get("country"), changes.get("time_zone")))
             plan.rows.append({"row": n, "action": "created", "fields": changes})
         else:
             diff = {k: v for k, v in changes.items() if getattr(client, k) != v}
@@ -1206,8 +1193,8 @@ def _planned_dispute(plan: Plan, r: dict, header_of: dict, *, due, settled, toda
     return opened, resolved
 
 
-def _new_client_place(plan: Plan, n: int, header_of: dict, country: str | None, zone: str | None):
-    """(country, time zone) of a client created from a file, or None after an error."""
+def _checked_place(plan: Plan, n: int, header_of: dict, country: str | None, zone: str | None):
+    """A row's (country, IANA time zone in its proper case), or None after an error."""
     if country and not re.fullmatch(r"[A-Z]{2}", country):
         plan.errors.append(
             _err(n, header_of["country"], _("«%(v)s» no es un código de país de dos letras.") % {"v": country})
@@ -1225,9 +1212,14 @@ def _new_client_place(plan: Plan, n: int, header_of: dict, country: str | None, 
             )
             return None
         zone = named
-    elif country:
-        zone = default_time_zone(country)  # its hours follow its country, as in a client import
     return country, zone
+
+
+def _new_client_zone(country: str | None, zone: str | None) -> dict:
+    """A new client's hours follow its country when the file names no time zone."""
+    if country and not zone:
+        return {"time_zone": default_time_zone(country)}
+    return {}
 
 
 def _plan_new_clients(plan: Plan, rows: list[dict], known: dict, header_of: dict) -> dict[str, Client | None]:
@@ -1249,7 +1241,7 @@ def _plan_new_clients(plan: Plan, rows: list[dict], known: dict, header_of: dict
         if len(key) > 32:
             plan.errors.append(_err(n, header_of["client"], _("El RFC / NIF tiene más de 32 caracteres.")))
             continue
-        place = _new_client_place(plan, n, header_of, r.get("country"), r.get("time_zone"))
+        place = _checked_place(plan, n, header_of, r.get("country"), r.get("time_zone"))
         if place is None:
             continue
         name = next((x["client_name"] for x in its_rows if x.get("client_name")), "") or r["client"].strip()
@@ -1261,6 +1253,7 @@ def _plan_new_clients(plan: Plan, rows: list[dict], known: dict, header_of: dict
             fields["country"] = place[0]
         if place[1]:
             fields["time_zone"] = place[1]
+        fields.update(_new_client_zone(*place))
         fields["client_since"] = min(x["issue_date"] for x in its_rows)
         client = Client(**fields)
         plan.new_clients.append({"row": n, "fields": fields, "client": client})
