@@ -1294,6 +1294,8 @@ class ImportKind(models.TextChoices):
     CLIENTS = "clients", _("Clientes")
     INVOICES = "invoices", _("Facturas")
     PAYMENTS = "payments", _("Pagos")
+    # One invoice export with a settled-date column: its clients, invoices and payments.
+    LEDGER = "ledger", _("Historial de facturas (clientes, facturas y pagos)")
 
 
 class ImportMapping(models.Model):

@@ -4,6 +4,7 @@ our fields) when no saved mapping is chosen."""
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from accounts.models import Segment
 from cobranza.imports import services as imports
 from cobranza.models import ImportKind, ImportMapping
 
@@ -65,8 +66,8 @@ class MappingForm(forms.Form):
     ignore_unmapped = forms.BooleanField(label=_("Ignorar las columnas que no asigne"), required=False, initial=True)
     save_as = forms.CharField(label=_("Guardar el mapeo como (origen)"), max_length=120, required=False)
 
-    def __init__(self, *args, kind: str, headers: list[str], **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args, kind: str, headers: list[str], initial: dict | None = None, **kwargs):
+        super().__init__(*args, initial=initial, **kwargs)
         self.kind = kind
         guess = imports.guess_columns(kind, headers)
         choices = [("", _("— sin asignar —"))] + [(h, h) for h in headers if h]
@@ -78,6 +79,15 @@ class MappingForm(forms.Form):
             )
             self.field_names.append(name)
 
+        if kind in (ImportKind.INVOICES, ImportKind.LEDGER):
+            # The clients the file names that do not exist (always created by the ledger kind).
+            clients = (initial or {}).get("clients") or {}
+            if kind == ImportKind.INVOICES:
+                self.fields["create_clients"] = forms.BooleanField(
+                    label=_("Crear los clientes que faltan"), required=False, initial=clients.get("create", False)
+                )
+            self.fields["segment"] = segment_field(initial=clients.get("segment"), required=False)
+
     def columns(self) -> dict:
         cols = {name[4:]: value for name, value in self.cleaned_data.items() if name.startswith("col_") and value}
         if self.cleaned_data.get("ignore_unmapped"):
@@ -86,3 +96,30 @@ class MappingForm(forms.Form):
 
     def mapping_fields(self):
         return [self[name] for name in self.field_names]
+
+    def clients(self) -> dict | None:
+        """The choice about missing clients, for the job (None: the kind has none)."""
+        if "segment" not in self.fields:
+            return None
+        create = self.kind == ImportKind.LEDGER or self.cleaned_data.get("create_clients", False)
+        return imports.clients_choice(create=create, segment=self.cleaned_data["segment"])
+
+
+def segment_field(*, initial: str | None = None, required: bool = True) -> forms.ChoiceField:
+    """The segment the clients an import creates go to (default: ``imports.default_segment``)."""
+    segments = list(Segment.objects.order_by("position", "name").values_list("code", "name"))
+    default = imports.default_segment()
+    return forms.ChoiceField(
+        label=_("Segmento de los clientes nuevos"),
+        choices=segments,
+        initial=initial or (default.code if default else ""),
+        required=required,
+    )
+
+
+class ClientsChoiceForm(forms.Form):
+    """From the preview: create the clients the file names that do not exist, in a segment."""
+
+    def __init__(self, *args, initial_segment: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["segment"] = segment_field(initial=initial_segment)

@@ -29,6 +29,12 @@ number exists with different data is an error. A settlement date on an invoice r
 payment of the open balance received on that day, so a business can load paid history
 (the client's timeline gets one entry for the file, dated when it was imported, listing the
 payments with their dates); importing it again finds the invoice paid and does nothing.
+
+An invoice file may create the clients it names that do not exist (``Options.create_clients``,
+in ``Options.segment``): they are planned with the invoices and written first, in the same
+transaction. The ``ledger`` kind is one invoice export with a settled-date column read as all
+three kinds: its missing clients, its invoices and one payment per settled invoice, referenced
+``PAGO-<number>`` so a second import finds it (docs/domain.md#imports).
 """
 
 from __future__ import annotations
@@ -93,6 +99,40 @@ class Field:
     required: bool = True
     aliases: tuple[str, ...] = ()
 
+
+# What an invoice file may tell of a client it names that does not exist yet, when the import
+# creates the clients that are missing (docs/domain.md#imports).
+NEW_CLIENT_FIELDS = (
+    Field(
+        "client_name",
+        gettext_lazy("Nombre del cliente"),
+        required=False,
+        aliases=(
+            "nombre del cliente",
+            "nombre cliente",
+            "razon social",
+            "nombre",
+            "customer name",
+            "client name",
+            "name",
+            "company",
+            "company name",
+        ),
+    ),
+    Field(
+        "country",
+        gettext_lazy("País del cliente"),
+        "code",
+        required=False,
+        aliases=("pais", "country", "country code", "customer country"),
+    ),
+    Field(
+        "time_zone",
+        gettext_lazy("Zona horaria del cliente"),
+        required=False,
+        aliases=("zona horaria", "time zone", "timezone", "tz"),
+    ),
+)
 
 # Aliases: the headers accounting exports use, in Spanish and English (compared without
 # accents, case or punctuation; the field's name and label are recognised too).
@@ -213,6 +253,7 @@ FIELDS: dict[str, list[Field]] = {
             required=False,
             aliases=("disputa resuelta", "fecha de resolucion", "dispute resolved", "resolved on", "resolution date"),
         ),
+        *NEW_CLIENT_FIELDS,
     ],
     ImportKind.PAYMENTS: [
         Field(
@@ -241,6 +282,20 @@ FIELDS: dict[str, list[Field]] = {
         ),
     ],
 }
+# One invoice export with a settled-date column: its clients, its invoices and one payment per
+# settled invoice (docs/domain.md#imports).
+_CLIENT_FIELD_NAMES = {f.name for f in NEW_CLIENT_FIELDS}
+FIELDS[ImportKind.LEDGER] = [
+    *(f for f in FIELDS[ImportKind.INVOICES] if f.name not in _CLIENT_FIELD_NAMES),
+    Field(
+        "paid_amount",
+        gettext_lazy("Importe pagado"),
+        "money",
+        required=False,
+        aliases=("importe pagado", "pagado", "monto pagado", "paid amount", "amount paid", "paid"),
+    ),
+    *NEW_CLIENT_FIELDS,
+]
 
 YES = {"si", "s", "yes", "y", "true", "verdadero", "1", "x"}
 NO = {"no", "n", "false", "falso", "0"}
@@ -262,6 +317,11 @@ class Options:
     date_format: str = "auto"
     decimal_separator: str = "."
     encoding: str = "auto"
+    # Invoices (and always the ledger): create the clients the file names that do not exist,
+    # in this segment (its code; "" = default_segment()). A choice of the import, not of the
+    # saved mapping.
+    create_clients: bool = False
+    segment: str = ""
 
     @classmethod
     def from_mapping(cls, mapping: ImportMapping) -> Options:
@@ -272,6 +332,34 @@ class Options:
             decimal_separator=mapping.decimal_separator or ".",
             encoding=mapping.encoding or "auto",
         )
+
+    @property
+    def creates_clients(self) -> bool:
+        return self.kind == ImportKind.LEDGER or (self.kind == ImportKind.INVOICES and self.create_clients)
+
+
+# The segment new clients of an invoice file go to unless the import chooses another: the one
+# seeded for usual clients (standard escalation), else the first in the segments' order.
+DEFAULT_SEGMENT_CODE = "regular"
+
+
+def default_segment() -> Segment | None:
+    usual = Segment.objects.filter(code=DEFAULT_SEGMENT_CODE).first()
+    return usual or Segment.objects.order_by("position", "name").first()
+
+
+def segment_named(value: str) -> Segment | None:
+    """The segment a code or a name (any case) names, or None."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    return Segment.objects.filter(code__iexact=value).first() or Segment.objects.filter(name__iexact=value).first()
+
+
+def payment_reference(number: str) -> str:
+    """The reference of the payment a ledger row derives from its invoice: re-importing the
+    file finds it and records nothing again (docs/domain.md#imports)."""
+    return f"PAGO-{number}"
 
 
 class ImportRejected(Exception):
@@ -742,6 +830,12 @@ class Plan:
     errors: list[dict] = field(default_factory=list)
     total_rows: int = 0
     columns: dict = field(default_factory=dict)  # our field -> their header (to name columns in errors)
+    # Clients an invoice file names that do not exist: created with it when the import says so
+    # ({"row": first row naming it, "fields": ..., "client": an unsaved Client}), else counted.
+    create_clients: bool = False
+    segment: Segment | None = None
+    new_clients: list[dict] = field(default_factory=list)
+    missing_clients: int = 0
 
     def counts(self) -> dict:
         out = {"created": 0, "updated": 0, "unchanged": 0}
@@ -749,6 +843,36 @@ class Plan:
             out[r["action"]] += 1
         out["payments"] = sum(1 for r in self.rows if r.get("settle"))
         return out
+
+    def details(self) -> dict:
+        """For the preview and the result of invoices and ledgers: the clients created (and
+        their segment) and the money written, per currency."""
+        if self.kind not in (ImportKind.INVOICES, ImportKind.LEDGER):
+            return {}
+        out = {"clients_created": len(self.new_clients), **self._totals()}
+        if self.segment is not None:
+            out["segment"] = self.segment.name
+        return out
+
+    def _totals(self) -> dict:
+        """Money the import writes, per currency: new invoices and settlement payments."""
+        invoiced: dict[str, Decimal] = {}
+        paid: dict[str, Decimal] = {}
+        for r in self.rows:
+            if r["action"] == "created":
+                cur = r["fields"]["currency"]
+                invoiced[cur] = invoiced.get(cur, Decimal(0)) + r["fields"]["amount"]
+            if r.get("settle"):
+                inv = r.get("invoice")
+                if inv is None:
+                    cur, amount = r["fields"]["currency"], r.get("pay_amount") or r["fields"]["amount"]
+                else:
+                    cur, amount = inv.currency, r.get("pay_amount") or inv.amount - inv.amount_paid
+                paid[cur] = paid.get(cur, Decimal(0)) + amount
+        return {
+            "invoiced": {k: str(v) for k, v in sorted(invoiced.items())},
+            "paid": {k: str(v) for k, v in sorted(paid.items())},
+        }
 
 
 def _check_columns(kind: str, headers: list[str], columns: dict) -> tuple[dict, list[dict]]:
@@ -812,6 +936,19 @@ def validate(
     plan.total_rows = len(body)
     columns = options.columns or guess_columns(kind, headers)
     index, plan.errors = _check_columns(kind, headers, columns)
+    if options.creates_clients:
+        plan.create_clients = True
+        plan.segment = segment_named(options.segment) if options.segment else default_segment()
+        if plan.segment is None:
+            codes = ", ".join(Segment.objects.order_by("position", "name").values_list("code", flat=True))
+            plan.errors.append(
+                _err(
+                    1,
+                    "",
+                    _("No existe el segmento «%(v)s» para los clientes nuevos (segmentos: %(codes)s).")
+                    % {"v": options.segment, "codes": codes or "—"},
+                )
+            )
     if plan.errors:
         return plan
     specs = {f.name: f for f in fields_for(kind)}
@@ -858,6 +995,7 @@ def validate(
         ImportKind.CLIENTS: _plan_clients,
         ImportKind.INVOICES: _plan_invoices,
         ImportKind.PAYMENTS: _plan_payments,
+        ImportKind.LEDGER: _plan_invoices,
     }
     checker[kind](plan, parsed, header_of, specs)
     if progress:
@@ -1014,33 +1152,14 @@ def _plan_clients(plan: Plan, rows: list[dict], header_of: dict, specs: dict) ->
             continue
         if currency:
             changes["currency"] = currency
-        if changes.get("country") and not re.fullmatch(r"[A-Z]{2}", changes["country"]):
-            plan.errors.append(
-                _err(
-                    n,
-                    header_of["country"],
-                    _("«%(v)s» no es un código de país de dos letras.") % {"v": changes["country"]},
-                )
-            )
+        place = _checked_place(plan, n, header_of, changes.get("country"), changes.get("time_zone"))
+        if place is None:
             continue
-        if changes.get("time_zone"):
-            zone = _time_zone_named(changes["time_zone"])
-            if zone is None:
-                plan.errors.append(
-                    _err(
-                        n,
-                        header_of["time_zone"],
-                        _("«%(v)s» no es una zona horaria (use un nombre IANA, p. ej. America/Bogota).")
-                        % {"v": changes["time_zone"]},
-                    )
-                )
-                continue
-            changes["time_zone"] = zone
+        if place[1]:
+            changes["time_zone"] = place[1]
         client = existing.get(tax_id)
         if client is None:
-            # A new client's hours follow its country when the file names no time zone.
-            if changes.get("country") and not changes.get("time_zone"):
-                changes["time_zone"] = default_time_zone(changes["country"])
+            changes.update(_new_client_zone(changes.get("country"), changes.get("time_zone")))
             plan.rows.append({"row": n, "action": "created", "fields": changes})
         else:
             diff = {k: v for k, v in changes.items() if getattr(client, k) != v}
@@ -1049,14 +1168,16 @@ def _plan_clients(plan: Plan, rows: list[dict], header_of: dict, specs: dict) ->
 
 def _planned_dispute(plan: Plan, r: dict, header_of: dict, *, due, settled, today):
     """A row's historical dispute as (opened, resolved or None), None without one, or False
-    after recording an error. Opened defaults to the due date; a dispute on an invoice settled
-    later was resolved then at the latest (docs/domain.md#disputes)."""
+    after recording an error. Opened defaults to the due date, or to the day it was resolved
+    or today when that comes first (a dispute on an invoice not yet due, or paid before it); a
+    dispute on an invoice settled later was resolved then at the latest
+    (docs/domain.md#disputes)."""
     opened, resolved = r.get("dispute_opened_on"), r.get("dispute_resolved_on")
     if not (r.get("disputed") or opened or resolved):
         return None
     n = r["row"]
-    opened = opened or due
     resolved = resolved or settled
+    opened = opened or min(d for d in (due, resolved, today) if d)
     column = header_of.get("dispute_opened_on") or header_of.get("disputed") or header_of.get("dispute_resolved_on", "")
     if opened > today or (resolved and resolved > today):
         plan.errors.append(_err(n, column, _("La disputa tiene una fecha en el futuro.")))
@@ -1072,25 +1193,109 @@ def _planned_dispute(plan: Plan, r: dict, header_of: dict, *, due, settled, toda
     return opened, resolved
 
 
+def _checked_place(plan: Plan, n: int, header_of: dict, country: str | None, zone: str | None):
+    """A row's (country, IANA time zone in its proper case), or None after an error."""
+    if country and not re.fullmatch(r"[A-Z]{2}", country):
+        plan.errors.append(
+            _err(n, header_of["country"], _("«%(v)s» no es un código de país de dos letras.") % {"v": country})
+        )
+        return None
+    if zone:
+        named = _time_zone_named(zone)
+        if named is None:
+            plan.errors.append(
+                _err(
+                    n,
+                    header_of["time_zone"],
+                    _("«%(v)s» no es una zona horaria (use un nombre IANA, p. ej. America/Bogota).") % {"v": zone},
+                )
+            )
+            return None
+        zone = named
+    return country, zone
+
+
+def _new_client_zone(country: str | None, zone: str | None) -> dict:
+    """A new client's hours follow its country when the file names no time zone."""
+    if country and not zone:
+        return {"time_zone": default_time_zone(country)}
+    return {}
+
+
+def _plan_new_clients(plan: Plan, rows: list[dict], known: dict, header_of: dict) -> dict[str, Client | None]:
+    """The clients an invoice file names that do not exist: one unsaved Client per customer id
+    (name from the name column or else the id, the import's segment, the currency, country and
+    time zone of its first row, client since its first invoice), or None when its first row
+    has an error (reported there; its other rows are skipped)."""
+    first_rows: dict[str, list[dict]] = {}
+    for r in rows:
+        key = r["client"].strip().upper()
+        if key not in known:
+            first_rows.setdefault(key, []).append(r)
+    planned: dict[str, Client | None] = {}
+    currencies = iso_currencies()
+    for key, its_rows in first_rows.items():
+        r = its_rows[0]
+        n = r["row"]
+        planned[key] = None
+        if len(key) > 32:
+            plan.errors.append(_err(n, header_of["client"], _("El RFC / NIF tiene más de 32 caracteres.")))
+            continue
+        place = _checked_place(plan, n, header_of, r.get("country"), r.get("time_zone"))
+        if place is None:
+            continue
+        name = next((x["client_name"] for x in its_rows if x.get("client_name")), "") or r["client"].strip()
+        fields = {"tax_id": key, "legal_name": name[:200], "segment": plan.segment}
+        currency = r.get("currency") or r.get("_currency_in_amount")
+        if currency in currencies:
+            fields["currency"] = currency
+        if place[0]:
+            fields["country"] = place[0]
+        if place[1]:
+            fields["time_zone"] = place[1]
+        fields.update(_new_client_zone(*place))
+        fields["client_since"] = min(x["issue_date"] for x in its_rows)
+        client = Client(**fields)
+        plan.new_clients.append({"row": n, "fields": fields, "client": client})
+        planned[key] = client
+    return planned
+
+
 def _plan_invoices(plan: Plan, rows: list[dict], header_of: dict, specs: dict) -> None:
+    """Invoices, and for the ledger kind one payment per settled invoice with the reference
+    ``payment_reference`` (docs/domain.md#imports)."""
+    ledger = plan.kind == ImportKind.LEDGER
     rows = _duplicates(plan, rows, "number", header_of["number"], _("El folio"))
     clients = _clients_by_tax_id(r["client"] for r in rows)
+    planned = _plan_new_clients(plan, rows, clients, header_of) if plan.create_clients else {}
     existing = {i.number: i for i in Invoice.objects.filter(number__in=[r["number"] for r in rows])}
+    references = {}
+    if ledger:
+        refs = [payment_reference(r["number"]) for r in rows if r.get("settled_on")]
+        references = {p.reference: p for p in Payment.objects.filter(reference__in=refs)}
+    missing: set[str] = set()
     today = clock.localdate()
     for r in rows:
         n = r["row"]
         if len(r["number"]) > 40:
             plan.errors.append(_err(n, header_of["number"], _("El folio tiene más de 40 caracteres.")))
             continue
-        client = clients.get(r["client"].strip().upper())
+        key = r["client"].strip().upper()
+        client = clients.get(key) or planned.get(key)
         if client is None:
-            plan.errors.append(
-                _err(
-                    n,
-                    header_of["client"],
-                    _("No existe un cliente con RFC / NIF «%(v)s». Importe primero los clientes.") % {"v": r["client"]},
+            if key not in planned:
+                missing.add(key)
+                plan.errors.append(
+                    _err(
+                        n,
+                        header_of["client"],
+                        _(
+                            "No existe un cliente con RFC / NIF «%(v)s». Importe primero los clientes "
+                            "o elija «Crear los clientes que faltan»."
+                        )
+                        % {"v": r["client"]},
+                    )
                 )
-            )
             continue
         currency = _currency(r, header_of, specs, plan, client.currency)
         if currency is None:
@@ -1108,6 +1313,9 @@ def _plan_invoices(plan: Plan, rows: list[dict], header_of: dict, specs: dict) -
         if settled and settled < r["issue_date"]:
             plan.errors.append(_err(n, header_of["settled_on"], _("La fecha de liquidación es anterior a la emisión.")))
             continue
+        paid = r.get("paid_amount")
+        if paid is not None and _paid_amount_error(plan, r, header_of, settled, paid):
+            continue
         dispute = _planned_dispute(plan, r, header_of, due=due, settled=settled, today=today)
         if dispute is False:
             continue
@@ -1121,8 +1329,25 @@ def _plan_invoices(plan: Plan, rows: list[dict], header_of: dict, specs: dict) -
             "description": (r.get("description") or "")[:255],
         }
         inv = existing.get(r["number"])
+        reference = payment_reference(r["number"]) if ledger and settled else ""
+        stored_payment = references.get(reference) if reference else None
+        if stored_payment is not None and (
+            inv is None or stored_payment.client_id != client.pk or stored_payment.currency != currency
+        ):
+            plan.errors.append(
+                _err(
+                    n,
+                    header_of["settled_on"],
+                    _("La referencia %(v)s ya corresponde a otro pago (otro cliente, importe o moneda).")
+                    % {"v": reference},
+                )
+            )
+            continue
         if inv is None:
-            plan.rows.append({"row": n, "action": "created", "fields": values, "settle": settled, "dispute": dispute})
+            row = {"row": n, "action": "created", "fields": values, "settle": settled, "dispute": dispute}
+            if reference:
+                row.update(pay_amount=paid or r["amount"], reference=reference)
+            plan.rows.append(row)
             continue
         differ = [
             k
@@ -1144,7 +1369,43 @@ def _plan_invoices(plan: Plan, rows: list[dict], header_of: dict, specs: dict) -
             )
             continue
         settle = settled if settled and inv.status in (Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID) else None
-        plan.rows.append({"row": n, "action": "updated" if settle else "unchanged", "invoice": inv, "settle": settle})
+        if not ledger:
+            plan.rows.append(
+                {"row": n, "action": "updated" if settle else "unchanged", "invoice": inv, "settle": settle}
+            )
+            continue
+        # The ledger pays what the file says was paid and is not recorded yet; its payment,
+        # once recorded, makes the row unchanged.
+        due_now = min(paid or inv.amount, inv.amount) - inv.amount_paid
+        if stored_payment is not None or not settle or due_now <= 0:
+            plan.rows.append({"row": n, "action": "unchanged", "invoice": inv, "settle": None})
+            continue
+        plan.rows.append(
+            {
+                "row": n,
+                "action": "updated",
+                "invoice": inv,
+                "settle": settle,
+                "pay_amount": due_now,
+                "reference": reference,
+            }
+        )
+    plan.missing_clients = len(missing)
+
+
+def _paid_amount_error(plan: Plan, r: dict, header_of: dict, settled, paid: Decimal) -> bool:
+    """A ledger row's paid amount needs a settled date and is at most the invoice's amount."""
+    column = header_of["paid_amount"]
+    if not settled:
+        reason = _("Hay un importe pagado pero no la fecha de liquidación (¿cuándo se pagó?).")
+    elif paid <= 0:
+        reason = _("El importe pagado debe ser mayor que cero; deje la liquidación en blanco si sigue abierta.")
+    elif paid > r["amount"]:
+        reason = _("El importe pagado (%(p)s) supera el de la factura (%(a)s).") % {"p": paid, "a": r["amount"]}
+    else:
+        return False
+    plan.errors.append(_err(r["row"], column, reason))
+    return True
 
 
 def _plan_payments(plan: Plan, rows: list[dict], header_of: dict, specs: dict) -> None:
@@ -1239,9 +1500,11 @@ def commit(plan: Plan, *, by, progress: Callable[[int], None] | None = None, sou
         ImportKind.CLIENTS: _write_clients,
         ImportKind.INVOICES: _write_invoices,
         ImportKind.PAYMENTS: _write_payments,
+        ImportKind.LEDGER: _write_invoices,
     }[plan.kind]
     with transaction.atomic():
         timeline = services_bulk.TimelineBatch(by=by, source=source)
+        _write_new_clients(plan, by, timeline)
         for start in range(0, len(plan.rows), WRITE_CHUNK):
             chunk = plan.rows[start : start + WRITE_CHUNK]
             try:
@@ -1274,6 +1537,24 @@ def _write_clients(rows: list[dict], by, timeline, columns: dict) -> None:
         raise _rejected(exc, rows, columns) from exc
 
 
+def _write_new_clients(plan: Plan, by, timeline) -> None:
+    """The clients an invoice file creates, before its invoices (the same transaction); their
+    rows then name the stored clients."""
+    if not plan.new_clients:
+        return
+    try:
+        result = services_bulk.clients_bulk_upsert(
+            by=by, rows=[c["fields"] for c in plan.new_clients], timeline=timeline
+        )
+    except services_bulk.BulkValidationError as exc:
+        raise _rejected(exc, plan.new_clients, plan.columns, {"tax_id": "client", "legal_name": "client_name"}) from exc
+    stored = {id(c["client"]): client for c, client in zip(plan.new_clients, result.clients, strict=True)}
+    for r in plan.rows:
+        fields = r.get("fields")
+        if fields is not None and id(fields["client"]) in stored:
+            fields["client"] = stored[id(fields["client"])]
+
+
 def _write_invoices(rows: list[dict], by, timeline, columns: dict) -> None:
     new_rows = [r for r in rows if r["action"] == "created"]
     try:
@@ -1287,13 +1568,15 @@ def _write_invoices(rows: list[dict], by, timeline, columns: dict) -> None:
     payments = []
     for r in settle_rows:
         inv = invoice_of.get(id(r)) or r["invoice"]
-        balance = inv.amount - inv.amount_paid
+        # A ledger row pays what its file says (with its own reference); an invoice row, the balance.
+        balance = r.get("pay_amount") or inv.amount - inv.amount_paid
         payments.append(
             services_bulk.NewPayment(
                 client=inv.client,
                 amount=balance,
                 currency=inv.currency,
                 received_on=r["settle"],
+                reference=r.get("reference", ""),
                 allocations=[services_bulk.AllocationRequest(invoice_id=inv.pk, amount=balance)],
                 notes=_("Liquidación de la factura %(n)s (importada)") % {"n": inv.number},
             )
@@ -1369,7 +1652,7 @@ def history_of(plan: Plan) -> tuple[dt.date | None, set[int]]:
     for r in plan.rows:
         if r["action"] == "unchanged" and not r.get("settle"):
             continue
-        if plan.kind == ImportKind.INVOICES:
+        if plan.kind in (ImportKind.INVOICES, ImportKind.LEDGER):
             fields = r.get("fields")
             invoice = r.get("invoice")
             dates.append(fields["issue_date"] if fields else invoice.issue_date)
@@ -1447,8 +1730,12 @@ def job_file(job: ImportJob) -> Path:
 
 
 def job_options(job: ImportJob) -> Options:
+    clients = job.summary.get(CLIENTS_KEY) or {}
+    choice = {"create_clients": bool(clients.get("create")), "segment": clients.get("segment") or ""}
     if job.mapping_id:
-        return Options.from_mapping(job.mapping)
+        options = Options.from_mapping(job.mapping)
+        options.create_clients, options.segment = choice["create_clients"], choice["segment"]
+        return options
     inline = job.summary.get("options") or {}
     return Options(
         kind=job.kind,
@@ -1456,7 +1743,17 @@ def job_options(job: ImportJob) -> Options:
         date_format=inline.get("date_format", "auto"),
         decimal_separator=inline.get("decimal_separator", "."),
         encoding=inline.get("encoding", "auto"),
+        **choice,
     )
+
+
+# The job's choice about clients its file names that do not exist ({"create": bool, "segment":
+# code}), kept across the dry run and the import like the file's facts.
+CLIENTS_KEY = "clients"
+
+
+def clients_choice(*, create: bool, segment: str = "") -> dict:
+    return {"create": bool(create), "segment": segment or ""}
 
 
 def job_create(
@@ -1470,6 +1767,7 @@ def job_create(
     dry_run: bool = True,
     path: str | None = None,
     facts: dict | None = None,
+    clients: dict | None = None,
 ) -> ImportJob:
     """Store the upload (or point at ``path``) and record a pending job, with the facts the
     pages show (``file_facts``: given by the upload form, which has read them already)."""
@@ -1482,6 +1780,8 @@ def job_create(
         target.write_bytes(data)
         path = str(target.relative_to(settings.MEDIA_ROOT))
     summary = {key: facts[key] for key in FILE_FACTS}
+    if clients is not None:
+        summary[CLIENTS_KEY] = clients
     if options is not None and mapping is None:
         summary["options"] = {
             "columns": options.columns,
@@ -1512,8 +1812,9 @@ def _facts_or_errors(data: bytes, *, name: str, encoding: str) -> dict:
 
 
 def _kept_facts(job: ImportJob) -> dict:
-    """The file's facts (FILE_FACTS), kept across every rewrite of the job's summary."""
-    return {key: job.summary[key] for key in FILE_FACTS if key in job.summary}
+    """The file's facts (FILE_FACTS) and the choice about clients, kept across every rewrite
+    of the job's summary."""
+    return {key: job.summary[key] for key in (*FILE_FACTS, CLIENTS_KEY) if key in job.summary}
 
 
 def _stored_facts(job: ImportJob) -> dict:
@@ -1574,11 +1875,16 @@ def run_job(job: ImportJob) -> ImportJob:
                 status=ImportJob.Status.REJECTED,
                 errors=plan.errors[:ERRORS_SHOWN],
                 total_rows=plan.total_rows,
-                summary={**base, "error_count": len(plan.errors), **_errors_file(job, plan.errors)},
+                summary={
+                    **base,
+                    "error_count": len(plan.errors),
+                    "missing_clients": plan.missing_clients,
+                    **_errors_file(job, plan.errors),
+                },
                 finished_at=clock.now(),
             )
             return job
-        counts = plan.counts()
+        counts = {**plan.counts(), **plan.details()}
         if job.dry_run:
             _set(
                 job,
@@ -1593,6 +1899,7 @@ def run_job(job: ImportJob) -> ImportJob:
         restart = {"processed_rows": 0} if write_progress.live else {}  # the bar starts again for the write
         _set(job, **restart, summary={**base, "phase": "writing", "live_progress": write_progress.live})
         writing = time.monotonic()
+        details = plan.details()  # what the plan writes, before the write moves any balance
         try:
             # A background job acts for the manager who started it (audit history: who).
             with audit.acting_as(job.created_by):
@@ -1610,6 +1917,7 @@ def run_job(job: ImportJob) -> ImportJob:
             summary={
                 **base,
                 **counts,
+                **details,
                 **caught_up,
                 "dry_run": False,
                 "seconds": round(done - started, 2),
@@ -1687,10 +1995,18 @@ def mapping_save(*, by, name: str, kind: str, options: Options) -> ImportMapping
 
 
 def job_restart(
-    job: ImportJob, *, dry_run: bool, mapping: ImportMapping | None = None, options: Options | None = None
+    job: ImportJob,
+    *,
+    dry_run: bool,
+    mapping: ImportMapping | None = None,
+    options: Options | None = None,
+    clients: dict | None = None,
 ) -> ImportJob:
-    """Queue the same file again (a new mapping, or the commit after a dry run)."""
+    """Queue the same file again (a new mapping, a choice about missing clients, or the
+    commit after a dry run)."""
     summary = _kept_facts(job)
+    if clients is not None:
+        summary[CLIENTS_KEY] = clients
     if options is not None and mapping is None:
         summary["options"] = {
             "columns": options.columns,

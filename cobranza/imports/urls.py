@@ -10,5 +10,6 @@ urlpatterns = [
     path("importar/<int:pk>/", views.import_detail, name="import_detail"),
     path("importar/<int:pk>/progreso/", views.import_progress, name="import_progress"),
     path("importar/<int:pk>/importar/", views.import_commit, name="import_commit"),
+    path("importar/<int:pk>/clientes/", views.import_clients, name="import_clients"),
     path("importar/<int:pk>/errores.csv", views.import_errors_csv, name="import_errors_csv"),
 ]

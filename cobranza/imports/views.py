@@ -19,8 +19,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.views import manager_required
 from cobranza import tasks
 from cobranza.imports import services as imports
-from cobranza.imports.forms import ImportUploadForm, MappingForm
-from cobranza.models import ImportJob
+from cobranza.imports.forms import ClientsChoiceForm, ImportUploadForm, MappingForm
+from cobranza.models import ImportJob, ImportKind
 
 
 def _start(job: ImportJob) -> None:
@@ -83,6 +83,7 @@ def import_detail(request, pk):
                 "encoding": options.encoding,
             }
             initial.update({f"col_{k}": v for k, v in options.columns.items() if k != imports.IGNORE_KEY})
+            initial["clients"] = job.summary.get(imports.CLIENTS_KEY)
             mapping_form = MappingForm(request.POST or None, kind=job.kind, headers=headers, initial=initial)
     if request.method == "POST" and mapping_form is not None and mapping_form.is_valid():
         data = mapping_form.cleaned_data
@@ -96,7 +97,9 @@ def import_detail(request, pk):
         mapping = None
         if data["save_as"]:
             mapping = imports.mapping_save(by=request.user, name=data["save_as"], kind=job.kind, options=options)
-        imports.job_restart(job, dry_run=True, mapping=mapping, options=None if mapping else options)
+        imports.job_restart(
+            job, dry_run=True, mapping=mapping, options=None if mapping else options, clients=mapping_form.clients()
+        )
         _start(job)
         return redirect("cobranza:import_detail", pk=job.pk)
     return render(
@@ -107,9 +110,39 @@ def import_detail(request, pk):
             "mapping_form": mapping_form,
             "read_errors": read_errors,
             "error_total": job.summary.get("error_count") or len(job.errors),
+            "clients_form": _clients_form(job, editable),
             **_progress_context(job),
         },
     )
+
+
+def _clients_form(job: ImportJob, editable: bool) -> ClientsChoiceForm | None:
+    """The choice of creating the clients an invoice file names that do not exist: offered when
+    its check found some, and to change their segment once chosen (docs/domain.md#imports)."""
+    if not editable or job.kind not in (ImportKind.INVOICES, ImportKind.LEDGER) or _needs_mapping(job):
+        return None
+    missing = job.status == ImportJob.Status.REJECTED and job.summary.get("missing_clients")
+    creating = job.status == ImportJob.Status.DONE and job.summary.get("clients_created")
+    if not (missing or creating):
+        return None
+    return ClientsChoiceForm(initial_segment=(job.summary.get(imports.CLIENTS_KEY) or {}).get("segment"))
+
+
+@manager_required
+@require_POST
+def import_clients(request, pk):
+    """Check the same file again creating its missing clients in the chosen segment."""
+    job = get_object_or_404(ImportJob.objects.select_related("mapping"), pk=pk)
+    form = ClientsChoiceForm(request.POST)
+    if _clients_form(job, editable=job.status == ImportJob.Status.REJECTED or job.dry_run) is None:
+        messages.error(request, _("Esta importación ya no admite crear clientes."))
+    elif not form.is_valid():
+        messages.error(request, _("Elija un segmento de la lista."))
+    else:
+        choice = imports.clients_choice(create=True, segment=form.cleaned_data["segment"])
+        imports.job_restart(job, dry_run=True, clients=choice)
+        _start(job)
+    return redirect("cobranza:import_detail", pk=job.pk)
 
 
 def _progress_context(job: ImportJob) -> dict:

@@ -1,6 +1,9 @@
-"""Import clients, invoices or payments from an accounting export (CSV or XLSX).
+"""Import clients, invoices or payments from an accounting export (CSV or XLSX), or all three
+from one invoice export with a settled-date column (``--kind ledger``).
 
     python manage.py import_ledger facturas.csv --kind invoices --mapping "Contpaq" --dry-run
+    python manage.py import_ledger facturas.csv --kind invoices --create-clients --segment regular
+    python manage.py import_ledger historial.csv --kind ledger --segment "Cuenta clave"
     python manage.py import_ledger pagos.xlsx --kind payments --mapping mapeo.json --json
 
 Runs in this process (no worker needed), as the system user. Exit code 1 when the file is
@@ -59,6 +62,20 @@ Ejemplo de mapeo (facturas.json):
   una fecha ambigua como 01/02/2013 se rechaza si el archivo no aclara el orden).
   "decimal_separator": "." o ",".  "encoding": auto | utf-8 | latin-1.
 
+Clientes nuevos: con --kind invoices y --create-clients, los clientes que el archivo nombra
+(columna del RFC / NIF) y no existen se crean junto con sus facturas, en la misma transacción:
+razón social de la columna del nombre del cliente (o su RFC / NIF), país y zona horaria si hay
+columnas para ellos, en el segmento de --segment (código o nombre; por omisión «regular», o el
+primero). Sin --create-clients, sus filas son errores.
+
+--kind ledger (historial de facturas): una fila por factura con RFC / NIF del cliente (y su
+nombre), folio, emisión, vencimiento, importe, moneda, fecha de liquidación (en blanco: sigue
+abierta), importe pagado (en blanco: el importe completo si está liquidada) y, si las hay, las
+columnas de disputa. Crea los clientes que faltan (como --create-clients), las facturas y un
+pago por factura liquidada, con fecha de la liquidación, aplicado a esa factura y con la
+referencia PAGO-<folio>. Importar el mismo archivo otra vez no cambia nada (por folio y por
+referencia).
+
 Campos de cada tipo:
 {fields}
 
@@ -68,7 +85,10 @@ también en el CSV que se indica al final).
 
 
 class Command(BaseCommand):
-    help = "Importa clientes, facturas o pagos desde un CSV o XLSX de contabilidad."
+    help = (
+        "Importa clientes, facturas o pagos desde un CSV o XLSX de contabilidad, o los tres desde "
+        "un historial de facturas con fecha de liquidación (--kind ledger)."
+    )
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
@@ -82,6 +102,14 @@ class Command(BaseCommand):
         parser.add_argument("--mapping", help="nombre de un mapeo guardado o ruta a un archivo JSON")
         parser.add_argument("--dry-run", action="store_true", help="validar y resumir sin escribir nada")
         parser.add_argument("--json", action="store_true", help="salida en JSON")
+        parser.add_argument(
+            "--create-clients",
+            action="store_true",
+            help="facturas: crear los clientes que el archivo nombra y no existen (ledger: siempre)",
+        )
+        parser.add_argument(
+            "--segment", help="segmento de los clientes nuevos (código o nombre; por omisión «regular» o el primero)"
+        )
 
     def handle(self, *args, **opts):
         path = Path(opts["file"]).resolve()
@@ -93,6 +121,14 @@ class Command(BaseCommand):
                 mapping, options = imports.load_mapping_arg(opts["mapping"], opts["kind"])
             except (ValueError, json.JSONDecodeError) as exc:
                 raise CommandError(str(exc)) from exc
+        clients = None
+        if opts["create_clients"] or opts["segment"] or opts["kind"] == ImportKind.LEDGER:
+            if opts["kind"] not in (ImportKind.INVOICES, ImportKind.LEDGER):
+                raise CommandError("--create-clients y --segment sólo valen con --kind invoices o ledger.")
+            segment = imports.segment_named(opts["segment"]) if opts["segment"] else imports.default_segment()
+            if segment is None:
+                raise CommandError(f"No existe el segmento «{opts['segment'] or ''}».")
+            clients = imports.clients_choice(create=bool(opts["create_clients"]), segment=segment.code)
         job = imports.job_create(
             by=None,
             kind=opts["kind"],
@@ -102,6 +138,7 @@ class Command(BaseCommand):
             options=options,
             dry_run=opts["dry_run"],
             path=str(path),
+            clients=clients,
         )
         job = imports.run_job(job)
         result = {
@@ -117,8 +154,11 @@ class Command(BaseCommand):
         elif job.status == ImportJob.Status.DONE:
             s = result["summary"]
             verb = "Se crearían" if job.dry_run else "Creados"
+            clients = ""
+            if s.get("clients_created"):
+                clients = f"clientes nuevos: {s['clients_created']} (segmento {s.get('segment', '')}), "
             self.stdout.write(
-                f"{job.file_name}: {job.total_rows} filas. {verb}: {s.get('created', 0)}, "
+                f"{job.file_name}: {job.total_rows} filas. {clients}{verb}: {s.get('created', 0)}, "
                 f"actualizados: {s.get('updated', 0)}, sin cambios: {s.get('unchanged', 0)}, "
                 f"pagos de liquidación: {s.get('payments', 0)}"
                 + (" (simulación: no se escribió nada)" if job.dry_run else "")
@@ -130,6 +170,11 @@ class Command(BaseCommand):
             total = job.summary.get("error_count", len(job.errors))
             if total > len(job.errors):
                 self.stderr.write(f"  … y {total - len(job.errors)} errores más ({total} en total).")
+            if job.summary.get("missing_clients"):
+                self.stderr.write(
+                    f"  {job.summary['missing_clients']} clientes no existen: --create-clients los crea "
+                    "(--segment elige su segmento)."
+                )
             if job.summary.get("errors_file"):
                 self.stderr.write(f"  Todos los errores: {Path(settings.MEDIA_ROOT) / job.summary['errors_file']}")
         if job.status != ImportJob.Status.DONE:
