@@ -390,8 +390,9 @@ class Invoice(models.Model):
             models.Index(
                 fields=["client", "due_date"],
                 # Status and id too: the amount at risk of a client (not disputed, not on hold,
-                # not in an open commitment) is then read from this index alone.
-                include=["currency", "open_balance", "status", "id"],
+                # not in an open commitment) is then read from this index alone; and the issue
+                # date: so are the receivables at a date (cobranza.dashboard.metrics._cube_sql).
+                include=["currency", "open_balance", "status", "id", "issue_date"],
                 name="invoice_client_collectible",
                 condition=Q(status__in=["open", "partially_paid", "disputed"]) & Q(open_balance__gt=0),
             ),
