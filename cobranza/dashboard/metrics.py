@@ -310,6 +310,10 @@ def _client_filter(f: Filters | None) -> tuple[str, list]:
     return f" AND i.client_id IN ({sql})", list(params)
 
 
+# What the receivables cube reads of an invoice (``_cube_sql``'s ``candidates``).
+_CANDIDATE_COLUMNS = "i.id, i.client_id, i.due_date, i.status, i.open_balance, i.currency"
+
+
 def _cube(
     f: Filters | None,
     as_of: dt.date,
@@ -346,6 +350,8 @@ def _cube_sql(
     bucket_sql, bucket_params = _bucket_case(age_on)
     where_client, client_params = _client_filter(f)
     dim_sql = [_DIMENSIONS_SQL[d] for d in dims]
+    collectible = ledger.collectible_sql("i")
+    written_off_after = "(i.status = %s AND i.updated_at >= %s)"
 
     ctes = [
         f"""late AS (
@@ -353,10 +359,16 @@ def _cube_sql(
             FROM {t["allocation"]} a JOIN {t["payment"]} p ON p.id = a.payment_id
             WHERE p.received_on > %s
             GROUP BY a.invoice_id)""",
+        # The invoices issued by the day that may have had a balance at its close, in three
+        # disjoint parts read with no de-duplication: collectible now (from the covering index
+        # alone), written off after the day, and the others paid after the day (not cancelled,
+        # not written off: a write-off by the day ended the balance).
         f"""candidates AS (
-            SELECT id FROM {t["invoice"]} WHERE {ledger.collectible_sql(None)}
-            UNION SELECT id FROM {t["invoice"]} WHERE status = %s AND updated_at >= %s
-            UNION SELECT invoice_id FROM late)""",
+            SELECT {_CANDIDATE_COLUMNS} FROM {t["invoice"]} i WHERE {collectible} AND i.issue_date <= %s
+            UNION ALL SELECT {_CANDIDATE_COLUMNS} FROM {t["invoice"]} i
+                WHERE {written_off_after} AND i.issue_date <= %s
+            UNION ALL SELECT {_CANDIDATE_COLUMNS} FROM {t["invoice"]} i JOIN late ON late.invoice_id = i.id
+                WHERE NOT {collectible} AND i.status NOT IN (%s, %s) AND i.issue_date <= %s)""",
         f"""disputed_then AS (
             SELECT DISTINCT di.{t["dispute_invoice_inv"]} AS invoice_id
             FROM {t["dispute_invoice"]} di JOIN {t["dispute"]} d ON d.id = di.{t["dispute_invoice_fk"]}
@@ -365,8 +377,13 @@ def _cube_sql(
     ]
     cte_params = [
         day,
+        day,
         Invoice.Status.WRITTEN_OFF.value,
         day_end,
+        day,
+        Invoice.Status.CANCELLED.value,
+        Invoice.Status.WRITTEN_OFF.value,
+        day,
         day,
         day,
     ]
@@ -398,25 +415,19 @@ def _cube_sql(
         WITH {", ".join(ctes)}
         SELECT {"".join(s + ", " for s in select)}{bucket_sql} AS bucket, {disputed} AS disputed,
                SUM({balance}) AS amount, COUNT(*) AS invoices{cash_select}
-        FROM candidates JOIN {t["invoice"]} i ON i.id = candidates.id
+        FROM candidates i
         {" ".join(joins)}
         LEFT JOIN late ON late.invoice_id = i.id
         LEFT JOIN disputed_then dt ON dt.invoice_id = i.id
         LEFT JOIN any_dispute ad ON ad.invoice_id = i.id
         {cash_join}
-        WHERE i.issue_date <= %s AND i.status <> %s
-          AND NOT (i.status = %s AND i.updated_at < %s)
-          AND {balance} > 0 {currency_sql}{where_client}
+        WHERE {balance} > 0 {currency_sql}{where_client}
         GROUP BY {group_by}
     """
     params = [
         *cte_params,
         *bucket_params,
         Invoice.Status.DISPUTED.value,
-        day,
-        Invoice.Status.CANCELLED.value,
-        Invoice.Status.WRITTEN_OFF.value,
-        day_end,
         *currency_params,
         *client_params,
     ]
