@@ -341,6 +341,10 @@ def _history(seed: int, today: dt.date) -> dict[str, int]:
         "failed": FAILED_PCT,
         "deferred": DEFERRED_PCT,
         "tz": str(tz),
+        # Invoices a step of the window can reach (steps fall from some days before the due
+        # date to a few months after it): an index range, not the whole ledger.
+        "first_due": since - dt.timedelta(days=366),
+        "last_due": today + dt.timedelta(days=366),
         "now": timezone.now(),
         "messages": [c.value for c in MESSAGE_CHANNELS],
         "commitments": Commitment._meta.db_table,
@@ -374,23 +378,31 @@ def _history(seed: int, today: dt.date) -> dict[str, int]:
         cur.execute(
             f"""
             CREATE TEMP TABLE demo_reached ON COMMIT DROP AS
-            SELECT i.client_id, c.tax_id, i.id AS invoice_id, st.id AS step_id, st.position, st.channel,
-                   i.due_date + st.offset_days AS day,
-                   i.amount - COALESCE((
-                       SELECT SUM(a.amount) FROM {t["allocation"]} a
-                       JOIN {t["payment"]} p ON p.id = a.payment_id
-                       WHERE a.invoice_id = i.id AND p.received_on < i.due_date + st.offset_days
-                   ), 0) AS open_balance,
-                   GREATEST(st.offset_days, 0) AS days_overdue
-            FROM {t["invoice"]} i
-            JOIN {t["client"]} c ON c.id = i.client_id
-            {effective_policy_joins_sql("c")}
-            JOIN {t["step"]} st ON st.policy_id = {effective_policy_sql()} AND st.is_active
-            WHERE i.status NOT IN ('cancelled', 'disputed')
-              AND (st.channel = ANY(%(messages)s) OR st.channel = ANY(%(tasks)s))
-              AND i.due_date + st.offset_days >= GREATEST(%(since)s, i.issue_date)
-              AND i.due_date + st.offset_days < %(today)s
-              AND (i.status <> 'written_off' OR i.due_date + st.offset_days < CAST(i.updated_at AS date))
+            WITH ladder AS MATERIALIZED (
+                SELECT c.id AS client_id, c.tax_id, {effective_policy_sql()} AS policy_id
+                FROM {t["client"]} c
+                {effective_policy_joins_sql("c")}
+            ),
+            reached AS MATERIALIZED (
+                SELECT i.client_id, l.tax_id, i.id AS invoice_id, i.amount, st.id AS step_id, st.position,
+                       st.channel, i.due_date + st.offset_days AS day, GREATEST(st.offset_days, 0) AS days_overdue
+                FROM {t["invoice"]} i
+                JOIN ladder l ON l.client_id = i.client_id
+                JOIN {t["step"]} st ON st.policy_id = l.policy_id AND st.is_active
+                WHERE i.status NOT IN ('cancelled', 'disputed')
+                  AND i.due_date BETWEEN %(first_due)s AND %(last_due)s
+                  AND (st.channel = ANY(%(messages)s) OR st.channel = ANY(%(tasks)s))
+                  AND i.due_date + st.offset_days >= GREATEST(%(since)s, i.issue_date)
+                  AND i.due_date + st.offset_days < %(today)s
+                  AND (i.status <> 'written_off' OR i.due_date + st.offset_days < CAST(i.updated_at AS date))
+            )
+            SELECT r.client_id, r.tax_id, r.invoice_id, r.step_id, r.position, r.channel, r.day, r.days_overdue,
+                   r.amount - COALESCE(SUM(a.amount), 0) AS open_balance
+            FROM reached r
+            LEFT JOIN {t["allocation"]} a ON a.invoice_id = r.invoice_id
+                AND EXISTS (SELECT 1 FROM {t["payment"]} p WHERE p.id = a.payment_id AND p.received_on < r.day)
+            GROUP BY r.client_id, r.tax_id, r.invoice_id, r.amount, r.step_id, r.position, r.channel, r.day,
+                     r.days_overdue
             """,  # noqa: S608 - table names from model metadata; values are parameters
             params,
         )
