@@ -336,6 +336,10 @@ def test_evidence_as_of_a_past_day_counts_only_what_had_happened(gerente, debtor
     computed, ev = profiles.profile_as_of(debtor.pk, ago(30))
     assert (ev["contacts_90d"], ev["responses_90d"], ev["promises_kept_12m"]) == (3, 0, 0)
     assert computed == Profile.NEGLIGENT
+    # compute_profiles --as-of stores the very same.
+    profiles.compute_profiles(today=ago(30), standing=False)
+    debtor.profile.refresh_from_db()
+    assert (debtor.profile.computed, debtor.profile.evidence) == (computed, ev)
     computed, ev = classify(debtor)
     assert ev["responses_90d"] == 2 and computed != Profile.NEGLIGENT
 
