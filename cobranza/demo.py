@@ -346,7 +346,7 @@ def _history(seed: int, today: dt.date) -> dict[str, int]:
         # date to a few months after it): an index range, not the whole ledger.
         "first_due": since - dt.timedelta(days=366),
         "last_due": today + dt.timedelta(days=366),
-        "now": timezone.now(),
+        "now": clock.now(),
         "messages": [c.value for c in MESSAGE_CHANNELS],
         "commitments": Commitment._meta.db_table,
         "promise_window": PROMISE_WINDOW_DAYS,
