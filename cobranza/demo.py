@@ -23,22 +23,37 @@ import io
 import random
 from decimal import ROUND_DOWN, Decimal
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Sum
 from django.utils import timezone
 from PIL import Image, ImageDraw, ImageFont
 
 from accounts import clock
 from accounts import services as ledger
-from accounts.models import Client, Interaction, Invoice
+from accounts.models import Client, Interaction, Invoice, Payment, PaymentAllocation
 from accounts.rules import open_invoice_q
 from cobranza.alerts import jobs as alerts
 from cobranza.business import services as business
 from cobranza.dashboard import jobs as dashboard_jobs
-from cobranza.models import CollectorTask, Commitment, Dispute, DisputeReason, InboundMessage, TaskKind
+from cobranza.models import (
+    MESSAGE_CHANNELS,
+    CollectorTask,
+    Commitment,
+    Dispute,
+    DisputeReason,
+    InboundMessage,
+    Installment,
+    Notice,
+    NoticeItem,
+    PolicyStep,
+    StepChannel,
+    TaskKind,
+)
 from cobranza.profiles import jobs as profiles
 from cobranza.replies import services as replies
+from cobranza.rules import effective_policy_joins_sql, effective_policy_sql
 from cobranza.workspace import jobs as commitments
 from cobranza.workspace import services as workspace_services
 
@@ -78,6 +93,8 @@ def seed(*, today: dt.date, seed: int, stdout=None) -> str:
     # Like the ledger's, the seeded history ends yesterday: last night's judgement.
     judged = commitments.judge(today=today - dt.timedelta(days=1))
     answered = _replies(rng, today)
+    with transaction.atomic():
+        history = _history(seed, today)
     profiles = _profiles(today)
     # Month-end aging for the dashboard's trend and roll rates (13: the first month's CEI needs
     # the close of the month before).
@@ -88,7 +105,9 @@ def seed(*, today: dt.date, seed: int, stdout=None) -> str:
         f"cobranza: empresa «{profile.trade_name}» configurada; {disputes} disputas, "
         f"{made['promise']} promesas ({made['open']} vigentes), "
         f"{made['plan']} planes de pagos; juicio: {judged['kept'] + judged['paid_off']} cumplidas, "
-        f"{judged['broken']} incumplidas; {answered} respuestas de clientes; {profiles} perfiles calculados; "
+        f"{judged['broken']} incumplidas; {answered} respuestas de clientes; "
+        f"historial de {HISTORY_DAYS} días: {history['notices']} avisos, {history['tasks']} tareas, "
+        f"{history['promises']} promesas evaluadas; {profiles} perfiles calculados; "
         f"{len(snapshots)} cierres de mes; "
         f"{raised.get('raised', 0) if isinstance(raised, dict) else 0} alertas tempranas"
     )
@@ -286,3 +305,248 @@ def counts() -> dict[str, int]:
         "commitments": Commitment.objects.count(),
         "replies": InboundMessage.objects.filter(client__isnull=False).count(),
     }
+
+
+# --- history for the performance pages ----------------------------------------------------------
+
+HISTORY_DAYS = 120
+# Of the ladder's call and review tasks, the share each collector did (by name order): the
+# collector-performance page shows who keeps up with the agenda.
+COMPLETION_BY_RANK = (92, 74, 55)
+# Of the messages, the share (per cent) that failed to go out, and that the contact rules deferred once.
+FAILED_PCT = 4
+DEFERRED_PCT = 12
+# A collector's logged promise counts as kept when its invoices were paid within these days.
+PROMISE_WINDOW_DAYS = 21
+
+
+def _history(seed: int, today: dt.date) -> dict[str, int]:
+    """The last ``HISTORY_DAYS`` of the ladder and of the collectors' work, derived in SQL from
+    the seeded ledger (docs/domain.md#dunning-effectiveness, #collector-performance):
+
+    - every invoice that was still owed on the day a step of its client's ladder fell due
+      (due date + offset, hand-off steps aside) got that step's notice, sent that morning —
+      a few failed or were deferred once; the payments that followed are the ledger's own, so
+      what each step and channel collected is what the seeded history paid;
+    - each call or review notice made its task for the client's collector, done (or not yet)
+      at a rate that differs per collector;
+    - each promise a collector logged on a call, with the invoices it named, became a promise
+      to pay judged kept, partly kept or broken by the payments of the following three weeks.
+    A handful of set-based statements, whatever the size of the portfolio."""
+    since = today - dt.timedelta(days=HISTORY_DAYS)
+    tz = timezone.get_current_timezone()
+    params = {
+        "since": since,
+        "today": today,
+        "seed": str(seed),
+        "failed": FAILED_PCT,
+        "deferred": DEFERRED_PCT,
+        "tz": str(tz),
+        # Invoices a step of the window can reach (steps fall from some days before the due
+        # date to a few months after it): an index range, not the whole ledger.
+        "first_due": since - dt.timedelta(days=366),
+        "last_due": today + dt.timedelta(days=366),
+        "now": clock.now(),
+        "messages": [c.value for c in MESSAGE_CHANNELS],
+        "commitments": Commitment._meta.db_table,
+        "promise_window": PROMISE_WINDOW_DAYS,
+        "tasks": [StepChannel.CALL.value, StepChannel.REVIEW.value],
+    }
+    t = {
+        "client": Client._meta.db_table,
+        "invoice": Invoice._meta.db_table,
+        "allocation": PaymentAllocation._meta.db_table,
+        "payment": Payment._meta.db_table,
+        "step": PolicyStep._meta.db_table,
+        "notice": Notice._meta.db_table,
+        "item": NoticeItem._meta.db_table,
+        "task": CollectorTask._meta.db_table,
+        "commitment": Commitment._meta.db_table,
+        "commitment_invoice": Commitment.invoices.through._meta.db_table,
+        "installment": Installment._meta.db_table,
+        "interaction": Interaction._meta.db_table,
+        "interaction_invoice": Interaction.invoices.through._meta.db_table,
+        "user": get_user_model()._meta.db_table,
+    }
+    # A deterministic die per row: the same seed and ledger give the same history.
+    die = "abs(hashtext({key} || ':' || %(seed)s)) %% 100"
+    # Keyed on what the seed decides (tax id, step position, day), not on row ids.
+    notice_die = die.format(key="r.tax_id || ':' || r.position || ':' || r.day")
+    done = {}
+    with connection.cursor() as cur:
+        # Dropped at the end; ON COMMIT DROP too, for a failure (an outer transaction, e.g. a
+        # test, may seed twice before any commit).
+        cur.execute("DROP TABLE IF EXISTS demo_reached, demo_promised")
+        cur.execute(
+            f"""
+            CREATE TEMP TABLE demo_reached ON COMMIT DROP AS
+            WITH ladder AS MATERIALIZED (
+                SELECT c.id AS client_id, c.tax_id, {effective_policy_sql()} AS policy_id
+                FROM {t["client"]} c
+                {effective_policy_joins_sql("c")}
+            ),
+            reached AS MATERIALIZED (
+                SELECT i.client_id, l.tax_id, i.id AS invoice_id, i.amount, st.id AS step_id, st.position,
+                       st.channel, i.due_date + st.offset_days AS day, GREATEST(st.offset_days, 0) AS days_overdue
+                FROM {t["invoice"]} i
+                JOIN ladder l ON l.client_id = i.client_id
+                JOIN {t["step"]} st ON st.policy_id = l.policy_id AND st.is_active
+                WHERE i.status NOT IN ('cancelled', 'disputed')
+                  AND i.due_date BETWEEN %(first_due)s AND %(last_due)s
+                  AND (st.channel = ANY(%(messages)s) OR st.channel = ANY(%(tasks)s))
+                  AND i.due_date + st.offset_days >= GREATEST(%(since)s, i.issue_date)
+                  AND i.due_date + st.offset_days < %(today)s
+                  AND (i.status <> 'written_off' OR i.due_date + st.offset_days < CAST(i.updated_at AS date))
+            )
+            SELECT r.client_id, r.tax_id, r.invoice_id, r.step_id, r.position, r.channel, r.day, r.days_overdue,
+                   r.amount - COALESCE(SUM(a.amount), 0) AS open_balance
+            FROM reached r
+            LEFT JOIN {t["allocation"]} a ON a.invoice_id = r.invoice_id
+                AND EXISTS (SELECT 1 FROM {t["payment"]} p WHERE p.id = a.payment_id AND p.received_on < r.day)
+            GROUP BY r.client_id, r.tax_id, r.invoice_id, r.amount, r.step_id, r.position, r.channel, r.day,
+                     r.days_overdue
+            """,  # noqa: S608 - table names from model metadata; values are parameters
+            params,
+        )
+        cur.execute("DELETE FROM demo_reached WHERE open_balance <= 0")
+        cur.execute(
+            f"""
+            INSERT INTO {t["notice"]} (client_id, step_id, channel, planned_for, scheduled_at, status,
+                recipient, language, subject, body, attempts, deferrals, sent_at, message_id,
+                provider_ref, reason, created_at, updated_at)
+            SELECT r.client_id, r.step_id, r.channel, r.day,
+                   (r.day + time '08:00') AT TIME ZONE %(tz)s,
+                   CASE WHEN r.channel = ANY(%(messages)s) AND {notice_die} < %(failed)s
+                        THEN 'failed' ELSE 'sent' END,
+                   '', c.language, '', '', 1,
+                   CASE WHEN r.channel = ANY(%(messages)s) AND {notice_die} >= %(failed)s
+                             AND {notice_die} < %(failed)s + %(deferred)s THEN 1 ELSE 0 END,
+                   CASE WHEN r.channel = ANY(%(messages)s) AND {notice_die} < %(failed)s THEN NULL
+                        ELSE (r.day + time '08:00' + ({notice_die} %% 180) * interval '1 minute')
+                             AT TIME ZONE %(tz)s END,
+                   '', '', '', %(now)s, %(now)s
+            FROM (SELECT DISTINCT client_id, tax_id, step_id, position, channel, day FROM demo_reached) r
+            JOIN {t["client"]} c ON c.id = r.client_id
+            """,  # noqa: S608
+            params,
+        )
+        done["notices"] = cur.rowcount
+        cur.execute(
+            f"""
+            INSERT INTO {t["item"]} (notice_id, invoice_id, step_id, open_balance, days_overdue)
+            SELECT n.id, r.invoice_id, r.step_id, r.open_balance, r.days_overdue
+            FROM demo_reached r
+            JOIN {t["notice"]} n ON n.client_id = r.client_id AND n.step_id = r.step_id AND n.planned_for = r.day
+            """,  # noqa: S608
+            params,
+        )
+        task_die = die.format(key="c.tax_id || ':' || st.position || ':' || n.planned_for || ':task'")
+        cur.execute(
+            f"""
+            WITH collectors AS (
+                SELECT u.id, ROW_NUMBER() OVER (ORDER BY u.username) AS rank
+                FROM {t["user"]} u WHERE u.id IN (SELECT collector_id FROM {t["client"]})
+            ),
+            rates AS (
+                SELECT id, (ARRAY{list(COMPLETION_BY_RANK)})[1 + (rank - 1) %% {len(COMPLETION_BY_RANK)}] AS pct
+                FROM collectors
+            )
+            INSERT INTO {t["task"]} (client_id, kind, notice_id, title, assigned_to_id, due_on, status,
+                created_at, completed_at, completed_by_id)
+            SELECT n.client_id, CASE WHEN n.channel = 'call' THEN 'call' ELSE 'review' END, n.id,
+                   LEFT(st.name || ': ' || string_agg(i.number, ', ' ORDER BY i.number), 255),
+                   c.collector_id, n.planned_for,
+                   CASE WHEN {task_die} < r.pct THEN 'done' ELSE 'open' END,
+                   n.scheduled_at,
+                   CASE WHEN {task_die} < r.pct THEN n.scheduled_at + ({task_die} %% 3) * interval '1 day'
+                        + interval '4 hours' END,
+                   CASE WHEN {task_die} < r.pct THEN c.collector_id END
+            FROM {t["notice"]} n
+            JOIN {t["step"]} st ON st.id = n.step_id
+            JOIN {t["client"]} c ON c.id = n.client_id
+            JOIN rates r ON r.id = c.collector_id
+            JOIN {t["item"]} it ON it.notice_id = n.id
+            JOIN {t["invoice"]} i ON i.id = it.invoice_id
+            WHERE n.channel = ANY(%(tasks)s) AND n.planned_for >= %(since)s
+            GROUP BY n.id, st.name, st.position, c.tax_id, c.collector_id, r.pct
+            """,  # noqa: S608
+            params,
+        )
+        done["tasks"] = cur.rowcount
+        # Promises the collectors logged, judged against what the ledger paid in the weeks after:
+        # the seeded timeline keeps the promised date in its text only, so the promise is kept
+        # when the invoices it named were paid within PROMISE_WINDOW_DAYS (its date: the last
+        # of those payments), partly kept when some money came, broken otherwise (its date: the
+        # call's next action, or two weeks on).
+        day = "CAST(e.occurred_at AT TIME ZONE %(tz)s AS date)"
+        cur.execute(
+            f"""
+            CREATE TEMP TABLE demo_promised ON COMMIT DROP AS
+            WITH promised AS (
+                SELECT e.id AS entry_id, e.client_id, e.author_id, e.contact_id, {day} AS made_on,
+                       COALESCE(e.next_action_on, {day} + 14) AS said_on,
+                       MIN(i.currency) AS currency,
+                       SUM(i.amount - COALESCE(before.paid, 0)) AS total,
+                       SUM(LEAST(COALESCE(after.paid, 0), i.amount - COALESCE(before.paid, 0))) AS covered,
+                       MAX(after.last_on) AS last_on
+                FROM {t["interaction"]} e
+                JOIN {t["interaction_invoice"]} ei ON ei.interaction_id = e.id
+                JOIN {t["invoice"]} i ON i.id = ei.invoice_id
+                LEFT JOIN LATERAL (
+                    SELECT SUM(a.amount) AS paid
+                    FROM {t["allocation"]} a JOIN {t["payment"]} p ON p.id = a.payment_id
+                    WHERE a.invoice_id = i.id AND p.received_on < {day}
+                ) before ON TRUE
+                LEFT JOIN LATERAL (
+                    SELECT SUM(a.amount) AS paid, MAX(p.received_on) AS last_on
+                    FROM {t["allocation"]} a JOIN {t["payment"]} p ON p.id = a.payment_id
+                    WHERE a.invoice_id = i.id AND p.received_on >= {day}
+                      AND p.received_on <= {day} + %(promise_window)s
+                ) after ON TRUE
+                WHERE e.outcome = 'promise' AND e.author_id IS NOT NULL AND e.corrects_id IS NULL
+                  AND e.occurred_at >= (CAST(%(since)s AS date) + time '00:00') AT TIME ZONE %(tz)s
+                  AND {day} + %(promise_window)s < %(today)s - 1
+                  AND i.status <> 'cancelled'
+                GROUP BY e.id, e.client_id, e.author_id, e.contact_id, e.occurred_at, e.next_action_on
+                HAVING COUNT(DISTINCT i.currency) = 1 AND SUM(i.amount - COALESCE(before.paid, 0)) > 0
+            )
+            SELECT nextval(pg_get_serial_sequence(%(commitments)s, 'id')) AS commitment_id, p.*,
+                   CASE WHEN p.covered >= p.total THEN p.last_on
+                        ELSE LEAST(GREATEST(p.said_on, p.made_on), CAST(%(today)s AS date) - 2) END AS due_on
+            FROM promised p
+            """,  # noqa: S608
+            params,
+        )
+        cur.execute(
+            f"""
+            WITH made AS (
+                INSERT INTO {t["commitment"]} (id, client_id, kind, status, currency, total, made_on, grace_days,
+                    missed_allowed, missed_count, paid_amount, notes, created_by_id, created_at, resolved_on,
+                    contact_id)
+                SELECT d.commitment_id, d.client_id, 'promise',
+                       CASE WHEN d.covered >= d.total THEN 'kept' WHEN d.covered > 0 THEN 'partial' ELSE 'broken' END,
+                       d.currency, d.total, d.made_on, 0, 0,
+                       CASE WHEN d.covered >= d.total THEN 0 ELSE 1 END, d.covered,
+                       'Promesa acordada por teléfono.', d.author_id,
+                       (d.made_on + time '12:00') AT TIME ZONE %(tz)s, d.due_on + 1, d.contact_id
+                FROM demo_promised d
+                RETURNING id
+            ),
+            promised AS (SELECT d.* FROM demo_promised d JOIN made m ON m.id = d.commitment_id),
+            links AS (
+                INSERT INTO {t["commitment_invoice"]} (commitment_id, invoice_id)
+                SELECT p.commitment_id, ei.invoice_id
+                FROM promised p JOIN {t["interaction_invoice"]} ei ON ei.interaction_id = p.entry_id
+                RETURNING 1
+            )
+            INSERT INTO {t["installment"]} (commitment_id, number, due_on, amount, status, covered, judged_on)
+            SELECT p.commitment_id, 1, p.due_on, p.total,
+                   CASE WHEN p.covered >= p.total THEN 'kept' WHEN p.covered > 0 THEN 'partial' ELSE 'missed' END,
+                   LEAST(p.covered, p.total), p.due_on + 1
+            FROM promised p
+            """,  # noqa: S608
+            params,
+        )
+        done["promises"] = cur.rowcount
+        cur.execute("DROP TABLE demo_reached, demo_promised")
+    return done

@@ -26,17 +26,25 @@ Evidence, per client (``ClientProfile.evidence``, shown on the client page):
   *promise*) judged broken or only partly kept in the last 12 months.
 - ``payments_60d``: money payments received in the last 60 days (credit notes and discounts
   are not money from the client and do not count).
+- ``promises_kept_12m``: promises to pay judged kept in the last 12 months (in the client's favour).
+- ``disputed_settled_24m`` / ``disputed_share_pct``: settled invoices that had a dispute opened
+  by their settlement date (paid once the dispute was solved), and their share of the settled.
+- ``written_off_24m``: invoices written off in the last 24 months (did not pay in the end).
+- ``contacts_90d`` / ``responses_90d`` (and ``_12m``): outbound contact attempts that went out,
+  and the client's answers (inbound entries, contacts answered, commitments made).
 
 Rules, first match wins (``RULES`` says the same for the UI):
 
 1. **new** — fewer than 3 settled invoices, nothing overdue and nothing in dispute (a dispute
    is evidence enough for rule 2).
-2. **circumstantial** — a dispute open or an invoice in dispute, or 2 or more disputes in 12
-   months.
-3. **negligent** — 2 or more broken (or partly kept) promises in 12 months, or an invoice
-   more than 90 days overdue and no payment in 60 days.
+2. **circumstantial** — a dispute open or an invoice in dispute, 2 or more disputes in 12
+   months, or at least 30 % of the settled invoices paid after a dispute.
+3. **negligent** — 2 or more broken (or partly kept) promises in 12 months and more than the
+   kept ones, an invoice more than 90 days overdue and no payment in 60 days, something overdue
+   and 3 or more contact attempts in 90 days with no response, or an invoice written off.
 4. **chronic** — average days late above 30 and more than 60 % paid late.
-5. **intentional** — more than 50 % paid late (the chronic ones were taken by rule 4, so what
+5. **intentional** — more than 50 % paid late and nothing written off: pays in the end (rule
+   3 took the write-offs; the chronic ones were taken by rule 4, so what
    is left here pays late often but by 30 days or less on average — or by more, but not
    often enough to be chronic).
 6. **good** — at least 6 settled invoices, at most 10 % paid late, 3 days late or less on
@@ -64,7 +72,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -75,6 +83,7 @@ from accounts.rules import (
     days_late_sql,
     overdue_sql,
     settled_invoices_sql,
+    sql_in,
     sql_literal,
 )
 from accounts.utils import actor
@@ -90,6 +99,7 @@ from cobranza.models import (
     Profile,
     TaskKind,
 )
+from cobranza.performance.selectors import CONTACT_KINDS
 from cobranza.rules import effective_profile_sql
 
 # --- rules and protocols, as the UI shows them ------------------------------------------------
@@ -105,6 +115,23 @@ NEGLIGENT_MIN_BROKEN = 2
 NEGLIGENT_MIN_DAYS_OVERDUE = 90
 NEGLIGENT_NO_PAYMENT_DAYS = 60
 CIRCUMSTANTIAL_MIN_DISPUTES = 2
+# Disputes most invoices: at least this share of the invoices settled in 24 months had a dispute.
+CIRCUMSTANTIAL_MIN_DISPUTED_SHARE = 30  # percent
+# Unanswered contacts: this many attempts in the window, not one answer, while overdue.
+NEGLIGENT_MIN_UNANSWERED = 3
+NEGLIGENT_CONTACT_WINDOW_DAYS = 90
+
+# Contact responses (docs/domain.md#evidence): an attempt is an outbound contact of these kinds
+# that did not fail to go out; the client answered when an entry is inbound (a reply, a portal
+# action, a call they made) or an outbound contact ended in one of these outcomes.
+ANSWERED_OUTCOMES = (
+    Interaction.Outcome.REACHED,
+    Interaction.Outcome.PROMISE,
+    Interaction.Outcome.PLAN_REQUEST,
+    Interaction.Outcome.DISPUTE,
+    Interaction.Outcome.REFUSED,
+    Interaction.Outcome.PAID,
+)
 
 # In the order they are applied: the first that matches decides.
 RULES: tuple[tuple[str, str], ...] = (
@@ -114,13 +141,19 @@ RULES: tuple[tuple[str, str], ...] = (
     ),
     (
         Profile.CIRCUMSTANTIAL,
-        gettext_lazy("Una disputa abierta o una factura en disputa, o 2 o más disputas en los últimos 12 meses."),
+        gettext_lazy(
+            "Una disputa abierta o una factura en disputa, 2 o más disputas en los últimos 12 meses, o al "
+            "menos el 30 % de las facturas liquidadas en 24 meses pasaron por una disputa (las paga una vez "
+            "resuelta)."
+        ),
     ),
     (
         Profile.NEGLIGENT,
         gettext_lazy(
-            "2 o más promesas de pago incumplidas (o cumplidas solo en parte) en 12 meses, o una factura "
-            "con más de 90 días de atraso y ningún pago en los últimos 60 días."
+            "2 o más promesas de pago incumplidas (o cumplidas solo en parte) en 12 meses y más que las "
+            "cumplidas; una factura con más de 90 días de atraso y ningún pago en los últimos 60 días; algo "
+            "vencido y 3 o más intentos de contacto en 90 días sin ninguna respuesta; o una factura castigada "
+            "en 24 meses (no pagó)."
         ),
     ),
     (
@@ -129,7 +162,13 @@ RULES: tuple[tuple[str, str], ...] = (
             "Atraso promedio al liquidar de más de 30 días y más del 60 % de las facturas pagadas con atraso."
         ),
     ),
-    (Profile.INTENTIONAL, gettext_lazy("Más del 50 % de las facturas pagadas con atraso.")),
+    (
+        Profile.INTENTIONAL,
+        gettext_lazy(
+            "Más del 50 % de las facturas pagadas con atraso, y al final paga: ninguna factura castigada "
+            "(la regla anterior se lleva a quien no pagó)."
+        ),
+    ),
     (
         Profile.GOOD,
         gettext_lazy(
@@ -317,7 +356,23 @@ def _classify_sql(scope: str, receivable: str) -> str:
         "profile": ClientProfile._meta.db_table,
         "oldest_days": days_between_sql("%(today)s", "o.oldest_due"),
         "overdue": overdue_sql("%(today)s", "i.due_date"),
+        "interaction": Interaction._meta.db_table,
+        "dispute_invoice": Dispute.invoices.through._meta.db_table,
     }
+    judged = "(COALESCE(m.resolved_on, m.made_on) >= %(since_12m)s AND COALESCE(m.resolved_on, m.made_on) <= %(today)s)"
+    made = "(m.made_on >= %(since_12m)s AND m.made_on <= %(today)s)"
+    contact_kinds = sql_in("e.kind", CONTACT_KINDS)
+    attempt = f"(e.direction = 'outbound' AND {contact_kinds} AND e.outcome <> 'failed')"
+    answered = sql_in("e.outcome", ANSWERED_OUTCOMES)
+    answer = f"(e.direction = 'inbound' OR (e.direction = 'outbound' AND {contact_kinds} AND {answered}))"
+    disputed_settled = settled_invoices_sql(
+        join=(
+            "JOIN scope s ON s.client_id = i.client_id "
+            f"JOIN {t['dispute_invoice']} di ON di.invoice_id = i.id "
+            f"JOIN {t['dispute']} d ON d.id = di.dispute_id"
+        ),
+        having="MIN(d.opened_on) <= MAX(p.received_on)",
+    )
     evidence = _json(
         [
             ("as_of", "%(today_text)s"),
@@ -335,7 +390,15 @@ def _classify_sql(scope: str, receivable: str) -> str:
             ("disputed_invoices", "f.disputed_invoices"),
             ("promises_broken_12m", "f.broken_12m"),
             ("promises_partial_12m", "f.partial_12m"),
+            ("promises_kept_12m", "f.kept_12m"),
             ("payments_60d", "f.payments_60d"),
+            ("disputed_settled_24m", "f.disputed_settled"),
+            ("disputed_share_pct", _ratio("f.disputed_settled", "f.settled", 100)),
+            ("written_off_24m", "f.written_off"),
+            ("contacts_90d", "f.contacts_90d"),
+            ("responses_90d", "f.responses_90d"),
+            ("contacts_12m", "f.contacts_12m"),
+            ("responses_12m", "f.responses_12m"),
         ],
     )
     non_cash = ", ".join(f"'{m}'" for m in ("credit_note", "discount"))
@@ -378,14 +441,39 @@ def _classify_sql(scope: str, receivable: str) -> str:
     ),
     promises AS (
         SELECT m.client_id,
-               SUM(CASE WHEN m.status = 'broken' THEN 1 ELSE 0 END) AS broken,
-               SUM(CASE WHEN m.status = 'partial' THEN 1 ELSE 0 END) AS partial
+               SUM(CASE WHEN m.kind = 'promise' AND m.status = 'broken' AND {judged} THEN 1 ELSE 0 END) AS broken,
+               SUM(CASE WHEN m.kind = 'promise' AND m.status = 'partial' AND {judged} THEN 1 ELSE 0 END) AS partial,
+               SUM(CASE WHEN m.kind = 'promise' AND m.status = 'kept' AND {judged} THEN 1 ELSE 0 END) AS kept,
+               SUM(CASE WHEN {made} AND m.made_on > %(since_contact)s THEN 1 ELSE 0 END) AS made_recently,
+               SUM(CASE WHEN {made} THEN 1 ELSE 0 END) AS made_12m
         FROM {t["commitment"]} m
         JOIN scope s ON s.client_id = m.client_id
-        WHERE m.kind = 'promise' AND m.status IN ('broken', 'partial')
-          AND COALESCE(m.resolved_on, m.made_on) >= %(since_12m)s
-          AND COALESCE(m.resolved_on, m.made_on) <= %(today)s
+        WHERE {made} OR {judged}
         GROUP BY m.client_id
+    ),
+    contacts AS (
+        SELECT e.client_id,
+               SUM(CASE WHEN {attempt} THEN 1 ELSE 0 END) AS attempts_12m,
+               SUM(CASE WHEN {answer} THEN 1 ELSE 0 END) AS answers_12m,
+               SUM(CASE WHEN {attempt} AND e.occurred_at >= %(since_contact_at)s THEN 1 ELSE 0 END) AS attempts_recent,
+               SUM(CASE WHEN {answer} AND e.occurred_at >= %(since_contact_at)s THEN 1 ELSE 0 END) AS answers_recent
+        FROM {t["interaction"]} e
+        JOIN scope s ON s.client_id = e.client_id
+        WHERE e.occurred_at >= %(since_12m_at)s AND e.occurred_at < %(until)s AND e.corrects_id IS NULL
+        GROUP BY e.client_id
+    ),
+    disputed_settled AS (
+        SELECT client_id, COUNT(*) AS n
+        FROM ({disputed_settled}) x
+        WHERE settled_on >= %(since_24m)s AND settled_on <= %(today)s
+        GROUP BY client_id
+    ),
+    written_off AS (
+        SELECT i.client_id, COUNT(*) AS n
+        FROM {t["invoice"]} i
+        JOIN scope s ON s.client_id = i.client_id
+        WHERE i.status = 'written_off' AND i.updated_at >= %(since_24m_at)s AND i.updated_at < %(until)s
+        GROUP BY i.client_id
     ),
     paid_recently AS (
         SELECT p.client_id, COUNT(*) AS n
@@ -403,22 +491,38 @@ def _classify_sql(scope: str, receivable: str) -> str:
                COALESCE(d.recent, 0) AS disputes_12m, COALESCE(d.open_n, 0) AS disputes_open,
                COALESCE(o.disputed, 0) AS disputed_invoices,
                COALESCE(m.broken, 0) AS broken_12m, COALESCE(m.partial, 0) AS partial_12m,
-               COALESCE(pr.n, 0) AS payments_60d
+               COALESCE(m.kept, 0) AS kept_12m,
+               COALESCE(pr.n, 0) AS payments_60d,
+               COALESCE(ds.n, 0) AS disputed_settled,
+               COALESCE(w.n, 0) AS written_off,
+               COALESCE(k.attempts_recent, 0) AS contacts_90d,
+               COALESCE(k.answers_recent, 0) + COALESCE(m.made_recently, 0) AS responses_90d,
+               COALESCE(k.attempts_12m, 0) AS contacts_12m,
+               COALESCE(k.answers_12m, 0) + COALESCE(m.made_12m, 0) AS responses_12m
         FROM scope s
         LEFT JOIN history h ON h.client_id = s.client_id
         LEFT JOIN overdue o ON o.client_id = s.client_id
         LEFT JOIN disputes d ON d.client_id = s.client_id
         LEFT JOIN promises m ON m.client_id = s.client_id
         LEFT JOIN paid_recently pr ON pr.client_id = s.client_id
+        LEFT JOIN contacts k ON k.client_id = s.client_id
+        LEFT JOIN disputed_settled ds ON ds.client_id = s.client_id
+        LEFT JOIN written_off w ON w.client_id = s.client_id
     )
     SELECT f.client_id,
            CASE
              WHEN f.settled < {NEW_MIN_SETTLED} AND f.overdue_n = 0 AND f.disputes_open = 0
                   AND f.disputed_invoices = 0 THEN 'new'
              WHEN f.disputes_open > 0 OR f.disputed_invoices > 0
-                  OR f.disputes_12m >= {CIRCUMSTANTIAL_MIN_DISPUTES} THEN 'circumstantial'
-             WHEN f.broken_12m + f.partial_12m >= {NEGLIGENT_MIN_BROKEN}
-                  OR (f.oldest_days > {NEGLIGENT_MIN_DAYS_OVERDUE} AND f.payments_60d = 0) THEN 'negligent'
+                  OR f.disputes_12m >= {CIRCUMSTANTIAL_MIN_DISPUTES}
+                  OR (f.disputed_settled > 0
+                      AND f.disputed_settled * 100 >= {CIRCUMSTANTIAL_MIN_DISPUTED_SHARE} * f.settled)
+                  THEN 'circumstantial'
+             WHEN (f.broken_12m + f.partial_12m >= {NEGLIGENT_MIN_BROKEN}
+                   AND f.broken_12m + f.partial_12m > f.kept_12m)
+                  OR (f.oldest_days > {NEGLIGENT_MIN_DAYS_OVERDUE} AND f.payments_60d = 0)
+                  OR (f.overdue_n > 0 AND f.contacts_90d >= {NEGLIGENT_MIN_UNANSWERED} AND f.responses_90d = 0)
+                  OR f.written_off > 0 THEN 'negligent'
              WHEN f.days_sum > {CHRONIC_MIN_AVG_DAYS} * f.settled
                   AND f.late * 100 > {CHRONIC_MIN_SHARE_LATE} * f.settled THEN 'chronic'
              WHEN f.late * 100 > {INTENTIONAL_MIN_SHARE_LATE} * f.settled THEN 'intentional'
@@ -525,13 +629,25 @@ def _record_losses(client_ids: list[int], *, today: dt.date, now: dt.datetime, b
 # --- the nightly job ----------------------------------------------------------------------------
 
 
+def _start_of(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=timezone.get_current_timezone())
+
+
 def _params(today: dt.date, **extra) -> dict:
+    # The contact window: the last 90 days, today included.
+    since_contact = today - dt.timedelta(days=NEGLIGENT_CONTACT_WINDOW_DAYS)
     return {
         "today": today,
         "today_text": today.isoformat(),
         "since_24m": months_ago(today, 24),
         "since_12m": months_ago(today, 12),
         "since_60d": today - dt.timedelta(days=NEGLIGENT_NO_PAYMENT_DAYS),
+        "since_contact": since_contact,
+        # Timeline entries and write-offs carry a moment: the days above in the site's time zone.
+        "until": _start_of(today + dt.timedelta(days=1)),
+        "since_contact_at": _start_of(since_contact + dt.timedelta(days=1)),
+        "since_12m_at": _start_of(months_ago(today, 12)),
+        "since_24m_at": _start_of(months_ago(today, 24)),
         **extra,
     }
 
