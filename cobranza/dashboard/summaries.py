@@ -44,7 +44,7 @@ KEEP_DAYS = 2
 TOUCH_EVERY = dt.timedelta(minutes=5)  # record a view at most this often (one UPDATE)
 # Bump whenever what is pickled changes shape: metrics.Dashboard or a dataclass inside it moves,
 # is renamed, or gains, loses or retypes a field (test_dashboard_summaries fails until you do).
-FORMAT_VERSION = 3  # 3: roll rates follow the invoices (RollRow.bases, .rolled)
+FORMAT_VERSION = 4  # 3: roll rates follow the invoices (RollRow.bases, .rolled); 4: forecast
 
 
 @dataclass(frozen=True)

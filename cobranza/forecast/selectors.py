@@ -19,15 +19,17 @@ the backtest adds one per stand date for the naive forecast and the money actual
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection
+from django.utils.translation import gettext_lazy as _
 
 from accounts import rules as ledger
 from accounts.models import ZERO, Client, Payment, PaymentAllocation
 from cobranza import rules
 from cobranza.dashboard import metrics
+from cobranza.forecast.data import Forecast, Week
 from cobranza.models import Commitment, CommitmentStatus, Installment, InstallmentStatus
 
 CENT = Decimal("0.01")
@@ -46,40 +48,18 @@ PROMISE_DEFAULT_RATE = Decimal("0.5")  # a portfolio without judged promises
 OVERDUE_SPREAD_WEEKS = 4
 
 
-@dataclass
-class Week:
-    number: int  # 1 …
-    start: dt.date
-    end: dt.date
-    committed: Decimal = ZERO
-    behaviour: Decimal = ZERO
-
-    @property
-    def total(self) -> Decimal:
-        return self.committed + self.behaviour
-
-
-@dataclass
-class Forecast:
-    as_of: dt.date
-    currency: str
-    weeks: list[Week] = field(default_factory=list)
-
-    @property
-    def committed(self) -> Decimal:
-        return sum((w.committed for w in self.weeks), ZERO)
-
-    @property
-    def behaviour(self) -> Decimal:
-        return sum((w.behaviour for w in self.weeks), ZERO)
-
-    @property
-    def total(self) -> Decimal:
-        return self.committed + self.behaviour
-
-    @property
-    def committed_pct(self) -> Decimal | None:
-        return metrics._ratio(self.committed, self.total)
+# "¿Cómo se calcula?", as the dashboard card and the API say it (docs/domain.md#cash-forecast).
+METHOD = _(
+    "Cobranza esperada por semana (semanas de 7 días desde la fecha de cálculo), con la cartera "
+    "al cierre del día anterior. Comprometido: promesas, prórrogas y cuotas de planes vigentes, en "
+    "su fecha (las vencidas aún sin evaluar, en la primera semana), por la tasa de promesas "
+    "cumplidas del cliente; sus facturas no se cuentan otra vez. Por comportamiento: cada otra "
+    "factura pendiente, en su vencimiento más los días que el cliente suele tardar en liquidar "
+    "(mediana de sus facturas liquidadas en 24 meses; la de su segmento o la de la cartera si "
+    "tiene menos de 3), por la probabilidad de cobrarla a esa antigüedad (1 − el peso de pérdida "
+    "del importe en riesgo). Lo que ya pasó de su fecha habitual se reparte en las 4 primeras "
+    "semanas. Las facturas en disputa no se cuentan."
+)
 
 
 def overdue_shares(weeks: int) -> list[Decimal]:

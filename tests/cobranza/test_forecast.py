@@ -226,7 +226,7 @@ def test_the_api_returns_the_weeks_and_names_a_bad_as_of(client, gerente, gestor
     assert body["as_of"] == today.isoformat() and body["currency"] == "MXN"
     assert len(body["weeks"]) == 8
     assert body["weeks"][1]["behaviour"] == "1200.00" and body["total"] == "1200.00"
-    for bad in ("06/12/2026", "2026-13-01", "mañana"):
+    for bad in ("06/12/2026", "2026-13-01", "mañana", (today + dt.timedelta(days=1)).isoformat()):
         response = client.get(url, {"as_of": bad})
         assert response.status_code == 400 and "as_of" in response.json()
     client.force_login(gestora)
