@@ -998,16 +998,10 @@ class Dashboard:
     forecast: Forecast | None = None
 
 
-def dashboard(f: Filters) -> Dashboard:
-    """The dashboard's data (8 + 3 queries, and 1 for the cash forecast)."""
-    # The forecast's selectors build on this module's receivables: imported when used.
-    from cobranza.forecast.selectors import forecast_for
-
+def dashboard(f: Filters, *, forecast: Forecast | None = None) -> Dashboard:
+    """The dashboard's data (8 + 3 queries). ``forecast``: the cash forecast to show with it
+    (``cobranza.forecast``, which builds on this module, computes it: see ``summaries``)."""
     kpis_, breakdowns = kpis_and_breakdowns(f)
     return Dashboard(
-        filters=f,
-        kpis=kpis_,
-        trend=trend(f, months=trend_months(f)),
-        breakdowns=breakdowns,
-        forecast=forecast_for(f, clock.localdate()),
+        filters=f, kpis=kpis_, trend=trend(f, months=trend_months(f)), breakdowns=breakdowns, forecast=forecast
     )

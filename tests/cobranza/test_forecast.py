@@ -231,3 +231,16 @@ def test_the_api_returns_the_weeks_and_names_a_bad_as_of(client, gerente, gestor
         assert response.status_code == 400 and "as_of" in response.json()
     client.force_login(gestora)
     assert client.get(url).status_code == 403
+
+
+def test_the_bench_report_states_the_backtest_figures_of_the_demo_data():
+    """docs/benchmarks.md is written by scripts/bench/report.py: its forecast section comes from
+    the JSON `backtest --json` wrote on the demo data (docs/forecast-backtest.json)."""
+    from scripts.bench import report
+
+    data = report._forecast_file()
+    assert data is not None and Decimal(data["improvement_pct"]) >= 30
+    lines = "\n".join(report.forecast_lines(data))
+    assert "## 7. Cash forecast backtest" in lines
+    assert f"| {data['mae_by_actual']['received_open']['improvement_pct']} % |" in lines
+    assert report.forecast_lines(None) == []

@@ -34,6 +34,7 @@ class Command(BaseCommand):
         parser.add_argument("--step-weeks", type=int, default=4, help="weeks between stand dates (4)")
         parser.add_argument("--weeks", type=int, default=selectors.WEEKS, help="weeks forecast (8)")
         parser.add_argument("--currency", help="ISO 4217 code (default: the main currency)")
+        parser.add_argument("--source", default="", help="what the data is, written into the JSON (for the report)")
         parser.add_argument(
             "--json", dest="json_path", help="also write the figures as JSON to this file (- for stdout)"
         )
@@ -51,6 +52,8 @@ class Command(BaseCommand):
         f = metrics.Filters.default(today=today, currency=currency)
         result = selectors.backtest(f, selectors.stand_dates(start, end, step), weeks=weeks)
         data = backtest_data(result, weeks=weeks, step_weeks=step, today=today)
+        if options["source"]:
+            data["source"] = options["source"]
         if options["json_path"] == "-":
             self.stdout.write(json.dumps(data, indent=2))
             return
