@@ -246,3 +246,35 @@ def test_the_bench_report_states_the_backtest_figures_of_the_demo_data():
     assert "## 7. Cash forecast backtest" in lines
     assert f"| {data['mae_by_actual']['received_open']['improvement_pct']} % |" in lines
     assert report.forecast_lines(None) == []
+
+
+@pytest.mark.django_db
+def test_the_dashboard_card_and_its_export_show_the_api_figures(client, gerente):
+    today = clock.localdate()
+    debtor = make_client(by=gerente)
+    make_invoice(by=gerente, client=debtor, amount="1200.00", due_date=today + dt.timedelta(days=10))
+    promised = make_invoice(by=gerente, client=debtor, amount="800.00", due_date=today - dt.timedelta(days=3))
+    commitment_create(
+        by=gerente,
+        client=debtor,
+        kind="promise",
+        installments=[(today + dt.timedelta(days=2), Decimal("800.00"))],
+        invoices=[promised],
+        made_on=today - dt.timedelta(days=1),
+    )
+    client.force_login(gerente)
+    page = client.get(reverse("cobranza:dashboard"))
+    fc = page.context["forecast"]
+    api = client.get(reverse("api:metrics-forecast")).json()
+    assert [(w["committed"], w["behaviour"]) for w in api["weeks"]] == [
+        (f"{w.committed:.2f}", f"{w.behaviour:.2f}") for w in fc.weeks
+    ]
+    assert fc.committed == Decimal("400.00") and fc.behaviour == Decimal("1200.00")  # 800 × 50 %
+    html = page.content.decode()
+    assert "Cobranza esperada (8 semanas)" in html and 'id="forecast-chart"' in html
+    assert page.context["chart_data"]["forecast"]["committed"][0] == 400.0
+    assert 'data-testid="table-forecast"' in html
+    csv = client.get(reverse("cobranza:dashboard"), {"export": "csv", "table": "forecast"})
+    assert csv.status_code == 200
+    body = csv.content.decode("utf-8-sig")
+    assert "Comprometido" in body and "400.00" in body and "1600.00" in body
