@@ -23,8 +23,12 @@ from accounts.services import AllocationRequest
 from accounts.services_bulk import NewInvoice, NewPayment, invoices_bulk_create, payments_bulk_record
 from cobranza.dashboard import metrics
 from cobranza.forecast import selectors as fs
+from cobranza.imports import services as imports
+from cobranza.imports.services import Options
+from cobranza.models import ImportJob
 from cobranza.rules import loss_weight
 from cobranza.workspace.services import commitment_create, dispute_open
+from scripts.bench import report
 from tests.factories import make_client, make_invoice
 
 HABITS = ("punctual", "late_20", "late_45", "partial")
@@ -238,8 +242,6 @@ def test_the_api_returns_the_weeks_and_names_a_bad_as_of(client, gerente, gestor
 def test_the_bench_report_states_the_backtest_figures_of_the_demo_data():
     """docs/benchmarks.md is written by scripts/bench/report.py: its forecast section comes from
     the JSON `backtest --json` wrote on the demo data (docs/forecast-backtest.json)."""
-    from scripts.bench import report
-
     data = report._forecast_file()
     assert data is not None and Decimal(data["improvement_pct"]) >= 30
     lines = "\n".join(report.forecast_lines(data))
@@ -278,3 +280,40 @@ def test_the_dashboard_card_and_its_export_show_the_api_figures(client, gerente)
     assert csv.status_code == 200
     body = csv.content.decode("utf-8-sig")
     assert "Comprometido" in body and "400.00" in body and "1600.00" in body
+
+
+@pytest.mark.django_db
+def test_after_an_imported_two_year_history_the_forecast_is_filled_in_and_agrees(gerente, settings, tmp_path):
+    """A ledger export with English headers (invoices with the day each was paid) through the
+    import job: the forecast from today has figures, and they are the plain computation's."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    today = clock.localdate()
+    rng = random.Random(7)
+    lines = ["Invoice No,Customer ID,Invoice Date,Due Date,Amount,Currency,Date Paid\n"]
+    for n in range(12):
+        tax_id = f"IMP{n:06d}AB{n % 10}"
+        make_client(by=gerente, tax_id=tax_id, currency="MXN")
+        habit = (0, 20, 45)[n % 3]
+        issued = today - dt.timedelta(days=730 - rng.randint(0, 10))
+        while issued < today - dt.timedelta(days=1):
+            due = issued + dt.timedelta(days=30)
+            paid_on = due + dt.timedelta(days=habit + rng.randint(-4, 4))
+            paid = paid_on.isoformat() if paid_on < today else ""
+            amount = Decimal(rng.randint(50_000, 900_000)) / 100
+            lines.append(f"IMP-{n:02d}-{issued:%Y%m%d},{tax_id},{issued},{due},{amount},MXN,{paid}\n")
+            issued += dt.timedelta(days=15)
+    job = imports.job_create(
+        by=gerente,
+        kind="invoices",
+        file_name="ledger.csv",
+        data="".join(lines).encode(),
+        options=Options(kind="invoices", columns={}),  # {}: guessed from the English headers
+        dry_run=False,
+    )
+    imports.run_job(job)
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE, job.errors
+
+    fc = fs.forecast(today, weeks=8)["MXN"]
+    assert fc.total > 0 and all(w.total > 0 for w in fc.weeks[:4])
+    assert [w.behaviour for w in fc.weeks] == plain_forecast(today, 8, "MXN")
