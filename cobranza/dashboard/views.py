@@ -269,13 +269,6 @@ def tables(d: Dashboard, filter_labels: dict[str, str]) -> dict[str, Table]:
     return result
 
 
-def _week_label(start: dt.date, end: dt.date) -> str:
-    return _("%(start)s – %(end)s") % {
-        "start": formats.date_format(start, "SHORT_DATE_FORMAT"),
-        "end": formats.date_format(end, "SHORT_DATE_FORMAT"),
-    }
-
-
 def forecast_table(d: Dashboard, note: str) -> Table:
     """The cash expected per week (docs/domain.md#cash-forecast), committed and from behaviour."""
     fc, cur = d.forecast, d.filters.currency
@@ -284,8 +277,7 @@ def forecast_table(d: Dashboard, note: str) -> Table:
         rows = [
             {
                 "key": w.number,
-                "week": _("Semana %(n)s") % {"n": w.number},
-                "dates": _week_label(w.start, w.end),
+                "week": formats.date_format(w.start, "SHORT_DATE_FORMAT"),
                 "committed": w.committed,
                 "behaviour": w.behaviour,
                 "total": w.total,
@@ -296,7 +288,6 @@ def forecast_table(d: Dashboard, note: str) -> Table:
             {
                 "key": "total",
                 "week": _("Total"),
-                "dates": _week_label(fc.weeks[0].start, fc.weeks[-1].end) if fc.weeks else "",
                 "committed": fc.committed,
                 "behaviour": fc.behaviour,
                 "total": fc.total,
@@ -307,15 +298,14 @@ def forecast_table(d: Dashboard, note: str) -> Table:
     return Table(
         title=_("Cobranza esperada (8 semanas)"),
         columns=[
-            Column("week", _("Semana")),
-            Column("dates", _("Fechas")),
+            Column("week", _("Semana del")),
             Column("committed", _("Comprometido"), MONEY),
             Column("behaviour", _("Por comportamiento"), MONEY),
-            Column("total", _("Total esperado"), MONEY),
+            Column("total", _("Total"), MONEY),
         ],
         rows=rows,
         notes=[
-            _("Desde el %(date)s, con la cartera al cierre del día anterior.")
+            _("Semanas de 7 días desde el %(date)s, con la cartera al cierre del día anterior.")
             % {"date": formats.date_format(fc.as_of, "SHORT_DATE_FORMAT")}
             if fc is not None
             else "",
@@ -488,7 +478,6 @@ def dashboard(request):
             "chart_data": chart_data(d),
             "roll_formula": metrics.FORMULAS["roll"],
             "forecast": d.forecast,
-            "forecast_method": forecast_selectors.METHOD,
             "query": query,
             "buckets": BUCKETS,
             "snapshot_months": metrics.trend_months(f) + 1,

@@ -57,7 +57,8 @@ def test_a_manager_reads_the_dashboard_and_slices_it_by_segment(page, live_serve
     assert page.evaluate(f"{forecast}.data.datasets[1].data.reduce((a, b) => a + b, 0)") > 0
     expect(page.get_by_test_id("table-forecast").locator("tr[data-key=total]")).to_be_visible()
     page.get_by_test_id("forecast-method").locator("summary").click()
-    expect(page.get_by_test_id("forecast-method")).to_contain_text("promesas cumplidas")
+    expect(page.get_by_test_id("forecast-method")).to_contain_text("promesas cumplidas del cliente")
+    expect(page.get_by_test_id("table-forecast").locator("xpath=../..")).to_contain_text("mediana de sus facturas")
     # Money axes without cents.
     ticks = page.evaluate("Chart.getChart(document.getElementById('aging-chart')).scales.y.ticks.map(t => t.label)")
     assert ticks and not any(".00" in str(label) for label in ticks), ticks
