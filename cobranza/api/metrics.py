@@ -17,6 +17,8 @@ from rest_framework.views import APIView
 
 from cobranza.dashboard import metrics
 from cobranza.dashboard.forms import DashboardFilterForm
+from cobranza.forecast import selectors as forecast_selectors
+from cobranza.forecast.forms import ForecastForm
 
 from .permissions import IsManager
 
@@ -113,6 +115,35 @@ class TrendSerializer(serializers.Serializer):
     roll_rates = RollRateSerializer(many=True)
     computed_at = serializers.DateTimeField(allow_null=True)
     missing_months = serializers.ListField(child=serializers.DateField())
+
+
+class ForecastWeekSerializer(serializers.Serializer):
+    week = serializers.IntegerField(help_text="1 … weeks")
+    start = serializers.DateField()
+    end = serializers.DateField()
+    committed = _money(help_text="from open promises, extensions and plan installments, weighted")
+    behaviour = _money(help_text="from the other open invoices and the client's payment habit")
+    total = _money()
+
+
+class ForecastSerializer(serializers.Serializer):
+    as_of = serializers.DateField()
+    currency = serializers.CharField()
+    segment = serializers.IntegerField(allow_null=True)
+    collector = serializers.CharField(allow_null=True)
+    profile = serializers.CharField(allow_blank=True)
+    weeks = ForecastWeekSerializer(many=True)
+    committed = _money()
+    behaviour = _money()
+    total = _money()
+    committed_pct = _rate()
+    method = serializers.CharField()
+
+
+FORECAST_PARAMETERS = [
+    OpenApiParameter("as_of", OpenApiTypes.DATE, description="the stand date, YYYY-MM-DD; default: today"),
+    *(p for p in FILTER_PARAMETERS if p.name not in ("start", "end")),
+]
 
 
 def _filters(request) -> metrics.Filters:
@@ -230,3 +261,44 @@ class TrendMetricsView(APIView):
     @extend_schema(parameters=FILTER_PARAMETERS, responses={200: TrendSerializer}, operation_id="metrics_trend")
     def get(self, request):
         return Response(TrendSerializer(trend_data(_filters(request))).data)
+
+
+def forecast_data(f: metrics.Filters, as_of) -> dict:
+    fc = forecast_selectors.forecast_for(f, as_of)
+    return {
+        "as_of": as_of,
+        "currency": f.currency,
+        "segment": f.segment,
+        "collector": None if f.collector is None else str(f.collector),
+        "profile": f.profile,
+        "weeks": [
+            {
+                "week": w.number,
+                "start": w.start,
+                "end": w.end,
+                "committed": w.committed,
+                "behaviour": w.behaviour,
+                "total": w.total,
+            }
+            for w in fc.weeks
+        ],
+        "committed": fc.committed,
+        "behaviour": fc.behaviour,
+        "total": fc.total,
+        "committed_pct": fc.committed_pct,
+        "method": str(forecast_selectors.METHOD),
+    }
+
+
+class ForecastMetricsView(APIView):
+    """Cash expected per week for the next 8 weeks from ``as_of`` (docs/domain.md#cash-forecast),
+    in one currency: committed (promises and plans) and expected from each client's habit."""
+
+    permission_classes = [IsManager]
+
+    @extend_schema(parameters=FORECAST_PARAMETERS, responses={200: ForecastSerializer}, operation_id="metrics_forecast")
+    def get(self, request):
+        form = ForecastForm(request.query_params)
+        if form.errors:
+            raise ValidationError({name: [str(e) for e in errors] for name, errors in form.errors.items()})
+        return Response(ForecastSerializer(forecast_data(form.filters(), form.stand_date())).data)

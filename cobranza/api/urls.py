@@ -37,6 +37,7 @@ urlpatterns: list = [
     path("v1/", include(router.urls)),
     path("v1/metrics/portfolio/", metrics.PortfolioMetricsView.as_view(), name="metrics-portfolio"),
     path("v1/metrics/trend/", metrics.TrendMetricsView.as_view(), name="metrics-trend"),
+    path("v1/metrics/forecast/", metrics.ForecastMetricsView.as_view(), name="metrics-forecast"),
     path(
         "schema/", SpectacularAPIView.as_view(custom_settings=SCHEMA_SETTINGS, permission_classes=STAFF), name="schema"
     ),

@@ -65,6 +65,7 @@ from accounts import rules as ledger
 from accounts.models import MONEY, NON_CASH_METHODS, ZERO, Client, Invoice, Payment, PaymentAllocation, Segment
 from accounts.rules import BUCKETS, OVERDUE_BUCKETS, Bucket
 from cobranza import rules
+from cobranza.forecast.data import Forecast
 from cobranza.models import (
     AgingSnapshot,
     ClientProfile,
@@ -1004,9 +1005,14 @@ class Dashboard:
     kpis: Kpis
     trend: Trend
     breakdowns: dict[str, list[BreakdownRow]]
+    # The cash expected in the coming weeks, from the day it was computed (not the period).
+    forecast: Forecast | None = None
 
 
-def dashboard(f: Filters) -> Dashboard:
-    """The dashboard's data (8 + 3 queries)."""
+def dashboard(f: Filters, *, forecast: Forecast | None = None) -> Dashboard:
+    """The dashboard's data (8 + 3 queries). ``forecast``: the cash forecast to show with it
+    (``cobranza.forecast``, which builds on this module, computes it: see ``summaries``)."""
     kpis_, breakdowns = kpis_and_breakdowns(f)
-    return Dashboard(filters=f, kpis=kpis_, trend=trend(f, months=trend_months(f)), breakdowns=breakdowns)
+    return Dashboard(
+        filters=f, kpis=kpis_, trend=trend(f, months=trend_months(f)), breakdowns=breakdowns, forecast=forecast
+    )

@@ -34,6 +34,7 @@ from django.utils import translation
 
 from accounts import clock
 from cobranza.dashboard import metrics
+from cobranza.forecast import selectors as forecast_selectors
 from cobranza.models import DashboardSummary
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ KEEP_DAYS = 2
 TOUCH_EVERY = dt.timedelta(minutes=5)  # record a view at most this often (one UPDATE)
 # Bump whenever what is pickled changes shape: metrics.Dashboard or a dataclass inside it moves,
 # is renamed, or gains, loses or retypes a field (test_dashboard_summaries fails until you do).
-FORMAT_VERSION = 3  # 3: roll rates follow the invoices (RollRow.bases, .rolled)
+FORMAT_VERSION = 4  # 3: roll rates follow the invoices (RollRow.bases, .rolled); 4: forecast
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,8 @@ def summary_key(f: metrics.Filters, language: str) -> str:
 
 def _compute(f: metrics.Filters) -> tuple[metrics.Dashboard, int]:
     started = time.perf_counter()
-    data = metrics.dashboard(f)
+    # The page shows the cash expected from today (1 query), stored with the rest.
+    data = metrics.dashboard(f, forecast=forecast_selectors.forecast_for(f, clock.localdate()))
     return data, round((time.perf_counter() - started) * 1000)
 
 

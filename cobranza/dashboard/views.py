@@ -31,6 +31,7 @@ from cobranza.alerts import selectors as alerts
 from cobranza.dashboard import jobs, metrics, summaries
 from cobranza.dashboard.forms import DashboardFilterForm
 from cobranza.exports import DATE, DECIMAL, INT, MONEY, PERCENT, Column, Table, export_format, table_response
+from cobranza.forecast import selectors as forecast_selectors
 from cobranza.models import Profile
 
 # --- the data and its tables ------------------------------------------------------------------------
@@ -264,10 +265,57 @@ def tables(d: Dashboard, filter_labels: dict[str, str]) -> dict[str, Table]:
                 note,
             ],
         )
+    result["forecast"] = forecast_table(d, note)
     return result
 
 
-TABLE_NAMES = ("kpis", "aging", "trend", "roll", "segment", "collector", "profile")
+def forecast_table(d: Dashboard, note: str) -> Table:
+    """The cash expected per week (docs/domain.md#cash-forecast), committed and from behaviour."""
+    fc, cur = d.forecast, d.filters.currency
+    rows = []
+    if fc is not None:
+        rows = [
+            {
+                "key": w.number,
+                "week": formats.date_format(w.start, "SHORT_DATE_FORMAT"),
+                "committed": w.committed,
+                "behaviour": w.behaviour,
+                "total": w.total,
+                "currency": cur,
+            }
+            for w in fc.weeks
+        ] + [
+            {
+                "key": "total",
+                "week": _("Total"),
+                "committed": fc.committed,
+                "behaviour": fc.behaviour,
+                "total": fc.total,
+                "currency": cur,
+                "is_total": True,
+            }
+        ]
+    return Table(
+        title=_("Cobranza esperada (8 semanas)"),
+        columns=[
+            Column("week", _("Semana del")),
+            Column("committed", _("Comprometido"), MONEY),
+            Column("behaviour", _("Por comportamiento"), MONEY),
+            Column("total", _("Total"), MONEY),
+        ],
+        rows=rows,
+        notes=[
+            _("Semanas de 7 días desde el %(date)s, con la cartera al cierre del día anterior.")
+            % {"date": formats.date_format(fc.as_of, "SHORT_DATE_FORMAT")}
+            if fc is not None
+            else "",
+            str(forecast_selectors.METHOD),
+            note,
+        ],
+    )
+
+
+TABLE_NAMES = ("kpis", "aging", "trend", "roll", "segment", "collector", "profile", "forecast")
 
 
 # --- HTML rendering of a Table ---------------------------------------------------------------------
@@ -359,6 +407,8 @@ def chart_data(d: Dashboard) -> dict:
     def num(value):
         return None if value is None else float(value)
 
+    fc_weeks = d.forecast.weeks if d.forecast is not None else []
+
     return {
         "currency": d.filters.currency,
         "locale": money_locale(d.filters.currency).replace("_", "-"),
@@ -381,6 +431,13 @@ def chart_data(d: Dashboard) -> dict:
             "series": [f"{a.label} → {b.label}" for a, b in metrics.ROLL_TRANSITIONS],
             "rates": [[num(r.rates[i]) for r in d.trend.roll] for i in range(len(metrics.ROLL_TRANSITIONS))],
             "percent": _("Tasa de traspaso (%)"),
+        },
+        "forecast": {
+            "labels": [formats.date_format(w.start, "SHORT_DATE_FORMAT") for w in fc_weeks],
+            "committed": [num(w.committed) for w in fc_weeks],
+            "behaviour": [num(w.behaviour) for w in fc_weeks],
+            "committed_label": _("Comprometido"),
+            "behaviour_label": _("Por comportamiento"),
         },
         "trend": {
             "labels": [_short_month(p.month_end) for p in d.trend.points],
@@ -420,6 +477,7 @@ def dashboard(request):
             "tables": rendered,
             "chart_data": chart_data(d),
             "roll_formula": metrics.FORMULAS["roll"],
+            "forecast": d.forecast,
             "query": query,
             "buckets": BUCKETS,
             "snapshot_months": metrics.trend_months(f) + 1,

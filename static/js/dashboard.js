@@ -64,6 +64,41 @@
     });
   }
 
+  // Cash expected per week: committed (promises, plans) and from each client's habit, stacked.
+  function forecastChart(canvas, data, money) {
+    var axis = axisFormatter(data);
+    var fc = data.forecast;
+    return new Chart(canvas, {
+      type: "bar",
+      data: {
+        labels: fc.labels,
+        datasets: [
+          { label: fc.committed_label, data: fc.committed, backgroundColor: "#0f766e", borderRadius: 4, stack: "cash" },
+          { label: fc.behaviour_label, data: fc.behaviour, backgroundColor: "#93c5fd", borderRadius: 4, stack: "cash" },
+        ],
+      },
+      options: {
+        responsive: true,
+        maintainAspectRatio: false,
+        animation: false,
+        interaction: { mode: "index", intersect: false },
+        plugins: {
+          tooltip: {
+            callbacks: {
+              label: function (ctx) {
+                return ctx.dataset.label + ": " + money.format(ctx.parsed.y);
+              },
+            },
+          },
+        },
+        scales: {
+          x: { stacked: true },
+          y: { stacked: true, beginAtZero: true, ticks: { callback: function (v) { return axis.format(v); } } },
+        },
+      },
+    });
+  }
+
   function trendChart(canvas, data, money) {
     var axis = axisFormatter(data);
     var number = new Intl.NumberFormat(data.locale, { maximumFractionDigits: 1 });
@@ -149,6 +184,8 @@
     var charts = [];
     var aging = document.getElementById("aging-chart");
     if (aging) charts.push(agingChart(aging, data, money));
+    var forecast = document.getElementById("forecast-chart");
+    if (forecast && data.forecast) charts.push(forecastChart(forecast, data, money));
     var trend = document.getElementById("trend-chart");
     if (trend) charts.push(trendChart(trend, data, money));
     var roll = document.getElementById("roll-chart");

@@ -252,6 +252,7 @@ CASES: dict[str, Case] = {
     # Schema and docs: staff only; no client data in them.
     "api:metrics-portfolio": _api(manager=True),
     "api:metrics-trend": _api(manager=True),
+    "api:metrics-forecast": _api(manager=True),
     # Any other /api/ path: the API's JSON 404 for everyone (reveals nothing).
     "api:not-found": Case(expect={role: 404 for role in ROLES}),
     "api:schema": _api(),

@@ -166,8 +166,9 @@ def test_the_page_costs_the_same_queries_for_one_or_many_rows(manager_http, book
     few = count()
     # session, user, roles; the form: currencies (2), segments, collectors; metrics: KPIs and
     # breakdowns 8 (closing and opening receivables read once each), trend 3; the early-warning
-    # summary (2); the look-up of a stored summary (large portfolios, test_dashboard_summaries)
-    assert few == 21, few
+    # summary (2); the look-up of a stored summary (large portfolios, test_dashboard_summaries);
+    # the cash forecast (1)
+    assert few == 22, few
     for n in range(12):
         client = make_client(by=gerente, segment_code=("regular", "esporadico", "cuenta-clave")[n % 3])
         invoice = make_invoice(by=gerente, client=client, issue_date=dt.date(2026, 3, 2), due_date=dt.date(2026, 3, 9))

@@ -202,7 +202,7 @@ def _pickled_shape(cls, seen: dict[str, str]) -> dict[str, str]:
 # The shape that FORMAT_VERSION stands for. When this test fails, a stored summary of the
 # previous shape would load as the wrong thing: bump summaries.FORMAT_VERSION and record the
 # new digest under it.
-SHAPES = {1: "403bd0db", 2: "5f7df8a9", 3: "4459864b"}  # 2: Bucket moved to accounts.rules; 3: roll figures
+SHAPES = {1: "403bd0db", 2: "5f7df8a9", 3: "4459864b", 4: "3e254313"}  # 2: Bucket moved; 3: roll; 4: forecast
 
 
 def test_the_format_version_is_bumped_when_the_pickled_shape_changes():

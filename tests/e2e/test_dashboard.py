@@ -38,7 +38,7 @@ def test_a_manager_reads_the_dashboard_and_slices_it_by_segment(page, live_serve
     # The charts are drawn by Chart.js on their canvases.
     expect(page.locator("#aging-chart")).to_be_visible()
     expect(page.locator("#trend-chart")).to_be_visible()
-    page.wait_for_function("window.dashboardCharts && window.dashboardCharts.length === 3")
+    page.wait_for_function("window.dashboardCharts && window.dashboardCharts.length === 4")
     assert page.evaluate("typeof Chart") == "function"
     assert page.evaluate("!!Chart.getChart(document.getElementById('aging-chart'))")
     assert page.evaluate("Chart.getChart(document.getElementById('trend-chart')).config.type") == "line"
@@ -48,6 +48,17 @@ def test_a_manager_reads_the_dashboard_and_slices_it_by_segment(page, live_serve
     assert page.evaluate(f"{roll}.length") == 5
     assert page.evaluate(f"{roll}[0].data[{roll}[0].data.length - 1]") == 100
     expect(page.get_by_test_id("roll-formula")).to_contain_text("no pasa de 100 %")
+    # The cash expected in the next 8 weeks: both invoices are overdue and the portfolio has no
+    # history, so all of it is expected from behaviour, stacked on the committed part.
+    forecast = "Chart.getChart(document.getElementById('forecast-chart'))"
+    assert page.evaluate(f"{forecast}.data.labels.length") == 8
+    assert page.evaluate(f"{forecast}.data.datasets.length") == 2
+    assert page.evaluate(f"{forecast}.data.datasets[0].data.reduce((a, b) => a + b, 0)") == 0
+    assert page.evaluate(f"{forecast}.data.datasets[1].data.reduce((a, b) => a + b, 0)") > 0
+    expect(page.get_by_test_id("table-forecast").locator("tr[data-key=total]")).to_be_visible()
+    page.get_by_test_id("forecast-method").locator("summary").click()
+    expect(page.get_by_test_id("forecast-method")).to_contain_text("promesas cumplidas del cliente")
+    expect(page.get_by_test_id("table-forecast").locator("xpath=../..")).to_contain_text("mediana de sus facturas")
     # Money axes without cents.
     ticks = page.evaluate("Chart.getChart(document.getElementById('aging-chart')).scales.y.ticks.map(t => t.label)")
     assert ticks and not any(".00" in str(label) for label in ticks), ticks
@@ -74,7 +85,7 @@ def test_a_manager_reads_the_dashboard_and_slices_it_by_segment(page, live_serve
     page.wait_for_load_state("networkidle")
     expect(total).to_have_text(money_str(Decimal("1200"), "MXN"))
     expect(page.get_by_test_id("table-segment").locator("tbody tr")).to_have_count(1)
-    page.wait_for_function("window.dashboardCharts && window.dashboardCharts.length === 3")
+    page.wait_for_function("window.dashboardCharts && window.dashboardCharts.length === 4")
     assert (
         page.evaluate(
             "Chart.getChart(document.getElementById('aging-chart')).data.datasets[0].data.reduce((a, b) => a + b, 0)"
