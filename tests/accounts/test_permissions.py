@@ -291,6 +291,7 @@ CASES: dict[str, Case] = {
     "cobranza:import_progress": _manager_page("import_job"),
     "cobranza:import_commit": _manager_page("import_job", method="post"),
     "cobranza:import_errors_csv": _manager_page("rejected_import"),
+    "cobranza:import_clients": _manager_page("rejected_import", method="post"),
     # Early warnings (cobranza/alerts/urls.py). A collector's list shows only their clients'
     # alerts (200 for everyone with a role); another collector's alert is a 404.
     "cobranza:alert_list": _staff_page(),
