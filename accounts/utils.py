@@ -99,6 +99,21 @@ def actor(by: User | AnonymousUser | None) -> User | None:
     return by if getattr(by, "is_authenticated", False) else None
 
 
+def client_ip(request) -> str | None:
+    """The client's address: REMOTE_ADDR, unless ``AXES_PROXY_COUNT`` trusted reverse proxies
+    stand in front (docs/scaling.md). Then REMOTE_ADDR is the nearest proxy's, the same for
+    everyone, and the client is the address the outermost trusted proxy wrote into
+    X-Forwarded-For: the Nth entry from the right. Entries left of it come from the client
+    and are ignored, so a forged header changes nothing. None when there is none (a
+    Unix-socket proxy gives an empty REMOTE_ADDR; axes stores the address in an inet column)."""
+    proxies = getattr(settings, "AXES_IPWARE_PROXY_COUNT", None) or 0
+    if proxies:
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        if len(forwarded) >= proxies and forwarded[-proxies]:
+            return forwarded[-proxies]
+    return request.META.get("REMOTE_ADDR") or None
+
+
 # --- machine-to-machine ---------------------------------------------------------------------
 
 
