@@ -76,6 +76,15 @@ def test_a_500_row_import_costs_as_many_statements_as_a_50_row_one(gerente, clie
     # One audit entry per model and load, not per row: invoices, then payments and allocations.
     entries = LogEntry.objects.filter(additional_data__has_key=audit.BULK).order_by("id")
     assert [e.additional_data[audit.BULK]["count"] for e in entries] == [1, 1, 1, 50, 500, 50, 17, 17, 500, 167, 167]
+    # The settlements are changes of stored rows: an entry each, with before and after (167 of
+    # them: written in one statement, not through bulk_create).
+    settled = Invoice.objects.get(number="U-00003")
+    status = [(c.actor, c.before, c.after) for c in audit.field_history(settled, "status")]
+    assert status == [(gerente, "None", "open"), (gerente, "open", "paid")]
+    assert [(c.before, c.after) for c in audit.field_history(settled, "amount_paid")] == [
+        ("None", "0.00"),
+        ("0.00", "103.25"),
+    ]
 
 
 def test_the_audit_history_tells_who_set_a_field_of_an_imported_invoice_and_when(client, gerente, clientes):
