@@ -12,7 +12,11 @@
 
 Set-based writes (``QuerySet.update``, ``bulk_update``, ``bulk_create``, raw SQL) send no
 signal. Services that make such a change on a person's behalf record it with ``snapshot`` and
-``log_updates`` / ``log_creations``: the same entries, in one INSERT.
+``log_updates`` / ``log_creations``: the same entries, in one INSERT. A load of thousands of
+new rows (an import, ``accounts.services_bulk``) writes **one entry per model and load**
+instead (``log_bulk_creation``): who, when, from which file, and which rows (their ids, as
+ranges). ``object_history`` and ``field_history`` read both kinds: for a row created in bulk,
+the value it was created with is the "before" of its first later change, or its value now.
 
 **Login throttling** is django-axes: ``LoginThrottleBackend`` refuses a locked-out username
 and address before the password is checked; the lock-out page is
@@ -24,14 +28,15 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from auditlog.cid import get_cid
-from auditlog.diff import model_instance_diff
+from auditlog.diff import get_field_value, model_instance_diff
 from auditlog.middleware import AuditlogMiddleware
 from auditlog.models import LogEntry
 from auditlog.registry import auditlog
@@ -41,7 +46,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection
 from django.db.models import Count, Max, Model, Q, QuerySet, Sum
+from django.db.models.expressions import RawSQL
 from django.utils import formats, timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
@@ -145,11 +153,51 @@ def log_updates(*, by, before: dict, after: Iterable[Model]) -> int:
         old = before.get((type(obj), obj.pk))
         if old is None or not auditlog.contains(type(obj)):
             continue
-        changes = model_instance_diff(old, obj)
+        # auditlog's diff, over the fields whose values differ: the others would compare
+        # equal anyway, and a load settling thousands of invoices changes two fields of ten.
+        differ = [
+            name
+            for f in obj._meta.concrete_fields
+            if getattr(old, f.attname) != getattr(obj, f.attname)
+            for name in {f.name, f.attname}
+        ]
+        changes = model_instance_diff(old, obj, fields_to_check=differ) if differ else None
         if changes:
             entries.append(_entry(obj, LogEntry.Action.UPDATE, changes, actor, now))
-    LogEntry.objects.bulk_create(entries)
+    _insert(entries)
     return len(entries)
+
+
+BULK_INSERT_FROM = 100  # entries: fewer go through bulk_create
+
+
+def _insert(entries: list[LogEntry]) -> None:
+    """Write the entries: ``bulk_create`` for a few; for many, one ``INSERT … SELECT FROM
+    unnest(one array per column)`` per 5,000 (``bulk_create`` compiles every value of every
+    row into the statement, which for thousands of JSON documents costs more than the
+    database's own work). No ids are read back."""
+    if len(entries) < BULK_INSERT_FROM:
+        LogEntry.objects.bulk_create(entries)
+        return
+    fields = [f for f in LogEntry._meta.concrete_fields if not f.primary_key and not f.generated]
+    q = connection.ops.quote_name
+    columns = ", ".join(q(f.column) for f in fields)
+    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+    sql = f"INSERT INTO {q(LogEntry._meta.db_table)} ({columns}) SELECT * FROM unnest({arrays})"  # noqa: S608
+    json_fields = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
+    with connection.cursor() as cursor:
+        for start in range(0, len(entries), 5000):
+            chunk = entries[start : start + 5000]
+            cursor.execute(
+                sql,
+                [
+                    [
+                        json.dumps(v, cls=DjangoJSONEncoder) if f.attname in json_fields and v is not None else v
+                        for v in (getattr(entry, f.attname) for entry in chunk)
+                    ]
+                    for f in fields
+                ],
+            )
 
 
 def log_creations(*, by, objects: Iterable[Model]) -> int:
@@ -160,8 +208,126 @@ def log_creations(*, by, objects: Iterable[Model]) -> int:
         for obj in objects
         if obj.pk is not None and auditlog.contains(type(obj))
     ]
+    _insert(entries)
+    return len(entries)
+
+
+# --- one entry for a set of new rows ----------------------------------------------------------
+
+BULK = "bulk"  # additional_data key of an entry that stands for a set of rows
+
+
+def id_ranges(ids: Iterable[int]) -> list[list[int]]:
+    """Sorted ids as [first, last] runs: a load takes its ids from the table's sequence, so
+    5,000 rows are usually one run."""
+    out: list[list[int]] = []
+    for pk in sorted(ids):
+        if out and pk == out[-1][1] + 1:
+            out[-1][1] = pk
+        else:
+            out.append([pk, pk])
+    return out
+
+
+def log_bulk_creation(*, by, objects: Sequence[Model], source: str = "") -> int:
+    """One CREATE entry per audited model for rows a set-based load inserted (ids needed):
+    who (``by``, else the current actor), when, how many, from which file (``source``) and
+    which rows (``additional_data["bulk"]["ranges"]``). The values are the rows' own: a later
+    change records its before → after (see ``field_history``). Returns the entries written."""
+    who, now = _actor_for(by), clock.now()
+    by_model: dict[type, list[int]] = defaultdict(list)
+    for obj in objects:
+        if obj.pk is not None and auditlog.contains(type(obj)):
+            by_model[type(obj)].append(obj.pk)
+    entries = []
+    for model, ids in by_model.items():
+        ranges = id_ranges(ids)
+        what = model._meta.verbose_name if len(ids) == 1 else model._meta.verbose_name_plural
+        label = _("Alta en bloque de %(n)s %(what)s") % {"n": len(ids), "what": what}
+        if source:
+            label += " " + _("(archivo %(file)s)") % {"file": source}
+        entries.append(
+            LogEntry(
+                content_type=ContentType.objects.get_for_model(model),
+                object_pk=f"{ranges[0][0]}-{ranges[-1][1]}"[:255],
+                object_id=None,
+                object_repr=label,
+                action=LogEntry.Action.CREATE,
+                changes={},
+                actor=who,
+                actor_email=(who.email or None) if who is not None else None,
+                timestamp=now,
+                cid=get_cid(),
+                additional_data={BULK: {"count": len(ids), "ranges": ranges, "source": source}},
+            )
+        )
     LogEntry.objects.bulk_create(entries)
     return len(entries)
+
+
+def _bulk_entries(model: type[Model], ids: QuerySet) -> Q:
+    """The bulk entries of ``model`` whose ranges hold any id of ``ids`` (a queryset of the
+    model): one subquery, over the few bulk entries of the model."""
+    content_type = ContentType.objects.get_for_model(model)
+    sub_sql, sub_params = ids.values("pk").query.sql_with_params()
+    table = connection.ops.quote_name(LogEntry._meta.db_table)
+    sql = f"""
+        SELECT e.id FROM {table} e
+        WHERE e.content_type_id = %s AND e.object_id IS NULL AND (e.additional_data -> '{BULK}') IS NOT NULL
+          AND EXISTS (
+            SELECT 1 FROM jsonb_array_elements(e.additional_data -> '{BULK}' -> 'ranges') AS r, ({sub_sql}) AS s(id)
+            WHERE s.id BETWEEN (r ->> 0)::bigint AND (r ->> 1)::bigint
+          )
+    """  # noqa: S608 - quoted table name from model metadata; values are parameters
+    return Q(pk__in=RawSQL(sql, [content_type.pk, *sub_params]))  # noqa: S611 - no user text in the SQL
+
+
+def object_history(obj: Model) -> QuerySet:
+    """Every entry about one object, oldest first: its own entries and the bulk entry of the
+    load that created it, if any. One query."""
+    model = type(obj)
+    own = Q(content_type=ContentType.objects.get_for_model(model), object_id=obj.pk)
+    return (
+        LogEntry.objects.filter(own | _bulk_entries(model, model._base_manager.filter(pk=obj.pk)))
+        .select_related("actor")
+        .order_by("timestamp", "id")
+    )
+
+
+@dataclass
+class FieldChange:
+    """One change of one field: when, by whom (None: the system), the values as auditlog
+    stores them (text; "None" for empty) and the entry that records it."""
+
+    timestamp: dt.datetime
+    actor: object
+    before: str
+    after: str
+    entry: LogEntry
+
+
+def field_history(obj: Model, name: str) -> list[FieldChange]:
+    """Who changed field ``name`` of ``obj``, when, from what to what, oldest first. A row
+    created in bulk has no values in its entry: what it was created with is the "before" of
+    its first later change of the field, or the value it holds now."""
+    entries = list(object_history(obj))
+    changes: list[FieldChange] = []
+    pending: FieldChange | None = None  # a bulk creation waiting for its value
+    for entry in entries:
+        if entry.object_id is None and BULK in (entry.additional_data or {}):
+            pending = FieldChange(entry.timestamp, entry.actor, "None", "", entry)
+            changes.append(pending)
+            continue
+        values = (entry.changes or {}).get(name)
+        if not isinstance(values, (list, tuple)) or len(values) != 2:
+            continue
+        if pending is not None:
+            pending.after, pending = values[0], None
+        changes.append(FieldChange(entry.timestamp, entry.actor, values[0], values[1], entry))
+    if pending is not None:
+        value = get_field_value(obj, obj._meta.get_field(name))
+        pending.after = value if isinstance(value, str) else str(value)
+    return changes
 
 
 # --- reading the history -------------------------------------------------------------------
@@ -176,18 +342,23 @@ def audited_content_types() -> list[ContentType]:
 
 def client_history(client: Client) -> QuerySet:
     """Changes to a client, its contacts, invoices and payments (and how they were applied),
-    newest first. One query: each kind of object is matched by id through a subquery."""
+    newest first, with the bulk loads that created any of them. One query: each kind of
+    object is matched by id through a subquery."""
     types = ContentType.objects.get_for_models(Client, Contact, Invoice, Payment, PaymentAllocation)
-    condition = (
-        Q(content_type=types[Client], object_id=client.pk)
-        | Q(content_type=types[Contact], object_id__in=Contact.objects.filter(client=client).values("pk"))
-        | Q(content_type=types[Invoice], object_id__in=Invoice.objects.filter(client=client).values("pk"))
-        | Q(content_type=types[Payment], object_id__in=Payment.objects.filter(client=client).values("pk"))
-        | Q(
-            content_type=types[PaymentAllocation],
-            object_id__in=PaymentAllocation.objects.filter(payment__client=client).values("pk"),
-        )
-    )
+    related = {
+        Client: Client.objects.filter(pk=client.pk),
+        Contact: Contact.objects.filter(client=client),
+        Invoice: Invoice.objects.filter(client=client),
+        Payment: Payment.objects.filter(client=client),
+        PaymentAllocation: PaymentAllocation.objects.filter(payment__client=client),
+    }
+    condition = Q(content_type=types[Client], object_id=client.pk)
+    for model, rows in related.items():
+        if model is not Client:
+            condition |= Q(content_type=types[model], object_id__in=rows.values("pk"))
+    # The loads that created any of them (one entry per load, see log_bulk_creation).
+    for model in (Client, Invoice, Payment, PaymentAllocation):
+        condition |= _bulk_entries(model, related[model])
     return _listing(LogEntry.objects.filter(condition))
 
 

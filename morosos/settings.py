@@ -202,10 +202,12 @@ AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_LOCKOUT_CALLABLE = "accounts.views_audit.lockout_response"
 AXES_HTTP_RESPONSE_CODE = 429
 # Behind N trusted reverse proxies the client address is read from X-Forwarded-For; with none
-# (the default) only REMOTE_ADDR counts, so a forged header cannot dodge the lock-out.
+# (the default) only REMOTE_ADDR counts, so a forged header cannot dodge the lock-out. Read by
+# accounts.utils.client_ip, for the lock-out and the portal's per-address limit alike
+# (django-ipware, which axes would otherwise use, is not installed: axes read REMOTE_ADDR,
+# the proxy's address, and one user's failures behind a proxy locked that user out for all).
 AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0) or None
-if AXES_IPWARE_PROXY_COUNT:
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+AXES_CLIENT_IP_CALLABLE = "accounts.utils.client_ip"
 
 # --- Audit history (django-auditlog) ----------------------------------------------------
 # Who changed what and when, for the ledger and the collections set-up. Registered here (not

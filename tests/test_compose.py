@@ -153,3 +153,125 @@ def test_dev_procfile_runs_the_dev_server_worker_and_beat():
     assert dev["web"] == "DJANGO_DEBUG=1 python manage.py runserver 0.0.0.0:${PORT:-8000}"
     assert dev["worker"].startswith("celery -A morosos worker -l info --concurrency 2")
     assert dev["beat"] == "celery -A morosos beat -l info"
+
+
+# --- docker-compose.scale.yml: N web and M worker containers (docs/scaling.md) ----------------
+
+
+class _Reset:
+    """``!reset``: the override removes the base file's value."""
+
+
+class _Override:
+    def __init__(self, value):
+        self.value = value
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader plus compose's merge tags."""
+
+
+_ComposeLoader.add_constructor("!reset", lambda loader, node: _Reset())
+_ComposeLoader.add_constructor(
+    "!override",
+    lambda loader, node: _Override(
+        loader.construct_sequence(node, deep=True)
+        if isinstance(node, yaml.SequenceNode)
+        else loader.construct_mapping(node, deep=True)
+        if isinstance(node, yaml.MappingNode)
+        else loader.construct_scalar(node)
+    ),
+)
+
+# Compose replaces these sequences; it concatenates (and deduplicates) the others.
+_REPLACED = {"command", "entrypoint", "test"}
+
+
+def _merge(base, override, key=""):
+    """``docker compose -f base -f override``'s merge (compose-spec, "merge" section): mappings
+    merged key by key, ``command``/``entrypoint``/healthcheck ``test`` replaced, other
+    sequences appended (volumes and ports unique), ``!reset`` removes, ``!override`` replaces."""
+    if isinstance(override, _Reset):
+        return None
+    if isinstance(override, _Override):
+        return override.value
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for k, v in override.items():
+            value = _merge(base.get(k), v, k)
+            if value is None and isinstance(v, _Reset):
+                merged.pop(k, None)
+            else:
+                merged[k] = value
+        return merged
+    if isinstance(base, list) and isinstance(override, list) and key not in _REPLACED:
+        return base + [item for item in override if item not in base]
+    return override
+
+
+@pytest.fixture(scope="module")
+def scaled():
+    base = yaml.load((ROOT / "docker-compose.yml").read_text(), Loader=_ComposeLoader)
+    override = yaml.load((ROOT / "docker-compose.scale.yml").read_text(), Loader=_ComposeLoader)
+    return _merge(base, override)
+
+
+def test_the_merge_follows_compose_rules():
+    base = {"a": [1, 2], "command": ["x"], "env": {"A": "1", "B": "2"}, "ports": ["8000:8000"]}
+    override = {"a": [2, 3], "command": ["y"], "env": {"B": "3"}, "ports": _Reset()}
+    assert _merge(base, override) == {"a": [1, 2, 3], "command": ["y"], "env": {"A": "1", "B": "3"}}
+
+
+def _replicas(service: dict, default_env: dict) -> int:
+    value = str(service.get("deploy", {}).get("replicas", 1))
+    match = re.fullmatch(r"\$\{([A-Z_]+):-(\d+)\}", value)
+    return int(default_env.get(match.group(1), match.group(2))) if match else int(value)
+
+
+def test_the_scale_override_runs_several_web_and_worker_containers_and_one_beat(scaled):
+    services = scaled["services"]
+    assert _replicas(services["web"], {}) >= 2
+    assert _replicas(services["worker"], {}) >= 2
+    assert _replicas(services["worker"], {"WORKER_REPLICAS": "8"}) == 8
+    assert _replicas(services["beat"], {"WORKER_REPLICAS": "8", "WEB_REPLICAS": "8"}) == 1
+    # Nothing else may start a scheduler: beat is the one service running `celery beat`.
+    assert [name for name, s in services.items() if "celery -A morosos beat" in str(s.get("command", ""))] == ["beat"]
+
+
+def test_web_replicas_sit_behind_the_proxy_on_the_published_port(scaled):
+    services = scaled["services"]
+    assert "ports" not in services["web"], "replicas cannot share one host port"
+    proxy = services["proxy"]
+    assert proxy["ports"] == ["${MOROSOS_HTTP_PORT:-8000}:8080"]
+    assert proxy["depends_on"]["web"]["condition"] == "service_healthy"
+    conf_mount = next(v for v in proxy["volumes"] if v.endswith(":/etc/nginx/conf.d/default.conf:ro"))
+    conf = (ROOT / conf_mount.split(":", 1)[0]).read_text()
+    assert "listen 8080;" in conf and "set $web http://web:8000;" in conf
+    assert "resolver 127.0.0.11" in conf, "re-resolve web: replicas come and go"
+    # The proxy overwrites X-Forwarded-For and the app trusts exactly one proxy.
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in conf
+    assert _environment(services["web"])["AXES_PROXY_COUNT"] == "1"
+    # The base file's web settings survive the merge.
+    assert services["web"]["command"] == procfile("Procfile")["web"]
+    assert "/healthz" in " ".join(services["web"]["healthcheck"]["test"])
+
+
+def test_every_app_container_shares_the_var_volume_and_the_same_backends(scaled):
+    services = scaled["services"]
+    envs = {name: _environment(services[name]) for name in APP_SERVICES}
+    for key in ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "SECRET_KEY", "MOROSOS_VAR_DIR"):
+        assert len({env[key] for env in envs.values()}) == 1, key
+    assert envs["web"]["CELERY_BROKER_URL"].startswith("redis://redis:6379/")
+    assert envs["web"]["CACHE_URL"].startswith("redis://redis:6379/"), "rate limits shared by every replica"
+    var_dir = envs["web"]["MOROSOS_VAR_DIR"]
+    for name in APP_SERVICES:
+        assert f"app-var:{var_dir}" in services[name]["volumes"], name
+    assert "app-var" in scaled["volumes"]
+
+
+def test_every_variable_the_scale_override_uses_is_documented_in_env_example(scaled):
+    raw = (ROOT / "docker-compose.scale.yml").read_text()
+    interpolated = set(re.findall(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)", raw))
+    added = {k for name in ("web", "worker", "beat", "proxy") for k in _environment(scaled["services"][name])}
+    missing = sorted((interpolated | added) - _documented())
+    assert not missing, f"not documented in .env.example: {missing}"

@@ -1948,8 +1948,13 @@ def run_job(job: ImportJob) -> ImportJob:
 
 def run_import_job(job_id: int) -> str:
     """The Celery task body (registered as ``cobranza.run_import``): run one job by id."""
+    # Claimed with a conditional UPDATE: two workers handed the same job at once (a redelivery
+    # while the first still runs) cannot both run it; the loser returns (docs/scaling.md).
+    claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.PENDING).update(
+        status=ImportJob.Status.RUNNING
+    )
     job = ImportJob.objects.select_related("mapping", "created_by").get(pk=job_id)
-    if job.status not in (ImportJob.Status.PENDING,):
+    if not claimed:
         return job.status  # delivered twice: the first delivery already ran it
     return run_job(job).status
 

@@ -45,7 +45,7 @@ from accounts import clock
 from accounts import services as ledger
 from accounts.models import Client, Interaction
 from accounts.services import ensure_can_work
-from accounts.utils import actor
+from accounts.utils import actor, client_ip
 from cobranza.business import selectors as business
 from cobranza.models import SelfServiceAccess
 
@@ -224,10 +224,10 @@ def rate_window() -> int:
 
 
 def _client_ip(_group, request) -> str:
-    # REMOTE_ADDR only: X-Forwarded-For is set by the client unless a trusted proxy rewrites
-    # it, and a spoofable key would make the per-IP limit useless. (django-ratelimit's "ip"
-    # key raises on an empty REMOTE_ADDR, which a Unix-socket proxy gives.)
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+    # The address a forged X-Forwarded-For cannot change (a spoofable key would make the
+    # per-IP limit useless); behind trusted proxies, the one they forwarded (docs/scaling.md).
+    # (django-ratelimit's "ip" key raises on an empty REMOTE_ADDR, which a Unix-socket proxy gives.)
+    return client_ip(request) or "unknown"
 
 
 def rate_limited(request, *, token: str) -> bool:
