@@ -67,6 +67,17 @@ def _forget(before: dict) -> None:
         cur.execute("DELETE FROM accounts_paymentallocation WHERE invoice_id > %s OR payment_id > %s", [inv, pay])
         cur.execute("DELETE FROM accounts_payment WHERE id > %s", [pay])
         cur.execute("DELETE FROM accounts_invoice WHERE id > %s", [inv])
+    # The deleted rows stay as dead tuples until a vacuum: without one, each repeat imports
+    # into tables and indexes bloated by the previous one (measured: half the throughput).
+    with connection.cursor() as cur:
+        for table in (
+            "accounts_interaction_invoices",
+            "accounts_interaction",
+            "accounts_paymentallocation",
+            "accounts_payment",
+            "accounts_invoice",
+        ):
+            cur.execute(f"VACUUM (ANALYZE) {table}")
 
 
 def run(results: dict, today: dt.date) -> None:
