@@ -7,46 +7,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from babel.numbers import format_currency
-from django.conf import settings
-from django.utils import translation
+from accounts import numbers
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
 
-# In Spanish, a currency reads best in the format of the country that issues it
-# (1.234,50 € in Spain, $1,234.50 in Mexico); other currencies use the language default.
-SPANISH_LOCALE_BY_CURRENCY = {
-    "EUR": "es_ES",
-    "MXN": "es_MX",
-    "COP": "es_CO",
-    "ARS": "es_AR",
-    "CLP": "es_CL",
-    "PEN": "es_PE",
-    "UYU": "es_UY",
-    "GTQ": "es_GT",
-    "DOP": "es_DO",
-    "CRC": "es_CR",
-    "BOB": "es_BO",
-    "PYG": "es_PY",
-}
-
 
 def money_locale(currency: str = "", language: str | None = None) -> str:
-    language = (language or translation.get_language() or settings.LANGUAGE_CODE).split("-")[0]
-    if language == "es" and currency in SPANISH_LOCALE_BY_CURRENCY:
-        return SPANISH_LOCALE_BY_CURRENCY[currency]
-    return settings.MONEY_LOCALES.get(language, settings.MONEY_LOCALES.get("es", "es_MX"))
+    """The BCP 47 tag of the active number format (``accounts.numbers``), for the browser."""
+    return numbers.active().code
 
 
 def money_str(amount, currency: str, language: str | None = None) -> str:
-    """`1234.5, "MXN"` → `$1,234.50` (es), `MX$1,234.50` (en); `1234.5, "EUR"` → `1.234,50 €` (es)."""
-    if amount is None:
-        return ""
-    return format_currency(Decimal(amount), currency, locale=money_locale(currency, language))
+    """``accounts.numbers.format_money`` under its historical name: ``1234.5, "MXN"`` →
+    "$1,234.50" (es-MX). The language no longer changes the digits (docs/domain.md#number-formats)."""
+    return numbers.format_money(amount, currency)
 
 
 def actor(by: User | AnonymousUser | None) -> User | None:

@@ -48,3 +48,10 @@ class CobranzaConfig(AppConfig):
         from cobranza.business.middleware import on_login
 
         user_logged_in.connect(on_login, dispatch_uid="cobranza.business.middleware.on_login")
+
+        # The business's number format is cached per process: a change is read again at once.
+        from django.db.models.signals import post_save
+
+        from accounts.numbers import forget_business
+
+        post_save.connect(forget_business, sender="cobranza.BusinessProfile", dispatch_uid="accounts.numbers.business")

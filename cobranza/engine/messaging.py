@@ -54,10 +54,9 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from accounts import clock
+from accounts import clock, numbers
 from accounts.models import Client, Contact, Invoice, Language
 from accounts.rules import open_invoice_q
-from accounts.utils import money_str
 from cobranza.business import payments
 from cobranza.business import selectors as business_selectors
 from cobranza.models import BusinessProfile, MessageTemplate, MessageTemplateText, Notice, NoticeItem, StepChannel
@@ -402,7 +401,7 @@ def money_filter(value, currency=None):
     if value in (None, ""):
         return ""
     try:
-        return money_str(Decimal(str(value)), currency or settings.DEFAULT_CURRENCY, _active_language())
+        return numbers.format_money(value, currency or settings.DEFAULT_CURRENCY, numbers.debtor_code()) or str(value)
     except (InvalidOperation, ValueError, TypeError, AttributeError, KeyError):
         return str(value)
 
@@ -491,14 +490,14 @@ class Record(dict):
 
 
 class Money(dict):
-    """An amount and its currency; prints as "$1,234.50" / "1.234,50 €" / "MX$1,234.50"
-    according to the language the message is rendered in."""
+    """An amount and its currency; prints in the business's number format ("$1,234.50" in
+    es-MX, "1.234,50 €" in es-ES; docs/domain.md#number-formats)."""
 
     def __init__(self, cantidad, moneda: str):
         super().__init__(cantidad=Decimal(cantidad), moneda=moneda)
 
     def format(self, currency: str | None = None) -> str:
-        return money_str(self["cantidad"], currency or self["moneda"], _active_language())
+        return numbers.format_money(self["cantidad"], currency or self["moneda"], numbers.debtor_code())
 
     def __str__(self) -> str:
         return self.format()
@@ -1106,7 +1105,8 @@ def render_notice(
     if template is None:
         raise TemplateRenderError(_("El paso «%(step)s» no tiene plantilla de mensaje.") % {"step": notice.step.name})
     context = notice_context(notice, items=items, today=today, business=business)
-    return render(template=template, language=notice.language or notice.client.language, context=context)
+    with numbers.for_business(business) if business is not None else contextlib.nullcontext():
+        return render(template=template, language=notice.language or notice.client.language, context=context)
 
 
 def notice_context(
