@@ -75,7 +75,7 @@ CHOICES = [(code, rule.label) for code, rule in RULES.items()]
 
 _request_rule: ContextVar[str] = ContextVar("number_format", default="")
 _business: tuple[str, float] | None = None  # (code, read at): a cache per process
-BUSINESS_TTL = 30.0  # seconds another process may show the business's previous rule
+BUSINESS_TTL = 60.0  # seconds another process may show the business's previous rule
 
 
 def business_country() -> str:
@@ -137,9 +137,10 @@ def debtor_code() -> str:
 
 
 @contextlib.contextmanager
-def for_business(business):
-    """Inside the block a debtor's text uses ``business``'s rule without reading it again."""
-    token = _debtor_rule.set(business_code(getattr(business, "number_format", "") or ""))
+def for_business(code: str | None):
+    """Inside the block a debtor's text uses the rule ``code`` (the business's, already read;
+    None: read it when needed)."""
+    token = _debtor_rule.set(code if code in RULES else "")
     try:
         yield
     finally:
@@ -291,6 +292,16 @@ def user_code(request) -> str:
         if session is not None:
             session[SESSION_KEY] = code
     return code if code in RULES else ""
+
+
+def on_login(sender, request, user, **kwargs) -> None:
+    """``user_logged_in``: the user's rule goes into the session and the business's is read,
+    so the requests that follow read neither."""
+    session = getattr(request, "session", None)
+    if session is not None:
+        session.pop(SESSION_KEY, None)
+        user_code(request)
+    business_code()
 
 
 class NumberFormatMiddleware:

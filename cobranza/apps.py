@@ -53,5 +53,7 @@ class CobranzaConfig(AppConfig):
         from django.db.models.signals import post_save
 
         from accounts.numbers import forget_business
+        from accounts.numbers import on_login as number_format_on_login
 
         post_save.connect(forget_business, sender="cobranza.BusinessProfile", dispatch_uid="accounts.numbers.business")
+        user_logged_in.connect(number_format_on_login, dispatch_uid="accounts.numbers.on_login")

@@ -493,11 +493,13 @@ class Money(dict):
     """An amount and its currency; prints in the business's number format ("$1,234.50" in
     es-MX, "1.234,50 €" in es-ES; docs/domain.md#number-formats)."""
 
-    def __init__(self, cantidad, moneda: str):
+    def __init__(self, cantidad, moneda: str, rule: str = ""):
         super().__init__(cantidad=Decimal(cantidad), moneda=moneda)
+        self.rule = rule  # the business's number format when known (not a template field)
 
     def format(self, currency: str | None = None) -> str:
-        return numbers.format_money(self["cantidad"], currency or self["moneda"], numbers.debtor_code())
+        rule = self.rule or numbers.debtor_code()
+        return numbers.format_money(self["cantidad"], currency or self["moneda"], rule)
 
     def __str__(self) -> str:
         return self.format()
@@ -761,7 +763,7 @@ SHORT_LINK_CHANNELS = (StepChannel.SMS, StepChannel.WHATSAPP)
 def company_record(profile: BusinessProfile) -> Record:
     """``{{ empresa }}``: the business that is owed, printed as its trade name, with its
     details as fields (docs/domain.md, "Who the debtor hears from")."""
-    return Record(
+    record = Record(
         profile.trade_name,
         nombre=profile.trade_name,
         razon_social=profile.legal_name,
@@ -777,6 +779,9 @@ def company_record(profile: BusinessProfile) -> Record:
         iban=profile.iban,
         cuenta=profile.bank_account,
     )
+    # The amounts of the message read in this business's number format (not a template field).
+    record.number_format = numbers.business_code(profile.number_format or "")
+    return record
 
 
 def payment_link(
@@ -852,7 +857,10 @@ def _context_from(
     for f in facturas:
         sums[f["moneda"]] = sums.get(f["moneda"], Decimal("0")) + f["saldo"]["cantidad"]
     # The largest amount first: it is the one that matters to the reader.
-    totals = [Money(amount, currency) for currency, amount in sorted(sums.items(), key=lambda kv: (-kv[1], kv[0]))]
+    rule = getattr(empresa, "number_format", "")
+    totals = [
+        Money(amount, currency, rule) for currency, amount in sorted(sums.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
     return MessageContext(
         {
             "cliente": cliente,
@@ -985,6 +993,7 @@ def sample_context(
     partly paid), ``offset_days`` past due (negative: not yet due), a collector, a link, and
     a business (``SAMPLE_BUSINESS`` unless given: previews pass the real one). No queries."""
     profile = business if business is not None else SAMPLE_BUSINESS
+    rule = numbers.business_code(profile.number_format or "")
     sample = _SAMPLE.get(language, _SAMPLE[FALLBACK_LANGUAGE])
     today = today or clock.localdate()
     spread = (0, 2, 4) if offset_days >= 0 else (0, 0, 0)
@@ -1002,8 +1011,8 @@ def sample_context(
                 number,
                 numero=number,
                 concepto=sample["concepto"],
-                importe=Money(amount, currency),
-                saldo=Money(balance, currency),
+                importe=Money(amount, currency, rule),
+                saldo=Money(balance, currency, rule),
                 moneda=currency,
                 emision=due - dt.timedelta(days=30),
                 vencimiento=due,
@@ -1049,7 +1058,8 @@ def render_text(*, channel: str, subject: str, body: str, language: str, context
         # size limit and the budget hold here too.
         for source in (subject, body):
             _check_source_limits(source or "")
-        with translation.override(language), budgeted() as budget:
+        rule = getattr(context.get("empresa"), "number_format", None)
+        with translation.override(language), numbers.for_business(rule), budgeted() as budget:
             ctx = Context(dict(context), autoescape=autoescape)
             rendered_subject = _compile(subject or "", autoescape).render(ctx) if subject else ""
             rendered_body = _compile(body or "", autoescape).render(ctx)
@@ -1105,8 +1115,7 @@ def render_notice(
     if template is None:
         raise TemplateRenderError(_("El paso «%(step)s» no tiene plantilla de mensaje.") % {"step": notice.step.name})
     context = notice_context(notice, items=items, today=today, business=business)
-    with numbers.for_business(business) if business is not None else contextlib.nullcontext():
-        return render(template=template, language=notice.language or notice.client.language, context=context)
+    return render(template=template, language=notice.language or notice.client.language, context=context)
 
 
 def notice_context(
@@ -1426,7 +1435,8 @@ def validate_template_text(*, channel: str, subject: str, body: str, language: s
         context = sample_context(language, channel=channel)
         for name, template in compiled.items():
             try:
-                with translation.override(language), budgeted() as budget:
+                rule = getattr(context.get("empresa"), "number_format", None)
+                with translation.override(language), numbers.for_business(rule), budgeted() as budget:
                     output = template.render(Context(dict(context), autoescape=autoescape))
                     budget.check_size(len(output))
             except TemplateBudgetExceeded as exc:
