@@ -278,9 +278,9 @@ def excel_format(kind: str, currency: str = "", rule: Rule | str | None = None) 
 SESSION_KEY = "number_format"
 
 
-def user_code(request) -> str:
+def user_code(request, user=None) -> str:
     """The signed-in user's own rule ("" = the business's), read once per session."""
-    user = getattr(request, "user", None)
+    user = user if user is not None else getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return ""
     session = getattr(request, "session", None)
@@ -300,7 +300,7 @@ def on_login(sender, request, user, **kwargs) -> None:
     session = getattr(request, "session", None)
     if session is not None:
         session.pop(SESSION_KEY, None)
-        user_code(request)
+        user_code(request, user)
     business_code()
 
 

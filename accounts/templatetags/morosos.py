@@ -52,12 +52,6 @@ def percent(value, places=1):
     return numbers.format_percent(value, int(places))
 
 
-@register.filter
-def days(value, places=1):
-    """``{{ avg|days }}`` → "26.3 días"."""
-    return numbers.format_days(value, int(places))
-
-
 def _as_date(value):
     if isinstance(value, dt.datetime):
         return timezone.localtime(value).date() if timezone.is_aware(value) else value.date()

@@ -70,6 +70,8 @@ def _display(value, unit: str, currency: str) -> str:
         return numbers.format_money(value, currency)
     if unit == "%":
         return numbers.format_percent(value)
+    if unit == _("días"):
+        return numbers.format_days(value)
     return f"{_num(value)} {unit}"
 
 
