@@ -246,6 +246,20 @@ def test_a_users_preference_overrides_the_business(client, gerente, portfolio):
 
 
 @pytest.mark.django_db
+def test_the_debtors_portal_keeps_the_business_format_for_a_staff_member_with_their_own(client, gerente, portfolio):
+    from cobranza.portal import links
+
+    make_business(number_format="es-MX")
+    UserPreference.objects.create(user=gerente, number_format="en-US")
+    client.force_login(gerente)
+    assert EXPECTED["en-US"] in client.get(reverse("cobranza:dashboard")).content.decode()
+    statement = client.get(reverse("selfservice:statement", args=[links.token_for(portfolio)]))
+    assert statement.status_code == 200
+    html = statement.content.decode()
+    assert EXPECTED["es-MX"] in html and EXPECTED["en-US"] not in html
+
+
+@pytest.mark.django_db
 def test_the_business_chooses_its_format_on_the_settings_page(client, admin_user):
     make_business()
     client.force_login(admin_user)
