@@ -126,6 +126,11 @@ def money(amount, currency: str) -> Text:
     return Text("@money", {"amount": str(amount), "currency": currency})
 
 
+def number(value, places: int = 1) -> Text:
+    """A number in the reader's number format (``accounts.numbers.format_number``)."""
+    return Text("@number", {"value": str(value), "places": places})
+
+
 def join(items: Iterable[Any], sep: str = "; ") -> Text:
     """Several texts (or data) in a row, each in the reader's language."""
     items = [item for item in items if item]
@@ -173,6 +178,8 @@ def _builtin(code: str, params: Mapping[str, Any]) -> str:
         return formats.date_format(dt.date.fromisoformat(params["value"]), params.get("format", "SHORT_DATE_FORMAT"))
     if code == "@money":
         return numbers.format_money(Decimal(params["amount"]), params["currency"])
+    if code == "@number":
+        return numbers.format_number(params["value"], int(params.get("places", 1)))
     if code == "@join":
         return params["sep"].join(str(item) for item in _param(params["items"]))
     raise LookupError(code)
