@@ -20,6 +20,7 @@ import contextlib
 import functools
 import time
 import unicodedata
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -78,33 +79,30 @@ _business: tuple[str, float] | None = None  # (code, read at): a cache per proce
 BUSINESS_TTL = 60.0  # seconds another process may show the business's previous rule
 
 
-def business_country() -> str:
-    """The business's country: the one whose time zone the installation runs in (TIME_ZONE)."""
-    from accounts.models import COUNTRY_TIME_ZONES
-
-    for country, zone in COUNTRY_TIME_ZONES.items():
-        if zone == settings.TIME_ZONE:
-            return country
-    return "MX"
-
-
 def country_rule(country: str) -> str:
     return COUNTRY_RULES.get((country or "").upper(), DEFAULT_RULE)
 
 
-def business_code(chosen: str | None = None) -> str:
-    """The business's rule: its setting (``chosen``, else read), else its country's."""
-    global _business
-    if chosen is None:
-        if _business is not None and time.monotonic() - _business[1] < BUSINESS_TTL:
-            return _business[0]
-        from cobranza.models import BusinessProfile
+# ``accounts`` never imports ``cobranza``: the app that keeps the business's identity registers
+# how to read its rule (cobranza/apps.py); without one, the default rule.
+_business_reader: Callable[[], str] | None = None
 
-        chosen = BusinessProfile.objects.filter(pk=1).values_list("number_format", flat=True).first() or ""
-        code = chosen if chosen in RULES else country_rule(business_country())
-        _business = (code, time.monotonic())
-        return code
-    return chosen if chosen in RULES else country_rule(business_country())
+
+def register_business_reader(reader: Callable[[], str]) -> None:
+    global _business_reader
+    _business_reader = reader
+    forget_business()
+
+
+def business_code() -> str:
+    """The business's rule (its setting, else its country's), cached per process."""
+    global _business
+    if _business is not None and time.monotonic() - _business[1] < BUSINESS_TTL:
+        return _business[0]
+    code = _business_reader() if _business_reader is not None else DEFAULT_RULE
+    code = code if code in RULES else DEFAULT_RULE
+    _business = (code, time.monotonic())
+    return code
 
 
 def forget_business(*args, **kwargs) -> None:
@@ -271,46 +269,3 @@ def excel_format(kind: str, currency: str = "", rule: Rule | str | None = None) 
         body = "#,##0" + ("." + "0" * digits if digits else "")
         return f"{_excel_literal(prefix)}{body}{_excel_literal(suffix)}"
     return {"decimal": "#,##0.00", "int": "#,##0", "percent": "0.0", "date": "yyyy-mm-dd"}[kind]
-
-
-# --- the request's rule ------------------------------------------------------------------------
-
-SESSION_KEY = "number_format"
-
-
-def user_code(request, user=None) -> str:
-    """The signed-in user's own rule ("" = the business's), read once per session."""
-    user = user if user is not None else getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return ""
-    session = getattr(request, "session", None)
-    code = session.get(SESSION_KEY) if session is not None else None
-    if code is None:
-        from accounts.models import UserPreference
-
-        code = UserPreference.objects.filter(user=user).values_list("number_format", flat=True).first() or ""
-        if session is not None:
-            session[SESSION_KEY] = code
-    return code if code in RULES else ""
-
-
-def on_login(sender, request, user, **kwargs) -> None:
-    """``user_logged_in``: the user's rule goes into the session and the business's is read,
-    so the requests that follow read neither."""
-    session = getattr(request, "session", None)
-    if session is not None:
-        session.pop(SESSION_KEY, None)
-        user_code(request, user)
-    business_code()
-
-
-class NumberFormatMiddleware:
-    """Formats the request's numbers in the user's rule, else the business's (read lazily:
-    a page that formats no number reads nothing)."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        with override(user_code(request)):
-            return self.get_response(request)

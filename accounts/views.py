@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import audit, numbers, selectors, services
+from . import audit, preferences, selectors, services
 from .extensions import client_panels, outcome_form_url
 from .forms import (
     BulkAssignForm,
@@ -624,9 +624,9 @@ def contact_edit(request, pk):
 
 
 @require_http_methods(["GET", "POST"])
-def preferences(request):
+def my_preferences(request):
     """The signed-in user's own number format (docs/domain.md#number-formats)."""
-    current = numbers.user_code(request)
+    current = preferences.user_code(request)
     form = PreferenceForm(request.POST or None, initial={"number_format": current})
     if request.method == "POST" and form.is_valid():
         try:
@@ -634,7 +634,7 @@ def preferences(request):
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
-            request.session[numbers.SESSION_KEY] = form.cleaned_data["number_format"]
+            request.session[preferences.SESSION_KEY] = form.cleaned_data["number_format"]
             messages.success(request, _("Se guardaron sus preferencias."))
             return redirect("preferences")
     return render(

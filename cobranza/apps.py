@@ -52,8 +52,11 @@ class CobranzaConfig(AppConfig):
         # The business's number format is cached per process: a change is read again at once.
         from django.db.models.signals import post_save
 
-        from accounts.numbers import forget_business
-        from accounts.numbers import on_login as number_format_on_login
+        from accounts import numbers, preferences
+        from cobranza.business.selectors import number_format
 
-        post_save.connect(forget_business, sender="cobranza.BusinessProfile", dispatch_uid="accounts.numbers.business")
-        user_logged_in.connect(number_format_on_login, dispatch_uid="accounts.numbers.on_login")
+        numbers.register_business_reader(number_format)
+        post_save.connect(
+            numbers.forget_business, sender="cobranza.BusinessProfile", dispatch_uid="accounts.numbers.business"
+        )
+        user_logged_in.connect(preferences.on_login, dispatch_uid="accounts.preferences.on_login")

@@ -83,8 +83,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Who changed what: the acting user of every audited save (API token users included).
     "accounts.audit.AuditActorMiddleware",
-    # The number format of the request: the user's, else the business's (accounts/numbers.py).
-    "accounts.numbers.NumberFormatMiddleware",
+    # The number format of the request: the user's, else the business's (accounts/preferences.py).
+    "accounts.preferences.NumberFormatMiddleware",
     # Every page needs a login unless its view is explicitly marked @login_not_required.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

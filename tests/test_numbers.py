@@ -25,9 +25,11 @@ from pypdf import PdfReader
 from accounts import clock, numbers
 from accounts.models import Client, UserPreference
 from accounts.roles import GROUP_NAMES, Role
+from cobranza.business import selectors as business_selectors
 from cobranza.dashboard import charts
 from cobranza.dashboard import jobs as dashboard_jobs
 from cobranza.demo import demo_logo
+from cobranza.models import BusinessProfile
 from tests.factories import client_page_html, make_business, make_client, make_invoice
 from tests.test_i18n import visible_text
 
@@ -97,7 +99,9 @@ def test_each_rule_formats_numbers_percentages_days_and_money():
 def test_a_business_without_a_choice_uses_its_countrys_rule():
     assert numbers.country_rule("ES") == "es-ES" and numbers.country_rule("US") == "en-US"
     assert numbers.country_rule("CO") == "es-CO" and numbers.country_rule("XX") == "es-MX"
-    assert numbers.business_code("") == numbers.country_rule(numbers.business_country())
+    assert business_selectors.business_country() == "MX"  # TIME_ZONE America/Mexico_City
+    assert business_selectors.number_format_of(BusinessProfile()) == "es-MX"
+    assert business_selectors.number_format_of(BusinessProfile(number_format="en-US")) == "en-US"
 
 
 def _run_js(config: dict, calls: list[tuple[str, float]]) -> list[str]:

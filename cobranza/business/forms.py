@@ -11,7 +11,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from accounts import numbers
-from cobranza.business import services
+from cobranza.business import selectors, services
 from cobranza.models import BusinessProfile
 
 
@@ -75,7 +75,7 @@ class BusinessSettingsForm(_ServiceChecked):
         self.fields["brand_color"].widget = forms.TextInput(attrs={"type": "color"})
         self.fields["reply_to"].widget = forms.EmailInput()
         self.fields["website"].widget = forms.URLInput()
-        country_rule = numbers.country_rule(numbers.business_country())
+        country_rule = numbers.country_rule(selectors.business_country())
         self.fields["number_format"] = forms.ChoiceField(
             label=capfirst(BusinessProfile._meta.get_field("number_format").verbose_name),
             help_text=BusinessProfile._meta.get_field("number_format").help_text,

@@ -780,7 +780,7 @@ def company_record(profile: BusinessProfile) -> Record:
         cuenta=profile.bank_account,
     )
     # The amounts of the message read in this business's number format (not a template field).
-    record.number_format = numbers.business_code(profile.number_format or "")
+    record.number_format = business_selectors.number_format_of(profile)
     return record
 
 
@@ -993,7 +993,7 @@ def sample_context(
     partly paid), ``offset_days`` past due (negative: not yet due), a collector, a link, and
     a business (``SAMPLE_BUSINESS`` unless given: previews pass the real one). No queries."""
     profile = business if business is not None else SAMPLE_BUSINESS
-    rule = numbers.business_code(profile.number_format or "")
+    rule = business_selectors.number_format_of(profile)
     sample = _SAMPLE.get(language, _SAMPLE[FALLBACK_LANGUAGE])
     today = today or clock.localdate()
     spread = (0, 2, 4) if offset_days >= 0 else (0, 0, 0)
