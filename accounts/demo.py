@@ -59,7 +59,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection, models, transaction
 
-from . import services_bulk
+from . import numbers, services_bulk
 from .models import (
     ZERO,
     BusinessGroup,
@@ -82,7 +82,6 @@ from .services_bulk import (
     LedgerRows,
     PaymentRow,
 )
-from .utils import money_str
 
 DEMO_PASSWORD = "morosos-demo"  # documented in the README; every demo user has it
 DEFAULT_SEED = 42
@@ -377,40 +376,9 @@ def _fmt(day: dt.date) -> str:
     return day.strftime("%d/%m/%Y")
 
 
-_MONEY_FORMATS: dict[str, Callable[[Decimal], str]] = {}
-
-
 def _money_text(amount: Decimal, currency: str) -> str:
-    """``money_str(amount, currency, "es")`` (what the services write in the timeline),
-    without Babel's cost per call: the currency's layout is read from Babel once and checked
-    against it; a layout this cannot reproduce falls back to ``money_str``."""
-    formatter = _MONEY_FORMATS.get(currency)
-    if formatter is None:
-        formatter = _MONEY_FORMATS[currency] = _money_formatter(currency)
-    return formatter(amount)
-
-
-def _money_formatter(currency: str) -> Callable[[Decimal], str]:
-    def slow(amount: Decimal) -> str:
-        return money_str(amount, currency, "es")
-
-    sample = slow(Decimal("1234567.89"))
-    digits = [i for i, ch in enumerate(sample) if ch.isdigit()]
-    prefix, body, suffix = sample[: digits[0]], sample[digits[0] : digits[-1] + 1], sample[digits[-1] + 1 :]
-    if len(body) != 12:
-        return slow
-    table = str.maketrans({",": body[1], ".": body[-3]})
-    # CLDR "minimum grouping digits": es_ES writes 1234,50 but 12.345,50.
-    grouped_from = Decimal(1000) if body[1] in slow(Decimal("1234.5")) else Decimal(10000)
-
-    def fast(amount: Decimal) -> str:
-        text = f"{amount:,.2f}" if amount >= grouped_from else f"{amount:.2f}"
-        return f"{prefix}{text.translate(table)}{suffix}"
-
-    checks = ("0.5", "12.34", "999.99", "1234.5", "9999.99", "10000", "12345.67", "1234567.89")
-    if all(fast(Decimal(v)) == slow(Decimal(v)) for v in checks):
-        return fast
-    return slow
+    """What the services write in the timeline (``accounts.numbers.format_money``)."""
+    return numbers.format_money(amount, currency)
 
 
 def _weighted(rng: random.Random, weights: dict):

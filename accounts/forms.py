@@ -25,7 +25,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django_ratelimit.core import get_usage
 
-from accounts import clock
+from accounts import clock, numbers
 
 from . import selectors
 from .models import MONEY, Client, Contact, Interaction, Invoice, Payment, Segment
@@ -628,3 +628,24 @@ class ThrottledPasswordChangeForm(PasswordChangeForm):
         except ValidationError:
             self._wrong_passwords(count=True)
             raise
+
+
+# --- the user's own preferences ----------------------------------------------------------------
+
+
+class PreferenceForm(forms.Form):
+    """The number format a staff member reads (docs/domain.md#number-formats)."""
+
+    number_format = forms.ChoiceField(label=_("Formato de números"), required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        business = numbers.business_code()
+        self.fields["number_format"].choices = [
+            ("", _("Como la empresa (%(rule)s)") % {"rule": business}),
+            *numbers.CHOICES,
+        ]
+        self.fields["number_format"].help_text = _("Ejemplo con el formato elegido: %(example)s") % {
+            "example": numbers.format_money(1234567.891, settings.DEFAULT_CURRENCY)
+        }
+        self.helper = _helper()

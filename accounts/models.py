@@ -18,7 +18,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
-from accounts import clock, texts
+from accounts import clock, numbers, texts
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
 ZERO = Decimal("0.00")
@@ -625,3 +625,31 @@ class Interaction(models.Model):
         if self.pk is not None and not self._state.adding:
             raise ValidationError(_("El historial es de solo anexado: registre una corrección como nueva entrada."))
         super().save(*args, **kwargs)
+
+
+class UserPreference(models.Model):
+    """A staff member's own settings: the number format they read (docs/domain.md#number-formats);
+    empty = the business's. Kept in the session once read (one query per login)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="preference"
+    )
+    number_format = models.CharField(
+        _("formato de números"),
+        max_length=5,
+        blank=True,
+        choices=numbers.CHOICES,
+        help_text=_("Vacío: el de la empresa."),
+    )
+
+    class Meta:
+        verbose_name = _("preferencias del usuario")
+        verbose_name_plural = _("preferencias de los usuarios")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(number_format__in=["", *numbers.RULES]), name="user_preference_number_format_known"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.user)

@@ -19,7 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts import clock
+from accounts import clock, numbers
 
 from . import audit, rules, signals, texts
 from .models import (
@@ -34,6 +34,7 @@ from .models import (
     Payment,
     PaymentAllocation,
     Segment,
+    UserPreference,
     money_errors,
 )
 from .roles import is_collector, is_manager
@@ -727,3 +728,13 @@ def interaction_log(
         if invoices:
             entry.invoices.add(*invoices)
     return entry
+
+
+def preference_update(*, by: AbstractBaseUser, number_format: str) -> UserPreference:
+    """A staff member's own number format ("" = the business's; docs/domain.md#number-formats)."""
+    if not getattr(by, "is_authenticated", False):
+        raise PermissionDenied(_("Inicie sesión para cambiar sus preferencias."))
+    if number_format and number_format not in numbers.RULES:
+        raise ValidationError({"number_format": _("Elija uno de los formatos de la lista.")})
+    preference, _created = UserPreference.objects.update_or_create(user=by, defaults={"number_format": number_format})
+    return preference

@@ -32,7 +32,7 @@ from django.utils.html import escape
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 
-from accounts.utils import money_str
+from accounts import numbers
 
 REGISTRY: dict[str, Any] = {}
 
@@ -122,8 +122,13 @@ def from_columns(obj, field: str) -> Text | str:
 
 
 def money(amount, currency: str) -> Text:
-    """An amount in the reader's number format (``accounts.utils.money_str``)."""
+    """An amount in the reader's number format (``accounts.numbers.format_money``)."""
     return Text("@money", {"amount": str(amount), "currency": currency})
+
+
+def number(value, places: int = 1) -> Text:
+    """A number in the reader's number format (``accounts.numbers.format_number``)."""
+    return Text("@number", {"value": str(value), "places": places})
 
 
 def join(items: Iterable[Any], sep: str = "; ") -> Text:
@@ -172,7 +177,9 @@ def _builtin(code: str, params: Mapping[str, Any]) -> str:
     if code == "@date":
         return formats.date_format(dt.date.fromisoformat(params["value"]), params.get("format", "SHORT_DATE_FORMAT"))
     if code == "@money":
-        return money_str(Decimal(params["amount"]), params["currency"], translation.get_language())
+        return numbers.format_money(Decimal(params["amount"]), params["currency"])
+    if code == "@number":
+        return numbers.format_number(params["value"], int(params.get("places", 1)))
     if code == "@join":
         return params["sep"].join(str(item) for item in _param(params["items"]))
     raise LookupError(code)

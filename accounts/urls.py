@@ -24,6 +24,7 @@ urlpatterns = [
     # Audit history and login lock-outs (accounts/views_audit.py).
     path("clientes/<int:pk>/historial-de-cambios/", views_audit.client_history, name="client_history"),
     path("auditoria/", views_audit.audit_log, name="audit_log"),
+    path("preferencias/", views.my_preferences, name="preferences"),
     path("seguridad/bloqueos/", views_audit.lockout_list, name="lockout_list"),
     path("seguridad/bloqueos/desbloquear/", views_audit.lockout_reset, name="lockout_reset"),
 ]

@@ -7,85 +7,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
-from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING
 
-from babel.numbers import format_currency
-from django.conf import settings
-from django.utils import translation
+from accounts import numbers
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
 
-# In Spanish, a currency reads best in the format of the country that issues it
-# (1.234,50 € in Spain, $1,234.50 in Mexico); other currencies use the language default.
-SPANISH_LOCALE_BY_CURRENCY = {
-    "EUR": "es_ES",
-    "MXN": "es_MX",
-    "COP": "es_CO",
-    "ARS": "es_AR",
-    "CLP": "es_CL",
-    "PEN": "es_PE",
-    "UYU": "es_UY",
-    "GTQ": "es_GT",
-    "DOP": "es_DO",
-    "CRC": "es_CR",
-    "BOB": "es_BO",
-    "PYG": "es_PY",
-}
-
 
 def money_locale(currency: str = "", language: str | None = None) -> str:
-    language = (language or translation.get_language() or settings.LANGUAGE_CODE).split("-")[0]
-    if language == "es" and currency in SPANISH_LOCALE_BY_CURRENCY:
-        return SPANISH_LOCALE_BY_CURRENCY[currency]
-    return settings.MONEY_LOCALES.get(language, settings.MONEY_LOCALES.get("es", "es_MX"))
+    """The BCP 47 tag of the active number format (``accounts.numbers``), for the browser."""
+    return numbers.active().code
 
 
 def money_str(amount, currency: str, language: str | None = None) -> str:
-    """`1234.5, "MXN"` → `$1,234.50` (es), `MX$1,234.50` (en); `1234.5, "EUR"` → `1.234,50 €` (es)."""
-    if amount is None:
-        return ""
-    value = Decimal(amount)
-    locale = money_locale(currency, language)
-    fast = _money_format(locale, currency)
-    if fast is not None and value.is_finite() and value >= 0:
-        return fast(value)
-    return format_currency(value, currency, locale=locale)
-
-
-_MONEY_FORMATS: dict[tuple[str, str], object] = {}
-_SAMPLE = re.compile(r"1(?P<group>\D?)234(?P=group)567(?:(\D)(0+))?")
-_CHECKED = ("0", "0.005", "0.01", "7.5", "999.995", "1000", "1234.5", "12345.678", "100000", "987654321.05")
-
-
-def _money_format(locale: str, currency: str):
-    """Babel's format of a positive amount in ``locale`` and ``currency``, without Babel's
-    per-call parsing of the locale and pattern (a timeline entry of an import formats
-    thousands of amounts): the symbol, separators and decimals are read once from Babel's own
-    output, and the result is checked against Babel on sample amounts — any difference, and
-    Babel formats every amount of that pair (None)."""
-    key = (locale, currency)
-    if key in _MONEY_FORMATS:
-        return _MONEY_FORMATS[key]
-    fast = None
-    sample = format_currency(Decimal("1234567"), currency, locale=locale)
-    match = _SAMPLE.search(sample)
-    if match is not None:
-        prefix, suffix = sample[: match.start()], sample[match.end() :]
-        group, point, zeros = match.group("group"), match.group(2) or "", match.group(3) or ""
-        exponent = Decimal(1).scaleb(-len(zeros))
-        spec = f",.{len(zeros)}f"
-        table = str.maketrans({",": group, ".": point})
-
-        def fast(value: Decimal) -> str:
-            return prefix + format(value.quantize(exponent, ROUND_HALF_EVEN), spec).translate(table) + suffix
-
-        if any(fast(Decimal(v)) != format_currency(Decimal(v), currency, locale=locale) for v in _CHECKED):
-            fast = None
-    _MONEY_FORMATS[key] = fast
-    return fast
+    """``accounts.numbers.format_money`` under its historical name: ``1234.5, "MXN"`` →
+    "$1,234.50" (es-MX). The language no longer changes the digits (docs/domain.md#number-formats)."""
+    return numbers.format_money(amount, currency)
 
 
 def actor(by: User | AnonymousUser | None) -> User | None:

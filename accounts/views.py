@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import audit, selectors, services
+from . import audit, preferences, selectors, services
 from .extensions import client_panels, outcome_form_url
 from .forms import (
     BulkAssignForm,
@@ -35,6 +35,7 @@ from .forms import (
     InvoiceForm,
     InvoiceStatusForm,
     PaymentForm,
+    PreferenceForm,
     add_service_errors,
     collector_options,
 )
@@ -619,4 +620,25 @@ def contact_edit(request, pk):
             "submit_label": _("Guardar cambios"),
             "cancel_url": _detail_url(client, "contactos"),
         },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def my_preferences(request):
+    """The signed-in user's own number format (docs/domain.md#number-formats)."""
+    current = preferences.user_code(request)
+    form = PreferenceForm(request.POST or None, initial={"number_format": current})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.preference_update(by=request.user, number_format=form.cleaned_data["number_format"])
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            request.session[preferences.SESSION_KEY] = form.cleaned_data["number_format"]
+            messages.success(request, _("Se guardaron sus preferencias."))
+            return redirect("preferences")
+    return render(
+        request,
+        "accounts/form_page.html",
+        {"form": form, "title": _("Mis preferencias"), "cancel_url": reverse("home")},
     )

@@ -48,3 +48,15 @@ class CobranzaConfig(AppConfig):
         from cobranza.business.middleware import on_login
 
         user_logged_in.connect(on_login, dispatch_uid="cobranza.business.middleware.on_login")
+
+        # The business's number format is cached per process: a change is read again at once.
+        from django.db.models.signals import post_save
+
+        from accounts import numbers, preferences
+        from cobranza.business.selectors import number_format
+
+        numbers.register_business_reader(number_format)
+        post_save.connect(
+            numbers.forget_business, sender="cobranza.BusinessProfile", dispatch_uid="accounts.numbers.business"
+        )
+        user_logged_in.connect(preferences.on_login, dispatch_uid="accounts.preferences.on_login")

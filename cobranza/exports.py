@@ -28,6 +28,8 @@ from decimal import Decimal
 from django.http import HttpResponse
 from django.utils.text import slugify
 
+from accounts import numbers
+
 TEXT, MONEY, INT, PERCENT, DATE, DECIMAL = "text", "money", "int", "percent", "date", "decimal"
 FORMATS = ("csv", "xlsx")
 
@@ -112,7 +114,7 @@ def to_csv(table: Table) -> bytes:
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
-NUMBER_FORMATS = {MONEY: "#,##0.00", DECIMAL: "#,##0.00", INT: "#,##0", PERCENT: "0.0", DATE: "yyyy-mm-dd"}
+NUMBER_FORMATS = {kind: numbers.excel_format(kind) for kind in (DECIMAL, INT, PERCENT, DATE)}
 
 
 def to_xlsx(table: Table) -> bytes:
@@ -140,7 +142,12 @@ def to_xlsx(table: Table) -> bytes:
         # inert_cell also keeps openpyxl from storing text that starts with "=" as a live formula.
         sheet.append([inert_cell(value) for value in values])
     for index, (_label, column) in enumerate(headers, start=1):
-        if column is not None and column.kind in NUMBER_FORMATS:
+        if column is not None and column.kind == MONEY:
+            # Each amount with its row's currency, placed as on the pages (docs/domain.md#number-formats).
+            cells = sheet.iter_rows(min_row=2, max_row=len(table.rows) + 1, min_col=index, max_col=index)
+            for row, (cell,) in zip(table.rows, cells, strict=True):
+                cell.number_format = numbers.excel_format(MONEY, row.get(column.currency_key, ""))
+        elif column is not None and column.kind in NUMBER_FORMATS:
             for (cell,) in sheet.iter_rows(min_row=2, min_col=index, max_col=index):
                 cell.number_format = NUMBER_FORMATS[column.kind]
         width = max(

@@ -15,7 +15,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from accounts import clock, texts
+from accounts import clock, numbers, texts
 from accounts.models import MONEY, ZERO, Client, Contact, Interaction, Invoice, Language, Segment
 
 
@@ -1475,6 +1475,10 @@ class DashboardSummary(models.Model):
 # --- The business that is owed: its identity in everything a debtor receives ----------------
 
 
+NUMBER_FORMAT_CHOICES = numbers.CHOICES
+NUMBER_FORMAT_CODES = list(numbers.RULES)
+
+
 class BusinessProfile(models.Model):
     """The business that sends the reminders (one row, id 1): its name, sender, signature,
     ways to pay and legal footer, shown in every email, SMS, WhatsApp message, letter, portal
@@ -1520,6 +1524,16 @@ class BusinessProfile(models.Model):
             "Dirección con la que sus clientes llegan a esta aplicación (p. ej. https://cobranza.suempresa.mx)."
         ),
     )
+    number_format = models.CharField(
+        _("formato de números"),
+        max_length=5,
+        blank=True,
+        choices=NUMBER_FORMAT_CHOICES,
+        help_text=_(
+            "Separadores de miles y decimales y lugar de la moneda en pantallas, exportaciones, PDF, "
+            "gráficas y mensajes a sus clientes. Vacío: el del país de la empresa."
+        ),
+    )
     setup_completed_at = models.DateTimeField(null=True, blank=True, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -1530,6 +1544,9 @@ class BusinessProfile(models.Model):
             models.CheckConstraint(condition=Q(id=1), name="business_profile_single_row"),
             models.CheckConstraint(
                 condition=Q(brand_color__regex=r"^#[0-9A-Fa-f]{6}$"), name="business_profile_brand_color_hex"
+            ),
+            models.CheckConstraint(
+                condition=Q(number_format__in=["", *NUMBER_FORMAT_CODES]), name="business_profile_number_format_known"
             ),
         ]
 

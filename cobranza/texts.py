@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
 # The parameter helpers, re-exported so a writer needs one import.
-from accounts.texts import Text, choice, columns, date, define, from_columns, join, money  # noqa: F401
+from accounts.texts import Text, choice, columns, date, define, from_columns, join, money, number  # noqa: F401
 
 # --- contact rules and pacing (engine.contact_rules) ------------------------------------------
 PACING_DAYS = define(

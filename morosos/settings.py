@@ -83,6 +83,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Who changed what: the acting user of every audited save (API token users included).
     "accounts.audit.AuditActorMiddleware",
+    # The number format of the request: the user's, else the business's (accounts/preferences.py).
+    "accounts.preferences.NumberFormatMiddleware",
     # Every page needs a login unless its view is explicitly marked @login_not_required.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -290,8 +292,7 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="America/Mexico_City")
 USE_I18N = True
 USE_TZ = True
-# Babel locale used for money per active language (country matters for the symbol/format).
-MONEY_LOCALES = env.dict("MONEY_LOCALES", default={"es": "es_MX", "en": "en_US"})
+# Numbers and money follow the business's number format, not the language (accounts/numbers.py).
 DEFAULT_CURRENCY = env.str("DEFAULT_CURRENCY", default="MXN")
 # The largest amount of one invoice, payment or credit limit (a field error above it).
 MONEY_MAX_AMOUNT = env.str("MONEY_MAX_AMOUNT", default="1000000000.00")

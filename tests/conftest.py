@@ -86,6 +86,17 @@ def _default_language():
 
 
 @pytest.fixture(autouse=True)
+def _business_number_format():
+    """The business's number format is cached per process (accounts/numbers.py): a test's
+    business, rolled back at its end, must not decide the next test's format."""
+    from accounts import numbers
+
+    numbers.forget_business()
+    yield
+    numbers.forget_business()
+
+
+@pytest.fixture(autouse=True)
 def _reference_data(request):
     if _is_transactional(request):
         request.getfixturevalue("transactional_db")

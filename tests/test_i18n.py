@@ -21,7 +21,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from accounts import services
+from accounts import numbers, services
 from accounts.utils import money_str
 from tests.factories import client_page_html, make_client, make_invoice
 
@@ -300,12 +300,13 @@ def test_manager_pages_in_english_have_no_spanish_labels_left(client, gerente, e
 def test_client_detail_in_english_shows_statuses_buckets_and_money_in_english(client, gestora, english_ledger):
     _english(client, gestora)
     text = visible_text(client_page_html(client, english_ledger.pk))
-    # 1500 + 734.50 - 500 paid (oldest first) = 1734.50 open, 1000 of it overdue.
-    assert "MX$1,734.50" in text and "MX$1,000.00" in text
+    # 1500 + 734.50 - 500 paid (oldest first) = 1734.50 open, 1000 of it overdue. The words are
+    # English, the number format the business's (es-MX: docs/domain.md#number-formats).
+    assert "$1,734.50" in text and "$1,000.00" in text and "MX$" not in text
     for label in ("Partially paid", "Open", "31–60 days", "Current", "Credit balance", "Invoices", "Payments"):
         assert label in text, label
     assert "Bank transfer" in text and "Guarantor" in text and "Promise to pay" in text
-    assert "Payment received: MX$500.00 → INV-OLD" in text
+    assert "Payment received: $500.00 → INV-OLD" in text
     assert "40 days" in text or "40" in text
 
 
@@ -333,12 +334,17 @@ def test_login_page_in_english(client):
     assert leftover_spanish(html) == []
 
 
-def test_money_follows_the_language():
+def test_money_follows_the_number_format_not_the_language():
     amount = Decimal("1234.50")
-    with translation.override("es"):
-        assert money_str(amount, "MXN") == "$1,234.50"
-        assert money_str(amount, "EUR") == "1.234,50\xa0€"
-    with translation.override("en"):
-        assert money_str(amount, "MXN") == "MX$1,234.50"
-        assert money_str(amount, "USD") == "$1,234.50"
-        assert money_str(amount, "EUR") == "€1,234.50"
+    for language in ("es", "en"):
+        with translation.override(language):
+            with numbers.override("es-MX"):
+                assert money_str(amount, "MXN") == "$1,234.50"
+                assert money_str(amount, "USD") == "USD\xa01,234.50"
+                assert money_str(amount, "EUR") == "EUR\xa01,234.50"
+            with numbers.override("es-ES"):
+                assert money_str(amount, "EUR") == "1.234,50\xa0€"
+            with numbers.override("en-US"):
+                assert money_str(amount, "MXN") == "MX$1,234.50"
+                assert money_str(amount, "USD") == "$1,234.50"
+                assert money_str(amount, "EUR") == "€1,234.50"

@@ -10,16 +10,15 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 
 from django import template
+from django.conf import settings
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 
-from accounts import clock
+from accounts import clock, numbers
 from accounts.models import Client, Interaction, Invoice
 from accounts.selectors import BUCKETS_BY_CODE, bucket_for_days
-from accounts.utils import money_locale as utils_money_locale
-from accounts.utils import money_str
 
 register = template.Library()
 
@@ -29,19 +28,28 @@ register = template.Library()
 
 @register.filter
 def money(amount, currency="MXN"):
-    """``{{ invoice.amount|money:invoice.currency }}`` in the active language's format."""
+    """``{{ invoice.amount|money:invoice.currency }}`` in the active number format."""
     if amount is None or amount == "":
         return ""
-    try:
-        return money_str(Decimal(amount), currency or "MXN")
-    except (InvalidOperation, TypeError, ValueError):
-        return amount
+    return numbers.format_money(amount, currency or settings.DEFAULT_CURRENCY) or amount
 
 
 @register.filter
 def money_locale(currency):
-    """The BCP 47 locale ``money`` uses for ``currency``, for formatting in the browser."""
-    return utils_money_locale(currency or "").replace("_", "-")
+    """The BCP 47 tag of the active number format, for formatting in the browser."""
+    return numbers.active().code
+
+
+@register.filter
+def num(value, places=1):
+    """``{{ x|num:1 }}``: a number in the active format (instead of ``floatformat``)."""
+    return numbers.format_number(value, int(places))
+
+
+@register.filter
+def percent(value, places=1):
+    """``{{ rate|percent }}`` → "12.5 %" / "12.5%" (en-US); "" without a value."""
+    return numbers.format_percent(value, int(places))
 
 
 def _as_date(value):

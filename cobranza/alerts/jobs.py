@@ -483,7 +483,9 @@ RULE_TEXTS: dict[str, str] = {
 
 def alert_title(kind: str, ev: dict) -> texts.Text:
     if kind == AlertKind.LATENESS_WORSENING:
-        return texts.ALERT_LATENESS(recent=ev["recent_avg_days"], base=ev["baseline_avg_days"])
+        return texts.ALERT_LATENESS(
+            recent=texts.number(ev["recent_avg_days"]), base=texts.number(ev["baseline_avg_days"])
+        )
     if kind == AlertKind.CREDIT_LIMIT:
         return texts.ALERT_CREDIT_LIMIT(
             balance=texts.money(ev["open_balance"], ev["currency"]),

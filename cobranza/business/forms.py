@@ -10,7 +10,8 @@ from django.db import models
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
-from cobranza.business import services
+from accounts import numbers
+from cobranza.business import selectors, services
 from cobranza.models import BusinessProfile
 
 
@@ -74,6 +75,19 @@ class BusinessSettingsForm(_ServiceChecked):
         self.fields["brand_color"].widget = forms.TextInput(attrs={"type": "color"})
         self.fields["reply_to"].widget = forms.EmailInput()
         self.fields["website"].widget = forms.URLInput()
+        country_rule = numbers.country_rule(selectors.business_country())
+        self.fields["number_format"] = forms.ChoiceField(
+            label=capfirst(BusinessProfile._meta.get_field("number_format").verbose_name),
+            help_text=BusinessProfile._meta.get_field("number_format").help_text,
+            required=False,
+            choices=[
+                (
+                    "",
+                    _("Según el país de la empresa (%(rule)s)") % {"rule": country_rule},
+                ),
+                *numbers.CHOICES,
+            ],
+        )
         self.fields["logo"], self.fields["remove_logo"] = logo, remove
 
     def clean_logo(self):

@@ -10,6 +10,8 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import translation
 
+from accounts import numbers
+from accounts.models import COUNTRY_TIME_ZONES
 from cobranza import texts
 from cobranza.models import BusinessProfile
 
@@ -71,6 +73,27 @@ def public_url(profile: BusinessProfile, path: str) -> str:
     alone while no public address is configured."""
     base = (profile.public_base_url or "").rstrip("/")
     return f"{base}{path}" if base else path
+
+
+def business_country() -> str:
+    """The business's country: the one whose time zone the installation runs in (TIME_ZONE)."""
+    for country, zone in COUNTRY_TIME_ZONES.items():
+        if zone == settings.TIME_ZONE:
+            return country
+    return "MX"
+
+
+def number_format_of(profile: BusinessProfile) -> str:
+    """The business's number format: its setting, else its country's (docs/domain.md#number-formats)."""
+    chosen = profile.number_format or ""
+    return chosen if chosen in numbers.RULES else numbers.country_rule(business_country())
+
+
+def number_format() -> str:
+    """``number_format_of`` the stored profile, reading only that column (``accounts.numbers``
+    caches it per process)."""
+    chosen = BusinessProfile.objects.filter(pk=1).values_list("number_format", flat=True).first() or ""
+    return number_format_of(BusinessProfile(number_format=chosen))
 
 
 def logo_path(profile: BusinessProfile) -> str:

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 from PIL import Image, UnidentifiedImageError
 
-from accounts import clock
+from accounts import clock, numbers
 from accounts.roles import is_admin
 from cobranza.business import selectors
 from cobranza.models import BusinessProfile, Notice
@@ -54,6 +54,7 @@ TEXT_FIELDS = (
     "payment_link_template",
     "legal_footer_es",
     "legal_footer_en",
+    "number_format",
 )
 _KEEP = object()
 
@@ -136,6 +137,13 @@ def clean_email(value: str, *, required: bool = False) -> str:
     return value
 
 
+def clean_number_format(value: str) -> str:
+    value = (value or "").strip()
+    if value and value not in numbers.RULES:
+        raise ValidationError(_("Elija uno de los formatos de la lista."))
+    return value
+
+
 def clean_payment_link_template(value: str) -> str:
     value = (value or "").strip()
     if not value:
@@ -202,6 +210,7 @@ def clean(data: Mapping[str, Any]) -> dict[str, Any]:
         "clabe": clean_clabe,
         "iban": clean_iban,
         "payment_link_template": clean_payment_link_template,
+        "number_format": clean_number_format,
     }
     cleaned: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}

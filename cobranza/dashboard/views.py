@@ -23,12 +23,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts import clock
+from accounts import clock, numbers
 from accounts.selectors import BUCKETS
-from accounts.utils import money_locale, money_str
 from accounts.views import manager_required, staff_required
 from cobranza.alerts import selectors as alerts
-from cobranza.dashboard import jobs, metrics, summaries
+from cobranza.business import selectors as business
+from cobranza.dashboard import charts, jobs, metrics, summaries
 from cobranza.dashboard.forms import DashboardFilterForm
 from cobranza.exports import DATE, DECIMAL, INT, MONEY, PERCENT, Column, Table, export_format, table_response
 from cobranza.forecast import selectors as forecast_selectors
@@ -68,7 +68,11 @@ def _display(value, unit: str, currency: str) -> str:
     if value is None:
         return "—"
     if unit == currency:
-        return money_str(value, currency)
+        return numbers.format_money(value, currency)
+    if unit == "%":
+        return numbers.format_percent(value)
+    if unit == _("días"):
+        return numbers.format_days(value)
     return f"{_num(value)} {unit}"
 
 
@@ -90,7 +94,7 @@ def kpi_rows(k: metrics.Kpis) -> list[dict]:
             "%",
             _("%(kept)s de %(judged)s evaluadas") % {"kept": k.promises_kept, "judged": k.promises_judged},
         ),
-        ("disputed", _("Cartera en disputa"), k.disputed_pct, "%", money_str(k.closing.disputed, cur)),
+        ("disputed", _("Cartera en disputa"), k.disputed_pct, "%", numbers.format_money(k.closing.disputed, cur)),
         (
             "new_delinquent",
             _("Nuevos vencimientos"),
@@ -324,7 +328,7 @@ TABLE_NAMES = ("kpis", "aging", "trend", "roll", "segment", "collector", "profil
 def _num(value, places: int = 1) -> str:
     if value is None:
         return "—"
-    return formats.number_format(value, decimal_pos=places, use_l10n=True, force_grouping=True)
+    return numbers.format_number(value, places)
 
 
 def cell(value, column: Column, row: dict) -> str:
@@ -332,12 +336,12 @@ def cell(value, column: Column, row: dict) -> str:
     if value is None or value == "":
         return "—"
     if column.kind == MONEY:
-        return money_str(value, row.get(column.currency_key) or "")
+        return numbers.format_money(value, row.get(column.currency_key) or "")
     if column.kind == PERCENT:
-        return f"{_num(value)} %"
+        return numbers.format_percent(value)
     if column.kind == DECIMAL:
         if row.get("is_money"):
-            return money_str(value, row.get("currency", ""))
+            return numbers.format_money(value, row.get("currency", ""))
         return _num(value, 1)
     if column.kind == INT:
         return _num(value, 0)
@@ -411,7 +415,7 @@ def chart_data(d: Dashboard) -> dict:
 
     return {
         "currency": d.filters.currency,
-        "locale": money_locale(d.filters.currency).replace("_", "-"),
+        "numbers": numbers.js_config(d.filters.currency),
         "labels": {
             "amount": _("Saldo"),
             "receivable": _("Cartera"),
@@ -501,6 +505,7 @@ def dashboard_report(request):
     d, freshness = load(f)
     labels = _filter_labels(form, f)
     all_tables = tables(d, labels)
+    profile = business.current()
     html = render_to_string(
         "cobranza/dashboard/report.html",
         {
@@ -513,6 +518,10 @@ def dashboard_report(request):
             "generated_at": timezone.localtime(),
             "freshness": freshness,
             "language": translation.get_language(),
+            # The same figures as the page's charts, drawn as SVG; the business's logo embedded.
+            "charts": charts.report_charts(chart_data(d)),
+            "business": profile,
+            "logo_file": business.logo_file_uri(profile),
         },
         request=request,
     )
@@ -558,7 +567,7 @@ def dashboard_refresh(request):
     messages.success(
         request,
         _("Cifras recalculadas en %(seconds)s s.")
-        % {"seconds": formats.number_format(freshness.duration_ms / 1000, 1)},
+        % {"seconds": numbers.format_number(freshness.duration_ms / 1000, 1)},
     )
     url = reverse("cobranza:dashboard")
     return redirect(f"{url}?{query}" if query else url)

@@ -26,7 +26,7 @@ from django.template.loader import render_to_string
 from django.utils import formats, translation
 from django.utils.translation import gettext as _
 
-from accounts.utils import money_str
+from accounts import numbers
 from cobranza.business import payments, selectors
 from cobranza.engine import messaging
 from cobranza.models import BusinessProfile, Notice
@@ -110,7 +110,7 @@ def _text_with_ways_to_pay(text: str, ways: payments.WaysToPay) -> str:
                 _("Pagar en línea")
                 if len(ways.links) == 1
                 else _("Pagar %(amount)s en línea")
-                % {"amount": money_str(link.amount, link.currency, translation.get_language())}
+                % {"amount": numbers.format_money(link.amount, link.currency, numbers.debtor_code())}
             )
             lines.append(f"{label}: {link.url}")
     bank = ways.bank
@@ -173,7 +173,8 @@ def build(
                 "more_rows": max(len(facturas) - MAX_TABLE_ROWS, 0),
                 "totals": [{"currency": t["moneda"], "text": str(t)} for t in context.get("total") or []],
                 "pay_links": [
-                    {"url": link.url, "text": money_str(link.amount, link.currency, language)} for link in ways.links
+                    {"url": link.url, "text": numbers.format_money(link.amount, link.currency, numbers.debtor_code())}
+                    for link in ways.links
                 ],
                 "bank": ways.bank if ways.bank else None,
                 "reference": ways.reference,

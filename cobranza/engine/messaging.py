@@ -54,10 +54,9 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from accounts import clock
+from accounts import clock, numbers
 from accounts.models import Client, Contact, Invoice, Language
 from accounts.rules import open_invoice_q
-from accounts.utils import money_str
 from cobranza.business import payments
 from cobranza.business import selectors as business_selectors
 from cobranza.models import BusinessProfile, MessageTemplate, MessageTemplateText, Notice, NoticeItem, StepChannel
@@ -402,7 +401,7 @@ def money_filter(value, currency=None):
     if value in (None, ""):
         return ""
     try:
-        return money_str(Decimal(str(value)), currency or settings.DEFAULT_CURRENCY, _active_language())
+        return numbers.format_money(value, currency or settings.DEFAULT_CURRENCY, numbers.debtor_code()) or str(value)
     except (InvalidOperation, ValueError, TypeError, AttributeError, KeyError):
         return str(value)
 
@@ -491,14 +490,16 @@ class Record(dict):
 
 
 class Money(dict):
-    """An amount and its currency; prints as "$1,234.50" / "1.234,50 €" / "MX$1,234.50"
-    according to the language the message is rendered in."""
+    """An amount and its currency; prints in the business's number format ("$1,234.50" in
+    es-MX, "1.234,50 €" in es-ES; docs/domain.md#number-formats)."""
 
-    def __init__(self, cantidad, moneda: str):
+    def __init__(self, cantidad, moneda: str, rule: str = ""):
         super().__init__(cantidad=Decimal(cantidad), moneda=moneda)
+        self.rule = rule  # the business's number format when known (not a template field)
 
     def format(self, currency: str | None = None) -> str:
-        return money_str(self["cantidad"], currency or self["moneda"], _active_language())
+        rule = self.rule or numbers.debtor_code()
+        return numbers.format_money(self["cantidad"], currency or self["moneda"], rule)
 
     def __str__(self) -> str:
         return self.format()
@@ -762,7 +763,7 @@ SHORT_LINK_CHANNELS = (StepChannel.SMS, StepChannel.WHATSAPP)
 def company_record(profile: BusinessProfile) -> Record:
     """``{{ empresa }}``: the business that is owed, printed as its trade name, with its
     details as fields (docs/domain.md, "Who the debtor hears from")."""
-    return Record(
+    record = Record(
         profile.trade_name,
         nombre=profile.trade_name,
         razon_social=profile.legal_name,
@@ -778,6 +779,9 @@ def company_record(profile: BusinessProfile) -> Record:
         iban=profile.iban,
         cuenta=profile.bank_account,
     )
+    # The amounts of the message read in this business's number format (not a template field).
+    record.number_format = business_selectors.number_format_of(profile)
+    return record
 
 
 def payment_link(
@@ -853,7 +857,10 @@ def _context_from(
     for f in facturas:
         sums[f["moneda"]] = sums.get(f["moneda"], Decimal("0")) + f["saldo"]["cantidad"]
     # The largest amount first: it is the one that matters to the reader.
-    totals = [Money(amount, currency) for currency, amount in sorted(sums.items(), key=lambda kv: (-kv[1], kv[0]))]
+    rule = getattr(empresa, "number_format", "")
+    totals = [
+        Money(amount, currency, rule) for currency, amount in sorted(sums.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
     return MessageContext(
         {
             "cliente": cliente,
@@ -986,6 +993,7 @@ def sample_context(
     partly paid), ``offset_days`` past due (negative: not yet due), a collector, a link, and
     a business (``SAMPLE_BUSINESS`` unless given: previews pass the real one). No queries."""
     profile = business if business is not None else SAMPLE_BUSINESS
+    rule = business_selectors.number_format_of(profile)
     sample = _SAMPLE.get(language, _SAMPLE[FALLBACK_LANGUAGE])
     today = today or clock.localdate()
     spread = (0, 2, 4) if offset_days >= 0 else (0, 0, 0)
@@ -1003,8 +1011,8 @@ def sample_context(
                 number,
                 numero=number,
                 concepto=sample["concepto"],
-                importe=Money(amount, currency),
-                saldo=Money(balance, currency),
+                importe=Money(amount, currency, rule),
+                saldo=Money(balance, currency, rule),
                 moneda=currency,
                 emision=due - dt.timedelta(days=30),
                 vencimiento=due,
@@ -1050,7 +1058,8 @@ def render_text(*, channel: str, subject: str, body: str, language: str, context
         # size limit and the budget hold here too.
         for source in (subject, body):
             _check_source_limits(source or "")
-        with translation.override(language), budgeted() as budget:
+        rule = getattr(context.get("empresa"), "number_format", None)
+        with translation.override(language), numbers.for_business(rule), budgeted() as budget:
             ctx = Context(dict(context), autoescape=autoescape)
             rendered_subject = _compile(subject or "", autoescape).render(ctx) if subject else ""
             rendered_body = _compile(body or "", autoescape).render(ctx)
@@ -1426,7 +1435,8 @@ def validate_template_text(*, channel: str, subject: str, body: str, language: s
         context = sample_context(language, channel=channel)
         for name, template in compiled.items():
             try:
-                with translation.override(language), budgeted() as budget:
+                rule = getattr(context.get("empresa"), "number_format", None)
+                with translation.override(language), numbers.for_business(rule), budgeted() as budget:
                     output = template.render(Context(dict(context), autoescape=autoescape))
                     budget.check_size(len(output))
             except TemplateBudgetExceeded as exc:

@@ -10,19 +10,16 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from babel.numbers import format_decimal
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from accounts import clock
+from accounts import clock, numbers
 from accounts.models import Client, Invoice
 from accounts.rules import open_invoice_q
 from accounts.selectors import clients_visible_to
-from accounts.utils import money_locale
 from cobranza.engine import planner
 from cobranza.models import (
     ClientDunning,
@@ -69,7 +66,7 @@ def amount_label(value: Decimal | None) -> str:
     """A policy amount, which applies to invoices in any currency: grouped, two decimals."""
     if value is None:
         return ""
-    return format_decimal(value, format="#,##0.00", locale=money_locale(settings.DEFAULT_CURRENCY))
+    return numbers.format_number(value, 2)
 
 
 def offset_label(days: int) -> str:

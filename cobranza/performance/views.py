@@ -17,7 +17,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from accounts.utils import money_locale
+from accounts import numbers
 from accounts.views import manager_required
 from cobranza.exports import INT, MONEY, PERCENT, TEXT, Column, Table, export_format, table_response
 from cobranza.performance import selectors
@@ -144,7 +144,7 @@ def _collector_chart(data: selectors.CollectorPerformance) -> dict:
         "type": "bar",
         "labels": [row.name for row in data.rows],
         "currency": data.currency,
-        "locale": money_locale(data.currency).replace("_", "-"),
+        "numbers": numbers.js_config(data.currency),
         "datasets": [
             {
                 "label": _("Cobrado (%(currency)s)") % {"currency": data.currency},
@@ -294,7 +294,7 @@ def _dunning_chart(data: selectors.DunningEffectiveness) -> dict:
         "type": "bar",
         "labels": [f"{row.policy} · {row.position}. {row.step}" for row in shown],
         "currency": data.currency,
-        "locale": money_locale(data.currency).replace("_", "-"),
+        "numbers": numbers.js_config(data.currency),
         "datasets": [
             {
                 "label": _("% pagado en 7 días"),

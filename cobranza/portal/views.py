@@ -28,6 +28,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts import numbers
 from accounts.forms import add_service_errors
 from accounts.roles import is_staff_member
 from accounts.services import ensure_can_work
@@ -51,7 +52,8 @@ def _private(response: HttpResponse) -> HttpResponse:
 
 def portal_view(view):
     """Public, rate limited, token → client (``request`` gets no client id from the URL),
-    rendered in the client's language."""
+    rendered in the client's language and the business's number format (even for a signed-in
+    staff member with a format of their own: docs/domain.md#number-formats)."""
 
     # No CSRF check here. CSRF defends credentials a browser sends by itself (a session
     # cookie); the portal has none: its credential is the token in the URL, which a forged
@@ -69,7 +71,7 @@ def portal_view(view):
             client = links.client_from_token(token)
         except links.LinkError as exc:
             return _invalid(request, exc)
-        with translation.override(client.language):
+        with translation.override(client.language), numbers.override(""):
             response = view(request, client, token, *args, **kwargs)
         response["Content-Language"] = client.language
         return _private(response)

@@ -210,7 +210,7 @@
       return checked ? checked.value : "auto";
     }
 
-    // Same format as the server's money filter (the currency's own country in Spanish).
+    // The active number format's locale (accounts/numbers.py), read by the browser's Intl.
     function money(value) {
       const locale = form.dataset.moneyLocale || document.documentElement.lang || "es";
       const currency = (currencyInput.value || "").trim().toUpperCase();

@@ -9,27 +9,19 @@
 
   var BUCKET_COLORS = ["#16a34a", "#eab308", "#f97316", "#ef4444", "#b91c1c", "#7f1d1d"];
 
-  function moneyFormatter(data) {
-    try {
-      return new Intl.NumberFormat(data.locale, { style: "currency", currency: data.currency });
-    } catch (e) {
-      return new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
-    }
+  // The rule of accounts/numbers.py (json_script): tooltips as the tables, axes abbreviated.
+  function formatters(data) {
+    var N = window.MorososNumbers, cfg = data.numbers;
+    return {
+      money: { format: function (v) { return N.money(cfg, v); } },
+      axis: { format: function (v) { return N.abbreviate(cfg, v); } },
+      number: { format: function (v) { return N.number(cfg, v, 1); } },
+      percent: { format: function (v) { return N.percent(cfg, v, 1); } },
+    };
   }
 
-  // Axis labels: no cents, abbreviated (1.2 M), in the same locale and currency.
-  function axisFormatter(data) {
-    try {
-      return new Intl.NumberFormat(data.locale, {
-        style: "currency", currency: data.currency, notation: "compact", maximumFractionDigits: 1,
-      });
-    } catch (e) {
-      return new Intl.NumberFormat(undefined, { notation: "compact", maximumFractionDigits: 1 });
-    }
-  }
-
-  function agingChart(canvas, data, money) {
-    var axis = axisFormatter(data);
+  function agingChart(canvas, data, fmt) {
+    var money = fmt.money, axis = fmt.axis;
     return new Chart(canvas, {
       type: "bar",
       data: {
@@ -65,8 +57,8 @@
   }
 
   // Cash expected per week: committed (promises, plans) and from each client's habit, stacked.
-  function forecastChart(canvas, data, money) {
-    var axis = axisFormatter(data);
+  function forecastChart(canvas, data, fmt) {
+    var money = fmt.money, axis = fmt.axis;
     var fc = data.forecast;
     return new Chart(canvas, {
       type: "bar",
@@ -99,9 +91,8 @@
     });
   }
 
-  function trendChart(canvas, data, money) {
-    var axis = axisFormatter(data);
-    var number = new Intl.NumberFormat(data.locale, { maximumFractionDigits: 1 });
+  function trendChart(canvas, data, fmt) {
+    var money = fmt.money, axis = fmt.axis, number = fmt.number;
     return new Chart(canvas, {
       type: "line",
       data: {
@@ -131,15 +122,15 @@
         },
         scales: {
           y: { beginAtZero: true, position: "left", ticks: { callback: function (v) { return axis.format(v); } } },
-          y1: { beginAtZero: true, position: "right", grid: { drawOnChartArea: false } },
+          y1: { beginAtZero: true, position: "right", grid: { drawOnChartArea: false }, ticks: { callback: function (v) { return number.format(v); } } },
         },
       },
     });
   }
 
   // Roll rates between consecutive month-ends, one line per pair of buckets (percent, 0–100).
-  function rollChart(canvas, data) {
-    var number = new Intl.NumberFormat(data.locale, { maximumFractionDigits: 1 });
+  function rollChart(canvas, data, fmt) {
+    var percent = fmt.percent;
     return new Chart(canvas, {
       type: "line",
       data: {
@@ -159,7 +150,7 @@
             callbacks: {
               label: function (ctx) {
                 var v = ctx.parsed.y;
-                return ctx.dataset.label + ": " + (v === null || v === undefined ? "—" : number.format(v) + " %");
+                return ctx.dataset.label + ": " + (v === null || v === undefined ? "—" : percent.format(v));
               },
             },
           },
@@ -169,7 +160,7 @@
             beginAtZero: true,
             suggestedMax: 100,
             title: { display: true, text: data.roll.percent },
-            ticks: { callback: function (v) { return number.format(v) + " %"; } },
+            ticks: { callback: function (v) { return percent.format(v); } },
           },
         },
       },
@@ -178,18 +169,18 @@
 
   function init() {
     var source = document.getElementById("dashboard-data");
-    if (!source || typeof Chart === "undefined") return;
+    if (!source || typeof Chart === "undefined" || !window.MorososNumbers) return;
     var data = JSON.parse(source.textContent);
-    var money = moneyFormatter(data);
+    var fmt = formatters(data);
     var charts = [];
     var aging = document.getElementById("aging-chart");
-    if (aging) charts.push(agingChart(aging, data, money));
+    if (aging) charts.push(agingChart(aging, data, fmt));
     var forecast = document.getElementById("forecast-chart");
-    if (forecast && data.forecast) charts.push(forecastChart(forecast, data, money));
+    if (forecast && data.forecast) charts.push(forecastChart(forecast, data, fmt));
     var trend = document.getElementById("trend-chart");
-    if (trend) charts.push(trendChart(trend, data, money));
+    if (trend) charts.push(trendChart(trend, data, fmt));
     var roll = document.getElementById("roll-chart");
-    if (roll) charts.push(rollChart(roll, data));
+    if (roll) charts.push(rollChart(roll, data, fmt));
     window.dashboardCharts = charts;
 
     if (window.bootstrap && window.bootstrap.Tooltip) {

@@ -6,15 +6,6 @@
   "use strict";
 
   const COLORS = ["#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2"];
-  const lang = document.documentElement.lang || "es";
-
-  function moneyFormat(currency, locale) {
-    try {
-      return new Intl.NumberFormat(locale || lang, { style: "currency", currency: currency, maximumFractionDigits: 0 });
-    } catch (e) {
-      return new Intl.NumberFormat(lang, { maximumFractionDigits: 0 });
-    }
-  }
 
   function toNumber(value) {
     return value === null || value === undefined || value === "" ? null : Number(value);
@@ -22,10 +13,13 @@
 
   function build(canvas) {
     const source = document.getElementById(canvas.dataset.chart);
-    if (!source || typeof Chart === "undefined") return;
+    if (!source || typeof Chart === "undefined" || !window.MorososNumbers) return;
     const spec = JSON.parse(source.textContent);
-    const money = moneyFormat(spec.currency || "MXN", spec.locale);
-    const percent = new Intl.NumberFormat(lang, { maximumFractionDigits: 1 });
+    // The rule of accounts/numbers.py: tooltips as the table, the money axis abbreviated.
+    const N = window.MorososNumbers, cfg = spec.numbers;
+    const money = { format: (v) => N.money(cfg, v) };
+    const axis = { format: (v) => N.abbreviate(cfg, v) };
+    const percent = { format: (v) => N.percent(cfg, v, 1) };
     const axes = new Set(spec.datasets.map((d) => d.axis));
     const datasets = spec.datasets.map((d, i) => ({
       label: d.label,
@@ -40,7 +34,7 @@
     }));
     const scales = {};
     if (axes.has("money")) {
-      scales.money = { type: "linear", position: "left", beginAtZero: true, ticks: { callback: (v) => money.format(v) } };
+      scales.money = { type: "linear", position: "left", beginAtZero: true, ticks: { callback: (v) => axis.format(v) } };
     }
     if (axes.has("percent")) {
       scales.percent = {
@@ -49,7 +43,7 @@
         min: 0,
         max: 100,
         grid: { drawOnChartArea: !axes.has("money") },
-        ticks: { callback: (v) => percent.format(v) + " %" },
+        ticks: { callback: (v) => percent.format(v) },
       };
     }
     const chart = new Chart(canvas, {
@@ -68,7 +62,7 @@
               label: (ctx) => {
                 const v = ctx.parsed.y;
                 if (v === null || v === undefined) return ctx.dataset.label + ": —";
-                const shown = ctx.dataset.yAxisID === "money" ? money.format(v) : percent.format(v) + " %";
+                const shown = ctx.dataset.yAxisID === "money" ? money.format(v) : percent.format(v);
                 return ctx.dataset.label + ": " + shown;
               },
             },

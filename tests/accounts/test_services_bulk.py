@@ -63,7 +63,7 @@ def test_invoices_get_the_same_defaults_as_invoice_create_and_one_timeline_entry
     assert entry.body.count("\n") == bulk.BODY_LINES and entry.body.endswith("… y 20 líneas más")
     assert entry.invoices.count() == bulk.BODY_LINES
     [entry_dos] = _import_entries(dos)
-    assert entry_dos.summary.startswith("Importada 1 factura por 99,50")
+    assert entry_dos.summary.startswith("Importada 1 factura por EUR\xa099.50")  # the business's es-MX
 
 
 def test_the_queries_do_not_grow_with_the_rows(gerente, uno, django_assert_max_num_queries):

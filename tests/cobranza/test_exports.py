@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from openpyxl import load_workbook
 
+from accounts import numbers
 from cobranza.exports import DATE, INT, MONEY, PERCENT, Column, Table, to_csv, to_xlsx
 
 TABLE = Table(
@@ -38,10 +39,12 @@ def test_csv_has_a_bom_iso_dates_dot_decimals_and_the_currency_beside_each_amoun
 
 
 def test_xlsx_keeps_numbers_and_dates_native_and_exact():
-    book = load_workbook(io.BytesIO(to_xlsx(TABLE)))
+    with numbers.override("es-MX"):
+        book = load_workbook(io.BytesIO(to_xlsx(TABLE)))
     sheet = book.active
     assert [c.value for c in sheet[1]] == ["Segmento", "Clientes", "Vencido", "Vencido (moneda)", "% vencido", "Al"]
-    assert sheet["C2"].value == 12500.1 and sheet["C2"].number_format == "#,##0.00"
+    # The amount's currency placed as on the pages (docs/domain.md#number-formats).
+    assert sheet["C2"].value == 12500.1 and sheet["C2"].number_format == '"$"#,##0.00'
     assert sheet["D2"].value == "MXN" and sheet["B2"].value == 3
     assert sheet["F2"].value.date() == dt.date(2026, 11, 30)
     assert sheet.freeze_panes == "A2"
@@ -61,6 +64,7 @@ def test_text_that_a_spreadsheet_would_run_as_a_formula_is_exported_inert():
     rows = list(csv.reader(io.StringIO(to_csv(hostile).decode("utf-8-sig"))))
     assert [r[0] for r in rows[1:]] == ["'=cmd|' /C calc'!A0", "'@SUM(1+1)", "Ferretería — Norte"]
     assert rows[1][1] == "-5.00"  # numbers stay numbers
-    sheet = load_workbook(io.BytesIO(to_xlsx(hostile))).active
+    with numbers.override("es-MX"):
+        sheet = load_workbook(io.BytesIO(to_xlsx(hostile))).active
     assert sheet["A2"].data_type == "s" and sheet["A2"].value == "'=cmd|' /C calc'!A0"
     assert sheet["B2"].value == Decimal("-5.00") or sheet["B2"].value == -5

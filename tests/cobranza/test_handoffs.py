@@ -421,7 +421,7 @@ def test_the_list_filters_and_shows_recovery_rates(client, gerente, debtor, sent
     (total,) = page.context["totals"]
     assert (total.sent, total.recovered) == (Decimal("5000.00"), Decimal("1000.00"))
     assert total.rate == Decimal("20")
-    assert "25,0 %" in page.content.decode()  # the agency case: 1000 of 4000
+    assert "25.0 %" in page.content.decode()  # the agency case: 1000 of 4000
     assert [h.pk for h in client.get(_url("handoff_list"), {"kind": "agency"}).context["handoffs"]] == [sent.pk]
     assert [h.pk for h in client.get(_url("handoff_list"), {"agency": "ruiz"}).context["handoffs"]] != [sent.pk]
     assert client.get(_url("handoff_list"), {"status": "nonsense", "kind": "x"}).status_code == 200

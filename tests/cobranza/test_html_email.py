@@ -99,9 +99,9 @@ def test_the_html_shows_the_invoices_totals_pay_buttons_bank_details_and_footer(
     rows = root.findall(f".//{XHTML}table[@data-role='invoices']/{XHTML}tbody/{XHTML}tr")
     assert [r.get("data-invoice") for r in rows] == ["FC-1", "FC-2", "FC-3"]
     assert [_text(td) for td in rows[0]] == ["FC-1", "02/03/2026", "5", "$1,500.00"]
-    assert [_text(td) for td in rows[2]] == ["FC-3", "02/03/2026", "5", "USD80.00"]
+    assert [_text(td) for td in rows[2]] == ["FC-3", "02/03/2026", "5", "USD 80.00"]
     totals = {tr.get("data-total"): _text(tr) for tr in root.iter(XHTML + "tr") if tr.get("data-total")}
-    assert totals == {"MXN": "Total en MXN $2,020.25", "USD": "Total en USD USD80.00"}
+    assert totals == {"MXN": "Total en MXN $2,020.25", "USD": "Total en USD USD 80.00"}
 
     buttons = [a for a in _all(root, "a") if a.get("data-role") == "pay"]
     queries = [{k: v[0] for k, v in parse_qs(urlsplit(a.get("href")).query).items()} for a in buttons]
@@ -109,7 +109,7 @@ def test_the_html_shows_the_invoices_totals_pay_buttons_bank_details_and_footer(
         {"cliente": str(client.pk), "facturas": "FC-1,FC-2", "importe": "2020.25", "moneda": "MXN"},
         {"cliente": str(client.pk), "facturas": "FC-3", "importe": "80.00", "moneda": "USD"},
     ]
-    assert [_text(a) for a in buttons] == ["Pagar $2,020.25", "Pagar USD80.00"]
+    assert [_text(a) for a in buttons] == ["Pagar $2,020.25", "Pagar USD 80.00"]
     assert all("background-color: #7a1f5c" in a.get("style") for a in buttons), "the brand colour"
 
     bank = _text(root.find(f".//{XHTML}table[@data-role='bank']"))
@@ -158,7 +158,7 @@ def test_english_and_euros_use_the_messages_language_and_locale(email_ladder, ge
     root = _parse(email.html)
     assert root.get("lang") == "en"
     rows = root.findall(f".//{XHTML}table[@data-role='invoices']/{XHTML}tbody/{XHTML}tr")
-    assert [_text(td) for td in rows[0]] == ["FC-1", "03/02/2026", "5", "€1,500.00"]
+    assert [_text(td) for td in rows[0]] == ["FC-1", "03/02/2026", "5", "EUR 1,500.00"]  # the business's format (es-MX)
     heads = [_text(th) for th in _all(root, "th")]
     assert heads == ["Invoice", "Due date", "Days overdue", "Balance"]
     assert [a for a in _all(root, "a") if a.get("data-role") == "pay"] == [], "no provider link: no button"

@@ -218,8 +218,9 @@ def test_a_notice_lists_all_its_invoices_with_money_in_the_clients_locale(own_la
     template = _template(LIST_BODY, languages=("es", "en"))
     cases = [
         ("Mexicana", "MXN", "es", "$1,234.50", "5 días", "2 de marzo de 2026"),
-        ("Española", "EUR", "es", "1.234,50\xa0€", "5 días", "2 de marzo de 2026"),
-        ("Texana", "MXN", "en", "MX$1,234.50", "5 días", "March 2, 2026"),
+        # The business's number format (es-MX) whatever the client's language or currency.
+        ("Española", "EUR", "es", "EUR\xa01,234.50", "5 días", "2 de marzo de 2026"),
+        ("Texana", "MXN", "en", "$1,234.50", "5 días", "March 2, 2026"),
     ]
     for name, currency, language, money, days, due in cases:
         client = make_client(by=gerente, collector=gestora, legal_name=name, currency=currency, language=language)
@@ -304,7 +305,7 @@ def test_language_falls_back_to_spanish_then_to_any(gerente):
 
     only_en = _template(body, languages=("en",), code="solo-en")
     rendered = messaging.render(template=only_en, language="es", context=context)
-    assert (rendered.language, rendered.body) == ("en", "[en]\nMX$1,234.50 March 2, 2026")
+    assert (rendered.language, rendered.body) == ("en", "[en]\n$1,234.50 March 2, 2026")
 
     both = _template(body, languages=("es", "en"), code="ambos")
     assert messaging.render(template=both, language="en", context=context).language == "en"
@@ -400,10 +401,11 @@ def test_money_and_date_filters_follow_the_language():
     context = messaging.sample_context("es", today=dt.date(2026, 3, 20), offset_days=14)  # oldest: 18 days
     body = '{{ facturas.0.saldo.cantidad|money:"EUR" }} {{ facturas.0.vencimiento|date:"SHORT_DATE_FORMAT" }}'
     assert messaging.render_text(channel="sms", subject="", body=body, language="es", context=context).body == (
-        "12.500,00\xa0€ 02/03/2026"
+        "EUR\xa012,500.00 02/03/2026"
     )
+    # The language decides the date; the business's number format (es-MX) the amount.
     assert messaging.render_text(channel="sms", subject="", body=body, language="en", context=context).body == (
-        "€12,500.00 03/02/2026"
+        "EUR\xa012,500.00 03/02/2026"
     )
 
 
@@ -432,7 +434,7 @@ def test_preview_for_a_client_uses_its_open_invoices_and_billing_contact(gerente
     preview = messaging.preview_draft(
         channel="sms", subject="", body="{{ facturas|length }} {{ total_texto }}", language="en", client=client
     )
-    assert preview.ok and preview.rendered.body == "1 MX$100.00"
+    assert preview.ok and preview.rendered.body == "1 $100.00"
 
 
 # --- the default templates of migration 0003 ------------------------------------------------

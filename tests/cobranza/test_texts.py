@@ -84,7 +84,7 @@ def test_dates_money_lists_and_plurals_follow_the_reader():
         )
     with translation.override("en"):
         english = str(text)
-    assert english.startswith("Invoice F-1 issued for MX$1,500.00, due ")
+    assert english.startswith("Invoice F-1 issued for $1,500.00, due ")
     assert english.endswith("; Limit of 3 emails in 7 days reached")
     with translation.override("en"):
         assert str(cobranza_texts.CAP_EMAIL(cap=1)) == "Limit of 1 email in 7 days reached"
@@ -129,7 +129,7 @@ def test_client_timeline_shows_system_entries_in_the_readers_language(client, ge
 
     url = reverse("client_section_historial", args=[acme.pk])  # the timeline tab
     english = _page(_in(client, gestora, "en"), url)
-    assert "Invoice INV-7 issued for MX$734.50" in english
+    assert "Invoice INV-7 issued for $734.50" in english
     assert "Factura INV-7 emitida" not in english and "Alta del cliente" not in english
     spanish = _page(_in(client, gestora, "es"), url)
     assert "Factura INV-7 emitida por $734.50, vence el 02/03/2026" in spanish and "Alta del cliente" in spanish
@@ -208,7 +208,7 @@ def test_alerts_read_in_the_readers_language(client, gerente, gestora):
     alert = Alert.objects.get(client=over, kind="credit_limit")
     assert alert.title_code == "alert.credit_limit" and alert.title.startswith("Línea de crédito excedida")
     with translation.override("en"):
-        assert alert.title_text == "Credit limit exceeded: balance MX$1,500.00 against a limit of MX$1,000.00"
+        assert alert.title_text == "Credit limit exceeded: balance $1,500.00 against a limit of $1,000.00"
     english = _page(_in(client, gerente, "en"), reverse("cobranza:alert_list"))
     assert "Credit limit exceeded" in english and "Línea de crédito excedida" not in english
     timeline = _page(_in(client, gerente, "en"), reverse("client_section_historial", args=[over.pk]))

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from accounts import numbers
 from accounts.utils import money_str
 from cobranza.dashboard import jobs as dashboard_jobs
 from cobranza.dashboard import metrics
@@ -62,6 +63,15 @@ def test_a_manager_reads_the_dashboard_and_slices_it_by_segment(page, live_serve
     # Money axes without cents.
     ticks = page.evaluate("Chart.getChart(document.getElementById('aging-chart')).scales.y.ticks.map(t => t.label)")
     assert ticks and not any(".00" in str(label) for label in ticks), ticks
+    # The browser's labels are the server's rule (docs/domain.md#number-formats): axes
+    # abbreviated, tooltips as the tables.
+    values = page.evaluate("Chart.getChart(document.getElementById('aging-chart')).scales.y.ticks.map(t => t.value)")
+    assert ticks == [numbers.abbreviate(value) for value in values]
+    tooltip = page.evaluate(
+        "Chart.getChart(document.getElementById('aging-chart')).options.plugins.tooltip.callbacks"
+        ".label({parsed: {y: 1234567.891}, dataIndex: 0})"
+    )
+    assert tooltip.startswith(numbers.format_money(Decimal("1234567.891"), "MXN") + " · ")
     assert (
         page.evaluate(
             "Chart.getChart(document.getElementById('aging-chart')).data.datasets[0].data.reduce((a, b) => a + b, 0)"

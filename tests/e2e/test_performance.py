@@ -90,7 +90,7 @@ def test_a_manager_reviews_collectors_and_dunning(page, live_server, gerente, ge
     expect(page.locator("#dunning-chart[data-rendered]")).to_have_count(1)
     assert _chart_points(page, "dunning-chart") >= 1
     # 700 of the 3,500 listed paid within 7 days (and 14) of the send: 20.0 %.
-    expect(page.get_by_test_id("kpi-share-7")).to_have_text("20,0 %")
+    expect(page.get_by_test_id("kpi-share-7")).to_have_text("20.0 %")
     row = page.locator("table[data-table=steps] tr", has_text=step.policy.name).filter(has_text=step.name)
-    expect(row.locator("td[data-key=share_14]")).to_have_text("20,0 %")
+    expect(row.locator("td[data-key=share_14]")).to_have_text("20.0 %")
     page.screenshot(path=str(ARTIFACTS / "performance-dunning.png"), full_page=True)
