@@ -9,6 +9,8 @@ import hmac
 import json
 from typing import TYPE_CHECKING
 
+from django.conf import settings
+
 from accounts import numbers
 
 if TYPE_CHECKING:
