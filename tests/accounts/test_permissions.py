@@ -144,6 +144,8 @@ CASES: dict[str, Case] = {
     "logout": _account_page(method="post"),
     "password_change": _account_page(),
     "password_change_done": _account_page(),
+    # Each user's own number format (docs/domain.md#number-formats).
+    "preferences": _account_page(),
     # The Django admin is for administrators (is_staff); everyone else is sent to its login.
     "admin:index": Case(expect={role: (200 if role == "admin" else ADMIN_LOGIN) for role in ROLES}),
     "home": _staff_page(),
