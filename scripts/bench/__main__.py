@@ -228,7 +228,8 @@ def _measure_pages(results: dict, key: str, *, explain: bool) -> None:
     repeat = env_int("BENCH_PAGE_REQUESTS", 10 if QUICK else 30)
     budget = env_int("BENCH_PAGE_BUDGET", 150)
     out = results.setdefault(key, {})
-    for page in P.pages(big_client_id=int(meta["big_client_id"]), search="Ferreter"):
+    big = int(meta["big_client_id"])
+    for page in P.pages(big_client_id=big, search="Ferreter", specific=P.specific_searches(big)):
         m = P.measure(clients[page.user], page.url, warmup=3, repeat=repeat, budget_s=budget)
         s = stats(m["times_ms"])
         entry = {

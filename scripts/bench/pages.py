@@ -9,6 +9,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils.http import urlencode
 
 from accounts.views import SECTIONS as CLIENT_SECTIONS
 
@@ -23,7 +24,35 @@ class Page:
     goal_queries: int | None = None  # a ceiling on the queries of one request, when there is one
 
 
-def pages(*, big_client_id: int, search: str) -> list[Page]:
+def specific_searches(big_client_id: int) -> list[tuple[str, str, str]]:
+    """``(key, label, q)``: searches for one thing, as a collector types them in the header —
+    part of one of the biggest client's invoice numbers, and a client's name with a typo
+    (one letter left out) — beside the broad one, which matches thousands of clients."""
+    from django.db.models.functions import Length
+
+    from accounts.models import Client, Invoice
+
+    out = []
+    number = Invoice.objects.filter(client_id=big_client_id).order_by("-id").values_list("number", flat=True).first()
+    if number and len(number) > 4:
+        part = number[1:]  # without the series letter: "any part of an invoice number"
+        out.append(("client_list_search_invoice", f"Client list, search «{part}» (part of an invoice number)", part))
+    name = (
+        Client.objects.annotate(n=Length("legal_name"))
+        .filter(n__gte=12)
+        .order_by("id")
+        .values_list("legal_name", flat=True)
+        .first()
+    )
+    if name:
+        words = name.split()
+        word = max(words, key=len)
+        typo = " ".join(w if w is not word else w[:2] + w[3:] for w in words[:3])
+        out.append(("client_list_search_typo", f"Client list, search «{typo}» (a name with a typo)", typo))
+    return out
+
+
+def pages(*, big_client_id: int, search: str, specific: list[tuple[str, str, str]] = ()) -> list[Page]:
     return [
         Page("dashboard", "Manager dashboard (cobranza:dashboard)", "manager", reverse("cobranza:dashboard"), 300),
         Page(
@@ -41,6 +70,10 @@ def pages(*, big_client_id: int, search: str) -> list[Page]:
             "manager",
             reverse("client_list") + f"?q={search}",
             100,
+        ),
+        *(
+            Page(key, label, "manager", reverse("client_list") + "?" + urlencode({"q": q}), 30)
+            for key, label, q in specific
         ),
         # The client page is a summary plus sections loaded when their tab is opened
         # (docs/domain.md#the-client-page); the summary's goal: ≤ 60 ms and ≤ 12 queries.

@@ -29,6 +29,8 @@ EXPECTED_QUERIES = {
     "worklist_manager": 16,  # (idem)
     "client_list": 7,
     "client_list_search": 9,  # + what the search matched on the page: invoices, contacts (2)
+    "client_list_search_invoice": 9,
+    "client_list_search_typo": 9,
     # The summary (goal ≤ 12): + client, balances (2), last contact, alerts, replies, profile,
     # next reminder. The sections: + client and their own reads (tests/accounts/test_query_counts.py).
     "client_detail": 11,
@@ -81,7 +83,11 @@ def test_the_measured_pages_keep_their_query_counts(portfolio):
     clients = {k: bench_pages.logged_in(u) for k, u in users.items()}
     observed = {
         page.key: bench_pages.query_count(clients[page.user], page.url)
-        for page in bench_pages.pages(big_client_id=portfolio.big_client_id, search="Ferreter")
+        for page in bench_pages.pages(
+            big_client_id=portfolio.big_client_id,
+            search="Ferreter",
+            specific=bench_pages.specific_searches(portfolio.big_client_id),
+        )
     }
     assert observed == EXPECTED_QUERIES
 
