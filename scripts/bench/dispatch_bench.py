@@ -51,16 +51,18 @@ def _notice_ids(today: dt.date, n: int) -> list[int]:
 
 
 def _open_contact_rules():
-    """Any hour, any day, no weekly cap during the run (restored afterwards): the benchmark
-    measures sending, not waiting for office hours."""
+    """Any hour, any day, no weekly cap and no spreading over the clients' slots during the run
+    (restored afterwards): the benchmark measures sending, not waiting for office hours or for
+    each client's time of day (docs/domain.md#spread)."""
     with connection.cursor() as cur:
         cur.execute(
-            "SELECT id, start_time, end_time, weekdays, skip_holidays, max_per_channel_7d FROM cobranza_contactrules"
+            "SELECT id, start_time, end_time, weekdays, skip_holidays, max_per_channel_7d, spread_sends "
+            "FROM cobranza_contactrules"
         )
         saved = cur.fetchall()
         cur.execute(
             "UPDATE cobranza_contactrules SET start_time = '00:00', end_time = '23:59:59', "
-            "weekdays = '1,2,3,4,5,6,7', skip_holidays = false, max_per_channel_7d = 1000"
+            "weekdays = '1,2,3,4,5,6,7', skip_holidays = false, max_per_channel_7d = 1000, spread_sends = false"
         )
     return saved
 
@@ -70,7 +72,7 @@ def _restore_contact_rules(saved) -> None:
         for row in saved:
             cur.execute(
                 "UPDATE cobranza_contactrules SET start_time = %s, end_time = %s, weekdays = %s, skip_holidays = %s, "
-                "max_per_channel_7d = %s WHERE id = %s",
+                "max_per_channel_7d = %s, spread_sends = %s WHERE id = %s",
                 [*row[1:], row[0]],
             )
 
