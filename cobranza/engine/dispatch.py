@@ -14,6 +14,11 @@ A worker killed between 3 and 4 leaves a notice whose send may or may not have h
 never sent again blindly (that is how customers get duplicates): it is marked failed as
 "interrupted" and a task asks a person to check. Transient provider errors are retried with
 exponential backoff by rescheduling the notice in the database, so losing Redis loses nothing.
+
+Workers go by batches (``dispatch_batch``): one claim for up to DUNNING_BATCH_SIZE notices, the
+re-check's reads made once for all of them, one SMTP connection — and steps 3 and 4 still one
+message at a time, so a crash leaves at most the message being sent in doubt, as above
+(docs/reliability.md, "Batches: why exactly-once still holds").
 """
 
 from __future__ import annotations
@@ -243,6 +248,20 @@ def _finish(notice: Notice, status: str, reason: str, *, now: dt.datetime, **fie
 
 
 def _timeline(notice: Notice, *, kind: str, direction: str, outcome: str, summary: str, body: str = "", invoices=()):
+    if getattr(notice, "in_batch", False):
+        # A batch's entries are built here from rows it has just read: two INSERTs, without
+        # interaction_log's checks of what a person types (accounts.services).
+        ledger.interaction_log_system(
+            client=notice.client,
+            kind=kind,
+            direction=direction,
+            outcome=outcome,
+            summary=summary,
+            body=body,
+            contact=notice.contact,
+            invoices=invoices,
+        )
+        return
     ledger.interaction_log(
         by=None,
         client=notice.client,
@@ -476,7 +495,8 @@ def _dispatch_claimed(notice: Notice, *, now: dt.datetime, batch: _Batch | None 
         provider_ref=result.provider_ref,
         webhooks=batch is None or batch.webhooks,
     )
-    timeline = dict(
+    _timeline(
+        notice,
         kind=INTERACTION_KIND[notice.channel],
         direction=Interaction.Direction.OUTBOUND,
         outcome=Interaction.Outcome.SENT,
@@ -484,11 +504,6 @@ def _dispatch_claimed(notice: Notice, *, now: dt.datetime, batch: _Batch | None 
         body=(f"{rendered.subject}\n\n" if rendered.subject else "") + rendered.body,
         invoices=invoices,
     )
-    if batch is not None:
-        # Built here from rows just read: the two INSERTs without interaction_log's checks.
-        ledger.interaction_log_system(client=notice.client, contact=notice.contact, **timeline)
-    else:
-        _timeline(notice, **timeline)
     return DispatchResult(Outcome.SENT)
 
 
@@ -692,6 +707,7 @@ def dispatch_batch(notice_ids, *, now: dt.datetime | None = None) -> dict[int, D
     notices = list(_with_relations(Notice.objects.filter(pk__in=claimed)).order_by("id"))
     for notice in notices:
         notice.claimed_lease = token
+        notice.in_batch = True  # its timeline entries are written by _timeline's batch path
     today = timezone.localdate(now)
     invoice_ids = {item.invoice_id for notice in notices for item in notice.items.all()}
     client_ids = {notice.client_id for notice in notices}
