@@ -227,3 +227,23 @@ def test_the_inline_run_and_the_enqueue_go_by_batches(ladder, gerente, gestora, 
     received = _received(smtp)
     assert len(received) == 5 and set(received.values()) == {1}
     assert Counter(tasks.dispatch_notices.run(sum(queued, [])).items()) == {("not_claimed", 5): 1}
+
+
+def test_a_second_notice_of_a_client_in_the_same_batch_sees_the_first_one_sent(ladder, gerente, gestora, smtp, outbox):
+    """Pacing holds across one batch: the batch's reads were made before its first send, so a
+    client's later notice in the same batch reads afresh and waits (docs/domain.md#pacing)."""
+    _debtors(1, by=gerente, collector=gestora)
+    plan(today=DAY, now=AT_21)
+    first = Notice.objects.get()
+    other = make_invoice(by=gerente, client=first.client, amount="50.00", due_date=DUE)
+    sms_step = ladder.steps.get(channel="sms")
+    second = Notice.objects.get(pk=first.pk)
+    second.pk, second.step, second.channel = None, sms_step, "sms"
+    second.save()
+    second.items.create(invoice=other, step=sms_step, open_balance=other.open_balance, days_overdue=1)
+
+    results = dispatch.dispatch_batch([first.pk, second.pk], now=AT_21)
+    assert results[first.pk].outcome == "sent"
+    assert results[second.pk].outcome == "deferred"
+    assert Notice.objects.get(pk=second.pk).scheduled_at > AT_21
+    assert not (outbox / "outbox" / "sms.jsonl").exists()
