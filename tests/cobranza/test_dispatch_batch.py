@@ -3,6 +3,7 @@ still each message stored before its send and recorded right after it (docs/reli
 
 import contextlib
 import datetime as dt
+import time
 from collections import Counter
 from decimal import Decimal
 
@@ -247,3 +248,34 @@ def test_a_second_notice_of_a_client_in_the_same_batch_sees_the_first_one_sent(l
     assert results[second.pk].outcome == "deferred"
     assert Notice.objects.get(pk=second.pk).scheduled_at > AT_21
     assert not (outbox / "outbox" / "sms.jsonl").exists()
+
+
+def test_a_slow_batch_renews_the_lease_of_the_notices_it_has_not_reached(
+    ladder, gerente, gestora, smtp, outbox, settings
+):
+    """With a slow SMTP server a batch outlives its lease: before each notice, past a third of
+    the lease, it renews the lease of the rest (fenced), so another worker cannot take them."""
+    settings.DUNNING_LEASE_SECONDS = 1
+    _debtors(3, by=gerente, collector=gestora)
+    plan(today=DAY, now=AT_21)
+    ids = dispatch.due_notice_ids(now=AT_21)
+    send = channels.EmailSession.send
+    attempts = []
+
+    def slow_send(session, message):
+        time.sleep(0.5)  # longer than a third of the lease
+        if len(attempts) == 1:
+            # Past the first claim's lease, as another worker's clock would see it.
+            attempts.append(dispatch.claim(ids[2], now=AT_21 + dt.timedelta(seconds=1.1)))
+        else:
+            attempts.append(None)
+        return send(session, message)
+
+    channels.EmailSession.send = slow_send
+    try:
+        results = dispatch.dispatch_batch(ids, now=AT_21)
+    finally:
+        channels.EmailSession.send = send
+    assert attempts[1] is None  # the other worker found the notice held
+    assert [results[i].outcome for i in ids] == ["sent", "sent", "sent"]
+    assert len(_received(smtp)) == 3
