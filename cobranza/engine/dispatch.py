@@ -741,10 +741,19 @@ def dispatch_batch(notice_ids, *, now: dt.datetime | None = None) -> dict[int, D
                 continue
             try:
                 results[notice.pk] = _dispatch_claimed(notice, now=now, batch=batch)
-            except (OperationalError, InterfaceError, SoftTimeLimitExceeded):
-                # The database or the time is gone: the rest of the batch waits for its
-                # lease to run out and is taken over then, as a dead worker's would.
+            except SoftTimeLimitExceeded:
+                # The time is up: the rest of the batch waits for its lease to run out and is
+                # taken over then, as a dead worker's would.
                 raise
+            except (OperationalError, InterfaceError):
+                if connection.in_atomic_block:
+                    raise
+                # The database connection dropped (a restart, a terminated session): this
+                # notice waits for its lease, as after a crash (flagged for a person if its
+                # message was stored); the rest of the batch goes on over a new connection,
+                # every write still fenced by the token.
+                log.warning("notice %s: database connection lost, going on with the batch", notice.pk)
+                connection.close()
             except Exception:
                 # One notice's unexpected error must not hold the others back: it stays
                 # "sending" until its lease runs out, then it is taken over (or, if its

@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from decimal import Decimal
 
+import psycopg2
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -279,3 +280,37 @@ def test_a_slow_batch_renews_the_lease_of_the_notices_it_has_not_reached(
     assert attempts[1] is None  # the other worker found the notice held
     assert [results[i].outcome for i in ids] == ["sent", "sent", "sent"]
     assert len(_received(smtp)) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dropped_database_connection_mid_batch_costs_one_notice_its_lease(
+    ladder, gerente, gestora, smtp, outbox, monkeypatch
+):
+    """The workers' PostgreSQL session is terminated between two notices: the next one fails
+    (it waits for its lease, nothing stored, nothing sent) and the batch goes on over a new
+    connection; after the lease the one left is sent, once."""
+    _debtors(3, by=gerente, collector=gestora)
+    plan(today=DAY, now=AT_21)
+    ids = dispatch.due_notice_ids(now=AT_21)
+    log_entry = ledger.interaction_log_system
+    entries = []
+
+    def log_then_drop(**kwargs):
+        entry = log_entry(**kwargs)
+        entries.append(entry)
+        if len(entries) == 1:  # after the first notice is recorded: the session is killed
+            pid = connection.connection.info.backend_pid
+            db = connection.settings_dict
+            with psycopg2.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"], port=db["PORT"]) as other:
+                other.cursor().execute("SELECT pg_terminate_backend(%s)", [pid])
+        return entry
+
+    monkeypatch.setattr(ledger, "interaction_log_system", log_then_drop)
+    results = dispatch.dispatch_batch(ids, now=AT_21)
+    assert [results[i].outcome for i in ids] == ["sent", "not_claimed", "sent"]
+    left = Notice.objects.get(pk=ids[1])
+    assert (left.status, left.message_id) == ("sending", "")
+    after_lease = AT_21 + dispatch.lease() + dt.timedelta(seconds=1)
+    assert dispatch.dispatch_batch(dispatch.due_notice_ids(now=after_lease), now=after_lease)[ids[1]].outcome == "sent"
+    received = _received(smtp)
+    assert len(received) == 3 and set(received.values()) == {1}

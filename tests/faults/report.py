@@ -204,9 +204,9 @@ BATCHES = [
     "5. **One SMTP connection**: the emails of a batch share one connection (`channels.EmailSession`); "
     "after any SMTP error the connection is dropped and the next email opens a new one. The failing notice "
     "is retried or failed exactly as one by one (it is that notice's own send that failed).",
-    "6. **Errors**: an unexpected error in one notice is logged and the batch goes on (that notice waits "
-    "for its lease, as after a crash); a lost database connection or the task's time limit ends the batch "
-    "and its remaining notices wait for the lease.",
+    "6. **Errors**: an unexpected error in one notice, or a dropped database connection, is logged and the "
+    "batch goes on (over a new connection); that notice waits for its lease, as after a crash. The task's "
+    "time limit ends the batch and its remaining notices wait for the lease.",
     "",
     "What is written in bulk is only what cannot send or lose a message: the reads. Outgoing webhooks are "
     "queued in the same transaction as the `sent` record when an endpoint takes `notice.sent` (checked once "
