@@ -1,6 +1,7 @@
 """Celery tasks: thin wrappers with stable names; the work is in engine/dispatch."""
 
 from celery import shared_task
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -31,17 +32,28 @@ def plan_dunning() -> dict:
 
 @shared_task(name="cobranza.enqueue_due", time_limit=120, soft_time_limit=100)
 def enqueue_due(limit: int = 2000) -> int:
-    """Every minute: one dispatch task per notice that may go out now (a notice enqueued
-    twice is claimed once)."""
+    """Every minute: one dispatch task per batch of DUNNING_BATCH_SIZE notices that may go out
+    now (a notice enqueued twice is claimed once)."""
     ids = dispatch.due_notice_ids(now=clock.now(), limit=limit)
+    size = max(settings.DUNNING_BATCH_SIZE, 1)
     with transaction.atomic():
-        for notice_id in ids:
-            dispatch_notice.delay_on_commit(notice_id)
+        for start in range(0, len(ids), size):
+            dispatch_notices.delay_on_commit(ids[start : start + size])
     return len(ids)
+
+
+@shared_task(name="cobranza.dispatch_notices", time_limit=600, soft_time_limit=540, acks_late=True)
+def dispatch_notices(notice_ids: list[int]) -> dict[str, int]:
+    """A batch: one claim, one SMTP connection (engine/dispatch.dispatch_batch). Outcomes counted."""
+    outcomes: dict[str, int] = {}
+    for result in dispatch.dispatch_batch(notice_ids).values():
+        outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+    return outcomes
 
 
 @shared_task(name="cobranza.dispatch_notice", time_limit=120, soft_time_limit=100, acks_late=True)
 def dispatch_notice(notice_id: int) -> str:
+    """One notice (tasks already queued by an older version, manual retries)."""
     return dispatch.dispatch(notice_id).outcome
 
 

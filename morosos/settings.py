@@ -389,6 +389,8 @@ DUNNING_WHATSAPP_URL = env.str("DUNNING_WHATSAPP_URL", default="")
 DUNNING_WHATSAPP_TOKEN = env.str("DUNNING_WHATSAPP_TOKEN", default="")
 # A worker's claim on a notice expires after this; a dead worker's notices are then taken over.
 DUNNING_LEASE_SECONDS = env.int("DUNNING_LEASE_SECONDS", default=600)
+# Notices a dispatch task claims at once and sends over one SMTP connection.
+DUNNING_BATCH_SIZE = env.int("DUNNING_BATCH_SIZE", default=50)
 # Days after the last step of a ladder before an unpaid client escalates to "in collection".
 DUNNING_ESCALATION_GRACE_DAYS = env.int("DUNNING_ESCALATION_GRACE_DAYS", default=7)
 # Payment plans: days of tolerance after each installment date, missed installments tolerated

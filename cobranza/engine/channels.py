@@ -94,7 +94,13 @@ class HTMLEmail(EmailMultiAlternatives):
         return related
 
 
-def send_email(message: OutgoingMessage) -> SendResult:
+def _email_connection():
+    return get_connection(fail_silently=False, timeout=getattr(settings, "DUNNING_EMAIL_TIMEOUT", 20))
+
+
+def send_email(message: OutgoingMessage, *, connection=None) -> SendResult:
+    """Send one email, on ``connection`` when given (an open one, kept open: ``EmailSession``),
+    else on a connection of its own."""
     headers = {"Message-ID": message.message_id, **message.headers}
     fields = {
         "subject": message.subject,
@@ -106,8 +112,7 @@ def send_email(message: OutgoingMessage) -> SendResult:
     }
     email = HTMLEmail(**fields, html=message.html, images=message.images) if message.html else EmailMessage(**fields)
     try:
-        connection = get_connection(fail_silently=False, timeout=getattr(settings, "DUNNING_EMAIL_TIMEOUT", 20))
-        sent = connection.send_messages([email])
+        sent = (connection or _email_connection()).send_messages([email])
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _msg in exc.recipients.values()]
         if codes and all(400 <= code < 500 for code in codes):
@@ -122,6 +127,50 @@ def send_email(message: OutgoingMessage) -> SendResult:
     if sent != 1:
         raise TransientSendError("the email backend reported nothing sent")
     return SendResult(provider_ref=message.message_id)
+
+
+class EmailSession:
+    """One SMTP connection for many emails (a dispatch batch): opened at the first email, kept
+    open between them, closed by ``close`` (or the ``with`` block). After any error the
+    connection is dropped and the next email opens a new one (a 421 closes the server's side;
+    after a refused recipient the state of the session is not worth trusting). Errors are
+    classified as ``send_email`` does; other channels pass through to ``send``."""
+
+    def __init__(self):
+        self._connection = None
+        self.opened = 0  # connections opened: one per batch, plus one per reconnection
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        if message.channel != "email":
+            return send(message)
+        try:
+            if self._connection is None:
+                connection = _email_connection()
+                connection.open()  # opened here, send_messages leaves it open
+                self._connection = connection
+                self.opened += 1
+        except (smtplib.SMTPException, OSError) as exc:
+            raise TransientSendError(f"SMTP unavailable: {type(exc).__name__}") from exc
+        try:
+            return send_email(message, connection=self._connection)
+        except SendError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            connection.close()
+        except (smtplib.SMTPException, OSError):  # already gone: nothing to close
+            log.info("SMTP connection already closed")
 
 
 # --- SMS / WhatsApp ----------------------------------------------------------------------

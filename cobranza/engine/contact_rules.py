@@ -343,18 +343,35 @@ class Pacing:
     reason: str = ""
 
 
-def pacing_for(notice) -> Pacing:
-    """The spacing that holds ``notice`` back: the client's last sent notice (any step, any
-    channel, any policy) and, for an escalation step, its last sent escalation, against the
-    notice's policy's minimum days, by the client's local day. One query."""
-    last = (
-        Notice.objects.filter(client_id=notice.client_id, status=NoticeStatus.SENT)
-        .exclude(pk=notice.pk)
-        .aggregate(
+def last_sent_by_client(client_ids: Iterable[int], *, excluding: Iterable[int] = ()) -> dict[int, dict]:
+    """``pacing_for``'s one read for many clients at once (a dispatch batch): per client, the
+    moment of its last sent notice (``any``) and of its last sent escalation. One query."""
+    rows = (
+        Notice.objects.filter(client_id__in=list(client_ids), status=NoticeStatus.SENT)
+        .exclude(pk__in=list(excluding))
+        .values("client_id")
+        .annotate(
             any=Max("sent_at"),
             escalation=Max("sent_at", filter=Q(channel__in=ESCALATION_CHANNELS)),
         )
     )
+    return {row["client_id"]: {"any": row["any"], "escalation": row["escalation"]} for row in rows}
+
+
+def pacing_for(notice, *, last: dict | None = None) -> Pacing:
+    """The spacing that holds ``notice`` back: the client's last sent notice (any step, any
+    channel, any policy) and, for an escalation step, its last sent escalation, against the
+    notice's policy's minimum days, by the client's local day. One query, none when ``last``
+    (``last_sent_by_client``'s entry for the client) was read beforehand."""
+    if last is None:
+        last = (
+            Notice.objects.filter(client_id=notice.client_id, status=NoticeStatus.SENT)
+            .exclude(pk=notice.pk)
+            .aggregate(
+                any=Max("sent_at"),
+                escalation=Max("sent_at", filter=Q(channel__in=ESCALATION_CHANNELS)),
+            )
+        )
     tz = client_time_zone(notice.client)
     policy = notice.step.policy
     days = pacing_days(policy.min_days_between_contacts)
@@ -497,7 +514,58 @@ def _spread_reason(moment: dt.datetime, tz: ZoneInfo, window: Window, client_id:
     )
 
 
-def decide(*, client, channel: str, at: dt.datetime, pacing: Pacing | None = None, spread: bool = False) -> Decision:
+@dataclass(frozen=True)
+class Facts:
+    """What ``decide`` reads, read once for many clients (a dispatch batch, ``load_facts``):
+    the rules of their countries, the Holiday rows of those countries from ``first`` to
+    ``last``, and each client's outbound contacts since ``since``."""
+
+    rules: dict[str, ContactRules]
+    holidays: dict[str, dict[dt.date, str]]
+    first: dt.date
+    last: dt.date
+    since: dt.datetime
+    previous: dict[int, list[tuple[str, dt.datetime]]]
+
+
+def load_facts(clients: Iterable, *, at: dt.datetime) -> Facts:
+    """``decide``'s reads for ``clients`` at ``at`` or later: three queries, however many
+    clients. A client contacted after this read (by the same batch) must not use them."""
+    _require_aware(at)
+    clients = list(clients)
+    countries = {c.country for c in clients}
+    rules: dict[str, ContactRules] = {}
+    for row in ContactRules.objects.filter(country__in=countries).order_by("-pk"):
+        rules[row.country] = row  # the first by pk wins, as rules_for's .first()
+    first = at.astimezone(UTC).date() - dt.timedelta(days=2)
+    last = first + dt.timedelta(days=SEARCH_DAYS + 5)
+    days: dict[str, dict[dt.date, str]] = {country: {} for country in countries}
+    for country, day, name in Holiday.objects.filter(country__in=countries, date__range=(first, last)).values_list(
+        "country", "date", "name"
+    ):
+        days[country][day] = name
+    since = at - CAP_PERIOD
+    previous: dict[int, list[tuple[str, dt.datetime]]] = {c.pk: [] for c in clients}
+    for client_id, kind, occurred_at in Interaction.objects.filter(
+        client_id__in=list(previous),
+        kind__in=RULED_CHANNELS,
+        direction=Interaction.Direction.OUTBOUND,
+        occurred_at__gt=since,
+        corrects__isnull=True,
+    ).values_list("client_id", "kind", "occurred_at"):
+        previous[client_id].append((kind, occurred_at))
+    return Facts(rules=rules, holidays=days, first=first, last=last, since=since, previous=previous)
+
+
+def decide(
+    *,
+    client,
+    channel: str,
+    at: dt.datetime,
+    pacing: Pacing | None = None,
+    spread: bool = False,
+    facts: Facts | None = None,
+) -> Decision:
     """May ``client`` be contacted through ``channel`` at ``at``? If not, when, and why.
 
     Calls and messages (email, SMS, WhatsApp) follow the client's country rules: the local
@@ -524,7 +592,9 @@ def decide(*, client, channel: str, at: dt.datetime, pacing: Pacing | None = Non
     if channel not in RULED_CHANNELS:
         return Decision(allowed=not paced, send_at=at, reason=texts.join(reasons), blocks=tuple(paced))
 
-    rules = rules_for(client.country)
+    if facts is not None and (client.pk not in facts.previous or at - CAP_PERIOD < facts.since):
+        facts = None  # not read for this client or this moment: read now
+    rules = facts.rules.get(client.country) if facts is not None else rules_for(client.country)
     if rules is None:
         return Decision(
             allowed=False,
@@ -539,14 +609,26 @@ def decide(*, client, channel: str, at: dt.datetime, pacing: Pacing | None = Non
         first = at.astimezone(tz).date() - dt.timedelta(days=1)
         last = first + dt.timedelta(days=SEARCH_DAYS + 2)
         holiday_names = holidays_between(client.country, first, last)
-        holiday_names.update(
-            Holiday.objects.filter(country=client.country, date__range=(first, last)).values_list("date", "name")
-        )
+        if facts is not None and facts.first <= first and last <= facts.last:
+            holiday_names.update(
+                (day, name) for day, name in facts.holidays.get(client.country, {}).items() if first <= day <= last
+            )
+        else:
+            holiday_names.update(
+                Holiday.objects.filter(country=client.country, date__range=(first, last)).values_list("date", "name")
+            )
     window = window_of(rules, holiday_names)
     cap = _channel_cap(rules, channel)
     overall_cap = _at_least_one(rules.max_contacts_7d)
     previous: list[tuple[str, dt.datetime]] = []
-    if cap is not None or overall_cap is not None:
+    if facts is not None:
+        kinds = RULED_CHANNELS if overall_cap is not None else (channel,)
+        previous = [
+            (kind, when)
+            for kind, when in facts.previous[client.pk]
+            if kind in kinds and when > at - CAP_PERIOD and (cap is not None or overall_cap is not None)
+        ]
+    elif cap is not None or overall_cap is not None:
         previous = list(
             Interaction.objects.filter(
                 client=client,

@@ -14,6 +14,11 @@ A worker killed between 3 and 4 leaves a notice whose send may or may not have h
 never sent again blindly (that is how customers get duplicates): it is marked failed as
 "interrupted" and a task asks a person to check. Transient provider errors are retried with
 exponential backoff by rescheduling the notice in the database, so losing Redis loses nothing.
+
+Workers go by batches (``dispatch_batch``): one claim for up to DUNNING_BATCH_SIZE notices, the
+re-check's reads made once for all of them, one SMTP connection — and steps 3 and 4 still one
+message at a time, so a crash leaves at most the message being sent in doubt, as above
+(docs/reliability.md, "Batches: why exactly-once still holds").
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError, connection, transaction
@@ -39,12 +45,15 @@ from cobranza.engine.contacts import ADDRESS_FIELD, choose_contact
 from cobranza.handoffs import services as handoffs
 from cobranza.models import (
     MESSAGE_CHANNELS,
+    BusinessProfile,
     CollectorTask,
     Notice,
     NoticeItem,
     StepChannel,
     TaskKind,
+    WebhookEvent,
 )
+from cobranza.portal import links
 from cobranza.replies import tokens as reply_tokens
 from cobranza.webhooks import outgoing as webhooks_out
 
@@ -138,31 +147,40 @@ def next_due_at(*, after: dt.datetime, before: dt.datetime) -> dt.datetime | Non
     )
 
 
-def _load(notice_id: int) -> Notice:
-    return (
-        Notice.objects.select_related(
-            "client", "client__collector", "client__dunning", "step", "step__policy", "step__template"
-        )
-        .prefetch_related(
-            Prefetch(
-                "items",
-                queryset=NoticeItem.objects.select_related("invoice").order_by("invoice__due_date", "invoice_id"),
-            ),
-            Prefetch("client__contacts", queryset=Contact.objects.filter(is_active=True).order_by("id")),
-        )
-        .get(pk=notice_id)
+def _with_relations(queryset):
+    return queryset.select_related(
+        "client", "client__collector", "client__dunning", "step", "step__policy", "step__template"
+    ).prefetch_related(
+        Prefetch(
+            "items",
+            queryset=NoticeItem.objects.select_related("invoice").order_by("invoice__due_date", "invoice_id"),
+        ),
+        Prefetch("client__contacts", queryset=Contact.objects.filter(is_active=True).order_by("id")),
+        # The template's texts come with the notice (one query for a whole batch); each text
+        # compiles once per process (messaging._compile caches by source: an edit is a new
+        # entry, so the cache is per template version).
+        "step__template__texts",
     )
 
 
-def _still_due_items(notice: Notice, today: dt.date) -> list[NoticeItem]:
-    """The items whose invoice still calls for this notice (re-read now, not at planning)."""
-    tolerance = notice.step.policy.tolerance
-    invoice_ids = [i.invoice_id for i in notice.items.all()]
+def _load(notice_id: int) -> Notice:
+    return _with_relations(Notice.objects.all()).get(pk=notice_id)
+
+
+def _dunnable(invoice_ids, today: dt.date) -> set[int]:
     # The planner's rule, re-read now: paid, disputed, held or under a promise, plan or
     # extension agreed since planning, and the invoice no longer calls for the notice.
-    dunnable = set(
-        Invoice.objects.filter(rules.dunnable_invoice_q(today), pk__in=invoice_ids).values_list("pk", flat=True)
+    return set(
+        Invoice.objects.filter(rules.dunnable_invoice_q(today), pk__in=list(invoice_ids)).values_list("pk", flat=True)
     )
+
+
+def _still_due_items(notice: Notice, today: dt.date, *, dunnable: set[int] | None = None) -> list[NoticeItem]:
+    """The items whose invoice still calls for this notice (re-read now, not at planning;
+    ``dunnable``: the batch's read of the same rule, made a moment earlier)."""
+    tolerance = notice.step.policy.tolerance
+    if dunnable is None:
+        dunnable = _dunnable([i.invoice_id for i in notice.items.all()], today)
     return [
         item
         for item in notice.items.all()
@@ -170,19 +188,39 @@ def _still_due_items(notice: Notice, today: dt.date) -> list[NoticeItem]:
     ]
 
 
-def _without_firmer(notice: Notice, items: list[NoticeItem]) -> tuple[list[NoticeItem], Notice | None]:
+def _later_items(invoice_ids) -> list[tuple[int, int, int, int]]:
+    """Every notice item of these invoices as (invoice, notice, policy, step position): the
+    batch's one read for ``_without_firmer``."""
+    return list(
+        NoticeItem.objects.filter(invoice_id__in=list(invoice_ids)).values_list(
+            "invoice_id", "notice_id", "step__policy_id", "step__position"
+        )
+    )
+
+
+def _without_firmer(
+    notice: Notice, items: list[NoticeItem], *, later_items: list[tuple[int, int, int, int]] | None = None
+) -> tuple[list[NoticeItem], Notice | None]:
     """The items whose invoice has not reached a later step of the policy since this notice was
     planned (an older notice still waiting — deferred, awaiting approval — when the ladder moved
-    on), and the latest notice that moved one of them on (docs/domain.md#pacing). One query."""
-    moved = dict(
-        NoticeItem.objects.filter(
-            invoice_id__in=[i.invoice_id for i in items],
-            step__policy_id=notice.step.policy_id,
-            step__position__gt=notice.step.position,
+    on), and the latest notice that moved one of them on (docs/domain.md#pacing). One query
+    (none with ``later_items``, the batch's read of ``_later_items``)."""
+    if later_items is None:
+        moved = dict(
+            NoticeItem.objects.filter(
+                invoice_id__in=[i.invoice_id for i in items],
+                step__policy_id=notice.step.policy_id,
+                step__position__gt=notice.step.position,
+            )
+            .order_by("notice_id")
+            .values_list("invoice_id", "notice_id")
         )
-        .order_by("notice_id")
-        .values_list("invoice_id", "notice_id")
-    )
+    else:
+        wanted = {i.invoice_id for i in items}
+        moved = {}
+        for invoice_id, notice_id, policy_id, position in sorted(later_items, key=lambda row: row[1]):
+            if invoice_id in wanted and policy_id == notice.step.policy_id and position > notice.step.position:
+                moved[invoice_id] = notice_id
     if not moved:
         return items, None
     firmer = Notice.objects.select_related("step").get(pk=max(moved.values()))
@@ -210,6 +248,20 @@ def _finish(notice: Notice, status: str, reason: str, *, now: dt.datetime, **fie
 
 
 def _timeline(notice: Notice, *, kind: str, direction: str, outcome: str, summary: str, body: str = "", invoices=()):
+    if getattr(notice, "in_batch", False):
+        # A batch's entries are built here from rows it has just read: two INSERTs, without
+        # interaction_log's checks of what a person types (accounts.services).
+        ledger.interaction_log_system(
+            client=notice.client,
+            kind=kind,
+            direction=direction,
+            outcome=outcome,
+            summary=summary,
+            body=body,
+            contact=notice.contact,
+            invoices=invoices,
+        )
+        return
     ledger.interaction_log(
         by=None,
         client=notice.client,
@@ -264,7 +316,15 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
         return DispatchResult(Outcome.NOT_CLAIMED)
     notice = _load(notice_id)
     notice.claimed_lease = claimed_lease
+    return _dispatch_claimed(notice, now=now)
+
+
+def _dispatch_claimed(notice: Notice, *, now: dt.datetime, batch: _Batch | None = None) -> DispatchResult:
+    """Re-check, send and record a notice this worker holds (``notice.claimed_lease``). With
+    ``batch``, what the batch read once stands in for the per-notice reads, as long as no
+    earlier notice of the batch touched the same client (``_Batch.knows``)."""
     today = timezone.localdate(now)
+    known = batch if batch is not None and batch.knows(notice.client_id) else None
 
     if notice.message_id:
         # A previous worker stored the message and started sending, then died (retries and
@@ -288,9 +348,9 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
         return DispatchResult(Outcome.FAILED, reason)
 
     stop = _client_stop(notice, today)
-    items = _still_due_items(notice, today) if not stop else []
+    items = _still_due_items(notice, today, dunnable=known.dunnable if known else None) if not stop else []
     if items:
-        items, firmer = _without_firmer(notice, items)
+        items, firmer = _without_firmer(notice, items, later_items=known.later_items if known else None)
         if not items:
             # Every invoice of it has a firmer step planned since: only the firmest goes.
             reason = texts.SUPERSEDED(step=firmer.step.name)
@@ -313,7 +373,7 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
     invoices = [i.invoice for i in items]
     # Pacing holds every step, tasks and hand-offs included, whoever planned or approved it
     # (docs/domain.md#pacing).
-    pacing = contact_rules.pacing_for(notice)
+    pacing = contact_rules.pacing_for(notice, last=known.last_sent.get(notice.client_id, NEVER_SENT) if known else None)
     if notice.channel in TASK_FOR_CHANNEL:
         # A task is work for a person, not a contact at a time of day: pacing only.
         if pacing.frees_at is not None and pacing.frees_at > now:
@@ -343,7 +403,7 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
 
     # Never under an empty name: until an administrator sets up the business, messages wait
     # (docs/domain.md, "Who the debtor hears from"), re-checked every BUSINESS_SETUP_RETRY.
-    profile = business.current()
+    profile = batch.profile if batch is not None else business.current()
     if profile.setup_completed_at is None:
         decision = contact_rules.Decision(
             allowed=False, send_at=now + BUSINESS_SETUP_RETRY, reason=business.not_set_up_reason()
@@ -352,7 +412,12 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
         # Ladder messages go at the client's slot in the window, not all at its opening
         # (docs/domain.md#spread).
         decision = contact_rules.decide(
-            client=notice.client, channel=notice.channel, at=now, pacing=pacing, spread=True
+            client=notice.client,
+            channel=notice.channel,
+            at=now,
+            pacing=pacing,
+            spread=True,
+            facts=known.facts if known else None,
         )
     if not decision.allowed:
         return _defer(notice, decision, invoices=invoices, now=now)
@@ -390,11 +455,12 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
     if not stored:
         return DispatchResult(Outcome.NOT_CLAIMED)
 
+    send = batch.mailer.send if batch is not None else channels.send
     try:
         if notice.channel == StepChannel.LETTER:
             result = letters.store_letter(notice, rendered)
         else:
-            result = channels.send(
+            result = send(
                 channels.OutgoingMessage(
                     notice_id=notice.pk,
                     channel=notice.channel,
@@ -422,7 +488,13 @@ def dispatch(notice_id: int, *, now: dt.datetime | None = None) -> DispatchResul
         return _fail(notice, reason, now=now, invoices=invoices, message_id="", body=rendered.body)
 
     sent_at = clock.now()
-    _record_sent(notice, invoices=invoices, sent_at=sent_at, provider_ref=result.provider_ref)
+    _record_sent(
+        notice,
+        invoices=invoices,
+        sent_at=sent_at,
+        provider_ref=result.provider_ref,
+        webhooks=batch is None or batch.webhooks,
+    )
     _timeline(
         notice,
         kind=INTERACTION_KIND[notice.channel],
@@ -470,13 +542,17 @@ def _defer(notice: Notice, decision: contact_rules.Decision, *, invoices, now: d
 RECORD_ATTEMPTS = 3
 
 
-def _record_sent(notice: Notice, *, invoices, sent_at: dt.datetime, provider_ref: str) -> None:
+def _record_sent(notice: Notice, *, invoices, sent_at: dt.datetime, provider_ref: str, webhooks: bool = True) -> None:
     """The message is out: record it, and queue its outgoing webhook, together. A database
     connection dropped at this moment would leave a sent notice looking interrupted (a person
     then checks it), so the write is retried on a fresh connection a few times; the lease
-    fence (``_mine``) keeps a late retry from touching a notice another worker holds."""
+    fence (``_mine``) keeps a late retry from touching a notice another worker holds.
+    ``webhooks=False`` (a batch that found no endpoint taking ``notice.sent``): the one UPDATE."""
     for attempt in range(1, RECORD_ATTEMPTS + 1):
         try:
+            if not webhooks:
+                _finish(notice, Notice.Status.SENT, "", now=sent_at, sent_at=sent_at, provider_ref=provider_ref[:255])
+                return
             with transaction.atomic():
                 _finish(notice, Notice.Status.SENT, "", now=sent_at, sent_at=sent_at, provider_ref=provider_ref[:255])
                 webhooks_out.notice_sent(notice=notice, invoices=invoices, sent_at=sent_at)
@@ -540,6 +616,152 @@ def _dispatch_task(notice: Notice, invoices, *, now: dt.datetime, today: dt.date
         invoices=invoices,
     )
     return DispatchResult(Outcome.SENT)
+
+
+# --- Batches ---------------------------------------------------------------------------------
+
+NEVER_SENT = {"any": None, "escalation": None}
+
+
+@dataclass
+class _Batch:
+    """What a batch reads once for all its notices (``dispatch_batch``)."""
+
+    profile: BusinessProfile
+    mailer: channels.EmailSession
+    webhooks: bool
+    dunnable: set[int]
+    later_items: list[tuple[int, int, int, int]]
+    last_sent: dict[int, dict]
+    facts: contact_rules.Facts
+    # Clients whose state an earlier notice of this batch may have changed (a message sent,
+    # a deferral logged, a hand-off): their later notices read everything afresh.
+    touched: set[int] = field(default_factory=set)
+
+    def knows(self, client_id: int) -> bool:
+        return client_id not in self.touched
+
+
+def claim_many(notice_ids, *, now: dt.datetime) -> tuple[dt.datetime, list[int]]:
+    """``claim`` for many notices in one statement: the ones planned and due, or abandoned by
+    a dead worker, all under one lease (the batch's fencing token). Rows another worker is
+    claiming at this instant are skipped (SKIP LOCKED, in id order: no deadlock between two
+    overlapping batches); it has them."""
+    until = now + lease()
+    table = Notice._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH due AS (
+                SELECT id FROM {table}
+                WHERE id = ANY(%(ids)s)
+                  AND ((status = %(planned)s AND scheduled_at <= %(now)s)
+                       OR (status = %(sending)s AND lease_until < %(now)s))
+                ORDER BY id
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE {table} AS n
+               SET status = %(sending)s, lease_until = %(until)s, attempts = n.attempts + 1, updated_at = %(now)s
+              FROM due WHERE n.id = due.id
+            RETURNING n.id
+            """,  # noqa: S608 - the table name is the model's own
+            {
+                "ids": list(notice_ids),
+                "planned": Notice.Status.PLANNED,
+                "sending": Notice.Status.SENDING,
+                "now": now,
+                "until": until,
+            },
+        )
+        return until, sorted(row[0] for row in cursor.fetchall())
+
+
+def _renew(ids: list[int], *, token: dt.datetime, until: dt.datetime) -> set[int]:
+    """Extend the batch's lease on the notices not yet handled, fenced by the current token;
+    returns those still ours (the others were taken over while this worker was slow)."""
+    table = Notice._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET lease_until = %s WHERE id = ANY(%s) AND status = %s AND lease_until = %s RETURNING id",  # noqa: S608
+            [until, ids, Notice.Status.SENDING, token],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def dispatch_batch(notice_ids, *, now: dt.datetime | None = None) -> dict[int, DispatchResult]:
+    """``dispatch`` for many notices: one claim, a few set-based reads for the whole batch, the
+    same re-checks per notice on what was read, one SMTP connection for all the emails — and,
+    as in ``dispatch``, each message stored before its send and recorded as sent right after
+    it, fenced by the lease (docs/reliability.md#batches). Results by notice id; notices not
+    claimed (another worker has them, or they are no longer due) are ``not_claimed``.
+
+    Other channels (SMS, WhatsApp, letters, tasks and hand-offs) go through the same code
+    after the batch's claim, with the batch's reads; only their sending is one by one."""
+    now = now or clock.now()
+    notice_ids = list(dict.fromkeys(notice_ids))
+    results = {notice_id: DispatchResult(Outcome.NOT_CLAIMED) for notice_id in notice_ids}
+    token, claimed = claim_many(notice_ids, now=now) if notice_ids else (None, [])
+    if not claimed:
+        return results
+    started = time.monotonic()
+    notices = list(_with_relations(Notice.objects.filter(pk__in=claimed)).order_by("id"))
+    for notice in notices:
+        notice.claimed_lease = token
+        notice.in_batch = True  # its timeline entries are written by _timeline's batch path
+    today = timezone.localdate(now)
+    invoice_ids = {item.invoice_id for notice in notices for item in notice.items.all()}
+    client_ids = {notice.client_id for notice in notices}
+    with (
+        business.remembered() as profile,
+        links.versions_read(client_ids),
+        channels.EmailSession() as mailer,
+    ):
+        batch = _Batch(
+            profile=profile,
+            mailer=mailer,
+            webhooks=webhooks_out.is_subscribed(WebhookEvent.NOTICE_SENT),
+            dunnable=_dunnable(invoice_ids, today),
+            later_items=_later_items(invoice_ids),
+            last_sent=contact_rules.last_sent_by_client(client_ids, excluding=claimed),
+            facts=contact_rules.load_facts([n.client for n in notices], at=now),
+        )
+        ours = set(claimed)
+        renewed = started
+        for index, notice in enumerate(notices):
+            # A long batch (a slow SMTP server) keeps its remaining notices before the lease
+            # runs out: renewed at a third of it, fenced like every other write.
+            if time.monotonic() - renewed > lease().total_seconds() / 3:
+                remaining = [n.pk for n in notices[index:] if n.pk in ours]
+                until = now + dt.timedelta(seconds=time.monotonic() - started) + lease()
+                ours = _renew(remaining, token=token, until=until)
+                token, renewed = until, time.monotonic()
+                for later in notices[index:]:
+                    later.claimed_lease = token
+            if notice.pk not in ours:
+                continue
+            try:
+                results[notice.pk] = _dispatch_claimed(notice, now=now, batch=batch)
+            except SoftTimeLimitExceeded:
+                # The time is up: the rest of the batch waits for its lease to run out and is
+                # taken over then, as a dead worker's would.
+                raise
+            except (OperationalError, InterfaceError):
+                if connection.in_atomic_block:
+                    raise
+                # The database connection dropped (a restart, a terminated session): this
+                # notice waits for its lease, as after a crash (flagged for a person if its
+                # message was stored); the rest of the batch goes on over a new connection,
+                # every write still fenced by the token.
+                log.warning("notice %s: database connection lost, going on with the batch", notice.pk)
+                connection.close()
+            except Exception:
+                # One notice's unexpected error must not hold the others back: it stays
+                # "sending" until its lease runs out, then it is taken over (or, if its
+                # message was stored, flagged for a person), as after a crash.
+                log.exception("notice %s: dispatch failed", notice.pk)
+            finally:
+                batch.touched.add(notice.client_id)
+    return results
 
 
 def is_message_channel(channel: str) -> bool:

@@ -1,7 +1,7 @@
 """One dunning run: plan what is due, then dispatch what may go out now.
 
 Used by ``manage.py run_dunning`` (inline, with a summary) and by the Celery beat tasks
-(plan, then enqueue one dispatch task per due notice).
+(plan, then enqueue one dispatch task per batch of due notices).
 """
 
 from __future__ import annotations
@@ -73,13 +73,14 @@ def _dispatch_due(now: dt.datetime, outcomes: Counter[str], reasons: Counter[tup
     # Loop until nothing due is left: a deferred notice moves to the future, so this ends.
     while ids := dispatch.due_notice_ids(now=now):
         progressed = False
-        for notice_id in ids:
-            result = dispatch.dispatch(notice_id, now=now)
-            if result.outcome == dispatch.Outcome.NOT_CLAIMED:
-                continue
-            progressed = True
-            outcomes[result.outcome] += 1
-            if result.reason:
-                reasons[(result.outcome, result.reason)] += 1
+        size = max(settings.DUNNING_BATCH_SIZE, 1)
+        for start in range(0, len(ids), size):
+            for result in dispatch.dispatch_batch(ids[start : start + size], now=now).values():
+                if result.outcome == dispatch.Outcome.NOT_CLAIMED:
+                    continue
+                progressed = True
+                outcomes[result.outcome] += 1
+                if result.reason:
+                    reasons[(result.outcome, result.reason)] += 1
         if not progressed:
             break

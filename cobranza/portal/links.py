@@ -29,7 +29,10 @@ keeps the imports one-way.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
+from collections.abc import Iterator
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -91,7 +94,27 @@ def _signer() -> signing.TimestampSigner:
     return _ClockSigner(salt=SALT)
 
 
+_known_versions: contextvars.ContextVar[dict[int, int] | None] = contextvars.ContextVar("link_versions", default=None)
+
+
+@contextlib.contextmanager
+def versions_read(client_ids) -> Iterator[None]:
+    """Inside, the link versions of ``client_ids`` come from one query made on entry (a
+    dispatch batch signs fifty links). A revocation committed meanwhile applies from the next
+    batch, as it would to a message rendered a moment earlier."""
+    ids = list(client_ids)
+    found = dict(SelfServiceAccess.objects.filter(client_id__in=ids).values_list("client_id", "version"))
+    token = _known_versions.set({client_id: found.get(client_id) or 1 for client_id in ids})
+    try:
+        yield
+    finally:
+        _known_versions.reset(token)
+
+
 def _version_of(client_id: int) -> int:
+    known = _known_versions.get()
+    if known is not None and client_id in known:
+        return known[client_id]
     # Without a SelfServiceAccess row nothing was ever revoked: version 1 (the model default).
     version = SelfServiceAccess.objects.filter(client_id=client_id).values_list("version", flat=True).first()
     return version or 1

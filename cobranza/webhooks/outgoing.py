@@ -250,6 +250,12 @@ def _envelope(*, event: str, event_id: uuid.UUID, payload: dict, now: dt.datetim
     return {"id": str(event_id), "type": str(event), "created_at": now.isoformat(), "data": payload}
 
 
+def is_subscribed(event: str) -> bool:
+    """Whether any active endpoint takes ``event`` (a dispatch batch asks once, not per notice)."""
+    subscriptions = WebhookEndpoint.objects.filter(is_active=True).values_list("events", flat=True)
+    return any(event in (events or []) for events in subscriptions)
+
+
 def webhook_event_emit(*, event: str, payload: dict, key: str, now: dt.datetime | None = None) -> list[int]:
     """Queue ``event`` for every active endpoint subscribed to it, in the caller's transaction.
     ``key`` names the domain event (``"payment.received:42"``): the same key is queued once

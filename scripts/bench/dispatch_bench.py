@@ -28,7 +28,7 @@ from tests.smtp import SMTPServer  # noqa: E402 - the suite's aiosmtpd server
 
 def _notice_ids(today: dt.date, n: int) -> list[int]:
     """Planned email notices of clients whose billing contact takes email, spread over the
-    portfolio (not only the first clients)."""
+    portfolio (not only the first clients), made due now."""
     with connection.cursor() as cur:
         cur.execute(
             """
@@ -48,6 +48,15 @@ def _notice_ids(today: dt.date, n: int) -> list[int]:
             "UPDATE cobranza_notice SET scheduled_at = now() WHERE id = ANY(%s) AND scheduled_at > now()", [ids]
         )
         return ids
+
+
+def _set_up_business() -> None:
+    """The demo business, unless one is set up already: without it every debtor message is
+    held (docs/domain.md, "Who the debtor hears from") and the runs would measure deferrals."""
+    from cobranza.business import services as business
+    from cobranza.demo import demo_logo
+
+    business.business_demo(logo=demo_logo())
 
 
 def _open_contact_rules():
@@ -165,7 +174,9 @@ def _status_counts(ids: list[int]) -> dict:
         return dict(cur.fetchall())
 
 
-def _workers_run(ids: list[int], smtp: SMTPServer, logs: Path, n_workers: int = 2) -> dict:
+def _workers_run(ids: list[int], smtp: SMTPServer, logs: Path, n_workers: int = 2, *, batches: bool = True) -> dict:
+    """The workers dispatching ``ids``: in batches of DUNNING_BATCH_SIZE (``dispatch_notices``,
+    what enqueue_due queues) or one task per notice (``dispatch_notice``, the path before batches)."""
     from cobranza import tasks
 
     workers = Workers(smtp.port, logs)
@@ -174,8 +185,13 @@ def _workers_run(ids: list[int], smtp: SMTPServer, logs: Path, n_workers: int = 
         workers.wait_ready()
         before = len(smtp.messages)
         t0 = time.perf_counter()
-        for notice_id in ids:
-            tasks.dispatch_notice.apply_async(args=[notice_id], queue=workers.queue)
+        if batches:
+            size = max(settings.DUNNING_BATCH_SIZE, 1)
+            for start in range(0, len(ids), size):
+                tasks.dispatch_notices.apply_async(args=[ids[start : start + size]], queue=workers.queue)
+        else:
+            for notice_id in ids:
+                tasks.dispatch_notice.apply_async(args=[notice_id], queue=workers.queue)
         deadline = time.monotonic() + max(120, len(ids) / 5)
         while time.monotonic() < deadline and _finished(ids) < len(ids):
             time.sleep(0.2)
@@ -216,12 +232,15 @@ def _smtplib_loop(messages: list[EmailMessage], port: int, *, reuse: bool) -> fl
     return time.perf_counter() - t0
 
 
-def _in_process(ids: list[int], port: int) -> dict:
-    """Where a worker's time goes: the same dispatch in this process, timed, queries counted."""
+def _in_process(ids: list[int], port: int, *, batches: bool = True) -> dict:
+    """Where a worker's time goes: the same dispatch in this process, timed, queries counted —
+    per notice, either as batches of DUNNING_BATCH_SIZE (``dispatch_batch``; each batch's time and
+    queries divided by its notices) or one by one (``dispatch``)."""
     from django.test.utils import CaptureQueriesContext, override_settings
 
-    from cobranza.engine.dispatch import dispatch
+    from cobranza.engine.dispatch import dispatch, dispatch_batch
 
+    size = max(settings.DUNNING_BATCH_SIZE, 1) if batches else 1
     times, queries, slowest, commits, sql_ms = [], [], [], [], []
     with override_settings(
         EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
@@ -232,14 +251,20 @@ def _in_process(ids: list[int], port: int) -> dict:
         EMAIL_HOST_USER="",
         EMAIL_HOST_PASSWORD="",
     ):
-        for notice_id in ids:
+        for start in range(0, len(ids), size):
+            chunk = ids[start : start + size]
             with CaptureQueriesContext(connection) as ctx:
                 t0 = time.perf_counter()
-                dispatch(notice_id)
-                times.append((time.perf_counter() - t0) * 1000)
-            queries.append(len(ctx.captured_queries))
-            commits.append(sum(1 for q in ctx.captured_queries if q["sql"].strip().upper() == "COMMIT"))
-            sql_ms.append(sum(float(q.get("time") or 0) for q in ctx.captured_queries) * 1000)
+                if batches:
+                    dispatch_batch(chunk)
+                else:
+                    dispatch(chunk[0])
+                elapsed = (time.perf_counter() - t0) * 1000
+            n = len(chunk)
+            times.append(elapsed / n)
+            queries.append(len(ctx.captured_queries) / n)
+            commits.append(sum(1 for q in ctx.captured_queries if q["sql"].strip().upper() == "COMMIT") / n)
+            sql_ms.append(sum(float(q.get("time") or 0) for q in ctx.captured_queries) * 1000 / n)
             slowest.extend((float(q.get("time") or 0) * 1000, q["sql"][:300]) for q in ctx.captured_queries)
     slowest.sort(key=lambda r: -r[0])
     return {
@@ -265,17 +290,20 @@ def run(results: dict, today: dt.date) -> None:
         raise RuntimeError("the dispatch benchmark needs CELERY_BROKER_URL=redis://...")
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     smtp = SMTPServer().start()
+    _set_up_business()
     saved = _open_contact_rules()
-    worker_rate, loop_new, loop_reuse = [], [], []
+    worker_rate, loop_new, loop_reuse, one_by_one = [], [], [], []
     by_workers: dict[str, dict] = {}
-    probe = {}
+    probe, probe_one = {}, {}
     runs = []
     try:
-        probe = _in_process(_notice_ids(today, 20), smtp.port)
-        log(
-            f"  in-process dispatch: {probe['ms']['median']:.0f} ms and {probe['queries']['median']:.0f} queries "
-            f"per notice (median of {probe['ms']['n']})"
-        )
+        probe_one = _in_process(_notice_ids(today, 20), smtp.port, batches=False)
+        probe = _in_process(_notice_ids(today, 2 * settings.DUNNING_BATCH_SIZE), smtp.port)
+        for label, p in (("one by one", probe_one), ("in batches", probe)):
+            log(
+                f"  in-process dispatch {label}: {p['ms']['median']:.1f} ms and {p['queries']['median']:.1f} "
+                f"queries per notice (median of {p['ms']['n']})"
+            )
         for i in range(repeat):
             ids = _notice_ids(today, n)
             if len(ids) < n:
@@ -284,6 +312,10 @@ def run(results: dict, today: dt.date) -> None:
                 break
             r = _workers_run(ids, smtp, VAR / "dispatch-logs")
             rate = r["delivered"] / r["seconds"]
+            before = _notice_ids(today, n)
+            if before:
+                r1 = _workers_run(before, smtp, VAR / "dispatch-logs", batches=False)
+                one_by_one.append(r1["delivered"] / r1["seconds"])
             msgs = _rendered(ids)
             t_new = _smtplib_loop(msgs, smtp.port, reuse=False)
             t_reuse = _smtplib_loop(msgs, smtp.port, reuse=True)
@@ -292,7 +324,8 @@ def run(results: dict, today: dt.date) -> None:
             loop_reuse.append(len(msgs) / t_reuse)
             runs.append({**r, "notices": len(ids)})
             log(
-                f"  dispatch run {i + 1}: workers {rate:.0f}/s ({r['delivered']} in {r['seconds']:.1f} s, "
+                f"  dispatch run {i + 1}: workers {rate:.0f}/s in batches ({r['delivered']} in {r['seconds']:.1f} s, "
+                f"one task per notice {one_by_one[-1] if one_by_one else 0:.0f}/s, "
                 f"{r['status']}), "
                 f"smtplib new connection {loop_new[-1]:.0f}/s, one connection {loop_reuse[-1]:.0f}/s"
             )
@@ -312,10 +345,13 @@ def run(results: dict, today: dt.date) -> None:
         "by_workers": by_workers,
         "notices_per_run": n,
         "workers": stats(worker_rate),
+        "workers_one_by_one": stats(one_by_one),
+        "batch_size": settings.DUNNING_BATCH_SIZE,
         "smtplib_new_connection": stats(loop_new),
         "smtplib_one_connection": stats(loop_reuse),
         "ratio_vs_new_connection": stats([w / s for w, s in zip(worker_rate, loop_new, strict=True)]),
         "ratio_vs_one_connection": stats([w / s for w, s in zip(worker_rate, loop_reuse, strict=True)]),
         "runs": runs,
         "in_process": probe,
+        "in_process_one_by_one": probe_one,
     }

@@ -269,7 +269,13 @@ def write(results: dict) -> None:
             "",
             "| | notices/s |",
             "| --- | ---: |",
-            f"| 2 Celery workers (claim, re-check, render, send, record) | {_spread(d['workers'], 0)} |",
+            f"| 2 Celery workers, batches of {d.get('batch_size', '?')} (claim, re-check, render, send, record) "
+            f"| {_spread(d['workers'], 0)} |",
+            *(
+                [f"| 2 Celery workers, one task per notice | {_spread(d['workers_one_by_one'], 0)} |"]
+                if (d.get("workers_one_by_one") or {}).get("median") is not None
+                else []
+            ),
             f"| smtplib loop, one connection per message (as Django's backend does) | "
             f"{_spread(d['smtplib_new_connection'], 0)} |",
             f"| smtplib loop, one connection for all | {_spread(d['smtplib_one_connection'], 0)} |",
@@ -297,7 +303,17 @@ def write(results: dict) -> None:
                 L.append(f"| {k} | {r['rate']:.0f} | {times_one} |")
             L.append("")
         probe = d.get("in_process") or {}
-        if probe.get("ms"):
+        one = d.get("in_process_one_by_one") or {}
+        if probe.get("ms") and one.get("ms"):
+            L += [
+                "Where the time goes, in process, per notice: `cobranza.engine.dispatch.dispatch_batch` takes "
+                f"{_spread(probe['ms'], 1, ' ms')} and {_spread(probe['queries'], 1)} queries (time in SQL "
+                f"{_spread(probe.get('sql_ms') or {}, 1, ' ms')}); one by one (`dispatch`) "
+                f"{_spread(one['ms'], 0, ' ms')} and {_spread(one['queries'], 0)} queries (time in SQL "
+                f"{_spread(one.get('sql_ms') or {}, 0, ' ms')}).",
+                "",
+            ]
+        elif probe.get("ms"):
             L += [
                 f"Where the time goes: the same `cobranza.engine.dispatch.dispatch` in process takes "
                 f"{_spread(probe['ms'], 0, ' ms')} per notice and runs {_spread(probe['queries'], 0)} queries "

@@ -9,7 +9,12 @@ def test_every_task_can_be_sent_its_soft_limit_is_within_its_hard_limit():
     # enqueue_due.delay() failed that way once.
     app.loader.import_default_modules()
     tasks = {name: task for name, task in app.tasks.items() if name.startswith("cobranza.")}
-    assert {"cobranza.plan_dunning", "cobranza.enqueue_due", "cobranza.dispatch_notice"} <= set(tasks)
+    assert {
+        "cobranza.plan_dunning",
+        "cobranza.enqueue_due",
+        "cobranza.dispatch_notices",
+        "cobranza.dispatch_notice",
+    } <= set(tasks)
     for name, task in tasks.items():
         soft = task.soft_time_limit or app.conf.task_soft_time_limit
         hard = task.time_limit or app.conf.task_time_limit
