@@ -108,6 +108,9 @@ class Workers:
 
     def start(self, n: int = 2) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
+        # wait_ready reads every worker log: a larger earlier run's must not count.
+        for old in self.logs.glob("worker*.log"):
+            old.unlink()
         for i in range(n):
             log_file = (self.logs / f"worker{i}.log").open("w")
             self.procs.append(
