@@ -256,7 +256,14 @@ def write(results: dict) -> None:
             f"| hand-tuned single statement (`scripts/bench/planner_sql.py`) | {_spread(pl['hand'], 2)} |",
             f"| ratio app / hand | {_spread(pl['ratio'], 2, '×')} |",
             "",
-            f"Goal ≤ 2×: **{'met' if ratio <= 2 else 'missed'}** ({ratio:.2f}×).",
+            f"Goal ≤ 1.5×: **{'met' if ratio <= 1.5 else 'missed'}** ({ratio:.2f}×)."
+            + (
+                " The application is faster than the hand-written statement it is measured against, so the "
+                "yardstick itself is what to improve next (pacing was added to it as more CTEs, and its plan "
+                "has not been tuned since)."
+                if ratio < 1
+                else ""
+            ),
             "",
         ]
     d = results.get("dispatch")
