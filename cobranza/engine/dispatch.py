@@ -248,31 +248,22 @@ def _finish(notice: Notice, status: str, reason: str, *, now: dt.datetime, **fie
 
 
 def _timeline(notice: Notice, *, kind: str, direction: str, outcome: str, summary: str, body: str = "", invoices=()):
+    entry = {
+        "client": notice.client,
+        "kind": kind,
+        "direction": direction,
+        "outcome": outcome,
+        "summary": summary,
+        "body": body,
+        "contact": notice.contact,
+        "invoices": list(invoices),
+    }
     if getattr(notice, "in_batch", False):
-        # A batch's entries are built here from rows it has just read: two INSERTs, without
+        # A batch's entries are built here from rows it has just read: one statement, without
         # interaction_log's checks of what a person types (accounts.services).
-        ledger.interaction_log_system(
-            client=notice.client,
-            kind=kind,
-            direction=direction,
-            outcome=outcome,
-            summary=summary,
-            body=body,
-            contact=notice.contact,
-            invoices=invoices,
-        )
-        return
-    ledger.interaction_log(
-        by=None,
-        client=notice.client,
-        kind=kind,
-        direction=direction,
-        outcome=outcome,
-        summary=summary,
-        body=body,
-        contact=notice.contact,
-        invoices=list(invoices),
-    )
+        ledger.interaction_log_system(**entry)
+    else:
+        ledger.interaction_log(by=None, **entry)
 
 
 def _task(notice: Notice, kind: str, title: str, *, due_on: dt.date, assigned_to=None) -> CollectorTask:
