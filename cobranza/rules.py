@@ -147,16 +147,23 @@ def effective_policy(*, own: Policy | None, profile_policy: Policy | None, segme
 LADDER_STOPPED_STATUSES: tuple[str, ...] = (ClientStatus.WRITTEN_OFF, ClientStatus.AGENCY, ClientStatus.LEGAL)
 
 
-def pause_active_sql(dunning: str = "cd", today: str = "%(today)s") -> str:
-    return f"({dunning}.paused_until IS NOT NULL AND {dunning}.paused_until >= {today})"
+def pause_active_sql(client: str = "c", today: str = "%(today)s") -> str:
+    # A subquery rather than a condition on a LEFT JOINed row: the planner estimates an
+    # anti-join well, whereas a filter on a null-extended column was estimated from the paused
+    # rows alone (~1 client of 100,000 kept instead of 99,000), and every join after it in one
+    # statement became a nested loop.
+    return (
+        f"EXISTS (SELECT 1 FROM {ClientDunning._meta.db_table} pd "
+        f"WHERE pd.client_id = {client}.id AND pd.paused_until >= {today})"
+    )
 
 
 def pause_active(dunning: ClientDunning | None, today: dt.date) -> bool:
     return bool(dunning is not None and dunning.paused_until and dunning.paused_until >= today)
 
 
-def ladder_client_sql(client: str = "c", *, dunning: str = "cd", today: str = "%(today)s") -> str:
-    return f"(NOT {sql_in(f'{client}.status', LADDER_STOPPED_STATUSES)} AND NOT {pause_active_sql(dunning, today)})"
+def ladder_client_sql(client: str = "c", *, today: str = "%(today)s") -> str:
+    return f"(NOT {sql_in(f'{client}.status', LADDER_STOPPED_STATUSES)} AND NOT {pause_active_sql(client, today)})"
 
 
 def ladder_client_q(today: dt.date, prefix: str = "") -> Q:

@@ -188,7 +188,7 @@ def effective_cte() -> str:
         SELECT c.id AS client_id, {rules.effective_policy_sql(dunning="cd")} AS policy_id
         FROM {Client._meta.db_table} c
         {rules.effective_policy_joins_sql("c", dunning="cd", profile="cp")}
-        WHERE {rules.ladder_client_sql("c", dunning="cd", today="%(today)s")}
+        WHERE {rules.ladder_client_sql("c", today="%(today)s")}
     )"""
 
 

@@ -526,7 +526,7 @@ class Worklist:
     FROM risk
     JOIN {qn(Client._meta.db_table)} AS c ON c.id = risk.client_id
     LEFT JOIN {qn(ClientDunning._meta.db_table)} AS cd ON cd.client_id = c.id
-    WHERE {rules.ladder_client_sql("c", dunning="cd", today="%s")} AND NOT {_attended_sql("c")}"""
+    WHERE {rules.ladder_client_sql("c", today="%s")} AND NOT {_attended_sql("c")}"""
         return ("risky (client_id, n) AS", (sql, (self.today, start, end, start, end)))
 
     def call_windows(self) -> dict[tuple[str, str], contact_rules.CallWindow]:

@@ -147,7 +147,7 @@ def test_clients_the_ladder_acts_on_are_one_rule(book):
     ids = [c.pk for c in clients]
     in_sql = _true(
         _rows(
-            f"SELECT c.id, {rules.ladder_client_sql('c', dunning='cd')} FROM accounts_client c "
+            f"SELECT c.id, {rules.ladder_client_sql('c')} FROM accounts_client c "
             "LEFT JOIN cobranza_clientdunning cd ON cd.client_id = c.id WHERE c.id = ANY(%(ids)s)",
             {"ids": ids, "today": TODAY},
         )
