@@ -56,6 +56,28 @@
     });
   }
 
+  // The options the charts of several series share: one tooltip line per series ("—" for a missing value,
+  // else label(ctx, value)) and their own axes.
+  function seriesOptions(label, scales) {
+    return {
+      responsive: true,
+      maintainAspectRatio: false,
+      animation: false,
+      interaction: { mode: "index", intersect: false },
+      plugins: {
+        tooltip: {
+          callbacks: {
+            label: function (ctx) {
+              var v = ctx.parsed.y;
+              return v === null || v === undefined ? ctx.dataset.label + ": —" : label(ctx, v);
+            },
+          },
+        },
+      },
+      scales: scales,
+    };
+  }
+
   // Cash expected per week: committed (promises, plans) and from each client's habit, stacked.
   function forecastChart(canvas, data, fmt) {
     var money = fmt.money, axis = fmt.axis;
@@ -69,25 +91,15 @@
           { label: fc.behaviour_label, data: fc.behaviour, backgroundColor: "#93c5fd", borderRadius: 4, stack: "cash" },
         ],
       },
-      options: {
-        responsive: true,
-        maintainAspectRatio: false,
-        animation: false,
-        interaction: { mode: "index", intersect: false },
-        plugins: {
-          tooltip: {
-            callbacks: {
-              label: function (ctx) {
-                return ctx.dataset.label + ": " + money.format(ctx.parsed.y);
-              },
-            },
-          },
+      options: seriesOptions(
+        function (ctx, v) {
+          return ctx.dataset.label + ": " + money.format(v);
         },
-        scales: {
+        {
           x: { stacked: true },
           y: { stacked: true, beginAtZero: true, ticks: { callback: function (v) { return axis.format(v); } } },
-        },
-      },
+        }
+      ),
     });
   }
 
@@ -104,27 +116,15 @@
           { label: data.labels.cei, data: data.trend.cei, borderColor: "#7c3aed", backgroundColor: "#7c3aed", borderDash: [2, 3], yAxisID: "y1", spanGaps: false },
         ],
       },
-      options: {
-        responsive: true,
-        maintainAspectRatio: false,
-        animation: false,
-        interaction: { mode: "index", intersect: false },
-        plugins: {
-          tooltip: {
-            callbacks: {
-              label: function (ctx) {
-                var v = ctx.parsed.y;
-                if (v === null || v === undefined) return ctx.dataset.label + ": —";
-                return ctx.dataset.label + ": " + (ctx.dataset.yAxisID === "y" ? money.format(v) : number.format(v));
-              },
-            },
-          },
+      options: seriesOptions(
+        function (ctx, v) {
+          return ctx.dataset.label + ": " + (ctx.dataset.yAxisID === "y" ? money.format(v) : number.format(v));
         },
-        scales: {
+        {
           y: { beginAtZero: true, position: "left", ticks: { callback: function (v) { return axis.format(v); } } },
           y1: { beginAtZero: true, position: "right", grid: { drawOnChartArea: false }, ticks: { callback: function (v) { return number.format(v); } } },
-        },
-      },
+        }
+      ),
     });
   }
 
@@ -140,30 +140,19 @@
           return { label: name, data: data.roll.rates[i], borderColor: color, backgroundColor: color, spanGaps: false };
         }),
       },
-      options: {
-        responsive: true,
-        maintainAspectRatio: false,
-        animation: false,
-        interaction: { mode: "index", intersect: false },
-        plugins: {
-          tooltip: {
-            callbacks: {
-              label: function (ctx) {
-                var v = ctx.parsed.y;
-                return ctx.dataset.label + ": " + (v === null || v === undefined ? "—" : percent.format(v));
-              },
-            },
-          },
+      options: seriesOptions(
+        function (ctx, v) {
+          return ctx.dataset.label + ": " + percent.format(v);
         },
-        scales: {
+        {
           y: {
             beginAtZero: true,
             suggestedMax: 100,
             title: { display: true, text: data.roll.percent },
             ticks: { callback: function (v) { return percent.format(v); } },
           },
-        },
-      },
+        }
+      ),
     });
   }
 
