@@ -40,6 +40,7 @@ reserved for documentation by RFC 2606) and phone numbers are invented.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import math
@@ -386,6 +387,32 @@ def _weighted(rng: random.Random, weights: dict):
     return rng.choices(keys, weights=[weights[k] for k in keys])[0]
 
 
+class Phases:
+    """Wall-clock seconds per phase of a seed, summed over chunks and threads. ``seed_demo -v 2``
+    prints each phase as it ends and the totals at the end: where a large seed spends its time."""
+
+    def __init__(self, stdout: Callable[[str], None] | None = None, *, verbose: bool = False):
+        self.stdout = stdout or (lambda _line: None)
+        self.verbose = verbose
+        self.seconds: dict[str, float] = {}
+        self.lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def __call__(self, name: str, *, say: bool = True):
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            took = time.monotonic() - started
+            with self.lock:
+                self.seconds[name] = self.seconds.get(name, 0.0) + took
+            if say and self.verbose:
+                self.stdout(f"    {name}: {took:.2f} s")
+
+    def lines(self) -> list[str]:
+        return [f"{name}: {seconds:.2f} s" for name, seconds in self.seconds.items()]
+
+
 @dataclass
 class Summary:
     clients: int = 0
@@ -440,6 +467,7 @@ class DemoSeeder:
         users: dict[str, object],
         segments: dict[str, Segment],
         stdout: Callable[[str], None] | None = None,
+        phases: Phases | None = None,
     ):
         self.rng = random.Random(seed)
         self.today = today
@@ -450,6 +478,7 @@ class DemoSeeder:
         self.collectors = [users[u] for u in COLLECTOR_USERNAMES if u in users]
         self.segments = segments
         self.stdout = stdout or (lambda _line: None)
+        self.phases = phases or Phases()
         self.deck: list[str] = []
         self.invoice_seq = 0
         self.payment_seq = 0
@@ -519,10 +548,11 @@ class DemoSeeder:
         may be inserted concurrently)."""
         chunk = LedgerRows()
         count = 0
-        while self.generated < n_clients and (count < chunk_size or self.pending_group is not None):
-            self._client(chunk)
-            self.generated += 1
-            count += 1
+        with self.phases("ledger: generate rows", say=False):
+            while self.generated < n_clients and (count < chunk_size or self.pending_group is not None):
+                self._client(chunk)
+                self.generated += 1
+                count += 1
         self.pending_group = None
         return chunk
 
@@ -536,7 +566,8 @@ class DemoSeeder:
         # The history ends yesterday wherever the client is: nothing after the midnight that
         # starts today in the last time zone on Earth.
         as_of = dt.datetime.combine(self.today, dt.time(0), tzinfo=dt.timezone(dt.timedelta(hours=-12)))
-        written = services_bulk.ledger_bulk_insert(rows=chunk, as_of=as_of)
+        with self.phases("ledger: check and COPY", say=False):
+            written = services_bulk.ledger_bulk_insert(rows=chunk, as_of=as_of)
         with self.lock:
             s = self.summary
             s.business_groups += written["groups"]
@@ -1766,6 +1797,7 @@ def seed(
     today: dt.date,
     chunk_size: int = CHUNK_SIZE,
     stdout: Callable[[str], None] | None = None,
+    phases: Phases | None = None,
 ) -> Summary:
     """Create the demo users (if missing) and ``clients`` clients with their history."""
     users = ensure_demo_users(stdout)
@@ -1773,5 +1805,5 @@ def seed(
     missing = {code for weights in SEGMENT_WEIGHTS.values() for code in weights} - set(segments)
     if missing:
         raise RuntimeError(f"missing segments {sorted(missing)}: run the migrations first")
-    seeder = DemoSeeder(seed=seed, today=today, users=users, segments=segments, stdout=stdout)
+    seeder = DemoSeeder(seed=seed, today=today, users=users, segments=segments, stdout=stdout, phases=phases)
     return seeder.run(clients, chunk_size)
