@@ -498,33 +498,42 @@ def _history(seed: int, today: dt.date, phase: Phases | None = None) -> dict[str
             cur.execute(
                 f"""
                 CREATE TEMP TABLE demo_promised ON COMMIT DROP AS
-                WITH promised AS (
-                    SELECT e.id AS entry_id, e.client_id, e.author_id, e.contact_id, {day} AS made_on,
-                           COALESCE(e.next_action_on, {day} + 14) AS said_on,
-                           MIN(i.currency) AS currency,
-                           SUM(i.amount - COALESCE(before.paid, 0)) AS total,
-                           SUM(LEAST(COALESCE(after.paid, 0), i.amount - COALESCE(before.paid, 0))) AS covered,
-                           MAX(after.last_on) AS last_on
+                WITH named AS (
+                    SELECT e.id AS entry_id, e.client_id, e.author_id, e.contact_id, e.next_action_on,
+                           {day} AS made_on, i.id AS invoice_id, i.currency, i.amount
                     FROM {t["interaction"]} e
                     JOIN {t["interaction_invoice"]} ei ON ei.interaction_id = e.id
                     JOIN {t["invoice"]} i ON i.id = ei.invoice_id
-                    LEFT JOIN LATERAL (
-                        SELECT SUM(a.amount) AS paid
-                        FROM {t["allocation"]} a JOIN {t["payment"]} p ON p.id = a.payment_id
-                        WHERE a.invoice_id = i.id AND p.received_on < {day}
-                    ) before ON TRUE
-                    LEFT JOIN LATERAL (
-                        SELECT SUM(a.amount) AS paid, MAX(p.received_on) AS last_on
-                        FROM {t["allocation"]} a JOIN {t["payment"]} p ON p.id = a.payment_id
-                        WHERE a.invoice_id = i.id AND p.received_on >= {day}
-                          AND p.received_on <= {day} + %(promise_window)s
-                    ) after ON TRUE
                     WHERE e.outcome = 'promise' AND e.author_id IS NOT NULL AND e.corrects_id IS NULL
                       AND e.occurred_at >= (CAST(%(since)s AS date) + time '00:00') AT TIME ZONE %(tz)s
                       AND {day} + %(promise_window)s < %(today)s - 1
                       AND i.status <> 'cancelled'
-                    GROUP BY e.id, e.client_id, e.author_id, e.contact_id, e.occurred_at, e.next_action_on
-                    HAVING COUNT(DISTINCT i.currency) = 1 AND SUM(i.amount - COALESCE(before.paid, 0)) > 0
+                ),
+                -- What each named invoice had been paid before the promise, and what came in the
+                -- window after it: one pass over the invoices' allocations (a handful each).
+                paid AS (
+                    SELECT n.entry_id, n.invoice_id,
+                           COALESCE(SUM(a.amount) FILTER (WHERE p.received_on < n.made_on), 0) AS before,
+                           COALESCE(SUM(a.amount) FILTER (WHERE p.received_on >= n.made_on
+                               AND p.received_on <= n.made_on + %(promise_window)s), 0) AS after,
+                           MAX(p.received_on) FILTER (WHERE p.received_on >= n.made_on
+                               AND p.received_on <= n.made_on + %(promise_window)s) AS last_on
+                    FROM named n
+                    LEFT JOIN {t["allocation"]} a ON a.invoice_id = n.invoice_id
+                    LEFT JOIN {t["payment"]} p ON p.id = a.payment_id
+                    GROUP BY n.entry_id, n.invoice_id
+                ),
+                promised AS (
+                    SELECT n.entry_id, n.client_id, n.author_id, n.contact_id, n.made_on,
+                           COALESCE(n.next_action_on, n.made_on + 14) AS said_on,
+                           MIN(n.currency) AS currency,
+                           SUM(n.amount - pd.before) AS total,
+                           SUM(LEAST(pd.after, n.amount - pd.before)) AS covered,
+                           MAX(pd.last_on) AS last_on
+                    FROM named n
+                    JOIN paid pd ON pd.entry_id = n.entry_id AND pd.invoice_id = n.invoice_id
+                    GROUP BY n.entry_id, n.client_id, n.author_id, n.contact_id, n.made_on, n.next_action_on
+                    HAVING COUNT(DISTINCT n.currency) = 1 AND SUM(n.amount - pd.before) > 0
                 )
                 SELECT nextval(pg_get_serial_sequence(%(commitments)s, 'id')) AS commitment_id, p.*,
                        CASE WHEN p.covered >= p.total THEN p.last_on
