@@ -49,9 +49,9 @@ import threading
 import time
 import unicodedata
 import zoneinfo
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
@@ -87,8 +87,7 @@ from .services_bulk import (
 DEMO_PASSWORD = "morosos-demo"  # documented in the README; every demo user has it
 DEFAULT_SEED = 42
 DEFAULT_CLIENTS = 200
-CHUNK_SIZE = 2000  # clients generated and inserted per transaction
-INSERT_THREADS = 2  # chunks inserted side by side, each in its own transaction
+CHUNK_SIZE = 2000  # clients generated and handed to the bulk writer at a time
 HISTORY_DAYS = 540  # ~18 months of invoices before today
 
 CENT = Decimal("0.01")
@@ -409,6 +408,12 @@ class Phases:
             if say and self.verbose:
                 self.stdout(f"    {name}: {took:.2f} s")
 
+    def add(self, name: str, seconds: float) -> None:
+        with self.lock:
+            self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+        if self.verbose:
+            self.stdout(f"    {name}: {seconds:.2f} s")
+
     def lines(self) -> list[str]:
         return [f"{name}: {seconds:.2f} s" for name, seconds in self.seconds.items()]
 
@@ -486,23 +491,22 @@ class DemoSeeder:
         self.group_names: set[str] = set()
         self.pending_group: tuple[BusinessGroupRow, str, int] | None = None  # group, family name, slots left
         self.generated = 0
-        self.lock = threading.Lock()  # summary counters, updated by the inserting threads
         self.zones: dict[str, zoneinfo.ZoneInfo] = {}
         self.summary = Summary()
 
     # -- run -----------------------------------------------------------------------------
 
     def run(self, n_clients: int, chunk_size: int = CHUNK_SIZE) -> Summary:
-        """Generate and insert ``n_clients`` clients, about ``chunk_size`` per transaction.
+        """Generate and insert ``n_clients`` clients, ``chunk_size`` at a time, in one transaction.
 
         A worker thread generates chunk k+1 (pure Python, no database access) while chunk k
-        is inserted. Outside any transaction, two threads with their own
-        connections insert chunks side by side, so the database works while Python prepares
-        the next batch. Chunks are generated one after another by a single thread, so the
-        random stream, hence the data, is the same as in a plain loop."""
+        is written, so the database works while Python prepares the next batch. Chunks are
+        generated one after another by that one thread, so the random stream, hence the data,
+        is the same as in a plain loop. When the ledger starts empty (a fresh database, or
+        ``--reset``), the load runs inside ``services_bulk.ledger_bulk_load``: foreign keys and
+        plain indexes are checked and built once at the end instead of row by row."""
         started = time.monotonic()
-        parallel = not connection.in_atomic_block and n_clients > chunk_size
-        inserters = INSERT_THREADS if parallel else 0
+        empty = not Client.objects.exists()
         # Hundreds of thousands of live objects per chunk make the cyclic collector run over
         # and over for nothing; collect once per chunk instead.
         gc_was_enabled = gc.isenabled()
@@ -510,25 +514,23 @@ class DemoSeeder:
         try:
             with (
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="seed-generate") as generator,
-                ThreadPoolExecutor(max_workers=max(inserters, 1), thread_name_prefix="seed-insert") as inserter,
+                transaction.atomic(),
             ):
-                in_flight: deque[Future] = deque()
-                next_chunk = generator.submit(self._generate, chunk_size, n_clients)
-                while next_chunk is not None:
-                    chunk = next_chunk.result()
-                    next_chunk = (
-                        generator.submit(self._generate, chunk_size, n_clients) if self.generated < n_clients else None
-                    )
-                    if inserters:
-                        in_flight.append(inserter.submit(self._insert_in_thread, chunk))
-                        while len(in_flight) >= inserters or (next_chunk is None and in_flight):
-                            in_flight.popleft().result()
-                            self._progress(n_clients, started)
-                    else:
+                with services_bulk.ledger_bulk_load() if empty else contextlib.nullcontext():
+                    next_chunk = generator.submit(self._generate, chunk_size, n_clients)
+                    while next_chunk is not None:
+                        chunk = next_chunk.result()
+                        next_chunk = (
+                            generator.submit(self._generate, chunk_size, n_clients)
+                            if self.generated < n_clients
+                            else None
+                        )
                         self._insert(chunk)
                         self._progress(n_clients, started)
-                    del chunk
-                    gc.collect()
+                        del chunk
+                        gc.collect()
+                    put_back = time.monotonic()
+                self.phases.add("ledger: foreign keys, indexes, ANALYZE", time.monotonic() - put_back)
         finally:
             if gc_was_enabled:
                 gc.enable()
@@ -556,30 +558,23 @@ class DemoSeeder:
         self.pending_group = None
         return chunk
 
-    def _insert_in_thread(self, chunk: LedgerRows) -> None:
-        try:
-            self._insert(chunk)
-        finally:
-            connection.close()  # this thread's own connection
-
     def _insert(self, chunk: LedgerRows) -> None:
         # The history ends yesterday wherever the client is: nothing after the midnight that
         # starts today in the last time zone on Earth.
         as_of = dt.datetime.combine(self.today, dt.time(0), tzinfo=dt.timezone(dt.timedelta(hours=-12)))
         with self.phases("ledger: check and COPY", say=False):
             written = services_bulk.ledger_bulk_insert(rows=chunk, as_of=as_of)
-        with self.lock:
-            s = self.summary
-            s.business_groups += written["groups"]
-            s.clients += written["clients"]
-            s.contacts += written["contacts"]
-            s.invoices += written["invoices"]
-            s.payments += written["payments"]
-            s.allocations += written["allocations"]
-            s.interactions += written["interactions"]
-            s.interaction_links += written["interaction_invoices"]
-            s.client_statuses.update(c.status for c in chunk.clients)
-            s.invoice_statuses.update(i.status for i in chunk.invoices)
+        s = self.summary
+        s.business_groups += written["groups"]
+        s.clients += written["clients"]
+        s.contacts += written["contacts"]
+        s.invoices += written["invoices"]
+        s.payments += written["payments"]
+        s.allocations += written["allocations"]
+        s.interactions += written["interactions"]
+        s.interaction_links += written["interaction_invoices"]
+        s.client_statuses.update(c.status for c in chunk.clients)
+        s.invoice_statuses.update(i.status for i in chunk.invoices)
 
     # -- small generators ----------------------------------------------------------------
 
