@@ -40,6 +40,7 @@ reserved for documentation by RFC 2606) and phone numbers are invented.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import math
@@ -48,9 +49,9 @@ import threading
 import time
 import unicodedata
 import zoneinfo
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
@@ -86,8 +87,7 @@ from .services_bulk import (
 DEMO_PASSWORD = "morosos-demo"  # documented in the README; every demo user has it
 DEFAULT_SEED = 42
 DEFAULT_CLIENTS = 200
-CHUNK_SIZE = 2000  # clients generated and inserted per transaction
-INSERT_THREADS = 2  # chunks inserted side by side, each in its own transaction
+CHUNK_SIZE = 2000  # clients generated and handed to the bulk writer at a time
 HISTORY_DAYS = 540  # ~18 months of invoices before today
 
 CENT = Decimal("0.01")
@@ -386,6 +386,38 @@ def _weighted(rng: random.Random, weights: dict):
     return rng.choices(keys, weights=[weights[k] for k in keys])[0]
 
 
+class Phases:
+    """Wall-clock seconds per phase of a seed, summed over chunks and threads. ``seed_demo -v 2``
+    prints each phase as it ends and the totals at the end: where a large seed spends its time."""
+
+    def __init__(self, stdout: Callable[[str], None] | None = None, *, verbose: bool = False):
+        self.stdout = stdout or (lambda _line: None)
+        self.verbose = verbose
+        self.seconds: dict[str, float] = {}
+        self.lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def __call__(self, name: str, *, say: bool = True):
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            took = time.monotonic() - started
+            with self.lock:
+                self.seconds[name] = self.seconds.get(name, 0.0) + took
+            if say and self.verbose:
+                self.stdout(f"    {name}: {took:.2f} s")
+
+    def add(self, name: str, seconds: float) -> None:
+        with self.lock:
+            self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+        if self.verbose:
+            self.stdout(f"    {name}: {seconds:.2f} s")
+
+    def lines(self) -> list[str]:
+        return [f"{name}: {seconds:.2f} s" for name, seconds in self.seconds.items()]
+
+
 @dataclass
 class Summary:
     clients: int = 0
@@ -440,6 +472,7 @@ class DemoSeeder:
         users: dict[str, object],
         segments: dict[str, Segment],
         stdout: Callable[[str], None] | None = None,
+        phases: Phases | None = None,
     ):
         self.rng = random.Random(seed)
         self.today = today
@@ -450,6 +483,7 @@ class DemoSeeder:
         self.collectors = [users[u] for u in COLLECTOR_USERNAMES if u in users]
         self.segments = segments
         self.stdout = stdout or (lambda _line: None)
+        self.phases = phases or Phases()
         self.deck: list[str] = []
         self.invoice_seq = 0
         self.payment_seq = 0
@@ -457,23 +491,22 @@ class DemoSeeder:
         self.group_names: set[str] = set()
         self.pending_group: tuple[BusinessGroupRow, str, int] | None = None  # group, family name, slots left
         self.generated = 0
-        self.lock = threading.Lock()  # summary counters, updated by the inserting threads
         self.zones: dict[str, zoneinfo.ZoneInfo] = {}
         self.summary = Summary()
 
     # -- run -----------------------------------------------------------------------------
 
     def run(self, n_clients: int, chunk_size: int = CHUNK_SIZE) -> Summary:
-        """Generate and insert ``n_clients`` clients, about ``chunk_size`` per transaction.
+        """Generate and insert ``n_clients`` clients, ``chunk_size`` at a time, in one transaction.
 
         A worker thread generates chunk k+1 (pure Python, no database access) while chunk k
-        is inserted. Outside any transaction, two threads with their own
-        connections insert chunks side by side, so the database works while Python prepares
-        the next batch. Chunks are generated one after another by a single thread, so the
-        random stream, hence the data, is the same as in a plain loop."""
+        is written, so the database works while Python prepares the next batch. Chunks are
+        generated one after another by that one thread, so the random stream, hence the data,
+        is the same as in a plain loop. When the ledger starts empty (a fresh database, or
+        ``--reset``), the load runs inside ``services_bulk.ledger_bulk_load``: foreign keys and
+        plain indexes are checked and built once at the end instead of row by row."""
         started = time.monotonic()
-        parallel = not connection.in_atomic_block and n_clients > chunk_size
-        inserters = INSERT_THREADS if parallel else 0
+        empty = not Client.objects.exists()
         # Hundreds of thousands of live objects per chunk make the cyclic collector run over
         # and over for nothing; collect once per chunk instead.
         gc_was_enabled = gc.isenabled()
@@ -481,25 +514,23 @@ class DemoSeeder:
         try:
             with (
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="seed-generate") as generator,
-                ThreadPoolExecutor(max_workers=max(inserters, 1), thread_name_prefix="seed-insert") as inserter,
+                transaction.atomic(),
             ):
-                in_flight: deque[Future] = deque()
-                next_chunk = generator.submit(self._generate, chunk_size, n_clients)
-                while next_chunk is not None:
-                    chunk = next_chunk.result()
-                    next_chunk = (
-                        generator.submit(self._generate, chunk_size, n_clients) if self.generated < n_clients else None
-                    )
-                    if inserters:
-                        in_flight.append(inserter.submit(self._insert_in_thread, chunk))
-                        while len(in_flight) >= inserters or (next_chunk is None and in_flight):
-                            in_flight.popleft().result()
-                            self._progress(n_clients, started)
-                    else:
+                with services_bulk.ledger_bulk_load() if empty else contextlib.nullcontext():
+                    next_chunk = generator.submit(self._generate, chunk_size, n_clients)
+                    while next_chunk is not None:
+                        chunk = next_chunk.result()
+                        next_chunk = (
+                            generator.submit(self._generate, chunk_size, n_clients)
+                            if self.generated < n_clients
+                            else None
+                        )
                         self._insert(chunk)
                         self._progress(n_clients, started)
-                    del chunk
-                    gc.collect()
+                        del chunk
+                        gc.collect()
+                    put_back = time.monotonic()
+                self.phases.add("ledger: foreign keys, indexes, ANALYZE", time.monotonic() - put_back)
         finally:
             if gc_was_enabled:
                 gc.enable()
@@ -519,36 +550,31 @@ class DemoSeeder:
         may be inserted concurrently)."""
         chunk = LedgerRows()
         count = 0
-        while self.generated < n_clients and (count < chunk_size or self.pending_group is not None):
-            self._client(chunk)
-            self.generated += 1
-            count += 1
+        with self.phases("ledger: generate rows", say=False):
+            while self.generated < n_clients and (count < chunk_size or self.pending_group is not None):
+                self._client(chunk)
+                self.generated += 1
+                count += 1
         self.pending_group = None
         return chunk
-
-    def _insert_in_thread(self, chunk: LedgerRows) -> None:
-        try:
-            self._insert(chunk)
-        finally:
-            connection.close()  # this thread's own connection
 
     def _insert(self, chunk: LedgerRows) -> None:
         # The history ends yesterday wherever the client is: nothing after the midnight that
         # starts today in the last time zone on Earth.
         as_of = dt.datetime.combine(self.today, dt.time(0), tzinfo=dt.timezone(dt.timedelta(hours=-12)))
-        written = services_bulk.ledger_bulk_insert(rows=chunk, as_of=as_of)
-        with self.lock:
-            s = self.summary
-            s.business_groups += written["groups"]
-            s.clients += written["clients"]
-            s.contacts += written["contacts"]
-            s.invoices += written["invoices"]
-            s.payments += written["payments"]
-            s.allocations += written["allocations"]
-            s.interactions += written["interactions"]
-            s.interaction_links += written["interaction_invoices"]
-            s.client_statuses.update(c.status for c in chunk.clients)
-            s.invoice_statuses.update(i.status for i in chunk.invoices)
+        with self.phases("ledger: check and COPY", say=False):
+            written = services_bulk.ledger_bulk_insert(rows=chunk, as_of=as_of)
+        s = self.summary
+        s.business_groups += written["groups"]
+        s.clients += written["clients"]
+        s.contacts += written["contacts"]
+        s.invoices += written["invoices"]
+        s.payments += written["payments"]
+        s.allocations += written["allocations"]
+        s.interactions += written["interactions"]
+        s.interaction_links += written["interaction_invoices"]
+        s.client_statuses.update(c.status for c in chunk.clients)
+        s.invoice_statuses.update(i.status for i in chunk.invoices)
 
     # -- small generators ----------------------------------------------------------------
 
@@ -1766,6 +1792,7 @@ def seed(
     today: dt.date,
     chunk_size: int = CHUNK_SIZE,
     stdout: Callable[[str], None] | None = None,
+    phases: Phases | None = None,
 ) -> Summary:
     """Create the demo users (if missing) and ``clients`` clients with their history."""
     users = ensure_demo_users(stdout)
@@ -1773,5 +1800,5 @@ def seed(
     missing = {code for weights in SEGMENT_WEIGHTS.values() for code in weights} - set(segments)
     if missing:
         raise RuntimeError(f"missing segments {sorted(missing)}: run the migrations first")
-    seeder = DemoSeeder(seed=seed, today=today, users=users, segments=segments, stdout=stdout)
+    seeder = DemoSeeder(seed=seed, today=today, users=users, segments=segments, stdout=stdout, phases=phases)
     return seeder.run(clients, chunk_size)

@@ -42,7 +42,8 @@ def client_panels(request, client, *, section: str = SUMMARY) -> list[SafeString
 # --- demo data ----------------------------------------------------------------------------
 # ``seed_demo`` builds the ledger; apps that add their own demo state (cobranza: disputes,
 # promises, plans, profiles, today's reminders) register a step that runs after it:
-#     register_demo_step(step)   # step(*, today, seed, stdout) -> str (a summary line) or ""
+#     register_demo_step(step)   # step(*, today, seed, stdout, phases) -> str (a summary line) or ""
+# ``phases`` (``accounts.demo.Phases``) times the step's parts for ``seed_demo -v 2``.
 
 DemoStep = Callable[..., str]
 _demo_steps: list[DemoStep] = []

@@ -32,6 +32,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from accounts import clock
 from accounts import services as ledger
+from accounts.demo import Phases
 from accounts.models import Client, Interaction, Invoice, Payment, PaymentAllocation
 from accounts.rules import open_invoice_q
 from cobranza.alerts import jobs as alerts
@@ -84,23 +85,31 @@ def demo_logo() -> bytes:
     return buffer.getvalue()
 
 
-def seed(*, today: dt.date, seed: int, stdout=None) -> str:
+def seed(*, today: dt.date, seed: int, stdout=None, phases: Phases | None = None) -> str:
+    phase = phases or Phases()
     rng = random.Random(seed * 7919 + 17)
-    profile = business.business_demo(logo=demo_logo())
+    with phase("cobranza: business"):
+        profile = business.business_demo(logo=demo_logo())
     with transaction.atomic():
-        disputes = _disputes(rng, today)
-        made = _commitments(rng, today)
+        with phase("cobranza: disputes"):
+            disputes = _disputes(rng, today)
+        with phase("cobranza: commitments"):
+            made = _commitments(rng, today)
     # Like the ledger's, the seeded history ends yesterday: last night's judgement.
-    judged = commitments.judge(today=today - dt.timedelta(days=1))
-    answered = _replies(rng, today)
+    with phase("cobranza: judge"):
+        judged = commitments.judge(today=today - dt.timedelta(days=1))
+    with phase("cobranza: replies"):
+        answered = _replies(rng, today)
     with transaction.atomic():
-        history = _history(seed, today)
-    profiles = _profiles(today)
+        history = _history(seed, today, phase)
+    with phase("cobranza: profiles"):
+        profiles = _profiles(today)
     # Month-end aging for the dashboard's trend and roll rates (13: the first month's CEI needs
     # the close of the month before).
-
-    snapshots = dashboard_jobs.backfill_snapshots(months=13, today=today)
-    raised = alerts.raise_alerts(today=today - dt.timedelta(days=1))
+    with phase("cobranza: month-end snapshots"):
+        snapshots = dashboard_jobs.backfill_snapshots(months=13, today=today)
+    with phase("cobranza: alerts"):
+        raised = alerts.raise_alerts(today=today - dt.timedelta(days=1))
     return (
         f"cobranza: empresa «{profile.trade_name}» configurada; {disputes} disputas, "
         f"{made['promise']} promesas ({made['open']} vigentes), "
@@ -320,7 +329,7 @@ DEFERRED_PCT = 12
 PROMISE_WINDOW_DAYS = 21
 
 
-def _history(seed: int, today: dt.date) -> dict[str, int]:
+def _history(seed: int, today: dt.date, phase: Phases | None = None) -> dict[str, int]:
     """The last ``HISTORY_DAYS`` of the ladder and of the collectors' work, derived in SQL from
     the seeded ledger (docs/domain.md#dunning-effectiveness, #collector-performance):
 
@@ -333,6 +342,7 @@ def _history(seed: int, today: dt.date) -> dict[str, int]:
     - each promise a collector logged on a call, with the invoices it named, became a promise
       to pay judged kept, partly kept or broken by the payments of the following three weeks.
     A handful of set-based statements, whatever the size of the portfolio."""
+    phase = phase or Phases()
     since = today - dt.timedelta(days=HISTORY_DAYS)
     tz = timezone.get_current_timezone()
     params = {
@@ -377,101 +387,106 @@ def _history(seed: int, today: dt.date) -> dict[str, int]:
         # Dropped at the end; ON COMMIT DROP too, for a failure (an outer transaction, e.g. a
         # test, may seed twice before any commit).
         cur.execute("DROP TABLE IF EXISTS demo_reached, demo_promised")
-        cur.execute(
-            f"""
-            CREATE TEMP TABLE demo_reached ON COMMIT DROP AS
-            WITH ladder AS MATERIALIZED (
-                SELECT c.id AS client_id, c.tax_id, {effective_policy_sql()} AS policy_id
-                FROM {t["client"]} c
-                {effective_policy_joins_sql("c")}
-            ),
-            reached AS MATERIALIZED (
-                SELECT i.client_id, l.tax_id, i.id AS invoice_id, i.amount, st.id AS step_id, st.position,
-                       st.channel, i.due_date + st.offset_days AS day, GREATEST(st.offset_days, 0) AS days_overdue
-                FROM {t["invoice"]} i
-                JOIN ladder l ON l.client_id = i.client_id
-                JOIN {t["step"]} st ON st.policy_id = l.policy_id AND st.is_active
-                WHERE i.status NOT IN ('cancelled', 'disputed')
-                  AND i.due_date BETWEEN %(first_due)s AND %(last_due)s
-                  AND (st.channel = ANY(%(messages)s) OR st.channel = ANY(%(tasks)s))
-                  AND i.due_date + st.offset_days >= GREATEST(%(since)s, i.issue_date)
-                  AND i.due_date + st.offset_days < %(today)s
-                  AND (i.status <> 'written_off' OR i.due_date + st.offset_days < CAST(i.updated_at AS date))
+        with phase("history: reached steps"):
+            cur.execute(
+                f"""
+                CREATE TEMP TABLE demo_reached ON COMMIT DROP AS
+                WITH ladder AS MATERIALIZED (
+                    SELECT c.id AS client_id, c.tax_id, {effective_policy_sql()} AS policy_id
+                    FROM {t["client"]} c
+                    {effective_policy_joins_sql("c")}
+                ),
+                reached AS MATERIALIZED (
+                    SELECT i.client_id, l.tax_id, i.id AS invoice_id, i.amount, st.id AS step_id, st.position,
+                           st.channel, i.due_date + st.offset_days AS day, GREATEST(st.offset_days, 0) AS days_overdue
+                    FROM {t["invoice"]} i
+                    JOIN ladder l ON l.client_id = i.client_id
+                    JOIN {t["step"]} st ON st.policy_id = l.policy_id AND st.is_active
+                    WHERE i.status NOT IN ('cancelled', 'disputed')
+                      AND i.due_date BETWEEN %(first_due)s AND %(last_due)s
+                      AND (st.channel = ANY(%(messages)s) OR st.channel = ANY(%(tasks)s))
+                      AND i.due_date + st.offset_days >= GREATEST(%(since)s, i.issue_date)
+                      AND i.due_date + st.offset_days < %(today)s
+                      AND (i.status <> 'written_off' OR i.due_date + st.offset_days < CAST(i.updated_at AS date))
+                )
+                SELECT r.client_id, r.tax_id, r.invoice_id, r.step_id, r.position, r.channel, r.day, r.days_overdue,
+                       r.amount - COALESCE(SUM(a.amount), 0) AS open_balance
+                FROM reached r
+                LEFT JOIN {t["allocation"]} a ON a.invoice_id = r.invoice_id
+                    AND EXISTS (SELECT 1 FROM {t["payment"]} p WHERE p.id = a.payment_id AND p.received_on < r.day)
+                GROUP BY r.client_id, r.tax_id, r.invoice_id, r.amount, r.step_id, r.position, r.channel, r.day,
+                         r.days_overdue
+                """,  # noqa: S608 - table names from model metadata; values are parameters
+                params,
             )
-            SELECT r.client_id, r.tax_id, r.invoice_id, r.step_id, r.position, r.channel, r.day, r.days_overdue,
-                   r.amount - COALESCE(SUM(a.amount), 0) AS open_balance
-            FROM reached r
-            LEFT JOIN {t["allocation"]} a ON a.invoice_id = r.invoice_id
-                AND EXISTS (SELECT 1 FROM {t["payment"]} p WHERE p.id = a.payment_id AND p.received_on < r.day)
-            GROUP BY r.client_id, r.tax_id, r.invoice_id, r.amount, r.step_id, r.position, r.channel, r.day,
-                     r.days_overdue
-            """,  # noqa: S608 - table names from model metadata; values are parameters
-            params,
-        )
-        cur.execute("DELETE FROM demo_reached WHERE open_balance <= 0")
-        cur.execute(
-            f"""
-            INSERT INTO {t["notice"]} (client_id, step_id, channel, planned_for, scheduled_at, status,
-                recipient, language, subject, body, attempts, deferrals, sent_at, message_id,
-                provider_ref, reason, created_at, updated_at)
-            SELECT r.client_id, r.step_id, r.channel, r.day,
-                   (r.day + time '08:00') AT TIME ZONE %(tz)s,
-                   CASE WHEN r.channel = ANY(%(messages)s) AND {notice_die} < %(failed)s
-                        THEN 'failed' ELSE 'sent' END,
-                   '', c.language, '', '', 1,
-                   CASE WHEN r.channel = ANY(%(messages)s) AND {notice_die} >= %(failed)s
-                             AND {notice_die} < %(failed)s + %(deferred)s THEN 1 ELSE 0 END,
-                   CASE WHEN r.channel = ANY(%(messages)s) AND {notice_die} < %(failed)s THEN NULL
-                        ELSE (r.day + time '08:00' + ({notice_die} %% 180) * interval '1 minute')
-                             AT TIME ZONE %(tz)s END,
-                   '', '', '', %(now)s, %(now)s
-            FROM (SELECT DISTINCT client_id, tax_id, step_id, position, channel, day FROM demo_reached) r
-            JOIN {t["client"]} c ON c.id = r.client_id
-            """,  # noqa: S608
-            params,
-        )
+        with phase("history: drop settled"):
+            cur.execute("DELETE FROM demo_reached WHERE open_balance <= 0")
+        with phase("history: notices"):
+            cur.execute(
+                f"""
+                INSERT INTO {t["notice"]} (client_id, step_id, channel, planned_for, scheduled_at, status,
+                    recipient, language, subject, body, attempts, deferrals, sent_at, message_id,
+                    provider_ref, reason, created_at, updated_at)
+                SELECT r.client_id, r.step_id, r.channel, r.day,
+                       (r.day + time '08:00') AT TIME ZONE %(tz)s,
+                       CASE WHEN r.channel = ANY(%(messages)s) AND {notice_die} < %(failed)s
+                            THEN 'failed' ELSE 'sent' END,
+                       '', c.language, '', '', 1,
+                       CASE WHEN r.channel = ANY(%(messages)s) AND {notice_die} >= %(failed)s
+                                 AND {notice_die} < %(failed)s + %(deferred)s THEN 1 ELSE 0 END,
+                       CASE WHEN r.channel = ANY(%(messages)s) AND {notice_die} < %(failed)s THEN NULL
+                            ELSE (r.day + time '08:00' + ({notice_die} %% 180) * interval '1 minute')
+                                 AT TIME ZONE %(tz)s END,
+                       '', '', '', %(now)s, %(now)s
+                FROM (SELECT DISTINCT client_id, tax_id, step_id, position, channel, day FROM demo_reached) r
+                JOIN {t["client"]} c ON c.id = r.client_id
+                """,  # noqa: S608
+                params,
+            )
         done["notices"] = cur.rowcount
-        cur.execute(
-            f"""
-            INSERT INTO {t["item"]} (notice_id, invoice_id, step_id, open_balance, days_overdue)
-            SELECT n.id, r.invoice_id, r.step_id, r.open_balance, r.days_overdue
-            FROM demo_reached r
-            JOIN {t["notice"]} n ON n.client_id = r.client_id AND n.step_id = r.step_id AND n.planned_for = r.day
-            """,  # noqa: S608
-            params,
-        )
-        task_die = die.format(key="c.tax_id || ':' || st.position || ':' || n.planned_for || ':task'")
-        cur.execute(
-            f"""
-            WITH collectors AS (
-                SELECT u.id, ROW_NUMBER() OVER (ORDER BY u.username) AS rank
-                FROM {t["user"]} u WHERE u.id IN (SELECT collector_id FROM {t["client"]})
-            ),
-            rates AS (
-                SELECT id, (ARRAY{list(COMPLETION_BY_RANK)})[1 + (rank - 1) %% {len(COMPLETION_BY_RANK)}] AS pct
-                FROM collectors
+        with phase("history: notice items"):
+            cur.execute(
+                f"""
+                INSERT INTO {t["item"]} (notice_id, invoice_id, step_id, open_balance, days_overdue)
+                SELECT n.id, r.invoice_id, r.step_id, r.open_balance, r.days_overdue
+                FROM demo_reached r
+                JOIN {t["notice"]} n ON n.client_id = r.client_id AND n.step_id = r.step_id AND n.planned_for = r.day
+                """,  # noqa: S608
+                params,
             )
-            INSERT INTO {t["task"]} (client_id, kind, notice_id, title, assigned_to_id, due_on, status,
-                created_at, completed_at, completed_by_id)
-            SELECT n.client_id, CASE WHEN n.channel = 'call' THEN 'call' ELSE 'review' END, n.id,
-                   LEFT(st.name || ': ' || string_agg(i.number, ', ' ORDER BY i.number), 255),
-                   c.collector_id, n.planned_for,
-                   CASE WHEN {task_die} < r.pct THEN 'done' ELSE 'open' END,
-                   n.scheduled_at,
-                   CASE WHEN {task_die} < r.pct THEN n.scheduled_at + ({task_die} %% 3) * interval '1 day'
-                        + interval '4 hours' END,
-                   CASE WHEN {task_die} < r.pct THEN c.collector_id END
-            FROM {t["notice"]} n
-            JOIN {t["step"]} st ON st.id = n.step_id
-            JOIN {t["client"]} c ON c.id = n.client_id
-            JOIN rates r ON r.id = c.collector_id
-            JOIN {t["item"]} it ON it.notice_id = n.id
-            JOIN {t["invoice"]} i ON i.id = it.invoice_id
-            WHERE n.channel = ANY(%(tasks)s) AND n.planned_for >= %(since)s
-            GROUP BY n.id, st.name, st.position, c.tax_id, c.collector_id, r.pct
-            """,  # noqa: S608
-            params,
-        )
+        task_die = die.format(key="c.tax_id || ':' || st.position || ':' || n.planned_for || ':task'")
+        with phase("history: tasks"):
+            cur.execute(
+                f"""
+                WITH collectors AS (
+                    SELECT u.id, ROW_NUMBER() OVER (ORDER BY u.username) AS rank
+                    FROM {t["user"]} u WHERE u.id IN (SELECT collector_id FROM {t["client"]})
+                ),
+                rates AS (
+                    SELECT id, (ARRAY{list(COMPLETION_BY_RANK)})[1 + (rank - 1) %% {len(COMPLETION_BY_RANK)}] AS pct
+                    FROM collectors
+                )
+                INSERT INTO {t["task"]} (client_id, kind, notice_id, title, assigned_to_id, due_on, status,
+                    created_at, completed_at, completed_by_id)
+                SELECT n.client_id, CASE WHEN n.channel = 'call' THEN 'call' ELSE 'review' END, n.id,
+                       LEFT(st.name || ': ' || string_agg(i.number, ', ' ORDER BY i.number), 255),
+                       c.collector_id, n.planned_for,
+                       CASE WHEN {task_die} < r.pct THEN 'done' ELSE 'open' END,
+                       n.scheduled_at,
+                       CASE WHEN {task_die} < r.pct THEN n.scheduled_at + ({task_die} %% 3) * interval '1 day'
+                            + interval '4 hours' END,
+                       CASE WHEN {task_die} < r.pct THEN c.collector_id END
+                FROM {t["notice"]} n
+                JOIN {t["step"]} st ON st.id = n.step_id
+                JOIN {t["client"]} c ON c.id = n.client_id
+                JOIN rates r ON r.id = c.collector_id
+                JOIN {t["item"]} it ON it.notice_id = n.id
+                JOIN {t["invoice"]} i ON i.id = it.invoice_id
+                WHERE n.channel = ANY(%(tasks)s) AND n.planned_for >= %(since)s
+                GROUP BY n.id, st.name, st.position, c.tax_id, c.collector_id, r.pct
+                """,  # noqa: S608
+                params,
+            )
         done["tasks"] = cur.rowcount
         # Promises the collectors logged, judged against what the ledger paid in the weeks after:
         # the seeded timeline keeps the promised date in its text only, so the promise is kept
@@ -479,74 +494,86 @@ def _history(seed: int, today: dt.date) -> dict[str, int]:
         # of those payments), partly kept when some money came, broken otherwise (its date: the
         # call's next action, or two weeks on).
         day = "CAST(e.occurred_at AT TIME ZONE %(tz)s AS date)"
-        cur.execute(
-            f"""
-            CREATE TEMP TABLE demo_promised ON COMMIT DROP AS
-            WITH promised AS (
-                SELECT e.id AS entry_id, e.client_id, e.author_id, e.contact_id, {day} AS made_on,
-                       COALESCE(e.next_action_on, {day} + 14) AS said_on,
-                       MIN(i.currency) AS currency,
-                       SUM(i.amount - COALESCE(before.paid, 0)) AS total,
-                       SUM(LEAST(COALESCE(after.paid, 0), i.amount - COALESCE(before.paid, 0))) AS covered,
-                       MAX(after.last_on) AS last_on
-                FROM {t["interaction"]} e
-                JOIN {t["interaction_invoice"]} ei ON ei.interaction_id = e.id
-                JOIN {t["invoice"]} i ON i.id = ei.invoice_id
-                LEFT JOIN LATERAL (
-                    SELECT SUM(a.amount) AS paid
-                    FROM {t["allocation"]} a JOIN {t["payment"]} p ON p.id = a.payment_id
-                    WHERE a.invoice_id = i.id AND p.received_on < {day}
-                ) before ON TRUE
-                LEFT JOIN LATERAL (
-                    SELECT SUM(a.amount) AS paid, MAX(p.received_on) AS last_on
-                    FROM {t["allocation"]} a JOIN {t["payment"]} p ON p.id = a.payment_id
-                    WHERE a.invoice_id = i.id AND p.received_on >= {day}
-                      AND p.received_on <= {day} + %(promise_window)s
-                ) after ON TRUE
-                WHERE e.outcome = 'promise' AND e.author_id IS NOT NULL AND e.corrects_id IS NULL
-                  AND e.occurred_at >= (CAST(%(since)s AS date) + time '00:00') AT TIME ZONE %(tz)s
-                  AND {day} + %(promise_window)s < %(today)s - 1
-                  AND i.status <> 'cancelled'
-                GROUP BY e.id, e.client_id, e.author_id, e.contact_id, e.occurred_at, e.next_action_on
-                HAVING COUNT(DISTINCT i.currency) = 1 AND SUM(i.amount - COALESCE(before.paid, 0)) > 0
+        with phase("history: promises judged"):
+            cur.execute(
+                f"""
+                CREATE TEMP TABLE demo_promised ON COMMIT DROP AS
+                WITH named AS (
+                    SELECT e.id AS entry_id, e.client_id, e.author_id, e.contact_id, e.next_action_on,
+                           {day} AS made_on, i.id AS invoice_id, i.currency, i.amount
+                    FROM {t["interaction"]} e
+                    JOIN {t["interaction_invoice"]} ei ON ei.interaction_id = e.id
+                    JOIN {t["invoice"]} i ON i.id = ei.invoice_id
+                    WHERE e.outcome = 'promise' AND e.author_id IS NOT NULL AND e.corrects_id IS NULL
+                      AND e.occurred_at >= (CAST(%(since)s AS date) + time '00:00') AT TIME ZONE %(tz)s
+                      AND {day} + %(promise_window)s < %(today)s - 1
+                      AND i.status <> 'cancelled'
+                ),
+                -- What each named invoice had been paid before the promise, and what came in the
+                -- window after it: one pass over the invoices' allocations (a handful each).
+                paid AS (
+                    SELECT n.entry_id, n.invoice_id,
+                           COALESCE(SUM(a.amount) FILTER (WHERE p.received_on < n.made_on), 0) AS before,
+                           COALESCE(SUM(a.amount) FILTER (WHERE p.received_on >= n.made_on
+                               AND p.received_on <= n.made_on + %(promise_window)s), 0) AS after,
+                           MAX(p.received_on) FILTER (WHERE p.received_on >= n.made_on
+                               AND p.received_on <= n.made_on + %(promise_window)s) AS last_on
+                    FROM named n
+                    LEFT JOIN {t["allocation"]} a ON a.invoice_id = n.invoice_id
+                    LEFT JOIN {t["payment"]} p ON p.id = a.payment_id
+                    GROUP BY n.entry_id, n.invoice_id
+                ),
+                promised AS (
+                    SELECT n.entry_id, n.client_id, n.author_id, n.contact_id, n.made_on,
+                           COALESCE(n.next_action_on, n.made_on + 14) AS said_on,
+                           MIN(n.currency) AS currency,
+                           SUM(n.amount - pd.before) AS total,
+                           SUM(LEAST(pd.after, n.amount - pd.before)) AS covered,
+                           MAX(pd.last_on) AS last_on
+                    FROM named n
+                    JOIN paid pd ON pd.entry_id = n.entry_id AND pd.invoice_id = n.invoice_id
+                    GROUP BY n.entry_id, n.client_id, n.author_id, n.contact_id, n.made_on, n.next_action_on
+                    HAVING COUNT(DISTINCT n.currency) = 1 AND SUM(n.amount - pd.before) > 0
+                )
+                SELECT nextval(pg_get_serial_sequence(%(commitments)s, 'id')) AS commitment_id, p.*,
+                       CASE WHEN p.covered >= p.total THEN p.last_on
+                            ELSE LEAST(GREATEST(p.said_on, p.made_on), CAST(%(today)s AS date) - 2) END AS due_on
+                FROM promised p
+                """,  # noqa: S608
+                params,
             )
-            SELECT nextval(pg_get_serial_sequence(%(commitments)s, 'id')) AS commitment_id, p.*,
-                   CASE WHEN p.covered >= p.total THEN p.last_on
-                        ELSE LEAST(GREATEST(p.said_on, p.made_on), CAST(%(today)s AS date) - 2) END AS due_on
-            FROM promised p
-            """,  # noqa: S608
-            params,
-        )
-        cur.execute(
-            f"""
-            WITH made AS (
-                INSERT INTO {t["commitment"]} (id, client_id, kind, status, currency, total, made_on, grace_days,
-                    missed_allowed, missed_count, paid_amount, notes, created_by_id, created_at, resolved_on,
-                    contact_id)
-                SELECT d.commitment_id, d.client_id, 'promise',
-                       CASE WHEN d.covered >= d.total THEN 'kept' WHEN d.covered > 0 THEN 'partial' ELSE 'broken' END,
-                       d.currency, d.total, d.made_on, 0, 0,
-                       CASE WHEN d.covered >= d.total THEN 0 ELSE 1 END, d.covered,
-                       'Promesa acordada por teléfono.', d.author_id,
-                       (d.made_on + time '12:00') AT TIME ZONE %(tz)s, d.due_on + 1, d.contact_id
-                FROM demo_promised d
-                RETURNING id
-            ),
-            promised AS (SELECT d.* FROM demo_promised d JOIN made m ON m.id = d.commitment_id),
-            links AS (
-                INSERT INTO {t["commitment_invoice"]} (commitment_id, invoice_id)
-                SELECT p.commitment_id, ei.invoice_id
-                FROM promised p JOIN {t["interaction_invoice"]} ei ON ei.interaction_id = p.entry_id
-                RETURNING 1
+        with phase("history: promises written"):
+            cur.execute(
+                f"""
+                WITH made AS (
+                    INSERT INTO {t["commitment"]} (id, client_id, kind, status, currency, total, made_on, grace_days,
+                        missed_allowed, missed_count, paid_amount, notes, created_by_id, created_at, resolved_on,
+                        contact_id)
+                    SELECT d.commitment_id, d.client_id, 'promise',
+                           CASE WHEN d.covered >= d.total THEN 'kept' WHEN d.covered > 0 THEN 'partial'
+                                ELSE 'broken' END,
+                           d.currency, d.total, d.made_on, 0, 0,
+                           CASE WHEN d.covered >= d.total THEN 0 ELSE 1 END, d.covered,
+                           'Promesa acordada por teléfono.', d.author_id,
+                           (d.made_on + time '12:00') AT TIME ZONE %(tz)s, d.due_on + 1, d.contact_id
+                    FROM demo_promised d
+                    RETURNING id
+                ),
+                promised AS (SELECT d.* FROM demo_promised d JOIN made m ON m.id = d.commitment_id),
+                links AS (
+                    INSERT INTO {t["commitment_invoice"]} (commitment_id, invoice_id)
+                    SELECT p.commitment_id, ei.invoice_id
+                    FROM promised p JOIN {t["interaction_invoice"]} ei ON ei.interaction_id = p.entry_id
+                    RETURNING 1
+                )
+                INSERT INTO {t["installment"]} (commitment_id, number, due_on, amount, status, covered, judged_on)
+                SELECT p.commitment_id, 1, p.due_on, p.total,
+                       CASE WHEN p.covered >= p.total THEN 'kept' WHEN p.covered > 0 THEN 'partial' ELSE 'missed' END,
+                       LEAST(p.covered, p.total), p.due_on + 1
+                FROM promised p
+                """,  # noqa: S608
+                params,
             )
-            INSERT INTO {t["installment"]} (commitment_id, number, due_on, amount, status, covered, judged_on)
-            SELECT p.commitment_id, 1, p.due_on, p.total,
-                   CASE WHEN p.covered >= p.total THEN 'kept' WHEN p.covered > 0 THEN 'partial' ELSE 'missed' END,
-                   LEAST(p.covered, p.total), p.due_on + 1
-            FROM promised p
-            """,  # noqa: S608
-            params,
-        )
         done["promises"] = cur.rowcount
         cur.execute("DROP TABLE demo_reached, demo_promised")
     return done

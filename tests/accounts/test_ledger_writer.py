@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.db import IntegrityError, connection
 from django.utils import timezone
 
 from accounts import services_bulk as bulk
@@ -340,3 +341,58 @@ def test_imports_seed_demo_and_the_loader_write_through_the_same_writer(gerente,
     callers.clear()
     loader.load(n_clients=5, n_invoices=20, today=dt.date(2026, 3, 15), seed=1)
     assert callers == [{"clients", "invoices", "interactions"}]
+
+
+def _ledger_schema() -> tuple[list, list]:
+    """The ledger tables' foreign keys and indexes: name, table, method, columns, expressions,
+    uniqueness, and whether partial. (Not the text of a partial index's predicate: PostgreSQL
+    prints an equivalent predicate with its casts spelled differently once re-created.)"""
+    tables = [m._meta.db_table for m in bulk._LOAD_MODELS]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE contype = 'f' AND conrelid = ANY(%s::regclass[]) ORDER BY 1, 2",
+            [tables],
+        )
+        keys = cursor.fetchall()
+        cursor.execute(
+            """
+            SELECT c.relname, i.indrelid::regclass::text, am.amname, i.indkey::text, i.indnkeyatts,
+                   i.indisunique, i.indisprimary, pg_get_expr(i.indexprs, i.indrelid), i.indpred IS NOT NULL
+            FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
+            WHERE i.indrelid = ANY(%s::regclass[]) ORDER BY 1
+            """,
+            [tables],
+        )
+        return keys, cursor.fetchall()
+
+
+def test_a_bulk_load_puts_back_every_foreign_key_and_index_and_leaves_statistics():
+    before = _ledger_schema()
+    assert before[0] and before[1]
+    client = _client()
+    rows = LedgerRows(clients=[client], invoices=[_invoice(client)], contacts=[ContactRow(client=client, name="Ana")])
+
+    with bulk.ledger_bulk_load():
+        bulk.ledger_bulk_insert(rows=rows)
+        assert _ledger_schema() != before  # set aside while the rows go in
+
+    assert _ledger_schema() == before
+    assert Invoice.objects.get(pk=rows.invoices[0].id).client_id == client.id
+    with connection.cursor() as cursor:
+        # The load's ANALYZE: the planner knows the tables are no longer empty.
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [Invoice._meta.db_table])
+        assert cursor.fetchone()[0] >= 1
+
+
+def test_a_bulk_load_whose_rows_break_a_foreign_key_writes_nothing_and_keeps_the_keys():
+    before = _ledger_schema()
+    client = _client()
+    stray = ContactRow(client=999_999_999, name="Nadie")  # a client id that does not exist
+
+    with pytest.raises(IntegrityError), bulk.ledger_bulk_load():
+        bulk.ledger_bulk_insert(rows=LedgerRows(clients=[client], contacts=[stray]))
+
+    assert _ledger_schema() == before
+    assert not Client.objects.filter(tax_id=client.tax_id).exists()
+    assert not Contact.objects.filter(name="Nadie").exists()

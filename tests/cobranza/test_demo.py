@@ -2,11 +2,17 @@
 
 import datetime as dt
 import io
+import re
+from collections import Counter
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from accounts.demo import reset_ledger
 from accounts.models import Client, Interaction, Invoice
+from cobranza import demo as cobranza_demo
 from cobranza.dashboard import metrics
 from cobranza.models import ClientProfile, CollectorTask, Commitment, Dispute, InboundMessage, TaskKind
 from cobranza.replies.selectors import unread_replies
@@ -72,3 +78,34 @@ def test_the_demo_state_is_deterministic_for_a_seed():
     out = io.StringIO()
     call_command("seed_demo", "--clients", "40", "--today", TODAY.isoformat(), "--seed", "5", "--reset", stdout=out)
     assert snapshot() == first
+
+
+def _statements(clients: int) -> list[str]:
+    """The SQL statements a whole ``seed_demo`` of ``clients`` clients sends, on an emptied ledger."""
+    reset_ledger()
+    with CaptureQueriesContext(connection) as queries:
+        call_command("seed_demo", "--clients", str(clients), "--today", TODAY.isoformat(), stdout=io.StringIO())
+    return [q["sql"] for q in queries.captured_queries]
+
+
+def test_no_statement_of_the_seed_is_sent_once_per_client(monkeypatch):
+    """Every phase is set-based (COPY, INSERT … SELECT): a seed of four times the clients sends
+    the same statements, not one more per client, invoice or entry, so a 100,000-client seed
+    sends what a 25-client one does (one chunk of the bulk writer here). Only the commitments
+    go through the staff's services, for a sample of clients bounded by MAX_COMMITMENTS
+    (bounded the same at both sizes here): which clients it picks, and so which services'
+    branches run, still moves a few statements either way."""
+    monkeypatch.setattr(cobranza_demo, "MAX_COMMITMENTS", 3)
+    _statements(25)  # the first seed also creates the demo users and the business
+    small, large = Counter(map(_shape, _statements(25))), Counter(map(_shape, _statements(100)))
+    grown = {shape: (small[shape], n) for shape, n in large.items() if n > small[shape] + 10}
+    assert not grown
+    assert sum(large.values()) < 1.1 * sum(small.values())
+
+
+def _shape(sql: str) -> str:
+    """A statement without its values: lists, quoted strings and numbers (savepoint names too)."""
+    sql = re.sub(r"'(?:[^']|'')*'", "?", sql)
+    sql = re.sub(r"ARRAY\[[^\]]*\]", "ARRAY[…]", sql)
+    sql = re.sub(r" IN \([^()]*\)", " IN (…)", sql)
+    return re.sub(r"\d+", "0", sql)[:200]

@@ -59,6 +59,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Deleting {existing:,} clients and their ledger rows (--reset)…")
             demo.reset_ledger(self.stdout.write)
 
+        phases = demo.Phases(self.stdout.write, verbose=options["verbosity"] >= 2)
         today = options["today"] or clock.localdate()
         self.stdout.write(f"Seeding {n:,} clients (seed {options['seed']}, history up to {today - dt.timedelta(1)})…")
         # Timeline texts and money formats are written in Spanish, the product's language.
@@ -70,13 +71,14 @@ class Command(BaseCommand):
                     today=today,
                     chunk_size=options["chunk_size"],
                     stdout=self.stdout.write,
+                    phases=phases,
                 )
             except RuntimeError as exc:
                 raise CommandError(str(exc)) from exc
 
             # Other apps' demo state on top of the ledger (accounts.extensions).
             for step in demo_steps():
-                line = step(today=today, seed=options["seed"], stdout=self.stdout.write)
+                line = step(today=today, seed=options["seed"], stdout=self.stdout.write, phases=phases)
                 if line:
                     self.stdout.write(f"  {line}")
 
@@ -84,6 +86,8 @@ class Command(BaseCommand):
         self.stdout.write("  payer profiles: " + _counts(summary.profiles))
         self.stdout.write("  client statuses: " + _counts(summary.client_statuses))
         self.stdout.write("  invoice statuses: " + _counts(summary.invoice_statuses))
+        if options["verbosity"] >= 2:
+            self.stdout.write("  time per phase: " + "; ".join(phases.lines()))
         users = ", ".join(u.username for u in demo.DEMO_USERS)
         self.stdout.write(f"  demo users: {users} — password «{demo.DEMO_PASSWORD}»")
 
