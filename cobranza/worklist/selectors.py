@@ -43,7 +43,6 @@ from django.db.models import (
     Case,
     Count,
     Exists,
-    IntegerField,
     Min,
     OuterRef,
     Q,
@@ -63,14 +62,13 @@ from django.utils.translation import ngettext
 from accounts import clock
 from accounts.models import ZERO, Client, Interaction, Invoice, Segment
 from accounts.roles import GROUP_NAMES, Role, is_collector, is_manager
-from accounts.rules import COLLECTIBLE, OVERDUE_BUCKETS, days_between, overdue_q, sql_literal
+from accounts.rules import COLLECTIBLE, OVERDUE_BUCKETS, collectible_sql, days_between, overdue_q, sql_literal
 from accounts.selectors import clients_visible_to
 from accounts.utils import money_str
 from cobranza import rules
 from cobranza.dashboard import metrics
 from cobranza.engine import contact_rules
 from cobranza.models import (
-    ClientDunning,
     ClientProfile,
     CollectorTask,
     Commitment,
@@ -83,6 +81,9 @@ from cobranza.models import (
     Profile,
     TaskKind,
     TaskStatus,
+    WorklistRank,
+    WorklistRankDirty,
+    WorklistRankState,
 )
 from cobranza.replies.selectors import unread_replies
 from cobranza.rules import effective_profile_sql, promise_not_kept_q
@@ -390,14 +391,123 @@ def _convert(value, expression, converters):
     return value
 
 
+# --- the ranking facts of a client (stored by cobranza.worklist.jobs, read here) -------------
+
+RANK_TABLE = WorklistRank._meta.db_table
+DIRTY_TABLE = WorklistRankDirty._meta.db_table
+STATE_TABLE = WorklistRankState._meta.db_table
+
+# What the queue ranks a client by besides what is due today, in this order.
+FACT_COLUMNS = (
+    "client_id",
+    "at_risk",
+    "at_risk_currency",
+    "has_risk",
+    "ladder",
+    "overdue_max",
+    "oldest_overdue",
+    "broken_count",
+)
+
+
+def ranking_facts_sql(today: dt.date, *, clients: str = "TRUE", clients_params=(), gate: str = "TRUE"):
+    """``(sql, params)``: ``SELECT FACT_COLUMNS`` for the clients whose id passes ``clients`` (a
+    predicate on ``{id}``, with its ``clients_params``), those with any fact only: the amount at
+    risk in the leading currency (``has_risk``: at least one invoice at risk), whether the ladder
+    acts on the client today, the largest overdue balance of a currency and the oldest overdue
+    invoice, the promises broken in the window. ``gate``, a condition on no row (e.g. whether the
+    stored facts are fresh), is repeated in every part so that PostgreSQL skips all of them when
+    it is false."""
+    qn = connection.ops.quote_name
+
+    def where(column: str) -> tuple[str, list]:
+        return f"{gate} AND {clients.format(id=column)}", list(clients_params)
+
+    weight_sql, weight_params = rules.loss_weight_sql(today, "i.due_date")
+    risk_where, risk_where_params = where("i.client_id")
+    risk_from, risk_params = _at_risk_invoices_sql(today, where=risk_where)
+    overdue_where, overdue_params = where("o.client_id")
+    broken_where, broken_params = where(f"{qn(Commitment._meta.db_table)}.{qn('client_id')}")
+    broken = (
+        Commitment.objects.filter(_broken_q(today))
+        .filter(RawSQL(broken_where, broken_params, output_field=models.BooleanField()))  # noqa: S611 - SQL of this module
+        .order_by()
+        .values("client_id")
+        .annotate(n=Count("pk"))
+    )
+    broken_sql, broken_params = _sql(broken)
+    client_where, client_params = where("c.id")
+    sql = f"""SELECT c.id AS client_id, r.amount AS at_risk, r.currency AS at_risk_currency,
+       r.client_id IS NOT NULL AS has_risk, {rules.ladder_client_sql("c", today="%s")} AS ladder,
+       COALESCE(o.overdue_max, 0) AS overdue_max, o.oldest_overdue,
+       CAST(COALESCE(b.n, 0) AS INTEGER) AS broken_count
+FROM {qn(Client._meta.db_table)} AS c
+LEFT JOIN (
+    SELECT DISTINCT ON (client_id) client_id, currency, amount FROM (
+        SELECT i.client_id, i.currency, ROUND(SUM(i.open_balance * {weight_sql}), 2) AS amount {risk_from}
+        GROUP BY i.client_id, i.currency) AS by_currency
+    ORDER BY client_id, amount DESC, currency) AS r ON r.client_id = c.id
+LEFT JOIN (
+    SELECT client_id, MAX(t) AS overdue_max, MIN(d) AS oldest_overdue FROM (
+        SELECT o.client_id, SUM(o.open_balance) AS t, MIN(o.due_date) AS d
+        FROM {qn(Invoice._meta.db_table)} AS o
+        WHERE {collectible_sql("o")} AND o.due_date < %s AND {overdue_where}
+        GROUP BY o.client_id, o.currency) AS by_currency
+    GROUP BY client_id) AS o ON o.client_id = c.id
+LEFT JOIN ({broken_sql}) AS b (client_id, n) ON b.client_id = c.id
+WHERE {client_where} AND (r.client_id IS NOT NULL OR o.client_id IS NOT NULL OR b.client_id IS NOT NULL)"""
+    params = [
+        today,
+        *weight_params,
+        *risk_params,
+        *risk_where_params,
+        today,
+        *overdue_params,
+        *broken_params,
+        *client_params,
+    ]
+    return sql, params
+
+
+def base_score_sql(facts: str, client: str, segment: str, profile: str) -> tuple[str, list]:
+    """The score of a client with nothing due today, over its facts (alias ``facts``), client,
+    segment and profile row (LEFT JOINed): what the stored facts are ordered by."""
+    profile_sql, profile_params = _profile_points_sql(effective_profile_sql(profile))
+    return (
+        f"{_risk_points_sql(f'COALESCE({facts}.at_risk, 0)')}"
+        f" + {_capped_sql(f'{facts}.broken_count', BROKEN_POINTS, BROKEN_CAP)}"
+        f" + {profile_sql} + {SEGMENT_POINTS_PER_WEIGHT} * ({segment}.priority_weight - 1)",
+        profile_params,
+    )
+
+
+def _fresh_sql(today: dt.date) -> tuple[str, list]:
+    """One row, ``ok``: the stored facts are those of ``today`` and no write since touched every
+    client's (the facts of the clients a write touched are recomputed as the queue is read)."""
+    return (
+        f"SELECT (EXISTS (SELECT 1 FROM {STATE_TABLE} WHERE computed_on = %s)"
+        f" AND NOT EXISTS (SELECT 1 FROM {DIRTY_TABLE} WHERE client_id IS NULL)) AS ok",
+        [today],
+    )
+
+
 class Worklist:
     """Today's queue as one SQL statement, set-based at any scale.
 
     The clients with something due are found first, from the due items themselves (open
-    tasks, promised dates, pending next actions: each grouped by client, restricted to the
-    scope's clients), and only those clients are scored: their overdue invoices (the partial
-    index on collectible invoices by client), broken promises and profile are aggregated
-    per client and joined, never evaluated one client at a time over the whole portfolio.
+    tasks, promised dates, pending next actions, unread replies: each grouped by client,
+    restricted to the scope's clients). The quiet clients at risk (nothing due, an amount at
+    risk the ladder acts on, not attended today) may lead too; they are read from their stored
+    ranking facts (``WorklistRank``, docs/domain.md#worklist-ranking), which hold the score a
+    client has with nothing due. A due item only adds points, so the first N of the queue are
+    among the clients with something due and the first N quiet ones in the stored order —
+    the callable ones and the others, as the queue puts those first — read from an index in
+    that order. Only those candidates are scored, in full, with the same formula.
+
+    The stored facts are used only when computed for today; those of clients a write touched
+    since (``WorklistRankDirty``) are recomputed in the same statement, from the ledger. When the
+    stored facts are not today's, every client's are (the statement is then as slow as the
+    portfolio is large, and as exact).
 
     Behaves like the queryset it replaces for its two readers: iterating (or ``list``) runs
     one query for every row; ``count()`` and a slice (what ``Paginator`` uses) one query each.
@@ -414,20 +524,30 @@ class Worklist:
         self._cache: list[Client] | None = None
         # When each (country, time zone) of the scope may be called now (read once).
         self._windows: dict[tuple[str, str], contact_rules.CallWindow] | None = None
-        # The clients with something due, their counts and amount at risk, once ``count()`` has
-        # read them: the page's query then starts from them instead of finding them again.
-        self._due: list[tuple] | None = None
 
     # -- the SQL --
 
-    def _due_ctes(self) -> tuple[str, list] | None:
-        """WITH tasks, promised, nexts, replies, risk, risky, due: the scope's clients with
-        something due today, with their counts, and their amount at risk (``risk``). None when
-        the user may see no client at all."""
-        today, scope = self.today, self.scope
-        clients = scope_clients(user=self.user, scope=scope)
+    def _scope_sql(self, client: str) -> tuple[str, list] | None:
+        """A condition on the clients row ``client``: it is in the scope. None: no client is."""
+        clients = scope_clients(user=self.user, scope=self.scope)
         if clients.query.is_empty():
             return None
+        if not clients.query.where:
+            return "TRUE", []
+        sql, params = _sql(clients.order_by().values("pk"))
+        return f"{client} = ANY(ARRAY({sql}))", list(params)
+
+    def _ctes(self) -> tuple[list[str], list] | None:
+        """The WITH parts both statements share: ``items`` (the due items of the scope's
+        clients, one row each: client, t, p, x, r), ``fresh``, ``dirty_ids``, ``live`` (the
+        facts computed from the ledger: the touched clients', or every client's when the stored
+        ones are not today's), ``risky_live`` (the quiet clients at risk among them) and
+        ``callable_zones``. None when the user may see no client at all."""
+        today, scope = self.today, self.scope
+        in_scope_sql = self._scope_sql("c.id")
+        if in_scope_sql is None:
+            return None
+        clients = scope_clients(user=self.user, scope=scope)
         # Restrict every source to the scope's clients early (nothing to do for a manager's
         # view of everybody: every client is in it).
         in_scope = Q(client__in=clients.values("pk")) if clients.query.where else Q()
@@ -438,6 +558,7 @@ class Worklist:
             .annotate(n=Count("pk"))
         )
         parts = [("tasks (client_id, n) AS", _sql(tasks))]
+        union = "SELECT client_id, n AS t, 0 AS p, 0 AS x, 0 AS r FROM tasks"
         if scope.followups:
             promised = (
                 Installment.objects.filter(
@@ -455,79 +576,82 @@ class Worklist:
                 ("nexts (client_id, n) AS", _sql(nexts)),
                 ("replies (client_id, n) AS", _sql(replies)),
             ]
-            # Every client of the scope may lead on its amount at risk alone.
-            parts += self._risk_ctes(clients)
-            # Clients with an amount at risk and nothing due today: quiet, but they may lead
-            # (docs/domain.md#worklist-ranking).
-            parts.append(self._risky_cte())
-        else:
-            # The managers' queue holds their tasks only: the amount at risk of those clients.
-            parts += self._risk_ctes(where="i.client_id IN (SELECT client_id FROM tasks)")
-        sql, params = [], []
-        for head, (part_sql, part_params) in parts:
-            sql.append(f"{head} ({part_sql})")
-            params.extend(part_params)
-        union = "SELECT client_id, n AS t, 0 AS p, 0 AS x, 0 AS r FROM tasks"
-        if scope.followups:
             union += (
                 " UNION ALL SELECT client_id, 0, n, 0, 0 FROM promised"
                 " UNION ALL SELECT client_id, 0, 0, n, 0 FROM nexts"
                 " UNION ALL SELECT client_id, 0, 0, 0, n FROM replies"
-                " UNION ALL SELECT client_id, 0, 0, 0, 0 FROM risky"
             )
-        sql.append(
-            "due AS (SELECT client_id, CAST(SUM(t) AS INTEGER) AS task_count, "
-            "CAST(SUM(p) AS INTEGER) AS promise_count, CAST(SUM(x) AS INTEGER) AS next_count, "
-            f"CAST(SUM(r) AS INTEGER) AS reply_count FROM ({union}) AS items GROUP BY client_id)"
+        parts.append(("items AS", (union, ())))
+        parts.append(("fresh AS", _fresh_sql(today)))
+        parts.append(
+            ("dirty_ids AS", (f"SELECT DISTINCT client_id FROM {DIRTY_TABLE} WHERE client_id IS NOT NULL", ()))
         )
-        return "WITH " + ",\n".join(sql), params
-
-    def _risk_ctes(self, clients: QuerySet[Client] | None = None, *, where: str = "") -> list[tuple[str, tuple]]:
-        """``risk_by_currency``, ``risk``: the amount at risk of each client (of ``clients``, or
-        narrowed by ``where``) in its leading currency (docs/domain.md#amount-at-risk).
-
-        Read once, here, for the count and the page alike (``count()`` keeps it with the due
-        clients), and materialised: the planner must see how many clients it holds rather than
-        walk every overdue invoice of the portfolio once per client."""
-        today = self.today
-        if clients is not None and clients.query.where:
-            clients_sql, clients_params = _sql(clients.order_by().values("pk"))
-            where, params = f"i.client_id = ANY(ARRAY({clients_sql}))", clients_params
+        # Without today's stored facts: those of every client of the scope (the managers' queue:
+        # of its tasks' clients, the only ones it shows); with them, of the touched clients.
+        if scope.followups:
+            everyone, everyone_params = self._scope_sql("{id}")
         else:
-            where, params = where or "TRUE", ()
-        weight_sql, weight_params = rules.loss_weight_sql(today, "i.due_date")
-        risk_from, risk_params = _at_risk_invoices_sql(today, where=where)
-        return [
+            everyone, everyone_params = "{id} IN (SELECT client_id FROM items)", []
+        stale_sql, stale_params = ranking_facts_sql(
+            today, clients=everyone, clients_params=everyone_params, gate="NOT (SELECT ok FROM fresh)"
+        )
+        touched_sql, touched_params = ranking_facts_sql(
+            today, clients="{id} IN (SELECT client_id FROM dirty_ids)", gate="(SELECT ok FROM fresh)"
+        )
+        parts.append(
+            ("live AS MATERIALIZED", (f"{stale_sql}\nUNION ALL\n{touched_sql}", (*stale_params, *touched_params)))
+        )
+        callable_pairs = [pair for pair, window in self.call_windows().items() if window.allowed]
+        parts.append(
             (
-                "risk_by_currency (client_id, currency, amount) AS MATERIALIZED",
+                "callable_zones (country, time_zone) AS",
                 (
-                    f"SELECT i.client_id, i.currency, ROUND(SUM(i.open_balance * {weight_sql}), 2) {risk_from}"
-                    " GROUP BY i.client_id, i.currency",
-                    (*weight_params, *risk_params, *params),
+                    "SELECT * FROM unnest(%s::text[], %s::text[])",
+                    ([country for country, _tz in callable_pairs], [tz for _country, tz in callable_pairs]),
                 ),
-            ),
-            (
-                "risk (client_id, currency, amount) AS",
-                (
-                    "SELECT DISTINCT ON (client_id) client_id, currency, amount FROM risk_by_currency"
-                    " ORDER BY client_id, amount DESC, currency",
-                    (),
-                ),
-            ),
-        ]
-
-    def _risky_cte(self) -> tuple[str, tuple]:
-        """``risky``: the clients with an amount at risk the ladder acts on (not paused, not
-        written off, not with an agency or in legal) that nobody attended today: a task done
-        or a conversation logged makes a client wait for tomorrow unless something else is due."""
+            )
+        )
+        start, end = _day_bounds(today)
         qn = connection.ops.quote_name
+        if scope.followups:
+            # Quiet clients at risk the ladder acts on that nobody attended today: a task done
+            # or a conversation logged makes a client wait for tomorrow unless something else is
+            # due (docs/domain.md#worklist-ranking).
+            risky = f"""SELECT l.client_id FROM live AS l JOIN {qn(Client._meta.db_table)} AS c ON c.id = l.client_id
+    WHERE l.has_risk AND l.ladder AND {in_scope_sql[0]} AND NOT {_attended_sql("c")}"""
+            risky_params = (*in_scope_sql[1], start, end, start, end)
+        else:
+            risky, risky_params = "SELECT client_id FROM live WHERE FALSE", ()
+        parts.append(("risky_live AS", (risky, risky_params)))
+        sql, params = [], []
+        for head, (part_sql, part_params) in parts:
+            sql.append(f"{head} ({part_sql})")
+            params.extend(part_params)
+        return sql, params
+
+    def _stored_risky_sql(self, *, callable_now: bool | None = None, limit: int | None = None) -> tuple[str, list]:
+        """The quiet clients at risk of the scope from the stored facts (not touched since, and
+        only when fresh), in the queue's order for clients with nothing due: the callable ones
+        or the others (``callable_now``), the first ``limit`` of them."""
+        qn = connection.ops.quote_name
+        in_scope, params = self._scope_sql("c.id")
         start, end = _day_bounds(self.today)
-        sql = f"""SELECT c.id, 0
-    FROM risk
-    JOIN {qn(Client._meta.db_table)} AS c ON c.id = risk.client_id
-    LEFT JOIN {qn(ClientDunning._meta.db_table)} AS cd ON cd.client_id = c.id
-    WHERE {rules.ladder_client_sql("c", today="%s")} AND NOT {_attended_sql("c")}"""
-        return ("risky (client_id, n) AS", (sql, (self.today, start, end, start, end)))
+        callable_sql = (
+            "EXISTS (SELECT 1 FROM callable_zones AS z WHERE z.country = c.country AND z.time_zone = c.time_zone)"
+        )
+        condition = "" if callable_now is None else f" AND {'' if callable_now else 'NOT '}{callable_sql}"
+        sql = f"""SELECT a.client_id FROM {RANK_TABLE} AS a JOIN {qn(Client._meta.db_table)} AS c ON c.id = a.client_id
+    WHERE (SELECT ok FROM fresh) AND a.has_risk AND a.ladder
+      AND NOT EXISTS (SELECT 1 FROM dirty_ids AS d WHERE d.client_id = a.client_id)
+      AND {in_scope}{condition} AND NOT {_attended_sql("c")}"""
+        params = [*params, start, end, start, end]
+        if limit is not None:
+            sql += (
+                "\n    ORDER BY a.base_score DESC, a.oldest_overdue ASC NULLS LAST, a.overdue_max DESC,"
+                " c.legal_name ASC, c.id ASC LIMIT %s"
+            )
+            params.append(limit)
+        return sql, params
 
     def call_windows(self) -> dict[tuple[str, str], contact_rules.CallWindow]:
         """The call window now of each (country, time zone) among the scope's clients
@@ -542,60 +666,53 @@ class Worklist:
             self._windows = contact_rules.call_windows(pairs, clock.now())
         return self._windows
 
-    def _rows_sql(self, limit: int | None, offset: int) -> tuple[str, list]:
-        # The due clients read by count() go back in as arrays; without count() they are found again.
-        if self._due is not None:
-            columns = list(zip(*self._due, strict=True)) if self._due else [(), (), (), (), (), (), ()]
-            ctes = (
-                "WITH due_risk (client_id, task_count, promise_count, next_count, reply_count, amount, currency) AS "
-                "(SELECT * FROM unnest(%s::integer[], %s::integer[], %s::integer[], %s::integer[], %s::integer[], "
-                "%s::numeric[], %s::text[])),\n"
-                "due AS (SELECT client_id, task_count, promise_count, next_count, reply_count FROM due_risk),\n"
-                "risk (client_id, currency, amount) AS "
-                "(SELECT client_id, currency, amount FROM due_risk WHERE currency IS NOT NULL)"
-            )
-            params = [list(column) for column in columns]
-        else:
-            due = self._due_ctes()
-            assert due is not None
-            ctes, params = due
-        today = self.today
+    def _rows_sql(self, ctes: tuple[list[str], list], limit: int | None, offset: int) -> tuple[str, list]:
+        sql_parts, params = list(ctes[0]), list(ctes[1])
         qn = connection.ops.quote_name
-        due_ids = RawSQL("SELECT client_id FROM due", [], output_field=IntegerField())
-        overdue = (
-            Invoice.objects.filter(COLLECTIBLE, overdue_q(today), client_id__in=due_ids)
-            .order_by()
-            .values("client_id", "currency")
-            .annotate(t=Sum("open_balance"), d=Min("due_date"))
+        if self.scope.followups:
+            # The first limit + offset of the quiet clients, callable now and not: with the due
+            # clients, every client that can be on the page is among them.
+            n = None if limit is None else limit + offset
+            first_sql, first_params = self._stored_risky_sql(callable_now=True, limit=n)
+            rest_sql, rest_params = self._stored_risky_sql(callable_now=False, limit=n)
+            sql_parts.append(f"stored_first AS (({first_sql})\n    UNION ALL\n    ({rest_sql}))")
+            params += [*first_params, *rest_params]
+            quiet = (
+                " UNION ALL SELECT client_id, 0, 0, 0, 0 FROM risky_live"
+                " UNION ALL SELECT client_id, 0, 0, 0, 0 FROM stored_first"
+            )
+        else:
+            quiet = ""
+        sql_parts.append(
+            "due AS (SELECT client_id, CAST(SUM(t) AS INTEGER) AS task_count, "
+            "CAST(SUM(p) AS INTEGER) AS promise_count, CAST(SUM(x) AS INTEGER) AS next_count, "
+            f"CAST(SUM(r) AS INTEGER) AS reply_count FROM (SELECT client_id, t, p, x, r FROM items{quiet}) AS found "
+            "GROUP BY client_id)"
         )
-        broken = (
-            Commitment.objects.filter(_broken_q(today), client_id__in=due_ids)
-            .order_by()
-            .values("client_id")
-            .annotate(n=Count("pk"))
-        )
-        overdue_sql, overdue_params = _sql(overdue)
-        broken_sql, broken_params = _sql(broken)
         profile_sql, profile_params = _profile_points_sql("profile_effective")
         cols = (
             [f"c.{qn(f.column)}" for f in Client._meta.concrete_fields]
             + [f"s.{qn(f.column)}" for f in Segment._meta.concrete_fields]
             + [f"u.{qn(f.column)}" for f in get_user_model()._meta.concrete_fields]
         )
-        sql = f"""{ctes},
-overdue (client_id, overdue_max, oldest_overdue) AS (
-    SELECT client_id, MAX(t), MIN(d) FROM ({overdue_sql}) AS by_currency GROUP BY client_id),
-broken (client_id, n) AS ({broken_sql}),
+        # A client's facts: recomputed (``live``) or stored, never both (``a`` only when fresh
+        # and not touched; ``live`` then holds the touched clients only).
+        sql = (
+            "WITH "
+            + ",\n".join(sql_parts)
+            + f""",
 counted AS (
     SELECT due.client_id, due.task_count, due.promise_count, due.next_count, due.reply_count,
-           COALESCE(overdue.overdue_max, CAST(%s AS NUMERIC)) AS overdue_max, overdue.oldest_overdue,
-           COALESCE(risk.amount, CAST(%s AS NUMERIC)) AS at_risk, risk.currency AS at_risk_currency,
-           CAST(COALESCE(broken.n, 0) AS INTEGER) AS broken_count,
+           COALESCE(l.overdue_max, a.overdue_max, 0) AS overdue_max,
+           COALESCE(l.oldest_overdue, a.oldest_overdue) AS oldest_overdue,
+           COALESCE(l.at_risk, a.at_risk, 0) AS at_risk,
+           COALESCE(l.at_risk_currency, a.at_risk_currency) AS at_risk_currency,
+           COALESCE(l.broken_count, a.broken_count, 0) AS broken_count,
            {effective_profile_sql("profile")} AS profile_effective
     FROM due
-    LEFT JOIN overdue ON overdue.client_id = due.client_id
-    LEFT JOIN risk ON risk.client_id = due.client_id
-    LEFT JOIN broken ON broken.client_id = due.client_id
+    LEFT JOIN live AS l ON l.client_id = due.client_id
+    LEFT JOIN {RANK_TABLE} AS a ON a.client_id = due.client_id AND (SELECT ok FROM fresh)
+                                AND NOT EXISTS (SELECT 1 FROM dirty_ids AS d WHERE d.client_id = due.client_id)
     LEFT JOIN {qn(ClientProfile._meta.db_table)} AS profile ON profile.client_id = due.client_id),
 pointed AS (
     SELECT counted.*, {_risk_points_sql("at_risk")} AS risk_points,
@@ -612,7 +729,6 @@ scored AS (
     FROM pointed AS p
     JOIN {qn(Client._meta.db_table)} AS c ON c.id = p.client_id
     JOIN {qn(Segment._meta.db_table)} AS s ON s.id = c.{qn("segment_id")}),
-callable_zones (country, time_zone) AS (SELECT * FROM unnest(%s::text[], %s::text[])),
 ranked AS (
     SELECT p.*, p.risk_points + p.promise_points + p.broken_points + p.task_points + p.next_points
                + p.reply_points + p.profile_points + p.segment_points AS score,
@@ -632,11 +748,10 @@ JOIN {qn(Client._meta.db_table)} AS c ON c.id = p.client_id
 JOIN {qn(Segment._meta.db_table)} AS s ON s.id = p.segment_pk
 LEFT JOIN {qn(get_user_model()._meta.db_table)} AS u ON u.id = c.{qn("collector_id")}
 {_order("p.")}"""
-        callable_pairs = [pair for pair, window in self.call_windows().items() if window.allowed]
-        params += [*overdue_params, *broken_params, ZERO, ZERO, *profile_params]
-        params += [[country for country, _tz in callable_pairs], [tz for _country, tz in callable_pairs]]
+        )
+        params += [*profile_params]
         # Only the page's clients are joined for their columns: the order is decided on the
-        # scores of every due client, the wide rows are read for the page alone.
+        # scores of the candidates, the wide rows are read for the page alone.
         page = ""
         if limit is not None:
             page += " LIMIT %s"
@@ -648,9 +763,10 @@ LEFT JOIN {qn(get_user_model()._meta.db_table)} AS u ON u.id = c.{qn("collector_
         return sql, params
 
     def _fetch(self, limit: int | None = None, offset: int = 0) -> list[Client]:
-        if self._due == [] or (self._due is None and self._due_ctes() is None):
+        ctes = self._ctes()
+        if ctes is None:
             return []
-        sql, params = self._rows_sql(limit, offset)
+        sql, params = self._rows_sql(ctes, limit, offset)
         user_model = get_user_model()
         client_fields = [f.attname for f in Client._meta.concrete_fields]
         segment_fields = [f.attname for f in Segment._meta.concrete_fields]
@@ -690,22 +806,23 @@ LEFT JOIN {qn(get_user_model()._meta.db_table)} AS u ON u.id = c.{qn("collector_
     # -- the queryset-like surface --
 
     def count(self) -> int:
-        """How many clients have something due (one query, which also keeps them for the page)."""
+        """How many clients are in the queue: those with something due and the quiet ones at risk
+        (one query)."""
         if self._cache is not None:
             return len(self._cache)
-        if self._due is None:
-            due = self._due_ctes()
-            if due is None:
-                self._due = []
-            else:
-                with connection.cursor() as cursor:
-                    cursor.execute(
-                        due[0] + "\nSELECT due.client_id, task_count, promise_count, next_count, reply_count, "
-                        "risk.amount, risk.currency FROM due LEFT JOIN risk ON risk.client_id = due.client_id",
-                        due[1],
-                    )
-                    self._due = [tuple(row) for row in cursor.fetchall()]
-        return len(self._due)
+        ctes = self._ctes()
+        if ctes is None:
+            return 0
+        sql_parts, params = list(ctes[0]), list(ctes[1])
+        union = "SELECT client_id FROM items UNION SELECT client_id FROM risky_live"
+        if self.scope.followups:
+            stored_sql, stored_params = self._stored_risky_sql()
+            sql_parts.append(f"stored_risky AS ({stored_sql})")
+            params += stored_params
+            union += " UNION SELECT client_id FROM stored_risky"
+        with connection.cursor() as cursor:
+            cursor.execute("WITH " + ",\n".join(sql_parts) + f"\nSELECT COUNT(*) FROM ({union}) AS queue", params)
+            return cursor.fetchone()[0]
 
     def __len__(self) -> int:
         return len(self._all())
