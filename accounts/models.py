@@ -614,6 +614,8 @@ class Interaction(models.Model):
             models.Index(
                 fields=["client", "occurred_at", "id"], name="interaction_client_contact", condition=~Q(kind="system")
             ),
+            # The clients talked to on a day (the worklist leaves them for tomorrow).
+            models.Index(fields=["occurred_at"], name="interaction_contact_time", condition=~Q(kind="system")),
         ]
 
     def __str__(self) -> str:

@@ -555,6 +555,8 @@ class CollectorTask(models.Model):
         ]
         indexes = [
             models.Index(fields=["assigned_to", "due_on"], name="task_open_by_user", condition=Q(status="open")),
+            # The clients attended today (the worklist leaves them for tomorrow).
+            models.Index(fields=["completed_at"], name="task_done_time", condition=Q(status="done")),
         ]
 
     def __str__(self) -> str:
@@ -1652,15 +1654,32 @@ class WorklistRank(models.Model):
     broken_count = models.IntegerField(default=0)
     # risk + broken promises + profile + segment points: the score with nothing due today.
     base_score = models.IntegerField(default=0)
+    # The client's, for the queue's scope and call windows (read from the index below).
+    collector_id = models.BigIntegerField(null=True)
+    country = models.CharField(max_length=2, default="")
+    time_zone = models.CharField(max_length=64, default="")
 
     class Meta:
+        # The quiet clients at risk in the queue's order, per (country, time zone) — a call
+        # window — of everybody or of a collector: ``Worklist`` reads the first N of each.
         indexes = [
-            # The quiet clients at risk in the queue's order (``Worklist``: the best N of them).
             models.Index(
+                "country",
+                "time_zone",
                 models.F("base_score").desc(),
                 models.F("oldest_overdue").asc(nulls_last=True),
                 models.F("overdue_max").desc(),
                 name="worklist_rank_order",
+                condition=Q(has_risk=True, ladder=True),
+            ),
+            models.Index(
+                "collector_id",
+                "country",
+                "time_zone",
+                models.F("base_score").desc(),
+                models.F("oldest_overdue").asc(nulls_last=True),
+                models.F("overdue_max").desc(),
+                name="worklist_rank_collector_order",
                 condition=Q(has_risk=True, ladder=True),
             ),
         ]

@@ -31,7 +31,11 @@ TABLES = {
         ("commitment_id", "invoice_id"),
         ("INSERT", "UPDATE", "DELETE"),
     ),
-    "accounts_client": ("SELECT id FROM {r}", ("segment_id", "status"), ("UPDATE", "DELETE")),
+    "accounts_client": (
+        "SELECT id FROM {r}",
+        ("segment_id", "status", "collector_id", "country", "time_zone"),
+        ("UPDATE", "DELETE"),
+    ),
     "cobranza_clientdunning": (
         "SELECT client_id FROM {r}",
         ("client_id", "policy_id", "paused_until"),
@@ -114,16 +118,31 @@ class Migration(migrations.Migration):
                 ("oldest_overdue", models.DateField(null=True)),
                 ("broken_count", models.IntegerField(default=0)),
                 ("base_score", models.IntegerField(default=0)),
+                ("collector_id", models.BigIntegerField(null=True)),
+                ("country", models.CharField(default="", max_length=2)),
+                ("time_zone", models.CharField(default="", max_length=64)),
             ],
             options={
                 "indexes": [
                     models.Index(
+                        models.F("country"),
+                        models.F("time_zone"),
                         models.OrderBy(models.F("base_score"), descending=True),
                         models.OrderBy(models.F("oldest_overdue"), nulls_last=True),
                         models.OrderBy(models.F("overdue_max"), descending=True),
                         condition=models.Q(("has_risk", True), ("ladder", True)),
                         name="worklist_rank_order",
-                    )
+                    ),
+                    models.Index(
+                        models.F("collector_id"),
+                        models.F("country"),
+                        models.F("time_zone"),
+                        models.OrderBy(models.F("base_score"), descending=True),
+                        models.OrderBy(models.F("oldest_overdue"), nulls_last=True),
+                        models.OrderBy(models.F("overdue_max"), descending=True),
+                        condition=models.Q(("has_risk", True), ("ladder", True)),
+                        name="worklist_rank_collector_order",
+                    ),
                 ],
             },
         ),

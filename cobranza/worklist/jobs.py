@@ -64,13 +64,14 @@ def _refresh(today: dt.date, *, touched_only: bool) -> dict:
     score_sql, score_params = base_score_sql("f", "c", "s", "p")
     fresh_sql, fresh_params = _fresh_sql(today)
     columns = ", ".join(FACT_COLUMNS)
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in (*FACT_COLUMNS[1:], "base_score"))
+    extra = ("base_score", "collector_id", "country", "time_zone")
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in (*FACT_COLUMNS[1:], *extra))
     sql = f"""WITH fresh AS ({fresh_sql}),
 seen_ids AS ({seen}),
 facts AS MATERIALIZED ({facts_sql}),
 written AS (
-    INSERT INTO {RANK_TABLE} ({columns}, base_score)
-    SELECT {", ".join(f"f.{c}" for c in FACT_COLUMNS)}, {score_sql}
+    INSERT INTO {RANK_TABLE} ({columns}, {", ".join(extra)})
+    SELECT {", ".join(f"f.{c}" for c in FACT_COLUMNS)}, {score_sql}, c.collector_id, c.country, c.time_zone
     FROM facts AS f
     JOIN {qn(Client._meta.db_table)} AS c ON c.id = f.client_id
     JOIN {qn(Segment._meta.db_table)} AS s ON s.id = c.segment_id
@@ -89,6 +90,9 @@ SELECT (SELECT COUNT(*) FROM written), (SELECT COUNT(*) FROM removed), (SELECT C
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK])
         cursor.execute(sql, params)
         written, removed, forgotten, _dated = cursor.fetchone()
+        if not touched_only:
+            # Fresh statistics for the worklist's plans (the table was rewritten).
+            cursor.execute(f"ANALYZE {RANK_TABLE}")
     return {"clients": written, "removed": removed, "writes_forgotten": forgotten}
 
 

@@ -313,16 +313,15 @@ def _at_risk_invoices_sql(today: dt.date, *, where: str) -> tuple[str, list]:
     return sql, [today, today]
 
 
-def _attended_sql(client: str) -> str:
-    """The client ``client`` was attended on the day bounded by two placeholders (given twice):
-    one of its tasks was marked done, or a conversation was logged (not a system entry)."""
+def _attended_sql() -> str:
+    """The clients attended on the day bounded by two placeholders (given twice): one of their
+    tasks was marked done, or a conversation was logged (not a system entry). A set, read once
+    from the partial indexes on the day's completions and contacts."""
     qn = connection.ops.quote_name
-    return f"""(EXISTS (SELECT 1 FROM {qn(CollectorTask._meta.db_table)} AS t
-        WHERE t.client_id = {client}.id AND t.status = {sql_literal(TaskStatus.DONE)}
-          AND t.completed_at >= %s AND t.completed_at < %s)
-     OR EXISTS (SELECT 1 FROM {qn(Interaction._meta.db_table)} AS x
-        WHERE x.client_id = {client}.id AND x.kind <> {sql_literal(Interaction.Kind.SYSTEM)}
-          AND x.occurred_at >= %s AND x.occurred_at < %s))"""
+    return f"""SELECT t.client_id FROM {qn(CollectorTask._meta.db_table)} AS t
+        WHERE t.status = {sql_literal(TaskStatus.DONE)} AND t.completed_at >= %s AND t.completed_at < %s
+    UNION SELECT x.client_id FROM {qn(Interaction._meta.db_table)} AS x
+        WHERE x.kind <> {sql_literal(Interaction.Kind.SYSTEM)} AND x.occurred_at >= %s AND x.occurred_at < %s"""
 
 
 def attended_on(client: Client, day: dt.date) -> bool:
@@ -524,6 +523,13 @@ class Worklist:
         self._cache: list[Client] | None = None
         # When each (country, time zone) of the scope may be called now (read once).
         self._windows: dict[tuple[str, str], contact_rules.CallWindow] | None = None
+        # The due items per client (client, tasks, promised, next actions, replies), once
+        # ``count()`` has read them: the page's query then starts from them instead of finding
+        # them again.
+        self._items: list[tuple] | None = None
+        # Whether count() found the stored facts fresh: the page's query then has only the
+        # parts for that case (None: both, each skipped by PostgreSQL when it does not apply).
+        self._fresh: bool | None = None
 
     # -- the SQL --
 
@@ -551,37 +557,53 @@ class Worklist:
         # Restrict every source to the scope's clients early (nothing to do for a manager's
         # view of everybody: every client is in it).
         in_scope = Q(client__in=clients.values("pk")) if clients.query.where else Q()
-        tasks = (
-            CollectorTask.objects.filter(_due_tasks(today), _assignment_q(scope), in_scope)
-            .order_by()
-            .values("client_id")
-            .annotate(n=Count("pk"))
-        )
-        parts = [("tasks (client_id, n) AS", _sql(tasks))]
-        union = "SELECT client_id, n AS t, 0 AS p, 0 AS x, 0 AS r FROM tasks"
-        if scope.followups:
-            promised = (
-                Installment.objects.filter(
-                    _promised(today),
-                    Q(commitment__client__in=clients.values("pk")) if clients.query.where else Q(),
+        if self._items is not None:
+            columns = list(zip(*self._items, strict=True)) if self._items else [(), (), (), (), ()]
+            parts = [
+                (
+                    "items (client_id, t, p, x, r) AS",
+                    (
+                        "SELECT * FROM unnest(%s::bigint[], %s::integer[], %s::integer[], %s::integer[],"
+                        " %s::integer[])",
+                        # As array literals: one string each, not thousands of parameters to parse.
+                        ["{" + ",".join(str(v) for v in column) + "}" for column in columns],
+                    ),
                 )
+            ]
+        else:
+            tasks = (
+                CollectorTask.objects.filter(_due_tasks(today), _assignment_q(scope), in_scope)
                 .order_by()
-                .values("commitment__client_id")
+                .values("client_id")
                 .annotate(n=Count("pk"))
             )
-            nexts = pending_next_actions(today).filter(in_scope).order_by().values("client_id").annotate(n=Count("pk"))
-            replies = unread_replies().filter(in_scope).order_by().values("client_id").annotate(n=Count("pk"))
-            parts += [
-                ("promised (client_id, n) AS", _sql(promised)),
-                ("nexts (client_id, n) AS", _sql(nexts)),
-                ("replies (client_id, n) AS", _sql(replies)),
-            ]
-            union += (
-                " UNION ALL SELECT client_id, 0, n, 0, 0 FROM promised"
-                " UNION ALL SELECT client_id, 0, 0, n, 0 FROM nexts"
-                " UNION ALL SELECT client_id, 0, 0, 0, n FROM replies"
-            )
-        parts.append(("items AS", (union, ())))
+            parts = [("tasks (client_id, n) AS", _sql(tasks))]
+            union = "SELECT client_id, n AS t, 0 AS p, 0 AS x, 0 AS r FROM tasks"
+            if scope.followups:
+                promised = (
+                    Installment.objects.filter(
+                        _promised(today),
+                        Q(commitment__client__in=clients.values("pk")) if clients.query.where else Q(),
+                    )
+                    .order_by()
+                    .values("commitment__client_id")
+                    .annotate(n=Count("pk"))
+                )
+                nexts = (
+                    pending_next_actions(today).filter(in_scope).order_by().values("client_id").annotate(n=Count("pk"))
+                )
+                replies = unread_replies().filter(in_scope).order_by().values("client_id").annotate(n=Count("pk"))
+                parts += [
+                    ("promised (client_id, n) AS", _sql(promised)),
+                    ("nexts (client_id, n) AS", _sql(nexts)),
+                    ("replies (client_id, n) AS", _sql(replies)),
+                ]
+                union += (
+                    " UNION ALL SELECT client_id, 0, n, 0, 0 FROM promised"
+                    " UNION ALL SELECT client_id, 0, 0, n, 0 FROM nexts"
+                    " UNION ALL SELECT client_id, 0, 0, 0, n FROM replies"
+                )
+            parts.append(("items AS", (union, ())))
         parts.append(("fresh AS", _fresh_sql(today)))
         parts.append(
             ("dirty_ids AS", (f"SELECT DISTINCT client_id FROM {DIRTY_TABLE} WHERE client_id IS NOT NULL", ()))
@@ -598,8 +620,16 @@ class Worklist:
         touched_sql, touched_params = ranking_facts_sql(
             today, clients="{id} IN (SELECT client_id FROM dirty_ids)", gate="(SELECT ok FROM fresh)"
         )
+        branches = []
+        if self._fresh is not True:
+            branches.append((stale_sql, stale_params))
+        if self._fresh is not False:
+            branches.append((touched_sql, touched_params))
         parts.append(
-            ("live AS MATERIALIZED", (f"{stale_sql}\nUNION ALL\n{touched_sql}", (*stale_params, *touched_params)))
+            (
+                "live AS MATERIALIZED",
+                ("\nUNION ALL\n".join(sql for sql, _p in branches), [p for _sql, ps in branches for p in ps]),
+            )
         )
         callable_pairs = [pair for pair, window in self.call_windows().items() if window.allowed]
         parts.append(
@@ -612,14 +642,16 @@ class Worklist:
             )
         )
         start, end = _day_bounds(today)
+        parts.append(("attended (client_id) AS", (_attended_sql(), (start, end, start, end))))
         qn = connection.ops.quote_name
         if scope.followups:
             # Quiet clients at risk the ladder acts on that nobody attended today: a task done
             # or a conversation logged makes a client wait for tomorrow unless something else is
             # due (docs/domain.md#worklist-ranking).
             risky = f"""SELECT l.client_id FROM live AS l JOIN {qn(Client._meta.db_table)} AS c ON c.id = l.client_id
-    WHERE l.has_risk AND l.ladder AND {in_scope_sql[0]} AND NOT {_attended_sql("c")}"""
-            risky_params = (*in_scope_sql[1], start, end, start, end)
+    WHERE l.has_risk AND l.ladder AND {in_scope_sql[0]}
+      AND NOT EXISTS (SELECT 1 FROM attended AS w WHERE w.client_id = l.client_id)"""
+            risky_params = tuple(in_scope_sql[1])
         else:
             risky, risky_params = "SELECT client_id FROM live WHERE FALSE", ()
         parts.append(("risky_live AS", (risky, risky_params)))
@@ -629,27 +661,41 @@ class Worklist:
             params.extend(part_params)
         return sql, params
 
-    def _stored_risky_sql(self, *, callable_now: bool | None = None, limit: int | None = None) -> tuple[str, list]:
+    def _rank_scope_sql(self) -> tuple[str, list]:
+        """The scope (``scope_clients``) as a condition on the stored facts (alias ``a``), by the
+        collector kept with them: a collector sees their own clients, a manager everybody's or
+        one collector's or nobody's. A client reassigned since is a touched one (not read here)."""
+        conditions, params = ["TRUE"], []
+        if not is_manager(self.user):
+            conditions.append("a.collector_id = %s")
+            params.append(self.user.pk)
+        if self.scope.kind == COLLECTOR:
+            conditions.append("a.collector_id = %s")
+            params.append(self.scope.collector.pk)
+        elif self.scope.kind == UNASSIGNED:
+            conditions.append("a.collector_id IS NULL")
+        return " AND ".join(conditions), params
+
+    def _stored_risky_sql(self, *, limit: int | None) -> tuple[str, list]:
         """The quiet clients at risk of the scope from the stored facts (not touched since, and
-        only when fresh), in the queue's order for clients with nothing due: the callable ones
-        or the others (``callable_now``), the first ``limit`` of them."""
+        only when fresh): the first ``limit`` (all when None) of each call window (country and
+        time zone) of the scope in the queue's order for clients with nothing due, read from the
+        index in that order. The first ``limit`` of the queue's quiet clients — callable now
+        first — are among them."""
         qn = connection.ops.quote_name
-        in_scope, params = self._scope_sql("c.id")
-        start, end = _day_bounds(self.today)
-        callable_sql = (
-            "EXISTS (SELECT 1 FROM callable_zones AS z WHERE z.country = c.country AND z.time_zone = c.time_zone)"
-        )
-        condition = "" if callable_now is None else f" AND {'' if callable_now else 'NOT '}{callable_sql}"
-        sql = f"""SELECT a.client_id FROM {RANK_TABLE} AS a JOIN {qn(Client._meta.db_table)} AS c ON c.id = a.client_id
-    WHERE (SELECT ok FROM fresh) AND a.has_risk AND a.ladder
+        in_scope, params = self._rank_scope_sql()
+        where = f"""(SELECT ok FROM fresh) AND a.has_risk AND a.ladder AND {in_scope}
       AND NOT EXISTS (SELECT 1 FROM dirty_ids AS d WHERE d.client_id = a.client_id)
-      AND {in_scope}{condition} AND NOT {_attended_sql("c")}"""
-        params = [*params, start, end, start, end]
+      AND NOT EXISTS (SELECT 1 FROM attended AS w WHERE w.client_id = a.client_id)"""
+        zones = list(self.call_windows())
+        sql = f"""SELECT first.client_id FROM unnest(%s::text[], %s::text[]) AS z (country, time_zone)
+    CROSS JOIN LATERAL (
+        SELECT a.client_id FROM {RANK_TABLE} AS a JOIN {qn(Client._meta.db_table)} AS c ON c.id = a.client_id
+        WHERE a.country = z.country AND a.time_zone = z.time_zone AND {where}
+        ORDER BY a.base_score DESC, a.oldest_overdue ASC NULLS LAST, a.overdue_max DESC,
+                 c.legal_name ASC, c.id ASC{" LIMIT %s" if limit is not None else ""}) AS first"""
+        params = [[country for country, _tz in zones], [tz for _country, tz in zones], *params]
         if limit is not None:
-            sql += (
-                "\n    ORDER BY a.base_score DESC, a.oldest_overdue ASC NULLS LAST, a.overdue_max DESC,"
-                " c.legal_name ASC, c.id ASC LIMIT %s"
-            )
             params.append(limit)
         return sql, params
 
@@ -669,18 +715,19 @@ class Worklist:
     def _rows_sql(self, ctes: tuple[list[str], list], limit: int | None, offset: int) -> tuple[str, list]:
         sql_parts, params = list(ctes[0]), list(ctes[1])
         qn = connection.ops.quote_name
-        if self.scope.followups:
-            # The first limit + offset of the quiet clients, callable now and not: with the due
+        if self.scope.followups and self._fresh is not False:
+            # The first limit + offset of the quiet clients of each call window: with the due
             # clients, every client that can be on the page is among them.
             n = None if limit is None else limit + offset
-            first_sql, first_params = self._stored_risky_sql(callable_now=True, limit=n)
-            rest_sql, rest_params = self._stored_risky_sql(callable_now=False, limit=n)
-            sql_parts.append(f"stored_first AS (({first_sql})\n    UNION ALL\n    ({rest_sql}))")
-            params += [*first_params, *rest_params]
+            first_sql, first_params = self._stored_risky_sql(limit=n)
+            sql_parts.append(f"stored_first AS ({first_sql})")
+            params += first_params
             quiet = (
                 " UNION ALL SELECT client_id, 0, 0, 0, 0 FROM risky_live"
                 " UNION ALL SELECT client_id, 0, 0, 0, 0 FROM stored_first"
             )
+        elif self.scope.followups:
+            quiet = " UNION ALL SELECT client_id, 0, 0, 0, 0 FROM risky_live"
         else:
             quiet = ""
         sql_parts.append(
@@ -807,22 +854,44 @@ LEFT JOIN {qn(get_user_model()._meta.db_table)} AS u ON u.id = c.{qn("collector_
 
     def count(self) -> int:
         """How many clients are in the queue: those with something due and the quiet ones at risk
-        (one query)."""
+        (one query, which also keeps the due items for the page)."""
         if self._cache is not None:
             return len(self._cache)
         ctes = self._ctes()
         if ctes is None:
+            self._items = []
             return 0
         sql_parts, params = list(ctes[0]), list(ctes[1])
-        union = "SELECT client_id FROM items UNION SELECT client_id FROM risky_live"
+        count = "(SELECT COUNT(*) FROM (SELECT client_id FROM items UNION SELECT client_id FROM risky_live) AS q)"
         if self.scope.followups:
-            stored_sql, stored_params = self._stored_risky_sql()
-            sql_parts.append(f"stored_risky AS ({stored_sql})")
-            params += stored_params
-            union += " UNION SELECT client_id FROM stored_risky"
+            # The quiet clients at risk of the stored facts (S) not already counted: S minus
+            # those touched, attended, due or recomputed — counted over S and over those few, not
+            # client by client over S.
+            in_scope, scope_params = self._rank_scope_sql()
+            stored = f"{RANK_TABLE} AS a WHERE (SELECT ok FROM fresh) AND a.has_risk AND a.ladder AND {in_scope}"
+            count += (
+                f" + (SELECT COUNT(*) FROM {stored})"
+                f" - (SELECT COUNT(*) FROM {stored} AND a.client_id IN (SELECT client_id FROM dirty_ids"
+                " UNION SELECT client_id FROM attended UNION SELECT client_id FROM items"
+                " UNION SELECT client_id FROM risky_live))"
+            )
+            params += [*scope_params, *scope_params]
+        # The count and whether the stored facts were fresh first (no client), then the due
+        # items per client.
+        sql = (
+            "WITH "
+            + ",\n".join(sql_parts)
+            + f"\nSELECT NULL, 0, 0, 0, (SELECT CAST(ok AS INTEGER) FROM fresh), {count}"
+            "\nUNION ALL SELECT client_id, CAST(SUM(t) AS INTEGER), CAST(SUM(p) AS INTEGER), CAST(SUM(x) AS INTEGER),"
+            " CAST(SUM(r) AS INTEGER), NULL FROM items GROUP BY client_id"
+        )
         with connection.cursor() as cursor:
-            cursor.execute("WITH " + ",\n".join(sql_parts) + f"\nSELECT COUNT(*) FROM ({union}) AS queue", params)
-            return cursor.fetchone()[0]
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        head = next(row for row in rows if row[0] is None)
+        total, self._fresh = head[5], bool(head[4])
+        self._items = [tuple(row[:5]) for row in rows if row[0] is not None]
+        return total
 
     def __len__(self) -> int:
         return len(self._all())
