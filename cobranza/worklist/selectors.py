@@ -762,6 +762,39 @@ SELECT country, time_zone FROM zones"""
             f"CAST(SUM(r) AS INTEGER) AS reply_count FROM (SELECT client_id, t, p, x, r FROM items{quiet}) AS found "
             "GROUP BY client_id)"
         )
+        keep = ""
+        if limit is not None and self._fresh is not False:
+            # A candidate whose facts are stored has its score without reading them in full: the
+            # stored score with nothing due plus its items' points; only the first limit + offset
+            # of those (in the queue's order) and the others are scored in full.
+            items_sql = " + ".join(
+                _capped_sql(f"d.{column}", points, cap)
+                for column, points, cap in (
+                    ("promise_count", PROMISE_POINTS, PROMISE_CAP),
+                    ("task_count", TASK_POINTS, TASK_CAP),
+                    ("next_count", NEXT_POINTS, NEXT_CAP),
+                    ("reply_count", REPLY_POINTS, REPLY_CAP),
+                )
+            )
+            stored = (
+                "(SELECT ok FROM fresh) AND NOT EXISTS (SELECT 1 FROM dirty_ids AS x WHERE x.client_id = d.client_id)"
+            )
+            sql_parts.append(
+                f"""keep AS (
+    (SELECT d.client_id FROM due AS d
+     JOIN {RANK_TABLE} AS a ON a.client_id = d.client_id
+     JOIN {qn(Client._meta.db_table)} AS c ON c.id = d.client_id
+     WHERE {stored}
+     ORDER BY (a.country, a.time_zone) IN (SELECT country, time_zone FROM callable_zones) DESC,
+              a.base_score + {items_sql} DESC, a.oldest_overdue ASC NULLS LAST, a.overdue_max DESC,
+              c.legal_name ASC, c.id ASC
+     LIMIT %s)
+    UNION ALL
+    SELECT d.client_id FROM due AS d
+    WHERE NOT ({stored} AND EXISTS (SELECT 1 FROM {RANK_TABLE} AS a WHERE a.client_id = d.client_id)))"""
+            )
+            params.append(limit + offset)
+            keep = "\n    WHERE due.client_id IN (SELECT client_id FROM keep)"
         profile_sql, profile_params = _profile_points_sql("profile_effective")
         cols = (
             [f"c.{qn(f.column)}" for f in Client._meta.concrete_fields]
@@ -786,7 +819,7 @@ counted AS (
     LEFT JOIN live AS l ON l.client_id = due.client_id
     LEFT JOIN {RANK_TABLE} AS a ON a.client_id = due.client_id AND (SELECT ok FROM fresh)
                                 AND NOT EXISTS (SELECT 1 FROM dirty_ids AS d WHERE d.client_id = due.client_id)
-    LEFT JOIN {qn(ClientProfile._meta.db_table)} AS profile ON profile.client_id = due.client_id),
+    LEFT JOIN {qn(ClientProfile._meta.db_table)} AS profile ON profile.client_id = due.client_id{keep}),
 pointed AS (
     SELECT counted.*, {_risk_points_sql("at_risk")} AS risk_points,
            {_capped_sql("promise_count", PROMISE_POINTS, PROMISE_CAP)} AS promise_points,
