@@ -1684,6 +1684,9 @@ class WorklistRank(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.client_id}: {self.base_score}"
+
 
 class WorklistRankDirty(models.Model):
     """A client whose stored ranking facts a write may have changed (``client_id`` NULL: every
@@ -1695,6 +1698,9 @@ class WorklistRankDirty(models.Model):
     class Meta:
         indexes = [models.Index(fields=["client_id"], name="worklist_dirty_client")]
 
+    def __str__(self) -> str:
+        return str(self.client_id) if self.client_id is not None else "*"
+
 
 class WorklistRankState(models.Model):
     """The day the stored ranking facts were computed for (one row)."""
@@ -1704,3 +1710,6 @@ class WorklistRankState(models.Model):
 
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(id=1), name="worklist_rank_state_one_row")]
+
+    def __str__(self) -> str:
+        return self.computed_on.isoformat()
