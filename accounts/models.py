@@ -254,6 +254,9 @@ class Client(models.Model):
             # The client list's default order (managers see every client).
             models.Index(fields=["legal_name", "id"], name="client_name"),
             models.Index(fields=["collector", "legal_name"], name="client_collector_name"),
+            # The call windows (country, time zone) of everybody's or a collector's clients,
+            # read by skipping from one to the next (the worklist, per page).
+            models.Index(fields=["country", "time_zone", "collector"], name="client_zone_collector"),
             models.Index(fields=["segment", "legal_name"], name="client_segment_name"),
             models.Index(fields=["status"], name="client_status"),
         ]
@@ -614,6 +617,8 @@ class Interaction(models.Model):
             models.Index(
                 fields=["client", "occurred_at", "id"], name="interaction_client_contact", condition=~Q(kind="system")
             ),
+            # The clients talked to on a day (the worklist leaves them for tomorrow).
+            models.Index(fields=["occurred_at"], name="interaction_contact_time", condition=~Q(kind="system")),
         ]
 
     def __str__(self) -> str:

@@ -555,6 +555,8 @@ class CollectorTask(models.Model):
         ]
         indexes = [
             models.Index(fields=["assigned_to", "due_on"], name="task_open_by_user", condition=Q(status="open")),
+            # The clients attended today (the worklist leaves them for tomorrow).
+            models.Index(fields=["completed_at"], name="task_done_time", condition=Q(status="done")),
         ]
 
     def __str__(self) -> str:
@@ -1625,3 +1627,89 @@ class InboundMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_channel_display()} {self.sender}"
+
+
+# --- The worklist's ranking facts, stored (docs/domain.md#worklist-ranking) ------------------------
+# What the queue ranks a client by when nothing is due today — its amount at risk, overdue
+# balance, broken promises and the score they make with its profile and segment — computed for
+# every client by ``cobranza.worklist.jobs.worklist_rank_refresh`` as of one day. Triggers on the
+# tables these facts are read from (invoices, holds, commitments, the client, its dunning and
+# profile rows) record the clients a write touched in ``WorklistRankDirty`` in the writer's own
+# transaction (COPY included); a change to a policy or a segment records every client (a row
+# without a client). The worklist reads the stored facts only for the day they were computed
+# for, and recomputes those of the recorded clients as it reads: what it shows is always exact.
+
+
+class WorklistRank(models.Model):
+    """One client's ranking facts as of ``WorklistRankState.computed_on`` (a derived copy:
+    no foreign key, the refresh rewrites it)."""
+
+    client_id = models.BigIntegerField(primary_key=True)
+    at_risk = models.DecimalField(max_digits=18, decimal_places=2, null=True)
+    at_risk_currency = models.CharField(max_length=3, null=True)
+    has_risk = models.BooleanField(default=False)
+    ladder = models.BooleanField(default=False)
+    overdue_max = models.DecimalField(max_digits=18, decimal_places=2, default=ZERO)
+    oldest_overdue = models.DateField(null=True)
+    broken_count = models.IntegerField(default=0)
+    # risk + broken promises + profile + segment points: the score with nothing due today.
+    base_score = models.IntegerField(default=0)
+    # The client's, for the queue's scope and call windows (read from the index below).
+    collector_id = models.BigIntegerField(null=True)
+    country = models.CharField(max_length=2, default="")
+    time_zone = models.CharField(max_length=64, default="")
+
+    class Meta:
+        # The quiet clients at risk in the queue's order, per (country, time zone) — a call
+        # window — of everybody or of a collector: ``Worklist`` reads the first N of each.
+        indexes = [
+            models.Index(
+                "country",
+                "time_zone",
+                models.F("base_score").desc(),
+                models.F("oldest_overdue").asc(nulls_last=True),
+                models.F("overdue_max").desc(),
+                name="worklist_rank_order",
+                condition=Q(has_risk=True, ladder=True),
+            ),
+            models.Index(
+                "collector_id",
+                "country",
+                "time_zone",
+                models.F("base_score").desc(),
+                models.F("oldest_overdue").asc(nulls_last=True),
+                models.F("overdue_max").desc(),
+                name="worklist_rank_collector_order",
+                condition=Q(has_risk=True, ladder=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client_id}: {self.base_score}"
+
+
+class WorklistRankDirty(models.Model):
+    """A client whose stored ranking facts a write may have changed (``client_id`` NULL: every
+    client). Rows are only added by triggers and removed by the refresh that recomputed them."""
+
+    id = models.BigAutoField(primary_key=True)
+    client_id = models.BigIntegerField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["client_id"], name="worklist_dirty_client")]
+
+    def __str__(self) -> str:
+        return str(self.client_id) if self.client_id is not None else "*"
+
+
+class WorklistRankState(models.Model):
+    """The day the stored ranking facts were computed for (one row)."""
+
+    id = models.SmallIntegerField(primary_key=True, default=1)
+    computed_on = models.DateField()
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="worklist_rank_state_one_row")]
+
+    def __str__(self) -> str:
+        return self.computed_on.isoformat()

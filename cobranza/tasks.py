@@ -15,6 +15,7 @@ from cobranza.portal import jobs as portal_messages
 from cobranza.profiles import fees
 from cobranza.profiles import jobs as profiles
 from cobranza.webhooks import outgoing as webhooks_out
+from cobranza.worklist import jobs as worklist
 from cobranza.workspace import jobs as commitments
 
 
@@ -106,6 +107,20 @@ def refresh_dashboard_summaries() -> dict:
     """Every 10 minutes: recompute the stored dashboard figures viewed lately (large portfolios)."""
 
     return summaries.summaries_refresh()
+
+
+@shared_task(name="cobranza.refresh_worklist_rank", time_limit=1800, soft_time_limit=1740)
+def refresh_worklist_rank() -> dict:
+    """Just after midnight and after the nightly jobs: every client's stored ranking facts as of
+    today (ages crossed their buckets overnight; docs/domain.md#worklist-ranking)."""
+    return worklist.worklist_rank_refresh(today=clock.localdate())
+
+
+@shared_task(name="cobranza.refresh_worklist_rank_touched", time_limit=600, soft_time_limit=540)
+def refresh_worklist_rank_touched() -> dict:
+    """Every 10 minutes: the stored ranking facts of the clients written to since (the worklist
+    recomputes them as it reads meanwhile)."""
+    return worklist.worklist_rank_refresh_touched(today=clock.localdate())
 
 
 @shared_task(name="cobranza.run_import", time_limit=3600, soft_time_limit=3500)

@@ -32,6 +32,11 @@ app.conf.beat_schedule = {
     "compute-profiles-nightly": {"task": "cobranza.compute_profiles", "schedule": crontab(hour=5, minute=40)},
     "accrue-late-fees-nightly": {"task": "cobranza.accrue_late_fees", "schedule": crontab(hour=5, minute=50)},
     "raise-alerts-nightly": {"task": "cobranza.raise_alerts", "schedule": crontab(hour=5, minute=55)},
+    # The worklist's stored ranking facts: as of the new day just after midnight, again once the
+    # nightly jobs above changed profiles and commitments, and the clients written to meanwhile.
+    "refresh-worklist-rank-midnight": {"task": "cobranza.refresh_worklist_rank", "schedule": crontab(hour=0, minute=5)},
+    "refresh-worklist-rank-morning": {"task": "cobranza.refresh_worklist_rank", "schedule": crontab(hour=6, minute=0)},
+    "refresh-worklist-rank-touched": {"task": "cobranza.refresh_worklist_rank_touched", "schedule": 600.0},
     "aging-snapshot-monthly": {
         "task": "cobranza.snapshot_aging",
         "schedule": crontab(day_of_month=1, hour=0, minute=30),

@@ -43,7 +43,6 @@ from django.db.models import (
     Case,
     Count,
     Exists,
-    IntegerField,
     Min,
     OuterRef,
     Q,
@@ -63,14 +62,13 @@ from django.utils.translation import ngettext
 from accounts import clock
 from accounts.models import ZERO, Client, Interaction, Invoice, Segment
 from accounts.roles import GROUP_NAMES, Role, is_collector, is_manager
-from accounts.rules import COLLECTIBLE, OVERDUE_BUCKETS, days_between, overdue_q, sql_literal
+from accounts.rules import COLLECTIBLE, OVERDUE_BUCKETS, collectible_sql, days_between, overdue_q, sql_literal
 from accounts.selectors import clients_visible_to
 from accounts.utils import money_str
 from cobranza import rules
 from cobranza.dashboard import metrics
 from cobranza.engine import contact_rules
 from cobranza.models import (
-    ClientDunning,
     ClientProfile,
     CollectorTask,
     Commitment,
@@ -83,6 +81,9 @@ from cobranza.models import (
     Profile,
     TaskKind,
     TaskStatus,
+    WorklistRank,
+    WorklistRankDirty,
+    WorklistRankState,
 )
 from cobranza.replies.selectors import unread_replies
 from cobranza.rules import effective_profile_sql, promise_not_kept_q
@@ -312,16 +313,15 @@ def _at_risk_invoices_sql(today: dt.date, *, where: str) -> tuple[str, list]:
     return sql, [today, today]
 
 
-def _attended_sql(client: str) -> str:
-    """The client ``client`` was attended on the day bounded by two placeholders (given twice):
-    one of its tasks was marked done, or a conversation was logged (not a system entry)."""
+def _attended_sql() -> str:
+    """The clients attended on the day bounded by two placeholders (given twice): one of their
+    tasks was marked done, or a conversation was logged (not a system entry). A set, read once
+    from the partial indexes on the day's completions and contacts."""
     qn = connection.ops.quote_name
-    return f"""(EXISTS (SELECT 1 FROM {qn(CollectorTask._meta.db_table)} AS t
-        WHERE t.client_id = {client}.id AND t.status = {sql_literal(TaskStatus.DONE)}
-          AND t.completed_at >= %s AND t.completed_at < %s)
-     OR EXISTS (SELECT 1 FROM {qn(Interaction._meta.db_table)} AS x
-        WHERE x.client_id = {client}.id AND x.kind <> {sql_literal(Interaction.Kind.SYSTEM)}
-          AND x.occurred_at >= %s AND x.occurred_at < %s))"""
+    return f"""SELECT t.client_id FROM {qn(CollectorTask._meta.db_table)} AS t
+        WHERE t.status = {sql_literal(TaskStatus.DONE)} AND t.completed_at >= %s AND t.completed_at < %s
+    UNION SELECT x.client_id FROM {qn(Interaction._meta.db_table)} AS x
+        WHERE x.kind <> {sql_literal(Interaction.Kind.SYSTEM)} AND x.occurred_at >= %s AND x.occurred_at < %s"""
 
 
 def attended_on(client: Client, day: dt.date) -> bool:
@@ -390,14 +390,123 @@ def _convert(value, expression, converters):
     return value
 
 
+# --- the ranking facts of a client (stored by cobranza.worklist.jobs, read here) -------------
+
+RANK_TABLE = WorklistRank._meta.db_table
+DIRTY_TABLE = WorklistRankDirty._meta.db_table
+STATE_TABLE = WorklistRankState._meta.db_table
+
+# What the queue ranks a client by besides what is due today, in this order.
+FACT_COLUMNS = (
+    "client_id",
+    "at_risk",
+    "at_risk_currency",
+    "has_risk",
+    "ladder",
+    "overdue_max",
+    "oldest_overdue",
+    "broken_count",
+)
+
+
+def ranking_facts_sql(today: dt.date, *, clients: str = "TRUE", clients_params=(), gate: str = "TRUE"):
+    """``(sql, params)``: ``SELECT FACT_COLUMNS`` for the clients whose id passes ``clients`` (a
+    predicate on ``{id}``, with its ``clients_params``), those with any fact only: the amount at
+    risk in the leading currency (``has_risk``: at least one invoice at risk), whether the ladder
+    acts on the client today, the largest overdue balance of a currency and the oldest overdue
+    invoice, the promises broken in the window. ``gate``, a condition on no row (e.g. whether the
+    stored facts are fresh), is repeated in every part so that PostgreSQL skips all of them when
+    it is false."""
+    qn = connection.ops.quote_name
+
+    def where(column: str) -> tuple[str, list]:
+        return f"{gate} AND {clients.format(id=column)}", list(clients_params)
+
+    weight_sql, weight_params = rules.loss_weight_sql(today, "i.due_date")
+    risk_where, risk_where_params = where("i.client_id")
+    risk_from, risk_params = _at_risk_invoices_sql(today, where=risk_where)
+    overdue_where, overdue_params = where("o.client_id")
+    broken_where, broken_params = where(f"{qn(Commitment._meta.db_table)}.{qn('client_id')}")
+    broken = (
+        Commitment.objects.filter(_broken_q(today))
+        .filter(RawSQL(broken_where, broken_params, output_field=models.BooleanField()))  # noqa: S611 - SQL of this module
+        .order_by()
+        .values("client_id")
+        .annotate(n=Count("pk"))
+    )
+    broken_sql, broken_params = _sql(broken)
+    client_where, client_params = where("c.id")
+    sql = f"""SELECT c.id AS client_id, r.amount AS at_risk, r.currency AS at_risk_currency,
+       r.client_id IS NOT NULL AS has_risk, {rules.ladder_client_sql("c", today="%s")} AS ladder,
+       COALESCE(o.overdue_max, 0) AS overdue_max, o.oldest_overdue,
+       CAST(COALESCE(b.n, 0) AS INTEGER) AS broken_count
+FROM {qn(Client._meta.db_table)} AS c
+LEFT JOIN (
+    SELECT DISTINCT ON (client_id) client_id, currency, amount FROM (
+        SELECT i.client_id, i.currency, ROUND(SUM(i.open_balance * {weight_sql}), 2) AS amount {risk_from}
+        GROUP BY i.client_id, i.currency) AS by_currency
+    ORDER BY client_id, amount DESC, currency) AS r ON r.client_id = c.id
+LEFT JOIN (
+    SELECT client_id, MAX(t) AS overdue_max, MIN(d) AS oldest_overdue FROM (
+        SELECT o.client_id, SUM(o.open_balance) AS t, MIN(o.due_date) AS d
+        FROM {qn(Invoice._meta.db_table)} AS o
+        WHERE {collectible_sql("o")} AND o.due_date < %s AND {overdue_where}
+        GROUP BY o.client_id, o.currency) AS by_currency
+    GROUP BY client_id) AS o ON o.client_id = c.id
+LEFT JOIN ({broken_sql}) AS b (client_id, n) ON b.client_id = c.id
+WHERE {client_where} AND (r.client_id IS NOT NULL OR o.client_id IS NOT NULL OR b.client_id IS NOT NULL)"""
+    params = [
+        today,
+        *weight_params,
+        *risk_params,
+        *risk_where_params,
+        today,
+        *overdue_params,
+        *broken_params,
+        *client_params,
+    ]
+    return sql, params
+
+
+def base_score_sql(facts: str, client: str, segment: str, profile: str) -> tuple[str, list]:
+    """The score of a client with nothing due today, over its facts (alias ``facts``), client,
+    segment and profile row (LEFT JOINed): what the stored facts are ordered by."""
+    profile_sql, profile_params = _profile_points_sql(effective_profile_sql(profile))
+    return (
+        f"{_risk_points_sql(f'COALESCE({facts}.at_risk, 0)')}"
+        f" + {_capped_sql(f'{facts}.broken_count', BROKEN_POINTS, BROKEN_CAP)}"
+        f" + {profile_sql} + {SEGMENT_POINTS_PER_WEIGHT} * ({segment}.priority_weight - 1)",
+        profile_params,
+    )
+
+
+def _fresh_sql(today: dt.date) -> tuple[str, list]:
+    """One row, ``ok``: the stored facts are those of ``today`` and no write since touched every
+    client's (the facts of the clients a write touched are recomputed as the queue is read)."""
+    return (
+        f"SELECT (EXISTS (SELECT 1 FROM {STATE_TABLE} WHERE computed_on = %s)"
+        f" AND NOT EXISTS (SELECT 1 FROM {DIRTY_TABLE} WHERE client_id IS NULL)) AS ok",
+        [today],
+    )
+
+
 class Worklist:
     """Today's queue as one SQL statement, set-based at any scale.
 
     The clients with something due are found first, from the due items themselves (open
-    tasks, promised dates, pending next actions: each grouped by client, restricted to the
-    scope's clients), and only those clients are scored: their overdue invoices (the partial
-    index on collectible invoices by client), broken promises and profile are aggregated
-    per client and joined, never evaluated one client at a time over the whole portfolio.
+    tasks, promised dates, pending next actions, unread replies: each grouped by client,
+    restricted to the scope's clients). The quiet clients at risk (nothing due, an amount at
+    risk the ladder acts on, not attended today) may lead too; they are read from their stored
+    ranking facts (``WorklistRank``, docs/domain.md#worklist-ranking), which hold the score a
+    client has with nothing due. A due item only adds points, so the first N of the queue are
+    among the clients with something due and the first N quiet ones in the stored order —
+    the callable ones and the others, as the queue puts those first — read from an index in
+    that order. Only those candidates are scored, in full, with the same formula.
+
+    The stored facts are used only when computed for today; those of clients a write touched
+    since (``WorklistRankDirty``) are recomputed in the same statement, from the ledger. When the
+    stored facts are not today's, every client's are (the statement is then as slow as the
+    portfolio is large, and as exact).
 
     Behaves like the queryset it replaces for its two readers: iterating (or ``list``) runs
     one query for every row; ``count()`` and a slice (what ``Paginator`` uses) one query each.
@@ -414,189 +523,303 @@ class Worklist:
         self._cache: list[Client] | None = None
         # When each (country, time zone) of the scope may be called now (read once).
         self._windows: dict[tuple[str, str], contact_rules.CallWindow] | None = None
-        # The clients with something due, their counts and amount at risk, once ``count()`` has
-        # read them: the page's query then starts from them instead of finding them again.
-        self._due: list[tuple] | None = None
+        # The due items per client (client, tasks, promised, next actions, replies), once
+        # ``count()`` has read them: the page's query then starts from them instead of finding
+        # them again.
+        self._items: list[tuple] | None = None
+        # Whether count() found the stored facts fresh: the page's query then has only the
+        # parts for that case (None: both, each skipped by PostgreSQL when it does not apply).
+        self._fresh: bool | None = None
 
     # -- the SQL --
 
-    def _due_ctes(self) -> tuple[str, list] | None:
-        """WITH tasks, promised, nexts, replies, risk, risky, due: the scope's clients with
-        something due today, with their counts, and their amount at risk (``risk``). None when
-        the user may see no client at all."""
-        today, scope = self.today, self.scope
-        clients = scope_clients(user=self.user, scope=scope)
+    def _scope_sql(self, client: str) -> tuple[str, list] | None:
+        """A condition on the clients row ``client``: it is in the scope. None: no client is."""
+        clients = scope_clients(user=self.user, scope=self.scope)
         if clients.query.is_empty():
             return None
+        if not clients.query.where:
+            return "TRUE", []
+        sql, params = _sql(clients.order_by().values("pk"))
+        return f"{client} = ANY(ARRAY({sql}))", list(params)
+
+    def _ctes(self) -> tuple[list[str], list] | None:
+        """The WITH parts both statements share: ``items`` (the due items of the scope's
+        clients, one row each: client, t, p, x, r), ``fresh``, ``dirty_ids``, ``live`` (the
+        facts computed from the ledger: the touched clients', or every client's when the stored
+        ones are not today's), ``risky_live`` (the quiet clients at risk among them) and
+        ``callable_zones``. None when the user may see no client at all."""
+        today, scope = self.today, self.scope
+        in_scope_sql = self._scope_sql("c.id")
+        if in_scope_sql is None:
+            return None
+        clients = scope_clients(user=self.user, scope=scope)
         # Restrict every source to the scope's clients early (nothing to do for a manager's
         # view of everybody: every client is in it).
         in_scope = Q(client__in=clients.values("pk")) if clients.query.where else Q()
-        tasks = (
-            CollectorTask.objects.filter(_due_tasks(today), _assignment_q(scope), in_scope)
-            .order_by()
-            .values("client_id")
-            .annotate(n=Count("pk"))
-        )
-        parts = [("tasks (client_id, n) AS", _sql(tasks))]
-        if scope.followups:
-            promised = (
-                Installment.objects.filter(
-                    _promised(today),
-                    Q(commitment__client__in=clients.values("pk")) if clients.query.where else Q(),
+        if self._items is not None:
+            columns = list(zip(*self._items, strict=True)) if self._items else [(), (), (), (), ()]
+            parts = [
+                (
+                    "items (client_id, t, p, x, r) AS",
+                    (
+                        "SELECT * FROM unnest(%s::bigint[], %s::integer[], %s::integer[], %s::integer[],"
+                        " %s::integer[])",
+                        # As array literals: one string each, not thousands of parameters to parse.
+                        ["{" + ",".join(str(v) for v in column) + "}" for column in columns],
+                    ),
                 )
+            ]
+        else:
+            tasks = (
+                CollectorTask.objects.filter(_due_tasks(today), _assignment_q(scope), in_scope)
                 .order_by()
-                .values("commitment__client_id")
+                .values("client_id")
                 .annotate(n=Count("pk"))
             )
-            nexts = pending_next_actions(today).filter(in_scope).order_by().values("client_id").annotate(n=Count("pk"))
-            replies = unread_replies().filter(in_scope).order_by().values("client_id").annotate(n=Count("pk"))
-            parts += [
-                ("promised (client_id, n) AS", _sql(promised)),
-                ("nexts (client_id, n) AS", _sql(nexts)),
-                ("replies (client_id, n) AS", _sql(replies)),
-            ]
-            # Every client of the scope may lead on its amount at risk alone.
-            parts += self._risk_ctes(clients)
-            # Clients with an amount at risk and nothing due today: quiet, but they may lead
-            # (docs/domain.md#worklist-ranking).
-            parts.append(self._risky_cte())
+            parts = [("tasks (client_id, n) AS", _sql(tasks))]
+            union = "SELECT client_id, n AS t, 0 AS p, 0 AS x, 0 AS r FROM tasks"
+            if scope.followups:
+                promised = (
+                    Installment.objects.filter(
+                        _promised(today),
+                        Q(commitment__client__in=clients.values("pk")) if clients.query.where else Q(),
+                    )
+                    .order_by()
+                    .values("commitment__client_id")
+                    .annotate(n=Count("pk"))
+                )
+                nexts = (
+                    pending_next_actions(today).filter(in_scope).order_by().values("client_id").annotate(n=Count("pk"))
+                )
+                replies = unread_replies().filter(in_scope).order_by().values("client_id").annotate(n=Count("pk"))
+                parts += [
+                    ("promised (client_id, n) AS", _sql(promised)),
+                    ("nexts (client_id, n) AS", _sql(nexts)),
+                    ("replies (client_id, n) AS", _sql(replies)),
+                ]
+                union += (
+                    " UNION ALL SELECT client_id, 0, n, 0, 0 FROM promised"
+                    " UNION ALL SELECT client_id, 0, 0, n, 0 FROM nexts"
+                    " UNION ALL SELECT client_id, 0, 0, 0, n FROM replies"
+                )
+            parts.append(("items AS", (union, ())))
+        parts.append(("fresh AS", _fresh_sql(today)))
+        parts.append(
+            ("dirty_ids AS", (f"SELECT DISTINCT client_id FROM {DIRTY_TABLE} WHERE client_id IS NOT NULL", ()))
+        )
+        # Without today's stored facts: those of every client of the scope (the managers' queue:
+        # of its tasks' clients, the only ones it shows); with them, of the touched clients.
+        if scope.followups:
+            everyone, everyone_params = self._scope_sql("{id}")
         else:
-            # The managers' queue holds their tasks only: the amount at risk of those clients.
-            parts += self._risk_ctes(where="i.client_id IN (SELECT client_id FROM tasks)")
+            everyone, everyone_params = "{id} IN (SELECT client_id FROM items)", []
+        stale_sql, stale_params = ranking_facts_sql(
+            today, clients=everyone, clients_params=everyone_params, gate="NOT (SELECT ok FROM fresh)"
+        )
+        touched_sql, touched_params = ranking_facts_sql(
+            today, clients="{id} IN (SELECT client_id FROM dirty_ids)", gate="(SELECT ok FROM fresh)"
+        )
+        branches = []
+        if self._fresh is not True:
+            branches.append((stale_sql, stale_params))
+        if self._fresh is not False:
+            branches.append((touched_sql, touched_params))
+        parts.append(
+            (
+                "live AS MATERIALIZED",
+                ("\nUNION ALL\n".join(sql for sql, _p in branches), [p for _sql, ps in branches for p in ps]),
+            )
+        )
+        callable_pairs = [pair for pair, window in self.call_windows().items() if window.allowed]
+        parts.append(
+            (
+                "callable_zones (country, time_zone) AS",
+                (
+                    "SELECT * FROM unnest(%s::text[], %s::text[])",
+                    ([country for country, _tz in callable_pairs], [tz for _country, tz in callable_pairs]),
+                ),
+            )
+        )
+        start, end = _day_bounds(today)
+        parts.append(("attended (client_id) AS", (_attended_sql(), (start, end, start, end))))
+        qn = connection.ops.quote_name
+        if scope.followups:
+            # Quiet clients at risk the ladder acts on that nobody attended today: a task done
+            # or a conversation logged makes a client wait for tomorrow unless something else is
+            # due (docs/domain.md#worklist-ranking).
+            risky = f"""SELECT l.client_id FROM live AS l JOIN {qn(Client._meta.db_table)} AS c ON c.id = l.client_id
+    WHERE l.has_risk AND l.ladder AND {in_scope_sql[0]}
+      AND NOT EXISTS (SELECT 1 FROM attended AS w WHERE w.client_id = l.client_id)"""
+            risky_params = tuple(in_scope_sql[1])
+        else:
+            risky, risky_params = "SELECT client_id FROM live WHERE FALSE", ()
+        parts.append(("risky_live AS", (risky, risky_params)))
         sql, params = [], []
         for head, (part_sql, part_params) in parts:
             sql.append(f"{head} ({part_sql})")
             params.extend(part_params)
-        union = "SELECT client_id, n AS t, 0 AS p, 0 AS x, 0 AS r FROM tasks"
-        if scope.followups:
-            union += (
-                " UNION ALL SELECT client_id, 0, n, 0, 0 FROM promised"
-                " UNION ALL SELECT client_id, 0, 0, n, 0 FROM nexts"
-                " UNION ALL SELECT client_id, 0, 0, 0, n FROM replies"
-                " UNION ALL SELECT client_id, 0, 0, 0, 0 FROM risky"
-            )
-        sql.append(
-            "due AS (SELECT client_id, CAST(SUM(t) AS INTEGER) AS task_count, "
-            "CAST(SUM(p) AS INTEGER) AS promise_count, CAST(SUM(x) AS INTEGER) AS next_count, "
-            f"CAST(SUM(r) AS INTEGER) AS reply_count FROM ({union}) AS items GROUP BY client_id)"
-        )
-        return "WITH " + ",\n".join(sql), params
+        return sql, params
 
-    def _risk_ctes(self, clients: QuerySet[Client] | None = None, *, where: str = "") -> list[tuple[str, tuple]]:
-        """``risk_by_currency``, ``risk``: the amount at risk of each client (of ``clients``, or
-        narrowed by ``where``) in its leading currency (docs/domain.md#amount-at-risk).
+    def _rank_scope_sql(self) -> tuple[str, list]:
+        """The scope (``scope_clients``) as a condition on the stored facts (alias ``a``), by the
+        collector kept with them: a collector sees their own clients, a manager everybody's or
+        one collector's or nobody's. A client reassigned since is a touched one (not read here)."""
+        conditions, params = ["TRUE"], []
+        if not is_manager(self.user):
+            conditions.append("a.collector_id = %s")
+            params.append(self.user.pk)
+        if self.scope.kind == COLLECTOR:
+            conditions.append("a.collector_id = %s")
+            params.append(self.scope.collector.pk)
+        elif self.scope.kind == UNASSIGNED:
+            conditions.append("a.collector_id IS NULL")
+        return " AND ".join(conditions), params
 
-        Read once, here, for the count and the page alike (``count()`` keeps it with the due
-        clients), and materialised: the planner must see how many clients it holds rather than
-        walk every overdue invoice of the portfolio once per client."""
-        today = self.today
-        if clients is not None and clients.query.where:
-            clients_sql, clients_params = _sql(clients.order_by().values("pk"))
-            where, params = f"i.client_id = ANY(ARRAY({clients_sql}))", clients_params
-        else:
-            where, params = where or "TRUE", ()
-        weight_sql, weight_params = rules.loss_weight_sql(today, "i.due_date")
-        risk_from, risk_params = _at_risk_invoices_sql(today, where=where)
-        return [
-            (
-                "risk_by_currency (client_id, currency, amount) AS MATERIALIZED",
-                (
-                    f"SELECT i.client_id, i.currency, ROUND(SUM(i.open_balance * {weight_sql}), 2) {risk_from}"
-                    " GROUP BY i.client_id, i.currency",
-                    (*weight_params, *risk_params, *params),
-                ),
-            ),
-            (
-                "risk (client_id, currency, amount) AS",
-                (
-                    "SELECT DISTINCT ON (client_id) client_id, currency, amount FROM risk_by_currency"
-                    " ORDER BY client_id, amount DESC, currency",
-                    (),
-                ),
-            ),
-        ]
-
-    def _risky_cte(self) -> tuple[str, tuple]:
-        """``risky``: the clients with an amount at risk the ladder acts on (not paused, not
-        written off, not with an agency or in legal) that nobody attended today: a task done
-        or a conversation logged makes a client wait for tomorrow unless something else is due."""
+    def _stored_risky_sql(self, *, limit: int | None) -> tuple[str, list]:
+        """The quiet clients at risk of the scope from the stored facts (not touched since, and
+        only when fresh): the first ``limit`` (all when None) of each call window (country and
+        time zone) of the scope in the queue's order for clients with nothing due, read from the
+        index in that order. The first ``limit`` of the queue's quiet clients — callable now
+        first — are among them."""
         qn = connection.ops.quote_name
-        start, end = _day_bounds(self.today)
-        sql = f"""SELECT c.id, 0
-    FROM risk
-    JOIN {qn(Client._meta.db_table)} AS c ON c.id = risk.client_id
-    LEFT JOIN {qn(ClientDunning._meta.db_table)} AS cd ON cd.client_id = c.id
-    WHERE {rules.ladder_client_sql("c", today="%s")} AND NOT {_attended_sql("c")}"""
-        return ("risky (client_id, n) AS", (sql, (self.today, start, end, start, end)))
+        in_scope, params = self._rank_scope_sql()
+        where = f"""(SELECT ok FROM fresh) AND a.has_risk AND a.ladder AND {in_scope}
+      AND NOT EXISTS (SELECT 1 FROM dirty_ids AS d WHERE d.client_id = a.client_id)
+      AND NOT EXISTS (SELECT 1 FROM attended AS w WHERE w.client_id = a.client_id)"""
+        zones = list(self.call_windows())
+        sql = f"""SELECT first.client_id FROM unnest(%s::text[], %s::text[]) AS z (country, time_zone)
+    CROSS JOIN LATERAL (
+        SELECT a.client_id FROM {RANK_TABLE} AS a JOIN {qn(Client._meta.db_table)} AS c ON c.id = a.client_id
+        WHERE a.country = z.country AND a.time_zone = z.time_zone AND {where}
+        ORDER BY a.base_score DESC, a.oldest_overdue ASC NULLS LAST, a.overdue_max DESC,
+                 c.legal_name ASC, c.id ASC{" LIMIT %s" if limit is not None else ""}) AS first"""
+        params = [[country for country, _tz in zones], [tz for _country, tz in zones], *params]
+        if limit is not None:
+            params.append(limit)
+        return sql, params
+
+    def _zones(self) -> list[tuple[str, str]]:
+        """The (country, time zone) pairs of the scope's clients, skipping from one to the next
+        along the index on them (a few probes, not a pass over every client)."""
+        qn = connection.ops.quote_name
+        # ``scope_clients`` as conditions on the collector (as ``_rank_scope_sql``).
+        conditions, condition_params = ["TRUE"], []
+        if not is_manager(self.user):
+            conditions.append("c.collector_id = %s")
+            condition_params.append(self.user.pk)
+        if self.scope.kind == COLLECTOR:
+            conditions.append("c.collector_id = %s")
+            condition_params.append(self.scope.collector.pk)
+        elif self.scope.kind == UNASSIGNED:
+            conditions.append("c.collector_id IS NULL")
+        where = " AND ".join(conditions)
+        where_params = condition_params
+        table = qn(Client._meta.db_table)
+        sql = f"""WITH RECURSIVE zones (country, time_zone) AS (
+    (SELECT c.country, c.time_zone FROM {table} AS c WHERE {where} ORDER BY c.country, c.time_zone LIMIT 1)
+    UNION ALL
+    SELECT n.country, n.time_zone FROM zones AS z CROSS JOIN LATERAL (
+        SELECT c.country, c.time_zone FROM {table} AS c
+        WHERE (c.country, c.time_zone) > (z.country, z.time_zone) AND {where}
+        ORDER BY c.country, c.time_zone LIMIT 1) AS n)
+SELECT country, time_zone FROM zones"""
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*where_params, *where_params])
+            return [tuple(row) for row in cursor.fetchall()]
 
     def call_windows(self) -> dict[tuple[str, str], contact_rules.CallWindow]:
         """The call window now of each (country, time zone) among the scope's clients
         (docs/domain.md#call-windows; three queries, whatever the number of clients)."""
         if self._windows is None:
-            pairs = (
-                scope_clients(user=self.user, scope=self.scope)
-                .order_by()
-                .values_list("country", "time_zone")
-                .distinct()
-            )
-            self._windows = contact_rules.call_windows(pairs, clock.now())
+            if self._scope_sql("c.id") is None:
+                self._windows = {}
+            else:
+                self._windows = contact_rules.call_windows(self._zones(), clock.now())
         return self._windows
 
-    def _rows_sql(self, limit: int | None, offset: int) -> tuple[str, list]:
-        # The due clients read by count() go back in as arrays; without count() they are found again.
-        if self._due is not None:
-            columns = list(zip(*self._due, strict=True)) if self._due else [(), (), (), (), (), (), ()]
-            ctes = (
-                "WITH due_risk (client_id, task_count, promise_count, next_count, reply_count, amount, currency) AS "
-                "(SELECT * FROM unnest(%s::integer[], %s::integer[], %s::integer[], %s::integer[], %s::integer[], "
-                "%s::numeric[], %s::text[])),\n"
-                "due AS (SELECT client_id, task_count, promise_count, next_count, reply_count FROM due_risk),\n"
-                "risk (client_id, currency, amount) AS "
-                "(SELECT client_id, currency, amount FROM due_risk WHERE currency IS NOT NULL)"
-            )
-            params = [list(column) for column in columns]
-        else:
-            due = self._due_ctes()
-            assert due is not None
-            ctes, params = due
-        today = self.today
+    def _rows_sql(self, ctes: tuple[list[str], list], limit: int | None, offset: int) -> tuple[str, list]:
+        sql_parts, params = list(ctes[0]), list(ctes[1])
         qn = connection.ops.quote_name
-        due_ids = RawSQL("SELECT client_id FROM due", [], output_field=IntegerField())
-        overdue = (
-            Invoice.objects.filter(COLLECTIBLE, overdue_q(today), client_id__in=due_ids)
-            .order_by()
-            .values("client_id", "currency")
-            .annotate(t=Sum("open_balance"), d=Min("due_date"))
+        if self.scope.followups and self._fresh is not False:
+            # The first limit + offset of the quiet clients of each call window: with the due
+            # clients, every client that can be on the page is among them.
+            n = None if limit is None else limit + offset
+            first_sql, first_params = self._stored_risky_sql(limit=n)
+            sql_parts.append(f"stored_first AS ({first_sql})")
+            params += first_params
+            quiet = (
+                " UNION ALL SELECT client_id, 0, 0, 0, 0 FROM risky_live"
+                " UNION ALL SELECT client_id, 0, 0, 0, 0 FROM stored_first"
+            )
+        elif self.scope.followups:
+            quiet = " UNION ALL SELECT client_id, 0, 0, 0, 0 FROM risky_live"
+        else:
+            quiet = ""
+        sql_parts.append(
+            "due AS (SELECT client_id, CAST(SUM(t) AS INTEGER) AS task_count, "
+            "CAST(SUM(p) AS INTEGER) AS promise_count, CAST(SUM(x) AS INTEGER) AS next_count, "
+            f"CAST(SUM(r) AS INTEGER) AS reply_count FROM (SELECT client_id, t, p, x, r FROM items{quiet}) AS found "
+            "GROUP BY client_id)"
         )
-        broken = (
-            Commitment.objects.filter(_broken_q(today), client_id__in=due_ids)
-            .order_by()
-            .values("client_id")
-            .annotate(n=Count("pk"))
-        )
-        overdue_sql, overdue_params = _sql(overdue)
-        broken_sql, broken_params = _sql(broken)
+        keep = ""
+        if limit is not None and self._fresh is not False:
+            # A candidate whose facts are stored has its score without reading them in full: the
+            # stored score with nothing due plus its items' points; only the first limit + offset
+            # of those (in the queue's order) and the others are scored in full.
+            items_sql = " + ".join(
+                _capped_sql(f"d.{column}", points, cap)
+                for column, points, cap in (
+                    ("promise_count", PROMISE_POINTS, PROMISE_CAP),
+                    ("task_count", TASK_POINTS, TASK_CAP),
+                    ("next_count", NEXT_POINTS, NEXT_CAP),
+                    ("reply_count", REPLY_POINTS, REPLY_CAP),
+                )
+            )
+            stored = (
+                "(SELECT ok FROM fresh) AND NOT EXISTS (SELECT 1 FROM dirty_ids AS x WHERE x.client_id = d.client_id)"
+            )
+            sql_parts.append(
+                f"""keep AS (
+    (SELECT d.client_id FROM due AS d
+     JOIN {RANK_TABLE} AS a ON a.client_id = d.client_id
+     JOIN {qn(Client._meta.db_table)} AS c ON c.id = d.client_id
+     WHERE {stored}
+     ORDER BY (a.country, a.time_zone) IN (SELECT country, time_zone FROM callable_zones) DESC,
+              a.base_score + {items_sql} DESC, a.oldest_overdue ASC NULLS LAST, a.overdue_max DESC,
+              c.legal_name ASC, c.id ASC
+     LIMIT %s)
+    UNION ALL
+    SELECT d.client_id FROM due AS d
+    WHERE NOT ({stored} AND EXISTS (SELECT 1 FROM {RANK_TABLE} AS a WHERE a.client_id = d.client_id)))"""
+            )
+            params.append(limit + offset)
+            keep = "\n    WHERE due.client_id IN (SELECT client_id FROM keep)"
         profile_sql, profile_params = _profile_points_sql("profile_effective")
         cols = (
             [f"c.{qn(f.column)}" for f in Client._meta.concrete_fields]
             + [f"s.{qn(f.column)}" for f in Segment._meta.concrete_fields]
             + [f"u.{qn(f.column)}" for f in get_user_model()._meta.concrete_fields]
         )
-        sql = f"""{ctes},
-overdue (client_id, overdue_max, oldest_overdue) AS (
-    SELECT client_id, MAX(t), MIN(d) FROM ({overdue_sql}) AS by_currency GROUP BY client_id),
-broken (client_id, n) AS ({broken_sql}),
+        # A client's facts: recomputed (``live``) or stored, never both (``a`` only when fresh
+        # and not touched; ``live`` then holds the touched clients only).
+        sql = (
+            "WITH "
+            + ",\n".join(sql_parts)
+            + f""",
 counted AS (
     SELECT due.client_id, due.task_count, due.promise_count, due.next_count, due.reply_count,
-           COALESCE(overdue.overdue_max, CAST(%s AS NUMERIC)) AS overdue_max, overdue.oldest_overdue,
-           COALESCE(risk.amount, CAST(%s AS NUMERIC)) AS at_risk, risk.currency AS at_risk_currency,
-           CAST(COALESCE(broken.n, 0) AS INTEGER) AS broken_count,
+           COALESCE(l.overdue_max, a.overdue_max, 0) AS overdue_max,
+           COALESCE(l.oldest_overdue, a.oldest_overdue) AS oldest_overdue,
+           COALESCE(l.at_risk, a.at_risk, 0) AS at_risk,
+           COALESCE(l.at_risk_currency, a.at_risk_currency) AS at_risk_currency,
+           COALESCE(l.broken_count, a.broken_count, 0) AS broken_count,
            {effective_profile_sql("profile")} AS profile_effective
     FROM due
-    LEFT JOIN overdue ON overdue.client_id = due.client_id
-    LEFT JOIN risk ON risk.client_id = due.client_id
-    LEFT JOIN broken ON broken.client_id = due.client_id
-    LEFT JOIN {qn(ClientProfile._meta.db_table)} AS profile ON profile.client_id = due.client_id),
+    LEFT JOIN live AS l ON l.client_id = due.client_id
+    LEFT JOIN {RANK_TABLE} AS a ON a.client_id = due.client_id AND (SELECT ok FROM fresh)
+                                AND NOT EXISTS (SELECT 1 FROM dirty_ids AS d WHERE d.client_id = due.client_id)
+    LEFT JOIN {qn(ClientProfile._meta.db_table)} AS profile ON profile.client_id = due.client_id{keep}),
 pointed AS (
     SELECT counted.*, {_risk_points_sql("at_risk")} AS risk_points,
            {_capped_sql("promise_count", PROMISE_POINTS, PROMISE_CAP)} AS promise_points,
@@ -608,19 +831,17 @@ pointed AS (
     FROM counted),
 scored AS (
     SELECT p.*, {SEGMENT_POINTS_PER_WEIGHT} * (s.{qn("priority_weight")} - 1) AS segment_points,
-           s.id AS segment_pk
+           s.id AS segment_pk, c.{qn("country")} AS country, c.{qn("time_zone")} AS time_zone,
+           c.{qn("legal_name")} AS legal_name
     FROM pointed AS p
     JOIN {qn(Client._meta.db_table)} AS c ON c.id = p.client_id
     JOIN {qn(Segment._meta.db_table)} AS s ON s.id = c.{qn("segment_id")}),
-callable_zones (country, time_zone) AS (SELECT * FROM unnest(%s::text[], %s::text[])),
 ranked AS (
     SELECT p.*, p.risk_points + p.promise_points + p.broken_points + p.task_points + p.next_points
                + p.reply_points + p.profile_points + p.segment_points AS score,
-           EXISTS (SELECT 1 FROM callable_zones z WHERE z.country = c.{qn("country")}
-                                                   AND z.time_zone = c.{qn("time_zone")}) AS callable_now,
-           c.{qn("legal_name")} AS legal_name
+           EXISTS (SELECT 1 FROM callable_zones z WHERE z.country = p.country
+                                                   AND z.time_zone = p.time_zone) AS callable_now
     FROM scored AS p
-    JOIN {qn(Client._meta.db_table)} AS c ON c.id = p.client_id
     {_order()}{{page}})
 SELECT {", ".join(cols)},
        p.task_count, p.promise_count, p.next_count, p.reply_count, p.overdue_max, p.oldest_overdue,
@@ -632,11 +853,10 @@ JOIN {qn(Client._meta.db_table)} AS c ON c.id = p.client_id
 JOIN {qn(Segment._meta.db_table)} AS s ON s.id = p.segment_pk
 LEFT JOIN {qn(get_user_model()._meta.db_table)} AS u ON u.id = c.{qn("collector_id")}
 {_order("p.")}"""
-        callable_pairs = [pair for pair, window in self.call_windows().items() if window.allowed]
-        params += [*overdue_params, *broken_params, ZERO, ZERO, *profile_params]
-        params += [[country for country, _tz in callable_pairs], [tz for _country, tz in callable_pairs]]
+        )
+        params += [*profile_params]
         # Only the page's clients are joined for their columns: the order is decided on the
-        # scores of every due client, the wide rows are read for the page alone.
+        # scores of the candidates, the wide rows are read for the page alone.
         page = ""
         if limit is not None:
             page += " LIMIT %s"
@@ -648,9 +868,10 @@ LEFT JOIN {qn(get_user_model()._meta.db_table)} AS u ON u.id = c.{qn("collector_
         return sql, params
 
     def _fetch(self, limit: int | None = None, offset: int = 0) -> list[Client]:
-        if self._due == [] or (self._due is None and self._due_ctes() is None):
+        ctes = self._ctes()
+        if ctes is None:
             return []
-        sql, params = self._rows_sql(limit, offset)
+        sql, params = self._rows_sql(ctes, limit, offset)
         user_model = get_user_model()
         client_fields = [f.attname for f in Client._meta.concrete_fields]
         segment_fields = [f.attname for f in Segment._meta.concrete_fields]
@@ -690,22 +911,45 @@ LEFT JOIN {qn(get_user_model()._meta.db_table)} AS u ON u.id = c.{qn("collector_
     # -- the queryset-like surface --
 
     def count(self) -> int:
-        """How many clients have something due (one query, which also keeps them for the page)."""
+        """How many clients are in the queue: those with something due and the quiet ones at risk
+        (one query, which also keeps the due items for the page)."""
         if self._cache is not None:
             return len(self._cache)
-        if self._due is None:
-            due = self._due_ctes()
-            if due is None:
-                self._due = []
-            else:
-                with connection.cursor() as cursor:
-                    cursor.execute(
-                        due[0] + "\nSELECT due.client_id, task_count, promise_count, next_count, reply_count, "
-                        "risk.amount, risk.currency FROM due LEFT JOIN risk ON risk.client_id = due.client_id",
-                        due[1],
-                    )
-                    self._due = [tuple(row) for row in cursor.fetchall()]
-        return len(self._due)
+        ctes = self._ctes()
+        if ctes is None:
+            self._items = []
+            return 0
+        sql_parts, params = list(ctes[0]), list(ctes[1])
+        count = "(SELECT COUNT(*) FROM (SELECT client_id FROM items UNION SELECT client_id FROM risky_live) AS q)"
+        if self.scope.followups:
+            # The quiet clients at risk of the stored facts (S) not already counted: S minus
+            # those touched, attended, due or recomputed — counted over S and over those few, not
+            # client by client over S.
+            in_scope, scope_params = self._rank_scope_sql()
+            stored = f"{RANK_TABLE} AS a WHERE (SELECT ok FROM fresh) AND a.has_risk AND a.ladder AND {in_scope}"
+            count += (
+                f" + (SELECT COUNT(*) FROM {stored})"
+                f" - (SELECT COUNT(*) FROM {stored} AND a.client_id IN (SELECT client_id FROM dirty_ids"
+                " UNION SELECT client_id FROM attended UNION SELECT client_id FROM items"
+                " UNION SELECT client_id FROM risky_live))"
+            )
+            params += [*scope_params, *scope_params]
+        # The count and whether the stored facts were fresh first (no client), then the due
+        # items per client.
+        sql = (
+            "WITH "
+            + ",\n".join(sql_parts)
+            + f"\nSELECT NULL, 0, 0, 0, (SELECT CAST(ok AS INTEGER) FROM fresh), {count}"
+            "\nUNION ALL SELECT client_id, CAST(SUM(t) AS INTEGER), CAST(SUM(p) AS INTEGER), CAST(SUM(x) AS INTEGER),"
+            " CAST(SUM(r) AS INTEGER), NULL FROM items GROUP BY client_id"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        head = next(row for row in rows if row[0] is None)
+        total, self._fresh = head[5], bool(head[4])
+        self._items = [tuple(row[:5]) for row in rows if row[0] is not None]
+        return total
 
     def __len__(self) -> int:
         return len(self._all())

@@ -131,6 +131,7 @@ def step_nightly(results: dict, today: dt.date) -> None:
     from cobranza.alerts import jobs as alerts
     from cobranza.dashboard import jobs as dashboard
     from cobranza.profiles import jobs as profiles
+    from cobranza.worklist import jobs as worklist
 
     out = {}
     for name, fn in (
@@ -140,6 +141,8 @@ def step_nightly(results: dict, today: dt.date) -> None:
             lambda: dashboard.backfill_snapshots(months=SNAPSHOT_MONTHS, today=today),
         ),
         ("raise_alerts", lambda: alerts.raise_alerts(today=today)),
+        # After the jobs above (profiles change the score), as beat runs it in the morning.
+        ("refresh_worklist_rank", lambda: worklist.worklist_rank_refresh(today=today)),
     ):
         log(f"nightly job {name} ...")
         t0 = time.perf_counter()
@@ -261,8 +264,26 @@ def _measure_pages(results: dict, key: str, *, explain: bool) -> None:
             report.write_interim(results)
 
 
+def _worklist_rank_fresh(results: dict, today: dt.date) -> None:
+    """The worklist's stored ranking facts as beat keeps them: refreshed for today (after
+    midnight and the nightly jobs), the clients touched since every 10 minutes."""
+    from cobranza.models import WorklistRankState
+    from cobranza.worklist import jobs as worklist
+
+    t0 = time.perf_counter()
+    if WorklistRankState.objects.filter(computed_on=today).exists():
+        name = "refresh_worklist_rank_touched (every 10 min)"
+        worklist.worklist_rank_refresh_touched(today=today)
+    else:
+        name = "refresh_worklist_rank (after midnight and the nightly jobs)"
+        worklist.worklist_rank_refresh(today=today)
+    results.setdefault("nightly", {})[name] = time.perf_counter() - t0
+    log(f"  {name}: {time.perf_counter() - t0:.1f} s")
+
+
 def step_pages(results: dict, today: dt.date) -> None:
     results.pop("pages_jit_off", None)
+    _worklist_rank_fresh(results, today)
     _measure_pages(results, "pages", explain=True)
     try:
         from cobranza.dashboard import summaries
