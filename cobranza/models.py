@@ -900,6 +900,12 @@ class ClientProfile(models.Model):
     # Good-payer standing (docs/domain.md#good-payer): when it was gained and lost, to notify the loss once.
     good_payer_since = models.DateField(_("buen pagador desde"), null=True, blank=True)
     good_payer_lost_on = models.DateField(_("dejó de ser buen pagador"), null=True, blank=True)
+    # The client's settlement behaviour as the cash forecast reads it (docs/domain.md#cash-forecast),
+    # kept by the profile job: the invoices it settled in the 24 months before ``offset_as_of`` and
+    # the median of (settlement day − due date) over them (None without any).
+    offset_as_of = models.DateField(null=True, blank=True)
+    offset_settled = models.PositiveIntegerField(default=0)
+    offset_median = models.FloatField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("perfil de morosidad")
@@ -920,6 +926,26 @@ class ClientProfile(models.Model):
         SQL and ORM forms are in ``cobranza.rules``, which cannot be imported here (it imports
         these models). tests/cobranza/test_rules.py keeps the forms equal."""
         return self.override or self.computed or Profile.NEW
+
+
+class SettlementNorm(models.Model):
+    """The median settlement offset of a segment's clients (segment empty: of the whole
+    portfolio) over the invoices settled in the 24 months before ``as_of``: the cash forecast's
+    fallback for a client with fewer than 3 settled invoices (docs/domain.md#cash-forecast).
+    Written by the full nightly profile job with each client's own figures (``ClientProfile``)."""
+
+    as_of = models.DateField()
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    settled = models.PositiveIntegerField(default=0)
+    median = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["segment"], nulls_distinct=False, name="settlement_norm_one_per_segment"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.segment or '*'} {self.as_of}: {self.median} ({self.settled})"
 
 
 class HandOffKind(models.TextChoices):

@@ -91,6 +91,8 @@ from cobranza import texts
 
 # The receivables at a date are the dashboard's (one definition: docs/domain.md#receivables).
 from cobranza.dashboard.metrics import _cube_sql
+from cobranza.forecast import jobs as forecast_jobs
+from cobranza.forecast import selectors as forecast
 from cobranza.models import (
     ClientProfile,
     CollectorTask,
@@ -412,6 +414,12 @@ def _classify_sql(scope: str, receivable: str) -> str:
         FROM settled
         WHERE settled_on >= %(since_24m)s AND settled_on <= %(today)s
     ),
+    offsets AS (
+        SELECT client_id, COUNT(*) AS n, {forecast.MEDIAN} AS med
+        FROM (SELECT s.client_id, {forecast.OFFSET_DAYS} AS days FROM settled s
+              WHERE s.settled_on >= %(offset_since)s AND s.settled_on < %(today)s) d
+        GROUP BY client_id
+    ),
     history AS (
         SELECT client_id, COUNT(*) AS settled,
                SUM(CASE WHEN days_late > 0 THEN 1 ELSE 0 END) AS late,
@@ -532,18 +540,24 @@ def _classify_sql(scope: str, receivable: str) -> str:
                   AND f.broken_12m + f.partial_12m = 0 THEN 'good'
              ELSE 'casual'
            END AS computed,
-           {evidence} AS evidence
+           {evidence} AS evidence,
+           COALESCE(so.n, 0) AS offset_settled, so.med AS offset_median
     FROM facts f
+    LEFT JOIN offsets so ON so.client_id = f.client_id
     """  # noqa: S608 - table names from model metadata and constants; values are parameters
 
 
 def _compute_sql(scope: str, receivable: str) -> str:
     table = ClientProfile._meta.db_table
     return f"""
-    INSERT INTO {table} (client_id, computed, evidence, computed_at, override, override_reason)
-    SELECT q.client_id, q.computed, q.evidence, %(now)s, '', '' FROM ({_classify_sql(scope, receivable)}) q
+    INSERT INTO {table} (client_id, computed, evidence, computed_at, override, override_reason,
+                         offset_as_of, offset_settled, offset_median)
+    SELECT q.client_id, q.computed, q.evidence, %(now)s, '', '', %(today)s, q.offset_settled, q.offset_median
+    FROM ({_classify_sql(scope, receivable)}) q
     ON CONFLICT (client_id) DO UPDATE
-        SET computed = excluded.computed, evidence = excluded.evidence, computed_at = excluded.computed_at
+        SET computed = excluded.computed, evidence = excluded.evidence, computed_at = excluded.computed_at,
+            offset_as_of = excluded.offset_as_of, offset_settled = excluded.offset_settled,
+            offset_median = excluded.offset_median
     """  # noqa: S608 - table name from model metadata; values are parameters
 
 
@@ -642,6 +656,8 @@ def _params(today: dt.date, **extra) -> dict:
         "since_24m": months_ago(today, 24),
         "since_12m": months_ago(today, 12),
         "since_60d": today - dt.timedelta(days=NEGLIGENT_NO_PAYMENT_DAYS),
+        # The cash forecast standing at the start of ``today`` reads these (its own window).
+        "offset_since": today - dt.timedelta(days=forecast.HISTORY_DAYS),
         "since_contact": since_contact,
         # Timeline entries and write-offs carry a moment: the days above in the site's time zone.
         "until": _start_of(today + dt.timedelta(days=1)),
@@ -680,6 +696,8 @@ def compute_profiles(*, today: dt.date, client_ids=None, now: dt.datetime | None
         with connection.cursor() as cur:
             cur.execute(sql, params)
             touched = max(cur.rowcount, 0)
+        if ids is None:
+            forecast_jobs.store_settlement_norms(as_of=today)
         gained, lost = (0, 0)
         if standing:
             gained, lost = _update_standing(client_ids=ids, today=today, now=now)
