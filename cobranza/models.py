@@ -900,12 +900,6 @@ class ClientProfile(models.Model):
     # Good-payer standing (docs/domain.md#good-payer): when it was gained and lost, to notify the loss once.
     good_payer_since = models.DateField(_("buen pagador desde"), null=True, blank=True)
     good_payer_lost_on = models.DateField(_("dejó de ser buen pagador"), null=True, blank=True)
-    # The client's settlement behaviour as the cash forecast reads it (docs/domain.md#cash-forecast),
-    # kept by the profile job: the invoices it settled in the 24 months before ``offset_as_of`` and
-    # the median of (settlement day − due date) over them (None without any).
-    offset_as_of = models.DateField(null=True, blank=True)
-    offset_settled = models.PositiveIntegerField(default=0)
-    offset_median = models.FloatField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("perfil de morosidad")
@@ -928,11 +922,29 @@ class ClientProfile(models.Model):
         return self.override or self.computed or Profile.NEW
 
 
+class SettlementOffset(models.Model):
+    """A client's settlement behaviour as the cash forecast reads it (docs/domain.md#cash-forecast):
+    how many invoices it settled in the 24 months before ``as_of`` and the median of (settlement
+    day − due date) over them (None without any). Written by the profile job with the client's
+    profile; a narrow table of its own, so that the forecast joins it in milliseconds."""
+
+    client = models.OneToOneField(Client, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    as_of = models.DateField()
+    settled = models.PositiveIntegerField(default=0)
+    median = models.FloatField(null=True, blank=True)
+    # The days the forecast adds to the due date: this median, or the segment's or the portfolio's
+    # (``SettlementNorm`` of the same day) for a client with fewer than 3 settled invoices.
+    days = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.client_id} {self.as_of}: {self.days} ({self.median}, {self.settled})"
+
+
 class SettlementNorm(models.Model):
     """The median settlement offset of a segment's clients (segment empty: of the whole
     portfolio) over the invoices settled in the 24 months before ``as_of``: the cash forecast's
     fallback for a client with fewer than 3 settled invoices (docs/domain.md#cash-forecast).
-    Written by the full nightly profile job with each client's own figures (``ClientProfile``)."""
+    Written by the full nightly profile job with each client's own figures (``SettlementOffset``)."""
 
     as_of = models.DateField()
     segment = models.ForeignKey(Segment, on_delete=models.CASCADE, null=True, blank=True, related_name="+")

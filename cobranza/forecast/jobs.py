@@ -3,7 +3,7 @@
 
 The forecast expects an invoice on its due date plus its client's median settlement offset, or
 its segment's, or the portfolio's (docs/domain.md#cash-forecast). Each client's own figures are
-written by the profile job (``ClientProfile.offset_*``, in its one statement); the medians of the
+written by the profile job (``SettlementOffset``, in its one statement); the medians of the
 segments and of the portfolio cannot be put together from the clients' medians, so the full run
 also stores them here (``SettlementNorm``), in one more statement. The forecast standing on the same
 day reads these rows instead of every invoice settled in 24 months.

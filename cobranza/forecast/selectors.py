@@ -16,7 +16,7 @@ promise outcomes before the day, commitments as they stood then. One statement p
 the backtest adds one per stand date for the naive forecast and the money actually received.
 
 The settlement offsets are the costly part (every invoice settled in 24 months). The nightly
-profile job keeps them for its day (``ClientProfile.offset_*``, ``SettlementNorm``, see
+profile job keeps them for its day (``SettlementOffset``, ``SettlementNorm``, see
 ``forecast.jobs``): standing on that day the statement reads one row per client instead, and
 computes from the ledger only the clients the job has no figures for; standing on any other day
 (the backtest's past dates, or before the job ran) it computes everything from the ledger.
@@ -37,12 +37,12 @@ from cobranza import rules
 from cobranza.dashboard import metrics
 from cobranza.forecast.data import Forecast, Week
 from cobranza.models import (
-    ClientProfile,
     Commitment,
     CommitmentStatus,
     Installment,
     InstallmentStatus,
     SettlementNorm,
+    SettlementOffset,
 )
 
 CENT = Decimal("0.01")
@@ -106,7 +106,7 @@ def _tables() -> dict[str, str]:
         "cm_inv": through.get_field("invoice").column,
         "payment": Payment._meta.db_table,
         "allocation": PaymentAllocation._meta.db_table,
-        "profile": ClientProfile._meta.db_table,
+        "offset": SettlementOffset._meta.db_table,
         "norm": SettlementNorm._meta.db_table,
     }
 
@@ -115,6 +115,16 @@ def _receivables(f: metrics.Filters | None, as_of: dt.date) -> tuple[str, list]:
     """The receivables at the close of the day before ``as_of``, one row per invoice
     (docs/domain.md#receivables): ``invoice, client, currency, due_date, disputed, amount``."""
     return metrics._cube_sql(f, as_of - dt.timedelta(days=1), dims=("invoice", "client", "currency", "due_date"))
+
+
+def expected_offset_sql(own: str, segment: str, portfolio: str) -> str:
+    """The whole days after its due date an invoice is expected (docs/domain.md#cash-forecast):
+    the client's median settlement offset with ``MIN_SETTLED`` or more settled invoices, else its
+    segment's (with as many), else the portfolio's, else 0. Each argument names a relation with
+    columns ``n`` (settled invoices) and ``med`` (their median offset)."""
+    return f"""CAST(ROUND(CAST(CASE WHEN {own}.n >= {MIN_SETTLED} THEN {own}.med
+                               WHEN {segment}.n >= {MIN_SETTLED} THEN {segment}.med
+                               WHEN {portfolio}.n > 0 THEN {portfolio}.med ELSE 0 END AS numeric)) AS integer)"""
 
 
 def settled_history_sql(as_of: dt.date, *, where: str = "") -> tuple[str, list]:
@@ -134,7 +144,7 @@ def forecast_sql(f: metrics.Filters | None, as_of: dt.date, weeks: int = WEEKS) 
     horizon = as_of + dt.timedelta(days=7 * weeks)  # first day after the last window
     settled, settled_params = settled_history_sql(as_of)
     # One client's own figures when the profile job has none for the day (a client added since).
-    own, own_params = settled_history_sql(as_of, where="AND i.client_id = c.id")
+    own, own_params = settled_history_sql(as_of, where="AND i.client_id = m.client")
     # The chance of collecting an invoice: 1 − the loss weight of its age when it is expected
     # (docs/domain.md#amount-at-risk). ``age_due`` is the due date that, aged on ``as_of``, has
     # that age: due − (expected − as_of) for an expected day to come, the due date itself else.
@@ -145,31 +155,6 @@ def forecast_sql(f: metrics.Filters | None, as_of: dt.date, weeks: int = WEEKS) 
     WITH recv AS ({recv_sql}),
     stored AS (
         SELECT EXISTS (SELECT 1 FROM {t["norm"]} WHERE segment_id IS NULL AND as_of = %s) AS ok),
-    settled AS ({settled}),
-    delays AS (
-        SELECT s.client_id, c.segment_id, {OFFSET_DAYS} AS days
-        FROM settled s JOIN {t["client"]} c ON c.id = s.client_id
-        WHERE NOT (SELECT ok FROM stored)),
-    by_client AS (
-        SELECT client_id, COUNT(*) AS n, {MEDIAN} AS med FROM delays GROUP BY client_id
-        UNION ALL
-        SELECT p.client_id, p.offset_settled, p.offset_median FROM {t["profile"]} p
-        WHERE (SELECT ok FROM stored) AND p.offset_as_of = %s AND p.offset_settled > 0
-        UNION ALL
-        SELECT c.id, x.n, x.med FROM {t["client"]} c
-        CROSS JOIN LATERAL (SELECT COUNT(*) AS n, {MEDIAN} AS med
-                            FROM (SELECT {OFFSET_DAYS} AS days FROM ({own}) s) d) x
-        WHERE (SELECT ok FROM stored) AND x.n > 0
-          AND NOT EXISTS (SELECT 1 FROM {t["profile"]} p WHERE p.client_id = c.id AND p.offset_as_of = %s)),
-    by_segment AS (
-        SELECT segment_id, COUNT(*) AS n, {MEDIAN} AS med FROM delays GROUP BY segment_id
-        UNION ALL
-        SELECT segment_id, settled, median FROM {t["norm"]}
-        WHERE (SELECT ok FROM stored) AND segment_id IS NOT NULL AND as_of = %s),
-    portfolio AS (
-        SELECT COUNT(*) AS n, {MEDIAN} AS med FROM delays HAVING NOT (SELECT ok FROM stored)
-        UNION ALL
-        SELECT settled, median FROM {t["norm"]} WHERE segment_id IS NULL AND as_of = %s),
     judged AS (
         SELECT m.client_id, SUM(CASE WHEN {rules.promise_kept_sql("m")} THEN 1 ELSE 0 END) AS kept,
                COUNT(*) AS judged
@@ -206,20 +191,47 @@ def forecast_sql(f: metrics.Filters | None, as_of: dt.date, weeks: int = WEEKS) 
         LEFT JOIN judged j ON j.client_id = m.client_id
         CROSS JOIN prior pr
         WHERE k.due_on < %s),
-    behaviour_base AS (
-        SELECT r.currency, r.due_date, r.amount,
-               r.due_date + CAST(ROUND(CAST(CASE WHEN bc.n >= {MIN_SETTLED} THEN bc.med
-                                            WHEN bs.n >= {MIN_SETTLED} THEN bs.med
-                                            WHEN pf.n > 0 THEN pf.med ELSE 0 END AS numeric)) AS integer) AS expected
-        FROM recv r
-        JOIN {t["client"]} c ON c.id = r.client
-        LEFT JOIN by_client bc ON bc.client_id = r.client
-        LEFT JOIN by_segment bs ON bs.segment_id = c.segment_id
-        CROSS JOIN portfolio pf
+    -- Each invoice with its client's stored offset in days, when the profile job kept it for the day.
+    recv_stored AS (
+        SELECT r.*, o.days FROM recv r
+        LEFT JOIN {t["offset"]} o ON o.client_id = r.client AND o.as_of = %s AND (SELECT ok FROM stored)
         WHERE r.disputed = 0
           AND NOT EXISTS (SELECT 1 FROM cm_invoice ci JOIN cm_balance cb ON cb.commitment_id = ci.commitment_id
                           JOIN pending_total pt ON pt.commitment_id = ci.commitment_id
                           WHERE ci.invoice_id = r.invoice)),
+    settled AS ({settled}),
+    delays AS (
+        SELECT s.client_id, c.segment_id, {OFFSET_DAYS} AS days
+        FROM settled s JOIN {t["client"]} c ON c.id = s.client_id
+        WHERE NOT (SELECT ok FROM stored)),
+    by_client AS (
+        SELECT client_id, COUNT(*) AS n, {MEDIAN} AS med FROM delays GROUP BY client_id
+        UNION ALL
+        SELECT m.client, x.n, x.med
+        FROM (SELECT DISTINCT r.client FROM recv_stored r WHERE r.days IS NULL AND (SELECT ok FROM stored)) m
+        CROSS JOIN LATERAL (SELECT COUNT(*) AS n, {MEDIAN} AS med
+                            FROM (SELECT {OFFSET_DAYS} AS days FROM ({own}) s) d) x
+        WHERE x.n > 0),
+    by_segment AS (
+        SELECT segment_id, COUNT(*) AS n, {MEDIAN} AS med FROM delays GROUP BY segment_id
+        UNION ALL
+        SELECT segment_id, settled, median FROM {t["norm"]}
+        WHERE (SELECT ok FROM stored) AND segment_id IS NOT NULL AND as_of = %s),
+    portfolio AS (
+        SELECT COUNT(*) AS n, {MEDIAN} AS med FROM delays HAVING NOT (SELECT ok FROM stored)
+        UNION ALL
+        SELECT settled, median FROM {t["norm"]} WHERE segment_id IS NULL AND as_of = %s),
+    behaviour_base AS (
+        SELECT r.currency, r.due_date, r.amount, r.due_date + r.days AS expected
+        FROM recv_stored r WHERE r.days IS NOT NULL
+        UNION ALL
+        SELECT r.currency, r.due_date, r.amount, r.due_date + {expected_offset_sql("bc", "bs", "pf")} AS expected
+        FROM recv_stored r
+        JOIN {t["client"]} c ON c.id = r.client
+        LEFT JOIN by_client bc ON bc.client_id = r.client
+        LEFT JOIN by_segment bs ON bs.segment_id = c.segment_id
+        CROSS JOIN portfolio pf
+        WHERE r.days IS NULL),
     behaviour AS (
         SELECT b.currency, b.expected, b.amount * (1 - {loss_sql}) AS amount
         FROM (SELECT bb.*, bb.due_date - GREATEST(bb.expected - %s, 0) AS age_due FROM behaviour_base bb) b),
@@ -237,12 +249,6 @@ def forecast_sql(f: metrics.Filters | None, as_of: dt.date, weeks: int = WEEKS) 
     params = [
         *recv_params,
         as_of,  # stored
-        *settled_params,
-        as_of,
-        *own_params,
-        as_of,  # by_client
-        as_of,  # by_segment
-        as_of,  # portfolio
         as_of - dt.timedelta(days=PROMISE_HISTORY_DAYS),
         as_of,  # judged
         PROMISE_DEFAULT_RATE,
@@ -254,6 +260,11 @@ def forecast_sql(f: metrics.Filters | None, as_of: dt.date, weeks: int = WEEKS) 
         CommitmentStatus.OPEN.value,  # pending
         as_of,
         horizon,  # committed
+        as_of,  # recv_stored
+        *settled_params,
+        *own_params,  # by_client
+        as_of,  # by_segment
+        as_of,  # portfolio
         *loss_params,
         as_of,  # behaviour
         as_of,

@@ -99,6 +99,8 @@ from cobranza.models import (
     Commitment,
     Dispute,
     Profile,
+    SettlementNorm,
+    SettlementOffset,
     TaskKind,
 )
 from cobranza.performance.selectors import CONTACT_KINDS
@@ -549,15 +551,28 @@ def _classify_sql(scope: str, receivable: str) -> str:
 
 def _compute_sql(scope: str, receivable: str) -> str:
     table = ClientProfile._meta.db_table
+    norm = SettlementNorm._meta.db_table
     return f"""
-    INSERT INTO {table} (client_id, computed, evidence, computed_at, override, override_reason,
-                         offset_as_of, offset_settled, offset_median)
-    SELECT q.client_id, q.computed, q.evidence, %(now)s, '', '', %(today)s, q.offset_settled, q.offset_median
-    FROM ({_classify_sql(scope, receivable)}) q
+    WITH q AS ({_classify_sql(scope, receivable)}),
+    -- The settlement offsets the cash forecast standing at the start of ``today`` reads.
+    -- (the segment's and the portfolio's medians of the day are stored first: compute_profiles).
+    offsets AS (
+        INSERT INTO {SettlementOffset._meta.db_table} (client_id, as_of, settled, median, days)
+        SELECT q.client_id, %(today)s, own.n, own.med, {forecast.expected_offset_sql("own", "seg", "pf")}
+        FROM q
+        CROSS JOIN LATERAL (SELECT q.offset_settled AS n, q.offset_median AS med) own
+        JOIN {Client._meta.db_table} c ON c.id = q.client_id
+        LEFT JOIN (SELECT segment_id, settled AS n, median AS med FROM {norm}
+                   WHERE segment_id IS NOT NULL AND as_of = %(today)s) seg ON seg.segment_id = c.segment_id
+        LEFT JOIN (SELECT settled AS n, median AS med FROM {norm}
+                   WHERE segment_id IS NULL AND as_of = %(today)s) pf ON true
+        ON CONFLICT (client_id) DO UPDATE
+            SET as_of = excluded.as_of, settled = excluded.settled, median = excluded.median,
+                days = excluded.days)
+    INSERT INTO {table} (client_id, computed, evidence, computed_at, override, override_reason)
+    SELECT q.client_id, q.computed, q.evidence, %(now)s, '', '' FROM q
     ON CONFLICT (client_id) DO UPDATE
-        SET computed = excluded.computed, evidence = excluded.evidence, computed_at = excluded.computed_at,
-            offset_as_of = excluded.offset_as_of, offset_settled = excluded.offset_settled,
-            offset_median = excluded.offset_median
+        SET computed = excluded.computed, evidence = excluded.evidence, computed_at = excluded.computed_at
     """  # noqa: S608 - table name from model metadata; values are parameters
 
 
@@ -693,11 +708,11 @@ def compute_profiles(*, today: dt.date, client_ids=None, now: dt.datetime | None
     scope = _scope(ids, "c.id", params)
     sql = _compute_sql(scope, _receivable_sql(today, params))
     with transaction.atomic():
+        if ids is None:  # the medians the clients with few settled invoices take, first
+            forecast_jobs.store_settlement_norms(as_of=today)
         with connection.cursor() as cur:
             cur.execute(sql, params)
             touched = max(cur.rowcount, 0)
-        if ids is None:
-            forecast_jobs.store_settlement_norms(as_of=today)
         gained, lost = (0, 0)
         if standing:
             gained, lost = _update_standing(client_ids=ids, today=today, now=now)

@@ -25,7 +25,7 @@ from cobranza.dashboard import metrics
 from cobranza.forecast import selectors as fs
 from cobranza.imports import services as imports
 from cobranza.imports.services import Options
-from cobranza.models import ClientProfile, ImportJob, SettlementNorm
+from cobranza.models import ImportJob, SettlementNorm, SettlementOffset
 from cobranza.profiles import jobs as profiles
 from cobranza.rules import loss_weight
 from cobranza.workspace.services import commitment_create, dispute_open
@@ -373,8 +373,8 @@ def test_the_stored_settlement_figures_give_the_forecast_computed_from_scratch(g
     assert stored == from_scratch and stored[key.currency].behaviour > 0
 
     # A client the job has no figures for on that day (added since): its own, from the ledger.
-    ClientProfile.objects.filter(client__segment__code="regular").exclude(client=fresh).update(
-        offset_as_of=today - dt.timedelta(days=1)
+    SettlementOffset.objects.filter(client__segment__code="regular").exclude(client=fresh).update(
+        as_of=today - dt.timedelta(days=1)
     )
     assert fs.forecast(today, weeks=8) == from_scratch
     # Standing on another day the stored rows do not apply: the backtest's past stand dates.
@@ -383,7 +383,7 @@ def test_the_stored_settlement_figures_give_the_forecast_computed_from_scratch(g
     SettlementNorm.objects.update(as_of=other_day)
     assert fs.forecast(today, weeks=8) == from_scratch
 
-    # And the stored path does read the stored rows (a changed median moves the money).
+    # And the stored path does read the stored rows (other days move the money).
     profiles.compute_profiles(today=today)
-    ClientProfile.objects.filter(offset_settled__gt=0).update(offset_median=-200)
+    SettlementOffset.objects.update(days=-200)
     assert fs.forecast(today, weeks=8) != from_scratch
