@@ -363,13 +363,18 @@ def _cube_sql(
         # The invoices issued by the day that may have had a balance at its close, in three
         # disjoint parts read with no de-duplication: collectible now (from the covering index
         # alone), written off after the day, and the others paid after the day (not cancelled,
-        # not written off: a write-off by the day ended the balance).
+        # not written off: a write-off by the day ended the balance). The last part looks each
+        # invoice up by its key (LATERAL … LIMIT 1 keeps the planner from hashing the whole
+        # invoice table for the few thousand invoices paid after a month-end).
         f"""candidates AS (
             SELECT {_CANDIDATE_COLUMNS} FROM {t["invoice"]} i WHERE {collectible} AND i.issue_date <= %s
             UNION ALL SELECT {_CANDIDATE_COLUMNS} FROM {t["invoice"]} i
                 WHERE {written_off_after} AND i.issue_date <= %s
-            UNION ALL SELECT {_CANDIDATE_COLUMNS} FROM {t["invoice"]} i JOIN late ON late.invoice_id = i.id
-                WHERE NOT {collectible} AND i.status NOT IN (%s, %s) AND i.issue_date <= %s)""",
+            UNION ALL SELECT i.* FROM late CROSS JOIN LATERAL (
+                SELECT {_CANDIDATE_COLUMNS} FROM {t["invoice"]} i
+                WHERE i.id = late.invoice_id AND NOT {collectible} AND i.status NOT IN (%s, %s)
+                  AND i.issue_date <= %s
+                LIMIT 1) i)""",
         f"""disputed_then AS (
             SELECT DISTINCT di.{t["dispute_invoice_inv"]} AS invoice_id
             FROM {t["dispute_invoice"]} di JOIN {t["dispute"]} d ON d.id = di.{t["dispute_invoice_fk"]}
