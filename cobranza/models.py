@@ -924,6 +924,44 @@ class ClientProfile(models.Model):
         return self.override or self.computed or Profile.NEW
 
 
+class SettlementOffset(models.Model):
+    """A client's settlement behaviour as the cash forecast reads it (docs/domain.md#cash-forecast):
+    how many invoices it settled in the 24 months before ``as_of`` and the median of (settlement
+    day − due date) over them (None without any). Written by the profile job with the client's
+    profile; a narrow table of its own, so that the forecast joins it in milliseconds."""
+
+    client = models.OneToOneField(Client, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    as_of = models.DateField()
+    settled = models.PositiveIntegerField(default=0)
+    median = models.FloatField(null=True, blank=True)
+    # The days the forecast adds to the due date: this median, or the segment's or the portfolio's
+    # (``SettlementNorm`` of the same day) for a client with fewer than 3 settled invoices.
+    days = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.client_id} {self.as_of}: {self.days} ({self.median}, {self.settled})"
+
+
+class SettlementNorm(models.Model):
+    """The median settlement offset of a segment's clients (segment empty: of the whole
+    portfolio) over the invoices settled in the 24 months before ``as_of``: the cash forecast's
+    fallback for a client with fewer than 3 settled invoices (docs/domain.md#cash-forecast).
+    Written by the full nightly profile job with each client's own figures (``SettlementOffset``)."""
+
+    as_of = models.DateField()
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    settled = models.PositiveIntegerField(default=0)
+    median = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["segment"], nulls_distinct=False, name="settlement_norm_one_per_segment"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.segment or '*'} {self.as_of}: {self.median} ({self.settled})"
+
+
 class HandOffKind(models.TextChoices):
     AGENCY = "agency", _("Agencia de cobranza")
     LEGAL = "legal", _("Vía judicial")

@@ -363,13 +363,18 @@ def _cube_sql(
         # The invoices issued by the day that may have had a balance at its close, in three
         # disjoint parts read with no de-duplication: collectible now (from the covering index
         # alone), written off after the day, and the others paid after the day (not cancelled,
-        # not written off: a write-off by the day ended the balance).
+        # not written off: a write-off by the day ended the balance). The last part looks each
+        # invoice up by its key (LATERAL … LIMIT 1 keeps the planner from hashing the whole
+        # invoice table for the few thousand invoices paid after a month-end).
         f"""candidates AS (
             SELECT {_CANDIDATE_COLUMNS} FROM {t["invoice"]} i WHERE {collectible} AND i.issue_date <= %s
             UNION ALL SELECT {_CANDIDATE_COLUMNS} FROM {t["invoice"]} i
                 WHERE {written_off_after} AND i.issue_date <= %s
-            UNION ALL SELECT {_CANDIDATE_COLUMNS} FROM {t["invoice"]} i JOIN late ON late.invoice_id = i.id
-                WHERE NOT {collectible} AND i.status NOT IN (%s, %s) AND i.issue_date <= %s)""",
+            UNION ALL SELECT i.* FROM late CROSS JOIN LATERAL (
+                SELECT {_CANDIDATE_COLUMNS} FROM {t["invoice"]} i
+                WHERE i.id = late.invoice_id AND NOT {collectible} AND i.status NOT IN (%s, %s)
+                  AND i.issue_date <= %s
+                LIMIT 1) i)""",
         f"""disputed_then AS (
             SELECT DISTINCT di.{t["dispute_invoice_inv"]} AS invoice_id
             FROM {t["dispute_invoice"]} di JOIN {t["dispute"]} d ON d.id = di.{t["dispute_invoice_fk"]}
@@ -401,6 +406,10 @@ def _cube_sql(
         cte_params += [_date(cash_between[0]), _date(cash_between[1]), *(m.value for m in NON_CASH_METHODS)]
         cash_select = ", SUM(COALESCE(cash.amount, 0)) AS cash"
         cash_join = "LEFT JOIN cash ON cash.invoice_id = i.id"
+    # Per invoice, each candidate is one row already (disjoint parts, every joined relation at
+    # most one row per invoice or client): no grouping, which the forecast and the profiles'
+    # receivables would otherwise pay for on every open invoice.
+    per_invoice = "invoice" in dims
 
     needs_client = any(d in ("segment", "collector", "profile") for d in dims)
     joins = [
@@ -411,11 +420,15 @@ def _cube_sql(
     balance = "(i.open_balance + COALESCE(late.paid_after, 0))"
     disputed = "CASE WHEN dt.invoice_id IS NOT NULL OR (i.status = %s AND ad.invoice_id IS NULL) THEN 1 ELSE 0 END"
     currency_sql, currency_params = ("AND i.currency = %s", [f.currency]) if f is not None else ("", [])
-    group_by = ", ".join(str(n) for n in range(1, len(dims) + 3))
+    group_by = "GROUP BY " + ", ".join(str(n) for n in range(1, len(dims) + 3))
+    amount, invoices = f"SUM({balance})", "COUNT(*)"
+    if per_invoice:
+        group_by, amount, invoices = "", balance, "1"
+        cash_select = cash_select.replace("SUM(COALESCE(cash.amount, 0))", "COALESCE(cash.amount, 0)")
     sql = f"""
         WITH {", ".join(ctes)}
         SELECT {"".join(s + ", " for s in select)}{bucket_sql} AS bucket, {disputed} AS disputed,
-               SUM({balance}) AS amount, COUNT(*) AS invoices{cash_select}
+               {amount} AS amount, {invoices} AS invoices{cash_select}
         FROM candidates i
         {" ".join(joins)}
         LEFT JOIN late ON late.invoice_id = i.id
@@ -423,7 +436,7 @@ def _cube_sql(
         LEFT JOIN any_dispute ad ON ad.invoice_id = i.id
         {cash_join}
         WHERE {balance} > 0 {currency_sql}{where_client}
-        GROUP BY {group_by}
+        {group_by}
     """
     params = [
         *cte_params,

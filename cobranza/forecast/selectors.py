@@ -14,6 +14,12 @@ forecast says how much money is expected in each of the next ``weeks`` seven-day
 Every number is read "as of": receivables at a date (``metrics._cube_sql``), settled history and
 promise outcomes before the day, commitments as they stood then. One statement per forecast;
 the backtest adds one per stand date for the naive forecast and the money actually received.
+
+The settlement offsets are the costly part (every invoice settled in 24 months). The nightly
+profile job keeps them for its day (``SettlementOffset``, ``SettlementNorm``, see
+``forecast.jobs``): standing on that day the statement reads one row per client instead, and
+computes from the ledger only the clients the job has no figures for; standing on any other day
+(the backtest's past dates, or before the job ran) it computes everything from the ledger.
 """
 
 from __future__ import annotations
@@ -30,7 +36,14 @@ from accounts.models import ZERO, Client, Payment, PaymentAllocation
 from cobranza import rules
 from cobranza.dashboard import metrics
 from cobranza.forecast.data import Forecast, Week
-from cobranza.models import Commitment, CommitmentStatus, Installment, InstallmentStatus
+from cobranza.models import (
+    Commitment,
+    CommitmentStatus,
+    Installment,
+    InstallmentStatus,
+    SettlementNorm,
+    SettlementOffset,
+)
 
 CENT = Decimal("0.01")
 
@@ -46,6 +59,11 @@ PROMISE_DEFAULT_RATE = Decimal("0.5")  # a portfolio without judged promises
 # An invoice already later than its client's usual day: its expected money is spread evenly over
 # this many first weeks (backtested on the demo data: 2 to 8 weeks change the error by ±3 %).
 OVERDUE_SPREAD_WEEKS = 4
+
+
+# A settled invoice's settlement offset (negative: paid early), and the median of a set of them.
+OFFSET_DAYS = ledger.days_between_sql("s.settled_on", "s.due_date")
+MEDIAN = "percentile_cont(0.5) WITHIN GROUP (ORDER BY days)"
 
 
 # "¿Cómo se calcula?", as the dashboard card and the API say it (docs/domain.md#cash-forecast).
@@ -88,6 +106,8 @@ def _tables() -> dict[str, str]:
         "cm_inv": through.get_field("invoice").column,
         "payment": Payment._meta.db_table,
         "allocation": PaymentAllocation._meta.db_table,
+        "offset": SettlementOffset._meta.db_table,
+        "norm": SettlementNorm._meta.db_table,
     }
 
 
@@ -97,15 +117,34 @@ def _receivables(f: metrics.Filters | None, as_of: dt.date) -> tuple[str, list]:
     return metrics._cube_sql(f, as_of - dt.timedelta(days=1), dims=("invoice", "client", "currency", "due_date"))
 
 
+def expected_offset_sql(own: str, segment: str, portfolio: str) -> str:
+    """The whole days after its due date an invoice is expected (docs/domain.md#cash-forecast):
+    the client's median settlement offset with ``MIN_SETTLED`` or more settled invoices, else its
+    segment's (with as many), else the portfolio's, else 0. Each argument names a relation with
+    columns ``n`` (settled invoices) and ``med`` (their median offset)."""
+    return f"""CAST(ROUND(CAST(CASE WHEN {own}.n >= {MIN_SETTLED} THEN {own}.med
+                               WHEN {segment}.n >= {MIN_SETTLED} THEN {segment}.med
+                               WHEN {portfolio}.n > 0 THEN {portfolio}.med ELSE 0 END AS numeric)) AS integer)"""
+
+
+def settled_history_sql(as_of: dt.date, *, where: str = "") -> tuple[str, list]:
+    """The invoices settled in the ``HISTORY_DAYS`` before ``as_of`` (``client_id, due_date,
+    settled_on``): each client's settlement behaviour. ``where`` narrows it (``i`` the invoice)."""
+    since = as_of - dt.timedelta(days=HISTORY_DAYS)
+    sql = ledger.settled_invoices_sql(
+        where=f"AND p.received_on >= %s {where}", having="MAX(p.received_on) >= %s AND MAX(p.received_on) < %s"
+    )
+    return sql, [since, since, as_of]
+
+
 def forecast_sql(f: metrics.Filters | None, as_of: dt.date, weeks: int = WEEKS) -> tuple[str, list]:
     """One statement: rows ``currency, week (0-based), committed, behaviour``."""
     t = _tables()
     recv_sql, recv_params = _receivables(f, as_of)
-    since = as_of - dt.timedelta(days=HISTORY_DAYS)
     horizon = as_of + dt.timedelta(days=7 * weeks)  # first day after the last window
-    settled = ledger.settled_invoices_sql(
-        where="AND p.received_on >= %s", having="MAX(p.received_on) >= %s AND MAX(p.received_on) < %s"
-    )
+    settled, settled_params = settled_history_sql(as_of)
+    # One client's own figures when the profile job has none for the day (a client added since).
+    own, own_params = settled_history_sql(as_of, where="AND i.client_id = m.client")
     # The chance of collecting an invoice: 1 − the loss weight of its age when it is expected
     # (docs/domain.md#amount-at-risk). ``age_due`` is the due date that, aged on ``as_of``, has
     # that age: due − (expected − as_of) for an expected day to come, the due date itself else.
@@ -114,18 +153,8 @@ def forecast_sql(f: metrics.Filters | None, as_of: dt.date, weeks: int = WEEKS) 
     spread_values = ", ".join(f"({k}, {share})" for k, share in enumerate(shares))
     sql = f"""
     WITH recv AS ({recv_sql}),
-    settled AS ({settled}),
-    delays AS (
-        SELECT s.client_id, c.segment_id, {ledger.days_between_sql("s.settled_on", "s.due_date")} AS days
-        FROM settled s JOIN {t["client"]} c ON c.id = s.client_id),
-    by_client AS (
-        SELECT client_id, COUNT(*) AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY days) AS med
-        FROM delays GROUP BY client_id),
-    by_segment AS (
-        SELECT segment_id, COUNT(*) AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY days) AS med
-        FROM delays GROUP BY segment_id),
-    portfolio AS (
-        SELECT COUNT(*) AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY days) AS med FROM delays),
+    stored AS (
+        SELECT EXISTS (SELECT 1 FROM {t["norm"]} WHERE segment_id IS NULL AND as_of = %s) AS ok),
     judged AS (
         SELECT m.client_id, SUM(CASE WHEN {rules.promise_kept_sql("m")} THEN 1 ELSE 0 END) AS kept,
                COUNT(*) AS judged
@@ -162,20 +191,47 @@ def forecast_sql(f: metrics.Filters | None, as_of: dt.date, weeks: int = WEEKS) 
         LEFT JOIN judged j ON j.client_id = m.client_id
         CROSS JOIN prior pr
         WHERE k.due_on < %s),
-    behaviour_base AS (
-        SELECT r.currency, r.due_date, r.amount,
-               r.due_date + CAST(ROUND(CAST(CASE WHEN bc.n >= {MIN_SETTLED} THEN bc.med
-                                            WHEN bs.n >= {MIN_SETTLED} THEN bs.med
-                                            WHEN pf.n > 0 THEN pf.med ELSE 0 END AS numeric)) AS integer) AS expected
-        FROM recv r
-        JOIN {t["client"]} c ON c.id = r.client
-        LEFT JOIN by_client bc ON bc.client_id = r.client
-        LEFT JOIN by_segment bs ON bs.segment_id = c.segment_id
-        CROSS JOIN portfolio pf
+    -- Each invoice with its client's stored offset in days, when the profile job kept it for the day.
+    recv_stored AS (
+        SELECT r.*, o.days FROM recv r
+        LEFT JOIN {t["offset"]} o ON o.client_id = r.client AND o.as_of = %s AND (SELECT ok FROM stored)
         WHERE r.disputed = 0
           AND NOT EXISTS (SELECT 1 FROM cm_invoice ci JOIN cm_balance cb ON cb.commitment_id = ci.commitment_id
                           JOIN pending_total pt ON pt.commitment_id = ci.commitment_id
                           WHERE ci.invoice_id = r.invoice)),
+    settled AS ({settled}),
+    delays AS (
+        SELECT s.client_id, c.segment_id, {OFFSET_DAYS} AS days
+        FROM settled s JOIN {t["client"]} c ON c.id = s.client_id
+        WHERE NOT (SELECT ok FROM stored)),
+    by_client AS (
+        SELECT client_id, COUNT(*) AS n, {MEDIAN} AS med FROM delays GROUP BY client_id
+        UNION ALL
+        SELECT m.client, x.n, x.med
+        FROM (SELECT DISTINCT r.client FROM recv_stored r WHERE r.days IS NULL AND (SELECT ok FROM stored)) m
+        CROSS JOIN LATERAL (SELECT COUNT(*) AS n, {MEDIAN} AS med
+                            FROM (SELECT {OFFSET_DAYS} AS days FROM ({own}) s) d) x
+        WHERE x.n > 0),
+    by_segment AS (
+        SELECT segment_id, COUNT(*) AS n, {MEDIAN} AS med FROM delays GROUP BY segment_id
+        UNION ALL
+        SELECT segment_id, settled, median FROM {t["norm"]}
+        WHERE (SELECT ok FROM stored) AND segment_id IS NOT NULL AND as_of = %s),
+    portfolio AS (
+        SELECT COUNT(*) AS n, {MEDIAN} AS med FROM delays HAVING NOT (SELECT ok FROM stored)
+        UNION ALL
+        SELECT settled, median FROM {t["norm"]} WHERE segment_id IS NULL AND as_of = %s),
+    behaviour_base AS (
+        SELECT r.currency, r.due_date, r.amount, r.due_date + r.days AS expected
+        FROM recv_stored r WHERE r.days IS NOT NULL
+        UNION ALL
+        SELECT r.currency, r.due_date, r.amount, r.due_date + {expected_offset_sql("bc", "bs", "pf")} AS expected
+        FROM recv_stored r
+        JOIN {t["client"]} c ON c.id = r.client
+        LEFT JOIN by_client bc ON bc.client_id = r.client
+        LEFT JOIN by_segment bs ON bs.segment_id = c.segment_id
+        CROSS JOIN portfolio pf
+        WHERE r.days IS NULL),
     behaviour AS (
         SELECT b.currency, b.expected, b.amount * (1 - {loss_sql}) AS amount
         FROM (SELECT bb.*, bb.due_date - GREATEST(bb.expected - %s, 0) AS age_due FROM behaviour_base bb) b),
@@ -192,9 +248,7 @@ def forecast_sql(f: metrics.Filters | None, as_of: dt.date, weeks: int = WEEKS) 
     """
     params = [
         *recv_params,
-        since,
-        since,
-        as_of,  # settled
+        as_of,  # stored
         as_of - dt.timedelta(days=PROMISE_HISTORY_DAYS),
         as_of,  # judged
         PROMISE_DEFAULT_RATE,
@@ -206,6 +260,11 @@ def forecast_sql(f: metrics.Filters | None, as_of: dt.date, weeks: int = WEEKS) 
         CommitmentStatus.OPEN.value,  # pending
         as_of,
         horizon,  # committed
+        as_of,  # recv_stored
+        *settled_params,
+        *own_params,  # by_client
+        as_of,  # by_segment
+        as_of,  # portfolio
         *loss_params,
         as_of,  # behaviour
         as_of,

@@ -91,12 +91,16 @@ from cobranza import texts
 
 # The receivables at a date are the dashboard's (one definition: docs/domain.md#receivables).
 from cobranza.dashboard.metrics import _cube_sql
+from cobranza.forecast import jobs as forecast_jobs
+from cobranza.forecast import selectors as forecast
 from cobranza.models import (
     ClientProfile,
     CollectorTask,
     Commitment,
     Dispute,
     Profile,
+    SettlementNorm,
+    SettlementOffset,
     TaskKind,
 )
 from cobranza.performance.selectors import CONTACT_KINDS
@@ -412,6 +416,12 @@ def _classify_sql(scope: str, receivable: str) -> str:
         FROM settled
         WHERE settled_on >= %(since_24m)s AND settled_on <= %(today)s
     ),
+    offsets AS (
+        SELECT client_id, COUNT(*) AS n, {forecast.MEDIAN} AS med
+        FROM (SELECT s.client_id, {forecast.OFFSET_DAYS} AS days FROM settled s
+              WHERE s.settled_on >= %(offset_since)s AND s.settled_on < %(today)s) d
+        GROUP BY client_id
+    ),
     history AS (
         SELECT client_id, COUNT(*) AS settled,
                SUM(CASE WHEN days_late > 0 THEN 1 ELSE 0 END) AS late,
@@ -532,16 +542,35 @@ def _classify_sql(scope: str, receivable: str) -> str:
                   AND f.broken_12m + f.partial_12m = 0 THEN 'good'
              ELSE 'casual'
            END AS computed,
-           {evidence} AS evidence
+           {evidence} AS evidence,
+           COALESCE(so.n, 0) AS offset_settled, so.med AS offset_median
     FROM facts f
+    LEFT JOIN offsets so ON so.client_id = f.client_id
     """  # noqa: S608 - table names from model metadata and constants; values are parameters
 
 
 def _compute_sql(scope: str, receivable: str) -> str:
     table = ClientProfile._meta.db_table
+    norm = SettlementNorm._meta.db_table
     return f"""
+    WITH q AS ({_classify_sql(scope, receivable)}),
+    -- The settlement offsets the cash forecast standing at the start of ``today`` reads.
+    -- (the segment's and the portfolio's medians of the day are stored first: compute_profiles).
+    offsets AS (
+        INSERT INTO {SettlementOffset._meta.db_table} (client_id, as_of, settled, median, days)
+        SELECT q.client_id, %(today)s, own.n, own.med, {forecast.expected_offset_sql("own", "seg", "pf")}
+        FROM q
+        CROSS JOIN LATERAL (SELECT q.offset_settled AS n, q.offset_median AS med) own
+        JOIN {Client._meta.db_table} c ON c.id = q.client_id
+        LEFT JOIN (SELECT segment_id, settled AS n, median AS med FROM {norm}
+                   WHERE segment_id IS NOT NULL AND as_of = %(today)s) seg ON seg.segment_id = c.segment_id
+        LEFT JOIN (SELECT settled AS n, median AS med FROM {norm}
+                   WHERE segment_id IS NULL AND as_of = %(today)s) pf ON true
+        ON CONFLICT (client_id) DO UPDATE
+            SET as_of = excluded.as_of, settled = excluded.settled, median = excluded.median,
+                days = excluded.days)
     INSERT INTO {table} (client_id, computed, evidence, computed_at, override, override_reason)
-    SELECT q.client_id, q.computed, q.evidence, %(now)s, '', '' FROM ({_classify_sql(scope, receivable)}) q
+    SELECT q.client_id, q.computed, q.evidence, %(now)s, '', '' FROM q
     ON CONFLICT (client_id) DO UPDATE
         SET computed = excluded.computed, evidence = excluded.evidence, computed_at = excluded.computed_at
     """  # noqa: S608 - table name from model metadata; values are parameters
@@ -642,6 +671,8 @@ def _params(today: dt.date, **extra) -> dict:
         "since_24m": months_ago(today, 24),
         "since_12m": months_ago(today, 12),
         "since_60d": today - dt.timedelta(days=NEGLIGENT_NO_PAYMENT_DAYS),
+        # The cash forecast standing at the start of ``today`` reads these (its own window).
+        "offset_since": today - dt.timedelta(days=forecast.HISTORY_DAYS),
         "since_contact": since_contact,
         # Timeline entries and write-offs carry a moment: the days above in the site's time zone.
         "until": _start_of(today + dt.timedelta(days=1)),
@@ -677,6 +708,8 @@ def compute_profiles(*, today: dt.date, client_ids=None, now: dt.datetime | None
     scope = _scope(ids, "c.id", params)
     sql = _compute_sql(scope, _receivable_sql(today, params))
     with transaction.atomic():
+        if ids is None:  # the medians the clients with few settled invoices take, first
+            forecast_jobs.store_settlement_norms(as_of=today)
         with connection.cursor() as cur:
             cur.execute(sql, params)
             touched = max(cur.rowcount, 0)

@@ -25,7 +25,8 @@ from cobranza.dashboard import metrics
 from cobranza.forecast import selectors as fs
 from cobranza.imports import services as imports
 from cobranza.imports.services import Options
-from cobranza.models import ImportJob
+from cobranza.models import ImportJob, SettlementNorm, SettlementOffset
+from cobranza.profiles import jobs as profiles
 from cobranza.rules import loss_weight
 from cobranza.workspace.services import commitment_create, dispute_open
 from scripts.bench import report
@@ -317,3 +318,72 @@ def test_after_an_imported_two_year_history_the_forecast_is_filled_in_and_agrees
     fc = fs.forecast(today, weeks=8)["MXN"]
     assert fc.total > 0 and all(w.total > 0 for w in fc.weeks[:4])
     assert [w.behaviour for w in fc.weeks] == plain_forecast(today, 8, "MXN")
+
+
+def _settled_once(by, client, *, due: dt.date, offset: int, number: str) -> None:
+    """One invoice of ``client`` due on ``due`` and paid in full ``offset`` days after it."""
+    (invoice,) = invoices_bulk_create(
+        by=by,
+        invoices=[
+            NewInvoice(client=client, number=number, issue_date=due - dt.timedelta(days=30), amount=Decimal("800"))
+        ],
+    )
+    payments_bulk_record(
+        by=by,
+        payments=[
+            NewPayment(
+                client=client,
+                amount=Decimal("800"),
+                received_on=due + dt.timedelta(days=offset),
+                allocations=[AllocationRequest(invoice_id=invoice.pk, amount=Decimal("800"))],
+            )
+        ],
+    )
+
+
+@pytest.mark.django_db
+def test_the_stored_settlement_figures_give_the_forecast_computed_from_scratch(gerente, django_assert_num_queries):
+    """The profile job keeps each client's settlement offsets and the segments' and portfolio's
+    medians; standing on the same day, the forecast reads them instead of the settled history and
+    must say exactly what it says computed from the ledger."""
+    today = clock.localdate()
+    build_history(gerente, today=today, clients=8, seed=3)  # segment "regular", long histories
+    # "esporadico": three clients with one settled invoice each (their segment's median);
+    # "cuenta-clave": one client with two (a segment below 3: the portfolio's median).
+    due = today - dt.timedelta(days=90)
+    for n, offset in enumerate((-6, 11, 33)):
+        client = make_client(by=gerente, segment_code="esporadico", payment_terms_days=30)
+        _settled_once(gerente, client, due=due, offset=offset, number=f"E{n}")
+        make_invoice(by=gerente, client=client, amount="1500.00", due_date=today + dt.timedelta(days=4 + n))
+    key = make_client(by=gerente, segment_code="cuenta-clave", payment_terms_days=30)
+    for n, offset in enumerate((2, 70)):
+        _settled_once(gerente, key, due=due - dt.timedelta(days=30 * n), offset=offset, number=f"K{n}")
+    make_invoice(by=gerente, client=key, amount="2500.00", due_date=today + dt.timedelta(days=1))
+    fresh = make_client(by=gerente, segment_code="regular")  # no history: the segment's median
+    make_invoice(by=gerente, client=fresh, amount="900.00", due_date=today - dt.timedelta(days=3))
+    # A settlement on the stand date itself is not history yet, for either path.
+    _settled_once(gerente, fresh, due=today - dt.timedelta(days=10), offset=10, number="F0")
+
+    from_scratch = fs.forecast(today, weeks=8)
+    assert not SettlementNorm.objects.exists()
+    profiles.compute_profiles(today=today)
+    assert SettlementNorm.objects.get(segment=None).as_of == today
+    with django_assert_num_queries(1):
+        stored = fs.forecast(today, weeks=8)
+    assert stored == from_scratch and stored[key.currency].behaviour > 0
+
+    # A client the job has no figures for on that day (added since): its own, from the ledger.
+    SettlementOffset.objects.filter(client__segment__code="regular").exclude(client=fresh).update(
+        as_of=today - dt.timedelta(days=1)
+    )
+    assert fs.forecast(today, weeks=8) == from_scratch
+    # Standing on another day the stored rows do not apply: the backtest's past stand dates.
+    other_day = today - dt.timedelta(days=28)
+    assert fs.forecast(other_day, weeks=8) != fs.forecast(today, weeks=8)
+    SettlementNorm.objects.update(as_of=other_day)
+    assert fs.forecast(today, weeks=8) == from_scratch
+
+    # And the stored path does read the stored rows (other days move the money).
+    profiles.compute_profiles(today=today)
+    SettlementOffset.objects.update(days=-200)
+    assert fs.forecast(today, weeks=8) != from_scratch
