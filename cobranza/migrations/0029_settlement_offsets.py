@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0015_user_number_format'),
-        ('cobranza', '0026_business_number_format'),
+        ('cobranza', '0028_attended_day_indexes'),
     ]
 
     operations = [
