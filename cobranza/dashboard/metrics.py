@@ -342,9 +342,16 @@ def _cube_sql(
     age_on: dt.date | None = None,
     dims: tuple[str, ...] = (),
     cash_between: tuple[dt.date, dt.date] | None = None,
+    client_ids: list[int] | None = None,
+    invoice_ids: list[int] | None = None,
 ) -> tuple[str, list]:
     """The statement behind ``_cube`` and its parameters, for use as a subquery (the
-    month-end snapshot inserts from it without the rows passing through Python)."""
+    month-end snapshot inserts from it without the rows passing through Python).
+
+    ``client_ids`` limits every part to the invoices and payments of those clients (a
+    client's rows of the cube depend on its own invoices, payments and disputes only: the
+    snapshot of the clients an import touched); ``invoice_ids`` to those invoices and their
+    allocations (an invoice's row depends on its own allocations and disputes only)."""
     t = _tables()
     age_on = age_on or as_of
     day, day_end = _date(as_of), connection.ops.adapt_datetimefield_value(_day_end(as_of))
@@ -353,23 +360,29 @@ def _cube_sql(
     dim_sql = [_DIMENSIONS_SQL[d] for d in dims]
     collectible = ledger.collectible_sql("i")
     written_off_after = "(i.status = %s AND i.updated_at >= %s)"
+    # An allocation's payment belongs to its invoice's client (a rule of the ledger writer).
+    scope_i, scope_p, scope = "", "", []
+    if client_ids is not None:
+        scope_i, scope_p, scope = " AND i.client_id = ANY(%s)", " AND p.client_id = ANY(%s)", [list(client_ids)]
+    elif invoice_ids is not None:
+        scope_i, scope_p, scope = " AND i.id = ANY(%s)", " AND a.invoice_id = ANY(%s)", [list(invoice_ids)]
 
     ctes = [
         f"""late AS (
             SELECT a.invoice_id AS invoice_id, SUM(a.amount) AS paid_after
             FROM {t["allocation"]} a JOIN {t["payment"]} p ON p.id = a.payment_id
-            WHERE p.received_on > %s
+            WHERE p.received_on > %s{scope_p}
             GROUP BY a.invoice_id)""",
         # The invoices issued by the day that may have had a balance at its close, in three
         # disjoint parts read with no de-duplication: collectible now (from the covering index
         # alone), written off after the day, and the others paid after the day (not cancelled,
         # not written off: a write-off by the day ended the balance).
         f"""candidates AS (
-            SELECT {_CANDIDATE_COLUMNS} FROM {t["invoice"]} i WHERE {collectible} AND i.issue_date <= %s
+            SELECT {_CANDIDATE_COLUMNS} FROM {t["invoice"]} i WHERE {collectible} AND i.issue_date <= %s{scope_i}
             UNION ALL SELECT {_CANDIDATE_COLUMNS} FROM {t["invoice"]} i
-                WHERE {written_off_after} AND i.issue_date <= %s
+                WHERE {written_off_after} AND i.issue_date <= %s{scope_i}
             UNION ALL SELECT {_CANDIDATE_COLUMNS} FROM {t["invoice"]} i JOIN late ON late.invoice_id = i.id
-                WHERE NOT {collectible} AND i.status NOT IN (%s, %s) AND i.issue_date <= %s)""",
+                WHERE NOT {collectible} AND i.status NOT IN (%s, %s) AND i.issue_date <= %s{scope_i})""",
         f"""disputed_then AS (
             SELECT DISTINCT di.{t["dispute_invoice_inv"]} AS invoice_id
             FROM {t["dispute_invoice"]} di JOIN {t["dispute"]} d ON d.id = di.{t["dispute_invoice_fk"]}
@@ -378,13 +391,17 @@ def _cube_sql(
     ]
     cte_params = [
         day,
+        *scope,
         day,
+        *scope,
         Invoice.Status.WRITTEN_OFF.value,
         day_end,
         day,
+        *scope,
         Invoice.Status.CANCELLED.value,
         Invoice.Status.WRITTEN_OFF.value,
         day,
+        *scope,
         day,
         day,
     ]

@@ -1563,7 +1563,10 @@ def _write_invoices(rows: list[dict], by, timeline, columns: dict) -> None:
         )
     except services_bulk.BulkValidationError as exc:
         raise _rejected(exc, new_rows, columns) from exc
-    invoice_of = {id(r): inv for r, inv in zip(new_rows, created, strict=True)}
+    invoice_of = {}
+    for r, inv in zip(new_rows, created, strict=True):
+        invoice_of[id(r)] = inv
+        r["created_id"] = inv.pk  # what the figures' catch-up adds (``catch_up``)
     settle_rows = [r for r in rows if r.get("settle")]
     payments = []
     for r in settle_rows:
@@ -1667,12 +1670,21 @@ def history_of(plan: Plan) -> tuple[dt.date | None, set[int]]:
 
 def catch_up(plan: Plan) -> dict:
     """After an import of invoices or payments: the month-end snapshots of every month it
-    reaches into (trend and roll rates for the imported history) and the profiles of the
-    clients it touched, as of today. Returns what was done, for the job's summary."""
+    reaches into (trend and roll rates for the imported history) and the profiles, for the
+    clients it touched only (the others' figures do not depend on it), as of today. Returns
+    what was done, for the job's summary."""
     since, clients = history_of(plan)
     if since is None:
         return {}
-    months = dashboard_jobs.snapshot_history(since=since)
+    # Only new invoices (with their own settlements and disputes): the month-end closes add
+    # their part; else the touched clients' rows are computed again.
+    written = [r for r in plan.rows if r["action"] != "unchanged" or r.get("settle")]
+    new_only = plan.kind in (ImportKind.INVOICES, ImportKind.LEDGER) and all(r["action"] == "created" for r in written)
+    months = dashboard_jobs.snapshot_history(
+        since=since,
+        client_ids=sorted(clients),
+        new_invoice_ids=[r["created_id"] for r in written] if new_only else None,
+    )
     if months:
         summaries.summaries_forget()  # the trend changed: no stored figures without it
     computed = profile_jobs.compute_profiles(today=clock.localdate(), client_ids=sorted(clients))
