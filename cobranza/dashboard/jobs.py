@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.contrib.postgres.aggregates import BoolAnd
 from django.db import connection, transaction
 
 from accounts import clock
@@ -30,15 +31,27 @@ def _later_codes(code: str) -> list[str]:
     return codes[codes.index(code) + 1 :]
 
 
-def snapshot_aging(*, month_end: dt.date) -> int:
+def snapshot_aging(
+    *, month_end: dt.date, client_ids: list[int] | None = None, new_invoice_ids: list[int] | None = None
+) -> int:
     """Store the receivables of every client and currency by aging bucket at the close of
     ``month_end`` (the same definition as ``receivables_as_of``), and the roll figures that
     follow the invoices from the previous month's close (docs/domain.md#roll-rate). One
     ``INSERT … SELECT`` from two invoice-level receivables cubes, in one transaction with the
-    removal of the month's old rows: running it again replaces them. Returns the rows stored."""
+    removal of the month's old rows: running it again replaces them. Returns the rows stored.
+
+    ``client_ids``: only those clients' rows are replaced (a client's rows depend on its own
+    ledger only), the others' are kept: after an import, the clients it touched.
+
+    ``new_invoice_ids``: invoices written after the month was taken, with nothing else of the
+    ledger changed since (an import of new invoices, with their own settlements and disputes):
+    their part is added to the stored rows. Every column is a sum over invoices of what each
+    owes by its own allocations and disputes, so the result is what a full close stores."""
     previous = previous_month_end(month_end)
-    now_cube, now_params = _cube_sql(None, month_end, dims=("invoice", "client", "currency"))
-    then_cube, then_params = _cube_sql(None, previous, dims=("invoice", "client", "currency"))
+    dims = ("invoice", "client", "currency")
+    scope = {"client_ids": client_ids, "invoice_ids": new_invoice_ids}
+    now_cube, now_params = _cube_sql(None, month_end, dims=dims, **scope)
+    then_cube, then_params = _cube_sql(None, previous, dims=dims, **scope)
     columns = list(SNAPSHOT_COLUMNS.values())
     # Each bucket summed to the cent like ``_cents`` (ROUND on numeric rounds half away from
     # zero: half up for these positive balances).
@@ -76,6 +89,9 @@ def snapshot_aging(*, month_end: dt.date) -> int:
                {", ".join(f"COALESCE(roll.{c}, 0)" for c in roll_columns)}, TRUE, %s
         FROM aging FULL OUTER JOIN roll ON roll.client = aging.client AND roll.currency = aging.currency
     """  # noqa: S608 - identifiers from model metadata, values as parameters
+    if new_invoice_ids is not None:
+        added = ", ".join(f"{q(c)} = {table}.{q(c)} + excluded.{q(c)}" for c in columns + roll_columns)
+        sql += f"ON CONFLICT (month_end, client_id, currency) DO UPDATE SET {added}, computed_at = excluded.computed_at"
     params = [
         *now_params,
         *then_params,
@@ -86,7 +102,15 @@ def snapshot_aging(*, month_end: dt.date) -> int:
         clock.now(),
     ]
     with transaction.atomic(), connection.cursor() as cursor:
-        AgingSnapshot.objects.filter(month_end=month_end).delete()
+        if new_invoice_ids is not None:
+            pass  # added to the month's rows
+        elif client_ids is None:
+            AgingSnapshot.objects.filter(month_end=month_end).delete()
+        else:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE month_end = %s AND client_id = ANY(%s)",  # noqa: S608 - model's table
+                [month_end, list(client_ids)],
+            )
         cursor.execute(sql, params)
         return cursor.rowcount
 
@@ -96,17 +120,51 @@ def snapshot_months(ends: list[dt.date]) -> dict[dt.date, int]:
     return {end: snapshot_aging(month_end=end) for end in sorted(ends)}
 
 
-def snapshot_history(*, since: dt.date, today: dt.date | None = None, limit: int = 120) -> dict[dt.date, int]:
+def snapshot_history(
+    *,
+    since: dt.date,
+    today: dt.date | None = None,
+    limit: int = 120,
+    client_ids: list[int] | None = None,
+    new_invoice_ids: list[int] | None = None,
+) -> dict[dt.date, int]:
     """Every month-end close from ``since``'s month to the last complete month before
     ``today`` (at most the last ``limit``): after an import of past invoices or payments, the
-    trend and roll rates of those months without a shell command (docs/domain.md#trend)."""
+    trend and roll rates of those months without a shell command (docs/domain.md#trend).
+
+    ``client_ids``: the clients whose ledger changed. A month already taken (it has snapshot
+    rows) then gets those clients' rows replaced, the same rows a full close would store for
+    them; a month not taken yet gets its full close (a partial one would count as taken).
+    ``new_invoice_ids``, when all that changed is new invoices (with their own settlements and
+    disputes): a taken month with roll figures gets their part added (``snapshot_aging``)."""
     today = today or clock.localdate()
     last = previous_month_end(today)
     first = month_end(since)
     if first > last:
         return {}
     count = (last.year * 12 + last.month) - (first.year * 12 + first.month) + 1
-    return snapshot_months(month_ends(last, min(count, limit)))
+    ends = sorted(month_ends(last, min(count, limit)))
+    if client_ids is None:
+        return snapshot_months(ends)
+    # Taken months, and whether all their rows carry roll figures (older rows are recomputed).
+    taken = dict(
+        AgingSnapshot.objects.filter(month_end__in=ends)
+        .order_by()
+        .values("month_end")
+        .annotate(rolls=BoolAnd("has_roll"))
+        .values_list("month_end", "rolls")
+    )
+    ids = sorted({int(pk) for pk in client_ids})
+    new = sorted({int(pk) for pk in new_invoice_ids}) if new_invoice_ids is not None else None
+    out = {}
+    for end in ends:
+        if end not in taken:
+            out[end] = snapshot_aging(month_end=end)
+        elif new is not None and taken[end]:
+            out[end] = snapshot_aging(month_end=end, new_invoice_ids=new)
+        else:
+            out[end] = snapshot_aging(month_end=end, client_ids=ids)
+    return out
 
 
 def backfill_snapshots(*, months: int = 12, today: dt.date | None = None) -> dict[dt.date, int]:

@@ -342,9 +342,16 @@ def _cube_sql(
     age_on: dt.date | None = None,
     dims: tuple[str, ...] = (),
     cash_between: tuple[dt.date, dt.date] | None = None,
+    client_ids: list[int] | None = None,
+    invoice_ids: list[int] | None = None,
 ) -> tuple[str, list]:
     """The statement behind ``_cube`` and its parameters, for use as a subquery (the
-    month-end snapshot inserts from it without the rows passing through Python)."""
+    month-end snapshot inserts from it without the rows passing through Python).
+
+    ``client_ids`` limits every part to the invoices and payments of those clients (a
+    client's rows of the cube depend on its own invoices, payments and disputes only: the
+    snapshot of the clients an import touched); ``invoice_ids`` to those invoices and their
+    allocations (an invoice's row depends on its own allocations and disputes only)."""
     t = _tables()
     age_on = age_on or as_of
     day, day_end = _date(as_of), connection.ops.adapt_datetimefield_value(_day_end(as_of))
@@ -353,12 +360,27 @@ def _cube_sql(
     dim_sql = [_DIMENSIONS_SQL[d] for d in dims]
     collectible = ledger.collectible_sql("i")
     written_off_after = "(i.status = %s AND i.updated_at >= %s)"
+    # An allocation's payment belongs to its invoice's client (a rule of the ledger writer).
+    scope_i, scope_p, scope = "", "", []
+    if client_ids is not None:
+        scope_i, scope_p = (
+            " AND i.client_id IN (SELECT id FROM cube_ids)",
+            " AND p.client_id IN (SELECT id FROM cube_ids)",
+        )
+    elif invoice_ids is not None:
+        scope_i, scope_p = " AND i.id IN (SELECT id FROM cube_ids)", " AND a.invoice_id IN (SELECT id FROM cube_ids)"
+    if scope_i:
+        # The ids once, as one array literal: tens of thousands of them repeated in each part
+        # (``= ANY(ARRAY[…])``) cost more to parse and plan than the statement takes to run.
+        ids = client_ids if client_ids is not None else invoice_ids
+        scope = ["{" + ",".join(str(int(pk)) for pk in ids) + "}"]
 
     ctes = [
+        *(["cube_ids AS MATERIALIZED (SELECT DISTINCT unnest(%s::bigint[]) AS id)"] if scope else []),
         f"""late AS (
             SELECT a.invoice_id AS invoice_id, SUM(a.amount) AS paid_after
             FROM {t["allocation"]} a JOIN {t["payment"]} p ON p.id = a.payment_id
-            WHERE p.received_on > %s
+            WHERE p.received_on > %s{scope_p}
             GROUP BY a.invoice_id)""",
         # The invoices issued by the day that may have had a balance at its close, in three
         # disjoint parts read with no de-duplication: collectible now (from the covering index
@@ -367,13 +389,13 @@ def _cube_sql(
         # invoice up by its key (LATERAL … LIMIT 1 keeps the planner from hashing the whole
         # invoice table for the few thousand invoices paid after a month-end).
         f"""candidates AS (
-            SELECT {_CANDIDATE_COLUMNS} FROM {t["invoice"]} i WHERE {collectible} AND i.issue_date <= %s
+            SELECT {_CANDIDATE_COLUMNS} FROM {t["invoice"]} i WHERE {collectible} AND i.issue_date <= %s{scope_i}
             UNION ALL SELECT {_CANDIDATE_COLUMNS} FROM {t["invoice"]} i
-                WHERE {written_off_after} AND i.issue_date <= %s
+                WHERE {written_off_after} AND i.issue_date <= %s{scope_i}
             UNION ALL SELECT i.* FROM late CROSS JOIN LATERAL (
                 SELECT {_CANDIDATE_COLUMNS} FROM {t["invoice"]} i
                 WHERE i.id = late.invoice_id AND NOT {collectible} AND i.status NOT IN (%s, %s)
-                  AND i.issue_date <= %s
+                  AND i.issue_date <= %s{scope_i}
                 LIMIT 1) i)""",
         f"""disputed_then AS (
             SELECT DISTINCT di.{t["dispute_invoice_inv"]} AS invoice_id
@@ -382,6 +404,7 @@ def _cube_sql(
         f"""any_dispute AS (SELECT DISTINCT {t["dispute_invoice_inv"]} AS invoice_id FROM {t["dispute_invoice"]})""",
     ]
     cte_params = [
+        *scope,
         day,
         day,
         Invoice.Status.WRITTEN_OFF.value,

@@ -323,21 +323,21 @@ def _ratio(num: str, den: str, scale: int) -> str:
 def _scope(client_ids: list[int] | None, column: str, params: dict) -> str:
     if client_ids is None:
         return ""
-    names = []
-    for n, pk in enumerate(client_ids):
-        params[f"c{n}"] = int(pk)
-        names.append(f"%(c{n})s")
-    if not names:
+    if not client_ids:
         return " AND 1 = 0"
-    return f" AND {column} IN ({', '.join(names)})"
+    # One array parameter: an import's catch-up scopes tens of thousands of clients.
+    params["scope_ids"] = [int(pk) for pk in client_ids]
+    return f" AND {column} = ANY(%(scope_ids)s)"
 
 
-def _receivable_sql(today: dt.date, params: dict) -> str:
+def _receivable_sql(today: dt.date, params: dict, client_ids: list[int] | None = None) -> str:
     """The invoices each client owed at the close of ``today``, one row each with its balance,
     aging bucket, due date and whether it was in dispute then: the dashboard's receivables at a
     date (docs/domain.md#receivables), so a profile as of a past day reads the ledger as it was
-    that day. Its positional parameters become named ones in ``params``."""
-    sql, positional = _cube_sql(None, today, dims=("invoice", "client", "currency", "due_date"))
+    that day. Its positional parameters become named ones in ``params``. ``client_ids``: only
+    those clients' invoices (the profiles computed are theirs)."""
+    dims = ("invoice", "client", "currency", "due_date")
+    sql, positional = _cube_sql(None, today, dims=dims, client_ids=client_ids)
     pieces = sql.replace("%%", "\0").split("%s")
     assert "%" not in "".join(pieces) and len(pieces) == len(positional) + 1
     out = [pieces[0]]
@@ -689,7 +689,7 @@ def profile_as_of(client_id: int, day: dt.date) -> tuple[str, dict]:
     params = _params(day)
     scope = _scope([client_id], "c.id", params)
     with connection.cursor() as cur:
-        cur.execute(_classify_sql(scope, _receivable_sql(day, params)), params)
+        cur.execute(_classify_sql(scope, _receivable_sql(day, params, [client_id])), params)
         row = cur.fetchone()
     evidence = row[2] if isinstance(row[2], dict) else json.loads(row[2])
     return row[1], evidence
@@ -706,7 +706,7 @@ def compute_profiles(*, today: dt.date, client_ids=None, now: dt.datetime | None
     ids = None if client_ids is None else [int(pk) for pk in client_ids]
     params = _params(today, now=now)
     scope = _scope(ids, "c.id", params)
-    sql = _compute_sql(scope, _receivable_sql(today, params))
+    sql = _compute_sql(scope, _receivable_sql(today, params, ids))
     with transaction.atomic():
         if ids is None:  # the medians the clients with few settled invoices take, first
             forecast_jobs.store_settlement_norms(as_of=today)

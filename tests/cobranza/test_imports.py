@@ -525,6 +525,109 @@ def test_an_imported_two_year_history_fills_the_trend_roll_rates_and_profiles(cl
 # --- exports in English, countries and time zones, every error ---------------------------------------
 
 
+def _snapshot_rows() -> list[tuple]:
+    """Every stored snapshot row, without its id and computation time."""
+    names = [f.name for f in AgingSnapshot._meta.concrete_fields if f.name not in ("id", "computed_at")]
+    return sorted(AgingSnapshot.objects.values_list(*[n if n != "client" else "client_id" for n in names]))
+
+
+def test_the_catch_up_of_the_clients_an_import_touched_equals_a_full_recompute(cliente, gerente):
+    """After each import (invoices with settlements, a settlement of a stored invoice, payments
+    applied oldest first) the snapshots hold exactly what closing every month again from
+    scratch stores; the clients the import did not touch keep their rows as they were; a month
+    not taken before the import gets its full close."""
+    from accounts import services as ledger
+    from cobranza.dashboard import jobs as dashboard_jobs
+
+    today = timezone.localdate()
+    start = _first_of_month(today, -6)
+    other = make_client(by=gerente, tax_id="BBB010101BBB", legal_name="Beta", currency="MXN")
+    quiet = make_client(by=gerente, tax_id="CCC010101CCC", legal_name="Gamma", currency="MXN")
+    euro = make_client(by=gerente, tax_id="DDD010101DDD", legal_name="Delta", currency="EUR", country="ES")
+    stored = {}
+    for client in (cliente, other, quiet, euro):
+        for n in range(5):
+            issued = _first_of_month(start, n) + dt.timedelta(days=4)
+            number = f"{client.tax_id[:3]}-{n}"
+            stored[number] = make_invoice(
+                by=gerente,
+                client=client,
+                number=number,
+                issue_date=issued,
+                due_date=issued + dt.timedelta(days=30),
+                amount=f"{500 + 100 * n}.00",
+                currency=client.currency,
+            )
+        first = stored[f"{client.tax_id[:3]}-0"]
+        ledger.payment_record(
+            by=gerente,
+            client=client,
+            amount=Decimal("200.00"),
+            received_on=first.due_date + dt.timedelta(days=20),
+            allocations=[ledger.AllocationRequest(first.pk, Decimal("200.00"))],
+        )
+    ledger.invoice_set_status(by=gerente, invoice=stored["CCC-1"], status="written_off", reason="Incobrable")
+    ledger.invoice_set_status(by=gerente, invoice=stored["BBB-2"], status="disputed", reason="Queja")
+    dashboard_jobs.snapshot_history(since=start)
+    before = {r[1:]: r for r in _snapshot_rows()}
+    assert len({r[0] for r in before.values()}) >= 6  # every month taken
+    # A month not taken yet, in the middle of the imported history: it gets its full close.
+    gap = metrics.month_end(_first_of_month(start, 2))
+    AgingSnapshot.objects.filter(month_end=gap).delete()
+
+    def untouched_rows():
+        kept = AgingSnapshot.objects.filter(client__in=[quiet, euro]).exclude(month_end=gap)
+        return set(kept.values_list("id", "computed_at"))
+
+    untouched = untouched_rows()
+    assert untouched
+    d = dt.date.isoformat
+    settled = stored["AAA-3"]
+    invoices = INVOICE_HEADER + "".join(
+        [
+            f"N-1,AAA010101AAA,{d(start + dt.timedelta(days=9))},{d(start + dt.timedelta(days=39))},700.00,MXN,"
+            f"{d(start + dt.timedelta(days=70))}\n",
+            f"N-2,BBB010101BBB,{d(_first_of_month(start, 3))},{d(_first_of_month(start, 3) + dt.timedelta(days=15))},"
+            "900.00,MXN,\n",
+            f"AAA-3,AAA010101AAA,{d(settled.issue_date)},{d(settled.due_date)},{settled.amount},MXN,"
+            f"{d(settled.due_date + dt.timedelta(days=5))}\n",
+        ]
+    )
+    payments = "Ref,RFC,Fecha,Importe,Folio\n" + f"T-1,BBB010101BBB,{d(_first_of_month(start, 4))},650.00,\n"
+    # Only new invoices (one settled two months later, one of a new client): their part is
+    # added to the taken months' rows, which keep their ids.
+    new_only = INVOICE_HEADER + "".join(
+        [
+            f"M-1,AAA010101AAA,{d(start)},{d(start + dt.timedelta(days=20))},300.00,MXN,"
+            f"{d(start + dt.timedelta(days=65))}\n",
+            f"M-2,EEE010101EEE,{d(_first_of_month(start, 1))},{d(_first_of_month(start, 1))},450.00,MXN,\n",
+            f"M-3,BBB010101BBB,{d(_first_of_month(start, 3) + dt.timedelta(days=3))},"
+            f"{d(_first_of_month(start, 4))},120.00,MXN,\n",
+        ]
+    )
+    imports_ = (
+        (new_only, "invoices", INVOICE_COLS, {"create": True}),
+        (invoices, "invoices", INVOICE_COLS, None),
+        (payments, "payments", PAYMENT_COLS, None),
+    )
+    for text, kind, cols, clients in imports_:
+        kept_ids = set(AgingSnapshot.objects.exclude(month_end=gap).values_list("id", flat=True))
+        job = _job_for(text, kind, cols, dry_run=False, by=gerente)
+        if clients:
+            job = imports.job_restart(job, dry_run=False, clients=imports.clients_choice(**clients))
+        job = imports.run_job(job)
+        assert job.status == ImportJob.Status.DONE, job.errors
+        if text is new_only:
+            assert kept_ids <= set(AgingSnapshot.objects.values_list("id", flat=True))
+        after_import = _snapshot_rows()
+        assert after_import != list(before.values())  # the import changed the figures
+        assert untouched_rows() == untouched
+        dashboard_jobs.snapshot_history(since=start)  # every month closed again, every client
+        assert _snapshot_rows() == after_import
+        assert gap in {r[0] for r in after_import}
+        untouched, before = untouched_rows(), {r[1:]: r for r in after_import}
+
+
 def test_english_headers_are_recognised_without_a_mapping(cliente, gerente):
     text = (
         "Invoice No,Customer ID,Invoice Date,Due Date,Amount,Currency,Date Paid,Memo\n"
@@ -625,7 +728,7 @@ def test_historical_disputes_come_with_their_invoices(cliente, gerente):
     in dispute. The profile then sees them (docs/domain.md#disputes)."""
     today = timezone.localdate()
     old = today - dt.timedelta(days=200)
-    d = lambda day: day.strftime("%d/%m/%Y")  # noqa: E731
+    d = dt.date.isoformat
     text = (
         "Folio,RFC,Emision,Vencimiento,Importe,Moneda,Liquidacion,En disputa,Disputa abierta el\n"
         f"D-1,AAA010101AAA,{d(old)},{d(old + dt.timedelta(days=30))},1000.00,MXN,"
