@@ -319,29 +319,28 @@ def test_a_dropped_database_connection_mid_batch_costs_one_notice_its_lease(
 def test_a_connection_dropped_while_recording_a_send_records_it_once(
     ladder, gerente, gestora, smtp, outbox, monkeypatch
 ):
-    """The session dies inside the write that records a sent message (its "sent" mark and its
-    timeline entry are one statement): nothing of it is kept, the write is retried on a new
-    connection and the notice ends sent, with one timeline entry and one copy received."""
+    """The session dies as the write that records a sent message goes out (its "sent" mark and
+    its timeline entry are one statement): the write is retried on a new connection and the
+    notice ends sent, with one timeline entry and one copy received."""
     _debtors(2, by=gerente, collector=gestora)
     plan(today=DAY, now=AT_21)
     ids = dispatch.due_notice_ids(now=AT_21)
     log_entry = ledger.interaction_log_system
     calls = []
 
-    def log_then_drop(**kwargs):
-        entry = log_entry(**kwargs)
-        calls.append(entry)
-        if len(calls) == 1:  # written, not yet committed: the session is killed
+    def drop_then_log(**kwargs):
+        calls.append(kwargs["client"].pk)
+        if len(calls) == 1:  # the first record: its session is killed under it
             pid = connection.connection.info.backend_pid
             db = connection.settings_dict
             with psycopg2.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"], port=db["PORT"]) as other:
                 other.cursor().execute("SELECT pg_terminate_backend(%s)", [pid])
-        return entry
+        return log_entry(**kwargs)
 
-    monkeypatch.setattr(ledger, "interaction_log_system", log_then_drop)
+    monkeypatch.setattr(ledger, "interaction_log_system", drop_then_log)
     results = dispatch.dispatch_batch(ids, now=AT_21)
     assert [results[i].outcome for i in ids] == ["sent", "sent"]
-    assert len(calls) == 3  # the first notice's record twice (dropped, retried), the second's once
+    assert len(calls) == 3 and calls[0] == calls[1]  # the first notice's record twice (failed, retried)
     assert set(Notice.objects.values_list("status", flat=True)) == {"sent"}
     entries = Interaction.objects.filter(kind="email", outcome="sent")
     assert sorted(entries.values_list("client_id", flat=True)) == sorted(
