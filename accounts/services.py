@@ -689,11 +689,17 @@ def interaction_log_system(
     contact: Contact | None = None,
     invoices: Iterable[Invoice] = (),
     occurred_at: dt.datetime | None = None,
-) -> Interaction:
+    only_if: tuple[str, Sequence] | None = None,
+) -> Interaction | None:
     """``interaction_log`` for an entry the system writes from rows it has just read (a notice
     of a dispatch batch): the same rows — the entry and its invoices — in one statement, without
     the per-entry checks that guard what a person types (the contact and the invoices are the
-    client's own by construction, the choices are constants)."""
+    client's own by construction, the choices are constants).
+
+    ``only_if``: a data-modifying statement with its parameters (``UPDATE … RETURNING``) run in
+    the same statement; the entry is written only if it returned a row, and None is returned
+    when it did not (a write fenced by a condition and its timeline entry, all or nothing, in
+    one round trip)."""
     invoices = list(invoices)
     entry = Interaction(
         client=client,
@@ -709,21 +715,41 @@ def interaction_log_system(
     # The INSERT Django would run (defaults and pre_save included), and the invoice links taken
     # from its RETURNING in the same statement: one round trip, atomic, no explicit transaction.
     query = InsertQuery(Interaction)
-    query.insert_values([f for f in Interaction._meta.local_concrete_fields if not f.primary_key], [entry])
+    fields = [f for f in Interaction._meta.local_concrete_fields if not f.primary_key]
+    query.insert_values(fields, [entry])
     compiler = query.get_compiler(using=router.db_for_write(Interaction))
-    compiler.returning_fields = [Interaction._meta.pk]
-    [(insert, params)] = compiler.as_sql()
     through = Interaction.invoices.through._meta
     entry_id, invoice_id = (through.get_field(name).column for name in ("interaction", "invoice"))
-    with connections[compiler.using].cursor() as cursor:
-        cursor.execute(
-            f"WITH entry AS ({insert}), links AS ("  # noqa: S608 - Django's own INSERT, the model's table names
-            f"INSERT INTO {through.db_table} ({entry_id}, {invoice_id}) "
-            "SELECT entry.id, invoice FROM entry, UNNEST(%s::bigint[]) AS invoice) "
-            "SELECT id FROM entry",
-            [*params, [inv.pk for inv in invoices]],
+    links = (
+        f"links AS (INSERT INTO {through.db_table} ({entry_id}, {invoice_id}) "  # noqa: S608 - the model's table
+        "SELECT entry.id, invoice FROM entry, UNNEST(%s::bigint[]) AS invoice)"
+    )
+    invoice_ids = [inv.pk for inv in invoices]
+    if only_if is None:
+        compiler.returning_fields = [Interaction._meta.pk]
+        [(insert, params)] = compiler.as_sql()
+        sql = f"WITH entry AS ({insert}), {links} SELECT id FROM entry"  # noqa: S608 - Django's own INSERT
+        params = [*params, invoice_ids]
+    else:
+        # The same INSERT, its values selected from the guard's rows: none, no entry.
+        guard, guard_params = only_if
+        [placeholders], [values] = compiler.assemble_as_sql(
+            fields, [[compiler.prepare_value(f, compiler.pre_save_val(f, entry)) for f in fields]]
         )
-        entry.pk = cursor.fetchone()[0]
+        qn = compiler.connection.ops.quote_name
+        columns = ", ".join(qn(f.column) for f in fields)
+        insert = (
+            f"INSERT INTO {qn(Interaction._meta.db_table)} ({columns}) "  # noqa: S608 - the model's table
+            f"SELECT {', '.join(placeholders)} FROM guard LIMIT 1 RETURNING id"
+        )
+        sql = f"WITH guard AS ({guard}), entry AS ({insert}), {links} SELECT id FROM entry"  # noqa: S608 - as above
+        params = [*guard_params, *values, invoice_ids]
+    with connections[compiler.using].cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    entry.pk = row[0]
     entry._state.adding = False
     return entry
 

@@ -23,6 +23,7 @@ message at a time, so a crash leaves at most the message being sent in doubt, as
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -33,6 +34,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Prefetch, Q
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from accounts import clock
@@ -151,10 +153,12 @@ def _with_relations(queryset):
     return queryset.select_related(
         "client", "client__collector", "client__dunning", "step", "step__policy", "step__template"
     ).prefetch_related(
-        Prefetch(
-            "items",
-            queryset=NoticeItem.objects.select_related("invoice").order_by("invoice__due_date", "invoice_id"),
-        ),
+        # The items, then their invoices by primary key: two reads whose plans do not depend on
+        # the table statistics. Joined in one read, a day's notices freshly planned (statistics
+        # not yet updated) made PostgreSQL hash the whole invoice table for fifty notices.
+        # Ordered by due date where they are used (``_still_due_items``).
+        Prefetch("items", queryset=NoticeItem.objects.order_by("invoice_id")),
+        "items__invoice",
         Prefetch("client__contacts", queryset=Contact.objects.filter(is_active=True).order_by("id")),
         # The template's texts come with the notice (one query for a whole batch); each text
         # compiles once per process (messaging._compile caches by source: an edit is a new
@@ -181,11 +185,12 @@ def _still_due_items(notice: Notice, today: dt.date, *, dunnable: set[int] | Non
     tolerance = notice.step.policy.tolerance
     if dunnable is None:
         dunnable = _dunnable([i.invoice_id for i in notice.items.all()], today)
-    return [
+    due = [
         item
         for item in notice.items.all()
         if item.invoice_id in dunnable and item.invoice.open_balance >= max(tolerance, 0)
     ]
+    return sorted(due, key=lambda item: (item.invoice.due_date, item.invoice_id))
 
 
 def _later_items(invoice_ids) -> list[tuple[int, int, int, int]]:
@@ -478,22 +483,14 @@ def _dispatch_claimed(notice: Notice, *, now: dt.datetime, batch: _Batch | None 
         reason = texts.REJECTED(error=str(exc))
         return _fail(notice, reason, now=now, invoices=invoices, message_id="", body=rendered.body)
 
-    sent_at = clock.now()
     _record_sent(
         notice,
         invoices=invoices,
-        sent_at=sent_at,
+        sent_at=clock.now(),
         provider_ref=result.provider_ref,
         webhooks=batch is None or batch.webhooks,
-    )
-    _timeline(
-        notice,
-        kind=INTERACTION_KIND[notice.channel],
-        direction=Interaction.Direction.OUTBOUND,
-        outcome=Interaction.Outcome.SENT,
         summary=texts.join([_step_label(notice), recipient], sep=" → "),
         body=(f"{rendered.subject}\n\n" if rendered.subject else "") + rendered.body,
-        invoices=invoices,
     )
     return DispatchResult(Outcome.SENT)
 
@@ -533,27 +530,76 @@ def _defer(notice: Notice, decision: contact_rules.Decision, *, invoices, now: d
 RECORD_ATTEMPTS = 3
 
 
-def _record_sent(notice: Notice, *, invoices, sent_at: dt.datetime, provider_ref: str, webhooks: bool = True) -> None:
-    """The message is out: record it, and queue its outgoing webhook, together. A database
-    connection dropped at this moment would leave a sent notice looking interrupted (a person
-    then checks it), so the write is retried on a fresh connection a few times; the lease
-    fence (``_mine``) keeps a late retry from touching a notice another worker holds.
-    ``webhooks=False`` (a batch that found no endpoint taking ``notice.sent``): the one UPDATE."""
+def _fenced_update_after_send(notice: Notice, **values) -> tuple[str, list]:
+    """The SQL of ``_mine(notice).update(**values)``, returning the id of the row it changed:
+    the guard of a timeline entry written in the same statement (``interaction_log_system``).
+
+    Its transaction commits without waiting for the disk (``synchronous_commit`` off for that
+    transaction alone, set by the statement itself): it is written after a send, never before
+    one. It is visible to every session at once; only a crash of the database server itself
+    within a fraction of a second could lose it, and then the notice is still "sending" with its
+    message stored — flagged for a person, never sent again, exactly as after a crash between
+    the send and its record. The next message's store (before its send) waits for the disk, and
+    with it everything committed earlier (docs/reliability.md#batches)."""
+    queryset = _mine(notice)
+    query = queryset.query.chain(UpdateQuery)
+    query.add_update_values(values)
+    sql, params = query.get_compiler(queryset.db).as_sql()
+    pk = connection.ops.quote_name(Notice._meta.pk.column)
+    return f"{sql} RETURNING {pk}, set_config('synchronous_commit', 'off', true)", list(params)
+
+
+def _record_sent(
+    notice: Notice, *, invoices, sent_at: dt.datetime, provider_ref: str, summary, body: str, webhooks: bool = True
+) -> None:
+    """The message is out: record it, its timeline entry and its outgoing webhook, together. A
+    database connection dropped at this moment would leave a sent notice looking interrupted (a
+    person then checks it), so the write is retried on a fresh connection a few times; the
+    lease fence (``_mine``) keeps a late retry from touching a notice another worker holds, and
+    a retry of a write that did commit from writing the entry twice.
+    In a batch the "sent" mark and the entry are one statement (one round trip, one commit);
+    ``webhooks=False`` (a batch that found no endpoint taking ``notice.sent``): only that."""
+    fields = {"status": Notice.Status.SENT, **texts.columns("reason", ""), "lease_until": None}
+    fields |= {"updated_at": sent_at, "sent_at": sent_at, "provider_ref": provider_ref[:255]}
+    entry = {
+        "kind": INTERACTION_KIND[notice.channel],
+        "direction": Interaction.Direction.OUTBOUND,
+        "outcome": Interaction.Outcome.SENT,
+        "summary": summary,
+        "body": body,
+        "invoices": invoices,
+    }
+    in_batch = getattr(notice, "in_batch", False)
     for attempt in range(1, RECORD_ATTEMPTS + 1):
         try:
-            if not webhooks:
-                _finish(notice, Notice.Status.SENT, "", now=sent_at, sent_at=sent_at, provider_ref=provider_ref[:255])
-                return
-            with transaction.atomic():
-                _finish(notice, Notice.Status.SENT, "", now=sent_at, sent_at=sent_at, provider_ref=provider_ref[:255])
-                webhooks_out.notice_sent(notice=notice, invoices=invoices, sent_at=sent_at)
-            return
+            with transaction.atomic() if webhooks else contextlib.nullcontext():
+                if in_batch:
+                    recorded = (
+                        ledger.interaction_log_system(
+                            client=notice.client,
+                            contact=notice.contact,
+                            **entry,
+                            only_if=_fenced_update_after_send(notice, **fields),
+                        )
+                        is not None
+                    )
+                else:
+                    recorded = _mine(notice).update(**fields) == 1
+                if recorded and webhooks:
+                    webhooks_out.notice_sent(notice=notice, invoices=invoices, sent_at=sent_at)
+            break
         except (OperationalError, InterfaceError):
             if attempt == RECORD_ATTEMPTS or connection.in_atomic_block:
                 raise
             log.warning("notice %s sent; recording it failed (attempt %s), retrying", notice.pk, attempt)
             connection.close()
             time.sleep(0.5 * attempt)
+    if not recorded:
+        # Taken over while it was being sent (a stall past the lease): the other worker's
+        # records stand; this one writes nothing more (docs/reliability.md).
+        log.warning("notice %s sent, but no longer held by this worker: not recorded", notice.pk)
+    elif not in_batch:
+        _timeline(notice, **entry)
 
 
 def _retry_later(notice: Notice, error: str, *, now: dt.datetime, invoices) -> DispatchResult:

@@ -65,8 +65,18 @@ class EmailContent:
 
 
 def _logo(business: BusinessProfile) -> InlineImage | None:
+    """The logo as an inline image, read from storage once per profile read: a dispatch batch
+    (``selectors.remembered``) shares one read among its messages; a new read of the profile
+    (the next batch, a preview) reads the file again, so a replaced logo shows at once."""
     if not business.logo:
         return None
+    cache = business.__dict__.setdefault("_inline_logos", {})
+    if business.logo.name not in cache:
+        cache[business.logo.name] = _read_logo(business)
+    return cache[business.logo.name]
+
+
+def _read_logo(business: BusinessProfile) -> InlineImage | None:
     mimetype = mimetypes.guess_type(business.logo.name)[0] or ""
     if mimetype not in LOGO_TYPES:
         return None

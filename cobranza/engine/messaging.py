@@ -1382,10 +1382,18 @@ def _limit_errors(source: str) -> list[str]:
     return []
 
 
+@functools.lru_cache(maxsize=512)
+def _within_limits(source: str) -> bool:
+    # Cached by source like _compile (an edit is a new entry): a dispatch batch renders the
+    # same few texts fifty times, and reading their tokens cost more than rendering them.
+    return not _limit_errors(source)
+
+
 def _check_source_limits(source: str) -> None:
-    errors = _limit_errors(source)
-    if errors:
-        raise TemplateBudgetExceeded(errors[0])
+    if _within_limits(source):
+        return
+    errors = _limit_errors(source)  # worded in the language active now, not cached
+    raise TemplateBudgetExceeded(errors[0])
 
 
 def _compile_errors(source: str, autoescape: bool):

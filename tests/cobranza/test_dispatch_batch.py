@@ -292,20 +292,19 @@ def test_a_dropped_database_connection_mid_batch_costs_one_notice_its_lease(
     _debtors(3, by=gerente, collector=gestora)
     plan(today=DAY, now=AT_21)
     ids = dispatch.due_notice_ids(now=AT_21)
-    log_entry = ledger.interaction_log_system
-    entries = []
+    record_sent = dispatch._record_sent
+    recorded = []
 
-    def log_then_drop(**kwargs):
-        entry = log_entry(**kwargs)
-        entries.append(entry)
-        if len(entries) == 1:  # after the first notice is recorded: the session is killed
+    def record_then_drop(notice, **kwargs):
+        record_sent(notice, **kwargs)
+        recorded.append(notice.pk)
+        if len(recorded) == 1:  # after the first notice is recorded: the session is killed
             pid = connection.connection.info.backend_pid
             db = connection.settings_dict
             with psycopg2.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"], port=db["PORT"]) as other:
                 other.cursor().execute("SELECT pg_terminate_backend(%s)", [pid])
-        return entry
 
-    monkeypatch.setattr(ledger, "interaction_log_system", log_then_drop)
+    monkeypatch.setattr(dispatch, "_record_sent", record_then_drop)
     results = dispatch.dispatch_batch(ids, now=AT_21)
     assert [results[i].outcome for i in ids] == ["sent", "not_claimed", "sent"]
     left = Notice.objects.get(pk=ids[1])
@@ -314,3 +313,69 @@ def test_a_dropped_database_connection_mid_batch_costs_one_notice_its_lease(
     assert dispatch.dispatch_batch(dispatch.due_notice_ids(now=after_lease), now=after_lease)[ids[1]].outcome == "sent"
     received = _received(smtp)
     assert len(received) == 3 and set(received.values()) == {1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_dropped_while_recording_a_send_records_it_once(
+    ladder, gerente, gestora, smtp, outbox, monkeypatch
+):
+    """The session dies as the write that records a sent message goes out (its "sent" mark and
+    its timeline entry are one statement): the write is retried on a new connection and the
+    notice ends sent, with one timeline entry and one copy received."""
+    _debtors(2, by=gerente, collector=gestora)
+    plan(today=DAY, now=AT_21)
+    ids = dispatch.due_notice_ids(now=AT_21)
+    log_entry = ledger.interaction_log_system
+    calls = []
+
+    def drop_then_log(**kwargs):
+        calls.append(kwargs["client"].pk)
+        if len(calls) == 1:  # the first record: its session is killed under it
+            pid = connection.connection.info.backend_pid
+            db = connection.settings_dict
+            with psycopg2.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"], port=db["PORT"]) as other:
+                other.cursor().execute("SELECT pg_terminate_backend(%s)", [pid])
+        return log_entry(**kwargs)
+
+    monkeypatch.setattr(ledger, "interaction_log_system", drop_then_log)
+    results = dispatch.dispatch_batch(ids, now=AT_21)
+    assert [results[i].outcome for i in ids] == ["sent", "sent"]
+    assert len(calls) == 3 and calls[0] == calls[1]  # the first notice's record twice (failed, retried)
+    assert set(Notice.objects.values_list("status", flat=True)) == {"sent"}
+    entries = Interaction.objects.filter(kind="email", outcome="sent")
+    assert sorted(entries.values_list("client_id", flat=True)) == sorted(
+        Notice.objects.values_list("client_id", flat=True)
+    )
+    received = _received(smtp)
+    assert len(received) == 2 and set(received.values()) == {1}
+
+
+def test_a_notice_taken_over_during_its_send_is_not_recorded_by_the_stale_batch(ladder, gerente, gestora, smtp, outbox):
+    """The lease runs out while the message is on the wire and another worker takes the notice
+    over: the stale batch's "sent" mark and its timeline entry (one statement, fenced by its
+    lease) write nothing; the other worker finds the message stored and asks a person."""
+    _debtors(1, by=gerente, collector=gestora)
+    plan(today=DAY, now=AT_21)
+    [notice_id] = dispatch.due_notice_ids(now=AT_21)
+    after_lease = AT_21 + dispatch.lease() + dt.timedelta(seconds=1)
+    send = channels.EmailSession.send
+    taken = {}
+
+    def send_then_lose_the_lease(session, message):
+        result = send(session, message)
+        Notice.objects.filter(pk=notice_id).update(lease_until=AT_21)
+        taken["lease"] = dispatch.claim(notice_id, now=after_lease)
+        return result
+
+    channels.EmailSession.send = send_then_lose_the_lease
+    try:
+        results = dispatch.dispatch_batch([notice_id], now=AT_21)
+    finally:
+        channels.EmailSession.send = send
+    assert results[notice_id].outcome == "sent" and taken["lease"] is not None
+    held = Notice.objects.get(pk=notice_id)
+    assert (held.status, held.lease_until) == ("sending", taken["lease"])
+    assert held.message_id  # stored before the send: the other worker must not send it again
+    assert not Interaction.objects.filter(kind="email", outcome="sent").exists()
+    assert dispatch._dispatch_claimed(_held(notice_id, taken["lease"]), now=after_lease).outcome == "failed"
+    assert len(_received(smtp)) == 1

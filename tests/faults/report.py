@@ -190,8 +190,14 @@ BATCHES = [
     "them one by one; the same rules then run per notice. A client whose state an earlier notice of the "
     "same batch may have changed (a second notice of the same client) is re-read afresh.",
     "3. **Store, then send, then record — per message**: each message is stored (Message-ID) with a write "
-    "fenced by the token, committed before its own send; right after the send, its `sent` is recorded "
-    "with a write fenced by the token (retried on a fresh connection, as before). Nothing is stored ahead "
+    "fenced by the token, committed (and flushed to disk) before its own send; right after the send, its "
+    "`sent` mark and its timeline entry are recorded in one statement fenced by the token (the entry is "
+    "written only if the mark is; retried on a fresh connection, as before, and a retry of a write that "
+    "did commit matches nothing). That record does not wait for the disk (`synchronous_commit` off for "
+    "its transaction alone): it is visible at once to every worker, only a crash of the database server "
+    "within a fraction of a second could lose it — leaving that notice `sending` with its message stored, "
+    'flagged "interrupted" as below, never resent — and the next store, which waits for the disk, '
+    "flushes it with everything before it. Nothing is stored ahead "
     "for the rest of the batch and no record waits for the end of the batch, so a crash at any point leaves "
     '**at most one** notice in the "may have been sent" state — the one whose send was under way — exactly '
     'the window of one-by-one dispatch; it is flagged "interrupted" for a person, never resent. The '
