@@ -20,6 +20,61 @@ def pytest_configure(config):
         )
 
 
+# The suite's longest tests (tens of seconds each), longest first. On two xdist workers a long
+# test that starts last finishes alone while the other worker idles; started first, it runs
+# beside the short ones (see pytest_collection_modifyitems below).
+LONG_TESTS = (
+    "tests/cobranza/test_simulation_hourly.py",
+    "tests/test_make_run.py",
+    "tests/cobranza/test_spread.py",
+    "tests/cobranza/test_workers.py",
+    "tests/test_i18n.py",
+    "tests/cobranza/test_import_scale.py",
+    "tests/cobranza/test_forecast.py",
+    "tests/cobranza/test_one_clock.py",
+    "tests/cobranza/test_performance_demo.py",
+    "tests/accounts/test_seed_demo.py",
+    "tests/cobranza/test_scenario_pacing_30_days.py",
+    "tests/cobranza/test_scenario_90_days.py",
+    "tests/cobranza/test_demo.py",
+)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """Long tests first, keeping pytest-django's order of blocks: tests on the database, then the
+    transactional ones (their flush empties the reference data a database test run after them on
+    the same worker would need), then the tests that use no database. Those may run at any
+    point, so the long ones among them open the run."""
+
+    def block(item) -> int:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if _is_transactional_item(item, fixtures):
+            return 1
+        if item.get_closest_marker("django_db") is not None or "db" in fixtures:
+            return 0
+        return 2
+
+    def long_rank(item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return LONG_TESTS.index(path) if path in LONG_TESTS else len(LONG_TESTS)
+
+    def key(item) -> tuple[int, int]:
+        rank, kind = long_rank(item), block(item)
+        return (-1 if kind == 2 and rank < len(LONG_TESTS) else kind, rank)
+
+    items.sort(key=key)
+
+
+def _is_transactional_item(item, fixtures) -> bool:
+    if {"transactional_db", "live_server"} & fixtures:
+        return True
+    marker = item.get_closest_marker("django_db")
+    if marker is None:
+        return False
+    return bool(marker.kwargs.get("transaction") or (marker.args and marker.args[0]))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _plain_http():
     """The suite runs with production settings (DEBUG off). Those redirect http to https,
@@ -65,12 +120,7 @@ def restore_reference_data() -> None:
 
 
 def _is_transactional(request) -> bool:
-    if {"transactional_db", "live_server"} & set(request.fixturenames):
-        return True
-    marker = request.node.get_closest_marker("django_db")
-    if marker is None:
-        return False
-    return bool(marker.kwargs.get("transaction") or (marker.args and marker.args[0]))
+    return _is_transactional_item(request.node, set(request.fixturenames))
 
 
 @pytest.fixture(autouse=True)
