@@ -1,5 +1,8 @@
+import hashlib
 import importlib
 import os
+import sys
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -73,6 +76,66 @@ def _is_transactional_item(item, fixtures) -> bool:
     if marker is None:
         return False
     return bool(marker.kwargs.get("transaction") or (marker.args and marker.args[0]))
+
+
+def _migrations_digest() -> str:
+    """What decides the migrated schema: Django's version and every migration file on disk."""
+    from django import get_version
+
+    digest = hashlib.sha256(get_version().encode())
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    for key in sorted(loader.disk_migrations):
+        digest.update(repr(key).encode())
+        digest.update(Path(sys.modules[loader.disk_migrations[key].__module__].__file__).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(request, django_test_environment, django_db_blocker, django_db_modify_db_settings):
+    """Each worker's test database is a copy of a migrated template (CREATE DATABASE ... TEMPLATE)
+    instead of a migration run of its own: the template is named after a digest of the migration
+    files, built once by whichever worker comes first (the others wait on an advisory lock) and
+    kept for the next run until a migration changes. ``--reuse-db`` keeps pytest-django's way."""
+    from django.test.utils import setup_databases, teardown_databases
+
+    if request.config.getvalue("reuse_db") and not request.config.getvalue("create_db"):
+        with django_db_blocker.unblock():
+            yield setup_databases(verbosity=request.config.option.verbose, interactive=False, keepdb=True)
+        return
+    with django_db_blocker.unblock():
+        creation = connection.creation
+        quote = connection.ops.quote_name
+        worker_name = creation._get_test_db_name()
+        template = f"test_{settings.DATABASES['default']['NAME']}_tpl_{_migrations_digest()}"[:63]
+        building = f"{template[:58]}_wip"
+        test_settings = connection.settings_dict["TEST"]
+        with creation._nodb_cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [template])
+            try:
+                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [template])
+                if cursor.fetchone() is None:
+                    # Built under another name and renamed when complete: an interrupted build
+                    # never passes for a template.
+                    cursor.execute(f"DROP DATABASE IF EXISTS {quote(building)}")
+                    original_name = connection.settings_dict["NAME"]
+                    test_settings["NAME"] = building
+                    try:
+                        creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+                    finally:
+                        connection.close()
+                        settings.DATABASES["default"]["NAME"] = connection.settings_dict["NAME"] = original_name
+                        test_settings["NAME"] = worker_name
+                    cursor.execute(f"ALTER DATABASE {quote(building)} RENAME TO {quote(template)}")
+                cursor.execute(f"DROP DATABASE IF EXISTS {quote(worker_name)}")
+                cursor.execute(f"CREATE DATABASE {quote(worker_name)} TEMPLATE {quote(template)}")
+            finally:
+                cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [template])
+        original_name = connection.settings_dict["NAME"]
+        settings.DATABASES["default"]["NAME"] = connection.settings_dict["NAME"] = worker_name
+        connection.ensure_connection()
+    yield
+    with django_db_blocker.unblock():
+        teardown_databases([(connection, original_name, True)], verbosity=request.config.option.verbose)
 
 
 @pytest.fixture(scope="session", autouse=True)
