@@ -1,3 +1,4 @@
+import contextlib
 import hashlib
 import importlib
 import os
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.migrations.loader import MigrationLoader
 from django.test.utils import override_settings
 
@@ -106,8 +107,8 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
         creation = connection.creation
         quote = connection.ops.quote_name
         worker_name = creation._get_test_db_name()
-        template = f"test_{settings.DATABASES['default']['NAME']}_tpl_{_migrations_digest()}"[:63]
-        building = f"{template[:58]}_wip"
+        template = f"test_{settings.DATABASES['default']['NAME'][:40]}_tpl_{_migrations_digest()}"
+        building = f"{template}_wip"
         test_settings = connection.settings_dict["TEST"]
         with creation._nodb_cursor() as cursor:
             cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [template])
@@ -126,6 +127,15 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
                         settings.DATABASES["default"]["NAME"] = connection.settings_dict["NAME"] = original_name
                         test_settings["NAME"] = worker_name
                     cursor.execute(f"ALTER DATABASE {quote(building)} RENAME TO {quote(template)}")
+                    # The templates of older migrations are of no more use.
+                    prefix = template.rsplit("_tpl_", 1)[0] + "_tpl_"
+                    cursor.execute(
+                        "SELECT datname FROM pg_database WHERE left(datname, %s) = %s AND datname <> %s",
+                        [len(prefix), prefix, template],
+                    )
+                    for (stale,) in cursor.fetchall():
+                        with contextlib.suppress(DatabaseError):  # one still being copied stays
+                            cursor.execute(f"DROP DATABASE IF EXISTS {quote(stale)}")
                 cursor.execute(f"DROP DATABASE IF EXISTS {quote(worker_name)}")
                 cursor.execute(f"CREATE DATABASE {quote(worker_name)} TEMPLATE {quote(template)}")
             finally:
