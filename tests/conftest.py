@@ -1,13 +1,14 @@
 import contextlib
 import hashlib
 import importlib
+import io
 import os
 import sys
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 from django.db.migrations.loader import MigrationLoader
 from django.test.utils import override_settings
 
@@ -142,7 +143,8 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
                 cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [template])
         original_name = connection.settings_dict["NAME"]
         settings.DATABASES["default"]["NAME"] = connection.settings_dict["NAME"] = worker_name
-        connection.ensure_connection()
+        global _MIGRATED_ROWS
+        _MIGRATED_ROWS = _read_migrated_rows()
     yield
     with django_db_blocker.unblock():
         teardown_databases([(connection, original_name, True)], verbosity=request.config.option.verbose)
@@ -182,14 +184,48 @@ REFERENCE_DATA_MIGRATIONS = [
 ]
 
 
+# The rows the migrations leave (the reference data above, content types, permissions), read
+# once per process from its freshly copied test database (django_db_setup); None under
+# --reuse-db, where the data migrations run again instead.
+_MIGRATED_ROWS: dict[str, bytes] | None = None
+
+
+def _read_migrated_rows() -> dict[str, bytes]:
+    quote = connection.ops.quote_name
+    rows = {}
+    with connection.cursor() as cursor:
+        for table in sorted(connection.introspection.django_table_names(only_existing=True, include_views=False)):
+            cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {quote(table)})")
+            if cursor.fetchone()[0]:
+                buffer = io.BytesIO()
+                cursor.copy_expert(f"COPY {quote(table)} TO STDOUT (FORMAT binary)", buffer)
+                rows[table] = buffer.getvalue()
+    return rows
+
+
 def restore_reference_data() -> None:
-    """Re-run the data migrations on their own historical models. A transactional test ends
-    with a flush that empties every table, migration data included, and pytest-django runs
-    those tests after the others."""
-    loader = MigrationLoader(connection)
-    for app, name in REFERENCE_DATA_MIGRATIONS:
-        migration = importlib.import_module(f"{app}.migrations.{name}")
-        migration.forwards(loader.project_state((app, name)).apps, None)
+    """Put back the rows the migrations left. A transactional test ends with a flush that empties
+    every table, migration data included (Django then creates content types and permissions again
+    under new ids), and pytest-django runs those tests after the others. The rows come back as
+    they were, ids included, in one COPY per table; without them (--reuse-db) the data
+    migrations run again on their own historical models."""
+    if _MIGRATED_ROWS is None:
+        loader = MigrationLoader(connection)
+        for app, name in REFERENCE_DATA_MIGRATIONS:
+            migration = importlib.import_module(f"{app}.migrations.{name}")
+            migration.forwards(loader.project_state((app, name)).apps, None)
+        return
+    from django.contrib.contenttypes.models import ContentType
+
+    quote = connection.ops.quote_name
+    # Foreign keys are checked at commit (deferred), so the order of the tables does not matter;
+    # DELETE, because TRUNCATE of a few small tables costs more (new files for each table).
+    with transaction.atomic(), connection.cursor() as cursor:
+        for table in _MIGRATED_ROWS:
+            cursor.execute(f"DELETE FROM {quote(table)}")
+        for table, data in _MIGRATED_ROWS.items():
+            cursor.copy_expert(f"COPY {quote(table)} FROM STDIN (FORMAT binary)", io.BytesIO(data))
+    ContentType.objects.clear_cache()
 
 
 def _is_transactional(request) -> bool:
