@@ -1,9 +1,14 @@
+import contextlib
+import hashlib
 import importlib
+import io
 import os
+import sys
+from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 from django.db.migrations.loader import MigrationLoader
 from django.test.utils import override_settings
 
@@ -18,6 +23,131 @@ def pytest_configure(config):
             "Tests need PostgreSQL: run `make test`, or set DATABASE_URL=postgres://postgres@127.0.0.1:5432/morosos",
             returncode=2,
         )
+
+
+# The suite's longest tests (tens of seconds each), longest first. On two xdist workers a long
+# test that starts last finishes alone while the other worker idles; started first, it runs
+# beside the short ones (see pytest_collection_modifyitems below).
+LONG_TESTS = (
+    "tests/cobranza/test_simulation_hourly.py",
+    "tests/test_make_run.py",
+    "tests/cobranza/test_spread.py",
+    "tests/cobranza/test_workers.py",
+    "tests/test_i18n.py",
+    "tests/cobranza/test_import_scale.py",
+    "tests/cobranza/test_forecast.py",
+    "tests/cobranza/test_one_clock.py",
+    "tests/cobranza/test_performance_demo.py",
+    "tests/accounts/test_seed_demo.py",
+    "tests/cobranza/test_scenario_pacing_30_days.py",
+    "tests/cobranza/test_scenario_90_days.py",
+    "tests/cobranza/test_demo.py",
+)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """Long tests first, keeping pytest-django's order of blocks: tests on the database, then the
+    transactional ones (their flush empties the reference data a database test run after them on
+    the same worker would need), then the tests that use no database. Those may run at any
+    point, so the long ones among them open the run."""
+
+    def block(item) -> int:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if _is_transactional_item(item, fixtures):
+            return 1
+        if item.get_closest_marker("django_db") is not None or "db" in fixtures:
+            return 0
+        return 2
+
+    def long_rank(item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return LONG_TESTS.index(path) if path in LONG_TESTS else len(LONG_TESTS)
+
+    def key(item) -> tuple[int, int]:
+        rank, kind = long_rank(item), block(item)
+        return (-1 if kind == 2 and rank < len(LONG_TESTS) else kind, rank)
+
+    items.sort(key=key)
+
+
+def _is_transactional_item(item, fixtures) -> bool:
+    if {"transactional_db", "live_server"} & fixtures:
+        return True
+    marker = item.get_closest_marker("django_db")
+    if marker is None:
+        return False
+    return bool(marker.kwargs.get("transaction") or (marker.args and marker.args[0]))
+
+
+def _migrations_digest() -> str:
+    """What decides the migrated schema: Django's version and every migration file on disk."""
+    from django import get_version
+
+    digest = hashlib.sha256(get_version().encode())
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    for key in sorted(loader.disk_migrations):
+        digest.update(repr(key).encode())
+        digest.update(Path(sys.modules[loader.disk_migrations[key].__module__].__file__).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(request, django_test_environment, django_db_blocker, django_db_modify_db_settings):
+    """Each worker's test database is a copy of a migrated template (CREATE DATABASE ... TEMPLATE)
+    instead of a migration run of its own: the template is named after a digest of the migration
+    files, built once by whichever worker comes first (the others wait on an advisory lock) and
+    kept for the next run until a migration changes. ``--reuse-db`` keeps pytest-django's way."""
+    from django.test.utils import setup_databases, teardown_databases
+
+    if request.config.getvalue("reuse_db") and not request.config.getvalue("create_db"):
+        with django_db_blocker.unblock():
+            yield setup_databases(verbosity=request.config.option.verbose, interactive=False, keepdb=True)
+        return
+    with django_db_blocker.unblock():
+        creation = connection.creation
+        quote = connection.ops.quote_name
+        worker_name = creation._get_test_db_name()
+        template = f"test_{settings.DATABASES['default']['NAME'][:40]}_tpl_{_migrations_digest()}"
+        building = f"{template}_wip"
+        test_settings = connection.settings_dict["TEST"]
+        with creation._nodb_cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [template])
+            try:
+                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [template])
+                if cursor.fetchone() is None:
+                    # Built under another name and renamed when complete: an interrupted build
+                    # never passes for a template.
+                    cursor.execute(f"DROP DATABASE IF EXISTS {quote(building)}")
+                    original_name = connection.settings_dict["NAME"]
+                    test_settings["NAME"] = building
+                    try:
+                        creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+                    finally:
+                        connection.close()
+                        settings.DATABASES["default"]["NAME"] = connection.settings_dict["NAME"] = original_name
+                        test_settings["NAME"] = worker_name
+                    cursor.execute(f"ALTER DATABASE {quote(building)} RENAME TO {quote(template)}")
+                    # The templates of older migrations are of no more use.
+                    prefix = template.rsplit("_tpl_", 1)[0] + "_tpl_"
+                    cursor.execute(
+                        "SELECT datname FROM pg_database WHERE left(datname, %s) = %s AND datname <> %s",
+                        [len(prefix), prefix, template],
+                    )
+                    for (stale,) in cursor.fetchall():
+                        with contextlib.suppress(DatabaseError):  # one still being copied stays
+                            cursor.execute(f"DROP DATABASE IF EXISTS {quote(stale)}")
+                cursor.execute(f"DROP DATABASE IF EXISTS {quote(worker_name)}")
+                cursor.execute(f"CREATE DATABASE {quote(worker_name)} TEMPLATE {quote(template)}")
+            finally:
+                cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [template])
+        original_name = connection.settings_dict["NAME"]
+        settings.DATABASES["default"]["NAME"] = connection.settings_dict["NAME"] = worker_name
+        global _MIGRATED_ROWS
+        _MIGRATED_ROWS = _read_migrated_rows()
+    yield
+    with django_db_blocker.unblock():
+        teardown_databases([(connection, original_name, True)], verbosity=request.config.option.verbose)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -54,23 +184,52 @@ REFERENCE_DATA_MIGRATIONS = [
 ]
 
 
+# The rows the migrations leave (the reference data above, content types, permissions), read
+# once per process from its freshly copied test database (django_db_setup); None under
+# --reuse-db, where the data migrations run again instead.
+_MIGRATED_ROWS: dict[str, bytes] | None = None
+
+
+def _read_migrated_rows() -> dict[str, bytes]:
+    quote = connection.ops.quote_name
+    rows = {}
+    with connection.cursor() as cursor:
+        for table in sorted(connection.introspection.django_table_names(only_existing=True, include_views=False)):
+            cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {quote(table)})")
+            if cursor.fetchone()[0]:
+                buffer = io.BytesIO()
+                cursor.copy_expert(f"COPY {quote(table)} TO STDOUT (FORMAT binary)", buffer)
+                rows[table] = buffer.getvalue()
+    return rows
+
+
 def restore_reference_data() -> None:
-    """Re-run the data migrations on their own historical models. A transactional test ends
-    with a flush that empties every table, migration data included, and pytest-django runs
-    those tests after the others."""
-    loader = MigrationLoader(connection)
-    for app, name in REFERENCE_DATA_MIGRATIONS:
-        migration = importlib.import_module(f"{app}.migrations.{name}")
-        migration.forwards(loader.project_state((app, name)).apps, None)
+    """Put back the rows the migrations left. A transactional test ends with a flush that empties
+    every table, migration data included (Django then creates content types and permissions again
+    under new ids), and pytest-django runs those tests after the others. The rows come back as
+    they were, ids included, in one COPY per table; without them (--reuse-db) the data
+    migrations run again on their own historical models."""
+    if _MIGRATED_ROWS is None:
+        loader = MigrationLoader(connection)
+        for app, name in REFERENCE_DATA_MIGRATIONS:
+            migration = importlib.import_module(f"{app}.migrations.{name}")
+            migration.forwards(loader.project_state((app, name)).apps, None)
+        return
+    from django.contrib.contenttypes.models import ContentType
+
+    quote = connection.ops.quote_name
+    # Foreign keys are checked at commit (deferred), so the order of the tables does not matter;
+    # DELETE, because TRUNCATE of a few small tables costs more (new files for each table).
+    with transaction.atomic(), connection.cursor() as cursor:
+        for table in _MIGRATED_ROWS:
+            cursor.execute(f"DELETE FROM {quote(table)}")
+        for table, data in _MIGRATED_ROWS.items():
+            cursor.copy_expert(f"COPY {quote(table)} FROM STDIN (FORMAT binary)", io.BytesIO(data))
+    ContentType.objects.clear_cache()
 
 
 def _is_transactional(request) -> bool:
-    if {"transactional_db", "live_server"} & set(request.fixturenames):
-        return True
-    marker = request.node.get_closest_marker("django_db")
-    if marker is None:
-        return False
-    return bool(marker.kwargs.get("transaction") or (marker.args and marker.args[0]))
+    return _is_transactional_item(request.node, set(request.fixturenames))
 
 
 @pytest.fixture(autouse=True)

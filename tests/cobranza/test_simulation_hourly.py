@@ -56,7 +56,9 @@ from cobranza.workspace import services as workspace
 from morosos.celery import app
 from tests.factories import make_client, make_invoice
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# One worker runs both tests under xdist (--dist loadgroup): the spread test reads the sends the
+# first test's run left in _SENDS instead of simulating the month again.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("hourly_simulation")]
 
 UTC = dt.UTC
 START = dt.datetime(2026, 12, 1, tzinfo=UTC)  # a Tuesday
