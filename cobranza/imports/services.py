@@ -85,6 +85,7 @@ from cobranza.models import (
     ImportMapping,
 )
 from cobranza.profiles import jobs as profile_jobs
+from cobranza.worklist import jobs as worklist_jobs
 
 PROGRESS_EVERY = 500
 INLINE_MAX_ROWS = 2000
@@ -1678,9 +1679,9 @@ def history_of(plan: Plan) -> tuple[dt.date | None, set[int]]:
 
 def catch_up(plan: Plan) -> dict:
     """After an import of invoices or payments: the month-end snapshots of every month it
-    reaches into (trend and roll rates for the imported history) and the profiles, for the
-    clients it touched only (the others' figures do not depend on it), as of today. Returns
-    what was done, for the job's summary."""
+    reaches into (trend and roll rates for the imported history), the profiles and the
+    worklist's ranking facts, for the clients it touched only (the others' figures do not
+    depend on it), as of today. Returns what was done, for the job's summary."""
     since, clients = history_of(plan)
     if since is None:
         return {}
@@ -1695,8 +1696,13 @@ def catch_up(plan: Plan) -> dict:
     )
     if months:
         summaries.summaries_forget()  # the trend changed: no stored figures without it
-    computed = profile_jobs.compute_profiles(today=clock.localdate(), client_ids=sorted(clients))
-    return {"snapshot_months": len(months), "profiles": computed["clients"]}
+    today = clock.localdate()
+    computed = profile_jobs.compute_profiles(today=today, client_ids=sorted(clients))
+    # The worklist's ranking facts of the clients the import (and their new profiles) touched,
+    # now rather than at the next 10-minute refresh: until then every worklist would recompute
+    # them all as it reads (docs/domain.md#worklist-ranking).
+    ranked = worklist_jobs.worklist_rank_refresh_touched(today=today)
+    return {"snapshot_months": len(months), "profiles": computed["clients"], "worklist_ranked": ranked["clients"]}
 
 
 class _WriteProgress:

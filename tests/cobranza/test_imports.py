@@ -24,8 +24,19 @@ from accounts.models import Client, Interaction, Invoice, Payment
 from cobranza.dashboard import metrics
 from cobranza.imports import services as imports
 from cobranza.imports.services import Options
-from cobranza.models import AgingSnapshot, ClientProfile, Dispute, ImportJob, ImportMapping
+from cobranza.models import (
+    AgingSnapshot,
+    ClientProfile,
+    Dispute,
+    ImportJob,
+    ImportMapping,
+    WorklistRank,
+    WorklistRankDirty,
+)
 from cobranza.profiles import jobs as profiles
+from cobranza.worklist import jobs as worklist_jobs
+from cobranza.worklist import selectors as worklist
+from tests.cobranza.test_worklist_sql import _facts, _reference
 from tests.factories import make_client, make_invoice, make_user
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "imports"
@@ -772,3 +783,25 @@ def test_a_bad_dispute_cell_names_its_row_and_column(cliente):
         {"row": 2, "column": "En disputa", "reason": "«quizá» no es sí ni no."},
         {"row": 3, "column": "Disputa resuelta el", "reason": "La disputa se resolvió antes de abrirse."},
     ]
+
+
+def test_an_import_leaves_the_worklist_nothing_to_recompute(cliente, gerente):
+    """The import's catch-up brings the worklist's stored ranking facts of the clients it
+    touched up to date: no worklist has to recompute them as it reads until the 10-minute
+    refresh (at 100,000 clients an import of 50,000 invoices touched 39,000 of them)."""
+    today = timezone.localdate()
+    worklist_jobs.worklist_rank_refresh(today=today)
+    due = today - dt.timedelta(days=40)
+    lines = INVOICE_HEADER + f"W-1,AAA010101AAA,{due - dt.timedelta(days=30):%d/%m/%Y},{due:%d/%m/%Y},5000.00,MXN,\n"
+    job = _job_for(lines, "invoices", INVOICE_COLS, dry_run=False, by=gerente)
+    imports.run_job(job)
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE, job.errors
+    assert job.summary["worklist_ranked"] >= 1
+    assert not WorklistRankDirty.objects.filter(client_id=cliente.pk).exists()
+    stored = WorklistRank.objects.get(client_id=cliente.pk)
+    assert stored.overdue_max == Decimal("5000.00") and stored.oldest_overdue == due
+    # The queue read from the stored facts is the one computed from the ledger.
+    expected = _facts(_reference(user=gerente, scope=worklist.Scope(), today=today))
+    assert cliente.pk in {row[0] for row in expected}
+    assert _facts(worklist.worklist(user=gerente, scope=worklist.Scope(), today=today)) == expected
