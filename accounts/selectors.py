@@ -136,10 +136,10 @@ def client_search_sql(q: str) -> tuple[str, list]:
     name, a name with a typo (trigram word similarity), the tax id or its beginning, any part of
     an invoice number, a contact's email, any run of digits of a contact's phone or WhatsApp.
 
-    Each condition is a branch of its own, reading one trigram (or unique) index and rechecking
-    only its own condition; ``UNION`` keeps each client once. (One ``OR`` of the name conditions
-    rechecked all five on every candidate row — the typo-tolerant one costs ~10 µs a row — and
-    took the planner ~10 ms to cost.)"""
+    Each branch reads its trigram index; ``UNION`` keeps each client once. The name conditions
+    stay one ``OR`` (one bitmap scan of the client table): a row that matches a cheap
+    ``ILIKE`` skips the typo-tolerant test (~5 µs a row), which a branch of its own would run on
+    every match of a broad word (at 100,000 clients, «Ferreter»: 75 ms instead of 100 ms)."""
     q = q.strip()
     like = _like(q)
     prefix = _like(q)[1:]
@@ -148,15 +148,11 @@ def client_search_sql(q: str) -> tuple[str, list]:
     branches: list[str] = []
     params: list = []
     if len(q) >= SEARCH_MIN_CHARS:
-        for condition, value in (
-            ("c.legal_name ILIKE %s", like),
-            ("c.trade_name ILIKE %s", like),
-            ("c.tax_id ILIKE %s", prefix),
-            ("c.legal_name %%> %s", q),
-            ("c.trade_name %%> %s", q),
-        ):
-            branches.append(f"SELECT c.id FROM {client} c WHERE {condition}")  # noqa: S608
-            params.append(value)
+        branches.append(
+            f"SELECT c.id FROM {client} c WHERE c.legal_name ILIKE %s OR c.trade_name ILIKE %s "  # noqa: S608
+            "OR c.tax_id ILIKE %s OR c.legal_name %%> %s OR c.trade_name %%> %s"
+        )
+        params += [like, like, prefix, q, q]
         branches.append(f"SELECT i.client_id FROM {invoice} i WHERE i.number ILIKE %s")  # noqa: S608
         branches.append(f"SELECT ct.client_id FROM {contact} ct WHERE ct.email ILIKE %s")  # noqa: S608
         params += [like, like]
