@@ -118,7 +118,7 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
                 if cursor.fetchone() is None:
                     # Built under another name and renamed when complete: an interrupted build
                     # never passes for a template.
-                    cursor.execute(f"DROP DATABASE IF EXISTS {quote(building)}")
+                    cursor.execute(f"DROP DATABASE IF EXISTS {quote(building)} WITH (FORCE)")
                     original_name = connection.settings_dict["NAME"]
                     test_settings["NAME"] = building
                     try:
@@ -137,7 +137,9 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
                     for (stale,) in cursor.fetchall():
                         with contextlib.suppress(DatabaseError):  # one still being copied stays
                             cursor.execute(f"DROP DATABASE IF EXISTS {quote(stale)}")
-                cursor.execute(f"DROP DATABASE IF EXISTS {quote(worker_name)}")
+                # FORCE: a run killed mid-statement can leave its session behind for minutes,
+                # and every test of the next run would error on "being accessed by other users".
+                cursor.execute(f"DROP DATABASE IF EXISTS {quote(worker_name)} WITH (FORCE)")
                 cursor.execute(f"CREATE DATABASE {quote(worker_name)} TEMPLATE {quote(template)}")
             finally:
                 cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [template])
