@@ -35,19 +35,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _stored() -> list[tuple]:
-    return sorted(
-        WorklistRank.objects.values_list(
-            "client_id",
-            "at_risk",
-            "at_risk_currency",
-            "has_risk",
-            "ladder",
-            "overdue_max",
-            "oldest_overdue",
-            "broken_count",
-            "base_score",
-        )
-    )
+    return sorted(WorklistRank.objects.values_list(*wl.FACT_COLUMNS, "base_score"))
 
 
 def _fresh(today) -> bool:
