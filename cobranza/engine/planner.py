@@ -83,32 +83,42 @@ def _candidate_sql() -> str:
     }
     return """
     WITH {effective},
-    due AS (
-        SELECT i.id AS invoice_id, i.client_id, s.id AS step_id, s.position, s.policy_id,
-               s.min_overdue_amount, i.open_balance, i.due_date,
-               ROW_NUMBER() OVER (PARTITION BY i.id ORDER BY s.position DESC) AS rank
+    inv AS MATERIALIZED (
+        -- The collectible invoices above tolerance of clients the ladder may act on, first:
+        -- then the steps are looked at once per invoice, the highest due one only.
+        SELECT i.id, i.client_id, i.open_balance, i.due_date, e.policy_id
         FROM {invoice} i
         JOIN effective e ON e.client_id = i.client_id
         JOIN {policy} p ON p.id = e.policy_id AND p.is_active
-        JOIN {step} s ON s.policy_id = p.id AND s.is_active
         WHERE {dunnable}
           AND i.open_balance >= p.tolerance
-          AND (({step_day_reached} AND {step_applies}) OR EXISTS (
-              -- a broken promise made this step (or a later one) due today: one step firmer
-              SELECT 1 FROM {bump} b JOIN {step} bs ON bs.id = b.step_id
-              WHERE b.invoice_id = i.id AND b.since <= %(today)s
-                AND bs.policy_id = s.policy_id AND bs.position >= s.position
-          ))
-          AND NOT {stale_pre_due}
+    ),
+    bump AS (
+        -- A broken promise made a step (or a later one) due today: its highest position.
+        SELECT b.invoice_id, bs.policy_id, MAX(bs.position) AS position
+        FROM {bump} b JOIN {step} bs ON bs.id = b.step_id
+        WHERE b.since <= %(today)s
+        GROUP BY b.invoice_id, bs.policy_id
     )
-    SELECT d.invoice_id, d.client_id, d.step_id, d.position, d.policy_id, d.min_overdue_amount,
-           d.open_balance, d.due_date, r.reached
-    FROM due d
+    SELECT i.id AS invoice_id, i.client_id, s.id AS step_id, s.position, i.policy_id, s.min_overdue_amount,
+           i.open_balance, i.due_date, r.reached
+    FROM inv i
+    LEFT JOIN bump bp ON bp.invoice_id = i.id AND bp.policy_id = i.policy_id
+    CROSS JOIN LATERAL (
+        SELECT s.id, s.position, s.min_overdue_amount FROM {step} s
+        WHERE s.policy_id = i.policy_id AND s.is_active
+          AND (({step_day_reached} AND {step_applies}) OR s.position <= bp.position)
+          AND NOT {stale_pre_due}
+        ORDER BY s.position DESC LIMIT 1
+    ) s
     LEFT JOIN LATERAL (
-        SELECT MAX(s2.position) AS reached FROM {item} ni JOIN {step} s2 ON s2.id = ni.step_id
-        WHERE ni.invoice_id = d.invoice_id AND s2.policy_id = d.policy_id
+        -- The invoice's few items by its index, once (an InitPlan of the subquery), then their
+        -- steps: not one index probe per step of the policy.
+        SELECT MAX(s2.position) AS reached FROM {step} s2
+        WHERE s2.policy_id = i.policy_id
+          AND s2.id = ANY(ARRAY(SELECT ni.step_id FROM {item} ni WHERE ni.invoice_id = i.id))
     ) r ON true
-    WHERE d.rank = 1 AND (r.reached IS NULL OR r.reached < d.position)
+    WHERE r.reached IS NULL OR r.reached < s.position
     """.format(effective=effective_cte(), **t)
 
 
