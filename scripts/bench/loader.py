@@ -613,7 +613,10 @@ def load(*, n_clients: int, n_invoices: int, today: dt.date, seed: int = 7, prog
 def analyze() -> None:
     """VACUUM ANALYZE what was loaded: the steady state autovacuum keeps a production database
     in (planner statistics, and a visibility map so covering indexes serve index-only scans).
-    Measured right after a bulk COPY, every index-only scan would read the heap instead."""
+    Measured right after a bulk COPY, every index-only scan would read the heap instead.
+
+    The whole database, not only the tables the loader writes: the nightly jobs and the history
+    fill others (notice items, profiles, snapshots, settlement offsets) that a planner without
+    statistics would guess about — e.g. ~2,300 notice items per invoice instead of 4.5."""
     with connection.cursor() as cur:
-        for table in [*LEDGER_TABLES, "accounts_interaction_invoices", *TABLES]:
-            cur.execute(f"VACUUM (ANALYZE) {table}")
+        cur.execute("VACUUM (ANALYZE)")
