@@ -6,7 +6,9 @@ Environment:
   BENCH_RELOAD=1                  reload even when the database holds a portfolio of that scale
   BENCH_STEPS=load,nightly,planner,pages,dispatch,import,http   (default: all, in this order)
   BENCH_REPEAT                    repeats of the planner (default 5), BENCH_PAGE_REQUESTS (default 30)
-  BENCH_NOTICES                   notices sent per dispatch run (default 3000)
+  BENCH_NOTICES                   notices sent per dispatch run (default 1500)
+  BENCH_DISPATCH_WORKERS          worker processes compared (default 1,2,4), BENCH_SATURATION_NOTICES
+                                  notices per worker-count run (default 500)
   BENCH_HTTP_USERS, BENCH_HTTP_SECONDS   locust load (default 50 users, 60 s)
   BENCH_DROP_DB=1                 drop the benchmark database at the end
 The database must be a dedicated one: its name must contain "bench".
