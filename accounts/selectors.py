@@ -178,18 +178,41 @@ def client_search_rank_sql(q: str) -> tuple[str, list]:
     phone)."""
     q = q.strip()
     table = Client._meta.db_table
-    prefix = _like(q)[1:]
-    invoices = Invoice._meta.db_table
+    exact_sql, exact_params = client_search_exact_sql(q)
+    prefix_sql, prefix_params = client_search_prefix_sql(q)
     # Table names only; the values are parameters.
     sql = (
-        f"CASE WHEN UPPER({table}.tax_id) = UPPER(%s) THEN 3 "  # noqa: S608
-        f"WHEN EXISTS (SELECT 1 FROM {invoices} i WHERE i.client_id = {table}.id AND UPPER(i.number) = UPPER(%s)) "
-        "THEN 3 "
-        f"WHEN {table}.legal_name ILIKE %s OR {table}.trade_name ILIKE %s THEN 2 "
+        f"CASE WHEN {exact_sql} THEN 3 "
+        f"WHEN {prefix_sql} THEN 2 "
         f"ELSE GREATEST(word_similarity(%s, {table}.legal_name), "
         f"CASE WHEN {table}.trade_name <> '' THEN word_similarity(%s, {table}.trade_name) ELSE 0 END) END"
     )
-    return sql, [q, q, prefix, prefix, q, q]
+    return sql, [*exact_params, *prefix_params, q, q]
+
+
+def client_search_exact_sql(q: str) -> tuple[str, list]:
+    """``(sql, params)``: a condition on a client row (``accounts_client``): ``q`` is its
+    exact tax id or the exact number of one of its invoices — the best match there is. The
+    invoice test is an uncorrelated ``IN``: read once per statement (a hashed subplan on the
+    ``UPPER(number)`` index), not once per ranked row."""
+    q = q.strip()
+    table = Client._meta.db_table
+    invoices = Invoice._meta.db_table
+    # Table names only; the values are parameters.
+    sql = (
+        f"(UPPER({table}.tax_id) = UPPER(%s) "  # noqa: S608
+        f"OR {table}.id IN (SELECT i.client_id FROM {invoices} i WHERE UPPER(i.number) = UPPER(%s)))"
+    )
+    return sql, [q, q]
+
+
+def client_search_prefix_sql(q: str) -> tuple[str, list]:
+    """``(sql, params)``: a condition on a client row: its legal or trade name starts with
+    ``q`` (the second-best match; a name that starts with the text also contains it, so such a
+    row is always one ``client_search_sql`` finds)."""
+    table = Client._meta.db_table
+    prefix = _like(q.strip())[1:]
+    return f"({table}.legal_name ILIKE %s OR {table}.trade_name ILIKE %s)", [prefix, prefix]
 
 
 def client_search_q(q: str) -> RawSQL:
@@ -268,6 +291,44 @@ def search_hits(q: str, client_ids: list[int]) -> dict[int, SearchHit]:
         if len(hit.contacts) < 3:
             hit.contacts.append(" · ".join(v for v in (name, email, phone) if v))
     return hits
+
+
+# The header box's suggestions (docs/domain.md#search): a few matches while the collector types.
+SUGGESTIONS = 8
+SUGGEST_MIN_CHARS = 2
+
+
+def client_suggestions(*, user, q: str, limit: int = SUGGESTIONS) -> list[Client]:
+    """The best few clients ``q`` finds, for the header box as the collector types: the list's
+    own search (``client_search_sql``) and rank (``client_search_rank_sql``), without filters,
+    balances or a count.
+
+    It stops early when it can: the exact tax id or invoice number and the names that start
+    with ``q`` (the two best ranks) are read first with a ``LIMIT`` and no ``ORDER BY``, so the
+    planner stops after ``limit`` rows; only when they are fewer than ``limit`` is every match
+    ranked (a typo, part of an invoice number, an email or a phone). A broad word that starts
+    thousands of names therefore shows ``limit`` of them, not the alphabetically first ones.
+    Each client carries ``search_hit`` (the invoices or contacts matched). 2 to 4 queries."""
+    q = (q or "").strip()
+    if len(q) < SUGGEST_MIN_CHARS:
+        return []
+    visible = clients_visible_to(user).only("id", "legal_name", "trade_name", "tax_id")
+    rank_sql, rank_params = client_search_rank_sql(q)
+    rank = RawSQL(rank_sql, rank_params)  # noqa: S611 - table names and constants; values are parameters
+    top_sql, top_params = client_search_prefix_sql(q)
+    if len(q) >= SEARCH_MIN_CHARS:
+        exact_sql, exact_params = client_search_exact_sql(q)
+        top_sql, top_params = f"({exact_sql} OR {top_sql})", [*exact_params, *top_params]
+    top = RawSQL(top_sql, top_params, output_field=BooleanField())  # noqa: S611 - table names and constants; values are parameters
+    # No ORDER BY here: a bitmap scan with a LIMIT stops after ``limit`` rows.
+    ids = list(visible.filter(top).order_by().values_list("id", flat=True)[:limit])
+    # Enough of the two best ranks: rank only those; otherwise every match.
+    rows = visible.filter(pk__in=ids) if len(ids) >= limit else visible.filter(client_search_q(q))
+    clients = list(rows.annotate(search_rank=rank).order_by(*SORTS[RELEVANCE])[:limit])
+    hits = search_hits(q, [c.pk for c in clients])
+    for client in clients:
+        client.search_hit = hits.get(client.pk)
+    return clients
 
 
 def client_list(
