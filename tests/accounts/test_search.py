@@ -275,4 +275,28 @@ def test_the_suggestions_cost_a_fixed_number_of_queries(client, book, gerente, q
         debtor = make_client(by=gerente, legal_name=f"Comercial Martillo {i}")
         make_invoice(by=gerente, client=debtor, number=f"X-1866{i:02d}", amount="10.00", due_date=TODAY)
         services.contact_create(by=gerente, client=debtor, name=f"Contacto {i}", email=f"martillo{i}@example.com")
-    assert count() == few <= 8
+    # Session, user and roles (3); the two best ranks (1); every match ranked with the stricter
+    # typo tolerance (savepoint, set_config, the query, rollback: 4); what matched (2).
+    assert count() == few <= 11
+
+
+def test_the_suggestions_stricter_typo_tolerance_stays_with_them(book, gerente):
+    """The suggestions read with a stricter word similarity first; the list keeps its own,
+    even in the same transaction."""
+    assert [c.legal_name for c in selectors.client_suggestions(user=gerente, q="Tienda Lupta")] == [
+        "Abarrotes Doña Lupe"
+    ]
+    assert _names(gerente, "Tienda Lupta") == ["Abarrotes Doña Lupe"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('pg_trgm.word_similarity_threshold')")
+        assert float(cursor.fetchone()[0]) == pytest.approx(0.6)
+
+
+def test_a_close_name_is_suggested_before_names_that_share_its_other_words(book, gerente):
+    for i in range(10):
+        make_client(by=gerente, legal_name=f"Logística Unidos 1{i:02d}")
+    make_client(by=gerente, legal_name="Logística Unidos 1")
+    found = [c.legal_name for c in selectors.client_suggestions(user=gerente, q="Loística Unidos 1")]
+    assert found[0] == "Logística Unidos 1"
+    listed = _names(gerente, "Loística Unidos 1")
+    assert found == listed[: len(found)]
