@@ -86,8 +86,8 @@ def pages(*, big_client_id: int, search: str, specific: list[tuple[str, str, str
             Page(key, label, "manager", reverse("client_list") + "?" + urlencode({"q": q}), 30)
             for key, label, q in specific
         ),
-        # The same searches as the header box's suggestions (the best 8, as the collector types):
-        # issue 15's goal of ≤ 30 ms.
+        # The same searches as the header box's suggestions (the best 8, as the collector types;
+        # docs/domain.md#search): ≤ 30 ms.
         *(
             Page(key, label, "manager", reverse("client_suggest") + "?" + urlencode({"q": q}), 30)
             for key, label, q in suggest_searches(search, specific)
