@@ -54,7 +54,13 @@
     if (controller) controller.abort();
     controller = new AbortController();
     const url = input.dataset.suggestUrl + "?" + new URLSearchParams({ q: q });
-    fetch(url, { signal: controller.signal, headers: { Accept: "text/html" }, credentials: "same-origin" })
+    // redirect: "error": an expired session answers with the login page, not suggestions.
+    fetch(url, {
+      signal: controller.signal,
+      headers: { Accept: "text/html" },
+      credentials: "same-origin",
+      redirect: "error",
+    })
       .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
       .then((html) => {
         if (input.value.trim() !== q) return; // an answer to older text
@@ -76,7 +82,11 @@
       close();
       return;
     }
-    if (q === lastQuery) return;
+    if (q === lastQuery) {
+      if (controller) controller.abort(); // an answer to other text is on its way
+      open();
+      return;
+    }
     timer = setTimeout(() => fetchSuggestions(q), DELAY_MS);
   });
 
