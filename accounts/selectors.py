@@ -316,7 +316,8 @@ def client_suggestions(
 
     1. the exact tax id or invoice number and the names that start with ``q`` (the two best
        ranks) are read first, with a ``LIMIT`` and no ``ORDER BY``: a broad word that starts
-       thousands of names stops after ``limit`` of them (not the alphabetically first ones);
+       thousands of names stops after ``limit`` of them (not the alphabetically first ones).
+       Two characters (too short for a trigram) suggest only names that start with them;
     2. otherwise every match is ranked, first with a stricter typo tolerance (``similarity``):
        a name with a typo that is like a thousand others (same words but one) is found without
        ranking all of them; the list's own tolerance only when that finds nothing.
@@ -335,7 +336,9 @@ def client_suggestions(
     top = RawSQL(top_sql, top_params, output_field=BooleanField())  # noqa: S611 - table names and constants; values are parameters
     # No ORDER BY: the bitmap heap scan stops after ``limit`` rows.
     ids = list(visible.filter(top).order_by().values_list("id", flat=True)[:limit])
-    if len(ids) >= limit:
+    if len(ids) >= limit or len(q) < SEARCH_MIN_CHARS:
+        # Enough of the two best ranks; or too short for a trigram, when the rest of the list's
+        # matches (any part of a name) would be a scan of every client at each keystroke.
         ranked = visible.filter(pk__in=ids).annotate(search_rank=rank).order_by(*SORTS[RELEVANCE])
         clients = list(ranked)
     else:

@@ -219,7 +219,7 @@ def test_each_suggestion_says_what_matched(client, book, gerente):
 def test_the_suggestions_match_the_client_list(book, gerente, gestora):
     """The same rule as the list: the suggestions are its best matches, in its order."""
     for user in (gerente, gestora):
-        for q in ("186", "martilo", "lupe", "Ab", "FEM900101AB1", "100%", "a_", "18", "zzzz"):
+        for q in ("186", "martilo", "lupe", "Ab", "FEM900101AB1", "100%", "18", "zzzz", "lupe@"):
             listed = _names(user, q)
             suggested = [c.legal_name for c in selectors.client_suggestions(user=user, q=q)]
             assert suggested == listed[: selectors.SUGGESTIONS], q
@@ -300,3 +300,14 @@ def test_a_close_name_is_suggested_before_names_that_share_its_other_words(book,
     assert found[0] == "Logística Unidos 1"
     listed = _names(gerente, "Loística Unidos 1")
     assert found == listed[: len(found)]
+
+
+def test_two_characters_suggest_the_names_that_start_with_them(book, gerente):
+    """Too short for a trigram: the list's «any part of the name» would read every client at
+    each keystroke; the suggestions keep to the names that start with the text."""
+    assert "Ferretería El Martillo S.A. de C.V." in _names(gerente, "ar")
+    assert selectors.client_suggestions(user=gerente, q="ar") == []
+    assert [c.legal_name for c in selectors.client_suggestions(user=gerente, q="fe")] == [
+        "Ferretería El Martillo S.A. de C.V."
+    ]
+    assert [c.legal_name for c in selectors.client_suggestions(user=gerente, q="ti")] == ["Abarrotes Doña Lupe"]
