@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
+from django.db import connection, transaction
 from django.db.models import (
     BooleanField,
     Case,
@@ -178,18 +179,43 @@ def client_search_rank_sql(q: str) -> tuple[str, list]:
     phone)."""
     q = q.strip()
     table = Client._meta.db_table
-    prefix = _like(q)[1:]
-    invoices = Invoice._meta.db_table
+    exact_sql, exact_params = client_search_exact_sql(q)
+    prefix_sql, prefix_params = client_search_prefix_sql(q)
     # Table names only; the values are parameters.
     sql = (
-        f"CASE WHEN UPPER({table}.tax_id) = UPPER(%s) THEN 3 "  # noqa: S608
-        f"WHEN EXISTS (SELECT 1 FROM {invoices} i WHERE i.client_id = {table}.id AND UPPER(i.number) = UPPER(%s)) "
-        "THEN 3 "
-        f"WHEN {table}.legal_name ILIKE %s OR {table}.trade_name ILIKE %s THEN 2 "
+        f"CASE WHEN {exact_sql} THEN 3 "
+        f"WHEN {prefix_sql} THEN 2 "
         f"ELSE GREATEST(word_similarity(%s, {table}.legal_name), "
         f"CASE WHEN {table}.trade_name <> '' THEN word_similarity(%s, {table}.trade_name) ELSE 0 END) END"
     )
-    return sql, [q, q, prefix, prefix, q, q]
+    return sql, [*exact_params, *prefix_params, q, q]
+
+
+def client_search_exact_sql(q: str) -> tuple[str, list]:
+    """``(sql, params)``: a condition on a client row (``accounts_client``): ``q`` is its
+    exact tax id or the exact number of one of its invoices, whatever the case — the best match
+    there is. Both arms can be index conditions, so the condition can stand alone with a
+    ``LIMIT``: the tax id through the trigram index (``ILIKE`` without wildcards), the invoice
+    through ``id = ANY(ARRAY(…))``, read once per statement on the ``UPPER(number)`` index (not
+    once per ranked row, nor a scan of every client)."""
+    q = q.strip()
+    table = Client._meta.db_table
+    invoices = Invoice._meta.db_table
+    # Table names only; the values are parameters.
+    sql = (
+        f"({table}.tax_id ILIKE %s "  # noqa: S608
+        f"OR {table}.id = ANY(ARRAY(SELECT i.client_id FROM {invoices} i WHERE UPPER(i.number) = UPPER(%s))))"
+    )
+    return sql, [_like(q)[1:-1], q]
+
+
+def client_search_prefix_sql(q: str) -> tuple[str, list]:
+    """``(sql, params)``: a condition on a client row: its legal or trade name starts with
+    ``q`` (the second-best match; a name that starts with the text also contains it, so such a
+    row is always one ``client_search_sql`` finds)."""
+    table = Client._meta.db_table
+    prefix = _like(q.strip())[1:]
+    return f"({table}.legal_name ILIKE %s OR {table}.trade_name ILIKE %s)", [prefix, prefix]
 
 
 def client_search_q(q: str) -> RawSQL:
@@ -268,6 +294,74 @@ def search_hits(q: str, client_ids: list[int]) -> dict[int, SearchHit]:
         if len(hit.contacts) < 3:
             hit.contacts.append(" · ".join(v for v in (name, email, phone) if v))
     return hits
+
+
+# The header box's suggestions (docs/domain.md#search): a few matches while the collector types.
+SUGGESTIONS = 8
+SUGGEST_MIN_CHARS = 2
+# The suggestions' typo tolerance, tried first: pg_trgm's word similarity of at least this
+# (the list's is pg_trgm's default, 0.6). A one-letter typo in a name scores about 0.75-0.8.
+SUGGEST_WORD_SIMILARITY = 0.75
+
+
+def client_suggestions(
+    *, user, q: str, limit: int = SUGGESTIONS, similarity: float | None = SUGGEST_WORD_SIMILARITY
+) -> list[Client]:
+    """The best few clients ``q`` finds, for the header box as the collector types: the list's
+    own search (``client_search_sql``) and rank (``client_search_rank_sql``), in the list's
+    order, without filters, balances or a count. Each client carries ``search_hit`` (the
+    invoices or contacts matched, ``search_hits``).
+
+    It stops early when it can (docs/domain.md#search):
+
+    1. the exact tax id or invoice number and the names that start with ``q`` (the two best
+       ranks) are read first, with a ``LIMIT`` and no ``ORDER BY``: a broad word that starts
+       thousands of names stops after ``limit`` of them (not the alphabetically first ones).
+       Two characters (too short for a trigram) suggest only names that start with them;
+    2. otherwise every match is ranked, first with a stricter typo tolerance (``similarity``):
+       a name with a typo that is like a thousand others (same words but one) is found without
+       ranking all of them; the list's own tolerance only when that finds nothing.
+
+    2 to 6 queries (the stricter tolerance: a savepoint and ``set_config``)."""
+    q = (q or "").strip()
+    if len(q) < SUGGEST_MIN_CHARS:
+        return []
+    visible = clients_visible_to(user).only("id", "legal_name", "trade_name", "tax_id")
+    rank_sql, rank_params = client_search_rank_sql(q)
+    rank = RawSQL(rank_sql, rank_params)  # noqa: S611 - table names and constants; values are parameters
+    top_sql, top_params = client_search_prefix_sql(q)
+    if len(q) >= SEARCH_MIN_CHARS:
+        exact_sql, exact_params = client_search_exact_sql(q)
+        top_sql, top_params = f"({exact_sql} OR {top_sql})", [*exact_params, *top_params]
+    top = RawSQL(top_sql, top_params, output_field=BooleanField())  # noqa: S611 - table names and constants; values are parameters
+    # No ORDER BY: the bitmap heap scan stops after ``limit`` rows.
+    ids = list(visible.filter(top).order_by().values_list("id", flat=True)[:limit])
+    if len(ids) >= limit or len(q) < SEARCH_MIN_CHARS:
+        # Enough of the two best ranks; or too short for a trigram, when the rest of the list's
+        # matches (any part of a name) would be a scan of every client at each keystroke.
+        ranked = visible.filter(pk__in=ids).annotate(search_rank=rank).order_by(*SORTS[RELEVANCE])
+        clients = list(ranked)
+    else:
+        ranked = visible.filter(client_search_q(q)).annotate(search_rank=rank).order_by(*SORTS[RELEVANCE])[:limit]
+        clients = _with_word_similarity(ranked, similarity) if similarity is not None else []
+        if not clients:
+            clients = list(ranked.all())
+    hits = search_hits(q, [c.pk for c in clients])
+    for client in clients:
+        client.search_hit = hits.get(client.pk)
+    return clients
+
+
+def _with_word_similarity(qs: QuerySet[Client], similarity: float) -> list[Client]:
+    """The rows of ``qs`` read with pg_trgm's ``%>`` threshold at ``similarity``. The setting is
+    local to a savepoint rolled back after the read, so it never outlives this query (not
+    even inside a caller's transaction)."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('pg_trgm.word_similarity_threshold', %s, true)", [str(similarity)])
+        rows = list(qs)
+        transaction.set_rollback(True)
+    return rows
 
 
 def client_list(

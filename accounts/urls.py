@@ -5,6 +5,7 @@ from . import views, views_audit
 urlpatterns = [
     path("", views.home, name="home"),
     path("clientes/", views.client_list, name="client_list"),
+    path("clientes/sugerencias/", views.client_suggest, name="client_suggest"),
     path("clientes/reasignar/", views.client_bulk_assign, name="client_bulk_assign"),
     path("clientes/nuevo/", views.client_create, name="client_create"),
     path("clientes/<int:pk>/", views.client_detail, name="client_detail"),

@@ -139,6 +139,22 @@ def client_list(request):
     return response
 
 
+@staff_required
+@require_GET
+def client_suggest(request):
+    """The header box's suggestions as the collector types: an HTML fragment with the best few
+    matches of the client list's own search (docs/domain.md#search)."""
+    q = (request.GET.get("q") or "").strip()[:100]
+    context = {
+        "q": q,
+        "clients": selectors.client_suggestions(user=request.user, q=q),
+        "min_chars": selectors.SUGGEST_MIN_CHARS,
+    }
+    response = render(request, "accounts/_client_suggestions.html", context)
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
 @manager_required
 @require_POST
 def client_bulk_assign(request):

@@ -52,6 +52,17 @@ def specific_searches(big_client_id: int) -> list[tuple[str, str, str]]:
     return out
 
 
+def suggest_searches(search: str, specific: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """``(key, label, q)``: the client list's searches — the specific ones and the broad word —
+    sent to the header box's suggestions instead (``client_suggest``)."""
+    out = [
+        (key.replace("client_list_search", "client_suggest"), f"Header suggestions, search «{q}»", q)
+        for key, _label, q in specific
+    ]
+    out.append(("client_suggest_broad", f"Header suggestions, search «{search}» (a broad word)", search))
+    return out
+
+
 def pages(*, big_client_id: int, search: str, specific: list[tuple[str, str, str]] = ()) -> list[Page]:
     return [
         Page("dashboard", "Manager dashboard (cobranza:dashboard)", "manager", reverse("cobranza:dashboard"), 300),
@@ -74,6 +85,12 @@ def pages(*, big_client_id: int, search: str, specific: list[tuple[str, str, str
         *(
             Page(key, label, "manager", reverse("client_list") + "?" + urlencode({"q": q}), 30)
             for key, label, q in specific
+        ),
+        # The same searches as the header box's suggestions (the best 8, as the collector types;
+        # docs/domain.md#search): ≤ 30 ms.
+        *(
+            Page(key, label, "manager", reverse("client_suggest") + "?" + urlencode({"q": q}), 30)
+            for key, label, q in suggest_searches(search, specific)
         ),
         # The client page is a summary plus sections loaded when their tab is opened
         # (docs/domain.md#the-client-page); the summary's goal: ≤ 60 ms and ≤ 12 queries.

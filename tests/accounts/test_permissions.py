@@ -150,6 +150,8 @@ CASES: dict[str, Case] = {
     "admin:index": Case(expect={role: (200 if role == "admin" else ADMIN_LOGIN) for role in ROLES}),
     "home": _staff_page(),
     "client_list": _staff_page(),
+    # The header box's suggestions (an HTML fragment): what the client list's search shows.
+    "client_suggest": _staff_page(),
     "client_bulk_assign": _manager_page(method="post", data={"clients": "{client}", "collector": "{other}"}),
     "client_create": _manager_page(),
     "client_detail": _staff_page("client"),

@@ -31,6 +31,12 @@ EXPECTED_QUERIES = {
     "client_list_search": 9,  # + what the search matched on the page: invoices, contacts (2)
     "client_list_search_invoice": 9,
     "client_list_search_typo": 9,
+    # The header box's suggestions (accounts.selectors.client_suggestions): session, user, roles,
+    # the two best ranks, what matched (2); when those are too few, every match ranked with the
+    # stricter typo tolerance (savepoint, set_config, the query, rollback).
+    "client_suggest_invoice": 11,
+    "client_suggest_typo": 11,
+    "client_suggest_broad": 7,
     # The summary (goal ≤ 12): + client, balances (2), last contact, alerts, replies, profile,
     # next reminder. The sections: + client and their own reads (tests/accounts/test_query_counts.py).
     "client_detail": 11,
