@@ -103,6 +103,21 @@ class Field:
     aliases: tuple[str, ...] = ()
 
 
+# A client's country and time zone, declared once: a client file and an invoice file that
+# creates its missing clients (NEW_CLIENT_FIELDS) read them alike; the invoice file labels
+# them as the client's (its other columns are the invoice's).
+_COUNTRY_ALIASES = ("pais", "country", "country code")
+_TIME_ZONE_ALIASES = ("zona horaria", "time zone", "timezone", "tz")
+
+
+def _country_field(label, *more_aliases: str) -> Field:
+    return Field("country", label, "code", required=False, aliases=(*_COUNTRY_ALIASES, *more_aliases))
+
+
+def _time_zone_field(label) -> Field:
+    return Field("time_zone", label, required=False, aliases=_TIME_ZONE_ALIASES)
+
+
 # What an invoice file may tell of a client it names that does not exist yet, when the import
 # creates the clients that are missing (docs/domain.md#imports).
 NEW_CLIENT_FIELDS = (
@@ -122,19 +137,8 @@ NEW_CLIENT_FIELDS = (
             "company name",
         ),
     ),
-    Field(
-        "country",
-        gettext_lazy("País del cliente"),
-        "code",
-        required=False,
-        aliases=("pais", "country", "country code", "customer country"),
-    ),
-    Field(
-        "time_zone",
-        gettext_lazy("Zona horaria del cliente"),
-        required=False,
-        aliases=("zona horaria", "time zone", "timezone", "tz"),
-    ),
+    _country_field(gettext_lazy("País del cliente"), "customer country"),
+    _time_zone_field(gettext_lazy("Zona horaria del cliente")),
 )
 
 # Aliases: the headers accounting exports use, in Spanish and English (compared without
@@ -179,13 +183,8 @@ FIELDS: dict[str, list[Field]] = {
             required=False,
             aliases=("limite", "limite de credito", "credit limit"),
         ),
-        Field("country", gettext_lazy("País"), "code", required=False, aliases=("pais", "country", "country code")),
-        Field(
-            "time_zone",
-            gettext_lazy("Zona horaria"),
-            required=False,
-            aliases=("zona horaria", "time zone", "timezone", "tz"),
-        ),
+        _country_field(gettext_lazy("País")),
+        _time_zone_field(gettext_lazy("Zona horaria")),
     ],
     ImportKind.INVOICES: [
         Field(
