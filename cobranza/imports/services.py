@@ -968,16 +968,19 @@ def validate(
 
     # Parse cells first (pure Python), then look up every referenced key in one query each.
     parsed = []
-    column_of = {ours: header_of.get(ours) or str(spec.label) for ours, spec in specs.items()}  # once, not per cell
+    # The file's columns only, each with its position and header, once (not per cell): a
+    # field without a column is optional (_check_columns) and None in every row.
+    mapped = [(ours, spec, index[ours], header_of[ours]) for ours, spec in specs.items() if ours in index]
+    unmapped = dict.fromkeys(ours for ours in specs if ours not in index)
+    width = len(headers)
     for n, (rownum, row) in enumerate(body, 1):
-        values, ok = {"row": rownum}, True
-        if len(row) > len(headers) and any(_text(c) for c in row[len(headers) :]):
+        values, ok = {"row": rownum, **unmapped}, True
+        if len(row) > width and any(_text(c) for c in row[width:]):
             plan.errors.append(_err(rownum, "", _("La fila tiene más celdas que encabezados.")))
             ok = False
-        for ours, spec in specs.items():
-            raw = cell(row, ours)
-            text = _text(raw)
-            col = column_of[ours]
+        for ours, spec, i, col in mapped:
+            raw = row[i] if i < len(row) else None
+            text = raw.strip() if type(raw) is str else _text(raw)
             if text == "" and not isinstance(raw, dt.date):
                 if spec.required:
                     plan.errors.append(_err(rownum, col, _("Falta el valor de «%(f)s».") % {"f": spec.label}))
