@@ -39,10 +39,12 @@ three kinds: its missing clients, its invoices and one payment per settled invoi
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import datetime as dt
 import functools
+import gc
 import io
 import json
 import os
@@ -1883,6 +1885,23 @@ def _errors_file(job: ImportJob, errors: list[dict]) -> dict:
     return {"errors_file": str(path.relative_to(settings.MEDIA_ROOT))}
 
 
+@contextlib.contextmanager
+def _no_cyclic_gc():
+    """The cyclic garbage collector paused while a file is validated or written. Those steps
+    hold every row of the file (hundreds of thousands of dicts, model instances and rows for
+    the writer), and the collector, triggered by the allocations, walks them all again and
+    again: a fifth of the steps' CPU for 50,000 rows, for garbage they hardly make (what
+    they drop, reference counting frees). It runs again as usual once the step is over."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def run_job(job: ImportJob) -> ImportJob:
     """Validate (and, unless a dry run, write) one job; the job row tells the outcome."""
     started = time.monotonic()
@@ -1896,7 +1915,8 @@ def run_job(job: ImportJob) -> ImportJob:
         def progress(done, total):
             _set(job, processed_rows=done, total_rows=total)
 
-        plan = validate(data, options, name=job.file_name, progress=progress)
+        with _no_cyclic_gc():
+            plan = validate(data, options, name=job.file_name, progress=progress)
         if plan.errors:
             _set(
                 job,
@@ -1930,7 +1950,7 @@ def run_job(job: ImportJob) -> ImportJob:
         details = plan.details()  # what the plan writes, before the write moves any balance
         try:
             # A background job acts for the manager who started it (audit history: who).
-            with audit.acting_as(job.created_by):
+            with audit.acting_as(job.created_by), _no_cyclic_gc():
                 counts = commit(plan, by=job.created_by, progress=write_progress, source=job.file_name)
         finally:
             write_progress.close()
