@@ -387,7 +387,9 @@ def _cube_sql(
         # alone), written off after the day, and the others paid after the day (not cancelled,
         # not written off: a write-off by the day ended the balance). The last part looks each
         # invoice up by its key (LATERAL … LIMIT 1 keeps the planner from hashing the whole
-        # invoice table for the few thousand invoices paid after a month-end).
+        # invoice table for the few thousand invoices paid after a month-end). That part needs
+        # no scope of its own: ``late`` is scoped already (an allocation's invoice is of its
+        # payment's client), and the scope there was a scan of the ids per invoice.
         f"""candidates AS (
             SELECT {_CANDIDATE_COLUMNS} FROM {t["invoice"]} i WHERE {collectible} AND i.issue_date <= %s{scope_i}
             UNION ALL SELECT {_CANDIDATE_COLUMNS} FROM {t["invoice"]} i
@@ -395,7 +397,7 @@ def _cube_sql(
             UNION ALL SELECT i.* FROM late CROSS JOIN LATERAL (
                 SELECT {_CANDIDATE_COLUMNS} FROM {t["invoice"]} i
                 WHERE i.id = late.invoice_id AND NOT {collectible} AND i.status NOT IN (%s, %s)
-                  AND i.issue_date <= %s{scope_i}
+                  AND i.issue_date <= %s
                 LIMIT 1) i)""",
         f"""disputed_then AS (
             SELECT DISTINCT di.{t["dispute_invoice_inv"]} AS invoice_id
