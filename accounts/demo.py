@@ -379,9 +379,9 @@ def _fmt(day: dt.date) -> str:
     return day.strftime("%d/%m/%Y")
 
 
-def _money_text(amount: Decimal, currency: str) -> str:
+def _money_text(amount: Decimal, currency: str, rule: str) -> str:
     """What the services write in the timeline (``accounts.numbers.format_money``)."""
-    return numbers.format_money(amount, currency)
+    return numbers.format_money(amount, currency, rule)
 
 
 def _weighted(rng: random.Random, weights: dict):
@@ -496,6 +496,9 @@ class DemoSeeder:
         self.generated = 0
         self.zones: dict[str, zoneinfo.ZoneInfo] = {}
         self.summary = Summary()
+        # The business's number format, read here: the generator thread would read it with a
+        # database connection of its own (left open, and slower per amount).
+        self.number_rule = numbers.business_code()
 
     # -- run -----------------------------------------------------------------------------
 
@@ -1254,11 +1257,11 @@ class DemoSeeder:
             ordered = sorted(((plans[pos]["inv"], part) for pos, part in allocations.items()), key=_by_due)
             for inv, part in ordered:
                 chunk.allocations.append(AllocationRow(payment, inv, part, stamp))
-            summary = f"Pago recibido de {_money_text(amount, currency)}"
+            summary = f"Pago recibido de {_money_text(amount, currency, self.number_rule)}"
             if ordered:
                 summary += " → " + ", ".join(inv.number for inv, _p in ordered)
             if extra > 0:
-                summary += f" · saldo a favor {_money_text(extra, currency)}"
+                summary += f" · saldo a favor {_money_text(extra, currency, self.number_rule)}"
             self._system(
                 ctx,
                 chunk,
@@ -1283,7 +1286,7 @@ class DemoSeeder:
 
         def reminder(inv, day):
             # Automatic overdue notice (the cobranza planner writes these; no author).
-            amount = _money_text(inv.amount, inv.currency)
+            amount = _money_text(inv.amount, inv.currency, self.number_rule)
             return self._entry(
                 ctx,
                 chunk,
