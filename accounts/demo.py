@@ -57,6 +57,7 @@ from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 from django.db import connection, models, transaction
 
@@ -124,6 +125,7 @@ def ensure_demo_users(stdout: Callable[[str], None] | None = None) -> dict[str, 
     (someone may have changed it on purpose); its demo group is added if it lacks it."""
     User = get_user_model()
     users = {}
+    hashed = None  # hashed once for all of them: a PBKDF2 hash takes most of a second
     with transaction.atomic():
         for spec in DEMO_USERS:
             user = User.objects.filter(username=spec.username).first()
@@ -136,7 +138,8 @@ def ensure_demo_users(stdout: Callable[[str], None] | None = None) -> dict[str, 
                     is_staff=spec.role == Role.ADMIN,
                     is_superuser=spec.role == Role.ADMIN,
                 )
-                user.set_password(DEMO_PASSWORD)
+                hashed = hashed or make_password(DEMO_PASSWORD)
+                user.password = hashed
                 user.save()
                 if stdout:
                     stdout(f"  created user {spec.username} ({GROUP_NAMES[spec.role]})")
@@ -376,9 +379,9 @@ def _fmt(day: dt.date) -> str:
     return day.strftime("%d/%m/%Y")
 
 
-def _money_text(amount: Decimal, currency: str) -> str:
+def _money_text(amount: Decimal, currency: str, rule: str) -> str:
     """What the services write in the timeline (``accounts.numbers.format_money``)."""
-    return numbers.format_money(amount, currency)
+    return numbers.format_money(amount, currency, rule)
 
 
 def _weighted(rng: random.Random, weights: dict):
@@ -493,6 +496,9 @@ class DemoSeeder:
         self.generated = 0
         self.zones: dict[str, zoneinfo.ZoneInfo] = {}
         self.summary = Summary()
+        # The business's number format, read here: the generator thread would read it with a
+        # database connection of its own (left open, and slower per amount).
+        self.number_rule = numbers.business_code()
 
     # -- run -----------------------------------------------------------------------------
 
@@ -1251,11 +1257,11 @@ class DemoSeeder:
             ordered = sorted(((plans[pos]["inv"], part) for pos, part in allocations.items()), key=_by_due)
             for inv, part in ordered:
                 chunk.allocations.append(AllocationRow(payment, inv, part, stamp))
-            summary = f"Pago recibido de {_money_text(amount, currency)}"
+            summary = f"Pago recibido de {_money_text(amount, currency, self.number_rule)}"
             if ordered:
                 summary += " → " + ", ".join(inv.number for inv, _p in ordered)
             if extra > 0:
-                summary += f" · saldo a favor {_money_text(extra, currency)}"
+                summary += f" · saldo a favor {_money_text(extra, currency, self.number_rule)}"
             self._system(
                 ctx,
                 chunk,
@@ -1280,7 +1286,7 @@ class DemoSeeder:
 
         def reminder(inv, day):
             # Automatic overdue notice (the cobranza planner writes these; no author).
-            amount = _money_text(inv.amount, inv.currency)
+            amount = _money_text(inv.amount, inv.currency, self.number_rule)
             return self._entry(
                 ctx,
                 chunk,

@@ -36,14 +36,15 @@ import io
 import operator
 import re
 from collections import defaultdict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.dispatch import Signal
 from django.utils import translation
 from django.utils.formats import date_format
@@ -1073,6 +1074,11 @@ def ledger_bulk_insert(
     if check.errors:
         raise LedgerRowsError(check.errors)
     written = {}
+    if _load is not None:
+        # The COPY runs behind the caller's back; a database error surfaces at the next call
+        # or at the end of the load, both inside the load's one transaction.
+        _write_rows(None, rows, stored, touched, now, written)
+        return written
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             _write_rows(cursor, rows, stored, touched, now, written)
@@ -1086,6 +1092,57 @@ def ledger_bulk_insert(
 # The tables ledger_bulk_insert writes, whose plain indexes and foreign keys
 # ledger_bulk_load sets aside during a load.
 _LOAD_MODELS = (Client, Contact, Invoice, Payment, PaymentAllocation, Interaction, InteractionInvoice)
+
+
+class _Load:
+    """A ``ledger_bulk_load`` of an empty ledger in progress, on the connection that writes.
+
+    The tables are locked against every other session and held no row when the load began,
+    so what the writer would ask the database between chunks it knows itself: the natural
+    keys already loaded (for the uniqueness checks) and the next id of each table (taken
+    from the sequences at the start, set back into them at the end). The ``COPY`` of a chunk
+    then runs in a thread of its own while the caller prepares the next chunk: the database
+    and Python work at the same time (the thread waits on the server without the GIL)."""
+
+    def __init__(self, raw_connection, wrapper):
+        self.raw = raw_connection  # psycopg2 serialises the threads' use of one connection
+        self.wrapper = wrapper
+        self.keys: dict[str, set] = {}
+        self.first_id: dict = {}
+        self.next_id: dict = {}
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-copy")
+        self.pending: Future | None = None
+
+    def take_ids(self, model, n: int) -> range:
+        first = self.next_id[model]
+        self.next_id[model] = first + n
+        return range(first, first + n)
+
+    def submit(self, job: Callable[[object], None]) -> None:
+        """Run ``job(cursor)`` after the previous one (whose error, if any, is raised here)."""
+        self.wait()
+
+        def run():
+            with self.wrapper.wrap_database_errors, self.raw.cursor() as cursor:
+                job(cursor)
+
+        self.pending = self.executor.submit(run)
+
+    def wait(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
+    def before_statement(self, execute, sql, params, many, context):
+        """Every other statement of the connection waits for the COPY in flight: psycopg2 does
+        not keep a query from cutting into a COPY of another thread (it breaks both)."""
+        self.wait()
+        return execute(sql, params, many, context)
+
+
+_load: _Load | None = None
+# The natural keys _unique checks, by table: (table, row attribute).
+_LOAD_KEYS = (("groups", "name"), ("clients", "tax_id"), ("invoices", "number"), ("payments", "reference"))
 
 
 @contextlib.contextmanager
@@ -1133,7 +1190,35 @@ def ledger_bulk_load():
             cursor.execute(f"ALTER TABLE {q(table)} DROP CONSTRAINT {q(name)}")
         for name, _definition in indexes:
             cursor.execute(f"DROP INDEX {q(name)}")
-        yield
+        # Dropping the constraints and indexes already took these locks; said explicitly, since
+        # _Load relies on no other session writing the tables (or taking their ids).
+        cursor.execute(f"LOCK TABLE {', '.join(q(t) for t in tables)} IN ACCESS EXCLUSIVE MODE")
+        global _load
+        load = _start_load(cursor) if _load is None else None
+        try:
+            if load is not None:
+                _load = load
+            with connection.execute_wrapper(load.before_statement) if load else contextlib.nullcontext():
+                yield
+            if load is not None:
+                load.wait()
+        finally:
+            if load is not None:
+                _load = None
+                with contextlib.suppress(Exception):  # the error that brought us here is the one to raise
+                    load.wait()
+                load.executor.shutdown()
+        if load is not None:
+            for model, first in load.first_id.items():
+                # The sequence goes on after the last id used (or gives ``first`` next).
+                used = load.next_id[model] > first
+                cursor.execute(
+                    "SELECT setval(pg_get_serial_sequence(%s, 'id'), %s, %s)",
+                    [model._meta.db_table, load.next_id[model] - 1 if used else first, used],
+                )
+        # One sort per index and one join per foreign key: give them the memory for it.
+        cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        cursor.execute("SET LOCAL work_mem = '64MB'")
         for _name, definition in indexes:
             cursor.execute(definition)
         for table, name, definition in foreign_keys:
@@ -1142,6 +1227,28 @@ def ledger_bulk_load():
         # Fresh statistics for the queries that follow a load (the planner would otherwise
         # take the tables for as empty as they were).
         cursor.execute(f"ANALYZE {', '.join(q(t) for t in tables)}")
+        cursor.execute("SET LOCAL maintenance_work_mem TO DEFAULT")
+        cursor.execute("SET LOCAL work_mem TO DEFAULT")
+
+
+def _start_load(cursor) -> _Load | None:
+    """The state of a fast load, if the ledger's tables are empty (else None: the writer then
+    asks the database as usual)."""
+    q = connection.ops.quote_name
+    # Business groups too: the load writes them (their keys and ids are counted the same way).
+    cursor.execute(f"LOCK TABLE {q(BusinessGroup._meta.db_table)} IN EXCLUSIVE MODE")
+    models = (BusinessGroup, *_LOAD_MODELS)
+    cursor.execute(
+        " UNION ALL ".join(f"SELECT 1 FROM (SELECT 1 FROM {q(m._meta.db_table)} LIMIT 1) AS t" for m in models)  # noqa: S608
+    )
+    if cursor.fetchall():
+        return None
+    connection.ensure_connection()
+    load = _Load(connection.connection, connections[DEFAULT_DB_ALIAS])
+    for model in models:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id'))", [model._meta.db_table])
+        load.first_id[model] = load.next_id[model] = cursor.fetchone()[0]
+    return load
 
 
 def ledger_rows_check(*, rows: LedgerRows, as_of: dt.datetime | None = None) -> dict[tuple[str, int], dict]:
@@ -1154,21 +1261,39 @@ def ledger_rows_check(*, rows: LedgerRows, as_of: dt.datetime | None = None) -> 
 
 
 def _write_rows(cursor, rows: LedgerRows, stored: dict, touched: set[int], now: dt.datetime, written: dict) -> None:
+    copies = []
     for table in _TABLE_ORDER:
         objs = getattr(rows, table)
         _take_ids(cursor, _MODELS[table], objs)
-        written[table] = _copy(cursor, _MODELS[table], objs)
+        written[table] = len(objs)
+        if objs:
+            columns, attrs, not_null = _columns(_MODELS[table], type(objs[0]))
+            copies.append(_copy_text(_MODELS[table], columns, map(operator.attrgetter(*attrs), objs), not_null))
     links = [(entry, invoice) for entry in rows.interactions for invoice in entry.invoices]
     if links:
         ids = _next_ids(cursor, InteractionInvoice, len(links))
-        _copy_values(
-            cursor,
-            InteractionInvoice,
-            ("id", "interaction_id", "invoice_id"),
-            ((i, entry, invoice) for i, (entry, invoice) in zip(ids, links, strict=True)),
+        copies.append(
+            _copy_text(
+                InteractionInvoice,
+                ("id", "interaction_id", "invoice_id"),
+                ((i, entry, invoice) for i, (entry, invoice) in zip(ids, links, strict=True)),
+            )
         )
     written["interaction_invoices"] = len(links)
-    _update_stored_invoices(cursor, stored, touched, now)
+    update = _stored_invoices_update(stored, touched, now)
+
+    def write(cur) -> None:
+        for sql, text in copies:
+            cur.copy_expert(sql, text, size=_COPY_READ)
+        if update:
+            cur.execute(*update)
+
+    if _load is None:
+        write(cursor)
+        return
+    for table, name in _LOAD_KEYS:
+        _load.keys.setdefault(table, set()).update(v for v in (getattr(o, name) for o in getattr(rows, table)) if v)
+    _load.submit(write)
 
 
 def _validate(
@@ -1408,14 +1533,18 @@ def _unique(check: _Checker, table: str, objs: list, name: str, model, message: 
     given = [v for v in values if v]
     if not given:
         return
-    column = model._meta.get_field(name).column
-    q = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {q(column)} FROM {q(model._meta.db_table)} WHERE {q(column)} = ANY(%s)",  # noqa: S608
-            [given],
-        )
-        taken = {row[0] for row in cursor.fetchall()}
+    if _load is not None and model in _load.next_id:  # the stored values are the ones this load wrote
+        loaded = _load.keys.get(table, set())
+        taken = {v for v in given if v in loaded}
+    else:
+        column = model._meta.get_field(name).column
+        q = connection.ops.quote_name
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {q(column)} FROM {q(model._meta.db_table)} WHERE {q(column)} = ANY(%s)",  # noqa: S608
+                [given],
+            )
+            taken = {row[0] for row in cursor.fetchall()}
     if len(set(given)) == len(given) and not taken:
         return
     for i, v in enumerate(values):
@@ -1429,6 +1558,8 @@ def _stored_invoices(ids: set[int], lock: bool) -> dict[int, list]:
     locked in id order when ``lock``."""
     if not ids:
         return {}
+    if _load is not None:
+        _load.wait()  # the rows an earlier call of the load wrote
     q = connection.ops.quote_name
     sql = (
         f"SELECT id, client_id, currency, amount, amount_paid, status, number FROM {q(Invoice._meta.db_table)} "  # noqa: S608
@@ -1442,21 +1573,23 @@ def _stored_invoices(ids: set[int], lock: bool) -> dict[int, list]:
 def _stored_contact_clients(ids: set[int]) -> dict[int, int]:
     if not ids:
         return {}
+    if _load is not None:
+        _load.wait()
     return dict(Contact.objects.filter(pk__in=ids).values_list("pk", "client_id"))
 
 
-def _update_stored_invoices(cursor, stored: dict[int, list], touched: set[int], now: dt.datetime) -> None:
-    """Write the new amount_paid (and payment-derived status) of the stored invoices that
-    allocations of the batch touched: one ``UPDATE … FROM unnest(arrays)``."""
+def _stored_invoices_update(stored: dict[int, list], touched: set[int], now: dt.datetime) -> tuple | None:
+    """The new amount_paid (and payment-derived status) of the stored invoices that
+    allocations of the batch touched: one ``UPDATE … FROM unnest(arrays)`` (SQL, parameters)."""
     ids = sorted(touched)
     if not ids:
-        return
+        return None
     statuses = [
         _payment_status(stored[i][2], stored[i][3]) if stored[i][4] in _PAYMENT_STATUSES else stored[i][4] for i in ids
     ]
     q = connection.ops.quote_name
     table = q(Invoice._meta.db_table)
-    cursor.execute(
+    return (
         f"""
         UPDATE {table} SET amount_paid = v.paid, status = v.status, updated_at = %s
         FROM unnest(%s::bigint[], %s::numeric[], %s::text[]) AS v(id, paid, status)
@@ -1469,7 +1602,12 @@ def _update_stored_invoices(cursor, stored: dict[int, list], touched: set[int], 
 def _next_ids(cursor, model, n: int) -> Sequence[int]:
     """``n`` new ids from the table's sequence (safe with concurrent writers). Without a
     concurrent writer they are consecutive: then only the first and last come back, not a
-    million rows; else the list of them."""
+    million rows; else the list of them.
+
+    Inside a ``ledger_bulk_load`` of an empty ledger they come from the load's own counters
+    (see :class:`_Load`), without asking the database."""
+    if _load is not None and model in _load.next_id:
+        return _load.take_ids(model, n)
     cursor.execute(
         """
         SELECT min(v), max(v), CASE WHEN max(v) - min(v) + 1 = count(*) THEN NULL ELSE array_agg(v ORDER BY v) END
@@ -1503,24 +1641,17 @@ def _columns(model, row_class) -> tuple[tuple[str, ...], tuple[str, ...], tuple[
     return tuple(f.column for f in fields), attrs, not_null
 
 
-def _copy(cursor, model, objs: list) -> int:
-    if not objs:
-        return 0
-    columns, attrs, not_null = _columns(model, type(objs[0]))
-    _copy_values(cursor, model, columns, map(operator.attrgetter(*attrs), objs), not_null)
-    return len(objs)
+_COPY_READ = 1 << 20  # bytes COPY reads from the text at a time
 
 
-def _copy_values(cursor, model, columns, values: Iterable[tuple], not_null: Sequence[str] = ()) -> None:
-    """``COPY … FROM STDIN`` in CSV: the csv module (in C) writes the lines with str() of each
-    value (dates, decimals and date-times as PostgreSQL reads them, a row as its id) and None
-    as an unquoted empty field, which COPY reads as NULL."""
+def _copy_text(model, columns, values: Iterable[tuple], not_null: Sequence[str] = ()) -> tuple[str, io.StringIO]:
+    """``COPY … FROM STDIN`` in CSV and its text: the csv module (in C) writes the lines with
+    str() of each value (dates, decimals and date-times as PostgreSQL reads them, a row as
+    its id) and None as an unquoted empty field, which COPY reads as NULL."""
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(values)
     buf.seek(0)
     q = connection.ops.quote_name
     options = "FORMAT csv" + (f", FORCE_NOT_NULL ({', '.join(map(q, not_null))})" if not_null else "")
-    cursor.copy_expert(
-        f"COPY {q(model._meta.db_table)} ({', '.join(map(q, columns))}) FROM STDIN WITH ({options})",  # noqa: S608
-        buf,
-    )
+    sql = f"COPY {q(model._meta.db_table)} ({', '.join(map(q, columns))}) FROM STDIN WITH ({options})"  # noqa: S608
+    return sql, buf

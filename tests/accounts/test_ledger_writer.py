@@ -396,3 +396,30 @@ def test_a_bulk_load_whose_rows_break_a_foreign_key_writes_nothing_and_keeps_the
     assert _ledger_schema() == before
     assert not Client.objects.filter(tax_id=client.tax_id).exists()
     assert not Contact.objects.filter(name="Nadie").exists()
+
+
+def test_a_bulk_load_of_an_empty_ledger_refuses_a_key_an_earlier_call_of_the_load_wrote():
+    # The load keeps the keys it wrote instead of asking the database (its COPY may still run).
+    with bulk.ledger_bulk_load():
+        first = _client()
+        bulk.ledger_bulk_insert(rows=LedgerRows(clients=[first], invoices=[_invoice(first)]))
+        again = _client(legal_name="Otra S.A.")  # the same tax id
+        with pytest.raises(LedgerRowsError) as caught:
+            bulk.ledger_bulk_insert(rows=LedgerRows(clients=[again], invoices=[_invoice(again)]))
+    errors = caught.value.row_errors
+    assert ("clients", 0) in errors and ("invoices", 0) in errors
+
+
+def test_a_bulk_load_of_an_empty_ledger_leaves_the_sequences_after_its_ids(gerente):
+    rows = LedgerRows()
+    with bulk.ledger_bulk_load():
+        assert bulk._load is not None  # the ledger is empty: the load counts ids and keys itself
+        for n in range(3):
+            client = _client(tax_id=f"NUE03030{n}CCC")
+            rows = LedgerRows(clients=[client], invoices=[_invoice(client, number=f"N-{n}")])
+            bulk.ledger_bulk_insert(rows=rows)
+            # Another statement on the connection waits for the COPY in flight.
+            assert Client.objects.filter(tax_id=client.tax_id).exists()
+    later = make_invoice(by=gerente, client=Client.objects.get(pk=rows.clients[0].id), number="N-later", amount="10.00")
+    assert later.pk > rows.invoices[0].id
+    assert Invoice.objects.filter(number__startswith="N-").count() == 4
