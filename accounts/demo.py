@@ -57,7 +57,6 @@ from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 from django.db import connection, models, transaction
 
@@ -125,7 +124,6 @@ def ensure_demo_users(stdout: Callable[[str], None] | None = None) -> dict[str, 
     (someone may have changed it on purpose); its demo group is added if it lacks it."""
     User = get_user_model()
     users = {}
-    hashed = None  # hashed once for all of them: a PBKDF2 hash takes most of a second
     with transaction.atomic():
         for spec in DEMO_USERS:
             user = User.objects.filter(username=spec.username).first()
@@ -138,8 +136,7 @@ def ensure_demo_users(stdout: Callable[[str], None] | None = None) -> dict[str, 
                     is_staff=spec.role == Role.ADMIN,
                     is_superuser=spec.role == Role.ADMIN,
                 )
-                hashed = hashed or make_password(DEMO_PASSWORD)
-                user.password = hashed
+                user.set_password(DEMO_PASSWORD)
                 user.save()
                 if stdout:
                     stdout(f"  created user {spec.username} ({GROUP_NAMES[spec.role]})")
