@@ -1284,7 +1284,7 @@ def _write_rows(cursor, rows: LedgerRows, stored: dict, touched: set[int], now: 
 
     def write(cur) -> None:
         for sql, text in copies:
-            cur.copy_expert(sql, text, size=_COPY_READ)
+            cur.copy_expert(sql, text, _COPY_READ)  # positional: Django's debug cursor takes no keywords
         if update:
             cur.execute(*update)
 
