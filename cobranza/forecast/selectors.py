@@ -51,6 +51,9 @@ WEEKS = 8
 # Settled invoices a client needs before its own delay is trusted; below it, its segment's.
 MIN_SETTLED = 3
 HISTORY_DAYS = 730  # the last 24 months of settled invoices
+# A forecast reads the offsets the nightly profile job kept on its stand date or on one of the
+# days before it, up to this many (docs/domain.md#cash-forecast).
+KEPT_DAYS = 3
 PROMISE_HISTORY_DAYS = 730
 # The client's promise-kept rate is smoothed towards the portfolio's with this many "virtual"
 # promises, so one kept (or broken) promise does not make a client certain (or hopeless).
@@ -153,8 +156,12 @@ def forecast_sql(f: metrics.Filters | None, as_of: dt.date, weeks: int = WEEKS) 
     spread_values = ", ".join(f"({k}, {share})" for k, share in enumerate(shares))
     sql = f"""
     WITH recv AS ({recv_sql}),
-    stored AS (
-        SELECT EXISTS (SELECT 1 FROM {t["norm"]} WHERE segment_id IS NULL AND as_of = %s) AS ok),
+    -- The offsets the profile job kept for the stand date, or for the latest day of the few
+    -- before it (after midnight the nightly run has not been yet: docs/domain.md#cash-forecast).
+    kept AS (
+        SELECT MAX(as_of) AS day FROM {t["norm"]}
+        WHERE segment_id IS NULL AND as_of <= %s AND as_of > %s),
+    stored AS (SELECT day IS NOT NULL AS ok FROM kept),
     judged AS (
         SELECT m.client_id, SUM(CASE WHEN {rules.promise_kept_sql("m")} THEN 1 ELSE 0 END) AS kept,
                COUNT(*) AS judged
@@ -194,7 +201,7 @@ def forecast_sql(f: metrics.Filters | None, as_of: dt.date, weeks: int = WEEKS) 
     -- Each invoice with its client's stored offset in days, when the profile job kept it for the day.
     recv_stored AS (
         SELECT r.*, o.days FROM recv r
-        LEFT JOIN {t["offset"]} o ON o.client_id = r.client AND o.as_of = %s AND (SELECT ok FROM stored)
+        LEFT JOIN {t["offset"]} o ON o.client_id = r.client AND o.as_of = (SELECT day FROM kept)
         WHERE r.disputed = 0
           AND NOT EXISTS (SELECT 1 FROM cm_invoice ci JOIN cm_balance cb ON cb.commitment_id = ci.commitment_id
                           JOIN pending_total pt ON pt.commitment_id = ci.commitment_id
@@ -216,11 +223,11 @@ def forecast_sql(f: metrics.Filters | None, as_of: dt.date, weeks: int = WEEKS) 
         SELECT segment_id, COUNT(*) AS n, {MEDIAN} AS med FROM delays GROUP BY segment_id
         UNION ALL
         SELECT segment_id, settled, median FROM {t["norm"]}
-        WHERE (SELECT ok FROM stored) AND segment_id IS NOT NULL AND as_of = %s),
+        WHERE segment_id IS NOT NULL AND as_of = (SELECT day FROM kept)),
     portfolio AS (
         SELECT COUNT(*) AS n, {MEDIAN} AS med FROM delays HAVING NOT (SELECT ok FROM stored)
         UNION ALL
-        SELECT settled, median FROM {t["norm"]} WHERE segment_id IS NULL AND as_of = %s),
+        SELECT settled, median FROM {t["norm"]} WHERE segment_id IS NULL AND as_of = (SELECT day FROM kept)),
     behaviour_base AS (
         SELECT r.currency, r.due_date, r.amount, r.due_date + r.days AS expected
         FROM recv_stored r WHERE r.days IS NOT NULL
@@ -248,7 +255,8 @@ def forecast_sql(f: metrics.Filters | None, as_of: dt.date, weeks: int = WEEKS) 
     """
     params = [
         *recv_params,
-        as_of,  # stored
+        as_of,
+        as_of - dt.timedelta(days=KEPT_DAYS),  # kept
         as_of - dt.timedelta(days=PROMISE_HISTORY_DAYS),
         as_of,  # judged
         PROMISE_DEFAULT_RATE,
@@ -260,11 +268,8 @@ def forecast_sql(f: metrics.Filters | None, as_of: dt.date, weeks: int = WEEKS) 
         CommitmentStatus.OPEN.value,  # pending
         as_of,
         horizon,  # committed
-        as_of,  # recv_stored
         *settled_params,
         *own_params,  # by_client
-        as_of,  # by_segment
-        as_of,  # portfolio
         *loss_params,
         as_of,  # behaviour
         as_of,

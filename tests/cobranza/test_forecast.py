@@ -387,3 +387,14 @@ def test_the_stored_settlement_figures_give_the_forecast_computed_from_scratch(g
     profiles.compute_profiles(today=today)
     SettlementOffset.objects.update(days=-200)
     assert fs.forecast(today, weeks=8) != from_scratch
+
+    # After midnight, before the nightly run: the rows kept the day before (up to KEPT_DAYS
+    # before) are read, not the whole settled history; older ones are not.
+    yesterday = today - dt.timedelta(days=1)
+    SettlementNorm.objects.update(as_of=yesterday)
+    SettlementOffset.objects.update(as_of=yesterday)
+    assert fs.forecast(today, weeks=8) != from_scratch  # the kept days (-200) are read
+    too_old = today - dt.timedelta(days=fs.KEPT_DAYS)
+    SettlementNorm.objects.update(as_of=too_old)
+    SettlementOffset.objects.update(as_of=too_old)
+    assert fs.forecast(today, weeks=8) == from_scratch
