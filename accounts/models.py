@@ -19,6 +19,7 @@ from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
 from accounts import clock, numbers, texts
+from accounts.validation import OneQueryConstraints
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
 ZERO = Decimal("0.00")
@@ -199,7 +200,7 @@ class ClientStatus(models.TextChoices):
     WRITTEN_OFF = "written_off", _("Castigado")
 
 
-class Client(models.Model):
+class Client(OneQueryConstraints):
     Kind = ClientKind
     Status = ClientStatus
 
@@ -283,7 +284,7 @@ class ContactRole(models.TextChoices):
     BACKUP = "backup", _("Contacto de respaldo")
 
 
-class Contact(models.Model):
+class Contact(OneQueryConstraints):
     Role = ContactRole
 
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="contacts", verbose_name=_("cliente"))
@@ -330,7 +331,7 @@ class InvoiceStatus(models.TextChoices):
     CANCELLED = "cancelled", _("Cancelada")
 
 
-class Invoice(models.Model):
+class Invoice(OneQueryConstraints):
     Status = InvoiceStatus
 
     # Statuses derived from the payments; the others are set by a person and stick.
@@ -434,7 +435,7 @@ class PaymentMethod(models.TextChoices):
 NON_CASH_METHODS = (PaymentMethod.CREDIT_NOTE, PaymentMethod.DISCOUNT)
 
 
-class Payment(models.Model):
+class Payment(OneQueryConstraints):
     Method = PaymentMethod
 
     client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="payments", verbose_name=_("cliente"))
@@ -488,7 +489,7 @@ class Payment(models.Model):
         return f"{self.received_on} {self.amount} {self.currency}"
 
 
-class PaymentAllocation(models.Model):
+class PaymentAllocation(OneQueryConstraints):
     payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="allocations")
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="allocations")
     amount = models.DecimalField(_("importe aplicado"), **MONEY)
@@ -552,7 +553,7 @@ class NonPaymentReason(models.TextChoices):
     OTHER = "other", _("Otro motivo")
 
 
-class Interaction(models.Model):
+class Interaction(OneQueryConstraints):
     """One entry of the client's timeline. Append-only: a correction is a new entry."""
 
     Kind = InteractionKind
@@ -643,7 +644,7 @@ class Interaction(models.Model):
         super().save(*args, **kwargs)
 
 
-class UserPreference(models.Model):
+class UserPreference(OneQueryConstraints):
     """A staff member's own settings: the number format they read (docs/domain.md#number-formats);
     empty = the business's. Kept in the session once read (one query per login)."""
 

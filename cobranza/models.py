@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts import clock, numbers, texts
 from accounts.models import MONEY, ZERO, Client, Contact, Interaction, Invoice, Language, Segment
+from accounts.validation import OneQueryConstraints
 
 
 class StepChannel(models.TextChoices):
@@ -44,7 +45,7 @@ class Tone(models.TextChoices):
     FINAL = "final", _("Último aviso")
 
 
-class MessageTemplate(models.Model):
+class MessageTemplate(OneQueryConstraints):
     """A message for one channel, with its text per language (MessageTemplateText)."""
 
     code = models.SlugField(_("código"), max_length=60, unique=True)
@@ -104,7 +105,7 @@ PORTAL_PROMISE_MIN_SHARE = Decimal("25.00")
 PORTAL_PLAN_MAX_INSTALLMENTS = 6
 
 
-class Policy(models.Model):
+class Policy(OneQueryConstraints):
     """A dunning ladder. Each segment has one; a client may have its own."""
 
     name = models.CharField(_("nombre"), max_length=120, unique=True)
@@ -205,7 +206,7 @@ class Policy(models.Model):
         return self.name
 
 
-class PolicyStep(models.Model):
+class PolicyStep(OneQueryConstraints):
     policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="steps", verbose_name=_("política"))
     position = models.PositiveSmallIntegerField(_("orden"))
     name = models.CharField(_("nombre"), max_length=120)
@@ -259,7 +260,7 @@ class PolicyStep(models.Model):
         return f"{self.policy} · {self.position}. {self.name}"
 
 
-class ClientDunning(models.Model):
+class ClientDunning(OneQueryConstraints):
     """Per-client overrides: an own policy, or a pause with its reason."""
 
     client = models.OneToOneField(Client, on_delete=models.CASCADE, related_name="dunning")
@@ -284,7 +285,7 @@ class ClientDunning(models.Model):
         return f"{self.client}: {self.policy or '—'} / {self.paused_until or '—'}"
 
 
-class InvoiceHold(models.Model):
+class InvoiceHold(OneQueryConstraints):
     """A single invoice kept out of the ladder until a date (or until released)."""
 
     invoice = models.OneToOneField(Invoice, on_delete=models.CASCADE, related_name="hold")
@@ -314,7 +315,7 @@ class NoticeStatus(models.TextChoices):
     SUPERSEDED = "superseded", _("Reemplazado")
 
 
-class Notice(models.Model):
+class Notice(OneQueryConstraints):
     """One message (or task) for one client at one ladder step, listing every invoice of
     that client at that step. Created by the planner; sent at most once by dispatch."""
 
@@ -417,7 +418,7 @@ class NoticeItem(models.Model):
         return f"{self.notice_id}: {self.invoice_id}"
 
 
-class ContactRules(models.Model):
+class ContactRules(OneQueryConstraints):
     """When and how often a debtor may be contacted: a preset per country, editable."""
 
     country = models.CharField(_("país"), max_length=2, unique=True, help_text=_("ISO 3166, p. ej. MX, ES, US."))
@@ -504,7 +505,7 @@ class TaskStatus(models.TextChoices):
     CANCELLED = "cancelled", _("Cancelada")
 
 
-class CollectorTask(models.Model):
+class CollectorTask(OneQueryConstraints):
     """Work for a person: calls and reviews from the ladder, contacts to find, escalations."""
 
     Kind = TaskKind
@@ -580,7 +581,7 @@ class CommitmentStatus(models.TextChoices):
     CANCELLED = "cancelled", _("Cancelada")
 
 
-class Commitment(models.Model):
+class Commitment(OneQueryConstraints):
     """What the client agreed to pay, and when: a promise to pay (one or several dates), a
     payment plan (*fraccionamiento*: installments with rules for a missed one) or a term
     extension (one new date). While it is open and in good standing, reminders pause for its
@@ -650,7 +651,7 @@ class InstallmentStatus(models.TextChoices):
     CANCELLED = "cancelled", _("Cancelada")
 
 
-class Installment(models.Model):
+class Installment(OneQueryConstraints):
     """One date and amount of a commitment (a promise has one or a few; a plan has many)."""
 
     Status = InstallmentStatus
@@ -727,7 +728,7 @@ class DisputeResolution(models.TextChoices):
     REJECTED = "rejected", _("Rechazada: se cobra completa")
 
 
-class Dispute(models.Model):
+class Dispute(OneQueryConstraints):
     """A complaint that withholds payment (docs/domain.md#disputes): its
     invoices are disputed — out of the ladder — until it is resolved."""
 
@@ -783,7 +784,7 @@ class DiscountStatus(models.TextChoices):
     REJECTED = "rejected", _("Rechazado")
 
 
-class Discount(models.Model):
+class Discount(OneQueryConstraints):
     """A negotiated discount on an invoice (e.g. for paying now). Above the segment's
     threshold a manager approves it; applied, it settles that part of the invoice as a
     non-cash payment (method "discount"), so balances and collections stay truthful."""
@@ -821,7 +822,7 @@ class Discount(models.Model):
         return f"{self.invoice} −{self.amount}"
 
 
-class LateFeeRule(models.Model):
+class LateFeeRule(OneQueryConstraints):
     """Surcharges (*recargos*) agreed in advance, per segment: a fixed fee once an invoice is
     late beyond the grace days, and/or simple interest on the open principal — never on
     fees, never compounded."""
@@ -858,7 +859,7 @@ class LateFeeKind(models.TextChoices):
     INTEREST = "interest", _("Interés moratorio")
 
 
-class LateFee(models.Model):
+class LateFee(OneQueryConstraints):
     """A surcharge on one invoice, shown apart from the principal. The interest row is
     recomputed nightly (simple interest to date); a waived fee stays with its reason."""
 
@@ -887,7 +888,7 @@ class LateFee(models.Model):
         return f"{self.invoice} · {self.get_kind_display()} {self.amount}"
 
 
-class ClientProfile(models.Model):
+class ClientProfile(OneQueryConstraints):
     """The client's delinquency profile, computed nightly from its history with the
     evidence kept; a collector may override it with a reason."""
 
@@ -974,7 +975,7 @@ class HandOffStatus(models.TextChoices):
     RETURNED = "returned", _("Devuelto a cobranza interna")
 
 
-class HandOff(models.Model):
+class HandOff(OneQueryConstraints):
     """A case sent to a collection agency or to legal: the case file, its progress and what
     it recovered."""
 
@@ -1010,7 +1011,7 @@ class HandOff(models.Model):
         return f"{self.client} → {self.get_kind_display()} ({self.opened_on})"
 
 
-class HandOffUpdate(models.Model):
+class HandOffUpdate(OneQueryConstraints):
     """Progress of a hand-off: a note from the agency or lawyer, or money recovered."""
 
     handoff = models.ForeignKey(HandOff, on_delete=models.CASCADE, related_name="updates")
@@ -1046,7 +1047,7 @@ class AlertStatus(models.TextChoices):
     CLOSED = "closed", _("Cerrada")
 
 
-class Alert(models.Model):
+class Alert(OneQueryConstraints):
     """An early warning about a client (docs/domain.md#early-warnings).
     Raised by the nightly job with the evidence that triggered it; once per client, kind and
     period (``period_key``, e.g. the month), so a nightly rerun raises nothing twice."""
@@ -1195,7 +1196,7 @@ class ProposalStatus(models.TextChoices):
     REJECTED = "rejected", _("Rechazada")
 
 
-class PortalProposal(models.Model):
+class PortalProposal(OneQueryConstraints):
     """A promise or plan the debtor proposed on the self-service page outside the limits of
     their policy (docs/domain.md#portal-limits): nothing is agreed and reminders go on until a
     collector approves it (which creates the commitment, exactly as if it had been accepted)
@@ -1275,7 +1276,7 @@ class PortalMessageStatus(models.TextChoices):
     FAILED = "failed", _("Fallido")
 
 
-class PortalMessage(models.Model):
+class PortalMessage(OneQueryConstraints):
     """One message about the self-service page to one client: the link (sent by staff) or a
     confirmation of a promise or plan. Sent like a notice (claim, re-check, send, record:
     ``cobranza.portal.jobs``), under the same contact choice and contact rules."""
@@ -1367,7 +1368,7 @@ class ImportJobStatus(models.TextChoices):
     FAILED = "failed", _("Falló")
 
 
-class ImportJob(models.Model):
+class ImportJob(OneQueryConstraints):
     """One uploaded file being checked (dry run) or imported, with its progress and the
     row-level errors (row, column, reason). A rejected import writes nothing."""
 
@@ -1445,7 +1446,7 @@ class WebhookDeliveryStatus(models.TextChoices):
     FAILED = "failed", _("Fallido")
 
 
-class WebhookDelivery(models.Model):
+class WebhookDelivery(OneQueryConstraints):
     """One event for one endpoint: written in the transaction that produced the event
     (an outbox row), then claimed, sent and retried with backoff by the workers. The
     ``event_id`` is the same on every attempt, so the receiver can ignore repeats."""
@@ -1519,7 +1520,7 @@ NUMBER_FORMAT_CHOICES = numbers.CHOICES
 NUMBER_FORMAT_CODES = list(numbers.RULES)
 
 
-class BusinessProfile(models.Model):
+class BusinessProfile(OneQueryConstraints):
     """The business that sends the reminders (one row, id 1): its name, sender, signature,
     ways to pay and legal footer, shown in every email, SMS, WhatsApp message, letter, portal
     page, statement and hand-off case file. Edited by an administrator on the settings page
@@ -1606,7 +1607,7 @@ class InboundMatch(models.TextChoices):
     NONE = "", _("Sin asignar")
 
 
-class InboundMessage(models.Model):
+class InboundMessage(OneQueryConstraints):
     """A message a debtor sent us: an email reply or an SMS/WhatsApp message, posted by the
     provider's inbound webhook (docs/domain.md#replies). Kept even when no client matches (a
     manager sees those), once per provider message id."""
@@ -1740,7 +1741,7 @@ class WorklistRankDirty(models.Model):
         return str(self.client_id) if self.client_id is not None else "*"
 
 
-class WorklistRankState(models.Model):
+class WorklistRankState(OneQueryConstraints):
     """The day the stored ranking facts were computed for (one row)."""
 
     id = models.SmallIntegerField(primary_key=True, default=1)

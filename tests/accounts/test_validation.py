@@ -1,0 +1,101 @@
+"""The check constraints asked in one query (accounts/validation.py) give the errors Django's
+own per-constraint validation gives, on every model that uses it, for values that break and
+keep each constraint — and cost one query where Django's cost one per constraint."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from decimal import Decimal
+
+import pytest
+from django.apps import apps
+from django.core.exceptions import ValidationError
+from django.db import connection, models, transaction
+from django.db.models import CheckConstraint
+from django.test.utils import CaptureQueriesContext
+
+from accounts.models import Invoice
+from accounts.validation import OneQueryConstraints
+
+pytestmark = pytest.mark.django_db
+
+MODELS = sorted((m for m in apps.get_models() if issubclass(m, OneQueryConstraints)), key=lambda m: m._meta.label)
+UTC = dt.UTC
+
+
+def _candidates(field) -> list:
+    """Values that keep or break the usual conditions on a field (signs, order, choices)."""
+    nullable = [None] if field.null else []
+    if field.choices:
+        return [*nullable, *(value for value, _label in field.flatchoices), "zz"]
+    if isinstance(field, models.BooleanField):
+        return [True, False]
+    if isinstance(field, models.DecimalField):
+        return [*nullable, Decimal("-5.00"), Decimal("0"), Decimal("0.01"), Decimal("250.00"), Decimal("99999.99")]
+    if isinstance(field, models.IntegerField | models.FloatField):
+        return [*nullable, -3, 0, 1, 7, 400]
+    if isinstance(field, models.DateTimeField):
+        return [*nullable, *(dt.datetime(2026, m, 15, 12, tzinfo=UTC) for m in (1, 6, 12))]
+    if isinstance(field, models.DateField):
+        return [*nullable, dt.date(2026, 1, 1), dt.date(2026, 6, 30), dt.date(2026, 12, 31)]
+    if isinstance(field, models.TimeField):
+        return [*nullable, dt.time(7), dt.time(13), dt.time(22)]
+    if isinstance(field, models.ForeignKey):
+        return [*nullable, 1, 2]
+    if isinstance(field, models.CharField | models.TextField):
+        return ["", "x", "  ", "ABC-1"]
+    return []
+
+
+def _instances(model, rng: random.Random, n: int):
+    fields = list(model._meta.concrete_fields)
+    for _ in range(n):
+        obj = model()
+        for field in fields:
+            values = _candidates(field)
+            if values and rng.random() < 0.8:
+                setattr(obj, field.attname, rng.choice(values))
+        yield obj
+
+
+def _errors(call) -> dict | None:
+    try:
+        call()
+    except ValidationError as exc:
+        return {key: [(e.message % (e.params or {}), e.code) for e in errors] for key, errors in exc.error_dict.items()}
+    return None
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m._meta.label)
+def test_one_query_gives_the_errors_django_gives(model):
+    rng = random.Random(model._meta.label)
+    checks = [c for c in model._meta.constraints if isinstance(c, CheckConstraint)]
+    assert checks, "the base is for models with check constraints"
+    fields = [f.name for f in model._meta.concrete_fields]
+    outcomes = set()
+    for obj in _instances(model, rng, 40):
+        exclude = set(rng.sample(fields, k=min(2, len(fields)))) if rng.random() < 0.25 else None
+        with transaction.atomic():
+            ours = _errors(lambda obj=obj, exclude=exclude: obj.validate_constraints(exclude=exclude))
+            django = _errors(lambda obj=obj, exclude=exclude: models.Model.validate_constraints(obj, exclude=exclude))
+        assert ours == django, (model._meta.label, exclude, {f: getattr(obj, f) for f in fields})
+        outcomes.add(repr(ours))
+    # The sample is not vacuous: the instances break the checks in different ways (one check:
+    # some break it, some keep it).
+    assert len(outcomes - {"None"}) >= min(2, len(checks)), (model._meta.label, outcomes)
+    assert len(checks) > 1 or "None" in outcomes, (model._meta.label, outcomes)
+
+
+def test_the_checks_of_an_invoice_cost_one_query_where_django_asks_one_each():
+    invoice = Invoice(amount=Decimal("-1"), currency="MXN", number="F-1", client_id=1)
+    checks = sum(isinstance(c, CheckConstraint) for c in Invoice._meta.constraints)
+    assert checks >= 5
+    with transaction.atomic():
+        with CaptureQueriesContext(connection) as ours, pytest.raises(ValidationError):
+            invoice.validate_constraints()
+        with CaptureQueriesContext(connection) as django, pytest.raises(ValidationError):
+            models.Model.validate_constraints(invoice)
+    selects = [q for q in ours.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert len(selects) == 1
+    assert len([q for q in django.captured_queries if "SAVEPOINT" not in q["sql"]]) == checks
