@@ -141,6 +141,10 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
                 # and every test of the next run would error on "being accessed by other users".
                 cursor.execute(f"DROP DATABASE IF EXISTS {quote(worker_name)} WITH (FORCE)")
                 cursor.execute(f"CREATE DATABASE {quote(worker_name)} TEMPLATE {quote(template)}")
+                # A test database is thrown away after the run: its commits need not wait for
+                # the disk (a crash loses the last commits, never consistency). Every connection
+                # to it takes this, the Celery workers and servers the tests start included.
+                cursor.execute(f"ALTER DATABASE {quote(worker_name)} SET synchronous_commit TO off")
             finally:
                 cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [template])
         original_name = connection.settings_dict["NAME"]
