@@ -12,6 +12,9 @@ as passed, a condition on an excluded field skipped, a database error logged and
 passed), as one ``SELECT`` with a column per constraint, and reports the errors exactly as
 Django would, in the same order. The other constraints (unique ones) keep Django's own
 validation. ``tests/accounts/test_validation.py`` checks both ways agree on every such model.
+
+Its ``clean_fields`` also skips the existence query of a foreign key whose object was read
+from the database (``loaded_foreign_keys``): one query per key per write, which can only pass.
 """
 
 from __future__ import annotations
@@ -91,11 +94,30 @@ def validate_constraints(instance: models.Model, exclude=None) -> None:
         raise ValidationError(errors)
 
 
+def loaded_foreign_keys(instance: models.Model) -> set[str]:
+    """The foreign keys of ``instance`` that hold an object read from the database (the
+    services pass model instances, not ids) and have no ``limit_choices_to``: Django's check
+    that the referenced row exists is one query each and can only pass. A row deleted in the
+    meantime still fails the write, on the database's own foreign key."""
+    loaded = set()
+    for field in instance._meta.concrete_fields:
+        if not field.many_to_one or field.get_limit_choices_to() or not field.is_cached(instance):
+            continue
+        related = field.get_cached_value(instance)
+        if related is not None and not related._state.adding and related.pk == getattr(instance, field.attname):
+            loaded.add(field.name)
+    return loaded
+
+
 class OneQueryConstraints(models.Model):
-    """Abstract base: the model's check constraints are validated in one query (see above)."""
+    """Abstract base: the model's check constraints are validated in one query, and a foreign
+    key that holds a loaded object is not looked up again (see above)."""
 
     class Meta:
         abstract = True
+
+    def clean_fields(self, exclude=None):
+        super().clean_fields(exclude={*(exclude or ()), *loaded_foreign_keys(self)})
 
     def validate_constraints(self, exclude=None):
         validate_constraints(self, exclude)

@@ -99,3 +99,22 @@ def test_the_checks_of_an_invoice_cost_one_query_where_django_asks_one_each():
     selects = [q for q in ours.captured_queries if "SAVEPOINT" not in q["sql"]]
     assert len(selects) == 1
     assert len([q for q in django.captured_queries if "SAVEPOINT" not in q["sql"]]) == checks
+
+
+def test_a_loaded_foreign_key_is_not_looked_up_again_and_a_missing_one_is_still_an_error(gerente):
+    from tests.factories import make_client
+
+    client = make_client(by=gerente)
+    invoice = Invoice(client=client, number="F-9", currency="MXN", amount=Decimal("10"), issue_date=dt.date(2026, 1, 1))
+    invoice.due_date = invoice.issue_date
+    with CaptureQueriesContext(connection) as ctx:
+        invoice.full_clean(exclude=["open_balance"])
+    assert not [q for q in ctx.captured_queries if 'FROM "accounts_client"' in q["sql"]]
+
+    orphan = Invoice(
+        client_id=client.pk + 1000, number="F-10", currency="MXN", amount=Decimal("10"), issue_date=dt.date(2026, 1, 1)
+    )
+    orphan.due_date = orphan.issue_date
+    with pytest.raises(ValidationError) as raised:
+        orphan.full_clean(exclude=["open_balance"])
+    assert "client" in raised.value.error_dict
