@@ -19,6 +19,11 @@ PIP := $(PY) -m pip --disable-pip-version-check
 MANAGE := $(PY) manage.py
 VAR_DIR := $(or $(MOROSOS_VAR_DIR),var)
 
+# Python caches compiled modules (and pytest its rewritten test modules) in __pycache__ even
+# where the environment turns that off (PYTHONDONTWRITEBYTECODE): every process a command starts
+# (test workers, Celery workers, servers, manage.py) would otherwise compile the project again.
+unexport PYTHONDONTWRITEBYTECODE
+
 PORT ?= 8000
 DEMO_PASSWORD := morosos-demo
 PYTEST_ARGS ?=
