@@ -31,8 +31,15 @@ def _later_codes(code: str) -> list[str]:
     return codes[codes.index(code) + 1 :]
 
 
+CUBE_DIMS = ("invoice", "client", "currency")
+
+
 def snapshot_aging(
-    *, month_end: dt.date, client_ids: list[int] | None = None, new_invoice_ids: list[int] | None = None
+    *,
+    month_end: dt.date,
+    client_ids: list[int] | None = None,
+    new_invoice_ids: list[int] | None = None,
+    cubes: tuple[str, str] | None = None,
 ) -> int:
     """Store the receivables of every client and currency by aging bucket at the close of
     ``month_end`` (the same definition as ``receivables_as_of``), and the roll figures that
@@ -46,12 +53,21 @@ def snapshot_aging(
     ``new_invoice_ids``: invoices written after the month was taken, with nothing else of the
     ledger changed since (an import of new invoices, with their own settlements and disputes):
     their part is added to the stored rows. Every column is a sum over invoices of what each
-    owes by its own allocations and disputes, so the result is what a full close stores."""
+    owes by its own allocations and disputes, so the result is what a full close stores.
+
+    ``cubes``: the temporary tables that already hold the full cubes of ``month_end`` and of the
+    month before (``store_cube``), for a run of months (``snapshot_months``)."""
     previous = previous_month_end(month_end)
-    dims = ("invoice", "client", "currency")
-    scope = {"client_ids": client_ids, "invoice_ids": new_invoice_ids}
-    now_cube, now_params = _cube_sql(None, month_end, dims=dims, **scope)
-    then_cube, then_params = _cube_sql(None, previous, dims=dims, **scope)
+    q = connection.ops.quote_name
+    if cubes is not None:
+        if client_ids is not None or new_invoice_ids is not None:
+            raise ValueError("stored cubes are whole months: no client or invoice scope")
+        now_cube, then_cube = (f"SELECT * FROM {name}" for name in cubes)  # noqa: S608 - store_cube's names
+        now_params, then_params = [], []
+    else:
+        scope = {"client_ids": client_ids, "invoice_ids": new_invoice_ids}
+        now_cube, now_params = _cube_sql(None, month_end, dims=CUBE_DIMS, **scope)
+        then_cube, then_params = _cube_sql(None, previous, dims=CUBE_DIMS, **scope)
     columns = list(SNAPSHOT_COLUMNS.values())
     # Each bucket summed to the cent like ``_cents`` (ROUND on numeric rounds half away from
     # zero: half up for these positive balances).
@@ -73,7 +89,6 @@ def snapshot_aging(
         *(ROLL_BASE[a.code] for a, _b in ROLL_TRANSITIONS),
         *(ROLL_NEXT[a.code] for a, _b in ROLL_TRANSITIONS),
     ]
-    q = connection.ops.quote_name
     table = q(AgingSnapshot._meta.db_table)
     sql = f"""
         WITH n AS ({now_cube}),
@@ -115,9 +130,35 @@ def snapshot_aging(
         return cursor.rowcount
 
 
+def store_cube(cursor, day: dt.date) -> str:
+    """The full receivables cube (invoice, client, currency, bucket, amount) at the close of
+    ``day`` in a temporary table dropped at the end of the transaction; returns its quoted name."""
+    name = connection.ops.quote_name(f"snapshot_cube_{day:%Y%m%d}")
+    sql, params = _cube_sql(None, day, dims=CUBE_DIMS)
+    cursor.execute(f"DROP TABLE IF EXISTS {name}")
+    cursor.execute(f"CREATE TEMPORARY TABLE {name} ON COMMIT DROP AS {sql}", params)
+    cursor.execute(f"ANALYZE {name}")  # joined on the invoice by the next month's roll figures
+    return name
+
+
 def snapshot_months(ends: list[dt.date]) -> dict[dt.date, int]:
-    """Snapshots of the given month ends, oldest first (idempotent)."""
-    return {end: snapshot_aging(month_end=end) for end in sorted(ends)}
+    """Snapshots of the given month ends, oldest first (idempotent), in one transaction.
+
+    A month's close needs its own receivables cube and the month before's (roll figures): each
+    cube is computed once and kept for the next month, so a run of n consecutive months reads
+    the ledger n + 1 times instead of 2n (the demo's thirteen months: 14 instead of 26)."""
+    out: dict[dt.date, int] = {}
+    with transaction.atomic(), connection.cursor() as cursor:
+        kept: dict[dt.date, str] = {}
+        for end in sorted(set(ends)):
+            previous = previous_month_end(end)
+            for day in (previous, end):
+                if day not in kept:
+                    kept[day] = store_cube(cursor, day)
+            out[end] = snapshot_aging(month_end=end, cubes=(kept[end], kept[previous]))
+            for day in [day for day in kept if day < end]:
+                cursor.execute(f"DROP TABLE {kept.pop(day)}")
+    return out
 
 
 def snapshot_history(
@@ -170,4 +211,4 @@ def snapshot_history(
 def backfill_snapshots(*, months: int = 12, today: dt.date | None = None) -> dict[dt.date, int]:
     """Snapshots for the last ``months`` complete months before ``today`` (idempotent)."""
     today = today or clock.localdate()
-    return {end: snapshot_aging(month_end=end) for end in month_ends(previous_month_end(today), months)}
+    return snapshot_months(month_ends(previous_month_end(today), months))

@@ -320,6 +320,24 @@ def test_roll_rates_follow_the_same_invoices_and_never_pass_100(clock, gerente):
         assert all(rate is None or rate <= 100 for rate in row.rates)
 
 
+def _stored_rows() -> list[tuple]:
+    fields = [f.name for f in AgingSnapshot._meta.concrete_fields if f.name not in ("id", "computed_at")]
+    return list(AgingSnapshot.objects.order_by("month_end", "client_id", "currency").values_list(*fields))
+
+
+def test_a_run_of_months_reads_each_close_once_and_stores_what_month_by_month_stores(book):
+    with CaptureQueriesContext(connection) as ctx:
+        filled = dashboard_jobs.backfill_snapshots(months=13, today=TODAY)
+    cubes = [q for q in ctx.captured_queries if q["sql"].startswith("CREATE TEMPORARY TABLE")]
+    assert len(cubes) == 14  # 13 closes and the one before the first, each once
+    together = _stored_rows()
+    assert together and {row[0] for row in together} <= set(filled)
+
+    for end in sorted(filled):
+        dashboard_jobs.snapshot_aging(month_end=end)  # each close and the month before, afresh
+    assert _stored_rows() == together
+
+
 def test_rows_stored_before_roll_figures_show_no_rate_until_computed_again(book):
     dashboard_jobs.backfill_snapshots(months=13, today=TODAY)
     AgingSnapshot.objects.filter(month_end=D(2026, 3, 31)).update(has_roll=False)
