@@ -149,6 +149,8 @@ def for_business(code: str | None):
 
 
 def _decimal(value) -> Decimal | None:
+    if type(value) is Decimal:  # most amounts: no round trip through text
+        return value if value.is_finite() else None
     if value is None or value == "":
         return None
     try:
@@ -164,6 +166,12 @@ def _rule(rule: Rule | str | None) -> Rule:
     return RULES[rule] if rule in RULES else active()
 
 
+@functools.lru_cache(maxsize=16)
+def _step(places: int) -> Decimal:
+    """The quantum of ``places`` decimals: 0.01 for 2."""
+    return Decimal(1).scaleb(-places)
+
+
 def format_number(value, places: int = 2, rule: Rule | str | None = None) -> str:
     """``1234.5`` → "1,234.50" (es-MX, en-US) or "1.234,50" (es-ES): grouped, ``places``
     decimals rounded half up. "" for no value."""
@@ -171,7 +179,7 @@ def format_number(value, places: int = 2, rule: Rule | str | None = None) -> str
     if number is None:
         return ""
     r = _rule(rule)
-    number = number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    number = number.quantize(_step(places), rounding=ROUND_HALF_UP)
     text = f"{abs(number):,.{places}f}".replace(",", "\0").replace(".", r.decimal).replace("\0", r.group)
     return f"-{text}" if number < 0 else text
 
@@ -218,8 +226,9 @@ def format_money(amount, currency: str, rule: Rule | str | None = None, places: 
     if number is None:
         return ""
     prefix, suffix, digits = money_parts(currency, rule)
-    text = format_number(abs(number), digits if places is None else places, rule)
-    negative = number.quantize(Decimal(1).scaleb(-(digits if places is None else places)), ROUND_HALF_UP) < 0
+    places = digits if places is None else places
+    text = format_number(abs(number), places, rule)
+    negative = number.quantize(_step(places), ROUND_HALF_UP) < 0
     return f"{'-' if negative else ''}{prefix}{text}{suffix}"
 
 
