@@ -8,10 +8,11 @@ are what such a write mostly waits on.
 
 ``OneQueryConstraints`` is an abstract base for models: its ``validate_constraints`` asks the
 same questions, in the same terms (each condition against the instance's values, NULL counting
-as passed, a condition on an excluded field skipped, a database error logged and taken as
-passed), as one ``SELECT`` with a column per constraint, and reports the errors exactly as
-Django would, in the same order. The other constraints (unique ones) keep Django's own
-validation. ``tests/accounts/test_validation.py`` checks both ways agree on every such model.
+as passed, a condition on an excluded field skipped; if the database cannot evaluate one, the
+conditions are asked one by one as Django asks them), as one ``SELECT`` with a column per
+constraint, and reports the errors exactly as Django would, in the same order. The other
+constraints (unique ones) keep Django's own validation. ``tests/accounts/test_validation.py``
+checks both ways agree on every such model.
 
 Its ``clean_fields`` also skips the existence query of a foreign key whose object was read
 from the database (``loaded_foreign_keys``): one query per key per write, which can only pass.
@@ -63,8 +64,15 @@ def failed_checks(instance: models.Model, exclude=None, *, using: str | None = N
             with savepoint:
                 row = query.get_compiler(using=using).execute_sql(SINGLE)
         except DatabaseError as exc:
-            logger.warning("Got a database error checking the constraints of %r: %s", model_class, exc)
-            continue  # taken as passed, as Django's Q.check does; the write itself will tell
+            # One condition the database cannot evaluate on these values must not excuse the
+            # others: ask them one by one, as Django does (which takes that one as passed).
+            logger.info("Checking the constraints of %r one by one after: %s", model_class, exc)
+            for constraint in asked:
+                try:
+                    constraint.validate(model_class, instance, exclude=exclude, using=using)
+                except ValidationError:
+                    failed.add(id(constraint))
+            continue
         failed.update(id(constraint) for constraint, passed in zip(asked, row, strict=True) if not passed)
     return failed
 

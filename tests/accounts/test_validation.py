@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from django.apps import apps
 from django.core.exceptions import ValidationError
-from django.db import connection, models, transaction
+from django.db import DatabaseError, connection, models, transaction
 from django.db.models import CheckConstraint
 from django.test.utils import CaptureQueriesContext
 
@@ -118,3 +118,34 @@ def test_a_loaded_foreign_key_is_not_looked_up_again_and_a_missing_one_is_still_
     with pytest.raises(ValidationError) as raised:
         orphan.full_clean(exclude=["open_balance"])
     assert "client" in raised.value.error_dict
+
+
+def test_when_the_database_cannot_answer_the_one_query_the_checks_are_asked_one_by_one(monkeypatch):
+    """A condition PostgreSQL cannot evaluate on some value fails the whole combined query; the
+    other conditions must still be checked (Django asks each alone and excuses only that one)."""
+    from django.db.models.sql.compiler import SQLCompiler
+
+    execute = SQLCompiler.execute_sql
+
+    def refuse_the_combined_query(compiler, *args, **kwargs):
+        if "_check_1" in compiler.as_sql()[0]:
+            raise DatabaseError("cannot evaluate")
+        return execute(compiler, *args, **kwargs)
+
+    monkeypatch.setattr(SQLCompiler, "execute_sql", refuse_the_combined_query)
+    invoice = Invoice(
+        amount=Decimal("-1"),
+        amount_paid=Decimal("0"),
+        status="open",
+        currency="MXN",
+        number="F-11",
+        client_id=1,
+        issue_date=dt.date(2026, 3, 1),
+        due_date=dt.date(2026, 2, 1),
+    )
+    with transaction.atomic():
+        ours = _errors(invoice.validate_constraints)
+    with transaction.atomic():
+        django = _errors(lambda: models.Model.validate_constraints(invoice))
+    assert ours == django
+    assert len(ours["__all__"]) >= 2  # the amount and the dates, both still reported
