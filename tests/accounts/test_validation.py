@@ -13,10 +13,12 @@ from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection, models, transaction
 from django.db.models import CheckConstraint
+from django.db.models.sql.compiler import SQLCompiler
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Invoice
 from accounts.validation import OneQueryConstraints
+from tests.factories import make_client
 
 pytestmark = pytest.mark.django_db
 
@@ -102,8 +104,6 @@ def test_the_checks_of_an_invoice_cost_one_query_where_django_asks_one_each():
 
 
 def test_a_loaded_foreign_key_is_not_looked_up_again_and_a_missing_one_is_still_an_error(gerente):
-    from tests.factories import make_client
-
     client = make_client(by=gerente)
     invoice = Invoice(client=client, number="F-9", currency="MXN", amount=Decimal("10"), issue_date=dt.date(2026, 1, 1))
     invoice.due_date = invoice.issue_date
@@ -123,8 +123,6 @@ def test_a_loaded_foreign_key_is_not_looked_up_again_and_a_missing_one_is_still_
 def test_when_the_database_cannot_answer_the_one_query_the_checks_are_asked_one_by_one(monkeypatch):
     """A condition PostgreSQL cannot evaluate on some value fails the whole combined query; the
     other conditions must still be checked (Django asks each alone and excuses only that one)."""
-    from django.db.models.sql.compiler import SQLCompiler
-
     execute = SQLCompiler.execute_sql
 
     def refuse_the_combined_query(compiler, *args, **kwargs):
