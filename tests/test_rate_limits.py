@@ -7,7 +7,6 @@ import ipaddress
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
@@ -16,17 +15,19 @@ from django.conf import settings
 from tests.processes import ROOT, RedisServer, clean_env
 
 # One process: count ``hits`` portal requests for one token from one address, all at once
-# with the other process, and print how many were let through.
+# with the other process, and print how many were let through. It says "ready" once set up
+# and starts when told "go" on its standard input, sent to both processes at the same time.
 WORKER = """
-import sys, time
+import sys
 import django
 django.setup()
 from django.test import RequestFactory
 from cobranza.portal import links
-token, address, hits, start = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+token, address, hits = sys.argv[1], sys.argv[2], int(sys.argv[3])
 request = RequestFactory().get("/portal/x", REMOTE_ADDR=address)
-while time.time() < start:
-    time.sleep(0.005)
+links.rate_limited(RequestFactory().get("/portal/x", REMOTE_ADDR="::1"), token="warm-up")  # connect first
+print("ready", flush=True)
+assert sys.stdin.readline().strip() == "go"
 print(sum(not links.rate_limited(request, token=token) for _ in range(hits)))
 """
 LIMIT = 30
@@ -58,19 +59,30 @@ def _allowed_by_two_processes(tmp_path, **env) -> int:
         **env,
     )
     # A token and an address of their own: a Redis keeps its counters from earlier runs.
-    token, address, start = uuid.uuid4().hex, str(ipaddress.IPv6Address(uuid.uuid4().int)), time.time() + 4
+    token, address = uuid.uuid4().hex, str(ipaddress.IPv6Address(uuid.uuid4().int))
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, token, address, str(LIMIT), str(start)],
+            [sys.executable, "-c", WORKER, token, address, str(LIMIT)],
             cwd=ROOT,
             env=env,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for _ in range(2)
     ]
-    outputs = [p.communicate(timeout=120) for p in procs]
+    try:
+        for proc in procs:
+            assert proc.stdout.readline().strip() == "ready", proc.communicate(timeout=120)
+        for proc in procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        outputs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
     assert all(p.returncode == 0 for p in procs), outputs
     allowed = [int(out.strip().splitlines()[-1]) for out, _err in outputs]
     print("allowed per process:", allowed)
