@@ -98,7 +98,7 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
     instead of a migration run of its own: the template is named after a digest of the migration
     files, built once by whichever worker comes first (the others wait on an advisory lock) and
     kept for the next run until a migration changes. ``--reuse-db`` keeps pytest-django's way."""
-    from django.test.utils import setup_databases, teardown_databases
+    from django.test.utils import setup_databases
 
     if request.config.getvalue("reuse_db") and not request.config.getvalue("create_db"):
         with django_db_blocker.unblock():
@@ -153,7 +153,12 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
         _MIGRATED_ROWS = _read_migrated_rows()
     yield
     with django_db_blocker.unblock():
-        teardown_databases([(connection, original_name, True)], verbosity=request.config.option.verbose)
+        # FORCE: a live server's thread may still hold its connection when the session ends
+        # (a browser test run last), and a plain DROP DATABASE then fails the whole run.
+        connection.close()
+        with creation._nodb_cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {quote(worker_name)} WITH (FORCE)")
+        settings.DATABASES["default"]["NAME"] = connection.settings_dict["NAME"] = original_name
 
 
 # A table holding this many dead rows after a test module (rows its rolled-back tests wrote)
