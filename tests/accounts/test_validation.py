@@ -12,10 +12,10 @@ import pytest
 from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection, models, transaction
-from django.db.models import CheckConstraint
-from django.db.models.sql.compiler import SQLCompiler
+from django.db.models import CheckConstraint, Q
 from django.test.utils import CaptureQueriesContext
 
+from accounts import validation
 from accounts.models import Invoice
 from accounts.validation import OneQueryConstraints
 from tests.factories import make_client
@@ -120,17 +120,15 @@ def test_a_loaded_foreign_key_is_not_looked_up_again_and_a_missing_one_is_still_
     assert "client" in raised.value.error_dict
 
 
-def test_when_the_database_cannot_answer_the_one_query_the_checks_are_asked_one_by_one(monkeypatch):
+def test_when_the_database_cannot_answer_the_one_query_the_checks_are_asked_one_by_one():
     """A condition PostgreSQL cannot evaluate on some value fails the whole combined query; the
     other conditions must still be checked (Django asks each alone and excuses only that one)."""
-    execute = SQLCompiler.execute_sql
 
-    def refuse_the_combined_query(compiler, *args, **kwargs):
-        if "_check_1" in compiler.as_sql()[0]:
+    def refuse_the_combined_query(execute, sql, params, many, context):
+        if "_check_1" in sql:
             raise DatabaseError("cannot evaluate")
-        return execute(compiler, *args, **kwargs)
+        return execute(sql, params, many, context)
 
-    monkeypatch.setattr(SQLCompiler, "execute_sql", refuse_the_combined_query)
     invoice = Invoice(
         amount=Decimal("-1"),
         amount_paid=Decimal("0"),
@@ -141,9 +139,31 @@ def test_when_the_database_cannot_answer_the_one_query_the_checks_are_asked_one_
         issue_date=dt.date(2026, 3, 1),
         due_date=dt.date(2026, 2, 1),
     )
-    with transaction.atomic():
+    with transaction.atomic(), connection.execute_wrapper(refuse_the_combined_query):
         ours = _errors(invoice.validate_constraints)
     with transaction.atomic():
         django = _errors(lambda: models.Model.validate_constraints(invoice))
     assert ours == django
     assert len(ours["__all__"]) >= 2  # the amount and the dates, both still reported
+
+
+def test_the_query_is_compiled_once_per_shape_and_a_generated_field_is_checked_too(monkeypatch):
+    """The SQL is compiled once per model, exclusions and NULL values, then reused with each
+    write's values; a condition on a generated field (none of ours has one yet) sees the value
+    computed from the instance's other values, as Django's validation does."""
+    assert isinstance(Invoice._meta.get_field("open_balance"), models.GeneratedField)
+    on_generated = CheckConstraint(condition=Q(open_balance__lte=Decimal("100")), name="test_open_balance_at_most_100")
+    monkeypatch.setattr(Invoice._meta, "constraints", [*Invoice._meta.constraints, on_generated])
+    monkeypatch.setattr(validation, "_COMPILED", {})
+    base = {"currency": "MXN", "number": "F-12", "client_id": 1, "status": "open"}
+    base.update(issue_date=dt.date(2026, 3, 1), due_date=dt.date(2026, 4, 1))
+    outcomes = []
+    for amount, paid in [("150", "0"), ("150", "60"), ("90", "0"), ("500", "390"), ("500", "450")]:
+        invoice = Invoice(amount=Decimal(amount), amount_paid=Decimal(paid), **base)
+        with transaction.atomic():
+            ours = _errors(invoice.validate_constraints)
+            django = _errors(lambda invoice=invoice: models.Model.validate_constraints(invoice))
+        assert ours == django, (amount, paid, ours, django)
+        outcomes.append(on_generated.name in repr(ours))
+    assert outcomes == [True, False, False, True, False]  # over 100 left to pay, or not
+    assert len(validation._COMPILED) == 1  # five writes of one shape, one compilation
