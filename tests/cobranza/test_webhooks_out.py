@@ -33,6 +33,7 @@ from cobranza.workspace import services as workspace_services
 from morosos.celery import app as celery_app
 from tests.factories import make_client, make_invoice
 from tests.processes import closed_port
+from tests.workers import Workers, wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -673,8 +674,6 @@ def test_finished_deliveries_are_pruned_after_the_retention_period(endpoint, set
 def test_two_celery_worker_processes_deliver_each_event_once(endpoint, receiver, smtp, tmp_path):
     """Real processes on PostgreSQL + Redis: every delivery enqueued twice (a repeated sweep),
     two workers of two processes each; the receiver gets each event once, signed."""
-    from tests.cobranza.test_workers import Workers, _wait_until
-
     receiver.fail_times = 5  # a few 500s on the way: those wait for their backoff
     ids = []
     for n in range(30):
@@ -693,7 +692,7 @@ def test_two_celery_worker_processes_deliver_each_event_once(endpoint, receiver,
             # every delivery tried at least once, and no attempt still in flight
             return not WebhookDelivery.objects.filter(Q(attempts=0) | Q(status="sending")).exists()
 
-        _wait_until(settled, 90, "every delivery settled", workers)
+        wait_until(settled, 90, "every delivery settled", workers)
         time.sleep(1)  # let any duplicate task finish before counting
     finally:
         workers.stop()

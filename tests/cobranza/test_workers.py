@@ -4,38 +4,25 @@ a real SMTP server counting what arrives, and a worker killed with SIGKILL mid-b
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
-import subprocess
 import threading
 import time
-import uuid
 from collections import Counter
 
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
 from accounts import services as ledger
-from cobranza import tasks
 from cobranza.engine.dispatch import due_notice_ids
 from cobranza.engine.planner import plan
 from cobranza.models import MessageTemplate, MessageTemplateText, Notice, Policy, PolicyStep
 from tests.factories import make_client, make_invoice, segment
-from tests.processes import ROOT, clean_env
 from tests.smtp import SMTPServer
+from tests.workers import Workers, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 N_CLIENTS = 120
-
-
-def _redis_broker() -> str:
-    url = settings.CELERY_BROKER_URL
-    if not url.startswith("redis://"):
-        pytest.fail("worker tests need the Redis broker: run `make test` (CELERY_BROKER_URL=redis://...)")
-    return url
 
 
 @pytest.fixture
@@ -63,78 +50,6 @@ def portfolio(gerente, gestora):
     return policy
 
 
-class Workers:
-    """Celery worker processes of this project, on their own queue and against the test DB."""
-
-    def __init__(self, tmp_path, smtp_port: int, lease_seconds: int = 600):
-        self.queue = f"test-{uuid.uuid4().hex[:8]}"
-        db = connection.settings_dict
-        self.env = clean_env(
-            tmp_path,
-            DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-            CELERY_BROKER_URL=_redis_broker(),
-            EMAIL_URL=f"smtp://127.0.0.1:{smtp_port}",
-            DEFAULT_FROM_EMAIL="cobranza@morosos.example",
-            DUNNING_LEASE_SECONDS=str(lease_seconds),
-            SECRET_KEY="test-workers-" + "x" * 50,
-            DJANGO_DEBUG="0",
-        )
-        self.procs: list[subprocess.Popen] = []
-        self.logs = tmp_path / "workers"
-        self.logs.mkdir(exist_ok=True)
-
-    def start(self, n: int = 1) -> None:
-        for _ in range(n):
-            i = len(self.procs)
-            log = (self.logs / f"worker{i}.log").open("w")
-            proc = subprocess.Popen(
-                [
-                    "celery",
-                    "-A",
-                    "morosos",
-                    "worker",
-                    "-l",
-                    "info",
-                    "-Q",
-                    self.queue,
-                    "--concurrency",
-                    "2",
-                    "-n",
-                    f"w{i}-{self.queue}@%h",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--without-heartbeat",
-                ],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            self.procs.append(proc)
-
-    def enqueue(self, ids) -> None:
-        for notice_id in ids:
-            tasks.dispatch_notice.apply_async(args=[notice_id], queue=self.queue)
-
-    def kill(self, i: int) -> None:
-        os.killpg(self.procs[i].pid, signal.SIGKILL)
-        self.procs[i].wait(timeout=10)
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-
-    def log_tail(self) -> str:
-        return "\n".join((p.read_text()[-2000:]) for p in sorted(self.logs.glob("*.log")))
-
-
 @pytest.fixture
 def open_hours(db):
     """Contact rules allow any time of day, all of it at once (no spread over the day,
@@ -149,15 +64,6 @@ def open_hours(db):
         max_per_channel_7d=50,
         spread_sends=False,
     )
-
-
-def _wait_until(predicate, timeout: float, what: str, workers: Workers):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    pytest.fail(f"timed out waiting for {what}\n{workers.log_tail()}")
 
 
 def _status_counts() -> Counter:
@@ -190,7 +96,7 @@ def test_two_planners_and_two_workers_send_each_email_once(portfolio, open_hours
         workers.start(2)
         workers.enqueue(ids)
         workers.enqueue(ids)  # a repeated beat tick enqueues everything again
-        _wait_until(lambda: _status_counts().get("sent", 0) == N_CLIENTS, 90, "all notices sent", workers)
+        wait_until(lambda: _status_counts().get("sent", 0) == N_CLIENTS, 90, "all notices sent", workers)
         time.sleep(1)  # let any duplicate task finish before counting
     finally:
         workers.stop()
@@ -208,7 +114,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(portfol
     try:
         workers.start(2)
         workers.enqueue(ids)
-        _wait_until(lambda: _status_counts().get("sent", 0) >= N_CLIENTS // 4, 60, "a quarter sent", workers)
+        wait_until(lambda: _status_counts().get("sent", 0) >= N_CLIENTS // 4, 60, "a quarter sent", workers)
         workers.kill(0)
         # What beat does every minute: hand every due or abandoned notice to the workers again.
         time.sleep(lease + 1)
