@@ -34,7 +34,7 @@ LONG_TESTS = (
     "tests/cobranza/test_simulation_hourly.py",
     "tests/test_make_run.py",
     "tests/cobranza/test_spread.py",
-    "tests/cobranza/test_workers.py",
+    "tests/faults/test_workers.py",
     "tests/test_i18n.py",
     "tests/cobranza/test_import_scale.py",
     "tests/cobranza/test_forecast.py",
