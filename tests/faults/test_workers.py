@@ -15,8 +15,8 @@ from django.utils import timezone
 from accounts import services as ledger
 from cobranza.engine.dispatch import due_notice_ids
 from cobranza.engine.planner import plan
-from cobranza.models import MessageTemplate, MessageTemplateText, Notice, Policy, PolicyStep
-from tests.factories import make_client, make_invoice, segment
+from cobranza.models import Notice
+from tests.factories import make_client, make_invoice
 from tests.smtp import SMTPServer
 from tests.workers import Workers, wait_until
 
@@ -33,37 +33,16 @@ def smtp():
 
 
 @pytest.fixture
-def portfolio(gerente, gestora):
-    """N clients with one invoice due yesterday, one email step at +1 day."""
-    Policy.objects.filter(segment=segment("regular")).delete()
-    policy = Policy.objects.create(name="Prueba workers", segment=segment("regular"))
-    tpl = MessageTemplate.objects.create(code="w-email", name="w", channel="email")
-    MessageTemplateText.objects.create(
-        template=tpl, language="es", subject="Saldo {{ cliente }}", body="{{ cliente }}: {{ total_texto }}"
-    )
-    PolicyStep.objects.create(policy=policy, position=1, name="Aviso", offset_days=1, channel="email", template=tpl)
+def portfolio(fault_policy, gerente, gestora):
+    """N clients with one invoice due yesterday, under the fault suite's policy: one email step
+    at +1 day, contact rules that allow any time of day, all at once (tests/faults/conftest.py),
+    so the test does not depend on the clock."""
     due = timezone.localdate() - dt.timedelta(days=1)
     for i in range(N_CLIENTS):
         client = make_client(by=gerente, collector=gestora, legal_name=f"Cliente {i:03d}")
         ledger.contact_create(by=gerente, client=client, name=f"Pagos {i}", email=f"pagos{i}@example.com")
         make_invoice(by=gerente, client=client, number=f"W-{i:04d}", due_date=due)
-    return policy
-
-
-@pytest.fixture
-def open_hours(db):
-    """Contact rules allow any time of day, all of it at once (no spread over the day,
-    docs/domain.md#spread), so the test does not depend on the clock."""
-    from cobranza.models import ContactRules
-
-    ContactRules.objects.update(
-        start_time=dt.time(0, 0),
-        end_time=dt.time(23, 59, 59),
-        weekdays="1,2,3,4,5,6,7",
-        skip_holidays=False,
-        max_per_channel_7d=50,
-        spread_sends=False,
-    )
+    return fault_policy
 
 
 def _status_counts() -> Counter:
@@ -87,7 +66,7 @@ def _planners_at_once(n: int = 2) -> None:
         t.join()
 
 
-def test_two_planners_and_two_workers_send_each_email_once(portfolio, open_hours, smtp, tmp_path):
+def test_two_planners_and_two_workers_send_each_email_once(portfolio, smtp, tmp_path):
     _planners_at_once()
     ids = list(Notice.objects.values_list("id", flat=True))
     assert len(ids) == N_CLIENTS
@@ -106,7 +85,7 @@ def test_two_planners_and_two_workers_send_each_email_once(portfolio, open_hours
     assert sorted(m["To"] for m in smtp.messages) == sorted(f"pagos{i}@example.com" for i in range(N_CLIENTS))
 
 
-def test_a_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(portfolio, open_hours, smtp, tmp_path):
+def test_a_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(portfolio, smtp, tmp_path):
     plan(today=timezone.localdate())
     ids = list(Notice.objects.values_list("id", flat=True))
     lease = 4
