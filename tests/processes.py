@@ -86,6 +86,25 @@ def spawn(args: list[str], *, env: dict[str, str], log: Path):
         handle.close()
 
 
+def celery_worker_args(queue: str, name: str, *options: str) -> list[str]:
+    """The arguments after ``celery -A <app>`` of a test worker: on ``queue`` alone, named
+    after it, with ``options`` (concurrency...), and without gossip, mingle or heartbeat, so
+    the workers of a test neither wait for nor talk to any other."""
+    return [
+        "worker",
+        "-l",
+        "info",
+        "-Q",
+        queue,
+        *options,
+        "-n",
+        f"{name}-{queue}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+
+
 def kill_group(proc, sig: int | None = None, *, timeout: float = 10.0) -> None:
     """Send ``sig`` (SIGKILL by default) to the process group of ``proc`` and reap it."""
     sig = signal.SIGKILL if sig is None else sig

@@ -3,8 +3,6 @@ race or count what two workers send): on a queue of their own, against the test 
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
 import uuid
@@ -14,7 +12,7 @@ from django.conf import settings
 from django.db import connection
 
 from cobranza import tasks
-from tests.processes import ROOT, clean_env
+from tests.processes import celery_worker_args, clean_env, kill_group, spawn, stop_groups
 
 
 def redis_broker() -> str:
@@ -47,50 +45,18 @@ class Workers:
     def start(self, n: int = 1) -> None:
         for _ in range(n):
             i = len(self.procs)
-            log = (self.logs / f"worker{i}.log").open("w")
-            proc = subprocess.Popen(
-                [
-                    "celery",
-                    "-A",
-                    "morosos",
-                    "worker",
-                    "-l",
-                    "info",
-                    "-Q",
-                    self.queue,
-                    "--concurrency",
-                    "2",
-                    "-n",
-                    f"w{i}-{self.queue}@%h",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--without-heartbeat",
-                ],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            self.procs.append(proc)
+            args = celery_worker_args(self.queue, f"w{i}", "--concurrency", "2")
+            self.procs.append(spawn(["celery", "-A", "morosos", *args], env=self.env, log=self.logs / f"worker{i}.log"))
 
     def enqueue(self, ids) -> None:
         for notice_id in ids:
             tasks.dispatch_notice.apply_async(args=[notice_id], queue=self.queue)
 
     def kill(self, i: int) -> None:
-        os.killpg(self.procs[i].pid, signal.SIGKILL)
-        self.procs[i].wait(timeout=10)
+        kill_group(self.procs[i])
 
     def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_groups(self.procs)
 
     def log_tail(self) -> str:
         return "\n".join((p.read_text()[-2000:]) for p in sorted(self.logs.glob("*.log")))

@@ -38,7 +38,7 @@ from django.utils import timezone
 from accounts.models import Client, Contact, Invoice
 from cobranza.models import CollectorTask, Notice, TaskKind
 from tests.factories import segment
-from tests.processes import clean_env, kill_group, spawn, stop_groups
+from tests.processes import celery_worker_args, clean_env, kill_group, spawn, stop_groups
 from tests.smtp import Recorder, SMTPServer
 
 NOTICE_ID = re.compile(r"<notice-(\d+)\.")
@@ -157,23 +157,9 @@ class Rig:
     def start_worker(self, *, wait: bool = True):
         self._started += 1
         name = f"worker{self._started}"
-        proc = self._celery(
-            "worker",
-            "-l",
-            "info",
-            "-Q",
-            self.queue,
-            "--concurrency",
-            "2",
-            "--max-tasks-per-child",  # as in the Procfile
-            "500",
-            "-n",
-            f"{name}-{self.queue}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            name=name,
-        )
+        # --max-tasks-per-child as in the Procfile
+        options = ("--concurrency", "2", "--max-tasks-per-child", "500")
+        proc = self._celery(*celery_worker_args(self.queue, name, *options), name=name)
         self.workers.append(proc)
         if wait:
             self.wait_ready(proc)
