@@ -1732,7 +1732,7 @@ LEDGER_MODELS = (
 )
 
 
-def _reset_tables() -> list:
+def portfolio_models() -> list:
     """The models whose rows go with the clients: the ledger's, and every model (of any app,
     e.g. cobranza's notices, tasks, snapshots) holding a required or cascading reference to
     one of them, recursively. A nullable SET_NULL reference alone does not pull a model in."""
@@ -1763,7 +1763,7 @@ def reset_ledger(stdout: Callable[[str], None] | None = None) -> dict[str, int]:
     deletes took minutes. PostgreSQL refuses it (and nothing is lost) if a table outside the
     list still refers to one inside — a model that only holds a nullable reference — so
     those references are cleared first, as ``on_delete=SET_NULL`` would."""
-    doomed = _reset_tables()
+    doomed = portfolio_models()
     deleted = {}
     with transaction.atomic():
         for model in apps.get_models(include_auto_created=True):
