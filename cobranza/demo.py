@@ -21,6 +21,9 @@ from __future__ import annotations
 import datetime as dt
 import io
 import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from decimal import ROUND_DOWN, Decimal
 
 from django.contrib.auth import get_user_model
@@ -105,36 +108,42 @@ def seed(*, today: dt.date, seed: int, stdout=None, phases: Phases | None = None
         judged = commitments.judge(today=today - dt.timedelta(days=1))
     with phase("cobranza: replies"):
         answered = _replies(rng, today)
-    with transaction.atomic():
-        history = _history(seed, today, phase)
-    # The jobs below read what the steps above wrote in bulk: hundreds of thousands of rows
-    # in tables autovacuum has not looked at yet. Without statistics the planner takes them
-    # for empty and picks nested loops (the profiles took ten times longer at 100,000 clients).
-    with phase("cobranza: statistics"):
-        _analyze(
-            Dispute,
-            Dispute.invoices.through,
-            Commitment,
-            Commitment.invoices.through,
-            Installment,
-            Notice,
-            NoticeItem,
-            CollectorTask,
-            InboundMessage,
-            WorklistRankDirty,
-        )
-    with phase("cobranza: profiles"):
-        profiles = _profiles(today)
-    with phase("cobranza: statistics"):
-        _analyze(ClientProfile, SettlementOffset, SettlementNorm)
-    # Month-end aging for the dashboard's trend and roll rates (13: the first month's CEI needs
-    # the close of the month before).
-    with phase("cobranza: month-end snapshots"):
-        snapshots = dashboard_jobs.backfill_snapshots(months=13, today=today)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seed-month-end") as beside:
+        # Month-end aging for the dashboard's trend and roll rates (13: the first month's CEI
+        # needs the close of the month before). The closes read the invoices, payments and
+        # disputes, all written by now; nothing below writes them. So when those rows are
+        # committed, the closes run on a connection of their own beside the history, profiles
+        # and alerts: each of those phases runs its statements on one core, and the machine has
+        # more (at 100,000 clients the closes take ~55 s). Inside a caller's transaction (a
+        # test) another connection would not see the rows: then they are taken in turn.
+        closes = None if connection.in_atomic_block else beside.submit(copy_context().run, _closes, today, phase)
+        with transaction.atomic():
+            history = _history(seed, today, phase)
+        # The jobs below read what the steps above wrote in bulk: hundreds of thousands of rows
+        # in tables autovacuum has not looked at yet. Without statistics the planner takes them
+        # for empty and picks nested loops (the profiles took ten times longer at 100,000 clients).
+        with phase("cobranza: statistics"):
+            _analyze(
+                Dispute,
+                Dispute.invoices.through,
+                Commitment,
+                Commitment.invoices.through,
+                Installment,
+                Notice,
+                NoticeItem,
+                CollectorTask,
+                InboundMessage,
+                WorklistRankDirty,
+            )
+        with phase("cobranza: profiles"):
+            profiles = _profiles(today)
+        with phase("cobranza: statistics"):
+            _analyze(ClientProfile, SettlementOffset, SettlementNorm)
+        with phase("cobranza: alerts"):
+            raised = alerts.raise_alerts(today=today - dt.timedelta(days=1))
+        snapshots = _closes(today, phase) if closes is None else closes.result()
     with phase("cobranza: statistics"):
         _analyze(AgingSnapshot)
-    with phase("cobranza: alerts"):
-        raised = alerts.raise_alerts(today=today - dt.timedelta(days=1))
     return (
         f"cobranza: empresa «{profile.trade_name}» configurada; {disputes} disputas, "
         f"{made['promise']} promesas ({made['open']} vigentes), "
@@ -145,6 +154,17 @@ def seed(*, today: dt.date, seed: int, stdout=None, phases: Phases | None = None
         f"{len(snapshots)} cierres de mes; "
         f"{raised.get('raised', 0) if isinstance(raised, dict) else 0} alertas tempranas"
     )
+
+
+def _closes(today: dt.date, phase: Phases) -> dict:
+    """The month-end snapshots of the 13 months before ``today``. On a thread of its own, it
+    closes its own database connection when done."""
+    try:
+        with phase("cobranza: month-end snapshots"):
+            return dashboard_jobs.backfill_snapshots(months=13, today=today)
+    finally:
+        if threading.current_thread() is not threading.main_thread():
+            connection.close()
 
 
 def _analyze(*models) -> None:

@@ -109,3 +109,42 @@ def _shape(sql: str) -> str:
     sql = re.sub(r"ARRAY\[[^\]]*\]", "ARRAY[…]", sql)
     sql = re.sub(r" IN \([^()]*\)", " IN (…)", sql)
     return re.sub(r"\d+", "0", sql)[:200]
+
+
+def _snapshot_rows() -> list[tuple]:
+    from cobranza.models import AgingSnapshot
+
+    columns = [f.attname for f in AgingSnapshot._meta.concrete_fields if f.attname not in ("id", "computed_at")]
+    return sorted(AgingSnapshot.objects.values_list(*columns))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_ledger_committed_the_month_end_closes_run_beside_the_rest_and_match(monkeypatch):
+    """Outside a transaction (``make run``, a shell) the closes run on a connection of their
+    own while the history, profiles and alerts are written; they store what closes taken in
+    turn store, and leave no connection open."""
+    threads = []
+    closes = cobranza_demo._closes
+
+    def recorded(*args):
+        import threading
+
+        threads.append(threading.current_thread().name)
+        return closes(*args)
+
+    monkeypatch.setattr(cobranza_demo, "_closes", recorded)
+    seed(clients=25)
+    assert len(threads) == 1 and threads[0].startswith("seed-month-end")
+    beside = _snapshot_rows()
+    assert len({row[0] for row in beside}) == 13  # thirteen month ends, each with rows
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND backend_type = 'client backend'"
+        )
+        assert cur.fetchone()[0] == 0
+
+    from cobranza.dashboard import jobs as dashboard_jobs
+
+    dashboard_jobs.backfill_snapshots(months=13, today=TODAY)  # in turn, on this connection: replaces them
+    assert _snapshot_rows() == beside
