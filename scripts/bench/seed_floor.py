@@ -1,7 +1,7 @@
 # ruff: noqa: S608 - only table, index and constraint names read from the catalogue are interpolated
 """How fast could a seed possibly be? ``python -m scripts.bench.seed_floor`` on a seeded database.
 
-The floor under ``seed_demo`` (issue 12 asks ≤ 60 s for 100,000 clients): the time PostgreSQL
+The floor under ``seed_demo`` (its goal, ≤ 60 s for 100,000 clients, is in docs/benchmarks.md): the time PostgreSQL
 itself takes to write the rows a seed leaves behind, with nothing generated, checked or
 computed. Every table that goes with the clients (``accounts.demo.portfolio_models``: the
 ledger and the collections tables hanging off it) is copied with one ``INSERT … SELECT`` into
