@@ -66,6 +66,22 @@ class _Rollback(Exception):
     pass
 
 
+# (table, definition) of each index, and of each foreign key, of the given tables.
+_DEFINITIONS = {
+    "index": "SELECT c.relname, pg_get_indexdef(x.indexrelid) FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid",
+    "foreign key": "SELECT c.relname, pg_get_constraintdef(x.oid) FROM pg_constraint x "
+    "JOIN pg_class c ON c.oid = x.conrelid AND x.contype = 'f'",
+}
+
+
+def _definitions(cur, what: str, tables) -> list[tuple[str, str]]:
+    cur.execute(
+        f"{_DEFINITIONS[what]} WHERE c.relname = ANY(%s) AND c.relnamespace = 'public'::regnamespace ORDER BY 1, 2",
+        [list(tables)],
+    )
+    return cur.fetchall()
+
+
 def measure(log=print) -> Floor:
     """Copy, index, constrain and analyse the portfolio's tables in a scratch schema; roll back."""
     from django.db import connection, transaction
@@ -106,12 +122,7 @@ def measure(log=print) -> Floor:
                 timed("insert", table, f"INSERT INTO {SCHEMA}.{q(table)} ({columns}) SELECT {columns} FROM {q(table)}")
                 cur.execute(f"SELECT count(*) FROM {SCHEMA}.{q(table)}")
                 floor.rows[table] = cur.fetchone()[0]
-            cur.execute(
-                "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
-                "WHERE c.relname = ANY(%s) AND c.relnamespace = 'public'::regnamespace ORDER BY 1, 2",
-                [list(tables)],
-            )
-            indexes = cur.fetchall()
+            indexes = _definitions(cur, "index", tables)
             log(f"seed_floor: building {len(indexes)} indexes")
             for table, definition in indexes:
                 # "CREATE [UNIQUE] INDEX name ON [ONLY] public.table USING …": the twin's, named by PostgreSQL.
@@ -122,14 +133,7 @@ def measure(log=print) -> Floor:
                 )
                 timed("index", table, twin)
                 floor.indexes += 1
-            cur.execute(
-                "SELECT t.relname, pg_get_constraintdef(con.oid) FROM pg_constraint con "
-                "JOIN pg_class t ON t.oid = con.conrelid "
-                "WHERE con.contype = 'f' AND t.relname = ANY(%s) AND t.relnamespace = 'public'::regnamespace "
-                "ORDER BY 1, 2",
-                [list(tables)],
-            )
-            foreign_keys = cur.fetchall()
+            foreign_keys = _definitions(cur, "foreign key", tables)
             log(f"seed_floor: checking {len(foreign_keys)} foreign keys")
             for table, definition in foreign_keys:
                 # A reference into the portfolio goes to the twin; one outside it (users,
