@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import random
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 from decimal import ROUND_DOWN, Decimal
@@ -116,7 +115,7 @@ def seed(*, today: dt.date, seed: int, stdout=None, phases: Phases | None = None
         # and alerts: each of those phases runs its statements on one core, and the machine has
         # more (at 100,000 clients the closes take ~55 s). Inside a caller's transaction (a
         # test) another connection would not see the rows: then they are taken in turn.
-        closes = None if connection.in_atomic_block else beside.submit(copy_context().run, _closes, today, phase)
+        closes = None if connection.in_atomic_block else beside.submit(copy_context().run, _closes_beside, today, phase)
         with transaction.atomic():
             history = _history(seed, today, phase)
         # The jobs below read what the steps above wrote in bulk: hundreds of thousands of rows
@@ -157,14 +156,17 @@ def seed(*, today: dt.date, seed: int, stdout=None, phases: Phases | None = None
 
 
 def _closes(today: dt.date, phase: Phases) -> dict:
-    """The month-end snapshots of the 13 months before ``today``. On a thread of its own, it
-    closes its own database connection when done."""
+    """The month-end snapshots of the 13 months before ``today``."""
+    with phase("cobranza: month-end snapshots"):
+        return dashboard_jobs.backfill_snapshots(months=13, today=today)
+
+
+def _closes_beside(today: dt.date, phase: Phases) -> dict:
+    """``_closes`` on the seed's second thread, which then closes the connection it opened."""
     try:
-        with phase("cobranza: month-end snapshots"):
-            return dashboard_jobs.backfill_snapshots(months=13, today=today)
+        return _closes(today, phase)
     finally:
-        if threading.current_thread() is not threading.main_thread():
-            connection.close()
+        connection.close()
 
 
 def _analyze(*models) -> None:
